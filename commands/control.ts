@@ -1,0 +1,151 @@
+/**
+ * `ess control`: start/stop the system, winter mode, fast charge, charge strategy, backup.
+ *
+ * @module
+ */
+import type { EssClient } from "../lib/client.ts";
+import { UsageError } from "../lib/errors.ts";
+import type { JsonObject } from "../lib/flatten.ts";
+import { CHARGE_STRATEGIES, type ChargeStrategy } from "../lib/states.ts";
+import {
+  choose,
+  type Command,
+  DEVICE_OPTIONS,
+  GENERAL_OPTIONS,
+  type Io,
+  parseCommand,
+} from "./_cli.ts";
+import { openDevice } from "./_device.ts";
+
+/** `on`/`off` and their synonyms; anything else is a usage error. */
+export function parseSwitch(text: string | undefined, what: string): boolean {
+  const t = text?.trim().toLowerCase();
+  if (t === "on" || t === "true" || t === "1") return true;
+  if (t === "off" || t === "false" || t === "0") return false;
+  throw new UsageError(
+    t === undefined
+      ? `${what} needs on or off`
+      : `${what}: ${JSON.stringify(text)} is not on or off`,
+  );
+}
+
+const TARGETS = ["active", "winter", "fastcharge", "strategy", "backup", "gridcharge"] as const;
+type Target = typeof TARGETS[number];
+
+const show = (state: JsonObject, keys: string[]) =>
+  keys.filter((k) => state[k] !== undefined).map((k) => `${k}=${JSON.stringify(state[k])}`)
+    .join(" ");
+
+/** Carries out one control and returns the device's new state, read back, as one line. */
+export async function applyControl(
+  client: EssClient,
+  target: Target,
+  value: string | undefined,
+  reserve: number | undefined,
+): Promise<string> {
+  switch (target) {
+    case "active": {
+      await client.setOperation(parseSwitch(value, "active"));
+      const home = await client.read("home");
+      const operation = home["operation"] as JsonObject | undefined;
+      const status = operation?.["status"];
+      return `active: ${status === "start" ? "on" : status === "stop" ? "off" : "unknown"} ` +
+        `(operation status=${JSON.stringify(status ?? null)})`;
+    }
+    case "winter": {
+      await client.setWinterMode(parseSwitch(value, "winter"));
+      const batt = await client.read("batt");
+      return `winter mode: ${batt["winter_setting"] ?? "unknown"} (${
+        show(batt, ["winter_setting", "winter_status"])
+      })`;
+    }
+    case "fastcharge": {
+      await client.setFastCharge(parseSwitch(value, "fastcharge"));
+      const batt = await client.read("batt");
+      const alg = batt["alg_setting"];
+      return `fast charge: ${alg === "on" || alg === "1" ? "on" : "off"} (alg_setting=${
+        JSON.stringify(alg ?? null)
+      })`;
+    }
+    case "strategy": {
+      const strategy = choose(
+        value,
+        Object.keys(CHARGE_STRATEGIES) as ChargeStrategy[],
+        "strategy",
+      );
+      await client.setChargeStrategy(strategy);
+      const batt = await client.read("batt");
+      const alg = String(batt["alg_setting"] ?? "");
+      const name = Object.entries(CHARGE_STRATEGIES).find(([, v]) => v === alg)?.[0] ??
+        (alg === "on" ? "fast-charge" : alg === "off" ? "battery-care" : "unknown");
+      return `charge strategy: ${name} (alg_setting=${JSON.stringify(alg)})`;
+    }
+    case "backup": {
+      await client.setBackupMode(parseSwitch(value, "backup"), reserve);
+      const batt = await client.read("batt");
+      return `backup mode: ${batt["backup_setting"] ?? "unknown"} (${
+        show(batt, ["backup_setting", "backup_status", "backup_soc"])
+      })`;
+    }
+    case "gridcharge": {
+      await client.setGridCharge(parseSwitch(value, "gridcharge"));
+      const batt = await client.read("batt");
+      return `grid charging: ${batt["auto_charge"] === "1" ? "on" : "off"} (${
+        show(batt, ["auto_charge"])
+      })`;
+    }
+  }
+}
+
+const command: Command = {
+  name: "control",
+  summary: "switch the system, winter mode, fast charge, charge strategy, backup",
+  usage:
+    "control <active|winter|fastcharge|backup|gridcharge> <on|off> | control strategy <STRATEGY>",
+  description: "Changes one setting, then reads the device back and prints its new state.\n" +
+    "  active on|off        start or stop the whole system\n" +
+    "  winter on|off        winter mode (on keeps the battery warm and charged)\n" +
+    "  fastcharge on|off    fast charge (on newer firmware: strategy fast-charge / battery-care)\n" +
+    "  strategy STRATEGY    battery-care, fast-charge or weather-forecast (newer firmware)\n" +
+    "  backup on|off        backup mode, with --soc for the reserve to keep\n" +
+    "  gridcharge on|off    charge from the grid to keep the backup reserve",
+  options: [
+    {
+      name: "soc",
+      type: "string",
+      arg: "PERCENT",
+      help: "backup reserve in % (with 'backup on')",
+      config: false,
+    },
+    ...DEVICE_OPTIONS,
+    ...GENERAL_OPTIONS,
+  ],
+  examples: [
+    "ess control winter on",
+    "ess control active off",
+    "ess control strategy weather-forecast",
+    "ess control backup on --soc 30",
+  ],
+  async run(argv: string[], io: Io): Promise<number> {
+    const p = await parseCommand(command, argv, io);
+    if (!p) return 0;
+    const [targetArg, value, ...extra] = p.positionals;
+    const target = choose(targetArg, TARGETS, "control");
+    if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
+    if (target === "strategy") choose(value, Object.keys(CHARGE_STRATEGIES), "strategy");
+    else parseSwitch(value, target);
+    const reserve = p.integer("soc", 0, 100);
+    if (reserve !== undefined && target !== "backup") {
+      throw new UsageError("--soc goes with 'ess control backup on'");
+    }
+    const session = openDevice(p);
+    try {
+      io.out(`${await applyControl(session.client, target, value, reserve)}\n`);
+    } finally {
+      session.close();
+    }
+    return 0;
+  },
+};
+
+export default command;

@@ -1,0 +1,122 @@
+/**
+ * `ess data`: read the device's live state.
+ *
+ * @module
+ */
+import { detectFamily } from "../lib/client.ts";
+import { UsageError } from "../lib/errors.ts";
+import { flatten, type JsonObject } from "../lib/flatten.ts";
+import { isStateName, STATE_NAMES, type StateName } from "../lib/states.ts";
+import { probeFingerprint } from "../lib/transport.ts";
+import {
+  choose,
+  type Command,
+  DEVICE_OPTIONS,
+  GENERAL_OPTIONS,
+  type Io,
+  parseCommand,
+} from "./_cli.ts";
+import { deviceHost, openDevice } from "./_device.ts";
+import { table } from "./_format.ts";
+
+const FORMATS = ["json", "table", "flat"] as const;
+
+/** Output of `ess data` in each format. */
+export function renderData(
+  data: Record<string, JsonObject>,
+  format: typeof FORMATS[number],
+): string {
+  if (format === "json") return `${JSON.stringify(data, null, 2)}\n`;
+  const leaves = Object.entries(data).flatMap(([state, answer]) =>
+    flatten(answer, [state]).map(({ path, value }) => [path, value] as const)
+  );
+  if (format === "flat") {
+    return leaves.map(([path, value]) => `${path.join("/")} ${value}\n`).join("");
+  }
+  return table([
+    ["STATE", "FIELD", "VALUE"],
+    ...leaves.map(([[state = "", ...rest], value]) => [state, rest.join("/"), value]),
+  ]);
+}
+
+/** Parses `--only home,common`. */
+export function parseStates(text: string | undefined): StateName[] {
+  if (text === undefined) return STATE_NAMES;
+  const names = text.split(",").map((s) => s.trim()).filter(Boolean);
+  for (const name of names) {
+    if (!isStateName(name)) {
+      throw new UsageError(
+        `unknown state ${JSON.stringify(name)}: one of ${STATE_NAMES.join(", ")}`,
+      );
+    }
+  }
+  if (names.length === 0) throw new UsageError(`--only needs one of ${STATE_NAMES.join(", ")}`);
+  return names as StateName[];
+}
+
+const command: Command = {
+  name: "data",
+  summary: "read the live state: power flows, battery, grid, settings",
+  usage: "data [--only STATES] [--format json|table|flat]",
+  description: "Reads the device's states and prints them with the values exactly as the device " +
+    "sent them.\nStates: " + STATE_NAMES.join(", ") + ".",
+  options: [
+    {
+      name: "only",
+      type: "string",
+      arg: "STATES",
+      help: "comma-separated states to read (default: all)",
+      config: false,
+    },
+    {
+      name: "format",
+      type: "string",
+      arg: "FORMAT",
+      help: "json (as the device sent it), table, or flat (home/statistics/load_power 376)",
+      default: "json",
+      config: false,
+    },
+    {
+      name: "show-fingerprint",
+      type: "boolean",
+      help: "print the device certificate's SHA-256 fingerprint, to pin with --fingerprint",
+      config: false,
+    },
+    ...DEVICE_OPTIONS,
+    ...GENERAL_OPTIONS,
+  ],
+  examples: [
+    "ess data --host 192.168.1.20 --password a1b2c3d4e5f6",
+    "ess data --only home,batt --format table",
+    "ess data --host 192.168.1.20 --show-fingerprint",
+  ],
+  async run(argv: string[], io: Io): Promise<number> {
+    const p = await parseCommand(command, argv, io);
+    if (!p) return 0;
+    if (p.positionals.length > 0) {
+      throw new UsageError(`ess data takes no arguments (got ${JSON.stringify(p.positionals[0])})`);
+    }
+    const states = parseStates(p.string("only"));
+    const format = choose(p.string("format"), FORMATS, "format");
+    if (p.flag("show-fingerprint")) {
+      const host = deviceHost(p);
+      const timeoutMs = (p.seconds("timeout") ?? 10) * 1000;
+      io.out(`${await probeFingerprint(host.hostname, host.port, timeoutMs)}\n`);
+      return 0;
+    }
+    const session = openDevice(p);
+    try {
+      const data = await session.client.readAll(states);
+      const sample = data["home"] ?? data["common"] ?? data["systeminfo"];
+      if (sample && detectFamily(sample) !== "ESS Home 8/10") {
+        p.log.info(`${session.host.authority} looks like an ${detectFamily(sample)}`);
+      }
+      io.out(renderData(data, format));
+    } finally {
+      session.close();
+    }
+    return 0;
+  },
+};
+
+export default command;

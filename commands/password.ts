@@ -1,0 +1,48 @@
+/**
+ * `ess password`: read the device password on the device's own Wi-Fi.
+ *
+ * @module
+ */
+import { readDevicePassword } from "../lib/client.ts";
+import { UsageError } from "../lib/errors.ts";
+import { DEVICE_WIFI_HOST } from "../lib/states.ts";
+import { type Command, DEVICE_OPTIONS, GENERAL_OPTIONS, type Io, parseCommand } from "./_cli.ts";
+import { deviceFetch, parseHostPort } from "./_device.ts";
+
+const command: Command = {
+  name: "password",
+  summary: "read the device password (on the device's own Wi-Fi)",
+  usage: "password [--host 192.168.23.1]",
+  description: "Connect this computer to the ESS's own Wi-Fi access point (LGE_ESS-…) first.\n" +
+    "The password is static: write it down once and give it to the other commands.",
+  options: [
+    ...DEVICE_OPTIONS.filter((o) => o.name !== "password" && o.name !== "host"),
+    {
+      name: "host",
+      aliases: ["ess-host"],
+      type: "string",
+      arg: "HOST[:PORT]",
+      help: "the ESS on its own Wi-Fi",
+      default: DEVICE_WIFI_HOST,
+      config: false,
+      group: "Device",
+    },
+    ...GENERAL_OPTIONS,
+  ],
+  examples: ["ess password", "ess password --host 192.168.23.1"],
+  async run(argv: string[], io: Io): Promise<number> {
+    const p = await parseCommand(command, argv, io);
+    if (!p) return 0;
+    if (p.positionals.length > 0) throw new UsageError("ess password takes no arguments");
+    const host = parseHostPort(p.string("host") ?? DEVICE_WIFI_HOST, 443);
+    const fetch = deviceFetch(p);
+    try {
+      io.out(`${await readDevicePassword(fetch, host.authority)}\n`);
+    } finally {
+      fetch.close();
+    }
+    return 0;
+  },
+};
+
+export default command;

@@ -1,0 +1,388 @@
+/**
+ * The LG ESS client: login (classic and newer firmware), transparent re-login when the auth key
+ * expires, the five readable states, the statistics graphs and the controls. It speaks through
+ * any fetch-shaped function, so tests replay fixtures and the CLI uses the device transport.
+ *
+ * @module
+ */
+import {
+  AuthError,
+  BadAnswerError,
+  DeviceRefusedError,
+  LoginPathNotFoundError,
+  preview,
+  UsageError,
+  WrongPasswordError,
+} from "./errors.ts";
+import { isJsonObject, type Json, type JsonObject } from "./flatten.ts";
+import { type Logger, silentLogger } from "./log.ts";
+import {
+  BATT_SETTING_PATH,
+  type CalendarDate,
+  CHARGE_STRATEGIES,
+  type ChargeStrategy,
+  graphDateField,
+  type GraphDevice,
+  graphPath,
+  type GraphSpan,
+  LOGIN_PATHS,
+  OPERATION_PATH,
+  PASSWORD_KEY,
+  PASSWORD_PATH,
+  STATE_NAMES,
+  STATE_PATHS,
+  type StateName,
+  TIMESYNC_PATH,
+} from "./states.ts";
+import type { FetchLike } from "./transport.ts";
+
+/** Options of {@link EssClient}. */
+export interface EssClientOptions {
+  /** Device address, `HOST` or `HOST:PORT` (IPv6 in brackets). */
+  host: string;
+  /** The device password (its LAN MAC address, lowercase, no colons). */
+  password: string;
+  /** How requests are sent: the device transport, a test stub, or anything fetch-shaped. */
+  fetch: FetchLike;
+  /** Where the client logs re-logins and firmware quirks. */
+  logger?: Logger | undefined;
+  /** The clock for timesync. */
+  now?: (() => Date) | undefined;
+}
+
+/** A statistics graph as the device answers it. */
+export interface GraphAnswer extends JsonObject {
+  loginfo: JsonObject[];
+}
+
+interface Answer {
+  status: number;
+  text: string;
+  json: JsonObject | undefined;
+}
+
+/** The device families ess knows apart. */
+export type DeviceFamily = "ESS Home 8/10" | "ESS Home 15";
+
+/**
+ * Which family an answer (`home`, `common` or `systeminfo`) comes from: ESS Home 15 sends JSON
+ * numbers, 0.1 kW power fields and `ess[]` arrays where the Home 8/10 sends strings.
+ */
+export function detectFamily(answer: JsonObject): DeviceFamily {
+  const text = JSON.stringify(answer);
+  if (/_01kW"|"ess":\s*\[/.test(text) || /":\s*-?\d/.test(text)) return "ESS Home 15";
+  return "ESS Home 8/10";
+}
+
+function isAuthFailure(answer: Answer): boolean {
+  if (answer.status === 405) return true;
+  const auth = answer.json?.["auth"];
+  return typeof auth === "string" && /fail|timeout|expire/i.test(auth);
+}
+
+const pad = (n: number) => String(n).padStart(2, "0");
+
+/** `YYYY-MM-DD HH:MM:SS` in UTC, as timesync wants it. */
+export function utcStamp(date: Date): string {
+  return `${date.getUTCFullYear()}-${pad(date.getUTCMonth() + 1)}-${pad(date.getUTCDate())} ` +
+    `${pad(date.getUTCHours())}:${pad(date.getUTCMinutes())}:${pad(date.getUTCSeconds())}`;
+}
+
+/**
+ * One LG ESS. Requests never overlap on the device: each waits for the one before it.
+ *
+ * @example
+ * ```ts ignore
+ * const client = new EssClient({ host: "192.168.1.20", password: "a1b2c3d4e5f6", fetch: createDeviceFetch() });
+ * const home = await client.read("home");
+ * await client.setWinterMode(true);
+ * ```
+ */
+export class EssClient {
+  /** Device address as given. */
+  readonly host: string;
+  #password: string;
+  #fetch: FetchLike;
+  #log: Logger;
+  #now: () => Date;
+  #authKey: string | undefined;
+  #loginPath: string | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
+  #logins = 0;
+
+  constructor(options: EssClientOptions) {
+    this.host = options.host;
+    this.#password = options.password;
+    this.#fetch = options.fetch;
+    this.#log = options.logger ?? silentLogger;
+    this.#now = options.now ?? (() => new Date());
+  }
+
+  /** The login path that worked (`/v1/user/setting/login` or `/v1/login`), once known. */
+  get loginPath(): string | undefined {
+    return this.#loginPath;
+  }
+
+  /** How many successful logins this client has made. */
+  get logins(): number {
+    return this.#logins;
+  }
+
+  /** Forgets the auth key, so that the next request logs in again. */
+  forgetSession(): void {
+    this.#authKey = undefined;
+  }
+
+  /** Logs in now (requests also log in by themselves when needed). */
+  login(): Promise<void> {
+    return this.#exclusive(() => this.#login());
+  }
+
+  /** Reads one state, with the device's values unchanged. */
+  read(state: StateName): Promise<JsonObject> {
+    return this.#authed("POST", STATE_PATHS[state], {}, `Reading ${state}`);
+  }
+
+  /** Reads several states, in order, keyed by name. */
+  async readAll(states: readonly StateName[] = STATE_NAMES): Promise<Record<string, JsonObject>> {
+    const result: Record<string, JsonObject> = {};
+    for (const state of states) result[state] = await this.read(state);
+    return result;
+  }
+
+  /** Reads a statistics graph for the day, week, month or year that contains `date`. */
+  async graph(device: GraphDevice, span: GraphSpan, date: CalendarDate): Promise<GraphAnswer> {
+    const what = `Reading the ${device} ${span} graph`;
+    const answer = await this.#authed(
+      "POST",
+      graphPath(device, span),
+      graphDateField(span, date),
+      what,
+    );
+    const rows = answer["loginfo"];
+    return { ...answer, loginfo: Array.isArray(rows) ? rows.filter(isJsonObject) : [] };
+  }
+
+  /** Starts (`true`) or stops (`false`) the system. */
+  setOperation(run: boolean): Promise<void> {
+    return this.#control(
+      OPERATION_PATH,
+      { operation: run ? "start" : "stop" },
+      run ? "Starting the system" : "Stopping the system",
+    );
+  }
+
+  /** Switches winter mode on (`true`) or off (`false`). */
+  setWinterMode(on: boolean): Promise<void> {
+    return this.#control(
+      BATT_SETTING_PATH,
+      { wintermode: on ? "on" : "off" },
+      `Switching winter mode ${on ? "on" : "off"}`,
+    );
+  }
+
+  /**
+   * Switches fast charge on or off, in the form the device itself reports for `alg_setting`:
+   * `on`/`off` on older firmware, `1` (fast charge) / `0` (battery care) on newer.
+   */
+  async setFastCharge(on: boolean): Promise<void> {
+    const numeric = await this.#numericAlgSetting();
+    const value = numeric
+      ? CHARGE_STRATEGIES[on ? "fast-charge" : "battery-care"]
+      : on
+      ? "on"
+      : "off";
+    await this.#control(
+      BATT_SETTING_PATH,
+      { alg_setting: value },
+      `Switching fast charge ${on ? "on" : "off"}`,
+    );
+  }
+
+  /**
+   * Sets the charge strategy. Older firmware only knows fast charge on/off, which stand for
+   * `fast-charge` and `battery-care`; it has no weather forecast strategy.
+   */
+  async setChargeStrategy(strategy: ChargeStrategy): Promise<void> {
+    const what = `Setting the charge strategy to ${strategy}`;
+    let value: string;
+    if (await this.#numericAlgSetting()) value = CHARGE_STRATEGIES[strategy];
+    else if (strategy === "weather-forecast") {
+      throw new DeviceRefusedError(
+        this.host,
+        `${what} on ${this.host}: this firmware only has fast charge on/off`,
+      );
+    } else value = strategy === "fast-charge" ? "on" : "off";
+    await this.#control(BATT_SETTING_PATH, { alg_setting: value }, what);
+  }
+
+  /** Switches backup mode on or off, optionally with the reserve to keep (0–100 %). */
+  setBackupMode(on: boolean, reservePercent?: number): Promise<void> {
+    const body: JsonObject = { backupmode: on ? "on" : "off" };
+    if (reservePercent !== undefined) {
+      if (!Number.isInteger(reservePercent) || reservePercent < 0 || reservePercent > 100) {
+        throw new UsageError(
+          `backup reserve must be a whole percentage 0-100, not ${reservePercent}`,
+        );
+      }
+      body["backup_soc"] = String(reservePercent);
+    }
+    return this.#control(BATT_SETTING_PATH, body, `Switching backup mode ${on ? "on" : "off"}`);
+  }
+
+  /** Lets the device charge from the grid to keep the backup reserve (`true`) or not. */
+  setGridCharge(on: boolean): Promise<void> {
+    return this.#control(
+      BATT_SETTING_PATH,
+      { autocharge: on ? "1" : "0" },
+      `Switching grid charging ${on ? "on" : "off"}`,
+    );
+  }
+
+  async #numericAlgSetting(): Promise<boolean> {
+    const alg = (await this.read("batt"))["alg_setting"];
+    return (typeof alg === "string" && /^\d+$/.test(alg)) || typeof alg === "number";
+  }
+
+  async #control(path: string, body: JsonObject, what: string): Promise<void> {
+    const answer = await this.#authed("PUT", path, body, what);
+    const status = answer["status"];
+    if (status !== "success") {
+      throw new DeviceRefusedError(
+        this.host,
+        `${what} on ${this.host} was refused: ${preview(JSON.stringify(answer))}`,
+      );
+    }
+  }
+
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn);
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  #authed(method: string, path: string, body: JsonObject, what: string): Promise<JsonObject> {
+    return this.#exclusive(async () => {
+      if (this.#authKey === undefined) await this.#login();
+      let answer = await this.#send(method, path, { ...body, auth_key: this.#authKey! });
+      if (isAuthFailure(answer)) {
+        this.#log.info(`auth key for ${this.host} expired; logging in again`);
+        this.#authKey = undefined;
+        await this.#login();
+        answer = await this.#send(method, path, { ...body, auth_key: this.#authKey! });
+        if (isAuthFailure(answer)) {
+          this.#authKey = undefined;
+          throw new AuthError(
+            this.host,
+            `${what} on ${this.host}: the device refused a fresh auth key (is another client, ` +
+              `such as the phone app, logging in all the time?)`,
+          );
+        }
+      }
+      return this.#expectObject(answer, what);
+    });
+  }
+
+  #expectObject(answer: Answer, what: string): JsonObject {
+    if (answer.json === undefined) {
+      throw new BadAnswerError(this.host, what, answer.status, answer.text);
+    }
+    if (answer.status < 200 || answer.status >= 300) {
+      throw new DeviceRefusedError(
+        this.host,
+        `${what} on ${this.host} failed: HTTP ${answer.status} ${preview(answer.text)}`,
+      );
+    }
+    return answer.json;
+  }
+
+  async #send(method: string, path: string, body: JsonObject): Promise<Answer> {
+    const res = await this.#fetch(`https://${this.host}${path}`, {
+      method,
+      headers: { "content-type": "application/json", "accept": "application/json" },
+      body: JSON.stringify(body),
+    });
+    const text = await res.text();
+    let json: Json | undefined;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    this.#log.debug(`${method} ${path} -> HTTP ${res.status}`);
+    return { status: res.status, text, json: isJsonObject(json) ? json : undefined };
+  }
+
+  async #login(): Promise<void> {
+    const paths = [...new Set([this.#loginPath ?? LOGIN_PATHS[0], ...LOGIN_PATHS])];
+    for (const path of paths) {
+      const answer = await this.#send("PUT", path, { password: this.#password });
+      if (answer.status === 404) {
+        this.#log.debug(`no login at ${path} on ${this.host} (404)`);
+        continue;
+      }
+      const json = this.#expectObject(answer, "Login");
+      const status = json["status"];
+      const key = json["auth_key"];
+      if (status === "success" && typeof key === "string" && key !== "") {
+        if (this.#loginPath !== path) this.#log.debug(`logging in to ${this.host} at ${path}`);
+        this.#loginPath = path;
+        this.#authKey = key;
+        this.#logins++;
+        await this.#timesync(key);
+        return;
+      }
+      if (typeof status === "string" && /mismatch|wrong|invalid|incorrect/i.test(status)) {
+        throw new WrongPasswordError(this.host);
+      }
+      throw new DeviceRefusedError(
+        this.host,
+        `Login on ${this.host} failed: the device answered status ${preview(String(status))}`,
+      );
+    }
+    throw new LoginPathNotFoundError(this.host, paths);
+  }
+
+  async #timesync(key: string): Promise<void> {
+    const answer = await this.#send("PUT", TIMESYNC_PATH, {
+      auth_key: key,
+      by: "phone",
+      date_time: utcStamp(this.#now()),
+    });
+    if (answer.status === 404) {
+      this.#log.debug(`no timesync on ${this.host} (404): not needed on this firmware`);
+    } else if (answer.json?.["status"] !== "success") {
+      this.#log.warning(
+        `timesync on ${this.host} gave HTTP ${answer.status} ${preview(answer.text)}`,
+      );
+    }
+  }
+}
+
+/**
+ * Reads the device password. The device only answers on its own Wi-Fi access point
+ * (`192.168.23.1`).
+ */
+export async function readDevicePassword(fetch: FetchLike, host: string): Promise<string> {
+  const res = await fetch(`https://${host}${PASSWORD_PATH}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ key: PASSWORD_KEY }),
+  });
+  const text = await res.text();
+  let json: Json | undefined;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new BadAnswerError(host, "Reading the password", res.status, text);
+  }
+  const password = isJsonObject(json) ? json["password"] : undefined;
+  if (isJsonObject(json) && json["status"] === "success" && typeof password === "string") {
+    return password;
+  }
+  throw new DeviceRefusedError(
+    host,
+    `${host} would not tell its password: connect to the device's own Wi-Fi ` +
+      `("LGE_ESS-…") first, then run 'ess password' again`,
+  );
+}
