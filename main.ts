@@ -33,6 +33,10 @@ const COMMANDS: Record<string, Entry> = {
     summary: "switch the system, winter mode, fast charge, charge strategy, backup",
     load: () => import("./commands/control.ts"),
   },
+  mqtt: {
+    summary: "mirror the device into MQTT and take commands from it (pyess's essmqtt)",
+    load: () => import("./commands/mqtt.ts"),
+  },
   password: {
     summary: "read the device password (on the device's own Wi-Fi)",
     load: () => import("./commands/password.ts"),
