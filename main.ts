@@ -41,6 +41,14 @@ const COMMANDS: Record<string, Entry> = {
     summary: "read the device password (on the device's own Wi-Fi)",
     load: () => import("./commands/password.ts"),
   },
+  simulate: {
+    summary: "run a simulated LG ESS to try ess without hardware",
+    load: () => import("./commands/simulate.ts"),
+  },
+  demo: {
+    summary: "show ess working end to end against the built-in simulator",
+    load: () => import("./commands/demo.ts"),
+  },
 };
 
 function mainHelp(): string {
