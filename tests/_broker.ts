@@ -6,6 +6,7 @@
  * @module
  */
 import { createServer, type Server } from "node:net";
+import { createServer as createTlsServer } from "node:tls";
 import { Aedes } from "aedes";
 import mqtt from "@mqtt/mqtt";
 
@@ -57,14 +58,20 @@ async function waitForPort(port: number, timeoutMs = 5000): Promise<void> {
   }
 }
 
-/** An in-process aedes broker on 127.0.0.1 (port 0: a free one). */
-export async function startAedes(port = 0): Promise<TestBroker> {
+/** TLS material for a broker: PEM certificate chain and key. */
+export interface BrokerTls {
+  cert: string;
+  key: string;
+}
+
+/** An in-process aedes broker on 127.0.0.1 (port 0: a free one), with TLS if given. */
+export async function startAedes(port = 0, tls?: BrokerTls): Promise<TestBroker> {
   let broker: Aedes | undefined;
   let server: Server | undefined;
   let actual = port;
   const start = async () => {
     broker = await Aedes.createBroker();
-    server = createServer(broker.handle);
+    server = tls ? createTlsServer(tls, broker.handle) : createServer(broker.handle);
     await new Promise<void>((resolve, reject) => {
       server!.once("error", reject);
       server!.listen(actual, "127.0.0.1", () => resolve());
@@ -86,7 +93,7 @@ export async function startAedes(port = 0): Promise<TestBroker> {
       return actual;
     },
     get url() {
-      return `mqtt://127.0.0.1:${actual}`;
+      return `${tls ? "mqtts" : "mqtt"}://127.0.0.1:${actual}`;
     },
     start,
     stop,

@@ -302,6 +302,35 @@ for (const { name, start, ignore } of BROKERS) {
     );
 
     await t.step(
+      "should go offline while the device is unreachable, and online after",
+      () =>
+        withWorld(start, async (w) => {
+          await withBridge(w, {}, async () => {
+            await w.watcher.until(
+              () => w.watcher.last.get("ess/status")?.payload === "online",
+              "online",
+            );
+            await w.sim.refuseConnections(1500);
+            await w.watcher.until(
+              () => w.watcher.last.get("ess/status")?.payload === "offline",
+              "offline",
+            );
+            await w.watcher.until(
+              () => w.watcher.last.get("ess/status")?.payload === "online",
+              "online again",
+            );
+            const lines = w.log.filter((l) => !l.startsWith("debug"));
+            equal(
+              lines.filter((l) => /cannot read the device/.test(l)).length,
+              1,
+              lines.join("\n"),
+            );
+            equal(lines.filter((l) => /answers again/.test(l)).length, 1, lines.join("\n"));
+          });
+        }),
+    );
+
+    await t.step(
       "should bring state back after a broker restart without restarting ess",
       () =>
         withWorld(start, async (w) => {

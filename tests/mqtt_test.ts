@@ -128,3 +128,49 @@ for (const { name, start, ignore } of BROKERS) {
     },
   });
 }
+
+Deno.test("connectMqtt() over TLS", async (t) => {
+  const read = (name: string) =>
+    Deno.readTextFileSync(new URL(`../fixtures/tls/${name}`, import.meta.url));
+  const broker = await startAedes(0, { cert: read("broker.crt"), key: read("broker.key") });
+  try {
+    await t.step("should connect to mqtts:// trusting the CA from --mqtt-ca", async () => {
+      const connection = connectMqtt({
+        url: broker.url,
+        ca: read("broker-ca.crt"),
+        clientId: "ess-tls-test",
+      });
+      try {
+        await until(() => connection.connected, "a TLS connection");
+        await connection.publish("t/tls", "ok");
+      } finally {
+        await connection.close();
+      }
+    });
+
+    await t.step("should refuse a broker whose certificate it cannot verify", async () => {
+      const events: Events = { log: [], messages: [] };
+      const connection = connectMqtt({
+        url: broker.url,
+        clientId: "ess-tls-test-2",
+        reconnectBaseMs: 10_000,
+      });
+      const reasons: string[] = [];
+      connection.listen({
+        connected: () => events.log.push("connected"),
+        disconnected: (reason) => reasons.push(reason),
+        message: () => {},
+      });
+      try {
+        await until(() => reasons.length > 0, "the refusal");
+        assert(!connection.connected);
+        assert(/certificate|issuer|unknown/i.test(reasons[0]!), reasons[0]);
+        deepEqual(events.log, []);
+      } finally {
+        await connection.close();
+      }
+    });
+  } finally {
+    await broker.close();
+  }
+});
