@@ -1,0 +1,207 @@
+/**
+ * Benchmark of `ess mqtt`, run as `deno task bench` (it needs a whole process, so it is a script
+ * rather than a `Deno.bench`). It starts the simulator and an in-process aedes broker, runs the
+ * real CLI as a subprocess with the permissions of permissions.txt, and reads the subprocess's
+ * CPU time and memory from /proc:
+ *
+ * - CPU seconds and peak RSS over 20 s at a 1 s interval (pyess's essmqtt: 0.86 CPU-s, 51 MB);
+ * - CPU time per poll cycle and RSS growth over 10,000 fast cycles;
+ * - command latency: control message published -> request at the device, p50 and p95.
+ *
+ * @module
+ */
+import { type Simulator, startSimulator } from "../lib/simulator.ts";
+import { createLogger } from "../lib/log.ts";
+import { BATT_SETTING_PATH, STATE_PATHS } from "../lib/states.ts";
+import { startAedes, type TestBroker, watch, type Watcher } from "./_broker.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const PERMISSIONS = Deno.readTextFileSync(new URL("../permissions.txt", import.meta.url)).trim()
+  .split(/\s+/);
+/** Clock ticks per second of /proc's CPU times (`getconf CLK_TCK`), set before measuring. */
+let ticksPerSecond = 100;
+
+/** CPU seconds (user + system, all threads) and memory of a process, from /proc. */
+function sample(pid: number): { cpu: number; rssMb: number; peakMb: number } {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const cpu = (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN);
+  return { cpu, rssMb: kb("VmRSS") / 1024, peakMb: kb("VmHWM") / 1024 };
+}
+
+function spawnEss(sim: Simulator, broker: TestBroker, args: string[]): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--no-prompt",
+      ...PERMISSIONS,
+      MAIN,
+      "mqtt",
+      "--config",
+      "/dev/null",
+      "--log-level",
+      "warning",
+      "--host",
+      sim.host,
+      "--password",
+      sim.password,
+      "--fingerprint",
+      sim.fingerprint,
+      "--mqtt-server",
+      broker.url,
+      ...args,
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+}
+
+async function stopEss(child: Deno.ChildProcess): Promise<void> {
+  child.kill("SIGTERM");
+  await child.status;
+}
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function polls(sim: Simulator): number {
+  return sim.requests.filter((r) => r.path === STATE_PATHS.home).length;
+}
+
+async function untilPolls(sim: Simulator, n: number): Promise<void> {
+  while (polls(sim) < n) await pause(50);
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
+}
+
+async function atOneSecond(sim: Simulator, broker: TestBroker) {
+  const child = spawnEss(sim, broker, ["--interval-seconds", "1"]);
+  try {
+    await pause(2_000);
+    const started = sample(child.pid);
+    await pause(18_000);
+    const first20 = sample(child.pid);
+    await pause(2_000);
+    const steady = sample(child.pid);
+    return { started, first20, steady };
+  } finally {
+    await stopEss(child);
+  }
+}
+
+async function fastCycles(sim: Simulator, broker: TestBroker, cycles: number) {
+  const child = spawnEss(sim, broker, ["--interval-seconds", "0.001"]);
+  try {
+    const base = polls(sim);
+    await untilPolls(sim, base + 1000);
+    const warm = sample(child.pid);
+    const started = performance.now();
+    await untilPolls(sim, base + 1000 + cycles / 2);
+    const middle = sample(child.pid);
+    await untilPolls(sim, base + 1000 + cycles);
+    const end = sample(child.pid);
+    const seconds = (performance.now() - started) / 1000;
+    return { warm, middle, end, seconds, cycles };
+  } finally {
+    await stopEss(child);
+  }
+}
+
+async function commandLatency(
+  sim: Simulator,
+  broker: TestBroker,
+  watcher: Watcher,
+  arrivals: number[],
+  count: number,
+) {
+  const child = spawnEss(sim, broker, ["--interval-seconds", "1"]);
+  try {
+    await watcher.until(() => watcher.last.get("ess/status")?.payload === "online", "online");
+    const latencies: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const seen = arrivals.length;
+      const sent = performance.now();
+      await watcher.publish("ess/control/winter_mode", i % 2 === 0 ? "true" : "false");
+      while (arrivals.length === seen) await pause(1);
+      latencies.push(arrivals[seen]! - sent);
+      // Spread the commands over the poll cycle.
+      await pause(37 + (i * 53) % 200);
+    }
+    return latencies.sort((a, b) => a - b);
+  } finally {
+    await stopEss(child);
+  }
+}
+
+function write(text: string): void {
+  Deno.stdout.writeSync(new TextEncoder().encode(text));
+}
+
+if (import.meta.main) {
+  const getconf = await new Deno.Command("getconf", { args: ["CLK_TCK"] }).output();
+  ticksPerSecond = Number(new TextDecoder().decode(getconf.stdout).trim()) || 100;
+  const arrivals: number[] = [];
+  const sim = await startSimulator({
+    logger: createLogger("debug", (line) => {
+      if (line.includes(`PUT ${BATT_SETTING_PATH} `)) arrivals.push(performance.now());
+    }),
+  });
+  const broker = await startAedes();
+  const watcher = await watch(broker.url);
+  try {
+    write("ess mqtt benchmark: simulator + in-process aedes, ess as a subprocess\n");
+    write("  22 s at a 1 s interval ...\n");
+    const slow = await atOneSecond(sim, broker);
+    write(`  ${Number(Deno.args[0] ?? 10_000).toLocaleString("en")} fast cycles ...\n`);
+    const fast = await fastCycles(sim, broker, Number(Deno.args[0] ?? 10_000));
+    write("  command latency ...\n");
+    const latencies = await commandLatency(sim, broker, watcher, arrivals, 60);
+    const cpuPerCycleMs = (fast.end.cpu - fast.warm.cpu) / fast.cycles * 1000;
+    const growth = fast.end.rssMb - fast.warm.rssMb;
+    const p50 = percentile(latencies, 50);
+    const p95 = percentile(latencies, 95);
+    const rows: [string, string, string][] = [
+      ["start-up: CPU in the first 2 s", `${slow.started.cpu.toFixed(2)} CPU-s`, ""],
+      [
+        "CPU over 20 s at 1 s interval, after start-up",
+        `${(slow.steady.cpu - slow.started.cpu).toFixed(2)} CPU-s`,
+        "<= 0.29",
+      ],
+      ["CPU over the first 20 s, start-up included", `${slow.first20.cpu.toFixed(2)} CPU-s`, ""],
+      ["peak RSS over 22 s at 1 s interval", `${slow.steady.peakMb.toFixed(1)} MB`, "<= 66"],
+      ["CPU per poll cycle (home + common)", `${cpuPerCycleMs.toFixed(2)} ms`, ""],
+      [
+        `RSS after 1,000 / ${(1000 + fast.cycles / 2).toLocaleString("en")} / ${
+          (1000 + fast.cycles).toLocaleString("en")
+        } cycles`,
+        `${fast.warm.rssMb.toFixed(1)} / ${fast.middle.rssMb.toFixed(1)} / ${
+          fast.end.rssMb.toFixed(1)
+        } MB`,
+        "",
+      ],
+      [
+        `RSS growth over ${fast.cycles.toLocaleString("en")} cycles`,
+        `${growth >= 0 ? "+" : ""}${growth.toFixed(1)} MB`,
+        "~0",
+      ],
+      ["peak RSS in the fast run", `${fast.end.peakMb.toFixed(1)} MB`, ""],
+      ["cycles per second in the fast run", `${(fast.cycles / fast.seconds).toFixed(0)}`, ""],
+      ["command latency p50", `${p50.toFixed(1)} ms`, ""],
+      ["command latency p95", `${p95.toFixed(1)} ms`, "< 100"],
+    ];
+    const w0 = Math.max(...rows.map((r) => r[0].length));
+    const w1 = Math.max(...rows.map((r) => r[1].length));
+    write(`\n${"measure".padEnd(w0)}  ${"result".padStart(w1)}  goal\n`);
+    for (const [what, result, goal] of rows) {
+      write(`${what.padEnd(w0)}  ${result.padStart(w1)}  ${goal}\n`);
+    }
+  } finally {
+    await watcher.close();
+    await broker.close();
+    await sim.close();
+  }
+}
