@@ -306,6 +306,8 @@ export class SimDevice {
   #time: number;
   #today: { key: number; energy: Energy };
   #month: { key: number; energy: Energy };
+  /** The day the simulator started; it lived every day since. */
+  readonly #firstDay: number;
   readonly #records = new Map<number, DayRecord>();
   readonly #history = new Map<number, { record: DayRecord; endSoc: number }>();
   #lastTimesync: string | undefined;
@@ -326,7 +328,8 @@ export class SimDevice {
     }
     this.#soc = this.#historyDay(yesterday).endSoc;
     this.#time = localDate(today.year, today.month, today.day).getTime();
-    this.#today = { key: dayKey(today), energy: noEnergy() };
+    this.#firstDay = dayKey(today);
+    this.#today = { key: this.#firstDay, energy: noEnergy() };
     this.#month = { key: today.year * 100 + today.month, energy: monthSoFar };
     this.#advance(start.getTime());
   }
@@ -568,14 +571,21 @@ export class SimDevice {
         let record = this.#records.get(key);
         if (!record) this.#records.set(key, record = []);
         recordStep(record, quarter, f, hours, soc);
-        if (this.#today.key !== key) this.#today = { key, energy: noEnergy() };
-        const month = day.year * 100 + day.month;
-        if (this.#month.key !== month) this.#month = { key: month, energy: noEnergy() };
+        this.#rollOver(day);
         addFlows(this.#today.energy, f, hours);
         addFlows(this.#month.energy, f, hours);
       },
     );
     this.#time = to;
+    this.#rollOver(quarterAt(to).day);
+  }
+
+  /** Starts new day and month counters when `day` is a new day or month. */
+  #rollOver(day: CalendarDate): void {
+    const key = dayKey(day);
+    if (this.#today.key !== key) this.#today = { key, energy: noEnergy() };
+    const month = day.year * 100 + day.month;
+    if (this.#month.key !== month) this.#month = { key: month, energy: noEnergy() };
   }
 
   #flowsNow(): Flows {
@@ -586,7 +596,8 @@ export class SimDevice {
   #dayRecord(day: CalendarDate, today: CalendarDate): DayRecord | undefined {
     const key = dayKey(day);
     if (key > dayKey(today)) return undefined;
-    return this.#records.get(key) ?? this.#historyDay(day).record;
+    if (key < this.#firstDay) return this.#historyDay(day).record;
+    return this.#records.get(key) ?? [];
   }
 
   #days(days: CalendarDate[], today: CalendarDate): { time: string; energy: Energy }[] {

@@ -1,0 +1,69 @@
+/**
+ * Runs the `ess` CLI as its own process, from source, with exactly the permission flags of the
+ * compiled binary (permissions.txt), so that CLI tests exercise what users run.
+ *
+ * @module
+ */
+import { fileURLToPath } from "node:url";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+
+/** The permission flags of the binary, read from permissions.txt. */
+export const PERMISSIONS: readonly string[] = (
+  await Deno.readTextFile(new URL("../permissions.txt", import.meta.url))
+).trim().split(/\s+/);
+
+/** What a CLI run left behind. */
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Options of {@link runCli} and {@link spawnCli}. */
+export interface CliOptions {
+  /** Extra environment variables. */
+  env?: Record<string, string>;
+}
+
+function command(args: readonly string[], options: CliOptions): Deno.Command {
+  // The caller's ESS_* settings must not leak into a test.
+  const env = Object.fromEntries(
+    Object.entries(Deno.env.toObject()).filter(([name]) => !name.startsWith("ESS_")),
+  );
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "--no-prompt", ...PERMISSIONS, "main.ts", ...args],
+    cwd: ROOT,
+    clearEnv: true,
+    env: { ...env, TZ: "UTC", NO_COLOR: "1", ...options.env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
+/**
+ * Runs `ess <args>` to the end and returns its exit code and output.
+ *
+ * @example
+ * ```ts ignore
+ * const { code, stdout } = await runCli(["data", "--host", sim.host, "--password", sim.password]);
+ * ```
+ */
+export async function runCli(
+  args: readonly string[],
+  options: CliOptions = {},
+): Promise<CliResult> {
+  const output = await command(args, options).output();
+  const text = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: text.decode(output.stdout),
+    stderr: text.decode(output.stderr),
+  };
+}
+
+/** Starts `ess <args>` without waiting, for long-running commands; stdout and stderr piped. */
+export function spawnCli(args: readonly string[], options: CliOptions = {}): Deno.ChildProcess {
+  return command(args, options).spawn();
+}
