@@ -23,13 +23,13 @@ function writeAll(file: { writeSync(p: Uint8Array): number }, text: string): voi
   while (bytes.length > 0) bytes = bytes.subarray(file.writeSync(bytes));
 }
 
-/** The process's own stdout, stderr and environment. */
+/** The process's own stdout, stderr and environment (an empty variable counts as unset). */
 export const processIo: Io = {
   out: (text) => writeAll(Deno.stdout, text),
   err: (text) => writeAll(Deno.stderr, text),
   stdoutIsTerminal: Deno.stdout.isTerminal(),
   stderrIsTerminal: Deno.stderr.isTerminal(),
-  env: (name) => Deno.env.get(name),
+  env: (name) => Deno.env.get(name) || undefined,
 };
 
 /** One option of a command. Long names are kebab-case; each also answers to its snake_case. */
@@ -298,7 +298,7 @@ export async function parseCommand(
     const fromCli = cli.get(spec.name);
     if (fromCli) return fromCli;
     const envValue = spec.env ? io.env(spec.env) : undefined;
-    if (envValue !== undefined && envValue !== "") {
+    if (envValue !== undefined) {
       return { value: envValue, origin: `env ${spec.env}` };
     }
     const file = fromFile.get(spec.name);

@@ -80,6 +80,11 @@ export function stubDevice(
       key = `stub-key-${++issued}`;
       return json({ status: "success", auth_key: key, regnum: "STUB01", role: "user" });
     }
+    if (path === "/v1/user/setting/read/password") {
+      return json(
+        body["key"] === "lgepmsuser!@#" ? { status: "success", password } : { status: "fail" },
+      );
+    }
     if (body["auth_key"] !== key || key === undefined) {
       return json({ auth: "auth_key failed" }, 405);
     }
@@ -113,4 +118,23 @@ export function stubDevice(
     queue: (path, response) => queued.set(path, [...(queued.get(path) ?? []), response]),
     paths: () => requests.map((r) => r.path),
   };
+}
+
+/** A stub device served over HTTPS on 127.0.0.1 with the test certificate, for CLI tests. */
+export interface StubServer {
+  /** `127.0.0.1:PORT`. */
+  host: string;
+  close(): Promise<void>;
+}
+
+/** Serves `stub` over HTTPS on a free loopback port. */
+export function serveStub(stub: StubDevice): StubServer {
+  const server = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    cert: Deno.readTextFileSync(new URL("tls/device.crt", FIXTURES)),
+    key: Deno.readTextFileSync(new URL("tls/device.key", FIXTURES)),
+    onListen: () => {},
+  }, async (req) => stub.fetch(req.url, { method: req.method, body: await req.text() }));
+  return { host: `127.0.0.1:${server.addr.port}`, close: () => server.shutdown() };
 }
