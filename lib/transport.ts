@@ -66,9 +66,9 @@ const NETWORK_CODES = new Set([
   "EPIPE",
 ]);
 
-/** Turns a socket-level error into one of ess's device errors. */
-function classify(err: unknown, host: string): EssError {
-  if (err instanceof EssError) return err;
+/** Turns a socket-level error into one of ess's device errors; a missing permission stays itself. */
+function classify(err: unknown, host: string): Error {
+  if (err instanceof EssError || err instanceof Deno.errors.NotCapable) return err;
   const e = err as { code?: string; message?: string };
   const code = e.code ?? "";
   const message = e.message ?? String(err);
