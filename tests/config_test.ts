@@ -103,7 +103,6 @@ function io(env: Record<string, string> = {}) {
 
 const COMMAND: Omit<Command, "run"> = {
   name: "demo",
-  summary: "",
   usage: "demo",
   description: "test command",
   options: [
