@@ -79,7 +79,6 @@ export async function runDemo(io: Io, sections: readonly DemoSection[]): Promise
 
 const command: Command = {
   name: "demo",
-  summary: "show ess working end to end against the built-in simulator",
   usage: "demo",
   description: "Starts a simulated LG ESS on 127.0.0.1 and runs ess commands against it, " +
     "printing each\nunder a heading. Needs no hardware and no outside service.",

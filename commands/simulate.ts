@@ -82,7 +82,6 @@ function nextStopSignal(): Promise<Deno.Signal> {
 
 const command: Command = {
   name: "simulate",
-  summary: "run a simulated LG ESS to try ess without hardware",
   usage: "simulate [--port N] [--host 127.0.0.1] [--password PW] [--firmware classic|new]",
   description: "Serves the device's HTTPS API with a simulated house behind it: PV follows the " +
     "time of day,\nthe battery charges and discharges, controls take effect. Prints where it " +

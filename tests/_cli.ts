@@ -26,16 +26,15 @@ export interface CliOptions {
   env?: Record<string, string>;
 }
 
+const DENO_DIR = Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`;
+
 function command(args: readonly string[], options: CliOptions): Deno.Command {
-  // The caller's ESS_* settings must not leak into a test.
-  const env = Object.fromEntries(
-    Object.entries(Deno.env.toObject()).filter(([name]) => !name.startsWith("ESS_")),
-  );
   return new Deno.Command(Deno.execPath(), {
     args: ["run", "--no-prompt", ...PERMISSIONS, "main.ts", ...args],
     cwd: ROOT,
+    // Nothing of the caller's (ESS_* variables, ~/.essmqtt.conf) may leak into a test.
     clearEnv: true,
-    env: { ...env, TZ: "UTC", NO_COLOR: "1", ...options.env },
+    env: { HOME: "/nonexistent", DENO_DIR, TZ: "UTC", NO_COLOR: "1", ...options.env },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
