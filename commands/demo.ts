@@ -13,6 +13,7 @@ import graph from "./graph.ts";
 
 /** What a demo section gets to work with. */
 export interface DemoContext {
+  /** The simulator the demo runs against. */
   sim: Simulator;
   /** Output, with an environment that is empty so that no user setting leaks in. */
   io: Io;
@@ -22,7 +23,9 @@ export interface DemoContext {
 
 /** One labelled part of the demo; returns an exit code (0: go on). */
 export interface DemoSection {
+  /** The heading printed above it. */
   title: string;
+  /** Prints the section; returns an exit code. */
   run(ctx: DemoContext): Promise<number>;
 }
 

@@ -60,7 +60,6 @@ export function simulatorOptions(p: Parsed): SimulatorOptions {
   if (keyLifetime !== undefined) options.keyLifetimeSeconds = keyLifetime;
   if (latency !== undefined) options.latencyMs = latency;
   if (seed !== undefined) options.seed = seed;
-  if (p.flag("mdns")) options.mdns = true;
   options.logger = p.log;
   return options;
 }
@@ -149,12 +148,6 @@ const command: Command = {
       type: "string",
       arg: "N",
       help: "seed of the simulated weather, household and faults (default: 1)",
-      config: false,
-    },
-    {
-      name: "mdns",
-      type: "boolean",
-      help: "announce LGE_ESS-<name>._pmsctrl._tcp.local. over mDNS (sends multicast)",
       config: false,
     },
   ],

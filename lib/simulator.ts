@@ -38,12 +38,14 @@ export {
 /** The simulator's password unless told otherwise: a made-up MAC address, like a real one. */
 export const DEFAULT_PASSWORD = "a1b2c3d4e5f6";
 
-/** What an mDNS announcer gets to know about the simulator. */
+/** What an mDNS announcer gets to know about the simulator (a subset of lib/mdns.ts's). */
 export interface AnnounceInfo {
   /** Registration number: the instance is `LGE_ESS-<name>._pmsctrl._tcp.local.`. */
   name: string;
+  /** Port of the HTTPS API. */
   port: number;
-  hostname: string;
+  /** IPv4 address for the A record: the one the simulator listens on, unless a wildcard. */
+  address?: string;
   /** The interface to announce on, if not the default one. */
   interfaceAddress?: string;
 }
@@ -90,6 +92,7 @@ export interface SimulatorOptions {
 
 /** One request as it reached the simulated device. */
 export interface SimRequest {
+  /** `POST`, `PUT`, … */
   method: string;
   /** The path with doubled slashes collapsed. */
   path: string;
@@ -101,20 +104,27 @@ export interface SimRequest {
 
 /** Faults that can be changed while the simulator runs. */
 export interface SimFaults {
+  /** Share (0 to 1) of answers that become nginx 502 pages. */
   errorRate?: number;
+  /** Added to every answer, in ms. */
   latencyMs?: number;
+  /** Auth keys expire this long after login. */
   keyLifetimeSeconds?: number;
 }
 
 /** A running simulator. */
 export interface Simulator {
+  /** The address it listens on. */
   readonly hostname: string;
+  /** The port it listens on (the one picked, if asked for port 0). */
   readonly port: number;
   /** `HOST:PORT` (IPv6 in brackets), as `EssClient` and `--host` take it. */
   readonly host: string;
+  /** The password it accepts. */
   readonly password: string;
   /** SHA-256 fingerprint of its certificate, `AB:CD:…`, for `--fingerprint`. */
   readonly fingerprint: string;
+  /** Which firmware it imitates. */
   readonly firmware: Firmware;
   /** Every request received, in order, for tests to check what reached the device. */
   readonly requests: SimRequest[];
@@ -281,11 +291,10 @@ class RunningSimulator implements Simulator {
   }
 
   announce(announce: Announce, interfaceAddress: string | undefined): void {
-    const info: AnnounceInfo = {
-      name: this.device.name,
-      port: this.#port,
-      hostname: this.hostname,
-    };
+    const info: AnnounceInfo = { name: this.device.name, port: this.#port };
+    if (/^\d+\.\d+\.\d+\.\d+$/.test(this.hostname) && this.hostname !== "0.0.0.0") {
+      info.address = this.hostname;
+    }
     if (interfaceAddress !== undefined) info.interfaceAddress = interfaceAddress;
     this.#announcement = announce(info);
   }

@@ -385,7 +385,7 @@ Deno.test("startSimulator() announces over mDNS only when asked", async () => {
       assert.deepEqual(announced, [{
         name: "SIMTEST",
         port: sim.port,
-        hostname: "127.0.0.1",
+        address: "127.0.0.1",
         interfaceAddress: "10.0.0.1",
       }]);
       return Promise.resolve();
