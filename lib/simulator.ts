@@ -144,6 +144,8 @@ export interface Simulator {
 }
 
 const NGINX = "nginx/1.10.3";
+/** Auth keys valid at once; logging in beyond that drops the oldest. */
+const MAX_KEYS = 64;
 
 function jsonAnswer(body: JsonObject, status = 200): Response {
   return new Response(`${JSON.stringify(body, null, 4)}\n`, {
@@ -394,6 +396,9 @@ class RunningSimulator implements Simulator {
     if (body["password"] !== this.password) return jsonAnswer({ status: "password mismatched" });
     const key = crypto.randomUUID();
     this.#keys.set(key, this.#now().getTime());
+    // Keys never used again would pile up in a simulator that runs for weeks; the device
+    // itself keeps only a few sessions.
+    if (this.#keys.size > MAX_KEYS) this.#keys.delete(this.#keys.keys().next().value!);
     return jsonAnswer({ status: "success", auth_key: key, regnum: this.device.name, role: "user" });
   }
 

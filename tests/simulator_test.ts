@@ -308,6 +308,14 @@ Deno.test("simulator faults", async (t) => {
         assert.equal((await home(key)).status, 405);
       });
 
+      await t.step("should keep the 64 newest keys", async () => {
+        const first = await login(sim);
+        const second = await login(sim);
+        for (let i = 0; i < 63; i++) await login(sim);
+        assert.equal((await home(first)).status, 405);
+        assert.equal((await home(second)).status, 200);
+      });
+
       await t.step("should turn answers into nginx 502 pages at the error rate", async () => {
         const key = await login(sim);
         sim.setFaults({ errorRate: 1 });
