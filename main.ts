@@ -37,6 +37,10 @@ const COMMANDS: Record<string, Entry> = {
     summary: "read the device password (on the device's own Wi-Fi)",
     load: () => import("./commands/password.ts"),
   },
+  discover: {
+    summary: "find LG ESS devices on the local network (mDNS)",
+    load: () => import("./commands/discover.ts"),
+  },
 };
 
 function mainHelp(): string {

@@ -10,6 +10,7 @@
 import multicastDns from "@libs/mdns";
 // @ts-types="@types/dns-packet"
 import type { Answer, Question, TxtData } from "dns-packet";
+import { DiscoveryError } from "./errors.ts";
 import { type Logger, silentLogger } from "./log.ts";
 
 /** The DNS-SD service type LG ESS devices announce. */
@@ -248,7 +249,8 @@ export function queryTimes(timeoutMs: number): number[] {
  * Browses for LG ESS devices on the local network. Each device is reported (through `onFound`)
  * as soon as its PTR, SRV and A records are in; missing SRV and A records are asked for
  * directly. Resolves with the devices found, de-duplicated, at the timeout, at the first device
- * with `first`, when the answers have settled with `settleMs`, or when `signal` aborts.
+ * with `first`, when the answers have settled with `settleMs`, or when `signal` aborts. Rejects
+ * with a {@link DiscoveryError} only when the socket cannot be used.
  *
  * @example
  * ```ts ignore
@@ -288,7 +290,16 @@ export function browse(options: BrowseOptions): Promise<EssDevice[]> {
       });
     };
 
-    mdns.on("error", (err: Error) => finish(err));
+    mdns.on("error", (err: Error) =>
+      finish(
+        new DiscoveryError(
+          SERVICE_TYPE,
+          `Cannot listen for mDNS on port ${MDNS_PORT}: ${err.message}`,
+          {
+            cause: err,
+          },
+        ),
+      ));
     mdns.on("warning", (err: Error) => log.debug(`mDNS: ${err.message}`));
     mdns.on("response", (packet) => {
       if (done) return;
