@@ -41,6 +41,10 @@ const COMMANDS: Record<string, Entry> = {
     summary: "find LG ESS devices on the local network (mDNS)",
     load: () => import("./commands/discover.ts"),
   },
+  graphite: {
+    summary: "send live values to Graphite (carbon plaintext protocol)",
+    load: () => import("./commands/graphite.ts"),
+  },
 };
 
 function mainHelp(): string {
