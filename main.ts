@@ -45,6 +45,14 @@ const COMMANDS: Record<string, Entry> = {
     summary: "send live values to Graphite (carbon plaintext protocol)",
     load: () => import("./commands/graphite.ts"),
   },
+  simulate: {
+    summary: "run a simulated LG ESS to try ess without hardware",
+    load: () => import("./commands/simulate.ts"),
+  },
+  demo: {
+    summary: "show ess working end to end against the built-in simulator",
+    load: () => import("./commands/demo.ts"),
+  },
 };
 
 function mainHelp(): string {
