@@ -335,9 +335,15 @@ export interface AnnounceInfo {
   name: string;
   /** Port of the SRV record, where the HTTPS API listens. */
   port: number;
-  /** Host name in the SRV and A records (default `lge-ess-<name>.local`). */
+  /**
+   * Host name in the SRV and A records (default `lge-ess-<name>.local`); an IPv4 address here is
+   * taken as the address to announce instead.
+   */
   hostname?: string | undefined;
-  /** IPv4 address in the A record (default: `interfaceAddress`, else the first non-loopback one). */
+  /**
+   * IPv4 address in the A record (default: an IPv4 `hostname` other than 0.0.0.0, else
+   * `interfaceAddress`, else the first non-loopback one).
+   */
   address?: string | undefined;
   /** IPv4 address of the network interface to answer on (default: all). */
   interfaceAddress?: string | undefined;
@@ -445,9 +451,15 @@ export interface Announcer {
  * ```
  */
 export function announce(info: AnnounceInfo): Announcer {
-  const hostname = info.hostname ??
+  // A server's listen address given as the host name (the simulator's `127.0.0.1`, say) is where
+  // it can be reached, unless it is the wildcard.
+  const literal = info.hostname !== undefined && IPV4.test(info.hostname)
+    ? info.hostname
+    : undefined;
+  const hostname = (literal === undefined ? info.hostname : undefined) ??
     `lge-ess-${info.name.toLowerCase().replace(/[^a-z0-9-]/g, "-")}.local`;
-  const address = info.address ?? info.interfaceAddress ?? firstExternalIpv4();
+  const address = info.address ?? (literal !== "0.0.0.0" ? literal : undefined) ??
+    info.interfaceAddress ?? firstExternalIpv4();
   const records = announcementRecords({ ...info, hostname, address });
   const mdns = multicastDns({
     bind: "0.0.0.0",
