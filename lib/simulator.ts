@@ -50,8 +50,8 @@ export interface AnnounceInfo {
   interfaceAddress?: string;
 }
 
-/** Starts an mDNS announcement; the result stops it. */
-export type Announce = (info: AnnounceInfo) => { close(): Promise<void> };
+/** Starts an mDNS announcement; the result says when it is on air and stops it. */
+export type Announce = (info: AnnounceInfo) => { ready?: Promise<void>; close(): Promise<void> };
 
 /** Options of {@link startSimulator}. */
 export interface SimulatorOptions {
@@ -80,11 +80,11 @@ export interface SimulatorOptions {
   /** Added to every answer, in ms; default 0. */
   latencyMs?: number;
   /**
-   * Announce `LGE_ESS-<name>._pmsctrl._tcp.local.` through {@link SimulatorOptions.announce}.
-   * Off by default: it sends multicast.
+   * Announce `LGE_ESS-<name>._pmsctrl._tcp.local.` by mDNS, on one interface if given. Off by
+   * default: it sends multicast.
    */
   mdns?: boolean | { interfaceAddress?: string };
-  /** The mDNS announcer that {@link SimulatorOptions.mdns} uses. */
+  /** The mDNS announcer that {@link SimulatorOptions.mdns} uses; default lib/mdns.ts's. */
   announce?: Announce;
   /** Where requests are logged (debug). */
   logger?: Logger;
@@ -198,7 +198,7 @@ class RunningSimulator implements Simulator {
   #server: Deno.HttpServer<Deno.NetAddr> | undefined;
   #reopenTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
-  #announcement: { close(): Promise<void> } | undefined;
+  #announcement: ReturnType<Announce> | undefined;
   #errorRate: number;
   #latencyMs: number;
   #keyLifetimeSeconds: number | undefined;
@@ -292,13 +292,14 @@ class RunningSimulator implements Simulator {
     this.#port = this.#server.addr.port;
   }
 
-  announce(announce: Announce, interfaceAddress: string | undefined): void {
+  async announce(announce: Announce, interfaceAddress: string | undefined): Promise<void> {
     const info: AnnounceInfo = { name: this.device.name, port: this.#port };
     if (/^\d+\.\d+\.\d+\.\d+$/.test(this.hostname) && this.hostname !== "0.0.0.0") {
       info.address = this.hostname;
     }
     if (interfaceAddress !== undefined) info.interfaceAddress = interfaceAddress;
     this.#announcement = announce(info);
+    await this.#announcement.ready;
   }
 
   #reopen(): void {
@@ -415,7 +416,7 @@ class RunningSimulator implements Simulator {
 }
 
 /**
- * Starts a simulated LG ESS and resolves once it listens.
+ * Starts a simulated LG ESS and resolves once it listens (and, with `mdns`, announces itself).
  *
  * @example
  * ```ts ignore
@@ -431,15 +432,16 @@ class RunningSimulator implements Simulator {
  */
 export async function startSimulator(options: SimulatorOptions = {}): Promise<Simulator> {
   checkFaults(options);
-  if (options.mdns && !options.announce) {
-    throw new TypeError("the mdns option needs an announce function");
-  }
+  // Loaded only when asked for, so that a simulator without mDNS never loads multicast code.
+  const announce = options.mdns
+    ? options.announce ?? (await import("./mdns.ts")).announce
+    : undefined;
   const sim = new RunningSimulator(options, await sha256Fingerprint(SIM_CERT));
   sim.listen();
-  if (options.mdns && options.announce) {
+  if (announce) {
     const where = typeof options.mdns === "object" ? options.mdns.interfaceAddress : undefined;
     try {
-      sim.announce(options.announce, where);
+      await sim.announce(announce, where);
     } catch (err) {
       await sim.close();
       throw err;

@@ -24,17 +24,22 @@ export interface CliResult {
 export interface CliOptions {
   /** Extra environment variables. */
   env?: Record<string, string>;
+  /** Run inside this network namespace (`ip netns exec`; needs root). */
+  netns?: string;
 }
 
 const DENO_DIR = Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`;
+const PATH = Deno.env.get("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin";
 
 function command(args: readonly string[], options: CliOptions): Deno.Command {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "--no-prompt", ...PERMISSIONS, "main.ts", ...args],
+  const deno = [Deno.execPath(), "run", "--no-prompt", ...PERMISSIONS, "main.ts", ...args];
+  const [program, ...rest] = options.netns ? ["ip", "netns", "exec", options.netns, ...deno] : deno;
+  return new Deno.Command(program!, {
+    args: rest,
     cwd: ROOT,
     // Nothing of the caller's (ESS_* variables, ~/.essmqtt.conf) may leak into a test.
     clearEnv: true,
-    env: { HOME: "/nonexistent", DENO_DIR, TZ: "UTC", NO_COLOR: "1", ...options.env },
+    env: { HOME: "/nonexistent", DENO_DIR, PATH, TZ: "UTC", NO_COLOR: "1", ...options.env },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
