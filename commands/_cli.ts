@@ -267,11 +267,13 @@ export async function parseCommand(
     const code = (err as { code?: string }).code;
     const why = code === "ERR_PARSE_ARGS_UNKNOWN_OPTION"
       ? `unknown option ${option}`
-      : code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE"
-      ? (/argument missing/.test(text)
-        ? `option ${option} needs a value`
-        : `option ${option} takes no value`)
-      : text.split(".")[0];
+      : /argument missing/.test(text)
+      ? `option ${option} needs a value`
+      : /ambiguous/.test(text)
+      ? `option ${option} needs a value (write ${option}=-N for one that starts with "-")`
+      : /does not take an argument/.test(text)
+      ? `option ${option} takes no value`
+      : text.split("\n")[0];
     throw new UsageError(`ess ${command.name}: ${why}; see 'ess ${command.name} --help'`);
   }
 

@@ -1,47 +1,20 @@
 import assert from "@std/assert";
 import denoJson from "../deno.json" with { type: "json" };
+import { type CliResult, runCli } from "./_cli.ts";
 import { fixture, htmlPage, serveStub, stubDevice, type StubFirmware } from "./_stub.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-/** The compiled binary's permissions: every CLI test runs under exactly these. */
-const PERMISSIONS = Deno.readTextFileSync(new URL("../permissions.txt", import.meta.url))
-  .trim().split(/\s+/);
 const PASSWORD = "a1b2c3d4e5f6";
 const FINGERPRINT =
   "12:1E:4C:D4:82:57:E0:A4:90:9B:94:D3:4D:EF:54:98:A8:41:EA:65:A6:ED:C9:39:B0:A5:88:86:51:56:F6:55";
-const HOME = Deno.makeTempDirSync({ prefix: "ess-cli-home-" });
-const DENO_DIR = Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`;
+/** Where the tests write their config files. */
+const HOME = Deno.makeTempDirSync({ prefix: "ess-cli-" });
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `ess` as a subprocess, as a user would, with an empty home and no ESS_* variables. */
-async function ess(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--no-prompt", ...PERMISSIONS, MAIN, ...args],
-    env: {
-      HOME,
-      DENO_DIR,
-      NO_COLOR: "1",
-      ESS_HOST: "",
-      ESS_PASSWORD: "",
-      ESS_CONFIG: "",
-      ESS_LOG_LEVEL: "",
-      ...env,
-    },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
-}
+/** Runs `ess` as a user would, with the binary's permissions, an empty home and no ESS_* variables. */
+const ess = (args: string[], env: Record<string, string> = {}): Promise<CliResult> =>
+  runCli(args, { env });
 
 /** Asserts a failure with one line on stderr, no stack trace, no secret. */
-function assertOneLineError(run: Run, code: number, pattern: RegExp): void {
+function assertOneLineError(run: CliResult, code: number, pattern: RegExp): void {
   assert.equal(run.code, code, run.stderr);
   const lines = run.stderr.trimEnd().split("\n");
   assert.equal(lines.length, 1, `expected one line, got:\n${run.stderr}`);
