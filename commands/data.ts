@@ -56,7 +56,6 @@ export function parseStates(text: string | undefined): StateName[] {
 
 const command: Command = {
   name: "data",
-  summary: "read the live state: power flows, battery, grid, settings",
   usage: "data [--only STATES] [--format json|table|flat]",
   description: "Reads the device's states and prints them with the values exactly as the device " +
     "sent them.\nStates: " + STATE_NAMES.join(", ") + ".",
@@ -99,12 +98,12 @@ const command: Command = {
     const states = parseStates(p.string("only"));
     const format = choose(p.string("format"), FORMATS, "format");
     if (p.flag("show-fingerprint")) {
-      const host = deviceHost(p);
+      const host = await deviceHost(p);
       const timeoutMs = (p.seconds("timeout") ?? 10) * 1000;
       io.out(`${await probeFingerprint(host.hostname, host.port, timeoutMs)}\n`);
       return 0;
     }
-    const session = openDevice(p);
+    const session = await openDevice(p);
     try {
       const data = await session.client.readAll(states);
       const sample = data["home"] ?? data["common"] ?? data["systeminfo"];

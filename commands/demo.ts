@@ -13,6 +13,7 @@ import graph from "./graph.ts";
 
 /** What a demo section gets to work with. */
 export interface DemoContext {
+  /** The simulator the demo runs against. */
   sim: Simulator;
   /** Output, with an environment that is empty so that no user setting leaks in. */
   io: Io;
@@ -22,7 +23,9 @@ export interface DemoContext {
 
 /** One labelled part of the demo; returns an exit code (0: go on). */
 export interface DemoSection {
+  /** The heading printed above it. */
   title: string;
+  /** Prints the section; returns an exit code. */
   run(ctx: DemoContext): Promise<number>;
 }
 
@@ -79,7 +82,6 @@ export async function runDemo(io: Io, sections: readonly DemoSection[]): Promise
 
 const command: Command = {
   name: "demo",
-  summary: "show ess working end to end against the built-in simulator",
   usage: "demo",
   description: "Starts a simulated LG ESS on 127.0.0.1 and runs ess commands against it, " +
     "printing each\nunder a heading. Needs no hardware and no outside service.",

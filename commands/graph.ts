@@ -113,7 +113,6 @@ export function renderGraph(
 
 const command: Command = {
   name: "graph",
-  summary: "statistics: pv, load or batt per day, week, month or year",
   usage: "graph <pv|load|batt> <day|week|month|year> [YYYY-MM-DD] [--format json|csv|table|chart]",
   description: "Reads one statistics graph for the day, week, month or year that contains the " +
     "date (default: today).\nDay rows are 15 minutes, week and month rows are days, year rows " +
@@ -151,7 +150,7 @@ const command: Command = {
     if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
     const date = dateArg === undefined ? today() : parseDate(dateArg);
     const format = choose(p.string("format"), FORMATS, "format");
-    const session = openDevice(p);
+    const session = await openDevice(p);
     try {
       const answer = await session.client.graph(device, span, date);
       io.out(renderGraph(answer, device, span, format, p.string("field")));

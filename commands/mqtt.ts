@@ -3,13 +3,8 @@
  *
  * @module
  */
-import {
-  Bridge,
-  type BridgeOptions,
-  type BridgePlugin,
-  PUBLISH_MODES,
-  sleep,
-} from "../lib/bridge.ts";
+import { Bridge, type BridgeOptions, type BridgePlugin, PUBLISH_MODES } from "../lib/bridge.ts";
+import { sleep } from "../lib/backoff.ts";
 import { UsageError, WrongPasswordError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
 import { connectMqtt, type MqttConnectOptions } from "../lib/mqtt.ts";
@@ -298,7 +293,6 @@ export async function mqttSettings(p: Parsed): Promise<MqttSettings> {
 
 const command: Command = {
   name: "mqtt",
-  summary: "mirror the device into MQTT and take commands from it (pyess's essmqtt)",
   usage: "mqtt [--config FILE] [options]",
   description: [
     "Polls the ESS and publishes every value under the topics pyess used, retained:",
@@ -341,7 +335,7 @@ const command: Command = {
     const plugins = PLUGIN_FACTORIES.map((make) => make(settings.plugins)).filter((x) =>
       x !== undefined
     );
-    const session = openDevice(p);
+    const session = await openDevice(p);
     const mqtt = connectMqtt(settings.connect);
     const bridge = new Bridge({
       device: session.client,

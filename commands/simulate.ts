@@ -15,12 +15,13 @@ import { choose, type Command, type Io, parseCommand, type Parsed } from "./_cli
 const FIRMWARES = ["classic", "new"] as const satisfies readonly Firmware[];
 
 /** The lines `ess simulate` prints once it listens: where, the password, the fingerprint. */
-export function banner(sim: Simulator): string {
+export function banner(sim: Simulator, mdns: boolean): string {
   return [
     `LG ESS simulator (${sim.firmware} firmware) listening on https://${sim.host}`,
     `host:        ${sim.host}`,
     `password:    ${sim.password}`,
     `fingerprint: ${sim.fingerprint}`,
+    ...(mdns ? [`mdns:        LGE_ESS-${sim.device.name}._pmsctrl._tcp.local.`] : []),
     `try:         ess data --host ${sim.host} --password ${sim.password} --format table`,
     "The certificate is public test material: fine for a simulator, never for a real service.",
     "Stop with Ctrl+C.",
@@ -82,7 +83,6 @@ function nextStopSignal(): Promise<Deno.Signal> {
 
 const command: Command = {
   name: "simulate",
-  summary: "run a simulated LG ESS to try ess without hardware",
   usage: "simulate [--port N] [--host 127.0.0.1] [--password PW] [--firmware classic|new]",
   description: "Serves the device's HTTPS API with a simulated house behind it: PV follows the " +
     "time of day,\nthe battery charges and discharges, controls take effect. Prints where it " +
@@ -155,7 +155,7 @@ const command: Command = {
     {
       name: "mdns",
       type: "boolean",
-      help: "announce LGE_ESS-<name>._pmsctrl._tcp.local. over mDNS (sends multicast)",
+      help: "announce it as LGE_ESS-<name>._pmsctrl._tcp.local. by mDNS (sends multicast)",
       config: false,
     },
   ],
@@ -163,6 +163,7 @@ const command: Command = {
     "ess simulate",
     "ess simulate --port 8443 --firmware new",
     "ess simulate --key-lifetime 60 --error-rate 0.1 --latency 300",
+    "ess simulate --host 0.0.0.0 --port 443 --mdns",
   ],
   async run(argv: string[], io: Io): Promise<number> {
     const p = await parseCommand(command, argv, io);
@@ -172,10 +173,11 @@ const command: Command = {
         `ess simulate takes no arguments (got ${JSON.stringify(p.positionals[0])})`,
       );
     }
-    const sim = await startSimulator(simulatorOptions(p));
+    const options = simulatorOptions(p);
+    const sim = await startSimulator(options);
     try {
       const stopped = nextStopSignal();
-      io.out(banner(sim));
+      io.out(banner(sim, options.mdns === true));
       const signal = await stopped;
       io.err(`ess: ${signal}: stopping the simulator\n`);
     } finally {

@@ -193,23 +193,6 @@ export function parseControl(name: ControlName, payload: string): ControlCommand
   }
 }
 
-/**
- * Waits `ms` or until `signal` aborts, whichever comes first, and leaves no timer or listener
- * behind.
- */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done);
-  });
-}
-
 const errorText = (err: unknown) => err instanceof Error ? err.message : String(err);
 
 /**

@@ -266,7 +266,7 @@ export class EssClient {
       if (this.#authKey === undefined) await this.#login();
       let answer = await this.#send(method, path, { ...body, auth_key: this.#authKey! });
       if (isAuthFailure(answer)) {
-        this.#log.info(`auth key for ${this.host} expired; logging in again`);
+        this.#log.debug(`auth key for ${this.host} expired; logging in again`);
         this.#authKey = undefined;
         await this.#login();
         answer = await this.#send(method, path, { ...body, auth_key: this.#authKey! });

@@ -40,7 +40,7 @@ export class WrongPasswordError extends DeviceError {
     super(
       host,
       `Cannot log in to ${host}: wrong password (the password is the device's wired LAN MAC ` +
-        `address in lowercase without colons, e.g. a1b2c3d4e5f6; 'ess password' reads it on the ` +
+        `address in lowercase without colons, like 0011aabbccdd; 'ess password' reads it on the ` +
         `device's Wi-Fi)`,
     );
   }
@@ -63,6 +63,12 @@ export class AuthError extends DeviceError {}
 
 /** No TCP connection could be made. */
 export class UnreachableError extends DeviceError {}
+
+/** A Graphite server could not be reached or did not take the metrics. */
+export class GraphiteError extends EssError {}
+
+/** Finding the device by mDNS failed: nothing answered, not the one named, or no socket. */
+export class DiscoveryError extends DeviceError {}
 
 /** The TLS handshake failed. */
 export class TlsError extends DeviceError {}

@@ -38,18 +38,20 @@ export {
 /** The simulator's password unless told otherwise: a made-up MAC address, like a real one. */
 export const DEFAULT_PASSWORD = "a1b2c3d4e5f6";
 
-/** What an mDNS announcer gets to know about the simulator. */
+/** What an mDNS announcer gets to know about the simulator (a subset of lib/mdns.ts's). */
 export interface AnnounceInfo {
   /** Registration number: the instance is `LGE_ESS-<name>._pmsctrl._tcp.local.`. */
   name: string;
+  /** Port of the HTTPS API. */
   port: number;
-  hostname: string;
+  /** IPv4 address for the A record: the one the simulator listens on, unless a wildcard. */
+  address?: string;
   /** The interface to announce on, if not the default one. */
   interfaceAddress?: string;
 }
 
-/** Starts an mDNS announcement; the result stops it. */
-export type Announce = (info: AnnounceInfo) => { close(): Promise<void> };
+/** Starts an mDNS announcement; the result says when it is on air and stops it. */
+export type Announce = (info: AnnounceInfo) => { ready?: Promise<void>; close(): Promise<void> };
 
 /** Options of {@link startSimulator}. */
 export interface SimulatorOptions {
@@ -78,11 +80,11 @@ export interface SimulatorOptions {
   /** Added to every answer, in ms; default 0. */
   latencyMs?: number;
   /**
-   * Announce `LGE_ESS-<name>._pmsctrl._tcp.local.` through {@link SimulatorOptions.announce}.
-   * Off by default: it sends multicast.
+   * Announce `LGE_ESS-<name>._pmsctrl._tcp.local.` by mDNS, on one interface if given. Off by
+   * default: it sends multicast.
    */
   mdns?: boolean | { interfaceAddress?: string };
-  /** The mDNS announcer that {@link SimulatorOptions.mdns} uses. */
+  /** The mDNS announcer that {@link SimulatorOptions.mdns} uses; default lib/mdns.ts's. */
   announce?: Announce;
   /** Where requests are logged (debug). */
   logger?: Logger;
@@ -90,6 +92,7 @@ export interface SimulatorOptions {
 
 /** One request as it reached the simulated device. */
 export interface SimRequest {
+  /** `POST`, `PUT`, … */
   method: string;
   /** The path with doubled slashes collapsed. */
   path: string;
@@ -101,20 +104,27 @@ export interface SimRequest {
 
 /** Faults that can be changed while the simulator runs. */
 export interface SimFaults {
+  /** Share (0 to 1) of answers that become nginx 502 pages. */
   errorRate?: number;
+  /** Added to every answer, in ms. */
   latencyMs?: number;
+  /** Auth keys expire this long after login. */
   keyLifetimeSeconds?: number;
 }
 
 /** A running simulator. */
 export interface Simulator {
+  /** The address it listens on. */
   readonly hostname: string;
+  /** The port it listens on (the one picked, if asked for port 0). */
   readonly port: number;
   /** `HOST:PORT` (IPv6 in brackets), as `EssClient` and `--host` take it. */
   readonly host: string;
+  /** The password it accepts. */
   readonly password: string;
   /** SHA-256 fingerprint of its certificate, `AB:CD:…`, for `--fingerprint`. */
   readonly fingerprint: string;
+  /** Which firmware it imitates. */
   readonly firmware: Firmware;
   /** Every request received, in order, for tests to check what reached the device. */
   readonly requests: SimRequest[];
@@ -134,6 +144,8 @@ export interface Simulator {
 }
 
 const NGINX = "nginx/1.10.3";
+/** Auth keys valid at once; logging in beyond that drops the oldest. */
+const MAX_KEYS = 64;
 
 function jsonAnswer(body: JsonObject, status = 200): Response {
   return new Response(`${JSON.stringify(body, null, 4)}\n`, {
@@ -186,7 +198,7 @@ class RunningSimulator implements Simulator {
   #server: Deno.HttpServer<Deno.NetAddr> | undefined;
   #reopenTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
-  #announcement: { close(): Promise<void> } | undefined;
+  #announcement: ReturnType<Announce> | undefined;
   #errorRate: number;
   #latencyMs: number;
   #keyLifetimeSeconds: number | undefined;
@@ -280,14 +292,14 @@ class RunningSimulator implements Simulator {
     this.#port = this.#server.addr.port;
   }
 
-  announce(announce: Announce, interfaceAddress: string | undefined): void {
-    const info: AnnounceInfo = {
-      name: this.device.name,
-      port: this.#port,
-      hostname: this.hostname,
-    };
+  async announce(announce: Announce, interfaceAddress: string | undefined): Promise<void> {
+    const info: AnnounceInfo = { name: this.device.name, port: this.#port };
+    if (/^\d+\.\d+\.\d+\.\d+$/.test(this.hostname) && this.hostname !== "0.0.0.0") {
+      info.address = this.hostname;
+    }
     if (interfaceAddress !== undefined) info.interfaceAddress = interfaceAddress;
     this.#announcement = announce(info);
+    await this.#announcement.ready;
   }
 
   #reopen(): void {
@@ -385,6 +397,9 @@ class RunningSimulator implements Simulator {
     if (body["password"] !== this.password) return jsonAnswer({ status: "password mismatched" });
     const key = crypto.randomUUID();
     this.#keys.set(key, this.#now().getTime());
+    // Keys never used again would pile up in a simulator that runs for weeks; the device
+    // itself keeps only a few sessions.
+    if (this.#keys.size > MAX_KEYS) this.#keys.delete(this.#keys.keys().next().value!);
     return jsonAnswer({ status: "success", auth_key: key, regnum: this.device.name, role: "user" });
   }
 
@@ -401,7 +416,7 @@ class RunningSimulator implements Simulator {
 }
 
 /**
- * Starts a simulated LG ESS and resolves once it listens.
+ * Starts a simulated LG ESS and resolves once it listens (and, with `mdns`, announces itself).
  *
  * @example
  * ```ts ignore
@@ -417,15 +432,16 @@ class RunningSimulator implements Simulator {
  */
 export async function startSimulator(options: SimulatorOptions = {}): Promise<Simulator> {
   checkFaults(options);
-  if (options.mdns && !options.announce) {
-    throw new TypeError("the mdns option needs an announce function");
-  }
+  // Loaded only when asked for, so that a simulator without mDNS never loads multicast code.
+  const announce = options.mdns
+    ? options.announce ?? (await import("./mdns.ts")).announce
+    : undefined;
   const sim = new RunningSimulator(options, await sha256Fingerprint(SIM_CERT));
   sim.listen();
-  if (options.mdns && options.announce) {
+  if (announce) {
     const where = typeof options.mdns === "object" ? options.mdns.interfaceAddress : undefined;
     try {
-      sim.announce(options.announce, where);
+      await sim.announce(announce, where);
     } catch (err) {
       await sim.close();
       throw err;

@@ -4,7 +4,8 @@
  * config files matter.
  */
 import { deepEqual, equal, ok as assert } from "@std/assert";
-import { Bridge, type BridgeOptions, sleep } from "../lib/bridge.ts";
+import { sleep } from "../lib/backoff.ts";
+import { Bridge, type BridgeOptions } from "../lib/bridge.ts";
 import { EssClient } from "../lib/client.ts";
 import { flatten, type JsonObject } from "../lib/flatten.ts";
 import { createLogger } from "../lib/log.ts";

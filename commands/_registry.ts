@@ -1,0 +1,53 @@
+/**
+ * The subcommands, in the order help lists them. Each loads lazily, by a literal path so that
+ * `deno compile` still embeds it.
+ *
+ * @module
+ */
+import type { Command } from "./_cli.ts";
+
+/** A subcommand before it is loaded. */
+export interface CommandEntry {
+  summary: string;
+  load: () => Promise<{ default: Command }>;
+}
+
+/** Every subcommand by name. */
+export const COMMANDS: Record<string, CommandEntry> = {
+  data: {
+    summary: "read the live state: power flows, battery, grid, settings",
+    load: () => import("./data.ts"),
+  },
+  graph: {
+    summary: "statistics: pv, load or batt per day, week, month or year",
+    load: () => import("./graph.ts"),
+  },
+  control: {
+    summary: "switch the system, winter mode, fast charge, charge strategy, backup",
+    load: () => import("./control.ts"),
+  },
+  mqtt: {
+    summary: "mirror the device into MQTT and take commands from it (pyess's essmqtt)",
+    load: () => import("./mqtt.ts"),
+  },
+  password: {
+    summary: "read the device password (on the device's own Wi-Fi)",
+    load: () => import("./password.ts"),
+  },
+  discover: {
+    summary: "find LG ESS devices on the local network (mDNS)",
+    load: () => import("./discover.ts"),
+  },
+  graphite: {
+    summary: "send live values to Graphite (carbon plaintext protocol)",
+    load: () => import("./graphite.ts"),
+  },
+  simulate: {
+    summary: "run a simulated LG ESS to try ess without hardware",
+    load: () => import("./simulate.ts"),
+  },
+  demo: {
+    summary: "show ess working end to end against the built-in simulator",
+    load: () => import("./demo.ts"),
+  },
+};
