@@ -134,6 +134,34 @@ const controlRequests = (sim: Simulator) =>
       return `${r.path} ${JSON.stringify(body)}`;
     });
 
+/** `ess mqtt` as a long-running subprocess against the world. */
+function spawnEss(w: World): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--no-prompt",
+      ...PERMISSIONS,
+      MAIN,
+      "mqtt",
+      "--config",
+      "/dev/null",
+      "--host",
+      w.sim.host,
+      "--password",
+      w.sim.password,
+      "--fingerprint",
+      w.sim.fingerprint,
+      "--mqtt-server",
+      w.broker.url,
+      "--interval-seconds",
+      "1",
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
 async function runEss(args: string[]): Promise<Deno.CommandOutput> {
   return await new Deno.Command(Deno.execPath(), {
     args: ["run", "--no-prompt", ...PERMISSIONS, MAIN, "mqtt", ...args],
@@ -373,30 +401,7 @@ for (const { name, start, ignore } of BROKERS) {
       "should publish offline and exit 0 on SIGTERM (subprocess)",
       () =>
         withWorld(start, async (w) => {
-          const child = new Deno.Command(Deno.execPath(), {
-            args: [
-              "run",
-              "--no-prompt",
-              ...PERMISSIONS,
-              MAIN,
-              "mqtt",
-              "--config",
-              "/dev/null",
-              "--host",
-              w.sim.host,
-              "--password",
-              w.sim.password,
-              "--fingerprint",
-              w.sim.fingerprint,
-              "--mqtt-server",
-              w.broker.url,
-              "--interval-seconds",
-              "1",
-            ],
-            stdin: "null",
-            stdout: "piped",
-            stderr: "piped",
-          }).spawn();
+          const child = spawnEss(w);
           const output = child.output();
           try {
             await w.watcher.until(
@@ -412,6 +417,28 @@ for (const { name, start, ignore } of BROKERS) {
           const took = Date.now() - signalled;
           equal(code, 0, new TextDecoder().decode(stderr));
           assert(took < 2000, `exited ${took} ms after SIGTERM`);
+          await w.watcher.until(
+            () => w.watcher.last.get("ess/status")?.payload === "offline",
+            "offline",
+          );
+        }),
+    );
+
+    await t.step(
+      "should leave offline as its last will when killed (subprocess)",
+      () =>
+        withWorld(start, async (w) => {
+          const child = spawnEss(w);
+          const output = child.output();
+          try {
+            await w.watcher.until(
+              () => w.watcher.last.get("ess/status")?.payload === "online",
+              "online",
+            );
+          } finally {
+            child.kill("SIGKILL");
+          }
+          await output;
           await w.watcher.until(
             () => w.watcher.last.get("ess/status")?.payload === "offline",
             "offline",
