@@ -1,0 +1,217 @@
+/**
+ * The bridge plugin that keeps the battery announced to Home Assistant: after every connect to
+ * the broker, whenever the entities the bridge can back with published topics change, and a
+ * short random while after Home Assistant says `online` on `homeassistant/status`. When ess
+ * takes over it clears the per-topic sensor configs pyess announced, so that nobody sees every
+ * sensor twice.
+ *
+ * @module
+ */
+import type { JsonObject } from "./flatten.ts";
+import {
+  buildDiscovery,
+  DEFAULT_DISCOVERY_PREFIX,
+  ENTITY_TABLE,
+  pyessConfigTopics,
+  rowTopic,
+} from "./hass.ts";
+import type { Logger } from "./log.ts";
+import type { StateName } from "./states.ts";
+
+/** What a plugin may do while the bridge is connected (lib/bridge.ts). */
+export interface BridgeContext {
+  prefix: string;
+  publish(topic: string, payload: string, opts?: { retain?: boolean; qos?: 0 | 1 }): Promise<void>;
+  read(state: StateName): Promise<JsonObject>;
+  publishedTopics(): ReadonlySet<string>;
+  logger: Logger;
+}
+
+/** A plugin of the MQTT bridge (lib/bridge.ts). */
+export interface BridgePlugin {
+  subscriptions?: readonly string[];
+  onConnect?(ctx: BridgeContext): Promise<void> | void;
+  onMessage?(
+    topic: string,
+    payload: string,
+    retained: boolean,
+    ctx: BridgeContext,
+  ): Promise<void> | void;
+  onStop?(ctx: BridgeContext): Promise<void> | void;
+}
+
+/** Waits `ms`, or less if `signal` aborts; never rejects. */
+export type Sleep = (ms: number, signal: AbortSignal) => Promise<void>;
+
+/** Options of {@link createHassPlugin}. */
+export interface HassPluginOptions {
+  /** ess's version, for the origin of the messages. */
+  version: string;
+  supportUrl?: string | undefined;
+  /** Home Assistant's discovery prefix (`homeassistant`). */
+  discoveryPrefix?: string | undefined;
+  /** Identifies the device if systeminfo has no serial number (the device's host). */
+  fallbackId: string;
+  /** pyess's `hass_autoconfig_sensors`: the state topics that become sensors. */
+  sensors?: readonly string[] | undefined;
+  /** Longest wait after Home Assistant comes online, in ms (default 5000). */
+  onlineDelayMs?: number | undefined;
+  /** How often to look for entities to add or remove once announced, in ms (default 60 s). */
+  recheckMs?: number | undefined;
+  /** How soon to try again while nothing can be announced yet, in ms (default 2 s). */
+  retryMs?: number | undefined;
+  /** Uniform in [0, 1); `Math.random` unless a test seeds it. */
+  random?: (() => number) | undefined;
+  sleep?: Sleep | undefined;
+}
+
+/** The Home Assistant plugin; `idle()` resolves when no announcement is under way (for tests). */
+export interface HassPlugin extends BridgePlugin {
+  subscriptions: readonly string[];
+  idle(): Promise<void>;
+}
+
+const sleepFor: Sleep = (ms, signal) =>
+  new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+
+/**
+ * Creates the plugin. It announces in the background so that the bridge never waits on it.
+ *
+ * @example
+ * ```ts ignore
+ * const plugin = createHassPlugin({ version: "0.1.0", fallbackId: "192.168.1.20" });
+ * // handed to the bridge together with its other plugins
+ * ```
+ */
+export function createHassPlugin(options: HassPluginOptions): HassPlugin {
+  const discoveryPrefix = options.discoveryPrefix ?? DEFAULT_DISCOVERY_PREFIX;
+  const hassStatus = `${discoveryPrefix}/status`;
+  const sleep = options.sleep ?? sleepFor;
+  const random = options.random ?? Math.random;
+  const onlineDelayMs = options.onlineDelayMs ?? 5000;
+  const recheckMs = options.recheckMs ?? 60_000;
+  const retryMs = options.retryMs ?? 2000;
+
+  let connection: AbortController | undefined;
+  let queue: Promise<unknown> = Promise.resolve();
+  let systeminfo: JsonObject | undefined;
+  let lastAnnounced: string | undefined;
+  let onlinePending = false;
+  let pyessCleared = false;
+  let warnedUnknown = false;
+  let warnedUnreadable = false;
+
+  const serially = (fn: () => Promise<boolean>): Promise<boolean> => {
+    const run = queue.then(fn);
+    queue = run.catch(() => {});
+    return run;
+  };
+
+  const readSysteminfo = async (ctx: BridgeContext, fresh: boolean) => {
+    if (systeminfo !== undefined && !fresh) return systeminfo;
+    try {
+      systeminfo = await ctx.read("systeminfo");
+      warnedUnreadable = false;
+    } catch (err) {
+      if (systeminfo === undefined && !warnedUnreadable) {
+        ctx.logger.warning(
+          `Home Assistant discovery waits for the device's systeminfo: ${(err as Error).message}`,
+        );
+        warnedUnreadable = true;
+      }
+    }
+    return systeminfo;
+  };
+
+  /** Announces when something changed (or always, if forced); false if it could not yet. */
+  const announce = async (ctx: BridgeContext, force: boolean): Promise<boolean> => {
+    const published = ctx.publishedTopics();
+    if (!ENTITY_TABLE.some((row) => published.has(rowTopic(ctx.prefix, row)))) return false;
+    const info = await readSysteminfo(ctx, force || lastAnnounced === undefined);
+    if (info === undefined) return false;
+    const discovery = buildDiscovery({
+      prefix: ctx.prefix,
+      discoveryPrefix,
+      systeminfo: info,
+      published,
+      origin: { version: options.version, supportUrl: options.supportUrl },
+      fallbackId: options.fallbackId,
+      sensors: options.sensors,
+    });
+    const payload = JSON.stringify(discovery.config);
+    if (!force && payload === lastAnnounced) return true;
+    await ctx.publish(discovery.topic, payload, { retain: true, qos: 1 });
+    lastAnnounced = payload;
+    ctx.logger.info(
+      `announced ${discovery.announced.length} entities to Home Assistant on ${discovery.topic}`,
+    );
+    if (!pyessCleared) {
+      const old = pyessConfigTopics([...published, ...options.sensors ?? []], discoveryPrefix);
+      for (const topic of old) await ctx.publish(topic, "", { retain: true, qos: 1 });
+      ctx.logger.debug(`cleared ${old.length} per-topic sensor configs pyess may have announced`);
+      pyessCleared = true;
+    }
+    if (discovery.unknownSensors.length > 0 && !warnedUnknown) {
+      ctx.logger.warning(
+        `hass_autoconfig_sensors: no entity for ${discovery.unknownSensors.join(", ")} ` +
+          "(not a known field, or not published)",
+      );
+      warnedUnknown = true;
+    }
+    return true;
+  };
+
+  const attempt = async (ctx: BridgeContext, force: boolean): Promise<boolean> => {
+    try {
+      return await serially(() => announce(ctx, force));
+    } catch (err) {
+      ctx.logger.warning(`Home Assistant discovery failed: ${(err as Error).message}`);
+      return false;
+    }
+  };
+
+  const watch = async (ctx: BridgeContext, signal: AbortSignal) => {
+    while (!signal.aborted) {
+      const done = await attempt(ctx, false);
+      await sleep(done ? recheckMs : retryMs, signal);
+    }
+  };
+
+  return {
+    subscriptions: [hassStatus],
+    onConnect(ctx) {
+      connection?.abort();
+      connection = new AbortController();
+      lastAnnounced = undefined;
+      onlinePending = false;
+      void watch(ctx, connection.signal);
+    },
+    onMessage(topic, payload, retained, ctx) {
+      // Home Assistant's birth message; a retained one is old news that onConnect covered.
+      if (topic !== hassStatus || retained || payload.trim().toLowerCase() !== "online") return;
+      if (connection === undefined || onlinePending) return;
+      onlinePending = true;
+      const signal = connection.signal;
+      void (async () => {
+        await sleep(Math.floor(random() * onlineDelayMs), signal);
+        onlinePending = false;
+        if (!signal.aborted) await attempt(ctx, true);
+      })();
+    },
+    async onStop() {
+      connection?.abort();
+      connection = undefined;
+      await queue;
+    },
+    idle: () => queue.then(() => {}),
+  };
+}
