@@ -18,6 +18,14 @@ export function stateTopic(prefix: string, state: string, path: readonly string[
   return [prefix, state, ...path].join("/");
 }
 
+/**
+ * Topic of a whole state as one JSON document (`ess/json/home`, with `--json`). It lives
+ * outside `<prefix>/<state>/` so that it can never clash with a leaf or match `ess/home/#`.
+ */
+export function jsonTopic(prefix: string, state: string): string {
+  return `${prefix}/json/${state}`;
+}
+
 /** Retained availability topic: `online` / `offline`. */
 export function statusTopic(prefix: string): string {
   return `${prefix}/status`;

@@ -1,0 +1,191 @@
+/**
+ * Fakes for the bridge's unit tests: a device, an MQTT connection and a clock, all in memory.
+ *
+ * @module
+ */
+import type { Device } from "../lib/bridge.ts";
+import { UnreachableError } from "../lib/errors.ts";
+import type { JsonObject } from "../lib/flatten.ts";
+import { createLogger, type Logger } from "../lib/log.ts";
+import type { MqttConnection, MqttListener, PublishOptions } from "../lib/mqtt.ts";
+import type { ChargeStrategy, StateName } from "../lib/states.ts";
+
+/** One message the fake broker got. */
+export interface Sent {
+  topic: string;
+  payload: string;
+  retain: boolean;
+  qos: 0 | 1;
+}
+
+/** An MQTT connection that records what is published and lets the test deliver messages. */
+export class FakeMqtt implements MqttConnection {
+  readonly broker = "mqtt://broker.test:1883";
+  connected = false;
+  closed = false;
+  sent: Sent[] = [];
+  subscriptions: string[][] = [];
+  #listener: MqttListener | undefined;
+
+  listen(listener: MqttListener): void {
+    this.#listener = listener;
+    if (this.connected) listener.connected();
+  }
+  publish(topic: string, payload: string, options: PublishOptions = {}): Promise<void> {
+    if (this.connected) {
+      this.sent.push({ topic, payload, retain: options.retain ?? false, qos: options.qos ?? 0 });
+    }
+    return Promise.resolve();
+  }
+  subscribe(topics: readonly string[]): Promise<void> {
+    this.subscriptions.push([...topics]);
+    return Promise.resolve();
+  }
+  close(): Promise<void> {
+    this.closed = true;
+    this.connected = false;
+    return Promise.resolve();
+  }
+  /** The broker accepts the connection. */
+  connect(): void {
+    this.connected = true;
+    this.#listener?.connected();
+  }
+  /** The broker goes away. */
+  drop(reason = "connection reset"): void {
+    this.connected = false;
+    this.#listener?.disconnected(reason);
+  }
+  /** A client publishes `payload` on `topic`. */
+  deliver(topic: string, payload: string, retained = false): void {
+    this.#listener?.message(topic, payload, retained);
+  }
+  /** The last payload published on `topic`. */
+  last(topic: string): string | undefined {
+    return this.sent.findLast((m) => m.topic === topic)?.payload;
+  }
+  /** Topics published, in order, and forgets them. */
+  take(): Sent[] {
+    return this.sent.splice(0);
+  }
+}
+
+/** The device's state as the fake holds it. */
+export function sampleStates(): Record<"home" | "common" | "batt", JsonObject> {
+  return {
+    home: {
+      statistics: { pcs_pv_total_power: "1200", bat_user_soc: "55.5", load_power: "410" },
+      direction: { is_battery_charging_: "1", is_grid_selling_: "0" },
+      operation: { status: "start", mode: "1" },
+      wintermode: { winter_status: "off" },
+      pcs_fault: { pcs_status: "pcs_ok" },
+    },
+    common: {
+      PV: { pv1_voltage: "231.500000", pv1_power: "640" },
+      BATT: { soc: "55.5", winter_setting: "off", safty_soc: "20" },
+      GRID: { active_power: "0" },
+    },
+    batt: { winter_setting: "off", alg_setting: "0", backup_setting: "off", backup_soc: "20" },
+  };
+}
+
+/** A device in memory: reads return its states, controls change them and are recorded. */
+export class FakeDevice implements Device {
+  states = sampleStates();
+  calls: string[] = [];
+  reads: StateName[] = [];
+  /** Thrown by the next reads and controls, while set. */
+  failure: Error | undefined;
+  /** When set, reads wait for it (to hold a poll in progress). */
+  gate: Promise<void> | undefined;
+
+  async read(state: StateName): Promise<JsonObject> {
+    this.reads.push(state);
+    if (this.gate) await this.gate;
+    if (this.failure) throw this.failure;
+    const answer = (this.states as Record<string, JsonObject>)[state];
+    return structuredClone(answer ?? {});
+  }
+  #set(call: string, change: () => void): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    this.calls.push(call);
+    change();
+    return Promise.resolve();
+  }
+  setOperation(run: boolean): Promise<void> {
+    return this.#set(`operation ${run ? "start" : "stop"}`, () => {
+      (this.states.home["operation"] as JsonObject)["status"] = run ? "start" : "stop";
+    });
+  }
+  setWinterMode(on: boolean): Promise<void> {
+    return this.#set(`wintermode ${on ? "on" : "off"}`, () => {
+      (this.states.home["wintermode"] as JsonObject)["winter_status"] = on ? "on" : "off";
+      (this.states.common["BATT"] as JsonObject)["winter_setting"] = on ? "on" : "off";
+    });
+  }
+  setFastCharge(on: boolean): Promise<void> {
+    return this.#set(`fastcharge ${on ? "on" : "off"}`, () => {});
+  }
+  setChargeStrategy(strategy: ChargeStrategy): Promise<void> {
+    return this.#set(`strategy ${strategy}`, () => {});
+  }
+  setBackupMode(on: boolean, reservePercent?: number): Promise<void> {
+    return this.#set(
+      `backup ${on ? "on" : "off"}${reservePercent === undefined ? "" : ` ${reservePercent}`}`,
+      () => {},
+    );
+  }
+  /** Makes the device unreachable. */
+  unplug(): void {
+    this.failure = new UnreachableError("ess.test", "Cannot reach ess.test: connection refused");
+  }
+}
+
+/** A clock whose sleeps end only when the test says so. */
+export class FakeTime {
+  now = 1_700_000_000_000;
+  /** Every delay the code asked for, in order. */
+  sleeps: number[] = [];
+  #pending: { ms: number; resolve: () => void }[] = [];
+  #waiters: (() => void)[] = [];
+
+  sleep = (ms: number, signal: AbortSignal): Promise<void> =>
+    new Promise((resolve) => {
+      this.sleeps.push(ms);
+      const entry = { ms, resolve };
+      signal.addEventListener("abort", () => {
+        this.#pending = this.#pending.filter((e) => e !== entry);
+        resolve();
+      }, { once: true });
+      this.#pending.push(entry);
+      for (const wake of this.#waiters.splice(0)) wake();
+    });
+
+  /** Waits until the code sleeps, and returns for how long it wants to. */
+  async sleeping(): Promise<number> {
+    while (this.#pending.length === 0) {
+      await new Promise<void>((resolve) => this.#waiters.push(resolve));
+    }
+    return this.#pending[0]!.ms;
+  }
+
+  /** Lets the current sleep end (moving the clock on by its length), then waits for the next. */
+  async advance(): Promise<number> {
+    await this.sleeping();
+    const entry = this.#pending.shift()!;
+    this.now += entry.ms;
+    entry.resolve();
+    return await this.sleeping();
+  }
+}
+
+/** A logger that keeps its lines. */
+export function memoryLogger(): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  return Object.assign(createLogger("debug", (line) => lines.push(line)), { lines });
+}
+
+/** Lets every pending promise and timer callback run. */
+export async function settle(): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise((resolve) => setTimeout(resolve, 0));
+}

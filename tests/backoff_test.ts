@@ -1,0 +1,44 @@
+import { deepEqual, equal, ok as assert } from "@std/assert";
+import { Backoff, nextDelay, seededRandom } from "../lib/backoff.ts";
+
+Deno.test("nextDelay()", async (t) => {
+  await t.step("should double from baseMs and stay in the upper half of the nominal delay", () => {
+    const low = { baseMs: 1000, maxMs: 300_000, random: () => 0 };
+    const high = { ...low, random: () => 0.999999 };
+    deepEqual([0, 1, 2, 3].map((a) => nextDelay(a, low)), [500, 1000, 2000, 4000]);
+    deepEqual([0, 1, 2, 3].map((a) => nextDelay(a, high)), [1000, 2000, 4000, 8000]);
+  });
+
+  await t.step("should never exceed maxMs, however many attempts", () => {
+    for (const attempt of [9, 10, 50, 5000]) {
+      const d = nextDelay(attempt, { baseMs: 1000, maxMs: 300_000, random: () => 0.999999 });
+      assert(d <= 300_000 && d >= 299_000, `attempt ${attempt}: ${d}`);
+    }
+  });
+
+  await t.step("should treat a negative attempt as the first", () => {
+    equal(nextDelay(-3, { baseMs: 100, maxMs: 1000, random: () => 0 }), 50);
+  });
+});
+
+Deno.test("Backoff", async (t) => {
+  await t.step("should grow with failures and start over after reset()", () => {
+    const backoff = new Backoff({ baseMs: 100, maxMs: 1000, random: () => 0 });
+    deepEqual([backoff.next(), backoff.next(), backoff.next()], [50, 100, 200]);
+    equal(backoff.failures, 3);
+    backoff.reset();
+    equal(backoff.failures, 0);
+    equal(backoff.next(), 50);
+  });
+});
+
+Deno.test("seededRandom()", async (t) => {
+  await t.step("should repeat its sequence for the same seed and stay in [0, 1)", () => {
+    const a = seededRandom(7);
+    const b = seededRandom(7);
+    const xs = Array.from({ length: 100 }, () => a());
+    deepEqual(xs, Array.from({ length: 100 }, () => b()));
+    assert(xs.every((x) => x >= 0 && x < 1));
+    assert(new Set(xs).size > 90);
+  });
+});
