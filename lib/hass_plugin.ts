@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { type BridgeContext, type BridgePlugin, sleep as sleepFor } from "./bridge.ts";
 import type { JsonObject } from "./flatten.ts";
 import {
   buildDiscovery,
@@ -15,30 +16,6 @@ import {
   pyessConfigTopics,
   rowTopic,
 } from "./hass.ts";
-import type { Logger } from "./log.ts";
-import type { StateName } from "./states.ts";
-
-/** What a plugin may do while the bridge is connected (lib/bridge.ts). */
-export interface BridgeContext {
-  prefix: string;
-  publish(topic: string, payload: string, opts?: { retain?: boolean; qos?: 0 | 1 }): Promise<void>;
-  read(state: StateName): Promise<JsonObject>;
-  publishedTopics(): ReadonlySet<string>;
-  logger: Logger;
-}
-
-/** A plugin of the MQTT bridge (lib/bridge.ts). */
-export interface BridgePlugin {
-  subscriptions?: readonly string[];
-  onConnect?(ctx: BridgeContext): Promise<void> | void;
-  onMessage?(
-    topic: string,
-    payload: string,
-    retained: boolean,
-    ctx: BridgeContext,
-  ): Promise<void> | void;
-  onStop?(ctx: BridgeContext): Promise<void> | void;
-}
 
 /** Waits `ms`, or less if `signal` aborts; never rejects. */
 export type Sleep = (ms: number, signal: AbortSignal) => Promise<void>;
@@ -71,20 +48,9 @@ export interface HassPlugin extends BridgePlugin {
   idle(): Promise<void>;
 }
 
-const sleepFor: Sleep = (ms, signal) =>
-  new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
-
 /**
- * Creates the plugin. It announces in the background so that the bridge never waits on it.
+ * Creates the plugin. Its first announcement on a connection is awaited; everything after that
+ * runs in the background.
  *
  * @example
  * ```ts ignore
@@ -179,21 +145,26 @@ export function createHassPlugin(options: HassPluginOptions): HassPlugin {
     }
   };
 
-  const watch = async (ctx: BridgeContext, signal: AbortSignal) => {
+  /** After the first attempt: keep the announcement in step with what the bridge publishes. */
+  const watch = async (ctx: BridgeContext, first: Promise<boolean>, signal: AbortSignal) => {
+    let done = await first;
     while (!signal.aborted) {
-      const done = await attempt(ctx, false);
       await sleep(done ? recheckMs : retryMs, signal);
+      if (!signal.aborted) done = await attempt(ctx, false);
     }
   };
 
   return {
     subscriptions: [hassStatus],
-    onConnect(ctx) {
+    async onConnect(ctx) {
       connection?.abort();
       connection = new AbortController();
       lastAnnounced = undefined;
       onlinePending = false;
-      void watch(ctx, connection.signal);
+      // Awaited, so that `ess mqtt --once` announces before it disconnects.
+      const first = attempt(ctx, false);
+      void watch(ctx, first, connection.signal);
+      await first;
     },
     onMessage(topic, payload, retained, ctx) {
       // Home Assistant's birth message; a retained one is old news that onConnect covered.

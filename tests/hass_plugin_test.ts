@@ -1,6 +1,7 @@
 import { deepEqual, equal, ok } from "@std/assert";
 import { flatten, type JsonObject } from "../lib/flatten.ts";
-import { type BridgeContext, createHassPlugin, type Sleep } from "../lib/hass_plugin.ts";
+import type { BridgeContext } from "../lib/bridge.ts";
+import { createHassPlugin, type Sleep } from "../lib/hass_plugin.ts";
 import { createLogger } from "../lib/log.ts";
 import type { StateName } from "../lib/states.ts";
 import { PUBLISHED_STATES, stateTopic } from "../lib/topics.ts";
