@@ -7,37 +7,13 @@
  * @module
  */
 import denoJson from "./deno.json" with { type: "json" };
-import type { Command, Io } from "./commands/_cli.ts";
+import type { Io } from "./commands/_cli.ts";
 import { processIo } from "./commands/_cli.ts";
+import { COMMANDS } from "./commands/_registry.ts";
 import { EssError, UsageError } from "./lib/errors.ts";
 
 /** ess's version, from deno.json. */
 export const VERSION: string = denoJson.version;
-
-interface Entry {
-  summary: string;
-  load: () => Promise<{ default: Command }>;
-}
-
-/** The subcommands, in the order help lists them. Imports are literal so `deno compile` sees them. */
-const COMMANDS: Record<string, Entry> = {
-  data: {
-    summary: "read the live state: power flows, battery, grid, settings",
-    load: () => import("./commands/data.ts"),
-  },
-  graph: {
-    summary: "statistics: pv, load or batt per day, week, month or year",
-    load: () => import("./commands/graph.ts"),
-  },
-  control: {
-    summary: "switch the system, winter mode, fast charge, charge strategy, backup",
-    load: () => import("./commands/control.ts"),
-  },
-  password: {
-    summary: "read the device password (on the device's own Wi-Fi)",
-    load: () => import("./commands/password.ts"),
-  },
-};
 
 function mainHelp(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length)) + 2;

@@ -23,13 +23,13 @@ function writeAll(file: { writeSync(p: Uint8Array): number }, text: string): voi
   while (bytes.length > 0) bytes = bytes.subarray(file.writeSync(bytes));
 }
 
-/** The process's own stdout, stderr and environment. */
+/** The process's own stdout, stderr and environment (an empty variable counts as unset). */
 export const processIo: Io = {
   out: (text) => writeAll(Deno.stdout, text),
   err: (text) => writeAll(Deno.stderr, text),
   stdoutIsTerminal: Deno.stdout.isTerminal(),
   stderrIsTerminal: Deno.stderr.isTerminal(),
-  env: (name) => Deno.env.get(name),
+  env: (name) => Deno.env.get(name) || undefined,
 };
 
 /** One option of a command. Long names are kebab-case; each also answers to its snake_case. */
@@ -139,7 +139,6 @@ export const DEVICE_OPTIONS: readonly OptionSpec[] = [
 /** A subcommand as `main.ts` sees it. */
 export interface Command {
   name: string;
-  summary: string;
   usage: string;
   description: string;
   options: readonly OptionSpec[];
@@ -211,12 +210,18 @@ function errorAt(origin: string, message: string): EssError {
     : new UsageError(`${origin}: ${message}`);
 }
 
-/** Every long option name any command knows: config keys outside it draw a warning. */
-const knownKeys = new Set<string>();
-
-/** Registers a command's options as known config keys. */
-export function registerOptions(specs: readonly OptionSpec[]): void {
-  for (const spec of specs) for (const n of namesOf(spec)) knownKeys.add(n);
+/**
+ * Whether any command of ess has an option called `key`. One config file serves every command
+ * (`ess data` reads the daemon's /etc/essmqtt.conf), so only a key no command knows is worth a
+ * warning. The other commands load only when a key is foreign to the running one.
+ */
+async function isKnownKey(key: string): Promise<boolean> {
+  const { COMMANDS } = await import("./_registry.ts");
+  for (const entry of Object.values(COMMANDS)) {
+    const { options } = (await entry.load()).default;
+    if ([...options, HELP_OPTION].some((spec) => namesOf(spec).includes(kebab(key)))) return true;
+  }
+  return false;
 }
 
 /**
@@ -230,7 +235,6 @@ export async function parseCommand(
   io: Io,
 ): Promise<Parsed | undefined> {
   const specs = [...command.options, HELP_OPTION];
-  registerOptions(specs);
   const byName = new Map<string, OptionSpec>();
   const options: Record<string, { type: "string" | "boolean"; short?: string }> = {};
   for (const spec of specs) {
@@ -291,14 +295,14 @@ export async function parseCommand(
     const spec = byName.get(kebab(entry.key)) ?? byName.get(snake(entry.key));
     if (spec && spec.config !== false) {
       fromFile.set(spec.name, { value: entry.value, origin: entry.origin });
-    } else if (!knownKeys.has(kebab(entry.key))) unknown.push(entry);
+    } else if (!spec && !await isKnownKey(entry.key)) unknown.push(entry);
   }
 
   const resolve = (spec: OptionSpec): OptionValue | undefined => {
     const fromCli = cli.get(spec.name);
     if (fromCli) return fromCli;
     const envValue = spec.env ? io.env(spec.env) : undefined;
-    if (envValue !== undefined && envValue !== "") {
+    if (envValue !== undefined) {
       return { value: envValue, origin: `env ${spec.env}` };
     }
     const file = fromFile.get(spec.name);

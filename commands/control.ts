@@ -99,7 +99,6 @@ export async function applyControl(
 
 const command: Command = {
   name: "control",
-  summary: "switch the system, winter mode, fast charge, charge strategy, backup",
   usage:
     "control <active|winter|fastcharge|backup|gridcharge> <on|off> | control strategy <STRATEGY>",
   description: "Changes one setting, then reads the device back and prints its new state.\n" +

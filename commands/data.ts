@@ -56,7 +56,6 @@ export function parseStates(text: string | undefined): StateName[] {
 
 const command: Command = {
   name: "data",
-  summary: "read the live state: power flows, battery, grid, settings",
   usage: "data [--only STATES] [--format json|table|flat]",
   description: "Reads the device's states and prints them with the values exactly as the device " +
     "sent them.\nStates: " + STATE_NAMES.join(", ") + ".",

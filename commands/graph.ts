@@ -113,7 +113,6 @@ export function renderGraph(
 
 const command: Command = {
   name: "graph",
-  summary: "statistics: pv, load or batt per day, week, month or year",
   usage: "graph <pv|load|batt> <day|week|month|year> [YYYY-MM-DD] [--format json|csv|table|chart]",
   description: "Reads one statistics graph for the day, week, month or year that contains the " +
     "date (default: today).\nDay rows are 15 minutes, week and month rows are days, year rows " +

@@ -11,7 +11,6 @@ import { deviceFetch, parseHostPort } from "./_device.ts";
 
 const command: Command = {
   name: "password",
-  summary: "read the device password (on the device's own Wi-Fi)",
   usage: "password [--host 192.168.23.1]",
   description: "Connect this computer to the ESS's own Wi-Fi access point (LGE_ESS-…) first.\n" +
     "The password is static: write it down once and give it to the other commands.",

@@ -40,7 +40,7 @@ export class WrongPasswordError extends DeviceError {
     super(
       host,
       `Cannot log in to ${host}: wrong password (the password is the device's wired LAN MAC ` +
-        `address in lowercase without colons, e.g. a1b2c3d4e5f6; 'ess password' reads it on the ` +
+        `address in lowercase without colons, like 0011aabbccdd; 'ess password' reads it on the ` +
         `device's Wi-Fi)`,
     );
   }

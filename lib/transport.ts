@@ -50,7 +50,7 @@ export interface DeviceFetch extends FetchLike {
  * ```
  */
 export function normalizeFingerprint(text: string): string | undefined {
-  const hex = text.trim().replace(/^sha256[:=\s]*/i, "").replace(/[:\s]/g, "").toUpperCase();
+  const hex = text.trim().replace(/^.*=/, "").replace(/[:\s]/g, "").toUpperCase();
   if (!/^[0-9A-F]{64}$/.test(hex)) return undefined;
   return hex.match(/../g)!.join(":");
 }
@@ -66,9 +66,9 @@ const NETWORK_CODES = new Set([
   "EPIPE",
 ]);
 
-/** Turns a socket-level error into one of ess's device errors. */
-function classify(err: unknown, host: string): EssError {
-  if (err instanceof EssError) return err;
+/** Turns a socket-level error into one of ess's device errors; a missing permission stays itself. */
+function classify(err: unknown, host: string): Error {
+  if (err instanceof EssError || err instanceof Deno.errors.NotCapable) return err;
   const e = err as { code?: string; message?: string };
   const code = e.code ?? "";
   const message = e.message ?? String(err);
@@ -234,12 +234,11 @@ export function createDeviceFetch(options: DeviceFetchOptions = {}): DeviceFetch
 
   const deviceFetch = (input: string | URL, init?: RequestInit) =>
     once(new URL(String(input)), init, true);
-  return Object.assign(deviceFetch, {
-    close: () => agent.destroy(),
-    get peerFingerprint() {
-      return peerFingerprint;
-    },
-  });
+  // defineProperties, not Object.assign: the getter must stay live.
+  return Object.defineProperties(deviceFetch, {
+    close: { value: () => agent.destroy() },
+    peerFingerprint: { get: () => peerFingerprint },
+  }) as DeviceFetch;
 }
 
 /**

@@ -1,0 +1,33 @@
+/**
+ * The subcommands, in the order help lists them. Each loads lazily, by a literal path so that
+ * `deno compile` still embeds it.
+ *
+ * @module
+ */
+import type { Command } from "./_cli.ts";
+
+/** A subcommand before it is loaded. */
+export interface CommandEntry {
+  summary: string;
+  load: () => Promise<{ default: Command }>;
+}
+
+/** Every subcommand by name. */
+export const COMMANDS: Record<string, CommandEntry> = {
+  data: {
+    summary: "read the live state: power flows, battery, grid, settings",
+    load: () => import("./data.ts"),
+  },
+  graph: {
+    summary: "statistics: pv, load or batt per day, week, month or year",
+    load: () => import("./graph.ts"),
+  },
+  control: {
+    summary: "switch the system, winter mode, fast charge, charge strategy, backup",
+    load: () => import("./control.ts"),
+  },
+  password: {
+    summary: "read the device password (on the device's own Wi-Fi)",
+    load: () => import("./password.ts"),
+  },
+};

@@ -1,0 +1,180 @@
+import assert from "@std/assert";
+import { parseConfig } from "../lib/config.ts";
+import { ConfigError, UsageError } from "../lib/errors.ts";
+import { flatten } from "../lib/flatten.ts";
+import {
+  type Command,
+  DEVICE_OPTIONS,
+  GENERAL_OPTIONS,
+  type Io,
+  parseCommand,
+} from "../commands/_cli.ts";
+import { parseHostPort } from "../commands/_device.ts";
+import { rejectsWith } from "./_assert.ts";
+
+Deno.test("parseConfig() reads pyess's ConfigArgParse format", async (t) => {
+  await t.step("should accept every key/value form and skip comments and sections", () => {
+    const text = [
+      "# essmqtt config",
+      "; ini comment",
+      "[essmqtt]",
+      "ess_password = a1b2c3d4e5f6",
+      "mqtt_server: broker.lan",
+      "mqtt_port 1884",
+      "--interval_seconds=5",
+      "once",
+      'mqtt_user = "home assistant"',
+      "common_divisor = 3   # every 30 s",
+      "---",
+      "",
+    ].join("\n");
+    assert.deepEqual(parseConfig(text, "/etc/essmqtt.conf"), [
+      { key: "ess_password", value: "a1b2c3d4e5f6", origin: "/etc/essmqtt.conf:4" },
+      { key: "mqtt_server", value: "broker.lan", origin: "/etc/essmqtt.conf:5" },
+      { key: "mqtt_port", value: "1884", origin: "/etc/essmqtt.conf:6" },
+      { key: "interval_seconds", value: "5", origin: "/etc/essmqtt.conf:7" },
+      { key: "once", value: "true", origin: "/etc/essmqtt.conf:8" },
+      { key: "mqtt_user", value: "home assistant", origin: "/etc/essmqtt.conf:9" },
+      { key: "common_divisor", value: "3", origin: "/etc/essmqtt.conf:10" },
+    ]);
+  });
+  await t.step("should keep a # inside a value", () => {
+    assert.equal(parseConfig("mqtt_password = se#cret", "f")[0]!.value, "se#cret");
+  });
+  await t.step("should name file and line of a malformed line, but not its text", () => {
+    for (const bad of ["= value", "[section", "1abc = x"]) {
+      assert.throws(
+        () => parseConfig(`ess_host = x\n${bad}\n`, "my.conf"),
+        /^ConfigError: my\.conf:2: /,
+      );
+    }
+    assert.throws(
+      () => parseConfig("ok = 1\n=secret-value\n", "my.conf"),
+      (err: unknown) =>
+        err instanceof ConfigError && err.exitCode === 2 && /^my\.conf:2: /.test(err.message) &&
+        !err.message.includes("secret-value"),
+    );
+  });
+});
+
+Deno.test("flatten() keeps the device's text and order", () => {
+  assert.deepEqual(
+    flatten({ statistics: { load_power: "376", soc: "" }, ess: [{ v: 12 }], flag: null, top: "x" }),
+    [
+      { path: ["statistics", "load_power"], value: "376" },
+      { path: ["statistics", "soc"], value: "" },
+      { path: ["ess", "0", "v"], value: "12" },
+      { path: ["flag"], value: "" },
+      { path: ["top"], value: "x" },
+    ],
+  );
+});
+
+Deno.test("parseHostPort()", async (t) => {
+  await t.step("should accept names, IPv4 and IPv6 with and without ports", () => {
+    assert.deepEqual(parseHostPort("192.168.1.20", 443), {
+      hostname: "192.168.1.20",
+      port: 443,
+      authority: "192.168.1.20",
+    });
+    assert.equal(parseHostPort("ess.lan:8443", 443).authority, "ess.lan:8443");
+    assert.equal(parseHostPort("[fe80::1]:8443", 443).authority, "[fe80::1]:8443");
+    assert.equal(parseHostPort("fe80::1", 443).authority, "[fe80::1]");
+  });
+  await t.step("should refuse bad ports and hosts", () => {
+    for (const bad of ["h:0", "h:65536", "h:http", "", "a b", "http://x/"]) {
+      assert.throws(() => parseHostPort(bad, 443), UsageError, bad);
+    }
+  });
+});
+
+function io(env: Record<string, string> = {}) {
+  const err: string[] = [];
+  const out: string[] = [];
+  const value: Io = {
+    out: (t) => out.push(t),
+    err: (t) => err.push(t),
+    stdoutIsTerminal: false,
+    stderrIsTerminal: false,
+    env: (name) => env[name],
+  };
+  return { io: value, out, err };
+}
+
+const COMMAND: Omit<Command, "run"> = {
+  name: "demo",
+  usage: "demo",
+  description: "test command",
+  options: [
+    { name: "interval-seconds", type: "string", help: "poll interval", default: "10" },
+    { name: "once", type: "boolean", help: "one poll" },
+    ...DEVICE_OPTIONS,
+    ...GENERAL_OPTIONS,
+  ],
+  examples: [],
+};
+
+Deno.test("parseCommand() resolves options", async (t) => {
+  const dir = await Deno.makeTempDir();
+  const config = `${dir}/essmqtt.conf`;
+  await Deno.writeTextFile(
+    config,
+    "ess_host = 10.0.0.1\ness_password = from-file\ninterval_seconds = 30\nonce = yes\nfavourite_colour = blue\n",
+  );
+  try {
+    await t.step("should prefer command line over environment over file over default", async () => {
+      const { io: env, err } = io({ ESS_PASSWORD: "from-env" });
+      const p = (await parseCommand(COMMAND, ["--config", config, "--ess_host", "10.0.0.2"], env))!;
+      assert.equal(p.get("host")?.value, "10.0.0.2");
+      assert.equal(p.get("host")?.origin, "--ess_host");
+      assert.equal(p.get("password")?.value, "from-env");
+      assert.equal(p.integer("interval-seconds", 1, 3600), 30);
+      assert.equal(p.get("interval-seconds")?.origin, `${config}:3`);
+      assert.equal(p.flag("once"), true);
+      assert.equal(p.get("timeout")?.value, "10");
+      assert.deepEqual(err, [
+        `ess: warning: ${config}:5: unknown key "favourite_colour" ignored\n`,
+      ]);
+    });
+    await t.step("should accept --no-<flag> and pyess's snake_case spellings", async () => {
+      const p = (await parseCommand(
+        COMMAND,
+        ["--config", config, "--no-once", "--interval_seconds", "5"],
+        io().io,
+      ))!;
+      assert.equal(p.flag("once"), false);
+      assert.equal(p.integer("interval-seconds", 1, 3600), 5);
+    });
+    await t.step("should name the file and line of a bad value", async () => {
+      await Deno.writeTextFile(`${dir}/bad.conf`, "\ninterval_seconds = often\n");
+      const p = (await parseCommand(COMMAND, ["--config", `${dir}/bad.conf`], io().io))!;
+      assert.throws(
+        () => p.integer("interval-seconds", 1, 3600),
+        (e: Error) =>
+          e instanceof ConfigError && /bad\.conf:2: interval-seconds must be/.test(e.message),
+      );
+    });
+    await t.step("should turn parse errors into usage errors", async () => {
+      await rejectsWith(
+        () => parseCommand(COMMAND, ["--nope"], io().io),
+        UsageError,
+        /unknown option --nope/,
+      );
+      await rejectsWith(
+        () => parseCommand(COMMAND, ["--host"], io().io),
+        UsageError,
+        /option --host needs a value/,
+      );
+    });
+    await t.step("should print help and return nothing for --help", async () => {
+      const { io: h, out } = io();
+      assert.equal(await parseCommand(COMMAND, ["--help"], h), undefined);
+      assert.match(
+        out.join(""),
+        /--host HOST\[:PORT\]\s+the ESS's address \(env ESS_HOST; also --ess-host\)/,
+      );
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

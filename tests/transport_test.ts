@@ -1,0 +1,190 @@
+import assert from "@std/assert";
+import https from "node:https";
+import net from "node:net";
+import type { AddressInfo } from "node:net";
+import {
+  PinMismatchError,
+  TimeoutError,
+  TlsError,
+  UnreachableError,
+  UsageError,
+} from "../lib/errors.ts";
+import { createDeviceFetch, normalizeFingerprint, probeFingerprint } from "../lib/transport.ts";
+import { rejectsWith } from "./_assert.ts";
+
+const TLS = new URL("../fixtures/tls/", import.meta.url);
+const KEY = Deno.readTextFileSync(new URL("device.key", TLS));
+const CERT = Deno.readTextFileSync(new URL("device.crt", TLS));
+/** From fixtures/tls/README.md (openssl x509 -fingerprint -sha256). */
+const FINGERPRINT =
+  "12:1E:4C:D4:82:57:E0:A4:90:9B:94:D3:4D:EF:54:98:A8:41:EA:65:A6:ED:C9:39:B0:A5:88:86:51:56:F6:55";
+
+/** A local HTTPS server with the test certificate and routes that misbehave on purpose. */
+async function withServer(
+  fn: (base: string, stats: { connections: number }) => Promise<void>,
+): Promise<void> {
+  const stats = { connections: 0 };
+  const stalled: (() => void)[] = [];
+  const server = https.createServer({ key: KEY, cert: CERT }, (req, res) => {
+    const chunks: Uint8Array[] = [];
+    req.on("data", (c: Uint8Array) => chunks.push(c));
+    req.on("end", () => {
+      if (req.url === "/sleep") {
+        stalled.push(() => res.end());
+        return;
+      }
+      if (req.url === "/code/502") {
+        res.writeHead(502, { "content-type": "text/html" });
+        res.end("<html><head><title>502 Bad Gateway</title></head></html>");
+        return;
+      }
+      res.writeHead(200, { "content-type": "application/json", "x-echo": "yes" });
+      res.end(JSON.stringify({ method: req.method, body: Buffer.concat(chunks).toString() }));
+    });
+  });
+  server.on("secureConnection", () => stats.connections++);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  try {
+    await fn(`https://127.0.0.1:${port}`, stats);
+  } finally {
+    stalled.forEach((end) => end());
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
+}
+
+Deno.test("createDeviceFetch() talks to a self-signed device", async (t) => {
+  await withServer(async (base, stats) => {
+    await t.step("should accept the certificate and carry method, body and headers", async () => {
+      const deviceFetch = createDeviceFetch();
+      try {
+        const res = await deviceFetch(`${base}/v1/user/essinfo/home`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: '{"auth_key":"k"}',
+        });
+        assert.equal(res.status, 200);
+        assert.equal(res.headers.get("x-echo"), "yes");
+        assert.deepEqual(await res.json(), { method: "POST", body: '{"auth_key":"k"}' });
+        assert.equal(deviceFetch.peerFingerprint, FINGERPRINT);
+      } finally {
+        deviceFetch.close();
+      }
+    });
+    await t.step("should keep one connection alive across requests", async () => {
+      const before = stats.connections;
+      const deviceFetch = createDeviceFetch();
+      try {
+        for (let i = 0; i < 3; i++) {
+          await (await deviceFetch(`${base}/x`, { method: "POST", body: "{}" })).text();
+        }
+      } finally {
+        deviceFetch.close();
+      }
+      assert.equal(stats.connections - before, 1);
+    });
+    await t.step("should pass error pages through with their status", async () => {
+      const deviceFetch = createDeviceFetch();
+      try {
+        const res = await deviceFetch(`${base}/code/502`);
+        assert.equal(res.status, 502);
+        assert.match(await res.text(), /502 Bad Gateway/);
+      } finally {
+        deviceFetch.close();
+      }
+    });
+  });
+});
+
+Deno.test("createDeviceFetch() with --fingerprint", async (t) => {
+  await withServer(async (base) => {
+    await t.step("should accept the pinned certificate in any spelling", async () => {
+      for (const pin of [FINGERPRINT, FINGERPRINT.replaceAll(":", "").toLowerCase()]) {
+        const deviceFetch = createDeviceFetch({ fingerprint: pin });
+        try {
+          assert.equal((await deviceFetch(`${base}/x`)).status, 200);
+        } finally {
+          deviceFetch.close();
+        }
+      }
+    });
+    await t.step("should refuse another certificate, naming the one seen", async () => {
+      const deviceFetch = createDeviceFetch({ fingerprint: "AB".repeat(32) });
+      try {
+        const err = await rejectsWith(() => deviceFetch(`${base}/x`), PinMismatchError);
+        assert.equal(err.seen, FINGERPRINT);
+        assert.ok(err.message.includes(FINGERPRINT));
+        assert.ok(err instanceof TlsError);
+      } finally {
+        deviceFetch.close();
+      }
+    });
+  });
+  await t.step("should reject a malformed fingerprint as a usage error", () => {
+    assert.throws(() => createDeviceFetch({ fingerprint: "12:1E" }), UsageError);
+  });
+});
+
+Deno.test("createDeviceFetch() failures", async (t) => {
+  await t.step("should time out when the device does not answer", async () => {
+    await withServer(async (base) => {
+      const deviceFetch = createDeviceFetch({ timeoutMs: 200 });
+      try {
+        await rejectsWith(() => deviceFetch(`${base}/sleep`), TimeoutError, /within 0\.2 s/);
+      } finally {
+        deviceFetch.close();
+      }
+    });
+  });
+  await t.step("should say connection refused", async () => {
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as AddressInfo;
+    await new Promise((resolve) => server.close(resolve));
+    const deviceFetch = createDeviceFetch();
+    try {
+      await rejectsWith(
+        () => deviceFetch(`https://127.0.0.1:${port}/x`),
+        UnreachableError,
+        new RegExp(`Cannot reach 127\\.0\\.0\\.1:${port}: connection refused`),
+      );
+    } finally {
+      deviceFetch.close();
+    }
+  });
+  await t.step("should report a peer that does not speak TLS", async () => {
+    const sockets: net.Socket[] = [];
+    const server = net.createServer((socket) => {
+      sockets.push(socket);
+      socket.end("HTTP/1.0 400 Bad Request\r\n\r\n");
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as AddressInfo;
+    const deviceFetch = createDeviceFetch({ timeoutMs: 2000 });
+    try {
+      await rejectsWith(
+        () => deviceFetch(`https://127.0.0.1:${port}/x`),
+        TlsError,
+        new RegExp(`^TLS handshake with 127\\.0\\.0\\.1:${port} failed`),
+      );
+    } finally {
+      deviceFetch.close();
+      sockets.forEach((s) => s.destroy());
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
+
+Deno.test("probeFingerprint() shows the certificate to pin", async () => {
+  await withServer(async (base) => {
+    const port = Number(new URL(base).port);
+    assert.equal(await probeFingerprint("127.0.0.1", port), FINGERPRINT);
+  });
+});
+
+Deno.test("normalizeFingerprint() accepts openssl's and plain hex spellings", () => {
+  assert.equal(normalizeFingerprint(`sha256 Fingerprint=${FINGERPRINT}`), FINGERPRINT);
+  assert.equal(normalizeFingerprint(FINGERPRINT.toLowerCase().replaceAll(":", "")), FINGERPRINT);
+  assert.equal(normalizeFingerprint("12:1E"), undefined);
+});
