@@ -26,6 +26,10 @@ export const COMMANDS: Record<string, CommandEntry> = {
     summary: "switch the system, winter mode, fast charge, charge strategy, backup",
     load: () => import("./control.ts"),
   },
+  mqtt: {
+    summary: "mirror the device into MQTT and take commands from it (pyess's essmqtt)",
+    load: () => import("./mqtt.ts"),
+  },
   password: {
     summary: "read the device password (on the device's own Wi-Fi)",
     load: () => import("./password.ts"),
