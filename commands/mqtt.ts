@@ -284,6 +284,14 @@ export function hassSensors(p: Parsed): string[] | undefined {
   return text === undefined ? undefined : parseSensorList(text);
 }
 
+/**
+ * The device's host as given, which identifies it in Home Assistant when its systeminfo has no
+ * serial number.
+ */
+export function deviceName(p: Parsed): string {
+  return p.string("host")?.trim() || "ess";
+}
+
 /** `--hass-prefix`, checked. */
 export function hassPrefix(p: Parsed): string {
   const prefix = p.string("hass-prefix") ?? DEFAULT_DISCOVERY_PREFIX;
@@ -354,7 +362,7 @@ export async function mqttSettings(p: Parsed): Promise<MqttSettings> {
       hass: p.flag("hass"),
       hassAutoconfigSensors: hassSensors(p),
       hassPrefix: hassPrefix(p),
-      deviceName: p.string("host")?.trim() || "ess",
+      deviceName: deviceName(p),
       logger: p.log,
     },
   };
