@@ -38,4 +38,12 @@ export const COMMANDS: Record<string, CommandEntry> = {
     summary: "read the device password (on the device's own Wi-Fi)",
     load: () => import("./password.ts"),
   },
+  simulate: {
+    summary: "run a simulated LG ESS to try ess without hardware",
+    load: () => import("./simulate.ts"),
+  },
+  demo: {
+    summary: "show ess working end to end against the built-in simulator",
+    load: () => import("./demo.ts"),
+  },
 };

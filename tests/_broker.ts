@@ -1,137 +1,188 @@
 /**
- * MQTT brokers for integration tests: aedes in-process (always there), and a real mosquitto on a
- * free loopback port when it is installed. Each test closes what it starts.
+ * MQTT brokers for tests: aedes in-process, or a real mosquitto the test starts itself on a free
+ * loopback port. Both can be stopped and started again on the same port (a broker restart), and
+ * both forget retained messages when they stop, as a broker without persistence does.
  *
  * @module
  */
-import { Aedes } from "aedes";
 import { createServer, type Server } from "node:net";
-import { connectMqtt, type MqttConnection } from "../lib/mqtt.ts";
+import { Aedes } from "aedes";
+import mqtt from "@mqtt/mqtt";
 
-/** A running broker. */
+/** A broker a test owns. */
 export interface TestBroker {
+  readonly name: "aedes" | "mosquitto";
+  readonly port: number;
   /** `mqtt://127.0.0.1:<port>`. */
-  url: string;
-  port: number;
+  readonly url: string;
+  /** Stops the broker, dropping every client. */
+  stop(): Promise<void>;
+  /** Starts it again on the same port. */
+  start(): Promise<void>;
+  /** Stops it for good and removes its files. */
   close(): Promise<void>;
 }
 
-/** aedes, listening on a free loopback port. */
-export async function startAedes(): Promise<TestBroker> {
-  const aedes = await Aedes.createBroker();
-  const server: Server = createServer(aedes.handle);
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as { port: number }).port;
-  return {
-    url: `mqtt://127.0.0.1:${port}`,
-    port,
-    close: async () => {
-      await new Promise<void>((resolve) => aedes.close(() => resolve()));
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
-
-/** Whether `mosquitto` can be run here; the reason to skip when not. */
-export async function mosquittoMissing(): Promise<string | undefined> {
-  try {
-    const out = await new Deno.Command("mosquitto", {
-      args: ["-h"],
-      stdout: "null",
-      stderr: "null",
-    })
-      .output();
-    return out.code === 0 || out.code === 3 ? undefined : `mosquitto -h exited ${out.code}`;
-  } catch {
-    return "mosquitto is not installed (apt-get install mosquitto)";
+/** Where mosquitto is installed, if it is. */
+export function mosquittoPath(): string | undefined {
+  const dirs = [...(Deno.env.get("PATH") ?? "").split(":"), "/usr/sbin", "/usr/local/sbin"];
+  for (const dir of dirs) {
+    try {
+      const path = `${dir}/mosquitto`;
+      if (Deno.statSync(path).isFile) return path;
+    } catch {
+      continue;
+    }
   }
+  return undefined;
 }
 
 function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
+  const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
   return port;
 }
 
-/** A real mosquitto on a free loopback port, without persistence. */
-export async function startMosquitto(): Promise<TestBroker> {
-  const port = freePort();
-  const dir = await Deno.makeTempDir();
-  const conf = `${dir}/mosquitto.conf`;
-  await Deno.writeTextFile(
-    conf,
-    `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`,
-  );
-  const child = new Deno.Command("mosquitto", {
-    args: ["-c", conf],
-    stdout: "null",
-    stderr: "null",
-  })
-    .spawn();
-  for (let i = 0; i < 100; i++) {
+async function waitForPort(port: number, timeoutMs = 5000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
     try {
       (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      break;
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
+      return;
+    } catch (err) {
+      if (Date.now() > until) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }
+}
+
+/** An in-process aedes broker on 127.0.0.1 (port 0: a free one). */
+export async function startAedes(port = 0): Promise<TestBroker> {
+  let broker: Aedes | undefined;
+  let server: Server | undefined;
+  let actual = port;
+  const start = async () => {
+    broker = await Aedes.createBroker();
+    server = createServer(broker.handle);
+    await new Promise<void>((resolve, reject) => {
+      server!.once("error", reject);
+      server!.listen(actual, "127.0.0.1", () => resolve());
+    });
+    actual = (server.address() as { port: number }).port;
+  };
+  const stop = async () => {
+    const b = broker;
+    const s = server;
+    broker = undefined;
+    server = undefined;
+    if (b) await new Promise<void>((resolve) => b.close(() => resolve()));
+    if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
+  };
+  await start();
   return {
-    url: `mqtt://127.0.0.1:${port}`,
+    name: "aedes",
+    get port() {
+      return actual;
+    },
+    get url() {
+      return `mqtt://127.0.0.1:${actual}`;
+    },
+    start,
+    stop,
+    close: stop,
+  };
+}
+
+/** A mosquitto of the test's own, on a free loopback port, with its own config file. */
+export async function startMosquitto(): Promise<TestBroker> {
+  const path = mosquittoPath();
+  if (!path) throw new Error("mosquitto is not installed");
+  const port = freePort();
+  const dir = await Deno.makeTempDir({ prefix: "ess-mosquitto-" });
+  const config = `${dir}/mosquitto.conf`;
+  await Deno.writeTextFile(
+    config,
+    `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`,
+  );
+  let child: Deno.ChildProcess | undefined;
+  const start = async () => {
+    child = new Deno.Command(path, {
+      args: ["-c", config],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    await waitForPort(port);
+  };
+  await start();
+  const stop = async () => {
+    const c = child;
+    child = undefined;
+    if (!c) return;
+    c.kill("SIGTERM");
+    await c.status;
+  };
+  return {
+    name: "mosquitto",
     port,
-    close: async () => {
-      child.kill("SIGTERM");
-      await child.status;
+    url: `mqtt://127.0.0.1:${port}`,
+    start,
+    stop,
+    async close() {
+      await stop();
       await Deno.remove(dir, { recursive: true });
     },
   };
 }
 
-/** Every broker to run a test against: aedes, and mosquitto when installed. */
-export async function brokers(): Promise<{ name: string; skip?: string }[]> {
-  const missing = await mosquittoMissing();
-  return [
-    { name: "aedes" },
-    missing === undefined ? { name: "mosquitto" } : { name: "mosquitto", skip: missing },
-  ];
+/** A message a {@link Watcher} saw. */
+export interface Seen {
+  payload: string;
+  retained: boolean;
 }
 
-/** Starts the broker called `name` (from {@link brokers}). */
-export function startBroker(name: string): Promise<TestBroker> {
-  return name === "mosquitto" ? startMosquitto() : startAedes();
+/** A subscriber to everything, keeping the last message per topic. */
+export interface Watcher {
+  last: Map<string, Seen>;
+  /** Every message, in order. */
+  all: { topic: string; payload: string; retained: boolean }[];
+  /** Waits until `check()` holds; throws with `what` after `timeoutMs`. */
+  until(check: () => boolean, what: string, timeoutMs?: number): Promise<void>;
+  publish(topic: string, payload: string, retain?: boolean): Promise<void>;
+  close(): Promise<void>;
 }
 
-/** A client connection with a fixed id prefix. */
-export function client(url: string, name: string): MqttConnection {
-  return connectMqtt({ url, clientId: `test-${name}-${crypto.randomUUID().slice(0, 8)}` });
-}
-
-/**
- * The retained messages under `filter`, as a fresh subscriber sees them (empty ones are not
- * retained, so they never show up).
- */
-export async function retained(
-  url: string,
-  filter: string,
-  quietMs = 300,
-): Promise<Map<string, string>> {
-  const seen = new Map<string, string>();
-  const mqtt = client(url, "retained");
-  try {
-    await new Promise<void>((resolve) => {
-      mqtt.listen({
-        connected: resolve,
-        disconnected: () => {},
-        message: (topic, payload, isRetained) => {
-          if (isRetained) seen.set(topic, payload);
-        },
-      });
-    });
-    await mqtt.subscribe([filter]);
-    await new Promise((r) => setTimeout(r, quietMs));
-  } finally {
-    await mqtt.close();
-  }
-  return seen;
+/** Connects a test client that subscribes to `#` and remembers what it sees. */
+export async function watch(url: string): Promise<Watcher> {
+  const client = mqtt.connect(url, {
+    reconnectPeriod: 100,
+    clientId: `watcher-${crypto.randomUUID()}`,
+  });
+  const last = new Map<string, Seen>();
+  const all: Watcher["all"] = [];
+  client.on("message", (topic, payload, packet) => {
+    const seen = { payload: payload.toString("utf8"), retained: packet.retain === true };
+    last.set(topic, seen);
+    all.push({ topic, ...seen });
+  });
+  await new Promise<void>((resolve) => client.once("connect", () => resolve()));
+  await client.subscribeAsync("#");
+  return {
+    last,
+    all,
+    async until(check, what, timeoutMs = 10_000) {
+      const until = Date.now() + timeoutMs;
+      while (!check()) {
+        if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    },
+    async publish(topic, payload, retain = false) {
+      await client.publishAsync(topic, payload, { retain, qos: 1 });
+    },
+    async close() {
+      await client.endAsync(true);
+    },
+  };
 }

@@ -1,0 +1,435 @@
+/**
+ * A simulated LG ESS that serves the device's HTTPS JSON API on loopback (or any address), for
+ * the demo, for tests, and for anyone without the hardware. Behind the API is a house model
+ * (see `SimDevice`); in front of it, faults on demand: expiring auth keys, nginx 502 pages,
+ * latency and refused connections.
+ *
+ * @module
+ */
+import { EssError } from "./errors.ts";
+import { isJsonObject, type Json, type JsonObject } from "./flatten.ts";
+import { type Logger, silentLogger } from "./log.ts";
+import {
+  BATT_SETTING_PATH,
+  GRAPH_DEVICES,
+  GRAPH_SPANS,
+  graphPath,
+  LOGIN_PATHS,
+  OPERATION_PATH,
+  PASSWORD_KEY,
+  PASSWORD_PATH,
+  STATE_NAMES,
+  STATE_PATHS,
+  TIMESYNC_PATH,
+} from "./states.ts";
+import { SIM_CERT, SIM_KEY } from "./_sim_cert.ts";
+import { type Firmware, SimDevice } from "./_sim_device.ts";
+import { seededRandom } from "./_sim_house.ts";
+
+export type { Energy, Firmware, Flows, SimDevice } from "./_sim_device.ts";
+export {
+  BATTERY_MAX_W,
+  BATTERY_WH,
+  GRID_CHARGE_W,
+  PV_CAPACITY,
+  WINTER_RESERVE,
+} from "./_sim_device.ts";
+
+/** The simulator's password unless told otherwise: a made-up MAC address, like a real one. */
+export const DEFAULT_PASSWORD = "a1b2c3d4e5f6";
+
+/** What an mDNS announcer gets to know about the simulator. */
+export interface AnnounceInfo {
+  /** Registration number: the instance is `LGE_ESS-<name>._pmsctrl._tcp.local.`. */
+  name: string;
+  port: number;
+  hostname: string;
+  /** The interface to announce on, if not the default one. */
+  interfaceAddress?: string;
+}
+
+/** Starts an mDNS announcement; the result stops it. */
+export type Announce = (info: AnnounceInfo) => { close(): Promise<void> };
+
+/** Options of {@link startSimulator}. */
+export interface SimulatorOptions {
+  /** Address to listen on; default `127.0.0.1`. */
+  hostname?: string;
+  /** Port to listen on; default 0, a free one. */
+  port?: number;
+  /** The password the device accepts; default {@link DEFAULT_PASSWORD}. */
+  password?: string;
+  /**
+   * `classic` (default): login at `/v1/user/setting/login`, timesync, `alg_setting` `on`/`off`.
+   * `new`: that login answers 404, login is `/v1/login`, no timesync (404), `alg_setting`
+   * `0`/`1`/`2`.
+   */
+  firmware?: Firmware;
+  /** The clock the house lives by; a fast one makes a fast day. */
+  now?: () => Date;
+  /** Seed of everything random (readings, history, which answers fail); default 1. */
+  seed?: number;
+  /** Registration number; default `SIM` and the seed in ten digits. */
+  name?: string;
+  /** Auth keys expire this long after login; default never. */
+  keyLifetimeSeconds?: number;
+  /** Share (0 to 1) of answers that become nginx 502 pages; default 0. */
+  errorRate?: number;
+  /** Added to every answer, in ms; default 0. */
+  latencyMs?: number;
+  /**
+   * Announce `LGE_ESS-<name>._pmsctrl._tcp.local.` through {@link SimulatorOptions.announce}.
+   * Off by default: it sends multicast.
+   */
+  mdns?: boolean | { interfaceAddress?: string };
+  /** The mDNS announcer that {@link SimulatorOptions.mdns} uses. */
+  announce?: Announce;
+  /** Where requests are logged (debug). */
+  logger?: Logger;
+}
+
+/** One request as it reached the simulated device. */
+export interface SimRequest {
+  method: string;
+  /** The path with doubled slashes collapsed. */
+  path: string;
+  /** The parsed JSON body, or `undefined` if there was none or it was not JSON. */
+  body: Json | undefined;
+  /** The HTTP status it was answered with (0 while still being answered). */
+  status: number;
+}
+
+/** Faults that can be changed while the simulator runs. */
+export interface SimFaults {
+  errorRate?: number;
+  latencyMs?: number;
+  keyLifetimeSeconds?: number;
+}
+
+/** A running simulator. */
+export interface Simulator {
+  readonly hostname: string;
+  readonly port: number;
+  /** `HOST:PORT` (IPv6 in brackets), as `EssClient` and `--host` take it. */
+  readonly host: string;
+  readonly password: string;
+  /** SHA-256 fingerprint of its certificate, `AB:CD:…`, for `--fingerprint`. */
+  readonly fingerprint: string;
+  readonly firmware: Firmware;
+  /** Every request received, in order, for tests to check what reached the device. */
+  readonly requests: SimRequest[];
+  /** The device model, to inspect its state. */
+  readonly device: SimDevice;
+  /** Makes every auth key handed out so far invalid. */
+  expireKeys(): void;
+  /** Changes faults; omitted ones stay as they are. */
+  setFaults(faults: SimFaults): void;
+  /**
+   * Stops listening, so that connections are refused, and listens again on the same port
+   * after `ms`. Resolves as soon as connections are refused.
+   */
+  refuseConnections(ms: number): Promise<void>;
+  /** Stops listening and any announcement. */
+  close(): Promise<void>;
+}
+
+const NGINX = "nginx/1.10.3";
+
+function jsonAnswer(body: JsonObject, status = 200): Response {
+  return new Response(`${JSON.stringify(body, null, 4)}\n`, {
+    status,
+    headers: { "content-type": "application/json", server: NGINX },
+  });
+}
+
+/** An error page as the device's nginx sends it. */
+function nginxPage(status: number, reason: string): Response {
+  const title = `${status} ${reason}`;
+  const html = `<html>\r\n<head><title>${title}</title></head>\r\n<body bgcolor="white">\r\n` +
+    `<center><h1>${title}</h1></center>\r\n<hr><center>${NGINX}</center>\r\n</body>\r\n</html>\r\n`;
+  return new Response(html, { status, headers: { "content-type": "text/html", server: NGINX } });
+}
+
+const SUCCESS = { status: "success" };
+const FAIL = { status: "fail" };
+
+function checkFaults(faults: SimFaults): void {
+  const { errorRate, latencyMs, keyLifetimeSeconds } = faults;
+  if (errorRate !== undefined && !(errorRate >= 0 && errorRate <= 1)) {
+    throw new RangeError(`errorRate must be from 0 to 1, not ${errorRate}`);
+  }
+  if (latencyMs !== undefined && !(latencyMs >= 0)) {
+    throw new RangeError(`latencyMs must be 0 or more, not ${latencyMs}`);
+  }
+  if (keyLifetimeSeconds !== undefined && !(keyLifetimeSeconds > 0)) {
+    throw new RangeError(`keyLifetimeSeconds must be more than 0, not ${keyLifetimeSeconds}`);
+  }
+}
+
+async function sha256Fingerprint(pem: string): Promise<string> {
+  const base64 = pem.replace(/-----[^-]+-----/g, "").replace(/\s+/g, "");
+  const der = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", der));
+  return [...digest].map((b) => b.toString(16).padStart(2, "0").toUpperCase()).join(":");
+}
+
+type Handler = (body: JsonObject) => Response;
+
+class RunningSimulator implements Simulator {
+  readonly hostname: string;
+  readonly password: string;
+  readonly fingerprint: string;
+  readonly firmware: Firmware;
+  readonly requests: SimRequest[] = [];
+  readonly device: SimDevice;
+  #port: number;
+  #server: Deno.HttpServer<Deno.NetAddr> | undefined;
+  #reopenTimer: ReturnType<typeof setTimeout> | undefined;
+  #closed = false;
+  #announcement: { close(): Promise<void> } | undefined;
+  #errorRate: number;
+  #latencyMs: number;
+  #keyLifetimeSeconds: number | undefined;
+  #keys = new Map<string, number>();
+  #random: () => number;
+  #now: () => Date;
+  #log: Logger;
+  #routes = new Map<string, Handler>();
+
+  constructor(options: SimulatorOptions, fingerprint: string) {
+    const seed = options.seed ?? 1;
+    this.hostname = options.hostname ?? "127.0.0.1";
+    this.#port = options.port ?? 0;
+    this.password = options.password ?? DEFAULT_PASSWORD;
+    this.firmware = options.firmware ?? "classic";
+    this.fingerprint = fingerprint;
+    this.#now = options.now ?? (() => new Date());
+    this.#log = options.logger ?? silentLogger;
+    this.#random = seededRandom(seed ^ 0x5eed);
+    this.#errorRate = options.errorRate ?? 0;
+    this.#latencyMs = options.latencyMs ?? 0;
+    this.#keyLifetimeSeconds = options.keyLifetimeSeconds;
+    this.device = new SimDevice({
+      firmware: this.firmware,
+      seed,
+      now: this.#now,
+      name: options.name ?? `SIM${String(seed >>> 0).padStart(10, "0")}`,
+    });
+    this.#addRoutes();
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  get host(): string {
+    const name = this.hostname.includes(":") ? `[${this.hostname}]` : this.hostname;
+    return `${name}:${this.#port}`;
+  }
+
+  expireKeys(): void {
+    this.#keys.clear();
+  }
+
+  setFaults(faults: SimFaults): void {
+    checkFaults(faults);
+    this.#errorRate = faults.errorRate ?? this.#errorRate;
+    this.#latencyMs = faults.latencyMs ?? this.#latencyMs;
+    this.#keyLifetimeSeconds = faults.keyLifetimeSeconds ?? this.#keyLifetimeSeconds;
+  }
+
+  async refuseConnections(ms: number): Promise<void> {
+    if (this.#closed) throw new Error("the simulator is closed");
+    clearTimeout(this.#reopenTimer);
+    const server = this.#server;
+    this.#server = undefined;
+    await server?.shutdown();
+    this.#log.debug(`refusing connections for ${ms} ms`);
+    this.#reopenTimer = setTimeout(() => this.#reopen(), ms);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#reopenTimer);
+    const server = this.#server;
+    this.#server = undefined;
+    await Promise.all([server?.shutdown(), this.#announcement?.close()]);
+  }
+
+  /** Starts listening; on the first call this also picks the port. */
+  listen(): void {
+    try {
+      this.#server = Deno.serve({
+        hostname: this.hostname,
+        port: this.#port,
+        cert: SIM_CERT,
+        key: SIM_KEY,
+        onListen: () => {},
+        onError: (err) => {
+          this.#log.error(`simulator: ${err instanceof Error ? err.message : String(err)}`);
+          return nginxPage(500, "Internal Server Error");
+        },
+      }, (request) => this.#handle(request));
+    } catch (err) {
+      throw new EssError(
+        `Cannot listen on ${this.host}: ${err instanceof Error ? err.message : String(err)}`,
+        { cause: err },
+      );
+    }
+    this.#port = this.#server.addr.port;
+  }
+
+  announce(announce: Announce, interfaceAddress: string | undefined): void {
+    const info: AnnounceInfo = {
+      name: this.device.name,
+      port: this.#port,
+      hostname: this.hostname,
+    };
+    if (interfaceAddress !== undefined) info.interfaceAddress = interfaceAddress;
+    this.#announcement = announce(info);
+  }
+
+  #reopen(): void {
+    this.#reopenTimer = undefined;
+    if (this.#closed) return;
+    try {
+      this.listen();
+      this.#log.debug(`accepting connections on ${this.host} again`);
+    } catch (err) {
+      this.#log.warning(`${(err as Error).message}; trying again`);
+      this.#reopenTimer = setTimeout(() => this.#reopen(), 250);
+    }
+  }
+
+  async #handle(request: Request): Promise<Response> {
+    const path = new URL(request.url).pathname.replace(/\/{2,}/g, "/");
+    const text = await request.text();
+    let body: Json | undefined;
+    try {
+      body = text.trim() === "" ? undefined : JSON.parse(text);
+    } catch {
+      body = undefined;
+    }
+    const record: SimRequest = { method: request.method, path, body, status: 0 };
+    this.requests.push(record);
+    if (this.#latencyMs > 0) {
+      await new Promise((resolve) => setTimeout(resolve, this.#latencyMs));
+    }
+    const response = this.#answer(request.method, path, body);
+    record.status = response.status;
+    this.#log.debug(`${request.method} ${path} -> ${response.status}`);
+    return response;
+  }
+
+  #answer(method: string, path: string, body: Json | undefined): Response {
+    if (this.#errorRate > 0 && this.#random() < this.#errorRate) {
+      return nginxPage(502, "Bad Gateway");
+    }
+    const handler = this.#routes.get(`${method} ${path}`);
+    if (!handler) return nginxPage(404, "Not Found");
+    if (!isJsonObject(body)) return nginxPage(400, "Bad Request");
+    return handler(body);
+  }
+
+  #addRoutes(): void {
+    const route = (method: string, path: string, handler: Handler) =>
+      this.#routes.set(`${method} ${path}`, handler);
+    const authed = (method: string, path: string, handler: Handler) =>
+      route(method, path, (body) => {
+        const key = body["auth_key"];
+        if (typeof key !== "string" || !this.#validKey(key)) {
+          return jsonAnswer({ auth: "auth_key failed" }, 405);
+        }
+        return handler(body);
+      });
+    const classic = this.firmware === "classic";
+
+    route("PUT", classic ? LOGIN_PATHS[0] : LOGIN_PATHS[1], (body) => this.#login(body));
+    if (classic) {
+      authed("PUT", TIMESYNC_PATH, (body) => {
+        const dateTime = body["date_time"];
+        if (typeof dateTime !== "string") return jsonAnswer(FAIL);
+        this.device.timesync(dateTime);
+        return jsonAnswer(SUCCESS);
+      });
+    }
+    route("POST", PASSWORD_PATH, (body) =>
+      jsonAnswer(
+        body["key"] === PASSWORD_KEY ? { status: "success", password: this.password } : FAIL,
+      ));
+    for (const state of STATE_NAMES) {
+      authed("POST", STATE_PATHS[state], () => jsonAnswer(this.device.read(state)));
+    }
+    for (const device of GRAPH_DEVICES) {
+      for (const span of GRAPH_SPANS) {
+        authed("POST", graphPath(device, span), (body) => {
+          const graph = this.device.graph(device, span, body);
+          return graph ? jsonAnswer(graph) : jsonAnswer(FAIL, 400);
+        });
+      }
+    }
+    authed(
+      "PUT",
+      OPERATION_PATH,
+      (body) => jsonAnswer(this.device.operate(body["operation"]) ? SUCCESS : FAIL),
+    );
+    authed(
+      "PUT",
+      BATT_SETTING_PATH,
+      (body) => jsonAnswer(this.device.changeSettings(body) ? SUCCESS : FAIL),
+    );
+  }
+
+  #login(body: JsonObject): Response {
+    if (body["password"] !== this.password) return jsonAnswer({ status: "password mismatched" });
+    const key = crypto.randomUUID();
+    this.#keys.set(key, this.#now().getTime());
+    return jsonAnswer({ status: "success", auth_key: key, regnum: this.device.name, role: "user" });
+  }
+
+  #validKey(key: string): boolean {
+    const issued = this.#keys.get(key);
+    if (issued === undefined) return false;
+    const lifetime = this.#keyLifetimeSeconds;
+    if (lifetime !== undefined && this.#now().getTime() - issued >= lifetime * 1000) {
+      this.#keys.delete(key);
+      return false;
+    }
+    return true;
+  }
+}
+
+/**
+ * Starts a simulated LG ESS and resolves once it listens.
+ *
+ * @example
+ * ```ts ignore
+ * const sim = await startSimulator({ firmware: "new" });
+ * const client = new EssClient({
+ *   host: sim.host,
+ *   password: sim.password,
+ *   fetch: createDeviceFetch({ fingerprint: sim.fingerprint }),
+ * });
+ * await client.read("home");
+ * await sim.close();
+ * ```
+ */
+export async function startSimulator(options: SimulatorOptions = {}): Promise<Simulator> {
+  checkFaults(options);
+  if (options.mdns && !options.announce) {
+    throw new TypeError("the mdns option needs an announce function");
+  }
+  const sim = new RunningSimulator(options, await sha256Fingerprint(SIM_CERT));
+  sim.listen();
+  if (options.mdns && options.announce) {
+    const where = typeof options.mdns === "object" ? options.mdns.interfaceAddress : undefined;
+    try {
+      sim.announce(options.announce, where);
+    } catch (err) {
+      await sim.close();
+      throw err;
+    }
+  }
+  return sim;
+}

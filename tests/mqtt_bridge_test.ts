@@ -1,0 +1,449 @@
+/**
+ * The bridge end to end: the simulator as the device, a real broker (aedes in-process, and
+ * mosquitto when installed), and `ess mqtt` itself as a subprocess where signals, exit codes and
+ * config files matter.
+ */
+import { deepEqual, equal, ok as assert } from "@std/assert";
+import { Bridge, type BridgeOptions, sleep } from "../lib/bridge.ts";
+import { EssClient } from "../lib/client.ts";
+import { flatten, type JsonObject } from "../lib/flatten.ts";
+import { createLogger } from "../lib/log.ts";
+import { connectMqtt } from "../lib/mqtt.ts";
+import { type Firmware, type Simulator, startSimulator } from "../lib/simulator.ts";
+import { BATT_SETTING_PATH, OPERATION_PATH } from "../lib/states.ts";
+import { createDeviceFetch } from "../lib/transport.ts";
+import {
+  mosquittoPath,
+  startAedes,
+  startMosquitto,
+  type TestBroker,
+  watch,
+  type Watcher,
+} from "./_broker.ts";
+
+/** A fixed clock: the simulated house stands still, so published values can be compared. */
+const NOON = new Date("2026-06-21T10:00:00Z");
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const PERMISSIONS = Deno.readTextFileSync(new URL("../permissions.txt", import.meta.url)).trim()
+  .split(/\s+/);
+
+const BROKERS: { name: string; start: () => Promise<TestBroker>; ignore: boolean }[] = [
+  { name: "aedes", start: () => startAedes(), ignore: false },
+  {
+    name: mosquittoPath() ? "mosquitto" : "mosquitto (skipped: mosquitto is not installed)",
+    start: startMosquitto,
+    ignore: mosquittoPath() === undefined,
+  },
+];
+
+interface World {
+  sim: Simulator;
+  broker: TestBroker;
+  watcher: Watcher;
+  log: string[];
+}
+
+/** A simulator, a broker and a watcher on it, closed again after `fn`. */
+async function withWorld(
+  startBroker: () => Promise<TestBroker>,
+  fn: (w: World) => Promise<void>,
+  firmware: Firmware = "classic",
+): Promise<void> {
+  const sim = await startSimulator({ now: () => NOON, firmware });
+  const broker = await startBroker();
+  const watcher = await watch(broker.url);
+  try {
+    await fn({ sim, broker, watcher, log: [] });
+  } finally {
+    await watcher.close();
+    await broker.close();
+    await sim.close();
+  }
+}
+
+/** Runs the bridge in-process against the world until `fn` is done. */
+async function withBridge(
+  w: World,
+  options: Partial<BridgeOptions>,
+  fn: () => Promise<void>,
+): Promise<void> {
+  const fetch = createDeviceFetch({ fingerprint: w.sim.fingerprint, timeoutMs: 2000 });
+  const logger = createLogger("debug", (line) => w.log.push(line));
+  const device = new EssClient({ host: w.sim.host, password: w.sim.password, fetch, logger });
+  const mqtt = connectMqtt({
+    url: w.broker.url,
+    clientId: `ess-test-${crypto.randomUUID().slice(0, 8)}`,
+    will: { topic: "ess/status", payload: "offline", retain: true, qos: 1 },
+    reconnectBaseMs: 50,
+    reconnectMaxMs: 200,
+  });
+  const bridge = new Bridge({
+    device,
+    mqtt,
+    options: {
+      prefix: "ess",
+      intervalMs: 200,
+      commonDivisor: 1,
+      publishMode: "changes",
+      republishMs: 300_000,
+      retain: true,
+      json: false,
+      once: false,
+      ...options,
+    },
+    logger,
+    now: Date.now,
+    sleep,
+    random: Math.random,
+  });
+  const stop = new AbortController();
+  const running = bridge.run(stop.signal);
+  try {
+    await fn();
+  } finally {
+    stop.abort();
+    await running;
+    fetch.close();
+  }
+}
+
+/** Every pyess topic of the simulated device and its value. */
+function deviceTopics(sim: Simulator): Map<string, string> {
+  const topics = new Map<string, string>();
+  for (const state of ["home", "common"] as const) {
+    for (const { path, value } of flatten(sim.device.read(state))) {
+      topics.set(["ess", state, ...path].join("/"), value);
+    }
+  }
+  return topics;
+}
+
+function allPublished(w: World): boolean {
+  for (const [topic, value] of deviceTopics(w.sim)) {
+    if (w.watcher.last.get(topic)?.payload !== value) return false;
+  }
+  return true;
+}
+
+const controlRequests = (sim: Simulator) =>
+  sim.requests.filter((r) => r.path === OPERATION_PATH || r.path === BATT_SETTING_PATH)
+    .filter((r) => r.method === "PUT")
+    .map((r) => {
+      const { auth_key: _, ...body } = r.body as JsonObject;
+      return `${r.path} ${JSON.stringify(body)}`;
+    });
+
+async function runEss(args: string[]): Promise<Deno.CommandOutput> {
+  return await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--no-prompt", ...PERMISSIONS, MAIN, "mqtt", ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+}
+
+for (const { name, start, ignore } of BROKERS) {
+  Deno.test({ name: `ess mqtt with the simulator and ${name}`, ignore }, async (t) => {
+    await t.step(
+      "should publish every pyess topic with the device's values, and online",
+      () =>
+        withWorld(start, async (w) => {
+          await withBridge(w, {}, async () => {
+            await w.watcher.until(() => allPublished(w), "every pyess topic");
+            await w.watcher.until(
+              () => w.watcher.last.get("ess/status")?.payload === "online",
+              "online",
+            );
+          });
+          equal(w.watcher.last.get("ess/status")?.payload, "offline", "offline after a clean stop");
+          const late = await watch(w.broker.url);
+          try {
+            await late.until(() => late.last.has("ess/common/BATT/soc"), "retained state");
+            assert(late.last.get("ess/common/BATT/soc")!.retained, "state is retained");
+            equal(late.last.get("ess/status")?.payload, "offline");
+          } finally {
+            await late.close();
+          }
+        }),
+    );
+
+    await t.step(
+      "should carry every control payload to the device with the right polarity",
+      () =>
+        withWorld(start, async (w) => {
+          // A long interval: only the read-back after each command can publish the change.
+          await withBridge(w, { intervalMs: 60_000 }, async () => {
+            await w.watcher.until(
+              () => w.watcher.last.get("ess/status")?.payload === "online",
+              "online",
+            );
+            const send = async (topic: string, payload: string, expected: string) => {
+              const before = controlRequests(w.sim).length;
+              await w.watcher.publish(topic, payload);
+              await w.watcher.until(
+                () => controlRequests(w.sim).length > before,
+                `${topic} ${payload} to reach the device`,
+              );
+              equal(controlRequests(w.sim).at(-1), expected, `${topic} ${payload}`);
+            };
+            await send("ess/control/active", "false", `${OPERATION_PATH} {"operation":"stop"}`);
+            await w.watcher.until(
+              () => w.watcher.last.get("ess/home/operation/status")?.payload === "stop",
+              "the new state published at once",
+            );
+            await send("ess/control/active", "ON", `${OPERATION_PATH} {"operation":"start"}`);
+            await send("/ess/control/active", "stop", `${OPERATION_PATH} {"operation":"stop"}`);
+            await send(
+              "ess/control/winter_mode",
+              "true",
+              `${BATT_SETTING_PATH} {"wintermode":"on"}`,
+            );
+            equal(w.sim.device.winterMode, true, "winter_mode true switches winter mode ON");
+            await send(
+              "/ess/control/winter_mode",
+              "0",
+              `${BATT_SETTING_PATH} {"wintermode":"off"}`,
+            );
+            await send(
+              "ess/control/fastcharge",
+              "True",
+              `${BATT_SETTING_PATH} {"alg_setting":"on"}`,
+            );
+            await send(
+              "/ess/control/fastcharge",
+              "off",
+              `${BATT_SETTING_PATH} {"alg_setting":"off"}`,
+            );
+            await send(
+              "ess/control/charge_strategy",
+              "fast_charge",
+              `${BATT_SETTING_PATH} {"alg_setting":"on"}`,
+            );
+            await send("ess/control/backup_mode", "on", `${BATT_SETTING_PATH} {"backupmode":"on"}`);
+            await send(
+              "ess/control/backup_soc",
+              "40",
+              `${BATT_SETTING_PATH} {"backupmode":"on","backup_soc":"40"}`,
+            );
+            equal(w.sim.device.backupSoc, 40);
+            await send(
+              "ess/control/backup_mode",
+              "off",
+              `${BATT_SETTING_PATH} {"backupmode":"off"}`,
+            );
+          });
+        }),
+    );
+
+    await t.step(
+      "should set the charge strategy on newer firmware",
+      () =>
+        withWorld(start, async (w) => {
+          await withBridge(w, {}, async () => {
+            await w.watcher.until(
+              () => w.watcher.last.get("ess/status")?.payload === "online",
+              "online",
+            );
+            await w.watcher.publish("ess/control/charge_strategy", "weather-forecast");
+            await w.watcher.until(() => w.sim.device.algSetting === "2", "alg_setting 2");
+            deepEqual(controlRequests(w.sim), [`${BATT_SETTING_PATH} {"alg_setting":"2"}`]);
+          });
+        }, "new"),
+    );
+
+    await t.step(
+      "should change nothing on 'maybe' and live on",
+      () =>
+        withWorld(start, async (w) => {
+          await withBridge(w, {}, async () => {
+            await w.watcher.until(
+              () => w.watcher.last.get("ess/status")?.payload === "online",
+              "online",
+            );
+            await w.watcher.publish("ess/control/active", "maybe");
+            await w.watcher.until(() => w.log.some((l) => /"maybe"/.test(l)), "the warning");
+            const polls = w.sim.requests.length;
+            await w.watcher.until(() => w.sim.requests.length > polls + 2, "more polls");
+            deepEqual(controlRequests(w.sim), []);
+            equal(w.sim.device.operation, "start");
+            equal(w.log.filter((l) => l.startsWith("warning")).length, 1, w.log.join("\n"));
+          });
+        }),
+    );
+
+    await t.step(
+      "should go on publishing with a new login after the auth key expires",
+      () =>
+        withWorld(start, async (w) => {
+          // Publish mode all: with the house standing still, only that shows publishing goes on.
+          await withBridge(w, { publishMode: "all" }, async () => {
+            await w.watcher.until(
+              () => w.watcher.last.get("ess/status")?.payload === "online",
+              "online",
+            );
+            w.sim.expireKeys();
+            const seen = w.sim.requests.length;
+            await w.watcher.until(
+              () => w.sim.requests.slice(seen).some((r) => r.status === 405),
+              "a refused key",
+            );
+            const mark = w.watcher.all.length;
+            await w.watcher.until(
+              () =>
+                w.watcher.all.slice(mark).some((m) => m.topic === "ess/home/statistics/load_power"),
+              "publishing after the refused key",
+            );
+            equal(w.sim.requests.filter((r) => r.path.endsWith("/login")).length, 2, "a new login");
+            deepEqual(w.watcher.all.filter((m) => m.topic === "ess/status").map((m) => m.payload), [
+              "online",
+            ], "never offline");
+          });
+        }),
+    );
+
+    await t.step(
+      "should bring state back after a broker restart without restarting ess",
+      () =>
+        withWorld(start, async (w) => {
+          await withBridge(w, {}, async () => {
+            await w.watcher.until(() => allPublished(w), "every pyess topic");
+            await w.broker.stop();
+            await w.broker.start();
+            w.watcher.last.clear();
+            // The restarted broker has forgotten everything: only a republish can bring it back.
+            await w.watcher.until(() => allPublished(w), "every pyess topic again");
+            await w.watcher.until(
+              () => w.watcher.last.get("ess/status")?.payload === "online",
+              "online",
+            );
+            await w.watcher.publish("ess/control/winter_mode", "on");
+            await w.watcher.until(() => w.sim.device.winterMode, "commands after the restart");
+          });
+        }),
+    );
+
+    await t.step(
+      "should never act on a retained command present at start-up",
+      () =>
+        withWorld(start, async (w) => {
+          await w.watcher.publish("ess/control/active", "false", true);
+          await w.watcher.publish("/ess/control/active", "false", true);
+          await withBridge(w, {}, async () => {
+            await w.watcher.until(() => allPublished(w), "every pyess topic");
+            await w.watcher.until(() => w.log.some((l) => /retained/.test(l)), "the warning");
+          });
+          deepEqual(controlRequests(w.sim), []);
+          equal(w.sim.device.operation, "start");
+          await w.watcher.publish("ess/control/active", "", true);
+          await w.watcher.publish("/ess/control/active", "", true);
+        }),
+    );
+
+    await t.step(
+      "should publish offline and exit 0 on SIGTERM (subprocess)",
+      () =>
+        withWorld(start, async (w) => {
+          const child = new Deno.Command(Deno.execPath(), {
+            args: [
+              "run",
+              "--no-prompt",
+              ...PERMISSIONS,
+              MAIN,
+              "mqtt",
+              "--config",
+              "/dev/null",
+              "--host",
+              w.sim.host,
+              "--password",
+              w.sim.password,
+              "--fingerprint",
+              w.sim.fingerprint,
+              "--mqtt-server",
+              w.broker.url,
+              "--interval-seconds",
+              "1",
+            ],
+            stdin: "null",
+            stdout: "piped",
+            stderr: "piped",
+          }).spawn();
+          const output = child.output();
+          try {
+            await w.watcher.until(
+              () => w.watcher.last.get("ess/status")?.payload === "online",
+              "online",
+            );
+            await w.watcher.until(() => allPublished(w), "every pyess topic");
+          } finally {
+            child.kill("SIGTERM");
+          }
+          const signalled = Date.now();
+          const { code, stderr } = await output;
+          const took = Date.now() - signalled;
+          equal(code, 0, new TextDecoder().decode(stderr));
+          assert(took < 2000, `exited ${took} ms after SIGTERM`);
+          await w.watcher.until(
+            () => w.watcher.last.get("ess/status")?.payload === "offline",
+            "offline",
+          );
+        }),
+    );
+
+    await t.step(
+      "should run from a pyess config file unchanged (subprocess, once)",
+      () =>
+        withWorld(start, async (w) => {
+          const dir = await Deno.makeTempDir();
+          try {
+            const config = `${dir}/essmqtt.conf`;
+            await Deno.writeTextFile(
+              config,
+              [
+                "# written as for pyess's essmqtt",
+                `ess_password = ${w.sim.password}`,
+                `ess_host = ${w.sim.host}`,
+                "mqtt_server = 127.0.0.1",
+                `mqtt_port = ${w.broker.port}`,
+                "mqtt_user = essmqtt",
+                "mqtt_password = secret",
+                "interval_seconds = 10",
+                "common_divisor = 3",
+                "hass_autoconfig_sensors = ess/common/BATT/soc",
+                "once = true",
+                "loglevel = WARNING",
+                "",
+              ].join("\n"),
+            );
+            const { code, stderr } = await runEss(["--config", config]);
+            equal(code, 0, new TextDecoder().decode(stderr));
+            equal(new TextDecoder().decode(stderr), "", "no warnings");
+            await w.watcher.until(() => allPublished(w), "every pyess topic");
+          } finally {
+            await Deno.remove(dir, { recursive: true });
+          }
+        }),
+    );
+
+    await t.step(
+      "should exit 78 with one line on a wrong password (subprocess)",
+      () =>
+        withWorld(start, async (w) => {
+          const { code, stderr } = await runEss([
+            "--config",
+            "/dev/null",
+            "--host",
+            w.sim.host,
+            "--password",
+            "000000000000",
+            "--mqtt-server",
+            w.broker.url,
+          ]);
+          equal(code, 78);
+          const lines = new TextDecoder().decode(stderr).trimEnd().split("\n")
+            .filter((l) => !l.startsWith("ess: info: "));
+          equal(lines.length, 1, lines.join("\n"));
+          assert(/^ess: Cannot log in to .*: wrong password/.test(lines[0]!), lines[0]);
+        }),
+    );
+  });
+}

@@ -1,0 +1,130 @@
+import { deepEqual, equal, ok as assert } from "@std/assert";
+import { connectMqtt, type MqttConnection } from "../lib/mqtt.ts";
+import { mosquittoPath, startAedes, startMosquitto, type TestBroker, watch } from "./_broker.ts";
+
+const BROKERS: { name: string; start: () => Promise<TestBroker>; ignore: boolean }[] = [
+  { name: "aedes", start: () => startAedes(), ignore: false },
+  {
+    name: mosquittoPath() ? "mosquitto" : "mosquitto (skipped: mosquitto is not installed)",
+    start: startMosquitto,
+    ignore: mosquittoPath() === undefined,
+  },
+];
+
+interface Events {
+  log: string[];
+  messages: { topic: string; payload: string; retained: boolean }[];
+}
+
+function connect(url: string, events: Events, will = false): MqttConnection {
+  const connection = connectMqtt({
+    url,
+    clientId: `ess-test-${crypto.randomUUID().slice(0, 8)}`,
+    reconnectBaseMs: 50,
+    reconnectMaxMs: 200,
+    random: () => 0.5,
+    ...(will ? { will: { topic: "t/status", payload: "offline", retain: true, qos: 1 } } : {}),
+  });
+  connection.listen({
+    connected: () => events.log.push("connected"),
+    disconnected: () => events.log.push("disconnected"),
+    message: (topic, payload, retained) => events.messages.push({ topic, payload, retained }),
+  });
+  return connection;
+}
+
+async function until(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+for (const { name, start, ignore } of BROKERS) {
+  Deno.test({
+    name: `connectMqtt() against ${name}`,
+    ignore,
+    async fn(t) {
+      const broker = await start();
+      const watcher = await watch(broker.url);
+      try {
+        await t.step(
+          "should publish, subscribe, and tell retained from live messages",
+          async () => {
+            await watcher.publish("t/cmd", "old", true);
+            const events: Events = { log: [], messages: [] };
+            const connection = connect(broker.url, events);
+            try {
+              await until(() => connection.connected, "connect");
+              await connection.subscribe(["t/cmd"]);
+              await until(() => events.messages.length === 1, "the retained message");
+              await watcher.publish("t/cmd", "new");
+              await until(() => events.messages.length === 2, "the live message");
+              deepEqual(events.messages, [
+                { topic: "t/cmd", payload: "old", retained: true },
+                { topic: "t/cmd", payload: "new", retained: false },
+              ]);
+              await connection.publish("t/state", "42", { retain: true });
+              await watcher.until(() => watcher.last.get("t/state")?.payload === "42", "t/state");
+            } finally {
+              await connection.close();
+              await watcher.publish("t/cmd", "", true);
+            }
+          },
+        );
+
+        await t.step(
+          "should reconnect after a broker restart and drop what comes between",
+          async () => {
+            const events: Events = { log: [], messages: [] };
+            const connection = connect(broker.url, events, true);
+            try {
+              await until(() => connection.connected, "connect");
+              await broker.stop();
+              await until(() => events.log.includes("disconnected"), "the disconnect");
+              equal(connection.connected, false);
+              await connection.publish("t/lost", "x");
+              await broker.start();
+              await until(
+                () => events.log.filter((e) => e === "connected").length === 2,
+                "reconnect",
+              );
+              await connection.subscribe(["t/again"]);
+              const again = await watch(broker.url);
+              try {
+                await again.publish("t/again", "yes");
+                await until(() => events.messages.some((m) => m.topic === "t/again"), "message");
+                await connection.publish("t/state", "after", { retain: true });
+                await again.until(() => again.last.get("t/state")?.payload === "after", "t/state");
+                equal(again.last.get("t/lost"), undefined, "nothing queued while disconnected");
+              } finally {
+                await again.close();
+              }
+            } finally {
+              await connection.close();
+            }
+            assert(!connection.connected);
+          },
+        );
+
+        await t.step("should send no last will on close()", async () => {
+          const events: Events = { log: [], messages: [] };
+          const connection = connect(broker.url, events, true);
+          await until(() => connection.connected, "connect");
+          const w = await watch(broker.url);
+          try {
+            await connection.close();
+            await new Promise((resolve) => setTimeout(resolve, 200));
+            equal(w.last.get("t/status"), undefined);
+          } finally {
+            await w.close();
+          }
+        });
+      } finally {
+        await watcher.close();
+        await broker.close();
+      }
+    },
+  });
+}
