@@ -35,7 +35,7 @@ export interface HassPluginOptions {
   onlineDelayMs?: number | undefined;
   /** How often to look for entities to add or remove once announced, in ms (default 60 s). */
   recheckMs?: number | undefined;
-  /** How soon to try again while nothing can be announced yet, in ms (default 2 s). */
+  /** How soon to look again while nothing can be announced yet or just was, in ms (default 2 s). */
   retryMs?: number | undefined;
   /** Uniform in [0, 1); `Math.random` unless a test seeds it. */
   random?: (() => number) | undefined;
@@ -98,7 +98,11 @@ export function createHassPlugin(options: HassPluginOptions): HassPlugin {
     return systeminfo;
   };
 
-  /** Announces when something changed (or always, if forced); false if it could not yet. */
+  /**
+   * Announces when something changed (or always, if forced). True when the announcement stands
+   * as it was; false when it could not announce yet, or just did, because the bridge may still
+   * be publishing the rest of a poll.
+   */
   const announce = async (ctx: BridgeContext, force: boolean): Promise<boolean> => {
     const published = ctx.publishedTopics();
     if (!ENTITY_TABLE.some((row) => published.has(rowTopic(ctx.prefix, row)))) return false;
@@ -133,7 +137,7 @@ export function createHassPlugin(options: HassPluginOptions): HassPlugin {
       );
       warnedUnknown = true;
     }
-    return true;
+    return false;
   };
 
   const attempt = async (ctx: BridgeContext, force: boolean): Promise<boolean> => {
@@ -147,10 +151,10 @@ export function createHassPlugin(options: HassPluginOptions): HassPlugin {
 
   /** After the first attempt: keep the announcement in step with what the bridge publishes. */
   const watch = async (ctx: BridgeContext, first: Promise<boolean>, signal: AbortSignal) => {
-    let done = await first;
+    let settled = await first;
     while (!signal.aborted) {
-      await sleep(done ? recheckMs : retryMs, signal);
-      if (!signal.aborted) done = await attempt(ctx, false);
+      await sleep(settled ? recheckMs : retryMs, signal);
+      if (!signal.aborted) settled = await attempt(ctx, false);
     }
   };
 

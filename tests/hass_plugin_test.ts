@@ -114,7 +114,11 @@ Deno.test("createHassPlugin() waits until the bridge has published state", async
     await clock.advance();
     await plugin.idle();
     equal(bridge.configs().length, 1);
-    deepEqual(clock.pending.map((p) => p.ms), [60_000]);
+    deepEqual(clock.pending.map((p) => p.ms), [2000], "soon again: the poll may still publish");
+    await clock.advance();
+    await plugin.idle();
+    equal(bridge.configs().length, 1);
+    deepEqual(clock.pending.map((p) => p.ms), [60_000], "then seldom");
   } finally {
     await plugin.onStop!(bridge.ctx);
   }
@@ -156,6 +160,8 @@ Deno.test("createHassPlugin() announces again a random while after Home Assistan
   for (const s of PUBLISHED_STATES) topicsOf(s).forEach((t) => bridge.topics.add(t));
   try {
     await plugin.onConnect!(bridge.ctx);
+    await plugin.idle();
+    await clock.advance();
     await plugin.idle();
     equal(bridge.configs().length, 1);
 
