@@ -162,6 +162,9 @@ function checkEntity(
   if (category !== undefined && category !== "diagnostic" && category !== "config") {
     fail(`${cid}: entity_category ${category}`);
   }
+  if (category === "config" && !isControl) {
+    fail(`${cid}: Home Assistant allows entity_category config only on entities you can set`);
+  }
   const key = state?.split("/").at(-1) ?? "";
   if (platform === "binary_sensor") {
     const flagTopic = /\/home\/direction\//.test(state ?? "");
