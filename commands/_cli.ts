@@ -105,8 +105,17 @@ export const DEVICE_OPTIONS: readonly OptionSpec[] = [
     aliases: ["ess-host"],
     type: "string",
     arg: "HOST[:PORT]",
-    help: "the ESS's address",
+    help: "the ESS's address (default: find it by mDNS)",
     env: "ESS_HOST",
+    group: "Device",
+  },
+  {
+    name: "name",
+    aliases: ["ess-name"],
+    type: "string",
+    arg: "NAME",
+    help: "without --host: the ESS to find by mDNS when several answer (LGE_ESS-NAME)",
+    env: "ESS_NAME",
     group: "Device",
   },
   {

@@ -4,7 +4,16 @@
  * @module
  */
 import { EssClient } from "../lib/client.ts";
-import { UsageError } from "../lib/errors.ts";
+import { DiscoveryError, UsageError } from "../lib/errors.ts";
+import type { Logger } from "../lib/log.ts";
+import {
+  browse,
+  deviceAuthority,
+  type EssDevice,
+  INSTANCE_PREFIX,
+  matchesName,
+  SERVICE_TYPE,
+} from "../lib/mdns.ts";
 import { createDeviceFetch, type DeviceFetch } from "../lib/transport.ts";
 import type { Parsed } from "./_cli.ts";
 
@@ -46,15 +55,98 @@ export function parseHostPort(text: string, defaultPort: number, what = "host"):
   return { hostname, port, authority: port === defaultPort ? name : `${name}:${port}` };
 }
 
-/** The device's address from `--host` (or config / environment). */
-export function deviceHost(p: Parsed): HostPort {
-  const host = p.string("host");
-  if (host === undefined || host.trim() === "") {
-    throw new UsageError(
-      "no device address: give --host, ESS_HOST or ess_host in the config file",
+/** How long a device command without `--host` listens for mDNS answers. */
+export const DISCOVERY_TIMEOUT_MS = 3000;
+/** Once a device has answered, how long to wait for others before picking one. */
+const DISCOVERY_SETTLE_MS = 1000;
+
+/** Finds LG ESS devices on the network (all of them, or the one called `name`). */
+export type Discover = (name: string | undefined, log: Logger) => Promise<EssDevice[]>;
+
+/**
+ * Browses by mDNS: with a name it stops at that device (still returning the others it heard, for
+ * the error message if none matches); without, it waits until answers have settled, so that it
+ * can tell one device from several.
+ */
+export function browseDevices(name: string | undefined, log: Logger): Promise<EssDevice[]> {
+  log.debug(`no --host: looking for ${name ?? "an LG ESS"} by mDNS (${SERVICE_TYPE})`);
+  const stop = new AbortController();
+  return browse({
+    timeoutMs: DISCOVERY_TIMEOUT_MS,
+    settleMs: name === undefined ? DISCOVERY_SETTLE_MS : undefined,
+    signal: stop.signal,
+    logger: log,
+    onFound: (device) => {
+      if (name !== undefined && matchesName(device, name)) stop.abort();
+    },
+  });
+}
+
+/** `discover`, asked at most once per name: later calls share the first answer (not a failure). */
+export function cachedDiscover(discover: Discover): Discover {
+  const discoveries = new Map<string, Promise<EssDevice[]>>();
+  return (name, log) => {
+    const key = name?.toLowerCase() ?? "";
+    let found = discoveries.get(key);
+    if (!found) {
+      found = discover(name, log);
+      found.catch(() => discoveries.delete(key));
+      discoveries.set(key, found);
+    }
+    return found;
+  };
+}
+
+/** The process's discovery: several device sessions in one process reuse its answer. */
+export const discoverOnce: Discover = cachedDiscover(browseDevices);
+
+const label = (d: EssDevice) => `${INSTANCE_PREFIX}${d.name} (${deviceAuthority(d)})`;
+
+/**
+ * The one device to use among those discovered: the one called `name`, or the only one. None is
+ * a {@link DiscoveryError}; several without a name is a {@link UsageError} listing them.
+ */
+export function pickDevice(devices: readonly EssDevice[], name: string | undefined): EssDevice {
+  const seconds = DISCOVERY_TIMEOUT_MS / 1000;
+  const hint = "give --host, ESS_HOST or ess_host in the config file";
+  if (name !== undefined) {
+    const device = devices.find((d) => matchesName(d, name));
+    if (device) return device;
+    throw new DiscoveryError(
+      SERVICE_TYPE,
+      `No LG ESS named ${JSON.stringify(name)} answered on mDNS within ${seconds} s${
+        devices.length > 0 ? ` (found ${devices.map(label).join(", ")})` : ""
+      }: check --name, or ${hint}`,
     );
   }
-  return parseHostPort(host, 443);
+  const [only, ...others] = devices;
+  if (only === undefined) {
+    throw new DiscoveryError(
+      SERVICE_TYPE,
+      `No LG ESS answered on mDNS (${SERVICE_TYPE}) within ${seconds} s: ${hint} ` +
+        "(mDNS finds the device only on the same network segment)",
+    );
+  }
+  if (others.length > 0) {
+    throw new UsageError(
+      `Several LG ESS answered on mDNS: ${devices.map(label).join(", ")}; ` +
+        "pick one with --name NAME or --host",
+    );
+  }
+  return only;
+}
+
+/**
+ * The device's address from `--host` (or config / environment); without one, the device found
+ * by mDNS (the only one, or the one `--name` names).
+ */
+export async function deviceHost(p: Parsed, discover: Discover = discoverOnce): Promise<HostPort> {
+  const host = p.string("host");
+  if (host !== undefined && host.trim() !== "") return parseHostPort(host, 443);
+  const name = p.string("name")?.trim() || undefined;
+  const device = pickDevice(await discover(name, p.log), name);
+  p.log.debug(`found ${label(device)} by mDNS`);
+  return parseHostPort(deviceAuthority(device), 443);
 }
 
 /** The device password from `--password`, `ESS_PASSWORD` or `ess_password`. */
@@ -86,9 +178,12 @@ export interface DeviceSession {
   close(): void;
 }
 
-/** Opens a client for the device named by the options. */
-export function openDevice(p: Parsed): DeviceSession {
-  const host = deviceHost(p);
+/** Opens a client for the device named by the options (found by mDNS without `--host`). */
+export async function openDevice(
+  p: Parsed,
+  discover: Discover = discoverOnce,
+): Promise<DeviceSession> {
+  const host = await deviceHost(p, discover);
   const password = devicePassword(p);
   const fetch = deviceFetch(p);
   const client = new EssClient({ host: host.authority, password, fetch, logger: p.log });

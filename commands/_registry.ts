@@ -38,6 +38,14 @@ export const COMMANDS: Record<string, CommandEntry> = {
     summary: "read the device password (on the device's own Wi-Fi)",
     load: () => import("./password.ts"),
   },
+  discover: {
+    summary: "find LG ESS devices on the local network (mDNS)",
+    load: () => import("./discover.ts"),
+  },
+  graphite: {
+    summary: "send live values to Graphite (carbon plaintext protocol)",
+    load: () => import("./graphite.ts"),
+  },
   simulate: {
     summary: "run a simulated LG ESS to try ess without hardware",
     load: () => import("./simulate.ts"),

@@ -137,7 +137,7 @@ const command: Command = {
     if (reserve !== undefined && target !== "backup") {
       throw new UsageError("--soc goes with 'ess control backup on'");
     }
-    const session = openDevice(p);
+    const session = await openDevice(p);
     try {
       io.out(`${await applyControl(session.client, target, value, reserve)}\n`);
     } finally {

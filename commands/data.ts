@@ -98,12 +98,12 @@ const command: Command = {
     const states = parseStates(p.string("only"));
     const format = choose(p.string("format"), FORMATS, "format");
     if (p.flag("show-fingerprint")) {
-      const host = deviceHost(p);
+      const host = await deviceHost(p);
       const timeoutMs = (p.seconds("timeout") ?? 10) * 1000;
       io.out(`${await probeFingerprint(host.hostname, host.port, timeoutMs)}\n`);
       return 0;
     }
-    const session = openDevice(p);
+    const session = await openDevice(p);
     try {
       const data = await session.client.readAll(states);
       const sample = data["home"] ?? data["common"] ?? data["systeminfo"];

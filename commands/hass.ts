@@ -82,7 +82,7 @@ const command: Command = {
       return 0;
     }
 
-    const session = openDevice(p);
+    const session = await openDevice(p);
     let data: Record<string, JsonObject>;
     try {
       data = await session.client.readAll(["systeminfo", ...PUBLISHED_STATES]);

@@ -414,7 +414,7 @@ const command: Command = {
     const plugins = PLUGIN_FACTORIES.map((make) => make(settings.plugins)).filter((x) =>
       x !== undefined
     );
-    const session = openDevice(p);
+    const session = await openDevice(p);
     const mqtt = connectMqtt(settings.connect);
     const bridge = new Bridge({
       device: session.client,

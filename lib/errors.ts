@@ -64,6 +64,12 @@ export class AuthError extends DeviceError {}
 /** No TCP connection could be made. */
 export class UnreachableError extends DeviceError {}
 
+/** A Graphite server could not be reached or did not take the metrics. */
+export class GraphiteError extends EssError {}
+
+/** Finding the device by mDNS failed: nothing answered, not the one named, or no socket. */
+export class DiscoveryError extends DeviceError {}
+
 /** The TLS handshake failed. */
 export class TlsError extends DeviceError {}
 

@@ -1,5 +1,5 @@
 import { deepEqual, equal, ok as assert } from "@std/assert";
-import { Backoff, nextDelay, seededRandom } from "../lib/backoff.ts";
+import { Backoff, nextDelay, seededRandom, sleep } from "../lib/backoff.ts";
 
 Deno.test("nextDelay()", async (t) => {
   await t.step("should double from baseMs and stay in the upper half of the nominal delay", () => {
@@ -40,5 +40,19 @@ Deno.test("seededRandom()", async (t) => {
     deepEqual(xs, Array.from({ length: 100 }, () => b()));
     assert(xs.every((x) => x >= 0 && x < 1));
     assert(new Set(xs).size > 90);
+  });
+});
+
+Deno.test("sleep()", async (t) => {
+  await t.step("should resolve at once when the signal is already aborted", async () => {
+    const stop = new AbortController();
+    stop.abort();
+    await sleep(60_000, stop.signal);
+  });
+  await t.step("should resolve early when the signal aborts", async () => {
+    const stop = new AbortController();
+    const waiting = sleep(60_000, stop.signal);
+    stop.abort();
+    await waiting;
   });
 });

@@ -388,7 +388,6 @@ Deno.test("ess data errors end in one line and the right exit code", async (t) =
       /bad port/,
     );
     assertOneLineError(await ess(["data", "--host", "127.0.0.1"]), 2, /no device password/);
-    assertOneLineError(await ess(["data", "--password", "x"]), 2, /no device address/);
     assertOneLineError(
       await ess(["data", "--format", "xml", "--host", "127.0.0.1"]),
       2,

@@ -171,7 +171,7 @@ Deno.test("parseCommand() resolves options", async (t) => {
       assert.equal(await parseCommand(COMMAND, ["--help"], h), undefined);
       assert.match(
         out.join(""),
-        /--host HOST\[:PORT\]\s+the ESS's address \(env ESS_HOST; also --ess-host\)/,
+        /--host HOST\[:PORT\]\s+the ESS's address \(default: find it by mDNS\) \(env ESS_HOST; also --ess-host\)/,
       );
     });
   } finally {

@@ -29,7 +29,7 @@ async function settingsFor(argv: string[], env: Record<string, string> = {}) {
 Deno.test("ess mqtt options", async (t) => {
   await t.step("should read a pyess essmqtt config file unchanged", async () => {
     const { p, io, settings } = await settingsFor(["--config", PYESS_CONFIG]);
-    equal(deviceHost(p).authority, "192.0.2.20");
+    equal((await deviceHost(p)).authority, "192.0.2.20");
     equal(devicePassword(p), "0a1b2c3d4e5f");
     equal(settings.connect.url, "mqtt://192.0.2.10:1884");
     equal(settings.connect.username, "essmqtt");

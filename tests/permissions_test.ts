@@ -30,7 +30,11 @@ Deno.test("a permission the binary lacks ends in one line naming it", async () =
       "--password",
       "x",
     ],
-    env: { NO_COLOR: "1", HOME: "/nonexistent" },
+    env: {
+      NO_COLOR: "1",
+      HOME: "/nonexistent",
+      DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
+    },
     stdout: "piped",
     stderr: "piped",
   }).output();

@@ -1,0 +1,162 @@
+/**
+ * `ess discover`: list the LG ESS devices on the local network (mDNS / DNS-SD).
+ *
+ * @module
+ */
+import { DiscoveryError, UsageError } from "../lib/errors.ts";
+import {
+  browse,
+  type BrowseOptions,
+  deviceAuthority,
+  type EssDevice,
+  httpsPort,
+  INSTANCE_PREFIX,
+  SERVICE_TYPE,
+} from "../lib/mdns.ts";
+import { type Command, GENERAL_OPTIONS, type Io, parseCommand } from "./_cli.ts";
+
+/** A device as `--json` prints it: `host` is what `--host` takes, `port` the SRV port. */
+export function deviceJson(device: EssDevice): Record<string, unknown> {
+  return {
+    name: device.name,
+    instance: device.instance,
+    host: deviceAuthority(device),
+    address: device.address,
+    port: device.port,
+    txt: device.txt,
+  };
+}
+
+/** One line per device: `LGE_ESS-<name>  <address>:<https port>`. */
+export function deviceLine(device: EssDevice): string {
+  return `${INSTANCE_PREFIX}${device.name}  ${device.address}:${httpsPort(device)}\n`;
+}
+
+const SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏";
+
+/** The progress line on a terminal: spinner, elapsed time and how many answered so far. */
+export function progressLine(elapsedMs: number, timeoutMs: number, found: number): string {
+  const frame = SPINNER[Math.floor(elapsedMs / 100) % SPINNER.length];
+  const seconds = (ms: number) => (ms / 1000).toFixed(1);
+  return `${frame} looking for LG ESS devices (${SERVICE_TYPE}) ${seconds(elapsedMs)} s of ${
+    seconds(timeoutMs)
+  } s, ${found} found`;
+}
+
+const CLEAR_LINE = "\r\x1b[2K";
+const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
+
+/** What `ess discover` calls to browse; tests pass a stub. */
+export type Browse = (options: BrowseOptions) => Promise<EssDevice[]>;
+
+const command: Command = {
+  name: "discover",
+  usage: "discover [--timeout SECONDS] [--first] [--name NAME] [--json]",
+  description: `Lists each LG ESS that answers on mDNS (${SERVICE_TYPE}) as soon as it\n` +
+    "answers: its name and the address to give to --host. Stops after --timeout, or at\n" +
+    "the first device with --first. Exit code 1 when no device answers.",
+  options: [
+    {
+      name: "timeout",
+      type: "string",
+      arg: "SECONDS",
+      help: "how long to listen",
+      default: "3",
+      config: false,
+    },
+    { name: "first", type: "boolean", help: "stop at the first device", config: false },
+    {
+      name: "name",
+      type: "string",
+      arg: "NAME",
+      help: "list only this device (DE1234 or LGE_ESS-DE1234)",
+      config: false,
+    },
+    {
+      name: "json",
+      type: "boolean",
+      help: "print one JSON array of the devices at the end (host, address, port, txt, ...)",
+      config: false,
+    },
+    {
+      name: "interface",
+      type: "string",
+      arg: "ADDRESS",
+      help: "IPv4 address of the network interface to ask on (default: all)",
+      config: false,
+    },
+    ...GENERAL_OPTIONS,
+  ],
+  examples: [
+    "ess discover",
+    "ess discover --first --json | jq -r '.[0].host'",
+    "ess discover --name DE1234 --timeout 10",
+  ],
+  run: (argv, io) => runDiscover(argv, io, browse),
+};
+
+/** `ess discover` with the browse it uses injected. */
+export async function runDiscover(argv: string[], io: Io, browseWith: Browse): Promise<number> {
+  const p = await parseCommand(command, argv, io);
+  if (!p) return 0;
+  if (p.positionals.length > 0) {
+    throw new UsageError(
+      `ess discover takes no arguments (got ${JSON.stringify(p.positionals[0])})`,
+    );
+  }
+  const timeoutMs = (p.seconds("timeout") ?? 3) * 1000;
+  const interfaceAddress = p.string("interface");
+  if (interfaceAddress !== undefined && !IPV4.test(interfaceAddress)) {
+    throw new UsageError(
+      `--interface ${JSON.stringify(interfaceAddress)} is not an IPv4 address of this computer`,
+    );
+  }
+  const json = p.flag("json");
+  const name = p.string("name")?.trim() || undefined;
+
+  const started = Date.now();
+  let found = 0;
+  let spinner: ReturnType<typeof setInterval> | undefined;
+  const draw = () => io.err(`${CLEAR_LINE}${progressLine(Date.now() - started, timeoutMs, found)}`);
+  if (io.stderrIsTerminal) {
+    draw();
+    spinner = setInterval(draw, 100);
+  }
+  // Ctrl-C ends the wait early and still lists what answered.
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  Deno.addSignalListener("SIGINT", onSignal);
+  let devices: EssDevice[];
+  try {
+    devices = await browseWith({
+      timeoutMs,
+      first: p.flag("first"),
+      name,
+      interfaceAddress,
+      signal: stop.signal,
+      logger: p.log,
+      onFound: (device) => {
+        found++;
+        if (json) return;
+        if (io.stderrIsTerminal) io.err(CLEAR_LINE);
+        io.out(deviceLine(device));
+      },
+    });
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSignal);
+    clearInterval(spinner);
+    if (io.stderrIsTerminal) io.err(CLEAR_LINE);
+  }
+  if (json) io.out(`${JSON.stringify(devices.map(deviceJson), null, 2)}\n`);
+  if (devices.length === 0) {
+    throw new DiscoveryError(
+      SERVICE_TYPE,
+      `No LG ESS${name === undefined ? "" : ` named ${JSON.stringify(name)}`} answered on mDNS ` +
+        `within ${((Date.now() - started) / 1000).toFixed(1)} s (is this computer on the ESS's ` +
+        "network segment? try a longer --timeout)",
+    );
+  }
+  return 0;
+}
+
+export default command;

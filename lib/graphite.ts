@@ -1,0 +1,452 @@
+/**
+ * Feeding Graphite (carbon's plaintext protocol, `<path> <value> <unix-seconds>\n`) with the
+ * device's `home` and `common` states under pyess's metric names (`home.statistics.load_power`,
+ * `common.BATT.soc`). The metric building is pure; the senders keep one TCP connection (or send
+ * UDP datagrams); the loop survives both an unreachable device and an unreachable server, with
+ * capped, jittered back-off, logging once per change of state.
+ *
+ * @module
+ */
+import dgram from "node:dgram";
+import { Buffer } from "node:buffer";
+import { Backoff, sleep as realSleep } from "./backoff.ts";
+import {
+  EssError,
+  GraphiteError,
+  LoginPathNotFoundError,
+  PinMismatchError,
+  WrongPasswordError,
+} from "./errors.ts";
+import { flatten, type JsonObject } from "./flatten.ts";
+import { type Logger, silentLogger } from "./log.ts";
+import type { StateName } from "./states.ts";
+import { PUBLISHED_STATES } from "./topics.ts";
+
+/** Carbon's plaintext port, for TCP and UDP alike. */
+export const DEFAULT_GRAPHITE_PORT = 2003;
+/** The transports carbon's plaintext protocol runs on. */
+export const GRAPHITE_PROTOCOLS = ["tcp", "udp"] as const;
+/** One of {@link GRAPHITE_PROTOCOLS}. */
+export type GraphiteProtocol = typeof GRAPHITE_PROTOCOLS[number];
+
+/**
+ * A metric path node made of safe characters only: anything outside `[A-Za-z0-9_-]` (dots,
+ * spaces, slashes) becomes `_`, so a key can never add a level or break a line.
+ *
+ * @example
+ * ```ts
+ * metricNode("pv1 voltage/V"); // "pv1_voltage_V"
+ * ```
+ */
+export function metricNode(text: string): string {
+  return text.replace(/[^A-Za-z0-9_-]/g, "_") || "_";
+}
+
+const NUMBER = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
+const ON = new Set(["on", "start", "true"]);
+const OFF = new Set(["off", "stop", "false"]);
+
+/**
+ * The number a device value stands for: numbers as they are (`"26.500000"` -> 26.5), `on`,
+ * `start`, `true` -> 1 and `off`, `stop`, `false` -> 0; anything else (`""`, `pcs_ok`, a brand
+ * name) is `undefined` and not sent.
+ *
+ * @example
+ * ```ts
+ * [metricValue("229.600000"), metricValue("on"), metricValue("pcs_ok")]; // [229.6, 1, undefined]
+ * ```
+ */
+export function metricValue(text: string): number | undefined {
+  const t = text.trim();
+  if (NUMBER.test(t)) {
+    const n = Number(t);
+    return Number.isFinite(n) ? n : undefined;
+  }
+  const word = t.toLowerCase();
+  if (ON.has(word)) return 1;
+  if (OFF.has(word)) return 0;
+  return undefined;
+}
+
+/**
+ * One plaintext line per numeric leaf of each state: `[<prefix>.]<state>.<group>.<key> <value>
+ * <timestamp>\n`. The prefix may have several dot-separated levels; each is made safe.
+ *
+ * @example
+ * ```ts
+ * metricLines({ home: { statistics: { load_power: "376" } } }, 1700000000, "house");
+ * // ["house.home.statistics.load_power 376 1700000000\n"]
+ * ```
+ */
+export function metricLines(
+  states: Readonly<Record<string, JsonObject>>,
+  timestamp: number,
+  prefix?: string,
+): string[] {
+  const head = (prefix ?? "").split(".").filter((n) => n !== "").map(metricNode);
+  const lines: string[] = [];
+  for (const [state, answer] of Object.entries(states)) {
+    for (const { path, value } of flatten(answer, [state])) {
+      const number = metricValue(value);
+      if (number === undefined) continue;
+      lines.push(`${[...head, ...path.map(metricNode)].join(".")} ${number} ${timestamp}\n`);
+    }
+  }
+  return lines;
+}
+
+/**
+ * Splits a batch of lines into UDP datagrams of at most `maxBytes` (a line is never cut; carbon
+ * reads each datagram on its own).
+ */
+export function datagrams(lines: readonly string[], maxBytes = 1400): string[] {
+  const packets: string[] = [];
+  let current = "";
+  for (const line of lines) {
+    if (current !== "" && Buffer.byteLength(current + line) > maxBytes) {
+      packets.push(current);
+      current = "";
+    }
+    current += line;
+  }
+  if (current !== "") packets.push(current);
+  return packets;
+}
+
+/** Where metrics go. `send` throws a {@link GraphiteError} when a batch cannot be delivered. */
+export interface MetricSender {
+  /** `tcp://host:port` or `udp://host:port`, for messages. */
+  readonly target: string;
+  send(lines: readonly string[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The part of a TCP connection the sender uses (`Deno.TcpConn` has it). */
+export interface Connection {
+  write(p: Uint8Array): Promise<number>;
+  read(p: Uint8Array): Promise<number | null>;
+  close(): void;
+}
+
+/** Options of {@link TcpSender}. */
+export interface TcpSenderOptions {
+  hostname: string;
+  port: number;
+  /** Opens a connection; `Deno.connect` unless a test stubs it. */
+  connect?: ((options: Deno.ConnectOptions) => Promise<Connection>) | undefined;
+  /** Clock in ms, for the reconnect back-off. */
+  now?: (() => number) | undefined;
+  random?: (() => number) | undefined;
+  /** How long connecting and writing one batch may take, in ms (default 5000). */
+  timeoutMs?: number | undefined;
+}
+
+/** The message of an error, without Deno's `(os error 111)` tail. */
+function reason(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return message.replace(/\s*\(os error \d+\)$/, "");
+}
+
+/**
+ * Sends each batch over one persistent TCP connection. A failed connection is closed and
+ * reconnected on a later batch, no sooner than a capped, jittered back-off (1 s up to 1 min)
+ * allows; until then batches fail at once without touching the network.
+ */
+export class TcpSender implements MetricSender {
+  readonly target: string;
+  #hostname: string;
+  #port: number;
+  #connect: (options: Deno.ConnectOptions) => Promise<Connection>;
+  #now: () => number;
+  #timeoutMs: number;
+  #backoff: Backoff;
+  #conn: Connection | undefined;
+  #reader: Promise<void> | undefined;
+  #retryAt = 0;
+  #lastError = "";
+
+  constructor(options: TcpSenderOptions) {
+    this.#hostname = options.hostname;
+    this.#port = options.port;
+    this.target = `tcp://${
+      options.hostname.includes(":") ? `[${options.hostname}]` : options.hostname
+    }:${options.port}`;
+    this.#connect = options.connect ?? Deno.connect;
+    this.#now = options.now ?? Date.now;
+    this.#timeoutMs = options.timeoutMs ?? 5000;
+    this.#backoff = new Backoff({ baseMs: 1000, maxMs: 60_000, random: options.random });
+  }
+
+  /** Whether a connection is open now. */
+  get connected(): boolean {
+    return this.#conn !== undefined;
+  }
+
+  async send(lines: readonly string[]): Promise<void> {
+    const conn = this.#conn ?? await this.#open();
+    const bytes = new TextEncoder().encode(lines.join(""));
+    try {
+      await this.#withTimeout(conn, async () => {
+        let rest = bytes;
+        while (rest.length > 0) rest = rest.subarray(await conn.write(rest));
+      });
+    } catch (err) {
+      this.#fail(err);
+      throw new GraphiteError(`Cannot send to Graphite ${this.target}: ${this.#lastError}`, {
+        cause: err,
+      });
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#drop();
+    await this.#reader;
+  }
+
+  async #open(): Promise<Connection> {
+    const now = this.#now();
+    if (now < this.#retryAt) {
+      throw new GraphiteError(
+        `Cannot send to Graphite ${this.target}: ${this.#lastError} (next try in ${
+          Math.ceil((this.#retryAt - now) / 1000)
+        } s)`,
+      );
+    }
+    try {
+      const conn = await this.#connect({
+        hostname: this.#hostname,
+        port: this.#port,
+        signal: AbortSignal.timeout(this.#timeoutMs),
+      });
+      this.#conn = conn;
+      this.#backoff.reset();
+      this.#reader = this.#watch(conn);
+      return conn;
+    } catch (err) {
+      this.#fail(err);
+      throw new GraphiteError(`Cannot connect to Graphite ${this.target}: ${this.#lastError}`, {
+        cause: err,
+      });
+    }
+  }
+
+  /** Carbon never writes: a read that ends means the server closed the connection. */
+  async #watch(conn: Connection): Promise<void> {
+    const buffer = new Uint8Array(512);
+    try {
+      while (await conn.read(buffer) !== null) { /* discard */ }
+    } catch {
+      // Closing the connection ends the pending read with an error: nothing to report.
+    }
+    if (this.#conn === conn) this.#drop();
+  }
+
+  async #withTimeout(conn: Connection, write: () => Promise<void>): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        if (this.#conn === conn) this.#drop();
+        reject(new Error(`no progress writing for ${this.#timeoutMs / 1000} s`));
+      }, this.#timeoutMs);
+    });
+    try {
+      await Promise.race([write(), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #fail(err: unknown): void {
+    this.#lastError = reason(err);
+    this.#drop();
+    this.#retryAt = this.#now() + this.#backoff.next();
+  }
+
+  #drop(): void {
+    const conn = this.#conn;
+    this.#conn = undefined;
+    try {
+      conn?.close();
+    } catch {
+      // Already closed by the peer.
+    }
+  }
+}
+
+/** Sends each batch as UDP datagrams, as pyess did (nothing tells whether carbon got them). */
+export class UdpSender implements MetricSender {
+  readonly target: string;
+  #hostname: string;
+  #port: number;
+  #socket: dgram.Socket | undefined;
+
+  constructor(options: { hostname: string; port: number }) {
+    this.#hostname = options.hostname;
+    this.#port = options.port;
+    this.target = `udp://${
+      options.hostname.includes(":") ? `[${options.hostname}]` : options.hostname
+    }:${options.port}`;
+  }
+
+  async send(lines: readonly string[]): Promise<void> {
+    this.#socket ??= dgram.createSocket(this.#hostname.includes(":") ? "udp6" : "udp4");
+    const socket = this.#socket;
+    for (const packet of datagrams(lines)) {
+      await new Promise<void>((resolve, reject) =>
+        socket.send(Buffer.from(packet), this.#port, this.#hostname, (err) => {
+          if (err) {
+            reject(
+              new GraphiteError(`Cannot send to Graphite ${this.target}: ${reason(err)}`, {
+                cause: err,
+              }),
+            );
+          } else resolve();
+        })
+      );
+    }
+  }
+
+  close(): Promise<void> {
+    const socket = this.#socket;
+    this.#socket = undefined;
+    return socket ? new Promise((resolve) => socket.close(() => resolve())) : Promise.resolve();
+  }
+}
+
+/** The sender for `protocol`. */
+export function createSender(
+  protocol: GraphiteProtocol,
+  hostname: string,
+  port: number,
+): MetricSender {
+  return protocol === "udp" ? new UdpSender({ hostname, port }) : new TcpSender({ hostname, port });
+}
+
+/** What the loop needs of the device: {@link EssClient} has it. */
+export interface StateReader {
+  readonly host: string;
+  read(state: StateName): Promise<JsonObject>;
+}
+
+/** Options of {@link runGraphite}. */
+export interface GraphiteLoopOptions {
+  device: StateReader;
+  sender: MetricSender;
+  /** Metric path prefix (`house1` -> `house1.home.statistics.load_power`). */
+  prefix?: string | undefined;
+  /** One cycle every this many ms. */
+  intervalMs: number;
+  /** One cycle, then return; any failure is thrown instead of retried. */
+  once?: boolean | undefined;
+  logger?: Logger | undefined;
+  /** Clock in ms (timestamps and cycle timing). */
+  now?: (() => number) | undefined;
+  sleep?: ((ms: number, signal: AbortSignal) => Promise<void>) | undefined;
+  random?: (() => number) | undefined;
+  /** Stops the loop (between cycles, or while it waits). */
+  signal?: AbortSignal | undefined;
+  /** Longest wait between device retries, in ms (default 5 min). */
+  maxBackoffMs?: number | undefined;
+}
+
+/** Errors that retrying cannot fix: they end the loop if the very first cycle meets them. */
+const isFatal = (err: unknown) =>
+  err instanceof WrongPasswordError || err instanceof LoginPathNotFoundError ||
+  err instanceof PinMismatchError;
+
+/**
+ * Reads `home` and `common` every `intervalMs` and sends one batch of metrics per cycle. An
+ * unreachable device is retried with capped, jittered back-off (the client logs in again by
+ * itself); a batch the server does not take is dropped. Each logs one line when it starts
+ * failing and one when it recovers, never one per cycle. Returns when `signal` aborts.
+ *
+ * @example
+ * ```ts ignore
+ * await runGraphite({ device: client, sender: new TcpSender({ hostname: "graphite", port: 2003 }), intervalMs: 10_000 });
+ * ```
+ */
+export async function runGraphite(options: GraphiteLoopOptions): Promise<void> {
+  const log = options.logger ?? silentLogger;
+  const now = options.now ?? Date.now;
+  const sleep = options.sleep ?? realSleep;
+  const signal = options.signal ?? new AbortController().signal;
+  const { device, sender } = options;
+  const backoff = new Backoff({
+    baseMs: options.intervalMs,
+    maxMs: Math.max(options.intervalMs, options.maxBackoffMs ?? 300_000),
+    random: options.random,
+  });
+  let cycles = 0;
+  let deviceDown = false;
+  let senderDown = false;
+  let dropped = 0;
+
+  while (!signal.aborted) {
+    const started = now();
+    const states: Record<string, JsonObject> = {};
+    try {
+      for (const state of PUBLISHED_STATES) {
+        states[state] = await untilAborted(device.read(state), signal);
+        if (signal.aborted) return;
+      }
+    } catch (err) {
+      if (signal.aborted) return;
+      if (options.once || (cycles === 0 && isFatal(err))) throw err;
+      const wait = backoff.next();
+      const why = err instanceof EssError ? err.message : `unexpected: ${reason(err)}`;
+      if (!deviceDown) {
+        log.warning(`${why}; retrying with back-off (at most every ${backoffCap(options)})`);
+        deviceDown = true;
+      } else log.debug(`device still failing (${why}); next try in ${Math.round(wait / 1000)} s`);
+      await sleep(wait, signal);
+      continue;
+    }
+    cycles++;
+    backoff.reset();
+    if (deviceDown) {
+      log.info(`device ${device.host} answers again`);
+      deviceDown = false;
+    }
+
+    const lines = metricLines(states, Math.floor(now() / 1000), options.prefix);
+    try {
+      await sender.send(lines);
+      log.debug(`sent ${lines.length} metrics to ${sender.target}`);
+      if (senderDown) {
+        log.info(`Graphite ${sender.target} takes metrics again (${dropped} batches dropped)`);
+        senderDown = false;
+        dropped = 0;
+      }
+    } catch (err) {
+      if (options.once) throw err;
+      dropped++;
+      if (!senderDown) {
+        log.warning(
+          `${err instanceof EssError ? err.message : reason(err)}; dropping metrics until it ` +
+            "is back",
+        );
+        senderDown = true;
+      }
+    }
+    if (options.once) return;
+    await sleep(Math.max(0, options.intervalMs - (now() - started)), signal);
+  }
+}
+
+function backoffCap(options: GraphiteLoopOptions): string {
+  const ms = Math.max(options.intervalMs, options.maxBackoffMs ?? 300_000);
+  return ms % 60_000 === 0 ? `${ms / 60_000} min` : `${Math.round(ms / 1000)} s`;
+}
+
+/** `promise`, or an early return (to a caller that checks `signal`) when `signal` aborts. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    promise.catch(() => {});
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}

@@ -1,0 +1,220 @@
+// `ess discover` and device discovery with a stub browse: no socket is opened here.
+import { deepEqual, equal, ok, rejects, throws } from "@std/assert";
+import { DEVICE_OPTIONS, type Io, parseCommand } from "../commands/_cli.ts";
+import { cachedDiscover, deviceHost, type Discover, pickDevice } from "../commands/_device.ts";
+import { type Browse, progressLine, runDiscover } from "../commands/discover.ts";
+import { DiscoveryError, UsageError } from "../lib/errors.ts";
+import type { BrowseOptions, EssDevice } from "../lib/mdns.ts";
+import { silentLogger } from "../lib/log.ts";
+
+const device = (name: string, address: string, txt: Record<string, string> = {}): EssDevice => ({
+  name,
+  instance: `LGE_ESS-${name}._pmsctrl._tcp.local`,
+  address,
+  port: 443,
+  txt,
+});
+const ONE = device("TEST0815", "192.0.2.20");
+const TWO = device("TEST4711", "192.0.2.21", { https_port: "8443" });
+
+function fakeIo(stderrIsTerminal = false) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: Io = {
+    out: (t) => void out.push(t),
+    err: (t) => void err.push(t),
+    stdoutIsTerminal: false,
+    stderrIsTerminal,
+    env: (name) => name === "ESS_CONFIG" ? "/dev/null" : undefined,
+  };
+  return { io, out, err };
+}
+
+/** A browse that reports `devices` at once and records the options it was given. */
+function stubBrowse(devices: EssDevice[]) {
+  const calls: BrowseOptions[] = [];
+  const browse: Browse = (options) => {
+    calls.push(options);
+    for (const d of devices) options.onFound?.(d);
+    return Promise.resolve(devices);
+  };
+  return { browse, calls };
+}
+
+Deno.test("ess discover", async (t) => {
+  await t.step("should print one line per device as it answers", async () => {
+    const { io, out, err } = fakeIo();
+    const { browse, calls } = stubBrowse([ONE, TWO]);
+    equal(await runDiscover([], io, browse), 0);
+    deepEqual(out, ["LGE_ESS-TEST0815  192.0.2.20:443\n", "LGE_ESS-TEST4711  192.0.2.21:8443\n"]);
+    deepEqual(err, []);
+    equal(calls[0]?.timeoutMs, 3000);
+    equal(calls[0]?.first, false);
+    equal(calls[0]?.name, undefined);
+  });
+
+  await t.step("should print one JSON array at the end with --json", async () => {
+    const { io, out } = fakeIo();
+    equal(await runDiscover(["--json"], io, stubBrowse([ONE, TWO]).browse), 0);
+    equal(out.length, 1);
+    deepEqual(
+      JSON.parse(out[0]!),
+      [
+        { ...ONE, host: "192.0.2.20" },
+        { ...TWO, host: "192.0.2.21:8443" },
+      ].map(({ name, instance, host, address, port, txt }) => ({
+        name,
+        instance,
+        host,
+        address,
+        port,
+        txt,
+      })),
+    );
+  });
+
+  await t.step("should pass --timeout, --first, --name and --interface to the browse", async () => {
+    const { io } = fakeIo();
+    const { browse, calls } = stubBrowse([ONE]);
+    const args = ["--timeout", "0.5", "--first", "--name", "TEST0815", "--interface", "10.0.0.2"];
+    equal(await runDiscover(args, io, browse), 0);
+    equal(calls[0]?.timeoutMs, 500);
+    equal(calls[0]?.first, true);
+    equal(calls[0]?.name, "TEST0815");
+    equal(calls[0]?.interfaceAddress, "10.0.0.2");
+  });
+
+  await t.step("should fail with a DiscoveryError (exit 1) when nothing answers", async () => {
+    const { io, out } = fakeIo();
+    await rejects(runDiscover(["--json"], io, stubBrowse([]).browse), DiscoveryError);
+    deepEqual(out, ["[]\n"], "--json still prints an (empty) array");
+    await rejects(
+      runDiscover([], fakeIo().io, stubBrowse([]).browse),
+      (e: unknown) =>
+        e instanceof DiscoveryError && e.exitCode === 1 && /No LG ESS/.test(e.message),
+    );
+  });
+
+  await t.step("should refuse a bad --interface and stray arguments", async () => {
+    const { browse } = stubBrowse([ONE]);
+    await rejects(runDiscover(["--interface", "eth0"], fakeIo().io, browse), UsageError);
+    await rejects(runDiscover(["extra"], fakeIo().io, browse), UsageError);
+  });
+
+  await t.step("should show progress on stderr only when stderr is a terminal", async () => {
+    const { io, out, err } = fakeIo(true);
+    equal(await runDiscover([], io, stubBrowse([ONE]).browse), 0);
+    deepEqual(out, ["LGE_ESS-TEST0815  192.0.2.20:443\n"]);
+    ok(err.some((e) => e.includes("looking for LG ESS devices")));
+    equal(err.at(-1), "\r\x1b[2K", "the progress line is cleared at the end");
+  });
+});
+
+Deno.test("progressLine()", async (t) => {
+  await t.step("should show a spinner, the elapsed time and the count", () => {
+    equal(
+      progressLine(1234, 3000, 1),
+      "⠹ looking for LG ESS devices (_pmsctrl._tcp.local) 1.2 s of 3.0 s, 1 found",
+    );
+    ok(progressLine(0, 3000, 0) !== progressLine(100, 3000, 0));
+  });
+});
+
+Deno.test("pickDevice()", async (t) => {
+  await t.step("should take the only device", () => {
+    equal(pickDevice([ONE], undefined), ONE);
+  });
+  await t.step("should take the named device among several", () => {
+    equal(pickDevice([ONE, TWO], "test4711"), TWO);
+    equal(pickDevice([ONE, TWO], "LGE_ESS-TEST4711"), TWO);
+  });
+  await t.step("should refuse several without --name, listing them", () => {
+    throws(
+      () => pickDevice([ONE, TWO], undefined),
+      (e: unknown) =>
+        e instanceof UsageError &&
+        /LGE_ESS-TEST0815 \(192\.0\.2\.20\), LGE_ESS-TEST4711 \(192\.0\.2\.21:8443\)/.test(
+          e.message,
+        ) && /--name/.test(e.message),
+    );
+  });
+  await t.step("should say none answered, and how to give --host", () => {
+    throws(
+      () => pickDevice([], undefined),
+      (e: unknown) => e instanceof DiscoveryError && e.exitCode === 1 && /--host/.test(e.message),
+    );
+  });
+  await t.step("should name the devices found when none has the name", () => {
+    throws(
+      () => pickDevice([ONE], "OTHER"),
+      (e: unknown) =>
+        e instanceof DiscoveryError && /"OTHER".*found LGE_ESS-TEST0815/.test(e.message),
+    );
+  });
+});
+
+Deno.test("cachedDiscover()", async (t) => {
+  await t.step("should browse once per name and share the answer", async () => {
+    let calls = 0;
+    const discover = cachedDiscover(() => {
+      calls++;
+      return Promise.resolve([ONE]);
+    });
+    const [a, b] = await Promise.all([
+      discover(undefined, silentLogger),
+      discover(undefined, silentLogger),
+    ]);
+    equal(a, b);
+    await discover("TEST0815", silentLogger);
+    await discover("test0815", silentLogger);
+    equal(calls, 2);
+  });
+  await t.step("should not keep a failure", async () => {
+    let calls = 0;
+    const discover = cachedDiscover(() =>
+      ++calls === 1 ? Promise.reject(new Error("no socket")) : Promise.resolve([ONE])
+    );
+    await rejects(discover(undefined, silentLogger), /no socket/);
+    deepEqual(await discover(undefined, silentLogger), [ONE]);
+  });
+});
+
+Deno.test("deviceHost()", async (t) => {
+  const spec = { name: "t", summary: "", usage: "", description: "", examples: [] };
+  const parsed = async (args: string[]) =>
+    (await parseCommand({ ...spec, options: DEVICE_OPTIONS }, args, fakeIo().io))!;
+  const discoverer = (devices: EssDevice[]) => {
+    const names: (string | undefined)[] = [];
+    const discover: Discover = (name) => {
+      names.push(name);
+      return Promise.resolve(devices);
+    };
+    return { discover, names };
+  };
+
+  await t.step("should not discover when --host is given", async () => {
+    const { discover, names } = discoverer([ONE]);
+    equal(
+      (await deviceHost(await parsed(["--host", "192.0.2.9"]), discover)).authority,
+      "192.0.2.9",
+    );
+    deepEqual(names, []);
+  });
+  await t.step("should use the discovered device, on its HTTPS port", async () => {
+    const { discover, names } = discoverer([TWO]);
+    const host = await deviceHost(await parsed([]), discover);
+    deepEqual(host, { hostname: "192.0.2.21", port: 8443, authority: "192.0.2.21:8443" });
+    deepEqual(names, [undefined]);
+  });
+  await t.step("should pass --name to the discovery and pick that device", async () => {
+    const { discover, names } = discoverer([ONE, TWO]);
+    equal(
+      (await deviceHost(await parsed(["--name", "TEST0815"]), discover)).authority,
+      "192.0.2.20",
+    );
+    deepEqual(names, ["TEST0815"]);
+  });
+  await t.step("should refuse several devices without --name", async () => {
+    await rejects(deviceHost(await parsed([]), discoverer([ONE, TWO]).discover), UsageError);
+  });
+});
