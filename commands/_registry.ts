@@ -26,6 +26,10 @@ export const COMMANDS: Record<string, CommandEntry> = {
     summary: "switch the system, winter mode, fast charge, charge strategy, backup",
     load: () => import("./control.ts"),
   },
+  hass: {
+    summary: "announce the battery to Home Assistant once, print it, or remove it",
+    load: () => import("./hass.ts"),
+  },
   mqtt: {
     summary: "mirror the device into MQTT and take commands from it (pyess's essmqtt)",
     load: () => import("./mqtt.ts"),

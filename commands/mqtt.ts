@@ -5,7 +5,10 @@
  */
 import { Bridge, type BridgeOptions, type BridgePlugin, PUBLISH_MODES } from "../lib/bridge.ts";
 import { sleep } from "../lib/backoff.ts";
+import denoJson from "../deno.json" with { type: "json" };
 import { UsageError, WrongPasswordError } from "../lib/errors.ts";
+import { DEFAULT_DISCOVERY_PREFIX, parseSensorList } from "../lib/hass.ts";
+import { createHassPlugin } from "../lib/hass_plugin.ts";
 import type { Logger } from "../lib/log.ts";
 import { connectMqtt, type MqttConnectOptions } from "../lib/mqtt.ts";
 import { DEFAULT_PREFIX, statusTopic } from "../lib/topics.ts";
@@ -21,6 +24,9 @@ import {
 } from "./_cli.ts";
 import { openDevice, parseHostPort } from "./_device.ts";
 
+/** ess's version, for the origin of its Home Assistant discovery messages. */
+const VERSION: string = denoJson.version;
+
 /** Exit code for a wrong device password (EX_CONFIG): the systemd unit does not restart on it. */
 export const EXIT_WRONG_PASSWORD = 78;
 
@@ -31,13 +37,28 @@ export interface PluginSettings {
   hass: boolean;
   /** pyess's `hass_autoconfig_sensors`: the state topics to announce, if given. */
   hassAutoconfigSensors: readonly string[] | undefined;
+  /** Home Assistant's discovery prefix (`--hass-prefix`). */
+  hassPrefix: string;
+  /** The device's host as given, which names it in Home Assistant if it has no serial number. */
+  deviceName: string;
   logger: Logger;
 }
 
-/** Builds the bridge's plugins; Home Assistant discovery registers itself here. */
-export const PLUGIN_FACTORIES: ((settings: PluginSettings) => BridgePlugin | undefined)[] = [];
+/** Builds the bridge's plugins. */
+export const PLUGIN_FACTORIES: ((settings: PluginSettings) => BridgePlugin | undefined)[] = [
+  (s) =>
+    s.hass
+      ? createHassPlugin({
+        version: VERSION,
+        fallbackId: s.deviceName,
+        discoveryPrefix: s.hassPrefix,
+        sensors: s.hassAutoconfigSensors,
+      })
+      : undefined,
+];
 
-const MQTT_OPTIONS: readonly OptionSpec[] = [
+/** How to reach the broker: shared by every command that talks MQTT. */
+export const MQTT_OPTIONS: readonly OptionSpec[] = [
   {
     name: "mqtt-server",
     type: "string",
@@ -96,16 +117,19 @@ const MQTT_OPTIONS: readonly OptionSpec[] = [
   },
 ];
 
+/** `--mqtt-prefix`, the first level of every topic. */
+export const PREFIX_OPTION: OptionSpec = {
+  name: "mqtt-prefix",
+  type: "string",
+  arg: "PREFIX",
+  help: "first level of every topic",
+  default: DEFAULT_PREFIX,
+  env: "MQTT_PREFIX",
+  group: "Publishing",
+};
+
 const PUBLISHING_OPTIONS: readonly OptionSpec[] = [
-  {
-    name: "mqtt-prefix",
-    type: "string",
-    arg: "PREFIX",
-    help: "first level of every topic",
-    default: DEFAULT_PREFIX,
-    env: "MQTT_PREFIX",
-    group: "Publishing",
-  },
+  PREFIX_OPTION,
   {
     name: "interval-seconds",
     type: "string",
@@ -167,6 +191,27 @@ const PUBLISHING_OPTIONS: readonly OptionSpec[] = [
   },
 ];
 
+/** What Home Assistant discovery is announced with; `ess mqtt` and `ess hass` share them. */
+export const HASS_OPTIONS: readonly OptionSpec[] = [
+  {
+    name: "hass-autoconfig-sensors",
+    type: "string",
+    arg: "TOPICS",
+    help: "comma-separated state topics to announce (pyess's key)",
+    env: "ESS_HASS_AUTOCONFIG_SENSORS",
+    group: "Home Assistant",
+  },
+  {
+    name: "hass-prefix",
+    type: "string",
+    arg: "PREFIX",
+    help: "Home Assistant's discovery prefix",
+    default: DEFAULT_DISCOVERY_PREFIX,
+    env: "ESS_HASS_PREFIX",
+    group: "Home Assistant",
+  },
+];
+
 const PLUGIN_OPTIONS: readonly OptionSpec[] = [
   {
     name: "hass",
@@ -176,14 +221,7 @@ const PLUGIN_OPTIONS: readonly OptionSpec[] = [
     env: "ESS_HASS",
     group: "Home Assistant",
   },
-  {
-    name: "hass-autoconfig-sensors",
-    type: "string",
-    arg: "TOPICS",
-    help: "comma-separated state topics to announce (pyess's key)",
-    env: "ESS_HASS_AUTOCONFIG_SENSORS",
-    group: "Home Assistant",
-  },
+  ...HASS_OPTIONS,
 ];
 
 /**
@@ -235,10 +273,27 @@ async function readCa(path: string): Promise<string> {
   }
 }
 
-function hassSensors(p: Parsed): string[] | undefined {
+/** pyess's `hass_autoconfig_sensors`, if given. */
+export function hassSensors(p: Parsed): string[] | undefined {
   const text = p.string("hass-autoconfig-sensors");
-  if (text === undefined) return undefined;
-  return text.split(",").map((s) => s.trim()).filter(Boolean);
+  return text === undefined ? undefined : parseSensorList(text);
+}
+
+/**
+ * The device's host as given, which identifies it in Home Assistant when its systeminfo has no
+ * serial number.
+ */
+export function deviceName(p: Parsed): string {
+  return p.string("host")?.trim() || "ess";
+}
+
+/** `--hass-prefix`, checked. */
+export function hassPrefix(p: Parsed): string {
+  const prefix = p.string("hass-prefix") ?? DEFAULT_DISCOVERY_PREFIX;
+  if (prefix === "" || /[#+]/.test(prefix) || prefix.startsWith("/") || prefix.endsWith("/")) {
+    throw new UsageError(`--hass-prefix ${JSON.stringify(prefix)} is not a usable topic prefix`);
+  }
+  return prefix;
 }
 
 /** Everything `ess mqtt` runs with, resolved from its options. */
@@ -248,30 +303,45 @@ export interface MqttSettings {
   plugins: PluginSettings;
 }
 
-/** Resolves and checks the options of `ess mqtt` (but not the device's). */
-export async function mqttSettings(p: Parsed): Promise<MqttSettings> {
+/** `--mqtt-prefix`, checked. */
+export function topicPrefix(p: Parsed): string {
   const prefix = p.string("mqtt-prefix") ?? DEFAULT_PREFIX;
   if (prefix === "" || /[#+]/.test(prefix) || prefix.startsWith("/") || prefix.endsWith("/")) {
     throw new UsageError(`--mqtt-prefix ${JSON.stringify(prefix)} is not a usable topic prefix`);
   }
+  return prefix;
+}
+
+/** How to connect to the broker, from {@link MQTT_OPTIONS}; `will` is the last will, if any. */
+export async function mqttConnectOptions(
+  p: Parsed,
+  will: MqttConnectOptions["will"],
+): Promise<MqttConnectOptions> {
   const caPath = p.string("mqtt-ca");
+  return {
+    url: brokerUrl(
+      p.string("mqtt-server") ?? "localhost",
+      p.integer("mqtt-port", 1, 65535),
+      p.flag("mqtt-tls") || caPath !== undefined,
+    ),
+    username: p.string("mqtt-user"),
+    password: p.string("mqtt-password"),
+    ca: caPath === undefined ? undefined : await readCa(caPath),
+    clientId: p.string("mqtt-client-id") ?? `ess-${randomId()}`,
+    will,
+  };
+}
+
+/** Resolves and checks the options of `ess mqtt` (but not the device's). */
+export async function mqttSettings(p: Parsed): Promise<MqttSettings> {
+  const prefix = topicPrefix(p);
   const once = p.flag("once");
   return {
-    connect: {
-      url: brokerUrl(
-        p.string("mqtt-server") ?? "localhost",
-        p.integer("mqtt-port", 1, 65535),
-        p.flag("mqtt-tls") || caPath !== undefined,
-      ),
-      username: p.string("mqtt-user"),
-      password: p.string("mqtt-password"),
-      ca: caPath === undefined ? undefined : await readCa(caPath),
-      clientId: p.string("mqtt-client-id") ?? `ess-${randomId()}`,
-      // A one-shot run has no availability to announce.
-      will: once
-        ? undefined
-        : { topic: statusTopic(prefix), payload: "offline", retain: true, qos: 1 },
-    },
+    // A one-shot run has no availability to announce.
+    connect: await mqttConnectOptions(
+      p,
+      once ? undefined : { topic: statusTopic(prefix), payload: "offline", retain: true, qos: 1 },
+    ),
     bridge: {
       prefix,
       intervalMs: (p.seconds("interval-seconds") ?? 10) * 1000,
@@ -286,6 +356,8 @@ export async function mqttSettings(p: Parsed): Promise<MqttSettings> {
       prefix,
       hass: p.flag("hass"),
       hassAutoconfigSensors: hassSensors(p),
+      hassPrefix: hassPrefix(p),
+      deviceName: deviceName(p),
       logger: p.log,
     },
   };
@@ -307,6 +379,8 @@ const command: Command = {
     "  backup_mode      on/off",
     "  backup_soc       0-100: the backup reserve in %",
     "pyess's /ess/control/active, winter_mode and fastcharge still work.",
+    "Home Assistant finds the battery, its sensors and switches by MQTT discovery (see 'ess",
+    "hass --help'); --no-hass turns that off.",
     "It runs until SIGINT or SIGTERM and rides out device and broker outages. Options can also",
     "come from the environment or a config file in pyess's format (keys as the long option",
     "names, with _ or -). Exit codes: 0 stopped, 2 bad option or config, 78 wrong device",

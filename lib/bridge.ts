@@ -193,9 +193,6 @@ export function parseControl(name: ControlName, payload: string): ControlCommand
   }
 }
 
-/** The bridge's clock: waits `ms` or until `signal` aborts (the one in lib/backoff.ts). */
-export { sleep } from "./backoff.ts";
-
 const errorText = (err: unknown) => err instanceof Error ? err.message : String(err);
 
 /**

@@ -1,0 +1,134 @@
+/**
+ * `ess hass`: announce the battery to Home Assistant once, print the announcement, or remove
+ * everything ess (and pyess before it) announced.
+ *
+ * @module
+ */
+import denoJson from "../deno.json" with { type: "json" };
+import { UsageError } from "../lib/errors.ts";
+import { flatten, type JsonObject } from "../lib/flatten.ts";
+import { buildDiscovery, pyessConfigTopics } from "../lib/hass.ts";
+import { publishRetained, removeDiscovery } from "../lib/hass_mqtt.ts";
+import { connectMqtt } from "../lib/mqtt.ts";
+import { PUBLISHED_STATES, stateTopic } from "../lib/topics.ts";
+import { type Command, DEVICE_OPTIONS, GENERAL_OPTIONS, type Io, parseCommand } from "./_cli.ts";
+import { openDevice } from "./_device.ts";
+import {
+  deviceName,
+  HASS_OPTIONS,
+  hassPrefix,
+  hassSensors,
+  MQTT_OPTIONS,
+  mqttConnectOptions,
+  PREFIX_OPTION,
+  topicPrefix,
+} from "./mqtt.ts";
+
+const command: Command = {
+  name: "hass",
+  usage: "hass [--print | --remove] [options]",
+  description: [
+    "Announces the battery to Home Assistant by MQTT discovery, once, and exits: one device",
+    "(homeassistant/device/ess_<serial>/config, retained) with sensors for SOC, power flows,",
+    "energy sums, voltages and flags, and switches, a select and a number for the controls, all",
+    "reading the topics 'ess mqtt' publishes. 'ess mqtt' does this by itself (unless --no-hass);",
+    "this command is for checking what it announces and for cleaning up.",
+    "  (no option)  read the device, then publish the announcement and clear pyess's old",
+    "               per-topic sensor configs",
+    "  --print      read the device and print the announcement (topic, then JSON); no broker",
+    "  --remove     clear every config this ess (same --mqtt-prefix) or pyess left on the",
+    "               broker; no device. Stop 'ess mqtt' first, or it announces again.",
+  ].join("\n"),
+  options: [
+    { name: "print", type: "boolean", help: "print the announcement instead", config: false },
+    { name: "remove", type: "boolean", help: "remove ess's and pyess's configs", config: false },
+    ...HASS_OPTIONS,
+    ...DEVICE_OPTIONS,
+    ...MQTT_OPTIONS,
+    PREFIX_OPTION,
+    ...GENERAL_OPTIONS,
+  ],
+  examples: [
+    "ess hass --config /etc/essmqtt.conf",
+    "ess hass --host 192.168.1.20 --password a1b2c3d4e5f6 --print",
+    "ess hass --config /etc/essmqtt.conf --remove",
+  ],
+  async run(argv: string[], io: Io): Promise<number> {
+    const p = await parseCommand(command, argv, io);
+    if (!p) return 0;
+    if (p.positionals.length > 0) {
+      throw new UsageError(`ess hass takes no arguments (got ${JSON.stringify(p.positionals[0])})`);
+    }
+    if (p.flag("print") && p.flag("remove")) {
+      throw new UsageError("--print and --remove do not go together");
+    }
+    const prefix = topicPrefix(p);
+    const discoveryPrefix = hassPrefix(p);
+    const sensors = hassSensors(p);
+
+    if (p.flag("remove")) {
+      const mqtt = connectMqtt(await mqttConnectOptions(p, undefined));
+      try {
+        const cleared = await removeDiscovery(mqtt, {
+          prefix,
+          discoveryPrefix,
+          alsoClear: pyessConfigTopics(sensors ?? [], discoveryPrefix),
+        });
+        for (const [topic, owner] of cleared) io.out(`cleared ${topic} (${owner})\n`);
+        io.out(`cleared ${cleared.size} discovery configs on ${mqtt.broker}\n`);
+      } finally {
+        await mqtt.close();
+      }
+      return 0;
+    }
+
+    const session = await openDevice(p);
+    let data: Record<string, JsonObject>;
+    try {
+      data = await session.client.readAll(["systeminfo", ...PUBLISHED_STATES]);
+    } finally {
+      session.close();
+    }
+    // Exactly the topics 'ess mqtt' publishes for this device.
+    const published = new Set(
+      PUBLISHED_STATES.flatMap((state) =>
+        flatten(data[state] ?? {}).map(({ path }) => stateTopic(prefix, state, path))
+      ),
+    );
+    const discovery = buildDiscovery({
+      prefix,
+      discoveryPrefix,
+      systeminfo: data["systeminfo"] ?? {},
+      published,
+      origin: { version: denoJson.version },
+      fallbackId: deviceName(p),
+      sensors,
+    });
+    if (discovery.unknownSensors.length > 0) {
+      p.log.warning(
+        `hass_autoconfig_sensors: no entity for ${discovery.unknownSensors.join(", ")} ` +
+          "(not a known field, or not published)",
+      );
+    }
+    if (p.flag("print")) {
+      io.out(`${discovery.topic}\n${JSON.stringify(discovery.config, null, 2)}\n`);
+      return 0;
+    }
+    const mqtt = connectMqtt(await mqttConnectOptions(p, undefined));
+    try {
+      await publishRetained(mqtt, [
+        { topic: discovery.topic, payload: JSON.stringify(discovery.config) },
+        ...pyessConfigTopics([...published, ...sensors ?? []], discoveryPrefix)
+          .map((topic) => ({ topic, payload: "" })),
+      ]);
+      io.out(
+        `announced ${discovery.announced.length} entities on ${discovery.topic} (${mqtt.broker})\n`,
+      );
+    } finally {
+      await mqtt.close();
+    }
+    return 0;
+  },
+};
+
+export default command;

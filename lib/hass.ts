@@ -1,0 +1,685 @@
+/**
+ * Home Assistant MQTT discovery: the one table that maps device fields to entities, the device
+ * discovery message built from it (`homeassistant/device/<id>/config`), and the topics of the
+ * per-topic configs pyess announced, which ess clears when it takes over.
+ *
+ * Everything here is pure: the bridge plugin (`lib/hass_plugin.ts`) and `ess hass` do the MQTT.
+ *
+ * @module
+ */
+import { isJsonObject, type Json, type JsonObject } from "./flatten.ts";
+import { type ControlName, controlTopic, stateTopic, statusTopic } from "./topics.ts";
+
+/** Home Assistant's default discovery prefix. */
+export const DEFAULT_DISCOVERY_PREFIX = "homeassistant";
+
+/** The name ess gives itself as the origin of its discovery messages. */
+export const ORIGIN_NAME = "ess";
+
+/** The entity platforms ess announces. */
+export type Platform = "sensor" | "binary_sensor" | "switch" | "select" | "number";
+
+/**
+ * What a sensor measures. It decides device class, unit and state class, so that every row
+ * follows Home Assistant's sensor rules by construction.
+ */
+export type Kind =
+  | "power"
+  | "energy"
+  | "battery"
+  | "voltage"
+  | "current"
+  | "frequency"
+  | "percent"
+  | "text";
+
+/** Device class, unit, state class and display precision of each {@link Kind}. */
+export const KINDS: Readonly<
+  Record<Kind, {
+    device_class?: string;
+    unit_of_measurement?: string;
+    state_class?: string;
+    suggested_display_precision?: number;
+  }>
+> = {
+  power: {
+    device_class: "power",
+    unit_of_measurement: "W",
+    state_class: "measurement",
+    suggested_display_precision: 0,
+  },
+  // Daily and monthly sums reset to zero; Home Assistant reads a decrease of a
+  // total_increasing sensor as the start of a new cycle, which is exactly that.
+  energy: {
+    device_class: "energy",
+    unit_of_measurement: "Wh",
+    state_class: "total_increasing",
+    suggested_display_precision: 0,
+  },
+  battery: {
+    device_class: "battery",
+    unit_of_measurement: "%",
+    state_class: "measurement",
+    suggested_display_precision: 1,
+  },
+  voltage: {
+    device_class: "voltage",
+    unit_of_measurement: "V",
+    state_class: "measurement",
+    suggested_display_precision: 1,
+  },
+  current: {
+    device_class: "current",
+    unit_of_measurement: "A",
+    state_class: "measurement",
+    suggested_display_precision: 2,
+  },
+  frequency: {
+    device_class: "frequency",
+    unit_of_measurement: "Hz",
+    state_class: "measurement",
+    suggested_display_precision: 2,
+  },
+  percent: { unit_of_measurement: "%", state_class: "measurement", suggested_display_precision: 1 },
+  text: {},
+};
+
+/** One entity ess can announce, and the device field it reads. */
+export interface EntityRow {
+  /** Component id, and the tail of the entity id: `battery_soc` → `sensor.ess_battery_soc`. */
+  id: string;
+  platform: Platform;
+  /** Entity name; Home Assistant shows it after the device name. */
+  name: string;
+  /** The state and leaf path the entity reads: `home/statistics/bat_user_soc`. */
+  source: string;
+  /** For sensors. */
+  kind?: Kind;
+  /** Status, fault codes, modes and versions: shown under "Diagnostic". */
+  diagnostic?: boolean;
+  /** A setting of the device: shown under "Configuration". */
+  setting?: boolean;
+  /** Repeats another row's quantity from another part of the answer: off unless picked. */
+  duplicate?: boolean;
+  /** binary_sensor device class (`battery_charging`). */
+  binaryClass?: string;
+  /** Payloads of the source that mean on and off (binary sensors, switches). */
+  on?: string;
+  off?: string;
+  /** For controls: the command topic under `<prefix>/control/`. */
+  control?: ControlName;
+  /** Turns the device's text into `on`/`off` or an option (firmware spells it differently). */
+  valueTemplate?: string;
+  /** select options, as the bridge's control topic takes them. */
+  options?: readonly string[];
+  /** number range. */
+  range?: { min: number; max: number; step: number; unit: string };
+}
+
+const sensor = (
+  id: string,
+  name: string,
+  source: string,
+  kind: Kind,
+  extra: Partial<EntityRow> = {},
+): EntityRow => ({ id, platform: "sensor", name, source, kind, ...extra });
+
+const flag = (
+  id: string,
+  name: string,
+  key: string,
+  extra: Partial<EntityRow> = {},
+): EntityRow => ({
+  id,
+  platform: "binary_sensor",
+  name,
+  source: `home/direction/${key}`,
+  on: "1",
+  off: "0",
+  ...extra,
+});
+
+const diagnostic = { diagnostic: true } as const;
+const duplicate = { duplicate: true } as const;
+
+/** The charge strategies as the `charge_strategy` control topic takes them. */
+export const CHARGE_STRATEGY_OPTIONS = ["battery_care", "fast_charge", "weather_forecast"] as const;
+
+/**
+ * Every entity ess knows, in the order Home Assistant lists them. Only rows whose source topic
+ * the bridge publishes are announced.
+ */
+export const ENTITY_TABLE: readonly EntityRow[] = [
+  sensor("battery_soc", "Battery SOC", "home/statistics/bat_user_soc", "battery"),
+  sensor("pv_power", "PV power", "home/statistics/pcs_pv_total_power", "power"),
+  sensor("load_power", "Load power", "home/statistics/load_power", "power"),
+  sensor("grid_power", "Grid power", "home/statistics/grid_power", "power"),
+  sensor("battery_power", "Battery power", "home/statistics/batconv_power", "power"),
+  sensor(
+    "self_consumption_today",
+    "Self-consumption today",
+    "home/statistics/current_day_self_consumption",
+    "percent",
+  ),
+  sensor(
+    "pv_generation_today_live",
+    "PV generation today (live)",
+    "home/statistics/current_pv_generation_sum",
+    "energy",
+    duplicate,
+  ),
+  sensor(
+    "grid_feed_in_today_live",
+    "Grid feed-in today (live)",
+    "home/statistics/current_grid_feed_in_energy",
+    "energy",
+    duplicate,
+  ),
+  sensor("battery_status", "Battery status", "home/statistics/bat_status", "text", diagnostic),
+  flag("battery_charging", "Battery charging", "is_battery_charging_", {
+    binaryClass: "battery_charging",
+  }),
+  flag("battery_discharging", "Battery discharging", "is_battery_discharging_"),
+  flag("grid_feed_in", "Grid feed-in", "is_grid_selling_"),
+  flag("grid_purchase", "Grid purchase", "is_grid_buying_"),
+  flag("direct_consumption", "PV direct consumption", "is_direct_consuming_"),
+  flag("charging_from_grid", "Charging from grid", "is_charging_from_grid_"),
+  sensor("operation_status", "Operation status", "home/operation/status", "text", diagnostic),
+  sensor("operation_mode", "Operation mode", "home/operation/mode", "text", diagnostic),
+  {
+    id: "winter_mode_active",
+    platform: "binary_sensor",
+    name: "Winter mode active",
+    source: "home/wintermode/winter_status",
+    on: "on",
+    off: "off",
+    diagnostic: true,
+  },
+  sensor("inverter_status", "Inverter status", "home/pcs_fault/pcs_status", "text", diagnostic),
+
+  ...[1, 2, 3].flatMap((n) => [
+    sensor(`pv${n}_power`, `PV${n} power`, `common/PV/pv${n}_power`, "power"),
+    sensor(`pv${n}_voltage`, `PV${n} voltage`, `common/PV/pv${n}_voltage`, "voltage"),
+    sensor(`pv${n}_current`, `PV${n} current`, `common/PV/pv${n}_current`, "current"),
+  ]),
+  sensor(
+    "pv_generation_today",
+    "PV generation today",
+    "common/PV/today_pv_generation_sum",
+    "energy",
+  ),
+  sensor(
+    "pv_generation_month",
+    "PV generation this month",
+    "common/PV/today_month_pv_generation_sum",
+    "energy",
+  ),
+
+  sensor("battery_soc_bms", "Battery SOC (BMS)", "common/BATT/soc", "battery", duplicate),
+  sensor("battery_dc_power", "Battery DC power", "common/BATT/dc_power", "power"),
+  sensor(
+    "battery_charge_today",
+    "Battery charge today",
+    "common/BATT/today_batt_charge_energy",
+    "energy",
+  ),
+  sensor(
+    "battery_discharge_today",
+    "Battery discharge today",
+    "common/BATT/today_batt_discharge_enery",
+    "energy",
+  ),
+  sensor(
+    "battery_charge_month",
+    "Battery charge this month",
+    "common/BATT/month_batt_charge_energy",
+    "energy",
+  ),
+  sensor(
+    "battery_discharge_month",
+    "Battery discharge this month",
+    "common/BATT/month_batt_discharge_energy",
+    "energy",
+  ),
+  sensor(
+    "battery_safety_soc",
+    "Battery safety SOC",
+    "common/BATT/safty_soc",
+    "percent",
+    diagnostic,
+  ),
+  sensor("battery_state", "Battery state", "common/BATT/status", "text", diagnostic),
+
+  sensor("grid_active_power", "Grid active power", "common/GRID/active_power", "power"),
+  sensor("grid_voltage", "Grid voltage", "common/GRID/a_phase", "voltage"),
+  sensor("grid_frequency", "Grid frequency", "common/GRID/freq", "frequency"),
+  sensor(
+    "grid_feed_in_today",
+    "Grid feed-in today",
+    "common/GRID/today_grid_feed_in_energy",
+    "energy",
+  ),
+  sensor(
+    "grid_purchase_today",
+    "Grid purchase today",
+    "common/GRID/today_grid_power_purchase_energy",
+    "energy",
+  ),
+  sensor(
+    "grid_feed_in_month",
+    "Grid feed-in this month",
+    "common/GRID/month_grid_feed_in_energy",
+    "energy",
+  ),
+  sensor(
+    "grid_purchase_month",
+    "Grid purchase this month",
+    "common/GRID/month_grid_power_purchase_energy",
+    "energy",
+  ),
+
+  sensor("load_power_common", "Load power (common)", "common/LOAD/load_power", "power", duplicate),
+  sensor(
+    "load_consumption_today",
+    "Load consumption today",
+    "common/LOAD/today_load_consumption_sum",
+    "energy",
+  ),
+  sensor(
+    "load_consumption_month",
+    "Load consumption this month",
+    "common/LOAD/month_load_consumption_sum",
+    "energy",
+  ),
+  sensor(
+    "direct_consumption_today",
+    "PV direct consumption today",
+    "common/LOAD/today_pv_direct_consumption_enegy",
+    "energy",
+  ),
+  sensor(
+    "direct_consumption_month",
+    "PV direct consumption this month",
+    "common/LOAD/month_pv_direct_consumption_energy",
+    "energy",
+  ),
+
+  sensor("feed_in_limit", "Feed-in limit", "common/PCS/feed_in_limitation", "percent", diagnostic),
+  sensor("inverter_state", "Inverter state", "common/PCS/pcs_stauts", "text", diagnostic),
+  sensor(
+    "inverter_operation_mode",
+    "Inverter operation mode",
+    "common/PCS/operation_mode",
+    "text",
+    diagnostic,
+  ),
+
+  sensor("pms_version", "PMS version", "systeminfo/version/pms_version", "text", diagnostic),
+  sensor("pcs_version", "PCS version", "systeminfo/version/pcs_version", "text", diagnostic),
+  sensor("bms_version", "BMS version", "systeminfo/version/bms_version", "text", diagnostic),
+
+  {
+    id: "system",
+    platform: "switch",
+    name: "System",
+    source: "home/operation/status",
+    control: "active",
+    on: "start",
+    off: "stop",
+  },
+  {
+    id: "winter_mode",
+    platform: "switch",
+    name: "Winter mode",
+    source: "common/BATT/winter_setting",
+    control: "winter_mode",
+    on: "on",
+    off: "off",
+    setting: true,
+  },
+  // alg_setting is "on"/"off" on older firmware and "0"/"1"/"2" on newer ("1" = fast charge).
+  {
+    id: "fast_charge",
+    platform: "switch",
+    name: "Fast charge",
+    source: "batt/alg_setting",
+    control: "fastcharge",
+    valueTemplate: "{{ 'on' if value in ['on', '1'] else 'off' }}",
+    on: "on",
+    off: "off",
+    setting: true,
+  },
+  {
+    id: "charge_strategy",
+    platform: "select",
+    name: "Charge strategy",
+    source: "batt/alg_setting",
+    control: "charge_strategy",
+    options: CHARGE_STRATEGY_OPTIONS,
+    valueTemplate: "{{ {'0': 'battery_care', '1': 'fast_charge', '2': 'weather_forecast', " +
+      "'off': 'battery_care', 'on': 'fast_charge'}.get(value, value) }}",
+    setting: true,
+  },
+  {
+    id: "backup_reserve",
+    platform: "number",
+    name: "Backup reserve",
+    source: "batt/backup_soc",
+    control: "backup_soc",
+    range: { min: 0, max: 100, step: 1, unit: "%" },
+    setting: true,
+  },
+];
+
+/** The MQTT topic a row reads under `prefix`. */
+export function rowTopic(prefix: string, row: EntityRow): string {
+  const [state = "", ...path] = row.source.split("/");
+  return stateTopic(prefix, state, path);
+}
+
+/** Lowercase letters, digits and single underscores: safe in ids, topics and entity ids. */
+export function slug(text: string): string {
+  return text.toLowerCase().replace(/[^a-z0-9]+/g, "_").replace(/^_+|_+$/g, "");
+}
+
+/** The first string or number found under `key` anywhere in `value` (ESS Home 15 nests in arrays). */
+function findText(value: Json, key: string): string | undefined {
+  if (Array.isArray(value)) {
+    for (const item of value) {
+      const found = findText(item, key);
+      if (found !== undefined) return found;
+    }
+  } else if (isJsonObject(value)) {
+    const own = value[key];
+    if ((typeof own === "string" && own.trim() !== "") || typeof own === "number") {
+      return String(own).trim();
+    }
+    for (const child of Object.values(value)) {
+      const found = findText(child, key);
+      if (found !== undefined) return found;
+    }
+  }
+  return undefined;
+}
+
+/** Where a discovery message comes from: ess and its version. */
+export interface Origin {
+  version: string;
+  supportUrl?: string | undefined;
+}
+
+/** What {@link buildDiscovery} needs. */
+export interface DiscoveryInput {
+  /** ess's topic prefix (`ess`). */
+  prefix: string;
+  /** Home Assistant's discovery prefix (`homeassistant`). */
+  discoveryPrefix?: string | undefined;
+  /** The device's systeminfo answer: model, serial number, versions. */
+  systeminfo: JsonObject;
+  /** Every state topic the bridge publishes; no entity reads any other. */
+  published: ReadonlySet<string>;
+  origin: Origin;
+  /**
+   * Identifies the device when systeminfo has no serial number (the registration number or the
+   * host); the device's entities are tied to it, so it should not change.
+   */
+  fallbackId: string;
+  /**
+   * pyess's `hass_autoconfig_sensors`: when given, only these state topics become sensors and
+   * binary sensors (controls are always announced).
+   */
+  sensors?: readonly string[] | undefined;
+}
+
+/** A component of the device discovery message. */
+export type Component = Record<string, Json>;
+
+/** The device discovery message, with what went into it. */
+export interface Discovery {
+  /** `homeassistant/device/ess_<serial>/config`; publish retained. */
+  topic: string;
+  /** The message: device, origin, availability and components. */
+  config: {
+    device: Record<string, Json>;
+    origin: Record<string, Json>;
+    availability_topic: string;
+    payload_available: string;
+    payload_not_available: string;
+    components: Record<string, Component>;
+  };
+  /** The rows announced as entities. */
+  announced: EntityRow[];
+  /** Topics in `sensors` that no row reads or that the bridge does not publish. */
+  unknownSensors: string[];
+}
+
+/** `ess_<serial>`, the device's identifier and discovery object id. */
+export function deviceId(systeminfo: JsonObject, fallbackId: string): string {
+  const serial = findText(systeminfo, "serialno");
+  return `ess_${slug(serial ?? fallbackId) || "device"}`;
+}
+
+/** The device discovery topic for a device id. */
+export function deviceConfigTopic(id: string, discoveryPrefix = DEFAULT_DISCOVERY_PREFIX): string {
+  return `${discoveryPrefix}/device/${id}/config`;
+}
+
+function firmware(systeminfo: JsonObject): string | undefined {
+  const pms = findText(systeminfo, "pms_version");
+  const others = [["PCS", "pcs_version"], ["BMS", "bms_version"]]
+    .map(([label, key]) => {
+      const v = findText(systeminfo, key!);
+      return v === undefined ? undefined : `${label} ${v}`;
+    })
+    .filter((v) => v !== undefined);
+  if (pms === undefined) return others.length > 0 ? others.join(", ") : undefined;
+  return others.length > 0 ? `${pms} (${others.join(", ")})` : pms;
+}
+
+function component(row: EntityRow, prefix: string, id: string): Component {
+  const c: Component = {
+    platform: row.platform,
+    name: row.name,
+    unique_id: `${id}_${row.id}`,
+    default_entity_id: `${row.platform}.ess_${row.id}`,
+    state_topic: rowTopic(prefix, row),
+  };
+  if (row.diagnostic) c["entity_category"] = "diagnostic";
+  if (row.setting) c["entity_category"] = "config";
+  if (row.valueTemplate !== undefined) c["value_template"] = row.valueTemplate;
+  switch (row.platform) {
+    case "sensor":
+      Object.assign(c, KINDS[row.kind ?? "text"]);
+      break;
+    case "binary_sensor":
+      if (row.binaryClass !== undefined) c["device_class"] = row.binaryClass;
+      c["payload_on"] = row.on ?? "1";
+      c["payload_off"] = row.off ?? "0";
+      break;
+    case "switch":
+      c["command_topic"] = controlTopic(prefix, row.control!);
+      c["payload_on"] = "true";
+      c["payload_off"] = "false";
+      c["state_on"] = row.on ?? "on";
+      c["state_off"] = row.off ?? "off";
+      break;
+    case "select":
+      c["command_topic"] = controlTopic(prefix, row.control!);
+      c["options"] = [...(row.options ?? [])];
+      break;
+    case "number": {
+      const range = row.range ?? { min: 0, max: 100, step: 1, unit: "%" };
+      c["command_topic"] = controlTopic(prefix, row.control!);
+      c["min"] = range.min;
+      c["max"] = range.max;
+      c["step"] = range.step;
+      c["mode"] = "box";
+      c["unit_of_measurement"] = range.unit;
+      break;
+    }
+  }
+  return c;
+}
+
+/**
+ * Builds the device discovery message. Rows whose topic is not published, or that
+ * `sensors` leaves out, are listed with only their platform: that is how Home Assistant is told
+ * to remove a component an earlier announcement had.
+ *
+ * @example
+ * ```ts
+ * const d = buildDiscovery({
+ *   prefix: "ess",
+ *   systeminfo: { pms: { model: "LG ESS Home 8", serialno: "S123" } },
+ *   published: new Set(["ess/home/statistics/bat_user_soc"]),
+ *   origin: { version: "0.1.0" },
+ *   fallbackId: "192.168.1.20",
+ * });
+ * d.topic; // "homeassistant/device/ess_s123/config"
+ * d.config.components["battery_soc"]?.["default_entity_id"]; // "sensor.ess_battery_soc"
+ * ```
+ */
+export function buildDiscovery(input: DiscoveryInput): Discovery {
+  const { prefix, systeminfo, published } = input;
+  const id = deviceId(systeminfo, input.fallbackId);
+  const picked = input.sensors === undefined ? undefined : new Set(input.sensors);
+  const isSensor = (row: EntityRow) =>
+    row.platform === "sensor" || row.platform === "binary_sensor";
+
+  const components: Record<string, Component> = {};
+  const announced: EntityRow[] = [];
+  for (const row of ENTITY_TABLE) {
+    const topic = rowTopic(prefix, row);
+    const wanted = published.has(topic) && (picked === undefined || !isSensor(row) ||
+      picked.has(topic));
+    if (!wanted) {
+      components[row.id] = { platform: row.platform };
+      continue;
+    }
+    const c = component(row, prefix, id);
+    if (row.duplicate && picked === undefined) c["enabled_by_default"] = false;
+    components[row.id] = c;
+    announced.push(row);
+  }
+  const readable = new Set(
+    ENTITY_TABLE.filter(isSensor).map((row) => rowTopic(prefix, row)).filter((t) =>
+      published.has(t)
+    ),
+  );
+  const unknownSensors = [...(picked ?? [])].filter((t) => !readable.has(t));
+
+  const serial = findText(systeminfo, "serialno");
+  const model = findText(systeminfo, "model");
+  const sw = firmware(systeminfo);
+  const device: Record<string, Json> = {
+    identifiers: [id],
+    name: "LG ESS",
+    manufacturer: "LG",
+    model: model ?? "ESS",
+  };
+  if (serial !== undefined) device["serial_number"] = serial;
+  if (sw !== undefined) device["sw_version"] = sw;
+  const origin: Record<string, Json> = { name: ORIGIN_NAME, sw_version: input.origin.version };
+  if (input.origin.supportUrl !== undefined) origin["support_url"] = input.origin.supportUrl;
+
+  return {
+    topic: deviceConfigTopic(id, input.discoveryPrefix),
+    config: {
+      device,
+      origin,
+      availability_topic: statusTopic(prefix),
+      payload_available: "online",
+      payload_not_available: "offline",
+      components,
+    },
+    announced,
+    unknownSensors,
+  };
+}
+
+/**
+ * Parses pyess's `hass_autoconfig_sensors` (comma-separated state topics).
+ *
+ * @example
+ * ```ts
+ * parseSensorList(" ess/common/BATT/soc, ess/common/GRID/active_power"); // ["ess/common/BATT/soc", "ess/common/GRID/active_power"]
+ * ```
+ */
+export function parseSensorList(text: string): string[] {
+  return text.split(",").map((t) => t.trim()).filter((t) => t !== "");
+}
+
+/**
+ * The config topic pyess announced a state topic on: the topic with its slashes removed, as a
+ * sensor (`ess/common/BATT/soc` → `homeassistant/sensor/esscommonBATTsoc/config`).
+ */
+export function pyessConfigTopic(
+  topic: string,
+  discoveryPrefix = DEFAULT_DISCOVERY_PREFIX,
+): string {
+  return `${discoveryPrefix}/sensor/${topic.replaceAll("/", "")}/config`;
+}
+
+/**
+ * The pyess config topics to clear when ess takes over: one for every state topic pyess could
+ * have announced (all published ones and the `hass_autoconfig_sensors` list), without repeats.
+ */
+export function pyessConfigTopics(
+  topics: Iterable<string>,
+  discoveryPrefix = DEFAULT_DISCOVERY_PREFIX,
+): string[] {
+  return [...new Set([...topics].map((t) => pyessConfigTopic(t, discoveryPrefix)))].sort();
+}
+
+/** Which tool a retained discovery config belongs to, if it is ess or pyess. */
+export type ConfigOwner = "ess" | "pyess";
+
+function field(object: JsonObject, ...keys: string[]): Json | undefined {
+  for (const key of keys) if (object[key] !== undefined) return object[key];
+  return undefined;
+}
+
+/**
+ * Decides whether a retained discovery config belongs to this ess (or to pyess before it), for
+ * `ess hass --remove`. The rule is narrow on purpose:
+ * - ess: a device config (`<discovery>/device/<id>/config`) whose origin is named `ess` and whose
+ *   availability topic is `<prefix>/status`, so another ess with another prefix is left alone;
+ * - pyess: a sensor config (`<discovery>/sensor/<object>/config`) whose state topic lies under
+ *   `<prefix>/` and whose object id is that state topic with its slashes removed, as pyess made it.
+ *
+ * @example
+ * ```ts
+ * configOwner("homeassistant/sensor/esscommonBATTsoc/config", '{"name":"ess/common/BATT/soc","state_topic":"ess/common/BATT/soc"}', "ess"); // "pyess"
+ * ```
+ */
+export function configOwner(
+  topic: string,
+  payload: string,
+  prefix: string,
+  discoveryPrefix = DEFAULT_DISCOVERY_PREFIX,
+): ConfigOwner | undefined {
+  if (!topic.startsWith(`${discoveryPrefix}/`)) return undefined;
+  const [platform, object, last, ...rest] = topic.slice(discoveryPrefix.length + 1).split("/");
+  if (last !== "config" || rest.length > 0 || object === undefined) return undefined;
+  let json: Json;
+  try {
+    json = JSON.parse(payload);
+  } catch {
+    return undefined;
+  }
+  if (!isJsonObject(json)) return undefined;
+  if (platform === "device") {
+    const origin = field(json, "origin", "o");
+    const name = isJsonObject(origin) ? origin["name"] : undefined;
+    const availability = field(json, "availability_topic", "avty_t");
+    return name === ORIGIN_NAME && availability === statusTopic(prefix) ? "ess" : undefined;
+  }
+  if (platform === "sensor") {
+    const state = field(json, "state_topic", "stat_t");
+    return typeof state === "string" && state.startsWith(`${prefix}/`) &&
+        state.replaceAll("/", "") === object
+      ? "pyess"
+      : undefined;
+  }
+  return undefined;
+}

@@ -1,0 +1,100 @@
+/**
+ * One-shot broker work for `ess hass`: publish an announcement and leave, or find and clear every
+ * discovery config ess or pyess left on the broker.
+ *
+ * @module
+ */
+import { sleep } from "./backoff.ts";
+import { EssError } from "./errors.ts";
+import { type ConfigOwner, configOwner, DEFAULT_DISCOVERY_PREFIX } from "./hass.ts";
+import type { MqttConnection } from "./mqtt.ts";
+
+/** One retained message to publish. */
+export interface Message {
+  topic: string;
+  payload: string;
+}
+
+type OnMessage = (topic: string, payload: string, retained: boolean) => void;
+
+/** Waits until `mqtt` is connected; an {@link EssError} naming the broker after `timeoutMs`. */
+function connected(mqtt: MqttConnection, timeoutMs: number, onMessage: OnMessage): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let reason = "";
+    const timer = setTimeout(() => {
+      reject(
+        new EssError(
+          `Cannot reach the MQTT broker at ${mqtt.broker} within ${timeoutMs / 1000} s` +
+            (reason ? ` (${reason})` : ""),
+        ),
+      );
+    }, timeoutMs);
+    mqtt.listen({
+      connected: () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      disconnected: (why) => reason = why,
+      message: onMessage,
+    });
+  });
+}
+
+async function publishAll(mqtt: MqttConnection, messages: readonly Message[]): Promise<void> {
+  for (const m of messages) await mqtt.publish(m.topic, m.payload, { retain: true, qos: 1 });
+  // The connection drops messages while it is down: only an unbroken connection delivered all.
+  if (!mqtt.connected) {
+    throw new EssError(`Lost the connection to ${mqtt.broker} while publishing; run it again`);
+  }
+}
+
+/** Connects, publishes `messages` retained with QoS 1, and returns; the caller closes `mqtt`. */
+export async function publishRetained(
+  mqtt: MqttConnection,
+  messages: readonly Message[],
+  timeoutMs = 10_000,
+): Promise<void> {
+  await connected(mqtt, timeoutMs, () => {});
+  await publishAll(mqtt, messages);
+}
+
+/** Options of {@link removeDiscovery}. */
+export interface RemoveOptions {
+  /** ess's topic prefix: only configs that point at it are cleared. */
+  prefix: string;
+  discoveryPrefix?: string | undefined;
+  /** Topics to clear whether or not anything is retained there (pyess did not retain). */
+  alsoClear?: readonly string[] | undefined;
+  timeoutMs?: number | undefined;
+  /** The broker sends retained messages right after subscribing; this much silence ends them. */
+  quietMs?: number | undefined;
+}
+
+/**
+ * Finds the retained discovery configs that belong to this ess or to pyess (see
+ * {@link configOwner}) and clears them with empty retained messages, which also tells Home
+ * Assistant to remove their entities. Returns the cleared topics and whose they were.
+ */
+export async function removeDiscovery(
+  mqtt: MqttConnection,
+  options: RemoveOptions,
+): Promise<Map<string, ConfigOwner | "listed">> {
+  const discoveryPrefix = options.discoveryPrefix ?? DEFAULT_DISCOVERY_PREFIX;
+  const found = new Map<string, ConfigOwner | "listed">();
+  let heard = 0;
+  await connected(mqtt, options.timeoutMs ?? 10_000, (topic, payload, retained) => {
+    heard++;
+    if (!retained) return;
+    const owner = configOwner(topic, payload, options.prefix, discoveryPrefix);
+    if (owner !== undefined) found.set(topic, owner);
+  });
+  await mqtt.subscribe([`${discoveryPrefix}/+/+/config`]);
+  const never = new AbortController().signal;
+  for (let before = -1; before !== heard;) {
+    before = heard;
+    await sleep(options.quietMs ?? 500, never);
+  }
+  for (const topic of options.alsoClear ?? []) if (!found.has(topic)) found.set(topic, "listed");
+  await publishAll(mqtt, [...found.keys()].sort().map((topic) => ({ topic, payload: "" })));
+  return found;
+}

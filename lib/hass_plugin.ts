@@ -1,0 +1,193 @@
+/**
+ * The bridge plugin that keeps the battery announced to Home Assistant: after every connect to
+ * the broker, whenever the entities the bridge can back with published topics change, and a
+ * short random while after Home Assistant says `online` on `homeassistant/status`. When ess
+ * takes over it clears the per-topic sensor configs pyess announced, so that nobody sees every
+ * sensor twice.
+ *
+ * @module
+ */
+import { sleep as sleepFor } from "./backoff.ts";
+import type { BridgeContext, BridgePlugin } from "./bridge.ts";
+import type { JsonObject } from "./flatten.ts";
+import {
+  buildDiscovery,
+  DEFAULT_DISCOVERY_PREFIX,
+  ENTITY_TABLE,
+  pyessConfigTopics,
+  rowTopic,
+} from "./hass.ts";
+
+/** Waits `ms`, or less if `signal` aborts; never rejects. */
+export type Sleep = (ms: number, signal: AbortSignal) => Promise<void>;
+
+/** Options of {@link createHassPlugin}. */
+export interface HassPluginOptions {
+  /** ess's version, for the origin of the messages. */
+  version: string;
+  supportUrl?: string | undefined;
+  /** Home Assistant's discovery prefix (`homeassistant`). */
+  discoveryPrefix?: string | undefined;
+  /** Identifies the device if systeminfo has no serial number (the device's host). */
+  fallbackId: string;
+  /** pyess's `hass_autoconfig_sensors`: the state topics that become sensors. */
+  sensors?: readonly string[] | undefined;
+  /** Longest wait after Home Assistant comes online, in ms (default 5000). */
+  onlineDelayMs?: number | undefined;
+  /** How often to look for entities to add or remove once announced, in ms (default 60 s). */
+  recheckMs?: number | undefined;
+  /** How soon to look again while nothing can be announced yet or just was, in ms (default 2 s). */
+  retryMs?: number | undefined;
+  /** Uniform in [0, 1); `Math.random` unless a test seeds it. */
+  random?: (() => number) | undefined;
+  sleep?: Sleep | undefined;
+}
+
+/** The Home Assistant plugin; `idle()` resolves when no announcement is under way (for tests). */
+export interface HassPlugin extends BridgePlugin {
+  subscriptions: readonly string[];
+  idle(): Promise<void>;
+}
+
+/**
+ * Creates the plugin. Its first announcement on a connection is awaited; everything after that
+ * runs in the background.
+ *
+ * @example
+ * ```ts ignore
+ * const plugin = createHassPlugin({ version: "0.1.0", fallbackId: "192.168.1.20" });
+ * // handed to the bridge together with its other plugins
+ * ```
+ */
+export function createHassPlugin(options: HassPluginOptions): HassPlugin {
+  const discoveryPrefix = options.discoveryPrefix ?? DEFAULT_DISCOVERY_PREFIX;
+  const hassStatus = `${discoveryPrefix}/status`;
+  const sleep = options.sleep ?? sleepFor;
+  const random = options.random ?? Math.random;
+  const onlineDelayMs = options.onlineDelayMs ?? 5000;
+  const recheckMs = options.recheckMs ?? 60_000;
+  const retryMs = options.retryMs ?? 2000;
+
+  let connection: AbortController | undefined;
+  let queue: Promise<unknown> = Promise.resolve();
+  let systeminfo: JsonObject | undefined;
+  let lastAnnounced: string | undefined;
+  let onlinePending = false;
+  let pyessCleared = false;
+  let warnedUnknown = false;
+  let warnedUnreadable = false;
+
+  const serially = (fn: () => Promise<boolean>): Promise<boolean> => {
+    const run = queue.then(fn);
+    queue = run.catch(() => {});
+    return run;
+  };
+
+  const readSysteminfo = async (ctx: BridgeContext, fresh: boolean) => {
+    if (systeminfo !== undefined && !fresh) return systeminfo;
+    try {
+      systeminfo = await ctx.read("systeminfo");
+      warnedUnreadable = false;
+    } catch (err) {
+      if (systeminfo === undefined && !warnedUnreadable) {
+        ctx.logger.warning(
+          `Home Assistant discovery waits for the device's systeminfo: ${(err as Error).message}`,
+        );
+        warnedUnreadable = true;
+      }
+    }
+    return systeminfo;
+  };
+
+  /**
+   * Announces when something changed (or always, if forced). True when the announcement stands
+   * as it was; false when it could not announce yet, or just did, because the bridge may still
+   * be publishing the rest of a poll.
+   */
+  const announce = async (ctx: BridgeContext, force: boolean): Promise<boolean> => {
+    const published = ctx.publishedTopics();
+    if (!ENTITY_TABLE.some((row) => published.has(rowTopic(ctx.prefix, row)))) return false;
+    const info = await readSysteminfo(ctx, force || lastAnnounced === undefined);
+    if (info === undefined) return false;
+    const discovery = buildDiscovery({
+      prefix: ctx.prefix,
+      discoveryPrefix,
+      systeminfo: info,
+      published,
+      origin: { version: options.version, supportUrl: options.supportUrl },
+      fallbackId: options.fallbackId,
+      sensors: options.sensors,
+    });
+    const payload = JSON.stringify(discovery.config);
+    if (!force && payload === lastAnnounced) return true;
+    await ctx.publish(discovery.topic, payload, { retain: true, qos: 1 });
+    lastAnnounced = payload;
+    ctx.logger.info(
+      `announced ${discovery.announced.length} entities to Home Assistant on ${discovery.topic}`,
+    );
+    if (!pyessCleared) {
+      const old = pyessConfigTopics([...published, ...options.sensors ?? []], discoveryPrefix);
+      for (const topic of old) await ctx.publish(topic, "", { retain: true, qos: 1 });
+      ctx.logger.debug(`cleared ${old.length} per-topic sensor configs pyess may have announced`);
+      pyessCleared = true;
+    }
+    if (discovery.unknownSensors.length > 0 && !warnedUnknown) {
+      ctx.logger.warning(
+        `hass_autoconfig_sensors: no entity for ${discovery.unknownSensors.join(", ")} ` +
+          "(not a known field, or not published)",
+      );
+      warnedUnknown = true;
+    }
+    return false;
+  };
+
+  const attempt = async (ctx: BridgeContext, force: boolean): Promise<boolean> => {
+    try {
+      return await serially(() => announce(ctx, force));
+    } catch (err) {
+      ctx.logger.warning(`Home Assistant discovery failed: ${(err as Error).message}`);
+      return false;
+    }
+  };
+
+  /** After the first attempt: keep the announcement in step with what the bridge publishes. */
+  const watch = async (ctx: BridgeContext, first: Promise<boolean>, signal: AbortSignal) => {
+    let settled = await first;
+    while (!signal.aborted) {
+      await sleep(settled ? recheckMs : retryMs, signal);
+      if (!signal.aborted) settled = await attempt(ctx, false);
+    }
+  };
+
+  return {
+    subscriptions: [hassStatus],
+    async onConnect(ctx) {
+      connection?.abort();
+      connection = new AbortController();
+      lastAnnounced = undefined;
+      onlinePending = false;
+      // Awaited, so that `ess mqtt --once` announces before it disconnects.
+      const first = attempt(ctx, false);
+      void watch(ctx, first, connection.signal);
+      await first;
+    },
+    onMessage(topic, payload, retained, ctx) {
+      // Home Assistant's birth message; a retained one is old news that onConnect covered.
+      if (topic !== hassStatus || retained || payload.trim().toLowerCase() !== "online") return;
+      if (connection === undefined || onlinePending) return;
+      onlinePending = true;
+      const signal = connection.signal;
+      void (async () => {
+        await sleep(Math.floor(random() * onlineDelayMs), signal);
+        onlinePending = false;
+        if (!signal.aborted) await attempt(ctx, true);
+      })();
+    },
+    async onStop() {
+      connection?.abort();
+      connection = undefined;
+      await queue;
+    },
+    idle: () => queue.then(() => {}),
+  };
+}

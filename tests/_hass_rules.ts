@@ -1,0 +1,212 @@
+/**
+ * Home Assistant's rules for the entities ess announces, written down independently of the entity
+ * table in lib/hass.ts, so that a wrong row shows up as a problem instead of being confirmed by
+ * the code that made it.
+ *
+ * @module
+ */
+import { isJsonObject, type Json, type JsonObject } from "../lib/flatten.ts";
+import { CONTROL_NAMES, controlTopic, statusTopic } from "../lib/topics.ts";
+
+/** Units Home Assistant accepts for each device class ess uses (sensor DEVICE_CLASS_UNITS). */
+const CLASS_UNITS: Record<string, readonly string[]> = {
+  power: ["mW", "W", "kW", "MW", "GW", "TW", "BTU/h"],
+  energy: ["J", "kJ", "MJ", "GJ", "mWh", "Wh", "kWh", "MWh", "GWh", "TWh", "cal", "kcal"],
+  battery: ["%"],
+  voltage: ["µV", "mV", "V", "kV", "MV"],
+  current: ["mA", "A"],
+  frequency: ["Hz", "kHz", "MHz", "GHz"],
+};
+
+/** State classes Home Assistant accepts for each device class (DEVICE_CLASS_STATE_CLASSES). */
+const CLASS_STATE_CLASSES: Record<string, readonly string[]> = {
+  power: ["measurement"],
+  energy: ["total", "total_increasing"],
+  battery: ["measurement"],
+  voltage: ["measurement"],
+  current: ["measurement"],
+  frequency: ["measurement"],
+};
+
+interface Expected {
+  device_class?: string;
+  units: readonly string[];
+  state_class?: string;
+  diagnostic?: true;
+}
+
+/** What the issue says a field must look like, by the field's own name. */
+function expectedFor(key: string): Expected | undefined {
+  if (/^(pcs_status|pcs_stauts|status|bat_status|mode|operation_mode|\w+_version)$/.test(key)) {
+    return { units: [], diagnostic: true };
+  }
+  if (/(energy|enery|enegy|_sum)$/.test(key)) {
+    return { device_class: "energy", units: ["Wh", "kWh"], state_class: "total_increasing" };
+  }
+  if (/power$/.test(key)) {
+    return { device_class: "power", units: ["W"], state_class: "measurement" };
+  }
+  if (key === "safty_soc" || /self_consumption|limitation/.test(key)) {
+    return { units: ["%"], state_class: "measurement" };
+  }
+  if (/soc$/.test(key)) {
+    return { device_class: "battery", units: ["%"], state_class: "measurement" };
+  }
+  if (/voltage$/.test(key) || key === "a_phase") {
+    return { device_class: "voltage", units: ["V"], state_class: "measurement" };
+  }
+  if (/_current$/.test(key)) {
+    return { device_class: "current", units: ["A"], state_class: "measurement" };
+  }
+  if (key === "freq") {
+    return { device_class: "frequency", units: ["Hz"], state_class: "measurement" };
+  }
+  return undefined;
+}
+
+function keysDeep(value: Json, out: string[] = []): string[] {
+  if (Array.isArray(value)) value.forEach((v) => keysDeep(v, out));
+  else if (isJsonObject(value)) {
+    for (const [k, v] of Object.entries(value)) {
+      out.push(k);
+      keysDeep(v, out);
+    }
+  }
+  return out;
+}
+
+const text = (v: Json | undefined) => typeof v === "string" ? v : undefined;
+
+/**
+ * Every way `config` (a parsed device discovery message) breaks the rules; empty when it is
+ * valid. Components with only a platform are removals and are not entities.
+ */
+export function discoveryProblems(
+  config: Json,
+  published: ReadonlySet<string>,
+  prefix: string,
+): string[] {
+  const problems: string[] = [];
+  const fail = (what: string) => problems.push(what);
+  if (!isJsonObject(config)) return ["the message is not a JSON object"];
+  if (keysDeep(config).some((k) => k === "object_id" || k === "obj_id")) {
+    fail("object_id is used (Home Assistant rejects it since 2026.4)");
+  }
+  const device = config["device"];
+  const ids = isJsonObject(device) ? device["identifiers"] : undefined;
+  const deviceId = Array.isArray(ids) ? text(ids[0]) : undefined;
+  if (!isJsonObject(device) || deviceId === undefined) fail("device without identifiers");
+  else {
+    if (device["manufacturer"] !== "LG") fail("device manufacturer is not LG");
+    for (const k of ["name", "model"]) if (!text(device[k])) fail(`device without ${k}`);
+  }
+  const origin = config["origin"];
+  if (!isJsonObject(origin) || origin["name"] !== "ess" || !text(origin["sw_version"])) {
+    fail("origin is not ess with its version");
+  }
+  if (config["availability_topic"] !== statusTopic(prefix)) {
+    fail(`availability is not ${statusTopic(prefix)}`);
+  }
+  const controls = new Set(CONTROL_NAMES.map((n) => controlTopic(prefix, n)));
+  const components = config["components"];
+  if (!isJsonObject(components)) return [...problems, "no components"];
+  const uniqueIds = new Set<string>();
+  for (const [cid, c] of Object.entries(components)) {
+    if (!isJsonObject(c)) {
+      fail(`${cid}: not an object`);
+      continue;
+    }
+    const platform = text(c["platform"]);
+    if (!["sensor", "binary_sensor", "switch", "select", "number"].includes(platform ?? "")) {
+      fail(`${cid}: unknown platform ${platform}`);
+      continue;
+    }
+    if (Object.keys(c).length === 1) continue;
+    checkEntity(cid, c, platform!, deviceId ?? "", published, controls, fail);
+    const uid = text(c["unique_id"]) ?? "";
+    if (uniqueIds.has(uid)) fail(`${cid}: unique_id ${uid} used twice`);
+    uniqueIds.add(uid);
+  }
+  return problems;
+}
+
+function checkEntity(
+  cid: string,
+  c: JsonObject,
+  platform: string,
+  deviceId: string,
+  published: ReadonlySet<string>,
+  controls: ReadonlySet<string>,
+  fail: (what: string) => void,
+): void {
+  if (!text(c["name"])) fail(`${cid}: no name`);
+  const uid = text(c["unique_id"]);
+  if (uid === undefined || !uid.startsWith(`${deviceId}_`)) {
+    fail(`${cid}: unique_id ${uid} is not derived from the device id ${deviceId}`);
+  }
+  const entityId = text(c["default_entity_id"]) ?? "";
+  if (!new RegExp(`^${platform}\\.[a-z0-9]+(_[a-z0-9]+)*$`).test(entityId)) {
+    fail(`${cid}: default_entity_id ${JSON.stringify(entityId)} is not ${platform}.<slug>`);
+  }
+  const state = text(c["state_topic"]);
+  if (state === undefined || !published.has(state)) {
+    fail(`${cid}: state_topic ${state} is not published by the bridge`);
+  }
+  const command = text(c["command_topic"]);
+  const isControl = ["switch", "select", "number"].includes(platform);
+  if (isControl !== (command !== undefined)) fail(`${cid}: command_topic present on a ${platform}`);
+  if (command !== undefined && !controls.has(command)) {
+    fail(`${cid}: command_topic ${command} is not a control topic`);
+  }
+  const category = c["entity_category"];
+  if (category !== undefined && category !== "diagnostic" && category !== "config") {
+    fail(`${cid}: entity_category ${category}`);
+  }
+  if (category === "config" && !isControl) {
+    fail(`${cid}: Home Assistant allows entity_category config only on entities you can set`);
+  }
+  const key = state?.split("/").at(-1) ?? "";
+  if (platform === "binary_sensor") {
+    const flagTopic = /\/home\/direction\//.test(state ?? "");
+    const [on, off] = flagTopic ? ["1", "0"] : ["on", "off"];
+    if (c["payload_on"] !== on || c["payload_off"] !== off) {
+      fail(`${cid}: binary sensor payloads are not ${on}/${off}`);
+    }
+    if (!flagTopic && category !== "diagnostic") fail(`${cid}: status flag is not diagnostic`);
+  }
+  if (platform === "switch" && (c["payload_on"] !== "true" || c["payload_off"] !== "false")) {
+    fail(`${cid}: switch commands are not true/false`);
+  }
+  if (platform === "select") {
+    const options = c["options"];
+    if (!Array.isArray(options) || options.length === 0) fail(`${cid}: select without options`);
+  }
+  if (platform === "number") {
+    if (c["min"] !== 0 || c["max"] !== 100 || c["unit_of_measurement"] !== "%") {
+      fail(`${cid}: number is not 0-100 %`);
+    }
+  }
+  if (platform !== "sensor") return;
+  const expected = expectedFor(key);
+  if (expected === undefined) {
+    fail(`${cid}: no rule covers the field ${key}`);
+    return;
+  }
+  const dc = text(c["device_class"]);
+  const unit = text(c["unit_of_measurement"]);
+  const sc = text(c["state_class"]);
+  if (dc !== expected.device_class) {
+    fail(`${cid}: device_class ${dc}, want ${expected.device_class}`);
+  }
+  if (expected.units.length === 0 ? unit !== undefined : !expected.units.includes(unit ?? "")) {
+    fail(`${cid}: unit ${unit}, want ${expected.units.join(" or ") || "none"}`);
+  }
+  if (sc !== expected.state_class) fail(`${cid}: state_class ${sc}, want ${expected.state_class}`);
+  if (expected.diagnostic && category !== "diagnostic") fail(`${cid}: not diagnostic`);
+  if (dc !== undefined && !(CLASS_UNITS[dc] ?? []).includes(unit ?? "")) {
+    fail(`${cid}: Home Assistant rejects unit ${unit} for device class ${dc}`);
+  }
+  if (dc !== undefined && sc !== undefined && !(CLASS_STATE_CLASSES[dc] ?? []).includes(sc)) {
+    fail(`${cid}: Home Assistant warns about state class ${sc} for device class ${dc}`);
+  }
+}

@@ -1,0 +1,297 @@
+/**
+ * Home Assistant discovery end to end: the simulator as the device, a real broker (aedes, and
+ * mosquitto when installed), the bridge with the discovery plugin, and `ess hass` itself as a
+ * subprocess. The broker's retained messages are what Home Assistant would read.
+ */
+import { deepEqual, equal, ok } from "@std/assert";
+import { sleep } from "../lib/backoff.ts";
+import { Bridge } from "../lib/bridge.ts";
+import { EssClient } from "../lib/client.ts";
+import { flatten, type JsonObject } from "../lib/flatten.ts";
+import { createHassPlugin } from "../lib/hass_plugin.ts";
+import { createLogger } from "../lib/log.ts";
+import { connectMqtt } from "../lib/mqtt.ts";
+import { type Simulator, startSimulator } from "../lib/simulator.ts";
+import { BATT_SETTING_PATH, OPERATION_PATH } from "../lib/states.ts";
+import { createDeviceFetch } from "../lib/transport.ts";
+import {
+  mosquittoPath,
+  startAedes,
+  startMosquitto,
+  type TestBroker,
+  watch,
+  type Watcher,
+} from "./_broker.ts";
+import { discoveryProblems } from "./_hass_rules.ts";
+
+const NOON = new Date("2026-06-21T10:00:00Z");
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const PERMISSIONS = Deno.readTextFileSync(new URL("../permissions.txt", import.meta.url)).trim()
+  .split(/\s+/);
+
+const BROKERS: { name: string; start: () => Promise<TestBroker>; ignore: boolean }[] = [
+  { name: "aedes", start: () => startAedes(), ignore: false },
+  {
+    name: mosquittoPath() ? "mosquitto" : "mosquitto (skipped: mosquitto is not installed)",
+    start: startMosquitto,
+    ignore: mosquittoPath() === undefined,
+  },
+];
+
+interface World {
+  sim: Simulator;
+  broker: TestBroker;
+  watcher: Watcher;
+}
+
+async function withWorld(start: () => Promise<TestBroker>, fn: (w: World) => Promise<void>) {
+  const sim = await startSimulator({ now: () => NOON });
+  const broker = await start();
+  const watcher = await watch(broker.url);
+  try {
+    await fn({ sim, broker, watcher });
+  } finally {
+    await watcher.close();
+    await broker.close();
+    await sim.close();
+  }
+}
+
+/** The bridge with Home Assistant discovery, in-process, until `fn` is done. */
+async function withBridge(w: World, fn: () => Promise<void>): Promise<void> {
+  const fetch = createDeviceFetch({ fingerprint: w.sim.fingerprint, timeoutMs: 2000 });
+  const logger = createLogger("error", () => {});
+  const device = new EssClient({ host: w.sim.host, password: w.sim.password, fetch, logger });
+  const mqtt = connectMqtt({
+    url: w.broker.url,
+    clientId: `ess-test-${crypto.randomUUID().slice(0, 8)}`,
+    will: { topic: "ess/status", payload: "offline", retain: true, qos: 1 },
+  });
+  const hass = createHassPlugin({
+    version: "0.1.0",
+    fallbackId: w.sim.host,
+    onlineDelayMs: 50,
+    retryMs: 50,
+  });
+  const bridge = new Bridge({
+    device,
+    mqtt,
+    options: {
+      prefix: "ess",
+      intervalMs: 60_000,
+      commonDivisor: 1,
+      publishMode: "changes",
+      republishMs: 300_000,
+      retain: true,
+      json: false,
+      once: false,
+      plugins: [hass],
+    },
+    logger,
+    now: Date.now,
+    sleep,
+    random: Math.random,
+  });
+  const stop = new AbortController();
+  const running = bridge.run(stop.signal);
+  try {
+    await fn();
+  } finally {
+    stop.abort();
+    await running;
+    fetch.close();
+  }
+}
+
+/** The state topics the bridge publishes for the simulated device. */
+function deviceTopics(sim: Simulator): Set<string> {
+  return new Set(
+    (["home", "common"] as const).flatMap((state) =>
+      flatten(sim.device.read(state)).map(({ path }) => ["ess", state, ...path].join("/"))
+    ),
+  );
+}
+
+const configTopic = (w: World) =>
+  [...w.watcher.last.keys()].find((t) => /^homeassistant\/device\/ess_[a-z0-9_]+\/config$/.test(t));
+
+async function announcement(w: World): Promise<{ topic: string; config: JsonObject }> {
+  await w.watcher.until(() => configTopic(w) !== undefined, "the device discovery config");
+  const topic = configTopic(w)!;
+  const seen = w.watcher.last.get(topic)!;
+  ok(seen.payload !== "", "an announcement, not a removal");
+  return { topic, config: JSON.parse(seen.payload) };
+}
+
+/** Discovery configs still retained: what a Home Assistant starting now would read. */
+async function retainedConfigs(broker: TestBroker): Promise<string[]> {
+  const late = await watch(broker.url);
+  try {
+    // Retained messages come before anything published after the subscription.
+    await late.publish("test/sync", "1");
+    await late.until(() => late.last.has("test/sync"), "test/sync");
+    return [...late.last].filter(([t, m]) => m.retained && t.startsWith("homeassistant/"))
+      .map(([t]) => t).sort();
+  } finally {
+    await late.close();
+  }
+}
+
+const controlRequests = (sim: Simulator, from: number) =>
+  sim.requests.slice(from).filter((r) =>
+    r.method === "PUT" && (r.path === OPERATION_PATH || r.path === BATT_SETTING_PATH)
+  ).map((r) => {
+    const { auth_key: _, ...body } = r.body as JsonObject;
+    return `${r.path} ${JSON.stringify(body)}`;
+  });
+
+async function runEss(w: World, args: string[]): Promise<{ code: number; out: string }> {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--no-prompt",
+      ...PERMISSIONS,
+      MAIN,
+      "hass",
+      "--config",
+      "/dev/null",
+      "--host",
+      w.sim.host,
+      "--password",
+      w.sim.password,
+      "--fingerprint",
+      w.sim.fingerprint,
+      "--mqtt-server",
+      w.broker.url,
+      ...args,
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder();
+  equal(text.decode(stderr), "", "nothing on stderr");
+  return { code, out: text.decode(stdout) };
+}
+
+for (const { name, start, ignore } of BROKERS) {
+  Deno.test(
+    { name: `Home Assistant discovery with the simulator and ${name}`, ignore },
+    async (t) => {
+      await t.step(
+        "should announce SOC, powers and daily energy, valid by the rules, with working controls",
+        () =>
+          withWorld(start, async (w) => {
+            await withBridge(w, async () => {
+              const { config } = await announcement(w);
+              deepEqual(discoveryProblems(config, deviceTopics(w.sim), "ess"), []);
+              const components = config["components"] as Record<string, JsonObject>;
+              for (
+                const id of [
+                  "battery_soc",
+                  "pv_power",
+                  "load_power",
+                  "grid_power",
+                  "battery_power",
+                  "pv_generation_today",
+                  "grid_feed_in_today",
+                  "grid_purchase_today",
+                  "battery_charge_today",
+                  "battery_discharge_today",
+                  "load_consumption_today",
+                ]
+              ) ok(components[id]?.["state_topic"], `${id} is announced`);
+
+              const system = components["system"]!;
+              const winter = components["winter_mode"]!;
+              const mark = w.sim.requests.length;
+              await w.watcher.publish(
+                String(system["command_topic"]),
+                String(system["payload_off"]),
+              );
+              await w.watcher.until(() => w.sim.device.operation === "stop", "the system stops");
+              await w.watcher.until(
+                () =>
+                  w.watcher.last.get(String(system["state_topic"]))?.payload ===
+                    system["state_off"],
+                "the switch's state topic says off",
+              );
+              await w.watcher.publish(
+                String(system["command_topic"]),
+                String(system["payload_on"]),
+              );
+              await w.watcher.until(() => w.sim.device.operation === "start", "the system starts");
+
+              const winterWas = w.sim.device.winterMode;
+              const [command, expected] = winterWas
+                ? [winter["payload_off"], winter["state_off"]]
+                : [winter["payload_on"], winter["state_on"]];
+              await w.watcher.publish(String(winter["command_topic"]), String(command));
+              await w.watcher.until(() => w.sim.device.winterMode !== winterWas, "winter mode");
+              await w.watcher.until(
+                () => w.watcher.last.get(String(winter["state_topic"]))?.payload === expected,
+                "the winter switch's state topic follows",
+              );
+              deepEqual(controlRequests(w.sim, mark), [
+                `${OPERATION_PATH} {"operation":"stop"}`,
+                `${OPERATION_PATH} {"operation":"start"}`,
+                `${BATT_SETTING_PATH} {"wintermode":"${winterWas ? "off" : "on"}"}`,
+              ]);
+            });
+          }),
+      );
+
+      await t.step(
+        "should announce again when Home Assistant says online",
+        () =>
+          withWorld(start, async (w) => {
+            await withBridge(w, async () => {
+              const { topic } = await announcement(w);
+              const count = () => w.watcher.all.filter((m) => m.topic === topic).length;
+              const before = count();
+              await w.watcher.publish("homeassistant/status", "online");
+              await w.watcher.until(() => count() > before, "a fresh announcement");
+            });
+          }),
+      );
+
+      await t.step(
+        "ess hass should announce once, print, and --remove should leave nothing behind",
+        () =>
+          withWorld(start, async (w) => {
+            const printed = await runEss(w, ["--print"]);
+            equal(printed.code, 0);
+            const [topic, ...json] = printed.out.split("\n");
+            const config = JSON.parse(json.join("\n"));
+            deepEqual(discoveryProblems(config, deviceTopics(w.sim), "ess"), []);
+            deepEqual(await retainedConfigs(w.broker), [], "--print leaves the broker alone");
+
+            // pyess's per-topic config, as if pyess had retained it.
+            await w.watcher.publish(
+              "homeassistant/sensor/esscommonBATTsoc/config",
+              '{"name":"ess/common/BATT/soc","state_topic":"ess/common/BATT/soc"}',
+              true,
+            );
+            const announced = await runEss(w, []);
+            equal(announced.code, 0);
+            deepEqual(await retainedConfigs(w.broker), [topic], "ess's config, pyess's cleared");
+
+            // The bridge announces too (and so would a second ess under another prefix).
+            await withBridge(w, async () => {
+              await announcement(w);
+            });
+            await w.watcher.publish(
+              "homeassistant/sensor/garden/config",
+              '{"state_topic":"g"}',
+              true,
+            );
+            const removed = await runEss(w, ["--remove"]);
+            equal(removed.code, 0);
+            ok(removed.out.includes(`cleared ${topic} (ess)`), removed.out);
+            deepEqual(await retainedConfigs(w.broker), ["homeassistant/sensor/garden/config"]);
+            await w.watcher.publish("homeassistant/sensor/garden/config", "", true);
+          }),
+      );
+    },
+  );
+}

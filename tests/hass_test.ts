@@ -1,0 +1,234 @@
+import { deepEqual, equal, match, ok } from "@std/assert";
+import { flatten, type JsonObject } from "../lib/flatten.ts";
+import {
+  buildDiscovery,
+  configOwner,
+  deviceId,
+  ENTITY_TABLE,
+  parseSensorList,
+  pyessConfigTopic,
+  pyessConfigTopics,
+  rowTopic,
+} from "../lib/hass.ts";
+import { PUBLISHED_STATES, stateTopic } from "../lib/topics.ts";
+import { discoveryProblems } from "./_hass_rules.ts";
+
+const device = JSON.parse(
+  await Deno.readTextFile(new URL("../fixtures/hass_device.json", import.meta.url)),
+) as Record<string, JsonObject>;
+const systeminfo = device["systeminfo"]!;
+
+/** The topics the bridge publishes for the fixture device: every leaf of home and common. */
+function publishedTopics(prefix: string): Set<string> {
+  return new Set(
+    PUBLISHED_STATES.flatMap((state) =>
+      flatten(device[state]!).map(({ path }) => stateTopic(prefix, state, path))
+    ),
+  );
+}
+
+const origin = { version: "0.1.0" };
+
+Deno.test("buildDiscovery() announces every table row valid by Home Assistant's rules", () => {
+  for (const prefix of ["ess", "house/ess"]) {
+    const published = new Set(ENTITY_TABLE.map((row) => rowTopic(prefix, row)));
+    const d = buildDiscovery({ prefix, systeminfo, published, origin, fallbackId: "host" });
+    equal(d.announced.length, ENTITY_TABLE.length);
+    const config = JSON.parse(JSON.stringify(d.config));
+    deepEqual(discoveryProblems(config, published, prefix), []);
+    equal(new Set(ENTITY_TABLE.map((r) => r.id)).size, ENTITY_TABLE.length, "component ids");
+  }
+});
+
+Deno.test("buildDiscovery() for a device that publishes home and common", async (t) => {
+  const published = publishedTopics("ess");
+  const d = buildDiscovery({ prefix: "ess", systeminfo, published, origin, fallbackId: "host" });
+  const components = d.config.components;
+
+  await t.step("should be valid by the rules", () => {
+    deepEqual(discoveryProblems(JSON.parse(JSON.stringify(d.config)), published, "ess"), []);
+  });
+
+  await t.step("should announce SOC, powers, daily energy and the two controls", () => {
+    const ids = new Set(d.announced.map((r) => r.id));
+    for (
+      const id of [
+        "battery_soc",
+        "pv_power",
+        "load_power",
+        "grid_power",
+        "battery_power",
+        "pv_generation_today",
+        "grid_feed_in_today",
+        "grid_purchase_today",
+        "battery_charge_today",
+        "battery_discharge_today",
+        "load_consumption_today",
+        "system",
+        "winter_mode",
+      ]
+    ) ok(ids.has(id), id);
+    deepEqual(components["battery_soc"], {
+      platform: "sensor",
+      name: "Battery SOC",
+      unique_id: "ess_412khab0815_battery_soc",
+      default_entity_id: "sensor.ess_battery_soc",
+      state_topic: "ess/home/statistics/bat_user_soc",
+      device_class: "battery",
+      unit_of_measurement: "%",
+      state_class: "measurement",
+      suggested_display_precision: 1,
+    });
+  });
+
+  await t.step("should switch the system and winter mode through the control topics", () => {
+    deepEqual(components["system"], {
+      platform: "switch",
+      name: "System",
+      unique_id: "ess_412khab0815_system",
+      default_entity_id: "switch.ess_system",
+      state_topic: "ess/home/operation/status",
+      command_topic: "ess/control/active",
+      payload_on: "true",
+      payload_off: "false",
+      state_on: "start",
+      state_off: "stop",
+    });
+    equal(components["winter_mode"]?.["state_topic"], "ess/common/BATT/winter_setting");
+    equal(components["winter_mode"]?.["command_topic"], "ess/control/winter_mode");
+    equal(components["winter_mode"]?.["entity_category"], "config");
+  });
+
+  await t.step("should list rows without a published topic with only their platform", () => {
+    deepEqual(components["fast_charge"], { platform: "switch" });
+    deepEqual(components["backup_reserve"], { platform: "number" });
+    deepEqual(components["pv3_power"], { platform: "sensor" });
+    deepEqual(components["pms_version"], { platform: "sensor" });
+  });
+
+  await t.step("should describe the device from systeminfo", () => {
+    equal(d.topic, "homeassistant/device/ess_412khab0815/config");
+    deepEqual(d.config.device, {
+      identifiers: ["ess_412khab0815"],
+      name: "LG ESS",
+      manufacturer: "LG",
+      model: "LG ESS Home 8",
+      serial_number: "412KHAB0815",
+      sw_version: "10.05.6120 (PCS LG P1 02.00.03.00 R1801, BMS LGBMS.01.01.02.00)",
+    });
+    deepEqual(d.config.origin, { name: "ess", sw_version: "0.1.0" });
+    equal(d.config.availability_topic, "ess/status");
+  });
+
+  await t.step("should keep duplicates off unless picked", () => {
+    equal(components["battery_soc_bms"]?.["enabled_by_default"], false);
+    equal(components["battery_soc"]?.["enabled_by_default"], undefined);
+  });
+});
+
+Deno.test("buildDiscovery() announces batt controls once their state is published", () => {
+  const published = new Set([
+    ...publishedTopics("ess"),
+    ...flatten(device["batt"]!).map(({ path }) => stateTopic("ess", "batt", path)),
+  ]);
+  const d = buildDiscovery({ prefix: "ess", systeminfo, published, origin, fallbackId: "host" });
+  deepEqual(discoveryProblems(JSON.parse(JSON.stringify(d.config)), published, "ess"), []);
+  const c = d.config.components;
+  equal(c["fast_charge"]?.["command_topic"], "ess/control/fastcharge");
+  deepEqual(c["charge_strategy"]?.["options"], ["battery_care", "fast_charge", "weather_forecast"]);
+  equal(c["charge_strategy"]?.["command_topic"], "ess/control/charge_strategy");
+  equal(c["backup_reserve"]?.["command_topic"], "ess/control/backup_soc");
+  equal(c["backup_reserve"]?.["state_topic"], "ess/batt/backup_soc");
+});
+
+Deno.test("buildDiscovery() with hass_autoconfig_sensors", async (t) => {
+  const published = publishedTopics("ess");
+  const sensors = parseSensorList(
+    "ess/common/BATT/soc, ess/home/statistics/pcs_pv_total_power,ess/common/PV/brand,ess/x/y",
+  );
+  const d = buildDiscovery({
+    prefix: "ess",
+    systeminfo,
+    published,
+    origin,
+    fallbackId: "host",
+    sensors,
+  });
+
+  await t.step("should announce only the picked sensors, and every control", () => {
+    deepEqual(d.announced.map((r) => r.id), [
+      "pv_power",
+      "battery_soc_bms",
+      "system",
+      "winter_mode",
+    ]);
+    deepEqual(d.config.components["battery_soc"], { platform: "sensor" });
+  });
+
+  await t.step("should enable a picked duplicate", () => {
+    equal(d.config.components["battery_soc_bms"]?.["enabled_by_default"], undefined);
+  });
+
+  await t.step("should report picked topics it cannot announce", () => {
+    deepEqual(d.unknownSensors, ["ess/common/PV/brand", "ess/x/y"]);
+  });
+});
+
+Deno.test("deviceId() falls back to the given id without a serial number", () => {
+  equal(deviceId(systeminfo, "192.168.1.20"), "ess_412khab0815");
+  equal(deviceId({ pms: { serialno: "" } }, "192.168.1.20"), "ess_192_168_1_20");
+  equal(deviceId({ ess: [{ serialno: "D015-77" }] }, "x"), "ess_d015_77");
+});
+
+Deno.test("buildDiscovery() output never carries object_id", () => {
+  const d = buildDiscovery({
+    prefix: "ess",
+    systeminfo: {},
+    published: publishedTopics("ess"),
+    origin: { version: "0.1.0", supportUrl: "https://example.org/ess" },
+    fallbackId: "ess.local",
+  });
+  const json = JSON.stringify(d.config);
+  ok(!json.includes("object_id"));
+  match(d.topic, /^homeassistant\/device\/ess_ess_local\/config$/);
+  equal(d.config.device["model"], "ESS");
+  equal(d.config.origin["support_url"], "https://example.org/ess");
+});
+
+Deno.test("pyessConfigTopic() is the topic without slashes, as a sensor", () => {
+  equal(pyessConfigTopic("ess/common/BATT/soc"), "homeassistant/sensor/esscommonBATTsoc/config");
+  deepEqual(
+    pyessConfigTopics(["ess/a/b", "ess/a/b", "ess/c"], "ha"),
+    ["ha/sensor/essab/config", "ha/sensor/essc/config"],
+  );
+});
+
+Deno.test("configOwner() recognises ess's and pyess's configs and nothing else", async (t) => {
+  const ours = JSON.stringify(
+    buildDiscovery({
+      prefix: "ess",
+      systeminfo,
+      published: publishedTopics("ess"),
+      origin,
+      fallbackId: "host",
+    }).config,
+  );
+  await t.step("should claim ess's device config for its prefix only", () => {
+    equal(configOwner("homeassistant/device/ess_1/config", ours, "ess"), "ess");
+    equal(configOwner("homeassistant/device/ess_1/config", ours, "other"), undefined);
+    const abbreviated = '{"o":{"name":"ess"},"avty_t":"ess/status","dev":{},"cmps":{}}';
+    equal(configOwner("homeassistant/device/x/config", abbreviated, "ess"), "ess");
+  });
+  await t.step("should claim pyess's sensor configs", () => {
+    const pyess = '{"name": "ess/common/BATT/soc", "state_topic": "ess/common/BATT/soc"}';
+    equal(configOwner("homeassistant/sensor/esscommonBATTsoc/config", pyess, "ess"), "pyess");
+    equal(configOwner("homeassistant/sensor/other/config", pyess, "ess"), undefined);
+  });
+  await t.step("should leave other tools' configs alone", () => {
+    const z2m = '{"o":{"name":"Zigbee2MQTT"},"avty_t":"ess/status"}';
+    equal(configOwner("homeassistant/device/z/config", z2m, "ess"), undefined);
+    equal(configOwner("homeassistant/sensor/x/config", "not json", "ess"), undefined);
+    equal(configOwner("homeassistant/sensor/n/x/config", "{}", "ess"), undefined);
+    equal(configOwner("elsewhere/sensor/x/config", "{}", "ess"), undefined);
+  });
+});
