@@ -26,21 +26,6 @@ export function hash01(seed: number, channel: number, key: number): number {
   return mix(h ^ (Math.floor(k / TWO_32) >>> 0)) / TWO_32;
 }
 
-/**
- * Seeded pseudo-random numbers in [0, 1) (mulberry32), for decisions taken per request such as
- * which answers fail.
- */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / TWO_32;
-  };
-}
-
 /** Noise channels, so that the curves of different quantities are independent. */
 const Channel = {
   Weather: 1,

@@ -24,7 +24,7 @@ import {
 } from "./states.ts";
 import { SIM_CERT, SIM_KEY } from "./_sim_cert.ts";
 import { type Firmware, SimDevice } from "./_sim_device.ts";
-import { seededRandom } from "./_sim_house.ts";
+import { seededRandom } from "./backoff.ts";
 
 export type { Energy, Firmware, Flows, SimDevice } from "./_sim_device.ts";
 export {
