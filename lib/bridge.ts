@@ -50,6 +50,8 @@ export interface BridgeContext {
   read(state: StateName): Promise<JsonObject>;
   /** Every state topic published so far. */
   publishedTopics(): ReadonlySet<string>;
+  /** The last value read for a state topic. */
+  lastValue(topic: string): string | undefined;
   logger: Logger;
 }
 
@@ -272,6 +274,7 @@ export class Bridge {
         this.#publish(topic, payload, opts?.retain ?? false, opts?.qos ?? 0, true),
       read: (state) => this.#device.read(state),
       publishedTopics: () => this.#topics,
+      lastValue: (topic) => this.#values.get(topic),
       logger: this.#log,
     };
   }

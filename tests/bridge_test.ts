@@ -498,6 +498,7 @@ Deno.test("Bridge plugins", async (t) => {
         async onConnect(ctx: BridgeContext) {
           events.push(`connect ${ctx.prefix}`);
           seen = new Set(ctx.publishedTopics());
+          events.push(`alg_setting ${ctx.lastValue("ess/batt/alg_setting")}`);
           await ctx.publish("homeassistant/sensor/x/config", "{}", { retain: true });
           events.push(`read ${Object.keys(await ctx.read("batt")).length}`);
         },
@@ -529,6 +530,7 @@ Deno.test("Bridge plugins", async (t) => {
       await h.stop();
       deepEqual(events, [
         "connect ess",
+        "alg_setting 0",
         "read 4",
         "message homeassistant/status online true",
         "stop",
