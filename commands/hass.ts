@@ -89,12 +89,15 @@ const command: Command = {
     } finally {
       session.close();
     }
-    // Exactly the topics 'ess mqtt' publishes for this device.
-    const published = new Set(
+    // Exactly the topics 'ess mqtt' publishes for this device, and their values.
+    const values = new Map(
       PUBLISHED_STATES.flatMap((state) =>
-        flatten(data[state] ?? {}).map(({ path }) => stateTopic(prefix, state, path))
+        flatten(data[state] ?? {}).map((
+          { path, value },
+        ) => [stateTopic(prefix, state, path), value])
       ),
     );
+    const published = new Set(values.keys());
     const discovery = buildDiscovery({
       prefix,
       discoveryPrefix,
@@ -103,6 +106,7 @@ const command: Command = {
       origin: { version: denoJson.version },
       fallbackId: deviceName(p),
       sensors,
+      lastValue: (topic) => values.get(topic),
     });
     if (discovery.unknownSensors.length > 0) {
       p.log.warning(

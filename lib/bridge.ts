@@ -1,7 +1,7 @@
 /**
  * The MQTT bridge: polls the device, publishes every leaf of `home` and `common` under the
- * pyess topics, keeps `<prefix>/status` honest, and carries out commands from
- * `<prefix>/control/...`. It runs until aborted and survives every transient failure of the
+ * pyess topics and of the `batt` settings under `<prefix>/batt/`, keeps `<prefix>/status`
+ * honest, and carries out commands from `<prefix>/control/...`. It runs until aborted and survives every transient failure of the
  * device or the broker; only a wrong device password ends it.
  *
  * @module
@@ -50,6 +50,8 @@ export interface BridgeContext {
   read(state: StateName): Promise<JsonObject>;
   /** Every state topic published so far. */
   publishedTopics(): ReadonlySet<string>;
+  /** The last value read for a state topic. */
+  lastValue(topic: string): string | undefined;
   logger: Logger;
 }
 
@@ -76,7 +78,7 @@ export interface BridgeOptions {
   prefix: string;
   /** Time between polls, in ms. */
   intervalMs: number;
-  /** `common` is read every N-th poll. */
+  /** `common` and `batt` are read every N-th poll. */
   commonDivisor: number;
   publishMode: PublishMode;
   /** In `changes` mode, everything is published again this often, in ms. */
@@ -272,6 +274,7 @@ export class Bridge {
         this.#publish(topic, payload, opts?.retain ?? false, opts?.qos ?? 0, true),
       read: (state) => this.#device.read(state),
       publishedTopics: () => this.#topics,
+      lastValue: (topic) => this.#values.get(topic),
       logger: this.#log,
     };
   }
@@ -325,9 +328,8 @@ export class Bridge {
   }
 
   async #runOnce(): Promise<void> {
-    const states = PUBLISHED_STATES;
     const answers: [PublishedState, JsonObject][] = [];
-    for (const state of states) answers.push([state, await this.#device.read(state)]);
+    for (const state of PUBLISHED_STATES) answers.push([state, await this.#device.read(state)]);
     if (!this.#mqtt.connected) {
       const timeoutMs = this.#options.connectTimeoutMs ?? 30_000;
       const waiting = new AbortController();
@@ -439,7 +441,7 @@ export class Bridge {
     }));
   }
 
-  /** Reads and publishes; `true` if the device answered. Never throws. */
+  /** Reads and publishes (`batt` with `common`); `true` if the device answered. Never throws. */
   #poll(withCommon: boolean): Promise<boolean> {
     return this.#exclusive(() => this.#readAndPublish(withCommon ? PUBLISHED_STATES : ["home"]));
   }

@@ -20,8 +20,9 @@ import {
 import { flatten, type JsonObject } from "./flatten.ts";
 import { type Logger, silentLogger } from "./log.ts";
 import type { StateName } from "./states.ts";
-import { PUBLISHED_STATES } from "./topics.ts";
 
+/** The states sent to Graphite: pyess's `home.*` and `common.*` metrics. */
+export const METRIC_STATES = ["home", "common"] as const;
 /** Carbon's plaintext port, for TCP and UDP alike. */
 export const DEFAULT_GRAPHITE_PORT = 2003;
 /** The transports carbon's plaintext protocol runs on. */
@@ -385,7 +386,7 @@ export async function runGraphite(options: GraphiteLoopOptions): Promise<void> {
     const started = now();
     const states: Record<string, JsonObject> = {};
     try {
-      for (const state of PUBLISHED_STATES) {
+      for (const state of METRIC_STATES) {
         states[state] = await untilAborted(device.read(state), signal);
         if (signal.aborted) return;
       }

@@ -8,6 +8,7 @@
  * @module
  */
 import { isJsonObject, type Json, type JsonObject } from "./flatten.ts";
+import { CHARGE_STRATEGIES } from "./states.ts";
 import { type ControlName, controlTopic, stateTopic, statusTopic } from "./topics.ts";
 
 /** Home Assistant's default discovery prefix. */
@@ -108,10 +109,15 @@ export interface EntityRow {
   off?: string;
   /** For controls: the command topic under `<prefix>/control/`. */
   control?: ControlName;
-  /** Turns the device's text into `on`/`off` or an option (firmware spells it differently). */
-  valueTemplate?: string;
+  /**
+   * The device's text → what the entity shows (`on`/`off` or an option), where firmware spells
+   * it differently; text it does not list is shown as it is. Becomes the `value_template`.
+   */
+  valueMap?: Readonly<Record<string, string>>;
   /** select options, as the bridge's control topic takes them. */
   options?: readonly string[];
+  /** The fewer select options of older firmware, which spells the source `on`/`off`. */
+  classicOptions?: readonly string[];
   /** number range. */
   range?: { min: number; max: number; step: number; unit: string };
 }
@@ -144,6 +150,22 @@ const duplicate = { duplicate: true } as const;
 
 /** The charge strategies as the `charge_strategy` control topic takes them. */
 export const CHARGE_STRATEGY_OPTIONS = ["battery_care", "fast_charge", "weather_forecast"] as const;
+type ChargeStrategyOption = typeof CHARGE_STRATEGY_OPTIONS[number];
+
+/**
+ * The charge strategy each `alg_setting` stands for: older firmware has only fast charge
+ * `on`/`off`, newer firmware `0`/`1`/`2` (see {@link CHARGE_STRATEGIES}).
+ */
+const ALG_SETTING_STRATEGIES: Readonly<Record<string, ChargeStrategyOption>> = {
+  off: "battery_care",
+  on: "fast_charge",
+  ...Object.fromEntries(
+    Object.entries(CHARGE_STRATEGIES).map(([name, value]) => [
+      value,
+      name.replace("-", "_") as ChargeStrategyOption,
+    ]),
+  ),
+};
 
 /**
  * Every entity ess knows, in the order Home Assistant lists them. Only rows whose source topic
@@ -337,14 +359,18 @@ export const ENTITY_TABLE: readonly EntityRow[] = [
     off: "off",
     setting: true,
   },
-  // alg_setting is "on"/"off" on older firmware and "0"/"1"/"2" on newer ("1" = fast charge).
   {
     id: "fast_charge",
     platform: "switch",
     name: "Fast charge",
     source: "batt/alg_setting",
     control: "fastcharge",
-    valueTemplate: "{{ 'on' if value in ['on', '1'] else 'off' }}",
+    valueMap: Object.fromEntries(
+      Object.entries(ALG_SETTING_STRATEGIES).map(([value, strategy]) => [
+        value,
+        strategy === "fast_charge" ? "on" : "off",
+      ]),
+    ),
     on: "on",
     off: "off",
     setting: true,
@@ -356,8 +382,20 @@ export const ENTITY_TABLE: readonly EntityRow[] = [
     source: "batt/alg_setting",
     control: "charge_strategy",
     options: CHARGE_STRATEGY_OPTIONS,
-    valueTemplate: "{{ {'0': 'battery_care', '1': 'fast_charge', '2': 'weather_forecast', " +
-      "'off': 'battery_care', 'on': 'fast_charge'}.get(value, value) }}",
+    classicOptions: ["battery_care", "fast_charge"],
+    valueMap: ALG_SETTING_STRATEGIES,
+    setting: true,
+  },
+  // Some firmware has a third backup mode, `simple`; it is on all the same.
+  {
+    id: "backup_mode",
+    platform: "switch",
+    name: "Backup mode",
+    source: "batt/backup_setting",
+    control: "backup_mode",
+    valueMap: { simple: "on" },
+    on: "on",
+    off: "off",
     setting: true,
   },
   {
@@ -429,6 +467,11 @@ export interface DiscoveryInput {
    * binary sensors (controls are always announced).
    */
   sensors?: readonly string[] | undefined;
+  /**
+   * The last value of a published state topic, where known: the charge strategy select offers
+   * older firmware (`alg_setting` `on`/`off`) only the two strategies it has.
+   */
+  lastValue?: ((topic: string) => string | undefined) | undefined;
 }
 
 /** A component of the device discovery message. */
@@ -476,7 +519,19 @@ function firmware(systeminfo: JsonObject): string | undefined {
   return others.length > 0 ? `${pms} (${others.join(", ")})` : pms;
 }
 
-function component(row: EntityRow, prefix: string, id: string): Component {
+/** A Jinja template that looks the value up in `map`, passing on what it does not list. */
+function mapTemplate(map: Readonly<Record<string, string>>): string {
+  const pairs = Object.entries(map).map(([from, to]) => `'${from}': '${to}'`);
+  return `{{ {${pairs.join(", ")}}.get(value, value) }}`;
+}
+
+/** `value`: the source's last value, where known. */
+function component(
+  row: EntityRow,
+  prefix: string,
+  id: string,
+  value: string | undefined,
+): Component {
   const c: Component = {
     platform: row.platform,
     name: row.name,
@@ -486,7 +541,7 @@ function component(row: EntityRow, prefix: string, id: string): Component {
   };
   if (row.diagnostic) c["entity_category"] = "diagnostic";
   if (row.setting) c["entity_category"] = "config";
-  if (row.valueTemplate !== undefined) c["value_template"] = row.valueTemplate;
+  if (row.valueMap !== undefined) c["value_template"] = mapTemplate(row.valueMap);
   switch (row.platform) {
     case "sensor":
       Object.assign(c, KINDS[row.kind ?? "text"]);
@@ -505,7 +560,11 @@ function component(row: EntityRow, prefix: string, id: string): Component {
       break;
     case "select":
       c["command_topic"] = controlTopic(prefix, row.control!);
-      c["options"] = [...(row.options ?? [])];
+      c["options"] = [
+        ...(row.classicOptions !== undefined && (value === "on" || value === "off")
+          ? row.classicOptions
+          : row.options ?? []),
+      ];
       break;
     case "number": {
       const range = row.range ?? { min: 0, max: 100, step: 1, unit: "%" };
@@ -556,7 +615,7 @@ export function buildDiscovery(input: DiscoveryInput): Discovery {
       components[row.id] = { platform: row.platform };
       continue;
     }
-    const c = component(row, prefix, id);
+    const c = component(row, prefix, id, input.lastValue?.(topic));
     if (row.duplicate && picked === undefined) c["enabled_by_default"] = false;
     components[row.id] = c;
     announced.push(row);

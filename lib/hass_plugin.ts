@@ -117,6 +117,7 @@ export function createHassPlugin(options: HassPluginOptions): HassPlugin {
       origin: { version: options.version, supportUrl: options.supportUrl },
       fallbackId: options.fallbackId,
       sensors: options.sensors,
+      lastValue: (topic) => ctx.lastValue(topic),
     });
     const payload = JSON.stringify(discovery.config);
     if (!force && payload === lastAnnounced) return true;

@@ -8,8 +8,11 @@
 /** Default topic prefix (pyess used `ess`). */
 export const DEFAULT_PREFIX = "ess";
 
-/** The states the bridge mirrors, as pyess did. */
-export const PUBLISHED_STATES = ["home", "common"] as const;
+/**
+ * The states the bridge mirrors: `home` and `common` as pyess did, and the `batt` settings, which
+ * hold the state of fast charge, the charge strategy and backup mode (read with `common`).
+ */
+export const PUBLISHED_STATES = ["home", "common", "batt"] as const;
 /** One of {@link PUBLISHED_STATES}. */
 export type PublishedState = typeof PUBLISHED_STATES[number];
 

@@ -8,7 +8,7 @@ import { UnreachableError } from "../lib/errors.ts";
 import type { JsonObject } from "../lib/flatten.ts";
 import { createLogger, type Logger } from "../lib/log.ts";
 import type { MqttConnection, MqttListener, PublishOptions } from "../lib/mqtt.ts";
-import type { ChargeStrategy, StateName } from "../lib/states.ts";
+import { CHARGE_STRATEGIES, type ChargeStrategy, type StateName } from "../lib/states.ts";
 
 /** One message the fake broker got. */
 export interface Sent {
@@ -121,18 +121,26 @@ export class FakeDevice implements Device {
     return this.#set(`wintermode ${on ? "on" : "off"}`, () => {
       (this.states.home["wintermode"] as JsonObject)["winter_status"] = on ? "on" : "off";
       (this.states.common["BATT"] as JsonObject)["winter_setting"] = on ? "on" : "off";
+      this.states.batt["winter_setting"] = on ? "on" : "off";
     });
   }
   setFastCharge(on: boolean): Promise<void> {
-    return this.#set(`fastcharge ${on ? "on" : "off"}`, () => {});
+    return this.#set(`fastcharge ${on ? "on" : "off"}`, () => {
+      this.states.batt["alg_setting"] = CHARGE_STRATEGIES[on ? "fast-charge" : "battery-care"];
+    });
   }
   setChargeStrategy(strategy: ChargeStrategy): Promise<void> {
-    return this.#set(`strategy ${strategy}`, () => {});
+    return this.#set(`strategy ${strategy}`, () => {
+      this.states.batt["alg_setting"] = CHARGE_STRATEGIES[strategy];
+    });
   }
   setBackupMode(on: boolean, reservePercent?: number): Promise<void> {
     return this.#set(
       `backup ${on ? "on" : "off"}${reservePercent === undefined ? "" : ` ${reservePercent}`}`,
-      () => {},
+      () => {
+        this.states.batt["backup_setting"] = on ? "on" : "off";
+        if (reservePercent !== undefined) this.states.batt["backup_soc"] = String(reservePercent);
+      },
     );
   }
   /** Makes the device unreachable. */

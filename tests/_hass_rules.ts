@@ -5,8 +5,9 @@
  *
  * @module
  */
+import { parseControl } from "../lib/bridge.ts";
 import { isJsonObject, type Json, type JsonObject } from "../lib/flatten.ts";
-import { CONTROL_NAMES, controlTopic, statusTopic } from "../lib/topics.ts";
+import { CONTROL_NAMES, type ControlName, controlTopic, statusTopic } from "../lib/topics.ts";
 
 /** Units Home Assistant accepts for each device class ess uses (sensor DEVICE_CLASS_UNITS). */
 const CLASS_UNITS: Record<string, readonly string[]> = {
@@ -76,6 +77,50 @@ function keysDeep(value: Json, out: string[] = []): string[] {
 }
 
 const text = (v: Json | undefined) => typeof v === "string" ? v : undefined;
+
+/**
+ * The payloads Home Assistant sends on a control's command topic: a switch's two, each select
+ * option, a number's ends and one step (as Home Assistant sends a whole number: `40`).
+ */
+function commandPayloads(c: JsonObject, platform: string): string[] {
+  switch (platform) {
+    case "switch":
+      return [String(c["payload_on"]), String(c["payload_off"])];
+    case "select":
+      return Array.isArray(c["options"]) ? c["options"].map(String) : [];
+    case "number": {
+      const [min, max, step] = [c["min"], c["max"], c["step"]].map(Number) as [
+        number,
+        number,
+        number,
+      ];
+      return [min, min + step, max].map(String);
+    }
+  }
+  return [];
+}
+
+/**
+ * What Home Assistant makes of `value` on the component's state topic: the value itself, or
+ * what its `value_template` renders. Only the lookup form ess writes,
+ * `{{ {'a': 'b', …}.get(value, value) }}`, is understood; any other template throws, so that a
+ * new form cannot pass untested.
+ */
+export function renderState(c: JsonObject, value: string): string {
+  const template = c["value_template"];
+  if (template === undefined) return value;
+  const lookup = typeof template === "string"
+    ? /^\{\{ \{(.*)\}\.get\(value, value\) \}\}$/.exec(template)
+    : null;
+  if (lookup === null) throw new Error(`cannot render the template ${JSON.stringify(template)}`);
+  const map = new Map<string, string>();
+  for (const pair of lookup[1]!.split(", ")) {
+    const m = /^'([^']*)': '([^']*)'$/.exec(pair);
+    if (m === null) throw new Error(`cannot read ${JSON.stringify(pair)} in ${template}`);
+    map.set(m[1]!, m[2]!);
+  }
+  return map.get(value) ?? value;
+}
 
 /**
  * Every way `config` (a parsed device discovery message) breaks the rules; empty when it is
@@ -157,6 +202,15 @@ function checkEntity(
   if (isControl !== (command !== undefined)) fail(`${cid}: command_topic present on a ${platform}`);
   if (command !== undefined && !controls.has(command)) {
     fail(`${cid}: command_topic ${command} is not a control topic`);
+  } else if (command !== undefined) {
+    // Every payload Home Assistant can send must be one the bridge carries out.
+    const name = command.split("/").at(-1) as ControlName;
+    for (const payload of commandPayloads(c, platform)) {
+      const refused = parseControl(name, payload);
+      if (typeof refused === "string") {
+        fail(`${cid}: the bridge refuses ${JSON.stringify(payload)} on ${command}: ${refused}`);
+      }
+    }
   }
   const category = c["entity_category"];
   if (category !== undefined && category !== "diagnostic" && category !== "config") {

@@ -10,7 +10,7 @@ import {
 import { WrongPasswordError } from "../lib/errors.ts";
 import { flatten } from "../lib/flatten.ts";
 import { topicMatches } from "../lib/mqtt.ts";
-import { CONTROL_NAMES } from "../lib/topics.ts";
+import { CONTROL_NAMES, PUBLISHED_STATES } from "../lib/topics.ts";
 import { FakeDevice, FakeMqtt, FakeTime, memoryLogger, settle } from "./_bridge_fakes.ts";
 
 const OPTIONS: BridgeOptions = {
@@ -58,10 +58,10 @@ function harness(options: Partial<BridgeOptions> = {}, connected = true) {
   };
 }
 
-/** Every leaf topic and value of the fake device's `home` and `common`. */
+/** Every leaf topic and value of the fake device's `home`, `common` and `batt`. */
 function expectedLeaves(device: FakeDevice): Map<string, string> {
   const leaves = new Map<string, string>();
-  for (const state of ["home", "common"] as const) {
+  for (const state of PUBLISHED_STATES) {
     for (const { path, value } of flatten(device.states[state])) {
       leaves.set(["ess", state, ...path].join("/"), value);
     }
@@ -71,7 +71,7 @@ function expectedLeaves(device: FakeDevice): Map<string, string> {
 
 Deno.test("Bridge.run() publishing", async (t) => {
   await t.step(
-    "should publish every leaf of home and common, retained, then status online",
+    "should publish every leaf of home, common and batt, retained, then status online",
     async () => {
       const h = harness();
       h.start();
@@ -84,6 +84,7 @@ Deno.test("Bridge.run() publishing", async (t) => {
       );
       assert(sent.every((m) => m.retain));
       assert(leaves.get("ess/common/PV/pv1_voltage") === "231.500000", "device text unchanged");
+      equal(leaves.get("ess/batt/alg_setting"), "0", "batt under its own state name");
       deepEqual(sent.at(-1), { topic: "ess/status", payload: "online", retain: true, qos: 1 });
       await h.stop();
     },
@@ -116,14 +117,21 @@ Deno.test("Bridge.run() publishing", async (t) => {
     await h.stop();
   });
 
-  await t.step("should read common only every commonDivisor-th cycle", async () => {
+  await t.step("should read common and batt only every commonDivisor-th cycle", async () => {
     const h = harness({ commonDivisor: 3, publishMode: "all" });
     h.start();
     await h.time.sleeping();
     for (let i = 0; i < 5; i++) await h.time.advance();
-    deepEqual(h.device.reads.join(" "), "home common home home home common home home");
+    deepEqual(
+      h.device.reads.join(" "),
+      "home common batt home home home common batt home home",
+    );
     const commonTopics = h.mqtt.sent.filter((m) => m.topic.startsWith("ess/common/"));
     equal(commonTopics.length, 2 * flatten(h.device.states.common).length);
+    const battTopics = h.mqtt.sent.filter((m) => m.topic.startsWith("ess/batt/"));
+    equal(battTopics.length, 2 * flatten(h.device.states.batt).length);
+    const homeTopics = h.mqtt.sent.filter((m) => m.topic.startsWith("ess/home/"));
+    equal(homeTopics.length, 6 * flatten(h.device.states.home).length);
     await h.stop();
   });
 
@@ -137,7 +145,8 @@ Deno.test("Bridge.run() publishing", async (t) => {
         return read(state);
       };
       h.start();
-      equal(await h.time.sleeping(), 7_000);
+      // Three reads (home, common, batt) of 1.5 s each.
+      equal(await h.time.sleeping(), 5_500);
       await h.stop();
     },
   );
@@ -158,6 +167,7 @@ Deno.test("Bridge.run() publishing", async (t) => {
     await h.time.sleeping();
     deepEqual(JSON.parse(h.mqtt.last("ess/json/home")!), h.device.states.home);
     deepEqual(JSON.parse(h.mqtt.last("ess/json/common")!), h.device.states.common);
+    deepEqual(JSON.parse(h.mqtt.last("ess/json/batt")!), h.device.states.batt);
     h.mqtt.take();
     await h.time.advance();
     equal(h.mqtt.last("ess/json/home"), undefined, "unchanged: not published again");
@@ -219,9 +229,34 @@ Deno.test("Bridge.run() controls", async (t) => {
     deepEqual(h.mqtt.take().map((m) => `${m.topic} ${m.payload}`), [
       "ess/home/wintermode/winter_status on",
       "ess/common/BATT/winter_setting on",
+      "ess/batt/winter_setting on",
     ]);
     await h.stop();
   });
+
+  for (
+    const [topic, payload, published] of [
+      ["ess/control/fastcharge", "on", ["ess/batt/alg_setting 1"]],
+      ["ess/control/charge_strategy", "weather_forecast", ["ess/batt/alg_setting 2"]],
+      ["ess/control/backup_mode", "on", ["ess/batt/backup_setting on"]],
+      ["ess/control/backup_soc", "45", ["ess/batt/backup_soc 45"]],
+    ] as const
+  ) {
+    await t.step(
+      `should publish the new batt setting at once after ${topic} ${payload}`,
+      async () => {
+        const h = harness();
+        h.start();
+        await h.time.sleeping();
+        h.mqtt.take();
+        h.mqtt.deliver(topic, payload);
+        await settle();
+        deepEqual(h.mqtt.take().map((m) => `${m.topic} ${m.payload}`), published);
+        deepEqual(h.device.reads.slice(-3), ["home", "common", "batt"]);
+        await h.stop();
+      },
+    );
+  }
 
   for (
     const [topic, payload] of [
@@ -425,13 +460,13 @@ Deno.test("Bridge.run() staying up", async (t) => {
 });
 
 Deno.test("Bridge.run() once", async (t) => {
-  await t.step("should poll home and common once, publish, and return", async () => {
+  await t.step("should poll home, common and batt once, publish, and return", async () => {
     const h = harness({ once: true }, false);
     const running = h.start();
     await h.time.sleeping();
     h.mqtt.connect();
     await running;
-    deepEqual(h.device.reads, ["home", "common"]);
+    deepEqual(h.device.reads, ["home", "common", "batt"]);
     equal(h.mqtt.sent.length, expectedLeaves(h.device).size);
     equal(h.mqtt.last("ess/status"), undefined, "no availability for a one-shot run");
     assert(h.mqtt.closed);
@@ -463,6 +498,7 @@ Deno.test("Bridge plugins", async (t) => {
         async onConnect(ctx: BridgeContext) {
           events.push(`connect ${ctx.prefix}`);
           seen = new Set(ctx.publishedTopics());
+          events.push(`alg_setting ${ctx.lastValue("ess/batt/alg_setting")}`);
           await ctx.publish("homeassistant/sensor/x/config", "{}", { retain: true });
           events.push(`read ${Object.keys(await ctx.read("batt")).length}`);
         },
@@ -494,6 +530,7 @@ Deno.test("Bridge plugins", async (t) => {
       await h.stop();
       deepEqual(events, [
         "connect ess",
+        "alg_setting 0",
         "read 4",
         "message homeassistant/status online true",
         "stop",

@@ -307,9 +307,11 @@ Deno.test("UdpSender", async (t) => {
 function scriptedDevice(script: (JsonObject | Error)[][]) {
   let cycle = 0;
   let reads = 0;
+  const states: string[] = [];
   const device: StateReader = {
     host: "192.0.2.20",
     read(state) {
+      states.push(state);
       const answers = script[Math.min(cycle, script.length - 1)]!;
       const answer = answers[state === "home" ? 0 : 1] ?? answers[0]!;
       if (state === "common" || answer instanceof Error) cycle++;
@@ -317,7 +319,7 @@ function scriptedDevice(script: (JsonObject | Error)[][]) {
       return answer instanceof Error ? Promise.reject(answer) : Promise.resolve(answer);
     },
   };
-  return { device, reads: () => reads };
+  return { device, reads: () => reads, states };
 }
 
 function recordingSender(fail: (batch: number) => boolean = () => false) {
@@ -368,12 +370,9 @@ Deno.test("runGraphite()", async (t) => {
   await t.step("should send one batch per cycle, timestamped by the clock", async () => {
     const time = fakeTime(3);
     const { sender, batches } = recordingSender();
-    await runGraphite({
-      device: scriptedDevice([[HOME, COMMON]]).device,
-      sender,
-      intervalMs: 10_000,
-      ...time,
-    });
+    const scripted = scriptedDevice([[HOME, COMMON]]);
+    await runGraphite({ device: scripted.device, sender, intervalMs: 10_000, ...time });
+    deepEqual(scripted.states, ["home", "common", "home", "common", "home", "common"], "no batt");
     equal(batches.length, 3);
     deepEqual(time.sleeps, [10_000, 10_000, 10_000]);
     const first = parseLines(batches[0]!.join(""));

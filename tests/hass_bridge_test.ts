@@ -7,12 +7,13 @@ import { deepEqual, equal, ok } from "@std/assert";
 import { sleep } from "../lib/backoff.ts";
 import { Bridge } from "../lib/bridge.ts";
 import { EssClient } from "../lib/client.ts";
-import { flatten, type JsonObject } from "../lib/flatten.ts";
+import { flatten, type Json, type JsonObject } from "../lib/flatten.ts";
 import { createHassPlugin } from "../lib/hass_plugin.ts";
 import { createLogger } from "../lib/log.ts";
 import { connectMqtt } from "../lib/mqtt.ts";
-import { type Simulator, startSimulator } from "../lib/simulator.ts";
+import { type Firmware, type Simulator, startSimulator } from "../lib/simulator.ts";
 import { BATT_SETTING_PATH, OPERATION_PATH } from "../lib/states.ts";
+import { PUBLISHED_STATES } from "../lib/topics.ts";
 import { createDeviceFetch } from "../lib/transport.ts";
 import {
   mosquittoPath,
@@ -22,7 +23,7 @@ import {
   watch,
   type Watcher,
 } from "./_broker.ts";
-import { discoveryProblems } from "./_hass_rules.ts";
+import { discoveryProblems, renderState } from "./_hass_rules.ts";
 
 const NOON = new Date("2026-06-21T10:00:00Z");
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -44,8 +45,12 @@ interface World {
   watcher: Watcher;
 }
 
-async function withWorld(start: () => Promise<TestBroker>, fn: (w: World) => Promise<void>) {
-  const sim = await startSimulator({ now: () => NOON });
+async function withWorld(
+  start: () => Promise<TestBroker>,
+  fn: (w: World) => Promise<void>,
+  firmware: Firmware = "classic",
+) {
+  const sim = await startSimulator({ now: () => NOON, firmware });
   const broker = await start();
   const watcher = await watch(broker.url);
   try {
@@ -106,7 +111,7 @@ async function withBridge(w: World, fn: () => Promise<void>): Promise<void> {
 /** The state topics the bridge publishes for the simulated device. */
 function deviceTopics(sim: Simulator): Set<string> {
   return new Set(
-    (["home", "common"] as const).flatMap((state) =>
+    PUBLISHED_STATES.flatMap((state) =>
       flatten(sim.device.read(state)).map(({ path }) => ["ess", state, ...path].join("/"))
     ),
   );
@@ -115,13 +120,32 @@ function deviceTopics(sim: Simulator): Set<string> {
 const configTopic = (w: World) =>
   [...w.watcher.last.keys()].find((t) => /^homeassistant\/device\/ess_[a-z0-9_]+\/config$/.test(t));
 
-async function announcement(w: World): Promise<{ topic: string; config: JsonObject }> {
-  await w.watcher.until(() => configTopic(w) !== undefined, "the device discovery config");
-  const topic = configTopic(w)!;
-  const seen = w.watcher.last.get(topic)!;
-  ok(seen.payload !== "", "an announcement, not a removal");
-  return { topic, config: JSON.parse(seen.payload) };
+/**
+ * The device discovery config, once it announces every component in `ids` (the first
+ * announcement may come while the first poll is still publishing).
+ */
+async function announcement(
+  w: World,
+  ids: readonly string[] = [],
+): Promise<{ topic: string; config: JsonObject }> {
+  const current = () => {
+    const topic = configTopic(w);
+    const payload = topic === undefined ? "" : w.watcher.last.get(topic)!.payload;
+    return { topic, config: payload === "" ? undefined : JSON.parse(payload) as JsonObject };
+  };
+  await w.watcher.until(() => {
+    const components = current().config?.["components"] as Record<string, JsonObject> | undefined;
+    return components !== undefined && ids.every((id) => components[id]?.["command_topic"]);
+  }, `a device discovery config with ${ids.join(", ") || "components"}`);
+  const { topic, config } = current();
+  return { topic: topic!, config: config! };
 }
+
+/** `alg_setting` for each charge strategy, as each firmware spells it (PROTOCOL.md). */
+const ALG_SETTING: Record<Firmware, Record<string, string>> = {
+  classic: { battery_care: "off", fast_charge: "on" },
+  new: { battery_care: "0", fast_charge: "1", weather_forecast: "2" },
+};
 
 /** Discovery configs still retained: what a Home Assistant starting now would read. */
 async function retainedConfigs(broker: TestBroker): Promise<string[]> {
@@ -241,6 +265,71 @@ for (const { name, start, ignore } of BROKERS) {
           }),
       );
 
+      for (const firmware of ["classic", "new"] as const) {
+        await t.step(
+          `should announce the batt controls, whose commands change the device (${firmware} firmware)`,
+          () =>
+            withWorld(start, async (w) => {
+              await withBridge(w, async () => {
+                const ids = ["fast_charge", "charge_strategy", "backup_mode", "backup_reserve"];
+                const { config } = await announcement(w, ids);
+                deepEqual(discoveryProblems(config, deviceTopics(w.sim), "ess"), []);
+                const alg = (strategy: string) => ALG_SETTING[firmware][strategy]!;
+                equal(w.watcher.last.get("ess/batt/alg_setting")?.payload, alg("battery_care"));
+                const components = config["components"] as Record<string, JsonObject>;
+                const [fast, strategy, backup, reserve] = ids.map((id) => components[id]!) as [
+                  JsonObject,
+                  JsonObject,
+                  JsonObject,
+                  JsonObject,
+                ];
+                const options = strategy["options"] as string[];
+                deepEqual(options, Object.keys(ALG_SETTING[firmware]), "the firmware's strategies");
+
+                // The interval is a minute: only the read-back after a command publishes.
+                const mark = w.sim.requests.length;
+                /** Sends `payload`; the device must change, publish `value` and `c` show `state`. */
+                const command = async (
+                  c: JsonObject,
+                  payload: Json | undefined,
+                  changed: () => boolean,
+                  value: string,
+                  state: Json | undefined,
+                ) => {
+                  await w.watcher.publish(String(c["command_topic"]), String(payload));
+                  await w.watcher.until(changed, `${c["name"]} ${payload} to reach the device`);
+                  const topic = String(c["state_topic"]);
+                  await w.watcher.until(
+                    () => w.watcher.last.get(topic)?.payload === value,
+                    `${topic} ${value} published right after ${c["name"]} ${payload}`,
+                  );
+                  equal(renderState(c, value), state, `${c["name"]} after ${payload}`);
+                };
+                const algIs = (value: string) => () => w.sim.device.algSetting === value;
+
+                const order = [...options].reverse();
+                for (const option of order) {
+                  await command(strategy, option, algIs(alg(option)), alg(option), option);
+                }
+                const [on, off] = [alg("fast_charge"), alg("battery_care")];
+                await command(fast, fast["payload_on"], algIs(on), on, fast["state_on"]);
+                await command(fast, fast["payload_off"], algIs(off), off, fast["state_off"]);
+                const backupOn = () => w.sim.device.backupMode === "on";
+                await command(backup, backup["payload_on"], backupOn, "on", backup["state_on"]);
+                await command(reserve, "45", () => w.sim.device.backupSoc === 45, "45", "45");
+
+                deepEqual(controlRequests(w.sim, mark), [
+                  ...[...order, "fast_charge", "battery_care"].map((o) =>
+                    `${BATT_SETTING_PATH} {"alg_setting":"${alg(o)}"}`
+                  ),
+                  `${BATT_SETTING_PATH} {"backupmode":"on"}`,
+                  `${BATT_SETTING_PATH} {"backupmode":"on","backup_soc":"45"}`,
+                ]);
+              });
+            }, firmware),
+        );
+      }
+
       await t.step(
         "should announce again when Home Assistant says online",
         () =>
@@ -264,6 +353,11 @@ for (const { name, start, ignore } of BROKERS) {
             const [topic, ...json] = printed.out.split("\n");
             const config = JSON.parse(json.join("\n"));
             deepEqual(discoveryProblems(config, deviceTopics(w.sim), "ess"), []);
+            deepEqual(
+              config.components.charge_strategy.options,
+              ["battery_care", "fast_charge"],
+              "older firmware: only the strategies it has",
+            );
             deepEqual(await retainedConfigs(w.broker), [], "--print leaves the broker alone");
 
             // pyess's per-topic config, as if pyess had retained it.

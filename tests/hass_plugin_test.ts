@@ -11,8 +11,10 @@ const device = JSON.parse(
   await Deno.readTextFile(new URL("../fixtures/hass_device.json", import.meta.url)),
 ) as Record<string, JsonObject>;
 
-const topicsOf = (state: string) =>
-  flatten(device[state]!).map(({ path }) => stateTopic("ess", state, path));
+const leavesOf = (state: string) =>
+  flatten(device[state]!).map(({ path, value }) =>
+    [stateTopic("ess", state, path), value] as const
+  );
 
 interface Published {
   topic: string;
@@ -24,6 +26,7 @@ interface Published {
 function fakeBridge() {
   const published: Published[] = [];
   const topics = new Set<string>();
+  const values = new Map<string, string>();
   const logs: string[] = [];
   const reads: StateName[] = [];
   let failReads = false;
@@ -39,12 +42,21 @@ function fakeBridge() {
       return Promise.resolve(device[state]!);
     },
     publishedTopics: () => topics,
+    lastValue: (topic) => values.get(topic),
     logger: createLogger("debug", (line) => logs.push(line)),
   };
   return {
     ctx,
     published,
     topics,
+    values,
+    /** The bridge publishes every leaf of these states. */
+    publishStates(states: readonly string[] = PUBLISHED_STATES) {
+      for (const [topic, value] of states.flatMap(leavesOf)) {
+        topics.add(topic);
+        values.set(topic, value);
+      }
+    },
     logs,
     reads,
     failReads: (fail: boolean) => failReads = fail,
@@ -75,7 +87,7 @@ Deno.test("createHassPlugin() announces on connect and clears pyess's configs on
   const bridge = fakeBridge();
   const clock = fakeSleep();
   const plugin = createHassPlugin({ version: "0.1.0", fallbackId: "h", sleep: clock.sleep });
-  for (const s of PUBLISHED_STATES) topicsOf(s).forEach((t) => bridge.topics.add(t));
+  bridge.publishStates();
   try {
     deepEqual(plugin.subscriptions, ["homeassistant/status"]);
     await plugin.onConnect!(bridge.ctx);
@@ -110,7 +122,7 @@ Deno.test("createHassPlugin() waits until the bridge has published state", async
     await plugin.idle();
     equal(bridge.published.length, 0);
     deepEqual(clock.pending.map((p) => p.ms), [2000]);
-    for (const s of PUBLISHED_STATES) topicsOf(s).forEach((t) => bridge.topics.add(t));
+    bridge.publishStates();
     await clock.advance();
     await plugin.idle();
     equal(bridge.configs().length, 1);
@@ -128,21 +140,47 @@ Deno.test("createHassPlugin() re-announces when the entities it can back change"
   const bridge = fakeBridge();
   const clock = fakeSleep();
   const plugin = createHassPlugin({ version: "0.1.0", fallbackId: "h", sleep: clock.sleep });
-  for (const s of PUBLISHED_STATES) topicsOf(s).forEach((t) => bridge.topics.add(t));
+  // The first poll has published home and common; batt is still being read.
+  bridge.publishStates(["home", "common"]);
   try {
     await plugin.onConnect!(bridge.ctx);
     await plugin.idle();
     await clock.advance();
     await plugin.idle();
     equal(bridge.configs().length, 1, "nothing changed, nothing sent");
-    topicsOf("batt").forEach((t) => bridge.topics.add(t));
+    deepEqual(JSON.parse(bridge.configs()[0]!.payload).components.fast_charge, {
+      platform: "switch",
+    });
+    bridge.publishStates(["batt"]);
     await clock.advance();
     await plugin.idle();
     const configs = bridge.configs();
     equal(configs.length, 2);
     const components = JSON.parse(configs[1]!.payload).components;
     equal(components.fast_charge.command_topic, "ess/control/fastcharge");
+    equal(components.charge_strategy.command_topic, "ess/control/charge_strategy");
+    equal(components.backup_reserve.command_topic, "ess/control/backup_soc");
     deepEqual(bridge.reads, ["systeminfo"], "systeminfo is read once per connection");
+  } finally {
+    await plugin.onStop!(bridge.ctx);
+  }
+});
+
+Deno.test("createHassPlugin() offers the charge strategies the firmware has", async () => {
+  const bridge = fakeBridge();
+  const clock = fakeSleep();
+  const plugin = createHassPlugin({ version: "0.1.0", fallbackId: "h", sleep: clock.sleep });
+  bridge.publishStates();
+  try {
+    await plugin.onConnect!(bridge.ctx);
+    await plugin.idle();
+    const options = () =>
+      JSON.parse(bridge.configs().at(-1)!.payload).components.charge_strategy.options;
+    deepEqual(options(), ["battery_care", "fast_charge", "weather_forecast"], "alg_setting 1");
+    bridge.values.set("ess/batt/alg_setting", "off");
+    await clock.advance();
+    await plugin.idle();
+    deepEqual(options(), ["battery_care", "fast_charge"], "older firmware: alg_setting off");
   } finally {
     await plugin.onStop!(bridge.ctx);
   }
@@ -157,7 +195,7 @@ Deno.test("createHassPlugin() announces again a random while after Home Assistan
     sleep: clock.sleep,
     random: () => 0.25,
   });
-  for (const s of PUBLISHED_STATES) topicsOf(s).forEach((t) => bridge.topics.add(t));
+  bridge.publishStates();
   try {
     await plugin.onConnect!(bridge.ctx);
     await plugin.idle();
@@ -191,7 +229,7 @@ Deno.test("createHassPlugin() keeps trying while systeminfo cannot be read", asy
   const bridge = fakeBridge();
   const clock = fakeSleep();
   const plugin = createHassPlugin({ version: "0.1.0", fallbackId: "h", sleep: clock.sleep });
-  for (const s of PUBLISHED_STATES) topicsOf(s).forEach((t) => bridge.topics.add(t));
+  bridge.publishStates();
   bridge.failReads(true);
   try {
     await plugin.onConnect!(bridge.ctx);
@@ -219,7 +257,7 @@ Deno.test("createHassPlugin() warns once about unknown hass_autoconfig_sensors",
     sensors: ["ess/common/BATT/soc", "ess/common/PV/brand"],
     discoveryPrefix: "ha",
   });
-  for (const s of PUBLISHED_STATES) topicsOf(s).forEach((t) => bridge.topics.add(t));
+  bridge.publishStates();
   try {
     deepEqual(plugin.subscriptions, ["ha/status"]);
     await plugin.onConnect!(bridge.ctx);

@@ -11,17 +11,20 @@ import {
   rowTopic,
 } from "../lib/hass.ts";
 import { PUBLISHED_STATES, stateTopic } from "../lib/topics.ts";
-import { discoveryProblems } from "./_hass_rules.ts";
+import { discoveryProblems, renderState } from "./_hass_rules.ts";
 
 const device = JSON.parse(
   await Deno.readTextFile(new URL("../fixtures/hass_device.json", import.meta.url)),
 ) as Record<string, JsonObject>;
 const systeminfo = device["systeminfo"]!;
 
-/** The topics the bridge publishes for the fixture device: every leaf of home and common. */
-function publishedTopics(prefix: string): Set<string> {
+/** The topics the bridge publishes for the fixture device: every leaf of home, common and batt. */
+function publishedTopics(
+  prefix: string,
+  states: readonly string[] = PUBLISHED_STATES,
+): Set<string> {
   return new Set(
-    PUBLISHED_STATES.flatMap((state) =>
+    states.flatMap((state) =>
       flatten(device[state]!).map(({ path }) => stateTopic(prefix, state, path))
     ),
   );
@@ -40,7 +43,7 @@ Deno.test("buildDiscovery() announces every table row valid by Home Assistant's 
   }
 });
 
-Deno.test("buildDiscovery() for a device that publishes home and common", async (t) => {
+Deno.test("buildDiscovery() for a device that publishes home, common and batt", async (t) => {
   const published = publishedTopics("ess");
   const d = buildDiscovery({ prefix: "ess", systeminfo, published, origin, fallbackId: "host" });
   const components = d.config.components;
@@ -49,7 +52,7 @@ Deno.test("buildDiscovery() for a device that publishes home and common", async 
     deepEqual(discoveryProblems(JSON.parse(JSON.stringify(d.config)), published, "ess"), []);
   });
 
-  await t.step("should announce SOC, powers, daily energy and the two controls", () => {
+  await t.step("should announce SOC, powers, daily energy and the controls", () => {
     const ids = new Set(d.announced.map((r) => r.id));
     for (
       const id of [
@@ -66,6 +69,9 @@ Deno.test("buildDiscovery() for a device that publishes home and common", async 
         "load_consumption_today",
         "system",
         "winter_mode",
+        "fast_charge",
+        "charge_strategy",
+        "backup_reserve",
       ]
     ) ok(ids.has(id), id);
     deepEqual(components["battery_soc"], {
@@ -100,8 +106,7 @@ Deno.test("buildDiscovery() for a device that publishes home and common", async 
   });
 
   await t.step("should list rows without a published topic with only their platform", () => {
-    deepEqual(components["fast_charge"], { platform: "switch" });
-    deepEqual(components["backup_reserve"], { platform: "number" });
+    deepEqual(components["backup_mode"], { platform: "switch" }, "no backup_setting in batt");
     deepEqual(components["pv3_power"], { platform: "sensor" });
     deepEqual(components["pms_version"], { platform: "sensor" });
   });
@@ -126,19 +131,98 @@ Deno.test("buildDiscovery() for a device that publishes home and common", async 
   });
 });
 
-Deno.test("buildDiscovery() announces batt controls once their state is published", () => {
-  const published = new Set([
-    ...publishedTopics("ess"),
-    ...flatten(device["batt"]!).map(({ path }) => stateTopic("ess", "batt", path)),
-  ]);
-  const d = buildDiscovery({ prefix: "ess", systeminfo, published, origin, fallbackId: "host" });
-  deepEqual(discoveryProblems(JSON.parse(JSON.stringify(d.config)), published, "ess"), []);
-  const c = d.config.components;
-  equal(c["fast_charge"]?.["command_topic"], "ess/control/fastcharge");
-  deepEqual(c["charge_strategy"]?.["options"], ["battery_care", "fast_charge", "weather_forecast"]);
-  equal(c["charge_strategy"]?.["command_topic"], "ess/control/charge_strategy");
-  equal(c["backup_reserve"]?.["command_topic"], "ess/control/backup_soc");
-  equal(c["backup_reserve"]?.["state_topic"], "ess/batt/backup_soc");
+Deno.test("buildDiscovery() announces the batt controls once batt is published", async (t) => {
+  await t.step("should leave them out while only home and common are published", () => {
+    const published = publishedTopics("ess", ["home", "common"]);
+    const d = buildDiscovery({ prefix: "ess", systeminfo, published, origin, fallbackId: "host" });
+    const c = d.config.components;
+    deepEqual(c["fast_charge"], { platform: "switch" });
+    deepEqual(c["charge_strategy"], { platform: "select" });
+    deepEqual(c["backup_reserve"], { platform: "number" });
+    ok(c["winter_mode"]?.["command_topic"], "winter mode reads common");
+  });
+
+  await t.step("should announce them with their control topics once batt is published", () => {
+    const published = publishedTopics("ess");
+    const d = buildDiscovery({ prefix: "ess", systeminfo, published, origin, fallbackId: "host" });
+    deepEqual(discoveryProblems(JSON.parse(JSON.stringify(d.config)), published, "ess"), []);
+    const c = d.config.components;
+    equal(c["fast_charge"]?.["state_topic"], "ess/batt/alg_setting");
+    equal(c["fast_charge"]?.["command_topic"], "ess/control/fastcharge");
+    equal(c["charge_strategy"]?.["state_topic"], "ess/batt/alg_setting");
+    equal(c["charge_strategy"]?.["command_topic"], "ess/control/charge_strategy");
+    deepEqual(c["charge_strategy"]?.["options"], [
+      "battery_care",
+      "fast_charge",
+      "weather_forecast",
+    ]);
+    equal(c["backup_reserve"]?.["state_topic"], "ess/batt/backup_soc");
+    equal(c["backup_reserve"]?.["command_topic"], "ess/control/backup_soc");
+    for (const id of ["fast_charge", "charge_strategy", "backup_reserve"]) {
+      equal(c[id]?.["entity_category"], "config", id);
+    }
+  });
+
+  await t.step("should announce backup mode where batt has backup_setting", () => {
+    const published = new Set([...publishedTopics("ess"), "ess/batt/backup_setting"]);
+    const d = buildDiscovery({ prefix: "ess", systeminfo, published, origin, fallbackId: "host" });
+    deepEqual(discoveryProblems(JSON.parse(JSON.stringify(d.config)), published, "ess"), []);
+    const c = d.config.components["backup_mode"];
+    equal(c?.["state_topic"], "ess/batt/backup_setting");
+    equal(c?.["command_topic"], "ess/control/backup_mode");
+  });
+});
+
+Deno.test("buildDiscovery() reads alg_setting in both firmware forms", async (t) => {
+  const published = new Set([...publishedTopics("ess"), "ess/batt/backup_setting"]);
+  const announce = (alg: string) =>
+    buildDiscovery({
+      prefix: "ess",
+      systeminfo,
+      published,
+      origin,
+      fallbackId: "host",
+      lastValue: (topic) => topic === "ess/batt/alg_setting" ? alg : undefined,
+    }).config.components;
+  // alg_setting → the select's option and the fast charge switch, as PROTOCOL.md describes them.
+  const firmwares = {
+    classic: { off: ["battery_care", "off"], on: ["fast_charge", "on"] },
+    new: {
+      "0": ["battery_care", "off"],
+      "1": ["fast_charge", "on"],
+      "2": ["weather_forecast", "off"],
+    },
+  } as const;
+  for (const [firmware, values] of Object.entries(firmwares)) {
+    await t.step(`should show the strategy and fast charge on ${firmware} firmware`, () => {
+      for (const [alg, [option, fast]] of Object.entries(values)) {
+        const c = announce(alg);
+        const select = c["charge_strategy"]!;
+        const fastCharge = c["fast_charge"]!;
+        equal(renderState(select, alg), option, `select for ${alg}`);
+        ok((select["options"] as string[]).includes(option), `${option} is an option`);
+        const state = renderState(fastCharge, alg);
+        equal(state, fastCharge[fast === "on" ? "state_on" : "state_off"], `switch for ${alg}`);
+      }
+    });
+  }
+
+  await t.step("should offer older firmware only the strategies it has", () => {
+    deepEqual(announce("off")["charge_strategy"]?.["options"], ["battery_care", "fast_charge"]);
+    deepEqual(announce("on")["charge_strategy"]?.["options"], ["battery_care", "fast_charge"]);
+    deepEqual(announce("2")["charge_strategy"]?.["options"], [
+      "battery_care",
+      "fast_charge",
+      "weather_forecast",
+    ]);
+  });
+
+  await t.step("should show backup mode simple as on", () => {
+    const c = announce("0")["backup_mode"]!;
+    for (const [value, state] of [["on", "on"], ["off", "off"], ["simple", "on"]] as const) {
+      equal(renderState(c, value), c[state === "on" ? "state_on" : "state_off"], value);
+    }
+  });
 });
 
 Deno.test("buildDiscovery() with hass_autoconfig_sensors", async (t) => {
@@ -161,6 +245,9 @@ Deno.test("buildDiscovery() with hass_autoconfig_sensors", async (t) => {
       "battery_soc_bms",
       "system",
       "winter_mode",
+      "fast_charge",
+      "charge_strategy",
+      "backup_reserve",
     ]);
     deepEqual(d.config.components["battery_soc"], { platform: "sensor" });
   });

@@ -176,7 +176,7 @@ if (import.meta.main) {
       ],
       ["CPU over the first 20 s, start-up included", `${slow.first20.cpu.toFixed(2)} CPU-s`, ""],
       ["peak RSS over 22 s at 1 s interval", `${slow.steady.peakMb.toFixed(1)} MB`, "<= 66"],
-      ["CPU per poll cycle (home + common)", `${cpuPerCycleMs.toFixed(2)} ms`, ""],
+      ["CPU per poll cycle (home + common + batt)", `${cpuPerCycleMs.toFixed(2)} ms`, ""],
       [
         `RSS after 1,000 / ${(1000 + fast.cycles / 2).toLocaleString("en")} / ${
           (1000 + fast.cycles).toLocaleString("en")

@@ -12,6 +12,7 @@ import { createLogger } from "../lib/log.ts";
 import { connectMqtt } from "../lib/mqtt.ts";
 import { type Firmware, type Simulator, startSimulator } from "../lib/simulator.ts";
 import { BATT_SETTING_PATH, OPERATION_PATH } from "../lib/states.ts";
+import { PUBLISHED_STATES } from "../lib/topics.ts";
 import { createDeviceFetch } from "../lib/transport.ts";
 import {
   mosquittoPath,
@@ -108,10 +109,10 @@ async function withBridge(
   }
 }
 
-/** Every pyess topic of the simulated device and its value. */
+/** Every state topic of the simulated device (pyess's and `ess/batt/...`) and its value. */
 function deviceTopics(sim: Simulator): Map<string, string> {
   const topics = new Map<string, string>();
-  for (const state of ["home", "common"] as const) {
+  for (const state of PUBLISHED_STATES) {
     for (const { path, value } of flatten(sim.device.read(state))) {
       topics.set(["ess", state, ...path].join("/"), value);
     }
@@ -174,11 +175,13 @@ async function runEss(args: string[]): Promise<Deno.CommandOutput> {
 for (const { name, start, ignore } of BROKERS) {
   Deno.test({ name: `ess mqtt with the simulator and ${name}`, ignore }, async (t) => {
     await t.step(
-      "should publish every pyess topic with the device's values, and online",
+      "should publish every pyess topic and ess/batt/... with the device's values, and online",
       () =>
         withWorld(start, async (w) => {
           await withBridge(w, {}, async () => {
-            await w.watcher.until(() => allPublished(w), "every pyess topic");
+            await w.watcher.until(() => allPublished(w), "every state topic");
+            equal(w.watcher.last.get("ess/batt/alg_setting")?.payload, w.sim.device.algSetting);
+            assert(w.watcher.last.has("ess/common/BATT/soc"), "pyess's topics as they were");
             await w.watcher.until(
               () => w.watcher.last.get("ess/status")?.payload === "online",
               "online",
@@ -187,8 +190,15 @@ for (const { name, start, ignore } of BROKERS) {
           equal(w.watcher.last.get("ess/status")?.payload, "offline", "offline after a clean stop");
           const late = await watch(w.broker.url);
           try {
-            await late.until(() => late.last.has("ess/common/BATT/soc"), "retained state");
+            await late.until(
+              () =>
+                ["ess/common/BATT/soc", "ess/batt/alg_setting", "ess/status"].every((t) =>
+                  late.last.has(t)
+                ),
+              "retained state and status",
+            );
             assert(late.last.get("ess/common/BATT/soc")!.retained, "state is retained");
+            assert(late.last.get("ess/batt/alg_setting")!.retained, "batt is retained");
             equal(late.last.get("ess/status")?.payload, "offline");
           } finally {
             await late.close();
@@ -238,6 +248,10 @@ for (const { name, start, ignore } of BROKERS) {
               "True",
               `${BATT_SETTING_PATH} {"alg_setting":"on"}`,
             );
+            await w.watcher.until(
+              () => w.watcher.last.get("ess/batt/alg_setting")?.payload === "on",
+              "the new alg_setting published at once",
+            );
             await send(
               "/ess/control/fastcharge",
               "off",
@@ -255,6 +269,10 @@ for (const { name, start, ignore } of BROKERS) {
               `${BATT_SETTING_PATH} {"backupmode":"on","backup_soc":"40"}`,
             );
             equal(w.sim.device.backupSoc, 40);
+            await w.watcher.until(
+              () => w.watcher.last.get("ess/batt/backup_soc")?.payload === "40",
+              "the new backup reserve published at once",
+            );
             await send(
               "ess/control/backup_mode",
               "off",
@@ -276,6 +294,10 @@ for (const { name, start, ignore } of BROKERS) {
             await w.watcher.publish("ess/control/charge_strategy", "weather-forecast");
             await w.watcher.until(() => w.sim.device.algSetting === "2", "alg_setting 2");
             deepEqual(controlRequests(w.sim), [`${BATT_SETTING_PATH} {"alg_setting":"2"}`]);
+            await w.watcher.until(
+              () => w.watcher.last.get("ess/batt/alg_setting")?.payload === "2",
+              "ess/batt/alg_setting 2",
+            );
           });
         }, "new"),
     );
@@ -364,12 +386,12 @@ for (const { name, start, ignore } of BROKERS) {
       () =>
         withWorld(start, async (w) => {
           await withBridge(w, {}, async () => {
-            await w.watcher.until(() => allPublished(w), "every pyess topic");
+            await w.watcher.until(() => allPublished(w), "every state topic");
             await w.broker.stop();
             await w.broker.start();
             w.watcher.last.clear();
             // The restarted broker has forgotten everything: only a republish can bring it back.
-            await w.watcher.until(() => allPublished(w), "every pyess topic again");
+            await w.watcher.until(() => allPublished(w), "every state topic again");
             await w.watcher.until(
               () => w.watcher.last.get("ess/status")?.payload === "online",
               "online",
@@ -387,7 +409,7 @@ for (const { name, start, ignore } of BROKERS) {
           await w.watcher.publish("ess/control/active", "false", true);
           await w.watcher.publish("/ess/control/active", "false", true);
           await withBridge(w, {}, async () => {
-            await w.watcher.until(() => allPublished(w), "every pyess topic");
+            await w.watcher.until(() => allPublished(w), "every state topic");
             await w.watcher.until(() => w.log.some((l) => /retained/.test(l)), "the warning");
           });
           deepEqual(controlRequests(w.sim), []);
@@ -408,7 +430,7 @@ for (const { name, start, ignore } of BROKERS) {
               () => w.watcher.last.get("ess/status")?.payload === "online",
               "online",
             );
-            await w.watcher.until(() => allPublished(w), "every pyess topic");
+            await w.watcher.until(() => allPublished(w), "every state topic");
           } finally {
             child.kill("SIGTERM");
           }
@@ -474,7 +496,7 @@ for (const { name, start, ignore } of BROKERS) {
             const { code, stderr } = await runEss(["--config", config]);
             equal(code, 0, new TextDecoder().decode(stderr));
             equal(new TextDecoder().decode(stderr), "", "no warnings");
-            await w.watcher.until(() => allPublished(w), "every pyess topic");
+            await w.watcher.until(() => allPublished(w), "every state topic");
           } finally {
             await Deno.remove(dir, { recursive: true });
           }
