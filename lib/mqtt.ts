@@ -206,16 +206,15 @@ class Client implements MqttConnection {
       if (this.#outBytes > HIGH_WATER_BYTES) await flushed;
       return;
     }
-    const [packetId, waiter] = this.#wait("puback");
-    this.#send(encodePublish({ topic, payload, qos, retain, packetId }));
-    await waiter;
+    await this.#request(
+      "puback",
+      (packetId) => encodePublish({ topic, payload, qos, retain, packetId }),
+    );
   }
 
   async subscribe(topics: readonly string[]): Promise<void> {
     if (!this.#up || topics.length === 0) return;
-    const [packetId, waiter] = this.#wait("suback");
-    this.#send(encodeSubscribe(packetId, topics, 1));
-    const codes = await waiter;
+    const codes = await this.#request("suback", (packetId) => encodeSubscribe(packetId, topics, 1));
     const refused = topics.filter((_, i) => codes[i] === SUBACK_FAILURE);
     if (refused.length > 0) {
       throw new EssError(`${this.broker} refused the subscription to ${refused.join(", ")}`);
@@ -387,14 +386,15 @@ class Client implements MqttConnection {
     }
   }
 
-  /** A packet identifier not in use, and a promise of the broker's answer to it. */
-  #wait(kind: Waiter["kind"]): [number, Promise<number[]>] {
+  /** Sends the packet `encode` makes with a free packet identifier; resolves with the answer. */
+  #request(kind: Waiter["kind"], encode: (packetId: number) => Uint8Array): Promise<number[]> {
     do this.#lastId = this.#lastId % 0xffff + 1; while (this.#waiters.has(this.#lastId));
+    const packetId = this.#lastId;
+    const packet = encode(packetId);
     const { promise, resolve, reject } = Promise.withResolvers<number[]>();
-    // A rejection nobody awaits yet (close() only settles them) must not end the process.
-    promise.catch(() => {});
-    this.#waiters.set(this.#lastId, { kind, done: promise, resolve, reject });
-    return [this.#lastId, promise];
+    this.#waiters.set(packetId, { kind, done: promise, resolve, reject });
+    this.#send(packet);
+    return promise;
   }
 
   /** Queues bytes for the socket; resolves once they are written or the connection is gone. */
