@@ -7,7 +7,7 @@
  * @module
  */
 // @ts-types="@types/multicast-dns"
-import multicastDns from "@libs/mdns";
+import type multicastDns from "@libs/mdns";
 // @ts-types="@types/dns-packet"
 import type { Answer, Question, TxtData } from "dns-packet";
 import { DiscoveryError } from "./errors.ts";
@@ -27,6 +27,14 @@ export const HTTPS_PORT_KEY = "https_port";
 
 const DNS_SD_SERVICES = "_services._dns-sd._udp.local";
 const MDNS_PORT = 5353;
+
+/**
+ * The socket library, loaded on first use: commands given `--host` never browse, and should not
+ * pay for loading it.
+ */
+async function loadMulticastDns(): Promise<typeof multicastDns> {
+  return (await import("@libs/mdns")).default as typeof multicastDns;
+}
 
 /** One LG ESS found on the network. */
 export interface EssDevice {
@@ -257,9 +265,10 @@ export function queryTimes(timeoutMs: number): number[] {
  * const devices = await browse({ timeoutMs: 3000, onFound: (d) => log.info(d.address) });
  * ```
  */
-export function browse(options: BrowseOptions): Promise<EssDevice[]> {
+export async function browse(options: BrowseOptions): Promise<EssDevice[]> {
   const log = options.logger ?? silentLogger;
-  return new Promise((resolve, reject) => {
+  const multicastDns = await loadMulticastDns();
+  return await new Promise((resolve, reject) => {
     const found: EssDevice[] = [];
     const cache = new ServiceCache();
     const timers: ReturnType<typeof setTimeout>[] = [];
@@ -461,31 +470,40 @@ export function announce(info: AnnounceInfo): Announcer {
   const address = info.address ?? (literal !== "0.0.0.0" ? literal : undefined) ??
     info.interfaceAddress ?? firstExternalIpv4();
   const records = announcementRecords({ ...info, hostname, address });
-  const mdns = multicastDns({
-    bind: "0.0.0.0",
-    interface: info.interfaceAddress,
-    port: MDNS_PORT,
+  const socket = loadMulticastDns().then((multicastDns) => {
+    const mdns = multicastDns({
+      bind: "0.0.0.0",
+      interface: info.interfaceAddress,
+      port: MDNS_PORT,
+    });
+    mdns.on("error", () => {});
+    mdns.on("warning", () => {});
+    mdns.on("query", (query, rinfo) => {
+      const reply = answerQuestions(records, query.questions ?? []);
+      if (reply.answers.length === 0) return;
+      // A query from a port other than 5353 is a one-shot (legacy unicast) query: answer it
+      // directly.
+      if (rinfo.port !== MDNS_PORT) {
+        mdns.respond(reply, { port: rinfo.port, address: rinfo.address });
+      } else mdns.respond(reply);
+    });
+    return mdns;
   });
-  mdns.on("error", () => {});
-  mdns.on("warning", () => {});
-  mdns.on("query", (query, rinfo) => {
-    const reply = answerQuestions(records, query.questions ?? []);
-    if (reply.answers.length === 0) return;
-    // A query from a port other than 5353 is a one-shot (legacy unicast) query: answer it directly.
-    if (rinfo.port !== MDNS_PORT) mdns.respond(reply, { port: rinfo.port, address: rinfo.address });
-    else mdns.respond(reply);
-  });
-  const ready = new Promise<void>((resolve) =>
-    mdns.on("ready", () => mdns.respond({ answers: records }, () => resolve()))
+  const ready = socket.then((mdns) =>
+    new Promise<void>((resolve) =>
+      mdns.on("ready", () => mdns.respond({ answers: records }, () => resolve()))
+    )
   );
   let closed: Promise<void> | undefined;
   return {
     ready,
     close() {
-      closed ??= new Promise<void>((resolve) => {
-        mdns.removeAllListeners("query");
-        mdns.respond({ answers: goodbye(records) }, () => mdns.destroy(() => resolve()));
-      });
+      closed ??= socket.then((mdns) =>
+        new Promise<void>((resolve) => {
+          mdns.removeAllListeners("query");
+          mdns.respond({ answers: goodbye(records) }, () => mdns.destroy(() => resolve()));
+        })
+      );
       return closed;
     },
   };

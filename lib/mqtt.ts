@@ -1,14 +1,27 @@
 /**
- * The MQTT connection the bridge depends on, and its implementation over MQTT.js. The bridge
- * sees only {@link MqttConnection}; tests give it a fake, the CLI gives it {@link connectMqtt}.
+ * The MQTT connection the bridge depends on, and ess's own MQTT 3.1.1 client behind it. The
+ * bridge sees only {@link MqttConnection}; tests give it a fake, the CLI gives it
+ * {@link connectMqtt}. The packets are in lib/_mqtt_packet.ts; this module adds the socket
+ * (Deno's own TCP and TLS), keepalive and reconnecting.
  *
  * @module
  */
-import { isIP, type Socket } from "node:net";
-import net from "node:net";
-import tls from "node:tls";
-import { MqttClient } from "@mqtt/mqtt";
-import { Backoff } from "./backoff.ts";
+import {
+  connackRefusal,
+  DISCONNECT,
+  encodeAck,
+  encodeConnect,
+  encodePublish,
+  encodeSubscribe,
+  PacketReader,
+  PacketType,
+  payloadText,
+  PINGREQ,
+  type ServerPacket,
+  SUBACK_FAILURE,
+} from "./_mqtt_packet.ts";
+import { Backoff, sleep } from "./backoff.ts";
+import { EssError } from "./errors.ts";
 
 /** How one message is published. */
 export interface PublishOptions {
@@ -50,7 +63,7 @@ export interface MqttConnectOptions {
   url: string;
   username?: string | undefined;
   password?: string | undefined;
-  /** PEM CA certificate(s) to trust for `mqtts://` instead of the system store. */
+  /** PEM CA certificate(s) to trust for `mqtts://`, besides the CAs Deno trusts anyway. */
   ca?: string | undefined;
   clientId: string;
   /** The message the broker publishes when the connection breaks without a goodbye. */
@@ -62,6 +75,12 @@ export interface MqttConnectOptions {
   random?: (() => number) | undefined;
   /** How long `close()` waits for the broker before dropping the socket, in ms (default 1000). */
   closeTimeoutMs?: number | undefined;
+  /** A ping goes to the broker this often, in seconds (default 60). */
+  keepaliveSeconds?: number | undefined;
+  /** The connection counts as dead when a ping is not answered within this, in ms (default 10 s). */
+  pingTimeoutMs?: number | undefined;
+  /** The longest wait for TCP, TLS and the broker's CONNACK, in ms (default 10 s). */
+  connectTimeoutMs?: number | undefined;
 }
 
 /**
@@ -85,114 +104,353 @@ export function topicMatches(filter: string, topic: string): boolean {
   return f.length === t.length;
 }
 
+/** A QoS 1 publish or a subscription waiting for the broker's answer. */
+interface Waiter {
+  kind: "puback" | "suback";
+  done: Promise<number[]>;
+  resolve(returnCodes: number[]): void;
+  reject(err: Error): void;
+}
+
+/** Above this many unwritten bytes, publishing waits for the socket instead of queueing more. */
+const HIGH_WATER_BYTES = 64 * 1024;
+
+const errorText = (err: unknown) => err instanceof Error ? err.message : String(err);
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // Closed already: the session that owned it is ending anyway.
+  }
+}
+
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
+}
+
 /**
- * Connects to a broker with MQTT.js. It reconnects after any loss with a capped, jittered
- * back-off (MQTT.js's own fixed-period retry is switched off) and never queues messages while
- * disconnected: after a reconnect the bridge republishes its whole retained state anyway, so a
- * queue would only grow during a long broker outage.
+ * Connects to a broker with ess's own MQTT 3.1.1 client (clean session). It reconnects after any
+ * loss with a capped, jittered back-off and never queues messages while disconnected: after a
+ * reconnect the bridge republishes its whole retained state anyway, so a queue would only grow
+ * during a long broker outage. It subscribes with QoS 1 at most, and answers QoS 2 anyway.
  *
- * The socket is made here rather than by `mqtt.connect()`, which loads its WebSocket and SOCKS
- * transports on every connect; on a Raspberry Pi that doubled the start-up cost of `ess mqtt`.
+ * @example
+ * ```ts ignore
+ * const mqtt = connectMqtt({ url: "mqtt://broker.lan:1883", clientId: "ess-1" });
+ * mqtt.listen({ connected() {}, disconnected() {}, message(topic, payload) {} });
+ * await mqtt.close();
+ * ```
  */
 export function connectMqtt(options: MqttConnectOptions): MqttConnection {
-  const backoff = new Backoff({
-    baseMs: options.reconnectBaseMs ?? 1000,
-    maxMs: options.reconnectMaxMs ?? 30_000,
-    random: options.random,
-  });
-  const url = new URL(options.url);
-  const broker = `${url.protocol}//${url.host}`;
-  const secure = url.protocol === "mqtts:";
-  const host = url.hostname.replace(/^\[|\]$/g, "");
-  const port = url.port === "" ? (secure ? 8883 : 1883) : Number(url.port);
-  let lastError = "";
-  const socket = (): Socket => {
-    const s = secure
-      ? tls.connect({
-        host,
-        port,
-        ...(options.ca !== undefined ? { ca: options.ca } : {}),
-        ...(isIP(host) === 0 ? { servername: host } : {}),
-      })
-      : net.createConnection({ host, port });
-    // MQTT.js passes on only errors with a code; remember every reason for the log.
-    s.on("error", (err: Error) => lastError = err.message);
-    return s;
-  };
-  const client = new MqttClient(socket, {
-    clientId: options.clientId,
-    ...(options.username !== undefined ? { username: options.username } : {}),
-    ...(options.password !== undefined ? { password: options.password } : {}),
-    ...(options.will ? { will: options.will } : {}),
-    clean: true,
-    reconnectPeriod: 0,
-    resubscribe: false,
-    queueQoSZero: false,
-    connectTimeout: 10_000,
-  });
-  let listener: MqttListener | undefined;
-  let closing = false;
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  return new Client(options);
+}
 
-  client.on("connect", () => {
-    backoff.reset();
-    lastError = "";
-    listener?.connected();
-  });
-  client.on("error", (err: Error) => {
-    lastError = err.message;
-  });
-  client.on("message", (topic, payload, packet) => {
-    listener?.message(topic, payload.toString("utf8"), packet.retain === true);
-  });
-  client.on("close", () => {
-    if (closing || timer !== undefined) return;
-    listener?.disconnected(lastError || "connection closed");
-    timer = setTimeout(() => {
-      timer = undefined;
-      if (!closing) client.reconnect();
-    }, backoff.next());
-  });
+class Client implements MqttConnection {
+  readonly broker: string;
+  #options: MqttConnectOptions;
+  #hostname: string;
+  #port: number;
+  #secure: boolean;
+  #backoff: Backoff;
+  #listener: MqttListener | undefined;
+  #closing = false;
+  #stop = new AbortController();
+  #done: Promise<void>;
+  #buffer = new Uint8Array(16 * 1024);
 
-  return {
-    broker,
-    get connected() {
-      return client.connected;
-    },
-    listen(l) {
-      listener = l;
-      if (client.connected) l.connected();
-    },
-    async publish(topic, payload, opts = {}) {
-      if (!client.connected) return;
-      await client.publishAsync(topic, payload, {
-        retain: opts.retain ?? false,
-        qos: opts.qos ?? 0,
+  // The current connection: reset by every session.
+  #conn: Deno.Conn | undefined;
+  #up = false;
+  #endReason: string | undefined;
+  #waiters = new Map<number, Waiter>();
+  #lastId = 0;
+  #out: Uint8Array[] = [];
+  #outBytes = 0;
+  #flushing: Promise<void> | undefined;
+  #ping: ReturnType<typeof setInterval> | undefined;
+  #pong: ReturnType<typeof setTimeout> | undefined;
+  /** QoS 2 messages delivered and waiting for PUBREL, so a resent one is not delivered again. */
+  #qos2 = new Set<number>();
+
+  constructor(options: MqttConnectOptions) {
+    this.#options = options;
+    const url = new URL(options.url);
+    this.broker = `${url.protocol}//${url.host}`;
+    this.#secure = url.protocol === "mqtts:";
+    this.#hostname = url.hostname.replace(/^\[|\]$/g, "");
+    this.#port = url.port === "" ? (this.#secure ? 8883 : 1883) : Number(url.port);
+    this.#backoff = new Backoff({
+      baseMs: options.reconnectBaseMs ?? 1000,
+      maxMs: options.reconnectMaxMs ?? 30_000,
+      random: options.random,
+    });
+    this.#done = this.#run();
+  }
+
+  get connected(): boolean {
+    return this.#up;
+  }
+
+  listen(listener: MqttListener): void {
+    this.#listener = listener;
+    if (this.#up) listener.connected();
+  }
+
+  async publish(topic: string, payload: string, opts: PublishOptions = {}): Promise<void> {
+    if (!this.#up) return;
+    const qos = opts.qos ?? 0;
+    const retain = opts.retain ?? false;
+    if (qos === 0) {
+      const flushed = this.#send(encodePublish({ topic, payload, qos, retain }));
+      if (this.#outBytes > HIGH_WATER_BYTES) await flushed;
+      return;
+    }
+    await this.#request(
+      "puback",
+      (packetId) => encodePublish({ topic, payload, qos, retain, packetId }),
+    );
+  }
+
+  async subscribe(topics: readonly string[]): Promise<void> {
+    if (!this.#up || topics.length === 0) return;
+    const codes = await this.#request("suback", (packetId) => encodeSubscribe(packetId, topics, 1));
+    const refused = topics.filter((_, i) => codes[i] === SUBACK_FAILURE);
+    if (refused.length > 0) {
+      throw new EssError(`${this.broker} refused the subscription to ${refused.join(", ")}`);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closing) return await this.#done;
+    this.#closing = true;
+    this.#stop.abort();
+    const conn = this.#conn;
+    const limit = setTimeout(() => {
+      // A broker that does not take the goodbye in time: drop the socket.
+      if (this.#conn) closeQuietly(this.#conn);
+    }, this.#options.closeTimeoutMs ?? 1000);
+    try {
+      if (conn && this.#up) {
+        await Promise.allSettled([...this.#waiters.values()].map((w) => w.done));
+        if (this.#conn === conn) {
+          await this.#send(DISCONNECT);
+          // The broker closes its side on DISCONNECT, which ends the session's read loop.
+          await conn.closeWrite().catch(() => closeQuietly(conn));
+        }
+      } else if (conn) closeQuietly(conn);
+      await this.#done;
+    } finally {
+      clearTimeout(limit);
+    }
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#closing) {
+      let reason: string;
+      try {
+        reason = await this.#session();
+      } catch (err) {
+        reason = this.#endReason ?? errorText(err);
+      }
+      if (this.#closing) break;
+      this.#listener?.disconnected(reason);
+      await sleep(this.#backoff.next(), this.#stop.signal);
+    }
+  }
+
+  /** One connection, from TCP connect to its end; returns why it ended. */
+  async #session(): Promise<string> {
+    this.#endReason = undefined;
+    const connecting = new AbortController();
+    const connectTimeoutMs = this.#options.connectTimeoutMs ?? 10_000;
+    const timeout = setTimeout(() => {
+      this.#endReason ??= `no answer from the broker within ${connectTimeoutMs / 1000} s`;
+      connecting.abort();
+      if (this.#conn) closeQuietly(this.#conn);
+    }, connectTimeoutMs);
+    try {
+      const tcp = await Deno.connect({
+        hostname: this.#hostname,
+        port: this.#port,
+        signal: AbortSignal.any([connecting.signal, this.#stop.signal]),
       });
-    },
-    async subscribe(topics) {
-      if (!client.connected || topics.length === 0) return;
-      await client.subscribeAsync([...topics], { qos: 1 });
-    },
-    async close() {
-      closing = true;
-      clearTimeout(timer);
-      timer = undefined;
-      if (!client.connected) {
-        await client.endAsync(true);
+      // ess batches its writes itself; Nagle would only delay acknowledgements.
+      tcp.setNoDelay(true);
+      this.#conn = tcp;
+      if (this.#secure && !this.#closing) {
+        // Standard verification: Deno's CAs plus --mqtt-ca, and the broker's host name.
+        const tls = await Deno.startTls(tcp, {
+          hostname: this.#hostname,
+          ...(this.#options.ca !== undefined ? { caCerts: [this.#options.ca] } : {}),
+        });
+        this.#conn = tls;
+        if (!this.#closing) await tls.handshake();
+      }
+      if (this.#closing) return "closed";
+      return await this.#converse(this.#conn, timeout);
+    } finally {
+      clearTimeout(timeout);
+      this.#lost();
+    }
+  }
+
+  /** Sends CONNECT and handles the broker's packets until the connection ends. */
+  async #converse(
+    conn: Deno.Conn,
+    connectTimeout: ReturnType<typeof setTimeout>,
+  ): Promise<string> {
+    const o = this.#options;
+    this.#send(encodeConnect({
+      clientId: o.clientId,
+      keepaliveSeconds: o.keepaliveSeconds ?? 60,
+      username: o.username,
+      password: o.password,
+      will: o.will,
+    }));
+    const reader = new PacketReader();
+    for (;;) {
+      const n = await conn.read(this.#buffer);
+      if (n === null) {
+        return this.#endReason ??
+          (this.#up
+            ? "the broker closed the connection"
+            : "the broker closed the connection before accepting it");
+      }
+      for (const packet of reader.push(this.#buffer.subarray(0, n))) {
+        if (!this.#up && packet.type !== "connack") {
+          return `the broker sent ${packet.type.toUpperCase()} before CONNACK`;
+        }
+        if (packet.type === "connack") {
+          if (this.#up) return "the broker sent a second CONNACK";
+          if (packet.returnCode !== 0) return connackRefusal(packet.returnCode);
+          clearTimeout(connectTimeout);
+          this.#accepted(conn);
+        } else this.#receive(packet);
+      }
+    }
+  }
+
+  #accepted(conn: Deno.Conn): void {
+    this.#up = true;
+    this.#backoff.reset();
+    const keepaliveSeconds = this.#options.keepaliveSeconds ?? 60;
+    if (keepaliveSeconds > 0) {
+      const pingTimeoutMs = this.#options.pingTimeoutMs ?? 10_000;
+      this.#ping = setInterval(() => {
+        this.#send(PINGREQ);
+        this.#pong ??= setTimeout(() => {
+          this.#kill(`the broker did not answer a ping within ${pingTimeoutMs / 1000} s`, conn);
+        }, pingTimeoutMs);
+      }, keepaliveSeconds * 1000);
+    }
+    this.#listener?.connected();
+  }
+
+  #receive(packet: Exclude<ServerPacket, { type: "connack" }>): void {
+    switch (packet.type) {
+      case "publish": {
+        const { packetId } = packet;
+        const duplicate = packet.qos === 2 && this.#qos2.has(packetId!);
+        if (!this.#closing && !duplicate) {
+          this.#listener?.message(packet.topic, payloadText(packet.payload), packet.retain);
+        }
+        if (packet.qos === 1) this.#send(encodeAck(PacketType.PUBACK, packetId!));
+        if (packet.qos === 2) {
+          this.#qos2.add(packetId!);
+          this.#send(encodeAck(PacketType.PUBREC, packetId!));
+        }
         return;
       }
-      let timeout: ReturnType<typeof setTimeout> | undefined;
-      const ended = client.endAsync(false);
-      const late = await Promise.race([
-        ended.then(() => false),
-        new Promise<boolean>((resolve) => {
-          timeout = setTimeout(() => resolve(true), options.closeTimeoutMs ?? 1000);
-        }),
-      ]).finally(() => clearTimeout(timeout));
-      // A broker that does not take the goodbye in time: drop the socket.
-      if (late) client.stream.destroy();
-      await ended.catch(() => {});
-    },
-  };
+      case "pubrel":
+        this.#qos2.delete(packet.packetId);
+        this.#send(encodeAck(PacketType.PUBCOMP, packet.packetId));
+        return;
+      case "puback":
+      case "suback": {
+        const waiter = this.#waiters.get(packet.packetId);
+        if (waiter?.kind !== packet.type) return;
+        this.#waiters.delete(packet.packetId);
+        waiter.resolve(packet.type === "suback" ? packet.returnCodes : []);
+        return;
+      }
+      case "pingresp":
+        clearTimeout(this.#pong);
+        this.#pong = undefined;
+        return;
+      case "pubrec":
+      case "pubcomp":
+        // ess never publishes with QoS 2.
+        this.#kill(`the broker sent ${packet.type.toUpperCase()} for a message never sent`);
+        return;
+    }
+  }
+
+  /** Sends the packet `encode` makes with a free packet identifier; resolves with the answer. */
+  #request(kind: Waiter["kind"], encode: (packetId: number) => Uint8Array): Promise<number[]> {
+    do this.#lastId = this.#lastId % 0xffff + 1; while (this.#waiters.has(this.#lastId));
+    const packetId = this.#lastId;
+    const packet = encode(packetId);
+    const { promise, resolve, reject } = Promise.withResolvers<number[]>();
+    this.#waiters.set(packetId, { kind, done: promise, resolve, reject });
+    this.#send(packet);
+    return promise;
+  }
+
+  /** Queues bytes for the socket; resolves once they are written or the connection is gone. */
+  #send(bytes: Uint8Array): Promise<void> {
+    this.#out.push(bytes);
+    this.#outBytes += bytes.length;
+    return this.#flushing ??= this.#flush(this.#conn!);
+  }
+
+  /** Writes everything queued for `conn`, in as few writes as the callers' pace allows. */
+  async #flush(conn: Deno.Conn): Promise<void> {
+    try {
+      while (conn === this.#conn && this.#out.length > 0) {
+        const parts = this.#out;
+        let bytes = parts[0]!;
+        if (parts.length > 1) {
+          bytes = new Uint8Array(this.#outBytes);
+          let at = 0;
+          for (const part of parts) {
+            bytes.set(part, at);
+            at += part.length;
+          }
+        }
+        this.#out = [];
+        this.#outBytes = 0;
+        await writeAll(conn, bytes);
+      }
+    } catch (err) {
+      this.#kill(errorText(err), conn);
+    } finally {
+      // A new connection has its own flush by now.
+      if (conn === this.#conn) this.#flushing = undefined;
+    }
+  }
+
+  /** Ends the connection (the session's read fails or sees the end); `reason` says why. */
+  #kill(reason: string, conn = this.#conn): void {
+    if (conn === undefined || conn !== this.#conn) return;
+    this.#endReason ??= reason;
+    closeQuietly(conn);
+  }
+
+  /** The connection has ended: whatever waited for it will not be answered. */
+  #lost(): void {
+    if (this.#conn) closeQuietly(this.#conn);
+    this.#conn = undefined;
+    this.#up = false;
+    clearInterval(this.#ping);
+    clearTimeout(this.#pong);
+    this.#ping = this.#pong = undefined;
+    this.#out = [];
+    this.#outBytes = 0;
+    this.#flushing = undefined;
+    this.#qos2.clear();
+    const lost = new EssError(`Lost the connection to ${this.broker} before the broker answered`);
+    for (const waiter of this.#waiters.values()) waiter.reject(lost);
+    this.#waiters.clear();
+  }
 }

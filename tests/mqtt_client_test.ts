@@ -1,0 +1,345 @@
+/**
+ * connectMqtt() against a broker that misbehaves on purpose: a loopback listener speaking raw
+ * bytes, so refusals, silence, split packets and QoS 2 are tested for real. The well-behaved
+ * brokers (aedes, mosquitto) are in mqtt_test.ts.
+ */
+import { deepEqual, equal, match, ok as assert } from "@std/assert";
+import { EssError } from "../lib/errors.ts";
+import { connectMqtt, type MqttConnection, type MqttConnectOptions } from "../lib/mqtt.ts";
+import { rejectsWith } from "./_assert.ts";
+
+/** One packet as the client sent it. */
+interface Frame {
+  type: number;
+  flags: number;
+  body: Uint8Array;
+}
+
+const hex = (text: string) =>
+  Uint8Array.from(text.split(/\s+/).filter(Boolean), (h) => parseInt(h, 16));
+const CONNACK_OK = hex("20 02 00 00");
+
+/** One client connection at the fake broker. */
+class Peer {
+  #conn: Deno.Conn;
+  #frames: Frame[] = [];
+  #wake: (() => void) | undefined;
+  #ended = false;
+  readonly done: Promise<void>;
+
+  constructor(conn: Deno.Conn) {
+    this.#conn = conn;
+    this.done = this.#read();
+  }
+
+  async #read(): Promise<void> {
+    let pending = new Uint8Array(0);
+    const buffer = new Uint8Array(4096);
+    try {
+      for (;;) {
+        const n = await this.#conn.read(buffer);
+        if (n === null) break;
+        const data = new Uint8Array(pending.length + n);
+        data.set(pending);
+        data.set(buffer.subarray(0, n), pending.length);
+        let at = 0;
+        for (;;) {
+          let length = 0;
+          let i = 1;
+          for (let shift = 1; at + i < data.length; i++, shift *= 128) {
+            length += (data[at + i]! & 0x7f) * shift;
+            if ((data[at + i]! & 0x80) === 0) break;
+          }
+          if (at + i >= data.length || at + i + 1 + length > data.length) break;
+          const body = data.slice(at + i + 1, at + i + 1 + length);
+          this.#frames.push({ type: data[at]! >> 4, flags: data[at]! & 15, body });
+          at += i + 1 + length;
+        }
+        pending = data.slice(at);
+        this.#wake?.();
+      }
+    } catch {
+      // Closed by the test.
+    }
+    this.#ended = true;
+    this.#wake?.();
+  }
+
+  /** The next packet from the client, or `undefined` once it has hung up. */
+  async next(): Promise<Frame | undefined> {
+    while (this.#frames.length === 0 && !this.#ended) {
+      await new Promise<void>((resolve) => this.#wake = resolve);
+    }
+    return this.#frames.shift();
+  }
+
+  async send(bytes: Uint8Array): Promise<void> {
+    for (let at = 0; at < bytes.length;) at += await this.#conn.write(bytes.subarray(at));
+  }
+
+  async close(): Promise<void> {
+    try {
+      this.#conn.close();
+    } catch {
+      // The client's side ended it first.
+    }
+    await this.done;
+  }
+}
+
+/** A loopback listener that hands each connection to the test. */
+class FakeBroker {
+  #listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  #peers: Peer[] = [];
+  readonly url = `mqtt://127.0.0.1:${(this.#listener.addr as Deno.NetAddr).port}`;
+
+  async accept(): Promise<Peer> {
+    const peer = new Peer(await this.#listener.accept());
+    this.#peers.push(peer);
+    return peer;
+  }
+
+  async close(): Promise<void> {
+    this.#listener.close();
+    await Promise.all(this.#peers.map((p) => p.close()));
+  }
+}
+
+interface Events {
+  log: string[];
+  messages: [string, string, boolean][];
+}
+
+function client(
+  broker: FakeBroker,
+  extra: Partial<MqttConnectOptions> = {},
+): [MqttConnection, Events] {
+  const events: Events = { log: [], messages: [] };
+  const connection = connectMqtt({
+    url: broker.url,
+    clientId: "c",
+    reconnectBaseMs: 20,
+    reconnectMaxMs: 40,
+    random: () => 0.5,
+    // The fake broker never hangs up after DISCONNECT.
+    closeTimeoutMs: 100,
+    ...extra,
+  });
+  connection.listen({
+    connected: () => events.log.push("connected"),
+    disconnected: (reason) => events.log.push(`disconnected: ${reason}`),
+    message: (topic, payload, retained) => events.messages.push([topic, payload, retained]),
+  });
+  return [connection, events];
+}
+
+async function until(check: () => boolean, what: string): Promise<void> {
+  const end = Date.now() + 5000;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+/** Accepts the next connection, checks its CONNECT, and accepts it. */
+async function handshake(broker: FakeBroker): Promise<Peer> {
+  const peer = await broker.accept();
+  equal((await peer.next())?.type, 1);
+  await peer.send(CONNACK_OK);
+  return peer;
+}
+
+Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
+  await t.step("should send CONNECT with credentials and will, byte for byte", async () => {
+    const broker = new FakeBroker();
+    const [connection] = client(broker, {
+      username: "u",
+      password: "p",
+      keepaliveSeconds: 30,
+      will: { topic: "w", payload: "off", retain: true, qos: 1 },
+    });
+    try {
+      const peer = await broker.accept();
+      const connect = await peer.next();
+      deepEqual(connect, {
+        type: 1,
+        flags: 0,
+        body: hex(
+          "00 04 4d 51 54 54 04 ee 00 1e 00 01 63 00 01 77 00 03 6f 66 66 00 01 75 00 01 70",
+        ),
+      });
+    } finally {
+      await connection.close();
+      await broker.close();
+    }
+  });
+
+  await t.step("should say why the broker refused the connection, and try again", async () => {
+    const broker = new FakeBroker();
+    const [connection, events] = client(broker);
+    try {
+      for (const code of ["04", "05"]) {
+        const peer = await broker.accept();
+        await peer.next();
+        await peer.send(hex(`20 02 00 ${code}`));
+      }
+      await until(() => events.log.length === 2, "two refusals");
+      deepEqual(events.log, [
+        "disconnected: the broker refused the user name or password",
+        "disconnected: the broker says this client is not authorised to connect",
+      ]);
+      await handshake(broker);
+      await until(() => connection.connected, "the third try");
+      equal(events.log.at(-1), "connected");
+    } finally {
+      await connection.close();
+      await broker.close();
+    }
+  });
+
+  await t.step("should read packets coalesced in one read and split over many", async () => {
+    const broker = new FakeBroker();
+    const [connection, events] = client(broker);
+    try {
+      const peer = await broker.accept();
+      await peer.next();
+      // CONNACK, a retained QoS 1 message and a live QoS 0 one, in one write.
+      await peer.send(hex(
+        "20 02 00 00  33 0a 00 03 61 2f 62 00 07 6f 6c 64  30 06 00 01 63 c3 a4 21",
+      ));
+      const ack = await peer.next();
+      deepEqual(ack, { type: 4, flags: 0, body: hex("00 07") });
+      for (const byte of hex("30 05 00 01 64 6f 6b")) await peer.send(Uint8Array.of(byte));
+      await until(() => events.messages.length === 3, "three messages");
+      deepEqual(events.messages, [["a/b", "old", true], ["c", "ä!", false], ["d", "ok", false]]);
+    } finally {
+      await connection.close();
+      await broker.close();
+    }
+  });
+
+  await t.step("should deliver a QoS 2 message once and complete its handshake", async () => {
+    const broker = new FakeBroker();
+    const [connection, events] = client(broker);
+    try {
+      const peer = await handshake(broker);
+      await peer.send(hex("34 06 00 01 71 00 09 31"));
+      deepEqual(await peer.next(), { type: 5, flags: 0, body: hex("00 09") });
+      // The broker did not see the PUBREC, so it sends the message again, marked dup.
+      await peer.send(hex("3c 06 00 01 71 00 09 31"));
+      deepEqual(await peer.next(), { type: 5, flags: 0, body: hex("00 09") });
+      await peer.send(hex("62 02 00 09"));
+      deepEqual(await peer.next(), { type: 7, flags: 0, body: hex("00 09") });
+      deepEqual(events.messages, [["q", "1", false]]);
+    } finally {
+      await connection.close();
+      await broker.close();
+    }
+  });
+
+  await t.step("should reject a refused subscription, naming the filter", async () => {
+    const broker = new FakeBroker();
+    const [connection] = client(broker);
+    try {
+      const peer = await handshake(broker);
+      await until(() => connection.connected, "connect");
+      const subscribed = connection.subscribe(["ok/#", "secret/#"]);
+      const subscribe = await peer.next();
+      equal(subscribe?.type, 8);
+      equal(subscribe?.flags, 2);
+      const id = subscribe!.body.subarray(0, 2);
+      await peer.send(Uint8Array.of(0x90, 4, ...id, 0x01, 0x80));
+      await rejectsWith(() => subscribed, EssError, /refused the subscription to secret\/#$/);
+    } finally {
+      await connection.close();
+      await broker.close();
+    }
+  });
+
+  await t.step(
+    "should resolve QoS 1 on PUBACK and reject it when the connection drops",
+    async () => {
+      const broker = new FakeBroker();
+      const [connection, events] = client(broker);
+      try {
+        const peer = await handshake(broker);
+        await until(() => connection.connected, "connect");
+        const first = connection.publish("s", "online", { qos: 1, retain: true });
+        const publish = await peer.next();
+        equal(publish?.flags, 3);
+        await peer.send(Uint8Array.of(0x40, 2, ...publish!.body.subarray(3, 5)));
+        await first;
+        const second = connection.publish("s", "again", { qos: 1 });
+        await peer.next();
+        await peer.close();
+        await rejectsWith(() => second, EssError, /Lost the connection to mqtt:\/\/127\.0\.0\.1/);
+        await until(() => events.log.length === 2, "the disconnect");
+        match(events.log[1]!, /^disconnected: the broker closed the connection$/);
+        equal(connection.connected, false);
+        await connection.publish("s", "dropped", { qos: 1 });
+        await handshake(broker);
+        await until(() => connection.connected, "the reconnect");
+        deepEqual(events.log.filter((e) => e === "connected").length, 2);
+      } finally {
+        await connection.close();
+        await broker.close();
+      }
+    },
+  );
+
+  await t.step("should ping and give up on a broker that stops answering", async () => {
+    const broker = new FakeBroker();
+    const [connection, events] = client(broker, {
+      keepaliveSeconds: 1,
+      pingTimeoutMs: 100,
+      reconnectBaseMs: 60_000,
+    });
+    try {
+      const peer = await handshake(broker);
+      const started = Date.now();
+      deepEqual(await peer.next(), { type: 12, flags: 0, body: new Uint8Array(0) });
+      assert(Date.now() - started >= 900, "the first ping comes after the keepalive interval");
+      await peer.send(hex("d0 00"));
+      deepEqual(await peer.next(), { type: 12, flags: 0, body: new Uint8Array(0) });
+      await until(() => events.log.length === 2, "the disconnect");
+      equal(events.log[1], "disconnected: the broker did not answer a ping within 0.1 s");
+    } finally {
+      await connection.close();
+      await broker.close();
+    }
+  });
+
+  await t.step("should give up on a broker that never sends CONNACK", async () => {
+    const broker = new FakeBroker();
+    const [connection, events] = client(broker, { connectTimeoutMs: 100, reconnectBaseMs: 60_000 });
+    try {
+      const peer = await broker.accept();
+      await peer.next();
+      await until(() => events.log.length === 1, "the timeout");
+      deepEqual(events.log, ["disconnected: no answer from the broker within 0.1 s"]);
+    } finally {
+      await connection.close();
+      await broker.close();
+    }
+  });
+
+  await t.step("close() should say DISCONNECT and not wait for ever on the broker", async () => {
+    const broker = new FakeBroker();
+    const [connection, events] = client(broker);
+    try {
+      const peer = await handshake(broker);
+      await until(() => connection.connected, "connect");
+      const started = Date.now();
+      // The broker keeps its side open: close() drops the socket after closeTimeoutMs.
+      await connection.close();
+      assert(Date.now() - started < 1000);
+      deepEqual(await peer.next(), { type: 14, flags: 0, body: new Uint8Array(0) });
+      equal(await peer.next(), undefined);
+      equal(connection.connected, false);
+      deepEqual(events.log, ["connected"]);
+    } finally {
+      await connection.close();
+      await broker.close();
+    }
+  });
+});

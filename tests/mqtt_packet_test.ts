@@ -1,0 +1,287 @@
+import { deepEqual, equal, match, throws } from "@std/assert";
+import {
+  connackRefusal,
+  DISCONNECT,
+  encodeAck,
+  encodeConnect,
+  encodePublish,
+  encodeRemainingLength,
+  encodeSubscribe,
+  MqttProtocolError,
+  PacketReader,
+  PacketType,
+  payloadText,
+  PINGREQ,
+  type ServerPacket,
+} from "../lib/_mqtt_packet.ts";
+import { seededRandom } from "../lib/backoff.ts";
+
+/** Bytes from hex with spaces, and ASCII text in quotes: `10 0f "MQTT"`. */
+function bytes(spec: string): Uint8Array {
+  const out: number[] = [];
+  for (const [, text, hex] of spec.matchAll(/"([^"]*)"|([0-9a-fA-F]{2})/g)) {
+    if (text !== undefined) out.push(...new TextEncoder().encode(text));
+    else out.push(parseInt(hex!, 16));
+  }
+  return Uint8Array.from(out);
+}
+
+const read = (...chunks: Uint8Array[]): ServerPacket[] => {
+  const reader = new PacketReader();
+  return chunks.flatMap((chunk) => reader.push(chunk));
+};
+
+Deno.test("encodeRemainingLength()", async (t) => {
+  await t.step("should encode the boundaries of MQTT 3.1.1 table 2.4", () => {
+    const cases: [number, string][] = [
+      [0, "00"],
+      [127, "7f"],
+      [128, "80 01"],
+      [16_383, "ff 7f"],
+      [16_384, "80 80 01"],
+      [2_097_151, "ff ff 7f"],
+      [2_097_152, "80 80 80 01"],
+      [268_435_455, "ff ff ff 7f"],
+    ];
+    for (const [length, hex] of cases) deepEqual(encodeRemainingLength(length), bytes(hex));
+  });
+
+  await t.step("should refuse what four bytes cannot hold", () => {
+    throws(() => encodeRemainingLength(268_435_456), RangeError);
+    throws(() => encodeRemainingLength(-1), RangeError);
+  });
+});
+
+Deno.test("encodeConnect()", async (t) => {
+  await t.step("should send a clean session with client id and keepalive", () => {
+    deepEqual(
+      encodeConnect({ clientId: "ess", keepaliveSeconds: 60 }),
+      bytes(`10 0f  00 04 "MQTT"  04  02  00 3c  00 03 "ess"`),
+    );
+  });
+
+  await t.step("should carry user name, password and a retained QoS 1 will", () => {
+    deepEqual(
+      encodeConnect({
+        clientId: "c",
+        keepaliveSeconds: 10,
+        username: "u",
+        password: "p",
+        will: { topic: "w", payload: "bye", qos: 1, retain: true },
+      }),
+      // Flags: user name 80, password 40, will retain 20, will QoS 1 08, will 04, clean 02.
+      bytes(`10 1b  00 04 "MQTT"  04  ee  00 0a  00 01 "c"  00 01 "w"  00 03 "bye"  00 01 "u"
+             00 01 "p"`),
+    );
+  });
+
+  await t.step("should encode a will of QoS 0 without retain and UTF-8 credentials", () => {
+    deepEqual(
+      encodeConnect({
+        clientId: "",
+        keepaliveSeconds: 0,
+        username: "jörg",
+        will: { topic: "s", payload: "", qos: 0, retain: false },
+      }),
+      bytes(`10 18  00 04 "MQTT"  04  86  00 00  00 00  00 01 "s"  00 00  00 05 "j" c3 b6 "rg"`),
+    );
+  });
+
+  await t.step("should refuse a password without a user name", () => {
+    throws(() => encodeConnect({ clientId: "c", keepaliveSeconds: 1, password: "p" }), RangeError);
+  });
+});
+
+Deno.test("encodePublish()", async (t) => {
+  await t.step("should encode QoS 0 without a packet identifier", () => {
+    deepEqual(
+      encodePublish({ topic: "a/b", payload: "hi", qos: 0, retain: false }),
+      bytes(`30 07  00 03 "a/b"  "hi"`),
+    );
+  });
+
+  await t.step("should encode QoS 1, retain and the packet identifier", () => {
+    deepEqual(
+      encodePublish({ topic: "a/b", payload: "hi", qos: 1, retain: true, packetId: 10 }),
+      bytes(`33 09  00 03 "a/b"  00 0a  "hi"`),
+    );
+  });
+
+  await t.step("should encode topic and payload as UTF-8, and an empty payload", () => {
+    deepEqual(
+      encodePublish({ topic: "ä", payload: "€", qos: 0, retain: false }),
+      bytes(`30 07  00 02 c3 a4  e2 82 ac`),
+    );
+    deepEqual(
+      encodePublish({ topic: "t", payload: "", qos: 0, retain: true }),
+      bytes(`31 03  00 01 "t"`),
+    );
+  });
+
+  await t.step("should use two length bytes above 127", () => {
+    const packet = encodePublish({ topic: "t", payload: "x".repeat(200), qos: 0, retain: false });
+    deepEqual(packet.subarray(0, 6), bytes(`30 cb 01  00 01 "t"`));
+    equal(packet.length, 206);
+  });
+
+  await t.step("should refuse wildcards, empty topics and misplaced packet identifiers", () => {
+    throws(() => encodePublish({ topic: "a/#", payload: "", qos: 0, retain: false }), RangeError);
+    throws(() => encodePublish({ topic: "", payload: "", qos: 0, retain: false }), RangeError);
+    throws(() => encodePublish({ topic: "a", payload: "", qos: 1, retain: false }), RangeError);
+    throws(
+      () => encodePublish({ topic: "a", payload: "", qos: 0, retain: false, packetId: 1 }),
+      RangeError,
+    );
+  });
+});
+
+Deno.test("encodeAck(), encodeSubscribe(), PINGREQ and DISCONNECT", async (t) => {
+  await t.step("should encode the acknowledgements with their packet identifier", () => {
+    deepEqual(encodeAck(PacketType.PUBACK, 10), bytes("40 02 00 0a"));
+    deepEqual(encodeAck(PacketType.PUBREC, 0x1234), bytes("50 02 12 34"));
+    deepEqual(encodeAck(PacketType.PUBCOMP, 65535), bytes("70 02 ff ff"));
+    throws(() => encodeAck(PacketType.PUBACK, 0), RangeError);
+  });
+
+  await t.step("should subscribe to every filter with the QoS asked for", () => {
+    deepEqual(
+      encodeSubscribe(1, ["a/#", "b/+"], 1),
+      bytes(`82 0e  00 01  00 03 "a/#" 01  00 03 "b/+" 01`),
+    );
+    throws(() => encodeSubscribe(1, [], 1), RangeError);
+  });
+
+  await t.step("should be the two-byte packets of the spec", () => {
+    deepEqual(PINGREQ, bytes("c0 00"));
+    deepEqual(DISCONNECT, bytes("e0 00"));
+  });
+});
+
+Deno.test("PacketReader", async (t) => {
+  await t.step("should decode CONNACK, accepted or refused", () => {
+    deepEqual(read(bytes("20 02 00 00")), [
+      { type: "connack", sessionPresent: false, returnCode: 0 },
+    ]);
+    deepEqual(read(bytes("20 02 01 05")), [
+      { type: "connack", sessionPresent: true, returnCode: 5 },
+    ]);
+  });
+
+  await t.step("should decode PUBLISH of QoS 0, 1 and 2 with retain and dup", () => {
+    const [qos0, qos1, qos2] = read(
+      bytes(`30 07  00 03 "a/b"  "hi"`),
+      bytes(`33 09  00 03 "a/b"  00 0a  "hi"`),
+      bytes(`3c 09  00 03 "a/b"  00 0b  c3 a4`),
+    );
+    deepEqual(qos0, {
+      type: "publish",
+      topic: "a/b",
+      payload: bytes(`"hi"`),
+      qos: 0,
+      retain: false,
+      dup: false,
+    });
+    deepEqual(qos1, {
+      type: "publish",
+      topic: "a/b",
+      payload: bytes(`"hi"`),
+      qos: 1,
+      retain: true,
+      dup: false,
+      packetId: 10,
+    });
+    deepEqual(qos2, {
+      type: "publish",
+      topic: "a/b",
+      payload: bytes("c3 a4"),
+      qos: 2,
+      retain: false,
+      dup: true,
+      packetId: 11,
+    });
+  });
+
+  await t.step("should decode the acknowledgements, SUBACK and PINGRESP", () => {
+    deepEqual(
+      read(bytes("40 02 00 0a  50 02 00 0b  62 02 00 0c  70 02 00 0d  90 04 00 01 01 80  d0 00")),
+      [
+        { type: "puback", packetId: 10 },
+        { type: "pubrec", packetId: 11 },
+        { type: "pubrel", packetId: 12 },
+        { type: "pubcomp", packetId: 13 },
+        { type: "suback", packetId: 1, returnCodes: [1, 0x80] },
+        { type: "pingresp" },
+      ],
+    );
+  });
+
+  await t.step("should give the same packets however the bytes are split", () => {
+    const stream = bytes(`20 02 00 00  33 09 00 03 "a/b" 00 0a "hi"  30 cb 01 00 01 "t"
+                          ${"78 ".repeat(200)}  d0 00`);
+    const whole = read(stream);
+    equal(whole.length, 4);
+    deepEqual(read(...Array.from(stream, (b) => Uint8Array.of(b))), whole);
+    const random = seededRandom(4);
+    for (let run = 0; run < 50; run++) {
+      const chunks: Uint8Array[] = [];
+      for (let at = 0; at < stream.length;) {
+        const size = 1 + Math.floor(random() * 20);
+        chunks.push(stream.slice(at, at + size));
+        at += size;
+      }
+      deepEqual(read(...chunks), whole, `run ${run}`);
+    }
+  });
+
+  await t.step("should not depend on the caller's buffer after push()", () => {
+    const reader = new PacketReader();
+    const buffer = bytes(`30 07 00 03 "a/b" "h"`);
+    equal(reader.push(buffer).length, 0);
+    buffer.fill(0);
+    const [packet] = reader.push(bytes(`"i"`));
+    equal(packet?.type === "publish" && payloadText(packet.payload), "hi");
+    const first = bytes(`30 04 00 01 "t" "x" 30 04`);
+    const [x] = reader.push(first);
+    first.fill(0xff);
+    equal(x?.type === "publish" && payloadText(x.payload), "x");
+    const [y] = reader.push(bytes(`00 01 "t" "y"`));
+    equal(y?.type === "publish" && payloadText(y.payload), "y");
+  });
+
+  await t.step("should refuse malformed packets and packets a broker does not send", () => {
+    const cases: [string, RegExp][] = [
+      ["30 ff ff ff ff 7f", /four bytes/],
+      ["10 00", /type 1/],
+      ["36 03 00 01 74", /QoS 3/],
+      ["30 04 00 01 ff 78", /UTF-8/],
+      ["30 04 00 05 74 78", /past the end/],
+      ["32 03 00 01 74", /middle of a field/],
+      ["60 02 00 01", /reserved flags/],
+      ["20 03 00 00 00", /CONNACK should be 2 bytes/],
+      ["90 02 00 01", /without return codes/],
+    ];
+    for (const [hex, message] of cases) {
+      throws(() => read(bytes(hex)), (err: Error) => {
+        equal(err instanceof MqttProtocolError, true, hex);
+        match(err.message, message, hex);
+        return true;
+      });
+    }
+  });
+
+  await t.step("should refuse a packet longer than its limit before it arrives", () => {
+    const reader = new PacketReader(100);
+    throws(() => reader.push(bytes("30 e5 00")), /101 bytes/);
+  });
+});
+
+Deno.test("connackRefusal()", async (t) => {
+  await t.step("should say why in words for every return code of MQTT 3.1.1", () => {
+    match(connackRefusal(1), /MQTT 3\.1\.1/);
+    match(connackRefusal(2), /client id/);
+    match(connackRefusal(3), /unavailable/);
+    match(connackRefusal(4), /user name or password/);
+    match(connackRefusal(5), /not authorised/);
+    match(connackRefusal(42), /code 42/);
+  });
+});
