@@ -14,6 +14,14 @@ export interface CommandEntry {
 
 /** Every subcommand by name. */
 export const COMMANDS: Record<string, CommandEntry> = {
+  password: {
+    summary: "read the device password (on the device's own Wi-Fi)",
+    load: () => import("./password.ts"),
+  },
+  discover: {
+    summary: "find LG ESS devices on the local network (mDNS)",
+    load: () => import("./discover.ts"),
+  },
   data: {
     summary: "read the live state: power flows, battery, grid, settings",
     load: () => import("./data.ts"),
@@ -26,21 +34,13 @@ export const COMMANDS: Record<string, CommandEntry> = {
     summary: "switch the system, winter mode, fast charge, charge strategy, backup",
     load: () => import("./control.ts"),
   },
-  hass: {
-    summary: "announce the battery to Home Assistant once, print it, or remove it",
-    load: () => import("./hass.ts"),
-  },
   mqtt: {
     summary: "mirror the device into MQTT and take commands from it (pyess's essmqtt)",
     load: () => import("./mqtt.ts"),
   },
-  password: {
-    summary: "read the device password (on the device's own Wi-Fi)",
-    load: () => import("./password.ts"),
-  },
-  discover: {
-    summary: "find LG ESS devices on the local network (mDNS)",
-    load: () => import("./discover.ts"),
+  hass: {
+    summary: "announce the battery to Home Assistant once, print it, or remove it",
+    load: () => import("./hass.ts"),
   },
   graphite: {
     summary: "send live values to Graphite (carbon plaintext protocol)",
