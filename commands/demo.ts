@@ -5,8 +5,15 @@
  *
  * @module
  */
+import { sleep } from "../lib/backoff.ts";
+import { Bridge } from "../lib/bridge.ts";
+import { EssClient } from "../lib/client.ts";
 import { UsageError } from "../lib/errors.ts";
+import { createLogger } from "../lib/log.ts";
+import type { MqttConnection, MqttListener } from "../lib/mqtt.ts";
 import { type Simulator, startSimulator } from "../lib/simulator.ts";
+import { controlTopic, DEFAULT_PREFIX } from "../lib/topics.ts";
+import { createDeviceFetch } from "../lib/transport.ts";
 import { type Command, type Io, parseCommand } from "./_cli.ts";
 import data from "./data.ts";
 import graph from "./graph.ts";
@@ -31,6 +38,78 @@ export interface DemoSection {
 
 const pad = (n: number) => String(n).padStart(2, "0");
 
+/**
+ * A broker inside the demo: it prints every message the bridge publishes and can deliver a
+ * message to the bridge as a subscriber would, so the demo needs no MQTT server.
+ */
+class PrintingBroker implements MqttConnection {
+  readonly broker = "the demo's in-memory broker";
+  readonly connected = true;
+  #listener: MqttListener | undefined;
+  constructor(private readonly print: (line: string) => void) {}
+  listen(listener: MqttListener): void {
+    this.#listener = listener;
+    listener.connected();
+  }
+  publish(topic: string, payload: string, options?: { retain?: boolean | undefined }) {
+    this.print(`  ${topic} ${payload}${options?.retain ? "   (retained)" : ""}\n`);
+    return Promise.resolve();
+  }
+  subscribe(): Promise<void> {
+    return Promise.resolve();
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+  /** Delivers a message to the bridge as if someone had published it. */
+  deliver(topic: string, payload: string): void {
+    this.print(`> ${topic} ${payload}   (a command, not retained)\n`);
+    this.#listener?.message(topic, payload, false);
+  }
+}
+
+/** `ess mqtt` against the simulator for two polls, with a command in between. */
+export const MQTT_SECTION: DemoSection = {
+  title: "ess mqtt: the bridge publishes pyess's topics, then takes a command",
+  async run(ctx) {
+    const broker = new PrintingBroker((line) => ctx.io.out(line));
+    const fetch = createDeviceFetch();
+    const client = new EssClient({ host: ctx.sim.host, password: ctx.sim.password, fetch });
+    const stop = new AbortController();
+    const bridge = new Bridge({
+      device: client,
+      mqtt: broker,
+      options: {
+        prefix: DEFAULT_PREFIX,
+        intervalMs: 1000,
+        commonDivisor: 1,
+        publishMode: "changes",
+        republishMs: 300_000,
+        retain: true,
+        json: false,
+        once: false,
+      },
+      logger: createLogger("warning", (line) => ctx.io.err(`ess: ${line}\n`)),
+      now: Date.now,
+      sleep,
+      random: Math.random,
+    });
+    const running = bridge.run(stop.signal);
+    try {
+      await sleep(1500, stop.signal);
+      ctx.io.out("\n");
+      broker.deliver(controlTopic(DEFAULT_PREFIX, "winter_mode"), "true");
+      await sleep(1000, stop.signal);
+    } finally {
+      stop.abort();
+      await running;
+      fetch.close();
+    }
+    ctx.io.out(`\nwinter mode on the device is now ${ctx.sim.device.winterMode ? "on" : "off"}\n`);
+    return 0;
+  },
+};
+
 /** The demo's sections in order; later features append theirs. */
 export const DEMO_SECTIONS: DemoSection[] = [
   {
@@ -46,6 +125,7 @@ export const DEMO_SECTIONS: DemoSection[] = [
       return graph.run(["pv", "day", date, ...ctx.deviceArgs, "--format", "chart"], ctx.io);
     },
   },
+  MQTT_SECTION,
 ];
 
 /** Runs every section against a fresh simulator; stops at the first that fails. */

@@ -264,4 +264,8 @@ Deno.test("ess demo runs ess against the simulator and exits 0", async () => {
   assert.match(result.stdout, /\nhome +statistics\/load_power +\d+\n/);
   assert.match(result.stdout, /=== 2\. ess graph pv day --format chart/);
   assert.match(result.stdout, /\n12:00 │/);
+  assert.match(result.stdout, /=== 3\. ess mqtt: the bridge publishes pyess's topics/);
+  assert.match(result.stdout, /\n {2}ess\/home\/statistics\/load_power \d+ {3}\(retained\)\n/);
+  assert.match(result.stdout, /\n {2}ess\/common\/BATT\/winter_setting on {3}\(retained\)\n/);
+  assert.match(result.stdout, /\nwinter mode on the device is now on\n/);
 });
