@@ -8,8 +8,7 @@
  * - CPU time per poll cycle and RSS growth over 10,000 fast cycles;
  * - command latency: control message published -> request at the device, p50 and p95.
  *
- * The simulator manages about 11 cycles a second, so the fast run takes some 17 minutes;
- * `deno task bench 2000` runs fewer cycles.
+ * The fast run takes a minute or two; `deno task bench 2000` runs fewer cycles.
  *
  * @module
  */
