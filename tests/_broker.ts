@@ -193,3 +193,16 @@ export async function watch(url: string): Promise<Watcher> {
     },
   };
 }
+
+/**
+ * The brokers every MQTT suite runs against: aedes in-process always, and a real mosquitto
+ * where it is installed (otherwise the test is ignored, and its name says why).
+ */
+export const BROKERS: { name: string; start: () => Promise<TestBroker>; ignore: boolean }[] = [
+  { name: "aedes", start: () => startAedes(), ignore: false },
+  {
+    name: mosquittoPath() ? "mosquitto" : "mosquitto (skipped: mosquitto is not installed)",
+    start: startMosquitto,
+    ignore: mosquittoPath() === undefined,
+  },
+];

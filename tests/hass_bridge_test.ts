@@ -15,29 +15,12 @@ import { type Firmware, type Simulator, startSimulator } from "../lib/simulator.
 import { BATT_SETTING_PATH, OPERATION_PATH } from "../lib/states.ts";
 import { PUBLISHED_STATES } from "../lib/topics.ts";
 import { createDeviceFetch } from "../lib/transport.ts";
-import {
-  mosquittoPath,
-  startAedes,
-  startMosquitto,
-  type TestBroker,
-  watch,
-  type Watcher,
-} from "./_broker.ts";
+import { BROKERS, type TestBroker, watch, type Watcher } from "./_broker.ts";
+import { PERMISSIONS } from "./_cli.ts";
 import { discoveryProblems, renderState } from "./_hass_rules.ts";
 
 const NOON = new Date("2026-06-21T10:00:00Z");
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const PERMISSIONS = Deno.readTextFileSync(new URL("../permissions.txt", import.meta.url)).trim()
-  .split(/\s+/);
-
-const BROKERS: { name: string; start: () => Promise<TestBroker>; ignore: boolean }[] = [
-  { name: "aedes", start: () => startAedes(), ignore: false },
-  {
-    name: mosquittoPath() ? "mosquitto" : "mosquitto (skipped: mosquitto is not installed)",
-    start: startMosquitto,
-    ignore: mosquittoPath() === undefined,
-  },
-];
 
 interface World {
   sim: Simulator;

@@ -3,7 +3,7 @@ import { EssError } from "../lib/errors.ts";
 import { buildDiscovery, pyessConfigTopic } from "../lib/hass.ts";
 import { publishRetained, removeDiscovery } from "../lib/hass_mqtt.ts";
 import { connectMqtt } from "../lib/mqtt.ts";
-import { mosquittoPath, startAedes, startMosquitto, type TestBroker, watch } from "./_broker.ts";
+import { BROKERS, type TestBroker, watch } from "./_broker.ts";
 
 const ours = buildDiscovery({
   prefix: "ess",
@@ -30,15 +30,6 @@ const strangers = [
   },
   { topic: "homeassistant/sensor/garden_temp/config", payload: '{"state_topic":"garden/temp"}' },
   { topic: otherEss.topic, payload: JSON.stringify(otherEss.config) },
-];
-
-const BROKERS: { name: string; start: () => Promise<TestBroker>; ignore: boolean }[] = [
-  { name: "aedes", start: () => startAedes(), ignore: false },
-  {
-    name: mosquittoPath() ? "mosquitto" : "mosquitto (skipped: mosquitto is not installed)",
-    start: startMosquitto,
-    ignore: mosquittoPath() === undefined,
-  },
 ];
 
 const client = (broker: TestBroker, name: string) =>

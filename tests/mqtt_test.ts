@@ -1,15 +1,6 @@
 import { deepEqual, equal, ok as assert } from "@std/assert";
 import { connectMqtt, type MqttConnection } from "../lib/mqtt.ts";
-import { mosquittoPath, startAedes, startMosquitto, type TestBroker, watch } from "./_broker.ts";
-
-const BROKERS: { name: string; start: () => Promise<TestBroker>; ignore: boolean }[] = [
-  { name: "aedes", start: () => startAedes(), ignore: false },
-  {
-    name: mosquittoPath() ? "mosquitto" : "mosquitto (skipped: mosquitto is not installed)",
-    start: startMosquitto,
-    ignore: mosquittoPath() === undefined,
-  },
-];
+import { BROKERS, startAedes, watch } from "./_broker.ts";
 
 interface Events {
   log: string[];
