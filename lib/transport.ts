@@ -1,15 +1,18 @@
 /**
  * The "custom TLS client": a function with the signature of `fetch` that talks HTTPS to one LG
- * ESS over `node:https`. The device's certificate is self-signed and matches no hostname, and
+ * ESS over `node:tls`. The device's certificate is self-signed and matches no hostname, and
  * Deno's own `fetch` cannot skip verification per client, so this transport accepts the device's
- * certificate for the device only (its own agent, never a global switch), optionally pinned by
+ * certificate for the device's socket only (never a global switch), optionally pinned by
  * SHA-256 fingerprint. One keep-alive connection, connect and response timeouts.
+ *
+ * It speaks HTTP/1.1 itself (lib/_http1.ts) rather than through `node:https`: the device needs
+ * only small requests with JSON answers, and Node's HTTP machinery cost more CPU at start-up and
+ * per request than the whole rest of a poll.
  *
  * @module
  */
-import https from "node:https";
 import tls from "node:tls";
-import type { IncomingHttpHeaders } from "node:http";
+import { type ParsedResponse, ResponseParser } from "./_http1.ts";
 import {
   EssError,
   PinMismatchError,
@@ -88,15 +91,6 @@ function classify(err: unknown, host: string): Error {
   return new UnreachableError(host, `Cannot talk to ${host}: ${message}`, { cause: err });
 }
 
-function toHeaders(raw: IncomingHttpHeaders): Headers {
-  const headers = new Headers();
-  for (const [name, value] of Object.entries(raw)) {
-    if (value === undefined) continue;
-    for (const v of Array.isArray(value) ? value : [value]) headers.append(name, v);
-  }
-  return headers;
-}
-
 function bodyBytes(body: RequestInit["body"]): Uint8Array | undefined {
   if (body === undefined || body === null) return undefined;
   if (typeof body === "string") return new TextEncoder().encode(body);
@@ -104,10 +98,57 @@ function bodyBytes(body: RequestInit["body"]): Uint8Array | undefined {
   throw new TypeError("device fetch sends only string or Uint8Array bodies");
 }
 
-const NO_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
+const NO_BODY_STATUS = new Set([204, 205, 304]);
+
+/** What a connection tells the request it is serving. */
+interface Exchange {
+  data(chunk: Uint8Array): void;
+  closed(err: unknown): void;
+}
+
+/** One TLS connection to the device, carrying one request at a time. */
+class Connection {
+  readonly key: string;
+  readonly socket: tls.TLSSocket;
+  /** Whether it has carried a request already (a reused connection may have gone stale). */
+  used = false;
+  #alive = true;
+  #error: unknown;
+  #exchange: Exchange | undefined;
+
+  constructor(key: string, socket: tls.TLSSocket) {
+    this.key = key;
+    this.socket = socket;
+    socket.setNoDelay(true);
+    socket.on("data", (chunk: Uint8Array) => this.#exchange?.data(chunk));
+    // 'close' always follows 'error'; the error says why.
+    socket.on("error", (err: unknown) => this.#error ??= err);
+    socket.on("close", () => {
+      this.#alive = false;
+      const exchange = this.#exchange;
+      this.#exchange = undefined;
+      exchange?.closed(this.#error);
+    });
+  }
+
+  get alive(): boolean {
+    return this.#alive && !this.socket.destroyed;
+  }
+
+  serve(exchange: Exchange | undefined): void {
+    this.#exchange = exchange;
+  }
+
+  destroy(): void {
+    this.#exchange = undefined;
+    this.#alive = false;
+    this.socket.destroy();
+  }
+}
 
 /**
- * A fetch-shaped function for the device at whatever host the URLs name.
+ * A fetch-shaped function for the device at whatever host the URLs name: HTTP/1.1 over one
+ * keep-alive `node:tls` connection, one request at a time.
  *
  * @example
  * ```ts ignore
@@ -130,115 +171,178 @@ export function createDeviceFetch(options: DeviceFetchOptions = {}): DeviceFetch
   }
   const connectTimeoutMs = options.connectTimeoutMs ?? 5000;
   const timeoutMs = options.timeoutMs ?? 10000;
-  // Accepting the self-signed certificate is scoped to this agent, which only ever talks to
-  // the device; nothing global changes.
-  const agent = new https.Agent({
-    keepAlive: true,
-    maxSockets: 1,
-    rejectUnauthorized: false,
-    ca: [],
-  });
-  const verified = new WeakSet<object>();
+  let connection: Connection | undefined;
   let peerFingerprint: string | undefined;
+  let queue: Promise<unknown> = Promise.resolve();
+  let closed = false;
 
-  const once = (url: URL, init: RequestInit | undefined, retry: boolean): Promise<Response> =>
-    new Promise((resolve, reject) => {
-      const host = url.host;
-      const body = bodyBytes(init?.body);
-      const headers: Record<string, string> = {};
-      new Headers(init?.headers).forEach((v, k) => headers[k] = v);
-      if (body) headers["content-length"] = String(body.byteLength);
+  const connect = (url: URL, host: string, signal: AbortSignal | undefined) =>
+    new Promise<Connection>((resolve, reject) => {
+      // Accepting the self-signed certificate is scoped to this socket, which only ever talks
+      // to the device; nothing global changes. `ca: []` skips loading the public CAs.
+      const socket = tls.connect({
+        host: url.hostname.replace(/^\[|\]$/g, ""),
+        port: url.port === "" ? 443 : Number(url.port),
+        rejectUnauthorized: false,
+        ca: [],
+      });
+      const settle = (err: unknown, conn?: Connection) => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+        socket.off("error", onError);
+        if (conn) return resolve(conn);
+        socket.destroy();
+        reject(err);
+      };
+      const onError = (err: unknown) => settle(classify(err, host));
+      const onAbort = () => settle(signal?.reason);
+      const timer = setTimeout(() => {
+        settle(
+          new TimeoutError(
+            host,
+            `Cannot reach ${host}: no connection within ${connectTimeoutMs / 1000} s`,
+          ),
+        );
+      }, connectTimeoutMs);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      socket.once("error", onError);
+      socket.once("secureConnect", () => {
+        const seen = socket.getPeerCertificate()?.fingerprint256;
+        if (seen) peerFingerprint = seen;
+        if (pinned !== undefined && seen !== pinned) {
+          return settle(new PinMismatchError(host, seen ?? "(none)", pinned));
+        }
+        settle(undefined, new Connection(url.host, socket));
+      });
+    });
+
+  const exchange = async (url: URL, init: RequestInit | undefined, retry: boolean) => {
+    const host = url.host;
+    const signal = init?.signal ?? undefined;
+    signal?.throwIfAborted();
+    const method = (init?.method ?? "GET").toUpperCase();
+    const body = bodyBytes(init?.body);
+    if (connection === undefined || !connection.alive || connection.key !== url.host) {
+      connection?.destroy();
+      connection = undefined;
+      connection = await connect(url, host, signal);
+      if (closed) connection.destroy();
+    }
+    const conn = connection;
+    const reused = conn.used;
+    conn.used = true;
+    const headers = new Headers(init?.headers);
+    headers.set("host", url.host);
+    if (body !== undefined || method === "POST" || method === "PUT") {
+      headers.set("content-length", String(body?.byteLength ?? 0));
+    }
+    let head = `${method} ${url.pathname}${url.search} HTTP/1.1\r\n`;
+    headers.forEach((value, name) => head += `${name}: ${value}\r\n`);
+    head += "\r\n";
+    return new Promise<Response>((resolve, reject) => {
+      const parser = new ResponseParser(method);
+      let received = false;
       let settled = false;
-      const timers: ReturnType<typeof setTimeout>[] = [];
-      const finish = (err: unknown, res?: Response) => {
+      const settle = (err: unknown, res?: Response) => {
         if (settled) return;
         settled = true;
-        timers.forEach(clearTimeout);
-        init?.signal?.removeEventListener("abort", onAbort);
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+        conn.serve(undefined);
         if (res) resolve(res);
         else reject(err);
       };
-      const req = https.request({
-        protocol: "https:",
-        hostname: url.hostname.replace(/^\[|\]$/g, ""),
-        port: url.port === "" ? 443 : Number(url.port),
-        path: `${url.pathname}${url.search}`,
-        method: init?.method ?? "GET",
-        headers,
-        agent,
-        rejectUnauthorized: false,
-      });
       const fail = (err: unknown) => {
-        req.destroy();
-        const reused = (req as unknown as { reusedSocket?: boolean }).reusedSocket === true;
-        const code = (err as { code?: string }).code;
-        // A keep-alive connection the device closed while idle: reconnect once.
-        if (!settled && retry && reused && (code === "ECONNRESET" || code === "EPIPE")) {
-          settled = true;
-          timers.forEach(clearTimeout);
-          once(url, init, false).then(resolve, reject);
-          return;
-        }
-        finish(classify(err, host));
+        conn.destroy();
+        settle(err);
       };
-      const onAbort = () => fail(init?.signal?.reason ?? new DOMException("aborted", "AbortError"));
-      if (init?.signal?.aborted) return onAbort();
-      init?.signal?.addEventListener("abort", onAbort, { once: true });
-      timers.push(setTimeout(() => {
-        fail(new TimeoutError(host, `No answer from ${host} within ${timeoutMs / 1000} s`));
-      }, timeoutMs));
-      req.on("socket", (socket) => {
-        if (verified.has(socket)) return;
-        const connectTimer = setTimeout(() => {
-          fail(
-            new TimeoutError(
-              host,
-              `Cannot reach ${host}: no connection within ${connectTimeoutMs / 1000} s`,
-            ),
-          );
-        }, connectTimeoutMs);
-        timers.push(connectTimer);
-        socket.once("secureConnect", () => {
-          clearTimeout(connectTimer);
-          const cert = (socket as tls.TLSSocket).getPeerCertificate();
-          const seen = cert?.fingerprint256;
-          if (seen) peerFingerprint = seen;
-          if (pinned !== undefined && seen !== pinned) {
-            socket.destroy();
-            fail(new PinMismatchError(host, seen ?? "(none)", pinned));
-            return;
-          }
-          verified.add(socket);
-        });
-      });
-      req.on("error", fail);
-      req.on("response", (res) => {
-        const chunks: Uint8Array[] = [];
-        res.on("data", (chunk: Uint8Array) => chunks.push(chunk));
-        res.on("error", fail);
-        res.on("end", () => {
-          const status = res.statusCode ?? 0;
-          const buf = Buffer.concat(chunks);
-          finish(
+      const complete = (answer: ParsedResponse) => {
+        if (!answer.keepAlive || parser.leftover > 0) conn.destroy();
+        try {
+          settle(
             undefined,
-            new Response(NO_BODY_STATUS.has(status) ? null : buf, {
-              status,
-              statusText: res.statusMessage ?? "",
-              headers: toHeaders(res.headers),
+            new Response(NO_BODY_STATUS.has(answer.status) ? null : answer.body, {
+              status: answer.status,
+              statusText: answer.statusText,
+              headers: answer.headers,
             }),
           );
-        });
+        } catch (err) {
+          fail(new UnreachableError(host, `Cannot talk to ${host}: ${errorText(err)}`));
+        }
+      };
+      const onAbort = () => fail(signal?.reason);
+      const timer = setTimeout(() => {
+        fail(new TimeoutError(host, `No answer from ${host} within ${timeoutMs / 1000} s`));
+      }, timeoutMs);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      conn.serve({
+        data(chunk) {
+          received = true;
+          try {
+            const answer = parser.push(chunk);
+            if (answer) complete(answer);
+          } catch (err) {
+            fail(
+              new UnreachableError(
+                host,
+                `Cannot talk to ${host}: not an HTTP answer (${errorText(err)})`,
+              ),
+            );
+          }
+        },
+        closed(err) {
+          const answer = parser.end();
+          if (answer) return complete(answer);
+          // A keep-alive connection the device closed while idle: reconnect once.
+          if (retry && reused && !received) {
+            settled = true;
+            clearTimeout(timer);
+            signal?.removeEventListener("abort", onAbort);
+            exchange(url, init, false).then(resolve, reject);
+            return;
+          }
+          settle(
+            classify(
+              err ?? new Error("the connection closed before the answer was complete"),
+              host,
+            ),
+          );
+        },
       });
-      req.end(body);
+      conn.socket.write(
+        body === undefined ? head : concatBytes(new TextEncoder().encode(head), body),
+      );
     });
+  };
 
-  const deviceFetch = (input: string | URL, init?: RequestInit) =>
-    once(new URL(String(input)), init, true);
+  const deviceFetch = (input: string | URL, init?: RequestInit): Promise<Response> => {
+    const run = queue.then(() => exchange(new URL(String(input)), init, true));
+    queue = run.catch(() => {});
+    return run;
+  };
   // defineProperties, not Object.assign: the getter must stay live.
   return Object.defineProperties(deviceFetch, {
-    close: { value: () => agent.destroy() },
+    close: {
+      value: () => {
+        closed = true;
+        connection?.destroy();
+        connection = undefined;
+      },
+    },
     peerFingerprint: { get: () => peerFingerprint },
   }) as DeviceFetch;
+}
+
+function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 /**

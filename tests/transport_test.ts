@@ -1,6 +1,7 @@
 import assert from "@std/assert";
 import https from "node:https";
 import net from "node:net";
+import tls from "node:tls";
 import type { AddressInfo } from "node:net";
 import {
   PinMismatchError,
@@ -31,6 +32,17 @@ async function withServer(
     req.on("end", () => {
       if (req.url === "/sleep") {
         stalled.push(() => res.end());
+        return;
+      }
+      if (req.url === "/chunked") {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.write('{"part": ');
+        setTimeout(() => res.end('"two"}'), 5);
+        return;
+      }
+      if (req.url === "/close") {
+        res.writeHead(200, { "connection": "close", "content-type": "text/plain" });
+        res.end("bye");
         return;
       }
       if (req.url === "/code/502") {
@@ -83,6 +95,39 @@ Deno.test("createDeviceFetch() talks to a self-signed device", async (t) => {
         deviceFetch.close();
       }
       assert.equal(stats.connections - before, 1);
+    });
+    await t.step("should read chunked answers", async () => {
+      const deviceFetch = createDeviceFetch();
+      try {
+        const res = await deviceFetch(`${base}/chunked`, { method: "POST", body: "{}" });
+        assert.deepEqual(await res.json(), { part: "two" });
+      } finally {
+        deviceFetch.close();
+      }
+    });
+    await t.step("should open a new connection after Connection: close", async () => {
+      const before = stats.connections;
+      const deviceFetch = createDeviceFetch();
+      try {
+        assert.equal(await (await deviceFetch(`${base}/close`)).text(), "bye");
+        assert.equal(await (await deviceFetch(`${base}/close`)).text(), "bye");
+      } finally {
+        deviceFetch.close();
+      }
+      assert.equal(stats.connections - before, 2);
+    });
+    await t.step("should answer concurrent requests one after the other", async () => {
+      const deviceFetch = createDeviceFetch();
+      try {
+        const answers = await Promise.all(
+          ["a", "b", "c"].map(async (body) =>
+            (await deviceFetch(`${base}/x`, { method: "PUT", body })).json()
+          ),
+        );
+        assert.deepEqual(answers.map((a) => a.body), ["a", "b", "c"]);
+      } finally {
+        deviceFetch.close();
+      }
     });
     await t.step("should pass error pages through with their status", async () => {
       const deviceFetch = createDeviceFetch();
@@ -174,6 +219,32 @@ Deno.test("createDeviceFetch() failures", async (t) => {
       await new Promise((resolve) => server.close(resolve));
     }
   });
+});
+
+Deno.test("createDeviceFetch() reconnects once when the device dropped the idle connection", async () => {
+  // The first connection answers once, then closes without answering: what a device does
+  // when its keep-alive timeout ends just as the next request arrives.
+  let connections = 0;
+  const server = tls.createServer({ key: KEY, cert: CERT }, (socket) => {
+    const n = ++connections;
+    let requests = 0;
+    socket.on("data", () => {
+      if (n === 1 && ++requests === 2) return socket.destroy();
+      socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n${n}`);
+    });
+    socket.on("error", () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  const deviceFetch = createDeviceFetch();
+  try {
+    assert.equal(await (await deviceFetch(`https://127.0.0.1:${port}/x`)).text(), "1");
+    assert.equal(await (await deviceFetch(`https://127.0.0.1:${port}/x`)).text(), "2");
+    assert.equal(connections, 2);
+  } finally {
+    deviceFetch.close();
+    await new Promise((resolve) => server.close(resolve));
+  }
 });
 
 Deno.test("probeFingerprint() shows the certificate to pin", async () => {
