@@ -143,7 +143,8 @@ const PUBLISHING_OPTIONS: readonly OptionSpec[] = [
     name: "common-divisor",
     type: "string",
     arg: "N",
-    help: "read common (PV, BATT, GRID, LOAD, PCS) and batt (settings) only every N-th poll",
+    help: "read common (PV, BATT, GRID, LOAD, PCS) only every N-th poll; " +
+      "batt (the settings) is read with it about once a minute",
     default: "1",
     env: "ESS_COMMON_DIVISOR",
     group: "Publishing",

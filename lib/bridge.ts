@@ -78,8 +78,14 @@ export interface BridgeOptions {
   prefix: string;
   /** Time between polls, in ms. */
   intervalMs: number;
-  /** `common` and `batt` are read every N-th poll. */
+  /** `common` is read every N-th poll. */
   commonDivisor: number;
+  /**
+   * `batt` (the settings: winter mode, charge strategy, backup) is read with `common`, but at
+   * most about this often, in ms (default 60 s): settings change only by a command, which the
+   * bridge reads back at once, or in LG's app.
+   */
+  settingsEveryMs?: number | undefined;
   publishMode: PublishMode;
   /** In `changes` mode, everything is published again this often, in ms. */
   republishMs: number;
@@ -310,12 +316,19 @@ export class Bridge {
   }
 
   async #loop(): Promise<void> {
+    const { commonDivisor, intervalMs } = this.#options;
+    const settingsEveryMs = this.#options.settingsEveryMs ?? 60_000;
+    const battDivisor = commonDivisor *
+      Math.max(1, Math.round(settingsEveryMs / (intervalMs * commonDivisor)));
     let cycle = 0;
     while (!this.#stop.signal.aborted) {
       const started = this.#now();
-      const withCommon = cycle % this.#options.commonDivisor === 0 || this.#deviceUp !== true;
+      const recovering = this.#deviceUp !== true;
+      const states: PublishedState[] = ["home"];
+      if (cycle % commonDivisor === 0 || recovering) states.push("common");
+      if (cycle % battDivisor === 0 || recovering) states.push("batt");
       // A hung device request must not hold up a shutdown.
-      const ok = await unlessAborted(this.#poll(withCommon), this.#stop.signal, false);
+      const ok = await unlessAborted(this.#poll(states), this.#stop.signal, false);
       if (this.#stop.signal.aborted) break;
       let wait: number;
       if (ok) {
@@ -441,9 +454,9 @@ export class Bridge {
     }));
   }
 
-  /** Reads and publishes (`batt` with `common`); `true` if the device answered. Never throws. */
-  #poll(withCommon: boolean): Promise<boolean> {
-    return this.#exclusive(() => this.#readAndPublish(withCommon ? PUBLISHED_STATES : ["home"]));
+  /** Reads and publishes `states`; `true` if the device answered. Never throws. */
+  #poll(states: readonly PublishedState[]): Promise<boolean> {
+    return this.#exclusive(() => this.#readAndPublish(states));
   }
 
   async #readAndPublish(states: readonly PublishedState[]): Promise<boolean> {
