@@ -174,7 +174,7 @@ const command: Command = {
       );
     }
     const options = simulatorOptions(p);
-    const sim = await startSimulator(options);
+    const sim = await startSimulator({ ...options, recordRequests: false });
     try {
       const stopped = nextStopSignal();
       io.out(banner(sim, options.mdns === true));

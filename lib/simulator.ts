@@ -91,6 +91,11 @@ export interface SimulatorOptions {
   announce?: Announce;
   /** Where requests are logged (debug). */
   logger?: Logger;
+  /**
+   * Keep every request in {@link Simulator.requests}, for tests (default true). `ess simulate`
+   * turns it off: it runs for days, and the list would only grow.
+   */
+  recordRequests?: boolean;
 }
 
 /** One request as it reached the simulated device. */
@@ -129,7 +134,8 @@ export interface Simulator {
   readonly fingerprint: string;
   /** Which firmware it imitates. */
   readonly firmware: Firmware;
-  /** Every request received, in order, for tests to check what reached the device. */
+  /** Every request received, in order, for tests to check what reached the device (empty with
+   * `recordRequests: false`). */
   readonly requests: SimRequest[];
   /** The device model, to inspect its state. */
   readonly device: SimDevice;
@@ -219,6 +225,7 @@ class RunningSimulator implements Simulator {
   #now: () => Date;
   #log: Logger;
   #routes = new Map<string, Handler>();
+  #record: boolean;
 
   constructor(options: SimulatorOptions, fingerprint: string) {
     const seed = options.seed ?? 1;
@@ -232,6 +239,7 @@ class RunningSimulator implements Simulator {
     this.#random = seededRandom(seed ^ 0x5eed);
     this.#errorRate = options.errorRate ?? 0;
     this.#latencyMs = options.latencyMs ?? 0;
+    this.#record = options.recordRequests ?? true;
     this.#keyLifetimeSeconds = options.keyLifetimeSeconds;
     this.device = new SimDevice({
       firmware: this.firmware,
@@ -363,7 +371,7 @@ class RunningSimulator implements Simulator {
       body = undefined;
     }
     const record: SimRequest = { method: request.method, path, body, status: 0 };
-    this.requests.push(record);
+    if (this.#record) this.requests.push(record);
     if (this.#latencyMs > 0) {
       await new Promise((resolve) => setTimeout(resolve, this.#latencyMs));
     }

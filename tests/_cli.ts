@@ -1,6 +1,6 @@
 /**
- * Runs the `ess` CLI as its own process, from source, with exactly the permission flags of the
- * compiled binary (permissions.txt), so that CLI tests exercise what users run.
+ * Runs the `ess` CLI as its own process, from source, with exactly the flags of the compiled
+ * binary (run-flags.txt), so that CLI tests exercise what users run.
  *
  * @module
  */
@@ -8,9 +8,9 @@ import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
-/** The permission flags of the binary, read from permissions.txt. */
+/** The flags of the binary (permissions, V8 heap), read from run-flags.txt. */
 export const PERMISSIONS: readonly string[] = (
-  await Deno.readTextFile(new URL("../permissions.txt", import.meta.url))
+  await Deno.readTextFile(new URL("../run-flags.txt", import.meta.url))
 ).trim().split(/\s+/);
 
 /** What a CLI run left behind. */

@@ -5,7 +5,7 @@
 import { deepEqual, equal, match, ok } from "@std/assert";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-const PERMISSIONS = (await Deno.readTextFile(`${ROOT}permissions.txt`)).trim().split(/\s+/);
+const PERMISSIONS = (await Deno.readTextFile(`${ROOT}run-flags.txt`)).trim().split(/\s+/);
 const NS_A = `ess-t-${Deno.pid}-a`;
 const NS_B = `ess-t-${Deno.pid}-b`;
 const ADDRESS_A = "10.213.1.1";

@@ -23,7 +23,7 @@ import { type Simulator, startSimulator } from "../lib/simulator.ts";
 import { createDeviceFetch } from "../lib/transport.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-const PERMISSIONS = (await Deno.readTextFile(`${ROOT}permissions.txt`)).trim().split(/\s+/);
+const PERMISSIONS = (await Deno.readTextFile(`${ROOT}run-flags.txt`)).trim().split(/\s+/);
 
 /** Our own values, shaped like an ESS Home 8/10's answers. */
 const HOME: JsonObject = {

@@ -3,12 +3,12 @@ import { COMMANDS } from "../commands/_registry.ts";
 import denoJson from "../deno.json" with { type: "json" };
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const PERMISSIONS = Deno.readTextFileSync(new URL("../permissions.txt", import.meta.url)).trim();
+const PERMISSIONS = Deno.readTextFileSync(new URL("../run-flags.txt", import.meta.url)).trim();
 
-Deno.test("permissions.txt is the one permission list of the ess and compile tasks", () => {
+Deno.test("run-flags.txt is the one flag list of the ess and compile tasks", () => {
   const tasks = denoJson.tasks as Record<string, { command: string }>;
   for (const name of ["ess", "demo", "compile"]) {
-    assert.ok(tasks[name]!.command.includes("$(cat permissions.txt)"), name);
+    assert.ok(tasks[name]!.command.includes("$(cat run-flags.txt)"), name);
     assert.doesNotMatch(tasks[name]!.command, /--allow-|-A\b|--allow-all/, name);
   }
   assert.doesNotMatch(PERMISSIONS, /--allow-all|-A\b|--allow-write|--allow-run|--allow-ffi/);
@@ -56,7 +56,7 @@ function covered(name: string, allowed: readonly string[]): boolean {
   return allowed.some((a) => a.endsWith("*") ? name.startsWith(a.slice(0, -1)) : name === a);
 }
 
-Deno.test("--allow-env in permissions.txt covers every variable ess reads", async (t) => {
+Deno.test("--allow-env in run-flags.txt covers every variable ess reads", async (t) => {
   const allowed = allowedEnv();
 
   await t.step(

@@ -400,3 +400,11 @@ Deno.test("startSimulator() announces over mDNS only when asked", async () => {
     },
   );
 });
+
+Deno.test("startSimulator() keeps no request list when told not to record", async () => {
+  await withSim({ recordRequests: false }, async (sim) => {
+    const login = await call(sim, "PUT", "/v1/user/setting/login", { password: sim.password });
+    assert.equal(login.status, 200);
+    assert.equal(sim.requests.length, 0);
+  });
+});
