@@ -128,7 +128,9 @@ export function createHassPlugin(options: HassPluginOptions): HassPlugin {
     );
     if (!pyessCleared) {
       const old = pyessConfigTopics([...published, ...options.sensors ?? []], discoveryPrefix);
-      for (const topic of old) await ctx.publish(topic, "", { retain: true, qos: 1 });
+      // All at once: they leave in one write and the broker's acknowledgements come back
+      // together, instead of 76 round trips one after the other at every start.
+      await Promise.all(old.map((topic) => ctx.publish(topic, "", { retain: true, qos: 1 })));
       ctx.logger.debug(`cleared ${old.length} per-topic sensor configs pyess may have announced`);
       pyessCleared = true;
     }
