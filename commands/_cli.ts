@@ -152,6 +152,8 @@ export interface Command {
   description: string;
   options: readonly OptionSpec[];
   examples: readonly string[];
+  /** Whether it takes arguments besides options; without, {@link parseCommand} refuses any. */
+  positionals?: boolean;
   run(argv: string[], io: Io): Promise<number>;
 }
 
@@ -290,6 +292,11 @@ export async function parseCommand(
   if (cli.get("help")?.value === true) {
     io.out(helpText(command));
     return undefined;
+  }
+  if (!command.positionals && parsed.positionals.length > 0) {
+    throw new UsageError(
+      `ess ${command.name} takes no arguments (got ${JSON.stringify(parsed.positionals[0])})`,
+    );
   }
 
   const configSpec = specs.find((s) => s.name === "config");

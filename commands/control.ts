@@ -119,6 +119,7 @@ const command: Command = {
     ...DEVICE_OPTIONS,
     ...GENERAL_OPTIONS,
   ],
+  positionals: true,
   examples: [
     "ess control winter on",
     "ess control active off",

@@ -92,9 +92,6 @@ const command: Command = {
   async run(argv: string[], io: Io): Promise<number> {
     const p = await parseCommand(command, argv, io);
     if (!p) return 0;
-    if (p.positionals.length > 0) {
-      throw new UsageError(`ess data takes no arguments (got ${JSON.stringify(p.positionals[0])})`);
-    }
     const states = parseStates(p.string("only"));
     const format = choose(p.string("format"), FORMATS, "format");
     if (p.flag("show-fingerprint")) {

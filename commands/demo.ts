@@ -8,7 +8,6 @@
 import { sleep } from "../lib/backoff.ts";
 import { Bridge } from "../lib/bridge.ts";
 import { EssClient } from "../lib/client.ts";
-import { UsageError } from "../lib/errors.ts";
 import { createLogger } from "../lib/log.ts";
 import type { MqttConnection, MqttListener } from "../lib/mqtt.ts";
 import { type Simulator, startSimulator } from "../lib/simulator.ts";
@@ -170,7 +169,6 @@ const command: Command = {
   async run(argv: string[], io: Io): Promise<number> {
     const p = await parseCommand(command, argv, io);
     if (!p) return 0;
-    if (p.positionals.length > 0) throw new UsageError("ess demo takes no arguments");
     return await runDemo(io, DEMO_SECTIONS);
   },
 };

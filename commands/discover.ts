@@ -99,11 +99,6 @@ const command: Command = {
 export async function runDiscover(argv: string[], io: Io, browseWith: Browse): Promise<number> {
   const p = await parseCommand(command, argv, io);
   if (!p) return 0;
-  if (p.positionals.length > 0) {
-    throw new UsageError(
-      `ess discover takes no arguments (got ${JSON.stringify(p.positionals[0])})`,
-    );
-  }
   const timeoutMs = (p.seconds("timeout") ?? 3) * 1000;
   const interfaceAddress = p.string("interface");
   if (interfaceAddress !== undefined && !IPV4.test(interfaceAddress)) {

@@ -136,6 +136,7 @@ const command: Command = {
     ...DEVICE_OPTIONS,
     ...GENERAL_OPTIONS,
   ],
+  positionals: true,
   examples: [
     "ess graph pv day",
     "ess graph load month 2024-06-15 --format csv > load-2024-06.csv",

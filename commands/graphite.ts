@@ -85,11 +85,6 @@ const command: Command = {
   async run(argv: string[], io: Io): Promise<number> {
     const p = await parseCommand(command, argv, io);
     if (!p) return 0;
-    if (p.positionals.length > 0) {
-      throw new UsageError(
-        `ess graphite takes no arguments (got ${JSON.stringify(p.positionals[0])})`,
-      );
-    }
     const server = p.string("graphite");
     if (server === undefined || server.trim() === "") {
       throw new UsageError(

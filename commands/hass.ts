@@ -56,9 +56,6 @@ const command: Command = {
   async run(argv: string[], io: Io): Promise<number> {
     const p = await parseCommand(command, argv, io);
     if (!p) return 0;
-    if (p.positionals.length > 0) {
-      throw new UsageError(`ess hass takes no arguments (got ${JSON.stringify(p.positionals[0])})`);
-    }
     if (p.flag("print") && p.flag("remove")) {
       throw new UsageError("--print and --remove do not go together");
     }

@@ -404,9 +404,6 @@ const command: Command = {
   async run(argv: string[], io: Io): Promise<number> {
     const p = await parseCommand(command, argv, io);
     if (!p) return 0;
-    if (p.positionals.length > 0) {
-      throw new UsageError(`ess mqtt takes no arguments (got ${JSON.stringify(p.positionals[0])})`);
-    }
     const settings = await mqttSettings(p);
     const plugins = PLUGIN_FACTORIES.map((make) => make(settings.plugins)).filter((x) =>
       x !== undefined

@@ -4,7 +4,6 @@
  * @module
  */
 import { readDevicePassword } from "../lib/client.ts";
-import { UsageError } from "../lib/errors.ts";
 import { DEVICE_WIFI_HOST } from "../lib/states.ts";
 import { type Command, DEVICE_OPTIONS, GENERAL_OPTIONS, type Io, parseCommand } from "./_cli.ts";
 import { deviceFetch, parseHostPort } from "./_device.ts";
@@ -32,7 +31,6 @@ const command: Command = {
   async run(argv: string[], io: Io): Promise<number> {
     const p = await parseCommand(command, argv, io);
     if (!p) return 0;
-    if (p.positionals.length > 0) throw new UsageError("ess password takes no arguments");
     const host = parseHostPort(p.string("host") ?? DEVICE_WIFI_HOST, 443);
     const fetch = deviceFetch(p);
     try {

@@ -168,11 +168,6 @@ const command: Command = {
   async run(argv: string[], io: Io): Promise<number> {
     const p = await parseCommand(command, argv, io);
     if (!p) return 0;
-    if (p.positionals.length > 0) {
-      throw new UsageError(
-        `ess simulate takes no arguments (got ${JSON.stringify(p.positionals[0])})`,
-      );
-    }
     const options = simulatorOptions(p);
     const sim = await startSimulator({ ...options, recordRequests: false });
     try {

@@ -382,3 +382,15 @@ Deno.test("ess data errors end in one line and the right exit code", async (t) =
     );
   });
 });
+
+Deno.test("every command without arguments refuses a stray one in one line", async () => {
+  const commands = ["password", "discover", "data", "mqtt", "hass", "graphite", "simulate", "demo"];
+  const runs = await Promise.all(commands.map((name) => ess([name, "stray"])));
+  runs.forEach((run, i) => {
+    assertOneLineError(
+      run,
+      2,
+      new RegExp(`^ess: ess ${commands[i]} takes no arguments \\(got "stray"\\)$`),
+    );
+  });
+});
