@@ -3,9 +3,9 @@
 // created inside namespace A with its peer moved straight into B, so the host's own namespace
 // never sees an interface, an address or a packet of this test.
 import { deepEqual, equal, match, ok } from "@std/assert";
+import { PERMISSIONS, runCli } from "./_cli.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-const PERMISSIONS = (await Deno.readTextFile(`${ROOT}run-flags.txt`)).trim().split(/\s+/);
 const NS_A = `ess-t-${Deno.pid}-a`;
 const NS_B = `ess-t-${Deno.pid}-b`;
 const ADDRESS_A = "10.213.1.1";
@@ -43,32 +43,11 @@ async function whyNot(): Promise<string | undefined> {
 
 const skip = await whyNot();
 
-/** Runs `ess <args>` inside namespace B with the permissions of the compiled binary. */
+/** Runs `ess <args>` inside namespace B with the flags of the compiled binary. */
 async function essInB(args: string[]) {
   const started = performance.now();
-  const out = await new Deno.Command("ip", {
-    args: [
-      "netns",
-      "exec",
-      NS_B,
-      Deno.execPath(),
-      "run",
-      "--no-prompt",
-      ...PERMISSIONS,
-      `${ROOT}main.ts`,
-      ...args,
-    ],
-    cwd: ROOT,
-    env: { ESS_HOST: "", ESS_NAME: "", ESS_CONFIG: "/dev/null", NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: out.code,
-    stdout: new TextDecoder().decode(out.stdout),
-    stderr: new TextDecoder().decode(out.stderr),
-    ms: performance.now() - started,
-  };
+  const out = await runCli(args, { netns: NS_B, env: { ESS_CONFIG: "/dev/null" } });
+  return { ...out, ms: performance.now() - started };
 }
 
 Deno.test({

@@ -21,9 +21,7 @@ import { createLogger } from "../lib/log.ts";
 import { EssClient } from "../lib/client.ts";
 import { type Simulator, startSimulator } from "../lib/simulator.ts";
 import { createDeviceFetch } from "../lib/transport.ts";
-
-const ROOT = new URL("..", import.meta.url).pathname;
-const PERMISSIONS = (await Deno.readTextFile(`${ROOT}run-flags.txt`)).trim().split(/\s+/);
+import { runCli, spawnCli } from "./_cli.ts";
 
 /** Our own values, shaped like an ESS Home 8/10's answers. */
 const HOME: JsonObject = {
@@ -507,19 +505,8 @@ async function expectedPaths(sim: Simulator): Promise<string[]> {
   }
 }
 
-async function ess(args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--no-prompt", ...PERMISSIONS, `${ROOT}main.ts`, ...args],
-    env: { ESS_CONFIG: "/dev/null", NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: out.code,
-    stdout: new TextDecoder().decode(out.stdout),
-    stderr: new TextDecoder().decode(out.stderr),
-  };
-}
+/** `ess <args>` with the flags of the compiled binary and no config file. */
+const ess = (args: string[]) => runCli(args, { env: { ESS_CONFIG: "/dev/null" } });
 
 Deno.test("ess graphite --once", async (t) => {
   const sim = await startSimulator({ port: 0 });
@@ -613,12 +600,8 @@ Deno.test("ess graphite", async (t) => {
   await t.step("should stop cleanly on SIGTERM and exit 0", async () => {
     const sim = await startSimulator({ port: 0 });
     const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--no-prompt",
-        ...PERMISSIONS,
-        `${ROOT}main.ts`,
+    const child = spawnCli(
+      [
         "graphite",
         "--graphite",
         `127.0.0.1:${listener.addr.port}`,
@@ -629,10 +612,8 @@ Deno.test("ess graphite", async (t) => {
         "--interval-seconds",
         "3600",
       ],
-      env: { ESS_CONFIG: "/dev/null", NO_COLOR: "1" },
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+      { env: { ESS_CONFIG: "/dev/null" } },
+    );
     try {
       const conn = await listener.accept();
       const reader = conn.readable.pipeThrough(new TextDecoderStream()).getReader();

@@ -17,10 +17,9 @@ import { type Simulator, startSimulator } from "../lib/simulator.ts";
 import { createLogger } from "../lib/log.ts";
 import { BATT_SETTING_PATH, STATE_PATHS } from "../lib/states.ts";
 import { startAedes, type TestBroker, watch, type Watcher } from "./_broker.ts";
+import { PERMISSIONS } from "./_cli.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const PERMISSIONS = Deno.readTextFileSync(new URL("../run-flags.txt", import.meta.url)).trim()
-  .split(/\s+/);
 /** Clock ticks per second of /proc's CPU times (`getconf CLK_TCK`), set before measuring. */
 let ticksPerSecond = 100;
 

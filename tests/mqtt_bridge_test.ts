@@ -15,11 +15,10 @@ import { BATT_SETTING_PATH, OPERATION_PATH } from "../lib/states.ts";
 import { PUBLISHED_STATES } from "../lib/topics.ts";
 import { createDeviceFetch } from "../lib/transport.ts";
 import { BROKERS, type TestBroker, watch, type Watcher } from "./_broker.ts";
-import { PERMISSIONS } from "./_cli.ts";
+import { runCli, spawnCli } from "./_cli.ts";
 
 /** A fixed clock: the simulated house stands still, so published values can be compared. */
 const NOON = new Date("2026-06-21T10:00:00Z");
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 interface World {
   sim: Simulator;
@@ -120,39 +119,21 @@ const controlRequests = (sim: Simulator) =>
 
 /** `ess mqtt` as a long-running subprocess against the world. */
 function spawnEss(w: World): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--no-prompt",
-      ...PERMISSIONS,
-      MAIN,
-      "mqtt",
-      "--config",
-      "/dev/null",
-      "--host",
-      w.sim.host,
-      "--password",
-      w.sim.password,
-      "--fingerprint",
-      w.sim.fingerprint,
-      "--mqtt-server",
-      w.broker.url,
-      "--interval-seconds",
-      "1",
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-}
-
-async function runEss(args: string[]): Promise<Deno.CommandOutput> {
-  return await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--no-prompt", ...PERMISSIONS, MAIN, "mqtt", ...args],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+  return spawnCli([
+    "mqtt",
+    "--config",
+    "/dev/null",
+    "--host",
+    w.sim.host,
+    "--password",
+    w.sim.password,
+    "--fingerprint",
+    w.sim.fingerprint,
+    "--mqtt-server",
+    w.broker.url,
+    "--interval-seconds",
+    "1",
+  ]);
 }
 
 for (const { name, start, ignore } of BROKERS) {
@@ -476,9 +457,9 @@ for (const { name, start, ignore } of BROKERS) {
                 "",
               ].join("\n"),
             );
-            const { code, stderr } = await runEss(["--config", config]);
-            equal(code, 0, new TextDecoder().decode(stderr));
-            equal(new TextDecoder().decode(stderr), "", "no warnings");
+            const { code, stderr } = await runCli(["mqtt", "--config", config]);
+            equal(code, 0, stderr);
+            equal(stderr, "", "no warnings");
             await w.watcher.until(() => allPublished(w), "every state topic");
           } finally {
             await Deno.remove(dir, { recursive: true });
@@ -490,7 +471,8 @@ for (const { name, start, ignore } of BROKERS) {
       "should exit 78 with one line on a wrong password (subprocess)",
       () =>
         withWorld(start, async (w) => {
-          const { code, stderr } = await runEss([
+          const { code, stderr } = await runCli([
+            "mqtt",
             "--config",
             "/dev/null",
             "--host",
@@ -501,7 +483,7 @@ for (const { name, start, ignore } of BROKERS) {
             w.broker.url,
           ]);
           equal(code, 78);
-          const lines = new TextDecoder().decode(stderr).trimEnd().split("\n")
+          const lines = stderr.trimEnd().split("\n")
             .filter((l) => !l.startsWith("ess: info: "));
           equal(lines.length, 1, lines.join("\n"));
           assert(/^ess: Cannot log in to .*: wrong password/.test(lines[0]!), lines[0]);
