@@ -4,101 +4,18 @@
  * subprocess. The broker's retained messages are what Home Assistant would read.
  */
 import { deepEqual, equal, ok } from "@std/assert";
-import { sleep } from "../lib/backoff.ts";
-import { Bridge } from "../lib/bridge.ts";
-import { EssClient } from "../lib/client.ts";
-import { flatten, type Json, type JsonObject } from "../lib/flatten.ts";
+import type { Json, JsonObject } from "../lib/flatten.ts";
 import { createHassPlugin } from "../lib/hass_plugin.ts";
-import { createLogger } from "../lib/log.ts";
-import { connectMqtt } from "../lib/mqtt.ts";
-import { type Firmware, type Simulator, startSimulator } from "../lib/simulator.ts";
+import type { Firmware } from "../lib/simulator.ts";
 import { BATT_SETTING_PATH, OPERATION_PATH } from "../lib/states.ts";
-import { PUBLISHED_STATES } from "../lib/topics.ts";
-import { createDeviceFetch } from "../lib/transport.ts";
-import { BROKERS, type TestBroker, watch, type Watcher } from "./_broker.ts";
-import { PERMISSIONS } from "./_cli.ts";
+import { BROKERS, type TestBroker, watch } from "./_broker.ts";
+import { runCli } from "./_cli.ts";
+import { controlRequests, deviceTopics, withBridge, withWorld, type World } from "./_world.ts";
 import { discoveryProblems, renderState } from "./_hass_rules.ts";
 
-const NOON = new Date("2026-06-21T10:00:00Z");
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-
-interface World {
-  sim: Simulator;
-  broker: TestBroker;
-  watcher: Watcher;
-}
-
-async function withWorld(
-  start: () => Promise<TestBroker>,
-  fn: (w: World) => Promise<void>,
-  firmware: Firmware = "classic",
-) {
-  const sim = await startSimulator({ now: () => NOON, firmware });
-  const broker = await start();
-  const watcher = await watch(broker.url);
-  try {
-    await fn({ sim, broker, watcher });
-  } finally {
-    await watcher.close();
-    await broker.close();
-    await sim.close();
-  }
-}
-
-/** The bridge with Home Assistant discovery, in-process, until `fn` is done. */
-async function withBridge(w: World, fn: () => Promise<void>): Promise<void> {
-  const fetch = createDeviceFetch({ fingerprint: w.sim.fingerprint, timeoutMs: 2000 });
-  const logger = createLogger("error", () => {});
-  const device = new EssClient({ host: w.sim.host, password: w.sim.password, fetch, logger });
-  const mqtt = connectMqtt({
-    url: w.broker.url,
-    clientId: `ess-test-${crypto.randomUUID().slice(0, 8)}`,
-    will: { topic: "ess/status", payload: "offline", retain: true, qos: 1 },
-  });
-  const hass = createHassPlugin({
-    version: "0.1.0",
-    fallbackId: w.sim.host,
-    onlineDelayMs: 50,
-    retryMs: 50,
-  });
-  const bridge = new Bridge({
-    device,
-    mqtt,
-    options: {
-      prefix: "ess",
-      intervalMs: 60_000,
-      commonDivisor: 1,
-      publishMode: "changes",
-      republishMs: 300_000,
-      retain: true,
-      json: false,
-      once: false,
-      plugins: [hass],
-    },
-    logger,
-    now: Date.now,
-    sleep,
-    random: Math.random,
-  });
-  const stop = new AbortController();
-  const running = bridge.run(stop.signal);
-  try {
-    await fn();
-  } finally {
-    stop.abort();
-    await running;
-    fetch.close();
-  }
-}
-
-/** The state topics the bridge publishes for the simulated device. */
-function deviceTopics(sim: Simulator): Set<string> {
-  return new Set(
-    PUBLISHED_STATES.flatMap((state) =>
-      flatten(sim.device.read(state)).map(({ path }) => ["ess", state, ...path].join("/"))
-    ),
-  );
-}
+/** The discovery plugin as `ess mqtt` makes it, with quick retries. */
+const hassPlugin = (w: World) =>
+  createHassPlugin({ version: "0.1.0", fallbackId: w.sim.host, onlineDelayMs: 50, retryMs: 50 });
 
 const configTopic = (w: World) =>
   [...w.watcher.last.keys()].find((t) => /^homeassistant\/device\/ess_[a-z0-9_]+\/config$/.test(t));
@@ -144,41 +61,23 @@ async function retainedConfigs(broker: TestBroker): Promise<string[]> {
   }
 }
 
-const controlRequests = (sim: Simulator, from: number) =>
-  sim.requests.slice(from).filter((r) =>
-    r.method === "PUT" && (r.path === OPERATION_PATH || r.path === BATT_SETTING_PATH)
-  ).map((r) => {
-    const { auth_key: _, ...body } = r.body as JsonObject;
-    return `${r.path} ${JSON.stringify(body)}`;
-  });
-
 async function runEss(w: World, args: string[]): Promise<{ code: number; out: string }> {
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--no-prompt",
-      ...PERMISSIONS,
-      MAIN,
-      "hass",
-      "--config",
-      "/dev/null",
-      "--host",
-      w.sim.host,
-      "--password",
-      w.sim.password,
-      "--fingerprint",
-      w.sim.fingerprint,
-      "--mqtt-server",
-      w.broker.url,
-      ...args,
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder();
-  equal(text.decode(stderr), "", "nothing on stderr");
-  return { code, out: text.decode(stdout) };
+  const { code, stdout, stderr } = await runCli([
+    "hass",
+    "--config",
+    "/dev/null",
+    "--host",
+    w.sim.host,
+    "--password",
+    w.sim.password,
+    "--fingerprint",
+    w.sim.fingerprint,
+    "--mqtt-server",
+    w.broker.url,
+    ...args,
+  ]);
+  equal(stderr, "", "nothing on stderr");
+  return { code, out: stdout };
 }
 
 for (const { name, start, ignore } of BROKERS) {
@@ -189,9 +88,9 @@ for (const { name, start, ignore } of BROKERS) {
         "should announce SOC, powers and daily energy, valid by the rules, with working controls",
         () =>
           withWorld(start, async (w) => {
-            await withBridge(w, async () => {
+            await withBridge(w, { intervalMs: 60_000, plugins: [hassPlugin(w)] }, async () => {
               const { config } = await announcement(w);
-              deepEqual(discoveryProblems(config, deviceTopics(w.sim), "ess"), []);
+              deepEqual(discoveryProblems(config, new Set(deviceTopics(w.sim).keys()), "ess"), []);
               const components = config["components"] as Record<string, JsonObject>;
               for (
                 const id of [
@@ -253,10 +152,13 @@ for (const { name, start, ignore } of BROKERS) {
           `should announce the batt controls, whose commands change the device (${firmware} firmware)`,
           () =>
             withWorld(start, async (w) => {
-              await withBridge(w, async () => {
+              await withBridge(w, { intervalMs: 60_000, plugins: [hassPlugin(w)] }, async () => {
                 const ids = ["fast_charge", "charge_strategy", "backup_mode", "backup_reserve"];
                 const { config } = await announcement(w, ids);
-                deepEqual(discoveryProblems(config, deviceTopics(w.sim), "ess"), []);
+                deepEqual(
+                  discoveryProblems(config, new Set(deviceTopics(w.sim).keys()), "ess"),
+                  [],
+                );
                 const alg = (strategy: string) => ALG_SETTING[firmware][strategy]!;
                 equal(w.watcher.last.get("ess/batt/alg_setting")?.payload, alg("battery_care"));
                 const components = config["components"] as Record<string, JsonObject>;
@@ -317,7 +219,7 @@ for (const { name, start, ignore } of BROKERS) {
         "should announce again when Home Assistant says online",
         () =>
           withWorld(start, async (w) => {
-            await withBridge(w, async () => {
+            await withBridge(w, { intervalMs: 60_000, plugins: [hassPlugin(w)] }, async () => {
               const { topic } = await announcement(w);
               const count = () => w.watcher.all.filter((m) => m.topic === topic).length;
               const before = count();
@@ -335,7 +237,7 @@ for (const { name, start, ignore } of BROKERS) {
             equal(printed.code, 0);
             const [topic, ...json] = printed.out.split("\n");
             const config = JSON.parse(json.join("\n"));
-            deepEqual(discoveryProblems(config, deviceTopics(w.sim), "ess"), []);
+            deepEqual(discoveryProblems(config, new Set(deviceTopics(w.sim).keys()), "ess"), []);
             deepEqual(
               config.components.charge_strategy.options,
               ["battery_care", "fast_charge"],
@@ -354,7 +256,7 @@ for (const { name, start, ignore } of BROKERS) {
             deepEqual(await retainedConfigs(w.broker), [topic], "ess's config, pyess's cleared");
 
             // The bridge announces too (and so would a second ess under another prefix).
-            await withBridge(w, async () => {
+            await withBridge(w, { intervalMs: 60_000, plugins: [hassPlugin(w)] }, async () => {
               await announcement(w);
             });
             await w.watcher.publish(

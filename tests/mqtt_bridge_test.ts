@@ -4,103 +4,10 @@
  * config files matter.
  */
 import { deepEqual, equal, ok as assert } from "@std/assert";
-import { sleep } from "../lib/backoff.ts";
-import { Bridge, type BridgeOptions } from "../lib/bridge.ts";
-import { EssClient } from "../lib/client.ts";
-import { flatten, type JsonObject } from "../lib/flatten.ts";
-import { createLogger } from "../lib/log.ts";
-import { connectMqtt } from "../lib/mqtt.ts";
-import { type Firmware, type Simulator, startSimulator } from "../lib/simulator.ts";
 import { BATT_SETTING_PATH, OPERATION_PATH } from "../lib/states.ts";
-import { PUBLISHED_STATES } from "../lib/topics.ts";
-import { createDeviceFetch } from "../lib/transport.ts";
-import { BROKERS, type TestBroker, watch, type Watcher } from "./_broker.ts";
+import { BROKERS, watch } from "./_broker.ts";
 import { runCli, spawnCli } from "./_cli.ts";
-
-/** A fixed clock: the simulated house stands still, so published values can be compared. */
-const NOON = new Date("2026-06-21T10:00:00Z");
-
-interface World {
-  sim: Simulator;
-  broker: TestBroker;
-  watcher: Watcher;
-  log: string[];
-}
-
-/** A simulator, a broker and a watcher on it, closed again after `fn`. */
-async function withWorld(
-  startBroker: () => Promise<TestBroker>,
-  fn: (w: World) => Promise<void>,
-  firmware: Firmware = "classic",
-): Promise<void> {
-  const sim = await startSimulator({ now: () => NOON, firmware });
-  const broker = await startBroker();
-  const watcher = await watch(broker.url);
-  try {
-    await fn({ sim, broker, watcher, log: [] });
-  } finally {
-    await watcher.close();
-    await broker.close();
-    await sim.close();
-  }
-}
-
-/** Runs the bridge in-process against the world until `fn` is done. */
-async function withBridge(
-  w: World,
-  options: Partial<BridgeOptions>,
-  fn: () => Promise<void>,
-): Promise<void> {
-  const fetch = createDeviceFetch({ fingerprint: w.sim.fingerprint, timeoutMs: 2000 });
-  const logger = createLogger("debug", (line) => w.log.push(line));
-  const device = new EssClient({ host: w.sim.host, password: w.sim.password, fetch, logger });
-  const mqtt = connectMqtt({
-    url: w.broker.url,
-    clientId: `ess-test-${crypto.randomUUID().slice(0, 8)}`,
-    will: { topic: "ess/status", payload: "offline", retain: true, qos: 1 },
-    reconnectBaseMs: 50,
-    reconnectMaxMs: 200,
-  });
-  const bridge = new Bridge({
-    device,
-    mqtt,
-    options: {
-      prefix: "ess",
-      intervalMs: 200,
-      commonDivisor: 1,
-      publishMode: "changes",
-      republishMs: 300_000,
-      retain: true,
-      json: false,
-      once: false,
-      ...options,
-    },
-    logger,
-    now: Date.now,
-    sleep,
-    random: Math.random,
-  });
-  const stop = new AbortController();
-  const running = bridge.run(stop.signal);
-  try {
-    await fn();
-  } finally {
-    stop.abort();
-    await running;
-    fetch.close();
-  }
-}
-
-/** Every state topic of the simulated device (pyess's and `ess/batt/...`) and its value. */
-function deviceTopics(sim: Simulator): Map<string, string> {
-  const topics = new Map<string, string>();
-  for (const state of PUBLISHED_STATES) {
-    for (const { path, value } of flatten(sim.device.read(state))) {
-      topics.set(["ess", state, ...path].join("/"), value);
-    }
-  }
-  return topics;
-}
+import { controlRequests, deviceTopics, withBridge, withWorld, type World } from "./_world.ts";
 
 function allPublished(w: World): boolean {
   for (const [topic, value] of deviceTopics(w.sim)) {
@@ -108,14 +15,6 @@ function allPublished(w: World): boolean {
   }
   return true;
 }
-
-const controlRequests = (sim: Simulator) =>
-  sim.requests.filter((r) => r.path === OPERATION_PATH || r.path === BATT_SETTING_PATH)
-    .filter((r) => r.method === "PUT")
-    .map((r) => {
-      const { auth_key: _, ...body } = r.body as JsonObject;
-      return `${r.path} ${JSON.stringify(body)}`;
-    });
 
 /** `ess mqtt` as a long-running subprocess against the world. */
 function spawnEss(w: World): Deno.ChildProcess {
