@@ -92,6 +92,22 @@ export async function withBridge(
   }
 }
 
+/** The options that point an `ess` subprocess at the world's device and broker, and no config file. */
+export function worldArgs(w: World): string[] {
+  return [
+    "--config",
+    "/dev/null",
+    "--host",
+    w.sim.host,
+    "--password",
+    w.sim.password,
+    "--fingerprint",
+    w.sim.fingerprint,
+    "--mqtt-server",
+    w.broker.url,
+  ];
+}
+
 /** Every state topic the bridge publishes for the simulated device (pyess's and `ess/batt/…`). */
 export function deviceTopics(sim: Simulator): Map<string, string> {
   const topics = new Map<string, string>();

@@ -10,7 +10,14 @@ import type { Firmware } from "../lib/simulator.ts";
 import { BATT_SETTING_PATH, OPERATION_PATH } from "../lib/states.ts";
 import { BROKERS, type TestBroker, watch } from "./_broker.ts";
 import { runCli } from "./_cli.ts";
-import { controlRequests, deviceTopics, withBridge, withWorld, type World } from "./_world.ts";
+import {
+  controlRequests,
+  deviceTopics,
+  withBridge,
+  withWorld,
+  type World,
+  worldArgs,
+} from "./_world.ts";
 import { discoveryProblems, renderState } from "./_hass_rules.ts";
 
 /** The discovery plugin as `ess mqtt` makes it, with quick retries. */
@@ -62,20 +69,7 @@ async function retainedConfigs(broker: TestBroker): Promise<string[]> {
 }
 
 async function runEss(w: World, args: string[]): Promise<{ code: number; out: string }> {
-  const { code, stdout, stderr } = await runCli([
-    "hass",
-    "--config",
-    "/dev/null",
-    "--host",
-    w.sim.host,
-    "--password",
-    w.sim.password,
-    "--fingerprint",
-    w.sim.fingerprint,
-    "--mqtt-server",
-    w.broker.url,
-    ...args,
-  ]);
+  const { code, stdout, stderr } = await runCli(["hass", ...worldArgs(w), ...args]);
   equal(stderr, "", "nothing on stderr");
   return { code, out: stdout };
 }

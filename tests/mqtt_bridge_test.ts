@@ -7,7 +7,14 @@ import { deepEqual, equal, ok as assert } from "@std/assert";
 import { BATT_SETTING_PATH, OPERATION_PATH } from "../lib/states.ts";
 import { BROKERS, watch } from "./_broker.ts";
 import { runCli, spawnCli } from "./_cli.ts";
-import { controlRequests, deviceTopics, withBridge, withWorld, type World } from "./_world.ts";
+import {
+  controlRequests,
+  deviceTopics,
+  withBridge,
+  withWorld,
+  type World,
+  worldArgs,
+} from "./_world.ts";
 
 function allPublished(w: World): boolean {
   for (const [topic, value] of deviceTopics(w.sim)) {
@@ -18,21 +25,7 @@ function allPublished(w: World): boolean {
 
 /** `ess mqtt` as a long-running subprocess against the world. */
 function spawnEss(w: World): Deno.ChildProcess {
-  return spawnCli([
-    "mqtt",
-    "--config",
-    "/dev/null",
-    "--host",
-    w.sim.host,
-    "--password",
-    w.sim.password,
-    "--fingerprint",
-    w.sim.fingerprint,
-    "--mqtt-server",
-    w.broker.url,
-    "--interval-seconds",
-    "1",
-  ]);
+  return spawnCli(["mqtt", ...worldArgs(w), "--interval-seconds", "1"]);
 }
 
 for (const { name, start, ignore } of BROKERS) {
