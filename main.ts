@@ -10,7 +10,7 @@ import denoJson from "./deno.json" with { type: "json" };
 import type { Io } from "./commands/_cli.ts";
 import { processIo } from "./commands/_cli.ts";
 import { COMMANDS } from "./commands/_registry.ts";
-import { EssError, UsageError } from "./lib/errors.ts";
+import { errorText, EssError, UsageError } from "./lib/errors.ts";
 
 /** ess's version, from deno.json. */
 export const VERSION: string = denoJson.version;
@@ -67,9 +67,7 @@ export async function main(args: string[], io: Io = processIo): Promise<number> 
       return 1;
     }
     io.err(
-      `ess: unexpected error: ${
-        err instanceof Error ? err.message : String(err)
-      } (run with --log-level debug for details)\n`,
+      `ess: unexpected error: ${errorText(err)} (run with --log-level debug for details)\n`,
     );
     return 1;
   }

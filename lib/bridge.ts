@@ -7,7 +7,7 @@
  * @module
  */
 import { Backoff } from "./backoff.ts";
-import { EssError, WrongPasswordError } from "./errors.ts";
+import { errorText, EssError, WrongPasswordError } from "./errors.ts";
 import { flatten, type JsonObject } from "./flatten.ts";
 import type { Logger } from "./log.ts";
 import { type MqttConnection, type MqttListener, topicMatches } from "./mqtt.ts";
@@ -200,8 +200,6 @@ export function parseControl(name: ControlName, payload: string): ControlCommand
     }
   }
 }
-
-const errorText = (err: unknown) => err instanceof Error ? err.message : String(err);
 
 /**
  * `work`'s result, or `fallback` as soon as `signal` aborts. Unlike a race against one

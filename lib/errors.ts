@@ -109,3 +109,16 @@ export function preview(body: string, max = 60): string {
   if (flat === "") return "(empty body)";
   return JSON.stringify(flat.length > max ? `${flat.slice(0, max)}…` : flat);
 }
+
+/**
+ * The message of anything thrown, for one line of log or error text.
+ *
+ * @example
+ * ```ts
+ * errorText(new Error("boom")); // "boom"
+ * errorText("plain"); // "plain"
+ * ```
+ */
+export function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -11,6 +11,7 @@ import dgram from "node:dgram";
 import { Buffer } from "node:buffer";
 import { Backoff, sleep as realSleep } from "./backoff.ts";
 import {
+  errorText,
   EssError,
   GraphiteError,
   LoginPathNotFoundError,
@@ -144,7 +145,7 @@ export interface TcpSenderOptions {
 
 /** The message of an error, without Deno's `(os error 111)` tail. */
 function reason(err: unknown): string {
-  const message = err instanceof Error ? err.message : String(err);
+  const message = errorText(err);
   return message.replace(/\s*\(os error \d+\)$/, "");
 }
 

@@ -8,6 +8,7 @@
  * @module
  */
 import { sleep as sleepFor } from "./backoff.ts";
+import { errorText } from "./errors.ts";
 import type { BridgeContext, BridgePlugin } from "./bridge.ts";
 import type { JsonObject } from "./flatten.ts";
 import {
@@ -91,7 +92,7 @@ export function createHassPlugin(options: HassPluginOptions): HassPlugin {
     } catch (err) {
       if (systeminfo === undefined && !warnedUnreadable) {
         ctx.logger.warning(
-          `Home Assistant discovery waits for the device's systeminfo: ${(err as Error).message}`,
+          `Home Assistant discovery waits for the device's systeminfo: ${errorText(err)}`,
         );
         warnedUnreadable = true;
       }
@@ -148,7 +149,7 @@ export function createHassPlugin(options: HassPluginOptions): HassPlugin {
     try {
       return await serially(() => announce(ctx, force));
     } catch (err) {
-      ctx.logger.warning(`Home Assistant discovery failed: ${(err as Error).message}`);
+      ctx.logger.warning(`Home Assistant discovery failed: ${errorText(err)}`);
       return false;
     }
   };

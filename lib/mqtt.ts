@@ -21,7 +21,7 @@ import {
   SUBACK_FAILURE,
 } from "./_mqtt_packet.ts";
 import { Backoff, sleep } from "./backoff.ts";
-import { EssError } from "./errors.ts";
+import { errorText, EssError } from "./errors.ts";
 
 /** How one message is published. */
 export interface PublishOptions {
@@ -114,8 +114,6 @@ interface Waiter {
 
 /** Above this many unwritten bytes, publishing waits for the socket instead of queueing more. */
 const HIGH_WATER_BYTES = 64 * 1024;
-
-const errorText = (err: unknown) => err instanceof Error ? err.message : String(err);
 
 function closeQuietly(conn: Deno.Conn): void {
   try {

@@ -9,7 +9,7 @@
 import https from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { EssError } from "./errors.ts";
+import { errorText, EssError } from "./errors.ts";
 import { isJsonObject, type Json, type JsonObject } from "./flatten.ts";
 import { type Logger, silentLogger } from "./log.ts";
 import {
@@ -309,7 +309,7 @@ class RunningSimulator implements Simulator {
       });
     } catch (err) {
       throw new EssError(
-        `Cannot listen on ${this.host}: ${err instanceof Error ? err.message : String(err)}`,
+        `Cannot listen on ${this.host}: ${errorText(err)}`,
         { cause: err },
       );
     }
@@ -330,7 +330,7 @@ class RunningSimulator implements Simulator {
         }),
       );
     } catch (err) {
-      this.#log.error(`simulator: ${err instanceof Error ? err.message : String(err)}`);
+      this.#log.error(`simulator: ${errorText(err)}`);
       response = nginxPage(500, "Internal Server Error");
     }
     const body = new Uint8Array(await response.arrayBuffer());

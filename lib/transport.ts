@@ -14,6 +14,7 @@
 import tls from "node:tls";
 import { type ParsedResponse, ResponseParser } from "./_http1.ts";
 import {
+  errorText,
   EssError,
   PinMismatchError,
   TimeoutError,
@@ -339,10 +340,6 @@ function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
   out.set(a);
   out.set(b, a.length);
   return out;
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 /**
