@@ -35,13 +35,12 @@ interface Head {
   keepAlive: boolean;
 }
 
-const CRLF = [13, 10] as const;
 const EMPTY = new Uint8Array(0);
 const latin1 = new TextDecoder("latin1");
 
 function indexOfCrlf(bytes: Uint8Array, from: number): number {
   for (let i = from; i < bytes.length - 1; i++) {
-    if (bytes[i] === CRLF[0] && bytes[i + 1] === CRLF[1]) return i;
+    if (bytes[i] === 13 && bytes[i + 1] === 10) return i;
   }
   return -1;
 }
@@ -55,7 +54,8 @@ function indexOfBlankLine(bytes: Uint8Array): number {
   return -1;
 }
 
-function concat(parts: Uint8Array[], length: number): Uint8Array<ArrayBuffer> {
+/** `parts` as one array of `length` bytes. */
+export function concat(parts: Uint8Array[], length: number): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(length);
   let offset = 0;
   for (const part of parts) {

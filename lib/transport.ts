@@ -12,7 +12,7 @@
  * @module
  */
 import tls from "node:tls";
-import { type ParsedResponse, ResponseParser } from "./_http1.ts";
+import { concat, type ParsedResponse, ResponseParser } from "./_http1.ts";
 import {
   errorText,
   EssError,
@@ -94,12 +94,13 @@ function classify(err: unknown, host: string): Error {
 
 function bodyBytes(body: RequestInit["body"]): Uint8Array | undefined {
   if (body === undefined || body === null) return undefined;
-  if (typeof body === "string") return new TextEncoder().encode(body);
+  if (typeof body === "string") return encoder.encode(body);
   if (body instanceof Uint8Array) return body;
   throw new TypeError("device fetch sends only string or Uint8Array bodies");
 }
 
 const NO_BODY_STATUS = new Set([204, 205, 304]);
+const encoder = new TextEncoder();
 
 /** What a connection tells the request it is serving. */
 interface Exchange {
@@ -311,8 +312,9 @@ export function createDeviceFetch(options: DeviceFetchOptions = {}): DeviceFetch
           );
         },
       });
+      const headBytes = encoder.encode(head);
       conn.socket.write(
-        body === undefined ? head : concatBytes(new TextEncoder().encode(head), body),
+        body === undefined ? headBytes : concat([headBytes, body], headBytes.length + body.length),
       );
     });
   };
@@ -333,13 +335,6 @@ export function createDeviceFetch(options: DeviceFetchOptions = {}): DeviceFetch
     },
     peerFingerprint: { get: () => peerFingerprint },
   }) as DeviceFetch;
-}
-
-function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }
 
 /**
