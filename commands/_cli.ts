@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { parseArgs } from "@std/cli";
+import { parseArgs } from "node:util";
 import { type ConfigEntry, loadConfigFile, loadDefaultConfig } from "../lib/config.ts";
 import { ConfigError, EssError, UsageError } from "../lib/errors.ts";
 import { createLogger, type Logger, type LogLevel, parseLogLevel } from "../lib/log.ts";

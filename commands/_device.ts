@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { EssClient } from "../lib/client.ts";
+import { EssClient } from "../lib/device/client.ts";
 import { DiscoveryError, UsageError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
 import {
@@ -13,8 +13,8 @@ import {
   INSTANCE_PREFIX,
   matchesName,
   SERVICE_TYPE,
-} from "../lib/mdns.ts";
-import { createDeviceFetch, type DeviceFetch } from "../lib/transport.ts";
+} from "../lib/device/mdns.ts";
+import { createDeviceFetch, type DeviceFetch } from "../lib/device/transport.ts";
 import type { Parsed } from "./_cli.ts";
 
 /** A host and port, as the URL authority `HOST` or `HOST:PORT`. */

@@ -3,10 +3,10 @@
  *
  * @module
  */
-import type { EssClient } from "../lib/client.ts";
+import type { EssClient } from "../lib/device/client.ts";
 import { UsageError } from "../lib/errors.ts";
-import type { JsonObject } from "../lib/flatten.ts";
-import { CHARGE_STRATEGIES, type ChargeStrategy } from "../lib/states.ts";
+import type { JsonObject } from "../lib/device/flatten.ts";
+import { CHARGE_STRATEGIES, type ChargeStrategy } from "../lib/device/states.ts";
 import {
   choose,
   type Command,

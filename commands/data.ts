@@ -3,11 +3,11 @@
  *
  * @module
  */
-import { detectFamily } from "../lib/client.ts";
+import { detectFamily } from "../lib/device/client.ts";
 import { UsageError } from "../lib/errors.ts";
-import { flatten, type JsonObject } from "../lib/flatten.ts";
-import { isStateName, STATE_NAMES, type StateName } from "../lib/states.ts";
-import { probeFingerprint } from "../lib/transport.ts";
+import { flatten, type JsonObject } from "../lib/device/flatten.ts";
+import { isStateName, STATE_NAMES, type StateName } from "../lib/device/states.ts";
+import { probeFingerprint } from "../lib/device/transport.ts";
 import {
   choose,
   type Command,

@@ -6,13 +6,13 @@
  * @module
  */
 import { sleep } from "../lib/backoff.ts";
-import { Bridge } from "../lib/bridge.ts";
-import { EssClient } from "../lib/client.ts";
+import { Bridge } from "../lib/mqtt/bridge.ts";
+import { EssClient } from "../lib/device/client.ts";
 import { createLogger } from "../lib/log.ts";
-import type { MqttConnection, MqttListener } from "../lib/mqtt.ts";
-import { type Simulator, startSimulator } from "../lib/simulator.ts";
-import { controlTopic, DEFAULT_PREFIX } from "../lib/topics.ts";
-import { createDeviceFetch } from "../lib/transport.ts";
+import type { MqttConnection, MqttListener } from "../lib/mqtt/client.ts";
+import { type Simulator, startSimulator } from "../lib/sim/simulator.ts";
+import { controlTopic, DEFAULT_PREFIX } from "../lib/mqtt/topics.ts";
+import { createDeviceFetch } from "../lib/device/transport.ts";
 import { type Command, type Io, parseCommand } from "./_cli.ts";
 import data from "./data.ts";
 import graph from "./graph.ts";

@@ -12,7 +12,7 @@ import {
   httpsPort,
   INSTANCE_PREFIX,
   SERVICE_TYPE,
-} from "../lib/mdns.ts";
+} from "../lib/device/mdns.ts";
 import { type Command, GENERAL_OPTIONS, type Io, parseCommand } from "./_cli.ts";
 
 /** A device as `--json` prints it: `host` is what `--host` takes, `port` the SRV port. */

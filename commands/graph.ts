@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { GraphAnswer } from "../lib/client.ts";
+import type { GraphAnswer } from "../lib/device/client.ts";
 import { UsageError } from "../lib/errors.ts";
 import {
   type CalendarDate,
@@ -12,7 +12,7 @@ import {
   GRAPH_SPANS,
   type GraphDevice,
   type GraphSpan,
-} from "../lib/states.ts";
+} from "../lib/device/states.ts";
 import {
   choose,
   type Command,

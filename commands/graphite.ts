@@ -9,7 +9,7 @@ import {
   DEFAULT_GRAPHITE_PORT,
   GRAPHITE_PROTOCOLS,
   runGraphite,
-} from "../lib/graphite.ts";
+} from "../lib/export/graphite.ts";
 import {
   choose,
   type Command,

@@ -6,11 +6,11 @@
  */
 import denoJson from "../deno.json" with { type: "json" };
 import { UsageError } from "../lib/errors.ts";
-import { flatten, type JsonObject } from "../lib/flatten.ts";
-import { buildDiscovery, pyessConfigTopics } from "../lib/hass.ts";
-import { publishRetained, removeDiscovery } from "../lib/hass_mqtt.ts";
-import { connectMqtt } from "../lib/mqtt.ts";
-import { PUBLISHED_STATES, stateTopic } from "../lib/topics.ts";
+import { flatten, type JsonObject } from "../lib/device/flatten.ts";
+import { buildDiscovery, pyessConfigTopics } from "../lib/hass/discovery.ts";
+import { publishRetained, removeDiscovery } from "../lib/hass/publish.ts";
+import { connectMqtt } from "../lib/mqtt/client.ts";
+import { PUBLISHED_STATES, stateTopic } from "../lib/mqtt/topics.ts";
 import { type Command, DEVICE_OPTIONS, GENERAL_OPTIONS, type Io, parseCommand } from "./_cli.ts";
 import { openDevice } from "./_device.ts";
 import {

@@ -3,15 +3,20 @@
  *
  * @module
  */
-import { Bridge, type BridgeOptions, type BridgePlugin, PUBLISH_MODES } from "../lib/bridge.ts";
+import {
+  Bridge,
+  type BridgeOptions,
+  type BridgePlugin,
+  PUBLISH_MODES,
+} from "../lib/mqtt/bridge.ts";
 import { sleep } from "../lib/backoff.ts";
 import denoJson from "../deno.json" with { type: "json" };
 import { UsageError, WrongPasswordError } from "../lib/errors.ts";
-import { DEFAULT_DISCOVERY_PREFIX, parseSensorList } from "../lib/hass.ts";
-import { createHassPlugin } from "../lib/hass_plugin.ts";
+import { DEFAULT_DISCOVERY_PREFIX, parseSensorList } from "../lib/hass/discovery.ts";
+import { createHassPlugin } from "../lib/hass/plugin.ts";
 import type { Logger } from "../lib/log.ts";
-import { connectMqtt, type MqttConnectOptions } from "../lib/mqtt.ts";
-import { DEFAULT_PREFIX, statusTopic } from "../lib/topics.ts";
+import { connectMqtt, type MqttConnectOptions } from "../lib/mqtt/client.ts";
+import { DEFAULT_PREFIX, statusTopic } from "../lib/mqtt/topics.ts";
 import {
   choose,
   type Command,

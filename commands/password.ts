@@ -3,8 +3,8 @@
  *
  * @module
  */
-import { readDevicePassword } from "../lib/client.ts";
-import { DEVICE_WIFI_HOST } from "../lib/states.ts";
+import { readDevicePassword } from "../lib/device/client.ts";
+import { DEVICE_WIFI_HOST } from "../lib/device/states.ts";
 import { type Command, DEVICE_OPTIONS, GENERAL_OPTIONS, type Io, parseCommand } from "./_cli.ts";
 import { deviceFetch, parseHostPort } from "./_device.ts";
 

@@ -9,7 +9,7 @@ import {
   type Simulator,
   type SimulatorOptions,
   startSimulator,
-} from "../lib/simulator.ts";
+} from "../lib/sim/simulator.ts";
 import { choose, type Command, type Io, parseCommand, type Parsed } from "./_cli.ts";
 
 const FIRMWARES = ["classic", "new"] as const satisfies readonly Firmware[];

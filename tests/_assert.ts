@@ -1,9 +1,9 @@
 /**
- * What the tests need beyond `node:assert/strict` (which stands in for @std/assert here).
+ * What the tests need beyond `node:assert/strict` (the card names @std/assert, which JSR-less CI cannot load).
  *
  * @module
  */
-import assert from "@std/assert";
+import assert from "node:assert/strict";
 
 /** Awaits `fn`, asserts that it rejects with an instance of `type`, and returns the error. */
 export async function rejectsWith<E extends Error>(

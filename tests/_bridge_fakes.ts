@@ -3,12 +3,12 @@
  *
  * @module
  */
-import type { Device } from "../lib/bridge.ts";
+import type { Device } from "../lib/mqtt/bridge.ts";
 import { UnreachableError } from "../lib/errors.ts";
-import type { JsonObject } from "../lib/flatten.ts";
+import type { JsonObject } from "../lib/device/flatten.ts";
 import { createLogger, type Logger } from "../lib/log.ts";
-import type { MqttConnection, MqttListener, PublishOptions } from "../lib/mqtt.ts";
-import { CHARGE_STRATEGIES, type ChargeStrategy, type StateName } from "../lib/states.ts";
+import type { MqttConnection, MqttListener, PublishOptions } from "../lib/mqtt/client.ts";
+import { CHARGE_STRATEGIES, type ChargeStrategy, type StateName } from "../lib/device/states.ts";
 
 /** One message the fake broker got. */
 export interface Sent {

@@ -8,7 +8,7 @@
 import { createServer, type Server } from "node:net";
 import { createServer as createTlsServer } from "node:tls";
 import { Aedes } from "aedes";
-import mqtt from "@mqtt/mqtt";
+import mqtt from "mqtt";
 
 /** A broker a test owns. */
 export interface TestBroker {

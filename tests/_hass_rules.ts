@@ -1,13 +1,13 @@
 /**
  * Home Assistant's rules for the entities ess announces, written down independently of the entity
- * table in lib/hass.ts, so that a wrong row shows up as a problem instead of being confirmed by
+ * table in lib/hass/discovery.ts, so that a wrong row shows up as a problem instead of being confirmed by
  * the code that made it.
  *
  * @module
  */
-import { parseControl } from "../lib/bridge.ts";
-import { isJsonObject, type Json, type JsonObject } from "../lib/flatten.ts";
-import { CONTROL_NAMES, type ControlName, controlTopic, statusTopic } from "../lib/topics.ts";
+import { parseControl } from "../lib/mqtt/bridge.ts";
+import { isJsonObject, type Json, type JsonObject } from "../lib/device/flatten.ts";
+import { CONTROL_NAMES, type ControlName, controlTopic, statusTopic } from "../lib/mqtt/topics.ts";
 
 /** Units Home Assistant accepts for each device class ess uses (sensor DEVICE_CLASS_UNITS). */
 const CLASS_UNITS: Record<string, readonly string[]> = {

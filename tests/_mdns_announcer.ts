@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { announce } from "../lib/mdns.ts";
-import { startSimulator } from "../lib/simulator.ts";
+import { announce } from "../lib/device/mdns.ts";
+import { startSimulator } from "../lib/sim/simulator.ts";
 
 const [name = "", address = "", port = "443"] = Deno.args;
 let announcer: ReturnType<typeof announce> | undefined;

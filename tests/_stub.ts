@@ -4,8 +4,8 @@
  *
  * @module
  */
-import type { JsonObject } from "../lib/flatten.ts";
-import type { FetchLike } from "../lib/transport.ts";
+import type { JsonObject } from "../lib/device/flatten.ts";
+import type { FetchLike } from "../lib/device/transport.ts";
 
 /** Which fixture set and login behaviour the stub follows. */
 export type StubFirmware = "classic" | "new" | "home15";

@@ -5,15 +5,15 @@
  * @module
  */
 import { sleep } from "../lib/backoff.ts";
-import { Bridge, type BridgeOptions } from "../lib/bridge.ts";
-import { EssClient } from "../lib/client.ts";
-import { flatten, type JsonObject } from "../lib/flatten.ts";
+import { Bridge, type BridgeOptions } from "../lib/mqtt/bridge.ts";
+import { EssClient } from "../lib/device/client.ts";
+import { flatten, type JsonObject } from "../lib/device/flatten.ts";
 import { createLogger } from "../lib/log.ts";
-import { connectMqtt } from "../lib/mqtt.ts";
-import { type Firmware, type Simulator, startSimulator } from "../lib/simulator.ts";
-import { BATT_SETTING_PATH, OPERATION_PATH } from "../lib/states.ts";
-import { PUBLISHED_STATES } from "../lib/topics.ts";
-import { createDeviceFetch } from "../lib/transport.ts";
+import { connectMqtt } from "../lib/mqtt/client.ts";
+import { type Firmware, type Simulator, startSimulator } from "../lib/sim/simulator.ts";
+import { BATT_SETTING_PATH, OPERATION_PATH } from "../lib/device/states.ts";
+import { PUBLISHED_STATES } from "../lib/mqtt/topics.ts";
+import { createDeviceFetch } from "../lib/device/transport.ts";
 import { type TestBroker, watch, type Watcher } from "./_broker.ts";
 
 /** A fixed clock: the simulated house stands still. */

@@ -1,4 +1,4 @@
-import { deepEqual, equal, ok as assert } from "@std/assert";
+import { deepEqual, equal, ok as assert } from "node:assert/strict";
 import { Backoff, nextDelay, seededRandom, sleep } from "../lib/backoff.ts";
 
 Deno.test("nextDelay()", async (t) => {

@@ -1,4 +1,4 @@
-import { deepEqual, equal, ok as assert, rejects } from "@std/assert";
+import { deepEqual, equal, ok as assert, rejects } from "node:assert/strict";
 import { seededRandom } from "../lib/backoff.ts";
 import {
   Bridge,
@@ -6,11 +6,11 @@ import {
   type BridgeOptions,
   type BridgePlugin,
   parseControl,
-} from "../lib/bridge.ts";
+} from "../lib/mqtt/bridge.ts";
 import { WrongPasswordError } from "../lib/errors.ts";
-import { flatten } from "../lib/flatten.ts";
-import { topicMatches } from "../lib/mqtt.ts";
-import { CONTROL_NAMES, PUBLISHED_STATES } from "../lib/topics.ts";
+import { flatten } from "../lib/device/flatten.ts";
+import { topicMatches } from "../lib/mqtt/client.ts";
+import { CONTROL_NAMES, PUBLISHED_STATES } from "../lib/mqtt/topics.ts";
 import { FakeDevice, FakeMqtt, FakeTime, memoryLogger, settle } from "./_bridge_fakes.ts";
 
 const OPTIONS: BridgeOptions = {
@@ -293,7 +293,7 @@ Deno.test("Bridge.run() controls", async (t) => {
       await settle();
       deepEqual(h.device.calls, []);
       equal(h.logger.lines.filter((l) => l.startsWith("warning")).length, 1);
-      assert(h.logger.lines[0]!.includes("nothing sent to the device"), h.logger.lines[0]);
+      assert(h.logger.lines[0]!.includes("nothing sent to the device"), String(h.logger.lines[0]));
       await h.time.advance();
       equal(h.mqtt.last("ess/status"), "online", "the bridge lives on");
       await h.stop();

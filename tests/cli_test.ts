@@ -1,4 +1,4 @@
-import assert from "@std/assert";
+import assert from "node:assert/strict";
 import denoJson from "../deno.json" with { type: "json" };
 import { type CliResult, runCli } from "./_cli.ts";
 import { fixture, htmlPage, serveStub, stubDevice, type StubFirmware } from "./_stub.ts";

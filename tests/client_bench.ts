@@ -5,9 +5,9 @@
  *
  * @module
  */
-import { EssClient } from "../lib/client.ts";
-import { startSimulator } from "../lib/simulator.ts";
-import { createDeviceFetch } from "../lib/transport.ts";
+import { EssClient } from "../lib/device/client.ts";
+import { startSimulator } from "../lib/sim/simulator.ts";
+import { createDeviceFetch } from "../lib/device/transport.ts";
 
 const sim = await startSimulator({ port: 0 });
 const session = () => {

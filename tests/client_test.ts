@@ -1,6 +1,6 @@
-import assert from "@std/assert";
+import assert from "node:assert/strict";
 import { rejectsWith } from "./_assert.ts";
-import { detectFamily, EssClient, readDevicePassword, utcStamp } from "../lib/client.ts";
+import { detectFamily, EssClient, readDevicePassword, utcStamp } from "../lib/device/client.ts";
 import {
   AuthError,
   BadAnswerError,
@@ -8,7 +8,7 @@ import {
   LoginPathNotFoundError,
   WrongPasswordError,
 } from "../lib/errors.ts";
-import type { FetchLike } from "../lib/transport.ts";
+import type { FetchLike } from "../lib/device/transport.ts";
 import { fixture, htmlPage, stubDevice, type StubFirmware } from "./_stub.ts";
 
 const PASSWORD = "a1b2c3d4e5f6";

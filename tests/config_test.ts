@@ -1,7 +1,7 @@
-import assert from "@std/assert";
+import assert from "node:assert/strict";
 import { parseConfig } from "../lib/config.ts";
 import { ConfigError, UsageError } from "../lib/errors.ts";
-import { flatten } from "../lib/flatten.ts";
+import { flatten } from "../lib/device/flatten.ts";
 import {
   type Command,
   DEVICE_OPTIONS,

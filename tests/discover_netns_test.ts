@@ -2,7 +2,7 @@
 // ESS announced by mDNS in one, the CLI in the other. Multicast stays inside the namespaces: the veth pair is
 // created inside namespace A with its peer moved straight into B, so the host's own namespace
 // never sees an interface, an address or a packet of this test.
-import { deepEqual, equal, match, ok } from "@std/assert";
+import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { PERMISSIONS, runCli } from "./_cli.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;

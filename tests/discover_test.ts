@@ -1,10 +1,10 @@
 // `ess discover` and device discovery with a stub browse: no socket is opened here.
-import { deepEqual, equal, ok, rejects, throws } from "@std/assert";
+import { deepEqual, equal, ok, rejects, throws } from "node:assert/strict";
 import { DEVICE_OPTIONS, type Io, parseCommand } from "../commands/_cli.ts";
 import { cachedDiscover, deviceHost, type Discover, pickDevice } from "../commands/_device.ts";
 import { type Browse, progressLine, runDiscover } from "../commands/discover.ts";
 import { DiscoveryError, UsageError } from "../lib/errors.ts";
-import type { BrowseOptions, EssDevice } from "../lib/mdns.ts";
+import type { BrowseOptions, EssDevice } from "../lib/device/mdns.ts";
 import { silentLogger } from "../lib/log.ts";
 
 const device = (name: string, address: string, txt: Record<string, string> = {}): EssDevice => ({

@@ -1,10 +1,10 @@
 // Graphite: metric building, both senders against real listeners on 127.0.0.1, the loop's
 // back-off with an injected clock, and `ess graphite` end to end against the simulator.
 import dgram from "node:dgram";
-import { deepEqual, equal, match, ok, rejects } from "@std/assert";
+import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
 import { seededRandom } from "../lib/backoff.ts";
 import { GraphiteError, UnreachableError, WrongPasswordError } from "../lib/errors.ts";
-import type { JsonObject } from "../lib/flatten.ts";
+import type { JsonObject } from "../lib/device/flatten.ts";
 import {
   type Connection,
   datagrams,
@@ -16,11 +16,11 @@ import {
   type StateReader,
   TcpSender,
   UdpSender,
-} from "../lib/graphite.ts";
+} from "../lib/export/graphite.ts";
 import { createLogger } from "../lib/log.ts";
-import { EssClient } from "../lib/client.ts";
-import { type Simulator, startSimulator } from "../lib/simulator.ts";
-import { createDeviceFetch } from "../lib/transport.ts";
+import { EssClient } from "../lib/device/client.ts";
+import { type Simulator, startSimulator } from "../lib/sim/simulator.ts";
+import { createDeviceFetch } from "../lib/device/transport.ts";
 import { runCli, spawnCli } from "./_cli.ts";
 
 /** Our own values, shaped like an ESS Home 8/10's answers. */

@@ -3,11 +3,11 @@
  * mosquitto when installed), the bridge with the discovery plugin, and `ess hass` itself as a
  * subprocess. The broker's retained messages are what Home Assistant would read.
  */
-import { deepEqual, equal, ok } from "@std/assert";
-import type { Json, JsonObject } from "../lib/flatten.ts";
-import { createHassPlugin } from "../lib/hass_plugin.ts";
-import type { Firmware } from "../lib/simulator.ts";
-import { BATT_SETTING_PATH, OPERATION_PATH } from "../lib/states.ts";
+import { deepEqual, equal, ok } from "node:assert/strict";
+import type { Json, JsonObject } from "../lib/device/flatten.ts";
+import { createHassPlugin } from "../lib/hass/plugin.ts";
+import type { Firmware } from "../lib/sim/simulator.ts";
+import { BATT_SETTING_PATH, OPERATION_PATH } from "../lib/device/states.ts";
 import { BROKERS, type TestBroker, watch } from "./_broker.ts";
 import { runCli } from "./_cli.ts";
 import {

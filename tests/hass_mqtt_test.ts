@@ -1,8 +1,8 @@
-import { deepEqual, match, ok, rejects } from "@std/assert";
+import { deepEqual, match, ok, rejects } from "node:assert/strict";
 import { EssError } from "../lib/errors.ts";
-import { buildDiscovery, pyessConfigTopic } from "../lib/hass.ts";
-import { publishRetained, removeDiscovery } from "../lib/hass_mqtt.ts";
-import { connectMqtt } from "../lib/mqtt.ts";
+import { buildDiscovery, pyessConfigTopic } from "../lib/hass/discovery.ts";
+import { publishRetained, removeDiscovery } from "../lib/hass/publish.ts";
+import { connectMqtt } from "../lib/mqtt/client.ts";
 import { BROKERS, type TestBroker, watch } from "./_broker.ts";
 
 const ours = buildDiscovery({

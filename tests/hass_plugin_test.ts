@@ -1,10 +1,10 @@
-import { deepEqual, equal, ok } from "@std/assert";
-import { flatten, type JsonObject } from "../lib/flatten.ts";
-import type { BridgeContext } from "../lib/bridge.ts";
-import { createHassPlugin, type Sleep } from "../lib/hass_plugin.ts";
+import { deepEqual, equal, ok } from "node:assert/strict";
+import { flatten, type JsonObject } from "../lib/device/flatten.ts";
+import type { BridgeContext } from "../lib/mqtt/bridge.ts";
+import { createHassPlugin, type Sleep } from "../lib/hass/plugin.ts";
 import { createLogger } from "../lib/log.ts";
-import type { StateName } from "../lib/states.ts";
-import { PUBLISHED_STATES, stateTopic } from "../lib/topics.ts";
+import type { StateName } from "../lib/device/states.ts";
+import { PUBLISHED_STATES, stateTopic } from "../lib/mqtt/topics.ts";
 import { discoveryProblems } from "./_hass_rules.ts";
 
 const device = JSON.parse(

@@ -1,5 +1,5 @@
-import { deepEqual, equal, match, ok } from "@std/assert";
-import { flatten, type JsonObject } from "../lib/flatten.ts";
+import { deepEqual, equal, match, ok } from "node:assert/strict";
+import { flatten, type JsonObject } from "../lib/device/flatten.ts";
 import {
   buildDiscovery,
   configOwner,
@@ -9,8 +9,8 @@ import {
   pyessConfigTopic,
   pyessConfigTopics,
   rowTopic,
-} from "../lib/hass.ts";
-import { PUBLISHED_STATES, stateTopic } from "../lib/topics.ts";
+} from "../lib/hass/discovery.ts";
+import { PUBLISHED_STATES, stateTopic } from "../lib/mqtt/topics.ts";
 import { discoveryProblems, renderState } from "./_hass_rules.ts";
 
 const device = JSON.parse(

@@ -1,5 +1,5 @@
-import assert from "@std/assert";
-import { HttpParseError, type ParsedResponse, ResponseParser } from "../lib/_http1.ts";
+import assert from "node:assert/strict";
+import { HttpParseError, type ParsedResponse, ResponseParser } from "../lib/device/_http1.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 const text = (answer: ParsedResponse | undefined) => new TextDecoder().decode(answer?.body);

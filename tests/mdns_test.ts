@@ -3,7 +3,7 @@
 import * as dnsPacket from "dns-packet";
 import type { Answer } from "dns-packet";
 import { Buffer } from "node:buffer";
-import { deepEqual, equal } from "@std/assert";
+import { deepEqual, equal } from "node:assert/strict";
 import {
   announcementRecords,
   answerQuestions,
@@ -17,7 +17,7 @@ import {
   parseTxt,
   queryTimes,
   ServiceCache,
-} from "../lib/mdns.ts";
+} from "../lib/device/mdns.ts";
 
 const INSTANCE = "LGE_ESS-TEST0815._pmsctrl._tcp.local";
 const PTR: Answer = { type: "PTR", name: "_pmsctrl._tcp.local", ttl: 4500, data: INSTANCE };

@@ -13,9 +13,9 @@
  *
  * @module
  */
-import { type Simulator, startSimulator } from "../lib/simulator.ts";
+import { type Simulator, startSimulator } from "../lib/sim/simulator.ts";
 import { createLogger } from "../lib/log.ts";
-import { BATT_SETTING_PATH, STATE_PATHS } from "../lib/states.ts";
+import { BATT_SETTING_PATH, STATE_PATHS } from "../lib/device/states.ts";
 import { startAedes, type TestBroker, watch, type Watcher } from "./_broker.ts";
 import { PERMISSIONS } from "./_cli.ts";
 

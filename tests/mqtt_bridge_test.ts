@@ -3,8 +3,8 @@
  * mosquitto when installed), and `ess mqtt` itself as a subprocess where signals, exit codes and
  * config files matter.
  */
-import { deepEqual, equal, ok as assert } from "@std/assert";
-import { BATT_SETTING_PATH, OPERATION_PATH } from "../lib/states.ts";
+import { deepEqual, equal, ok as assert } from "node:assert/strict";
+import { BATT_SETTING_PATH, OPERATION_PATH } from "../lib/device/states.ts";
 import { BROKERS, watch } from "./_broker.ts";
 import { runCli, spawnCli } from "./_cli.ts";
 import {
@@ -378,7 +378,7 @@ for (const { name, start, ignore } of BROKERS) {
           const lines = stderr.trimEnd().split("\n")
             .filter((l) => !l.startsWith("ess: info: "));
           equal(lines.length, 1, lines.join("\n"));
-          assert(/^ess: Cannot log in to .*: wrong password/.test(lines[0]!), lines[0]);
+          assert(/^ess: Cannot log in to .*: wrong password/.test(lines[0]!), String(lines[0]));
         }),
     );
   });

@@ -3,9 +3,9 @@
  * bytes, so refusals, silence, split packets and QoS 2 are tested for real. The well-behaved
  * brokers (aedes, mosquitto) are in mqtt_test.ts.
  */
-import { deepEqual, equal, match, ok as assert } from "@std/assert";
+import { deepEqual, equal, match, ok as assert } from "node:assert/strict";
 import { EssError } from "../lib/errors.ts";
-import { connectMqtt, type MqttConnection, type MqttConnectOptions } from "../lib/mqtt.ts";
+import { connectMqtt, type MqttConnection, type MqttConnectOptions } from "../lib/mqtt/client.ts";
 import { rejectsWith } from "./_assert.ts";
 
 /** One packet as the client sent it. */

@@ -1,4 +1,4 @@
-import { deepEqual, equal, rejects, throws } from "@std/assert";
+import { deepEqual, equal, rejects, throws } from "node:assert/strict";
 import type { Io } from "../commands/_cli.ts";
 import { parseCommand } from "../commands/_cli.ts";
 import { deviceHost, devicePassword } from "../commands/_device.ts";

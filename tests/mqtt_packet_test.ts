@@ -1,4 +1,4 @@
-import { deepEqual, equal, match, throws } from "@std/assert";
+import { deepEqual, equal, match, throws } from "node:assert/strict";
 import {
   connackRefusal,
   DISCONNECT,
@@ -13,7 +13,7 @@ import {
   payloadText,
   PINGREQ,
   type ServerPacket,
-} from "../lib/_mqtt_packet.ts";
+} from "../lib/mqtt/_packet.ts";
 import { seededRandom } from "../lib/backoff.ts";
 
 /** Bytes from hex with spaces, and ASCII text in quotes: `10 0f "MQTT"`. */

@@ -1,4 +1,4 @@
-import assert from "@std/assert";
+import assert from "node:assert/strict";
 import { COMMANDS } from "../commands/_registry.ts";
 import denoJson from "../deno.json" with { type: "json" };
 
@@ -74,11 +74,13 @@ Deno.test("--allow-env in run-flags.txt covers every variable ess reads", async 
   await t.step("should cover every variable main.ts, commands/ and lib/ read by name", async () => {
     const root = new URL("../", import.meta.url);
     const files = [new URL("main.ts", root)];
-    for (const dir of ["commands/", "lib/"]) {
+    const walk = async (dir: string): Promise<void> => {
       for await (const entry of Deno.readDir(new URL(dir, root))) {
-        if (entry.name.endsWith(".ts")) files.push(new URL(`${dir}${entry.name}`, root));
+        if (entry.isDirectory) await walk(`${dir}${entry.name}/`);
+        else if (entry.name.endsWith(".ts")) files.push(new URL(`${dir}${entry.name}`, root));
       }
-    }
+    };
+    for (const dir of ["commands/", "lib/"]) await walk(dir);
     const read = new Set<string>();
     for (const file of files) {
       const source = await Deno.readTextFile(file);

@@ -2,14 +2,14 @@
  * ess's own CLI, run as a process with the binary's permissions, against the simulator on both
  * firmware settings; and `ess simulate` / `ess demo` themselves.
  */
-import assert from "@std/assert";
+import assert from "node:assert/strict";
 import {
   DEFAULT_PASSWORD,
   type SimRequest,
   type Simulator,
   type SimulatorOptions,
   startSimulator,
-} from "../lib/simulator.ts";
+} from "../lib/sim/simulator.ts";
 import { type CliResult, runCli, spawnCli } from "./_cli.ts";
 
 async function withSim(options: SimulatorOptions, fn: (sim: Simulator) => Promise<void>) {

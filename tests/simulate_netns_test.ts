@@ -3,7 +3,7 @@
  * namespace, and `ess discover` and `ess data` (without --host) find it from another. Multicast
  * never leaves the two namespaces (see tests/_netns.ts).
  */
-import assert from "@std/assert";
+import assert from "node:assert/strict";
 import { runCli, spawnCli } from "./_cli.ts";
 import { createNetnsPair, netnsUnavailable } from "./_netns.ts";
 

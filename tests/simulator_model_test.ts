@@ -3,9 +3,9 @@
  * the first of the month, the state of charge stays within its bounds, and power balances.
  * Time is an injected clock; nothing sleeps.
  */
-import assert from "@std/assert";
-import type { JsonObject } from "../lib/flatten.ts";
-import { type Simulator, startSimulator, WINTER_RESERVE } from "../lib/simulator.ts";
+import assert from "node:assert/strict";
+import type { JsonObject } from "../lib/device/flatten.ts";
+import { type Simulator, startSimulator, WINTER_RESERVE } from "../lib/sim/simulator.ts";
 
 function clockAt(text: string): { now: () => Date; advance(ms: number): void } {
   let t = new Date(text).getTime();

@@ -2,10 +2,10 @@
  * The simulator's HTTPS API, seen by an independent client (node:https, not ess's transport or
  * client), on both firmware settings.
  */
-import assert from "@std/assert";
+import assert from "node:assert/strict";
 import https from "node:https";
 import type { TLSSocket } from "node:tls";
-import { type Simulator, type SimulatorOptions, startSimulator } from "../lib/simulator.ts";
+import { type Simulator, type SimulatorOptions, startSimulator } from "../lib/sim/simulator.ts";
 
 interface Reply {
   status: number;

@@ -1,4 +1,4 @@
-import assert from "@std/assert";
+import assert from "node:assert/strict";
 import https from "node:https";
 import net from "node:net";
 import tls from "node:tls";
@@ -10,7 +10,11 @@ import {
   UnreachableError,
   UsageError,
 } from "../lib/errors.ts";
-import { createDeviceFetch, normalizeFingerprint, probeFingerprint } from "../lib/transport.ts";
+import {
+  createDeviceFetch,
+  normalizeFingerprint,
+  probeFingerprint,
+} from "../lib/device/transport.ts";
 import { rejectsWith } from "./_assert.ts";
 
 const TLS = new URL("../fixtures/tls/", import.meta.url);

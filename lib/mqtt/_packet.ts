@@ -1,7 +1,7 @@
 /**
  * The MQTT 3.1.1 packets a client needs, as bytes: encoders for what it sends and a streaming
  * {@link PacketReader} for what a broker sends. Pure (no sockets, no timers), so every packet is
- * tested byte for byte; lib/mqtt.ts adds the connection.
+ * tested byte for byte; lib/mqtt/client.ts adds the connection.
  *
  * @module
  */

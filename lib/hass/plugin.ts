@@ -7,17 +7,17 @@
  *
  * @module
  */
-import { sleep as sleepFor } from "./backoff.ts";
-import { errorText } from "./errors.ts";
-import type { BridgeContext, BridgePlugin } from "./bridge.ts";
-import type { JsonObject } from "./flatten.ts";
+import { sleep as sleepFor } from "../backoff.ts";
+import { errorText } from "../errors.ts";
+import type { BridgeContext, BridgePlugin } from "../mqtt/bridge.ts";
+import type { JsonObject } from "../device/flatten.ts";
 import {
   buildDiscovery,
   DEFAULT_DISCOVERY_PREFIX,
   ENTITY_TABLE,
   pyessConfigTopics,
   rowTopic,
-} from "./hass.ts";
+} from "./discovery.ts";
 
 /** Waits `ms`, or less if `signal` aborts; never rejects. */
 export type Sleep = (ms: number, signal: AbortSignal) => Promise<void>;

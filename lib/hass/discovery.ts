@@ -3,13 +3,13 @@
  * discovery message built from it (`homeassistant/device/<id>/config`), and the topics of the
  * per-topic configs pyess announced, which ess clears when it takes over.
  *
- * Everything here is pure: the bridge plugin (`lib/hass_plugin.ts`) and `ess hass` do the MQTT.
+ * Everything here is pure: the bridge plugin (`lib/hass/plugin.ts`) and `ess hass` do the MQTT.
  *
  * @module
  */
-import { isJsonObject, type Json, type JsonObject } from "./flatten.ts";
-import { CHARGE_STRATEGIES } from "./states.ts";
-import { type ControlName, controlTopic, stateTopic, statusTopic } from "./topics.ts";
+import { isJsonObject, type Json, type JsonObject } from "../device/flatten.ts";
+import { CHARGE_STRATEGIES } from "../device/states.ts";
+import { type ControlName, controlTopic, stateTopic, statusTopic } from "../mqtt/topics.ts";
 
 /** Home Assistant's default discovery prefix. */
 export const DEFAULT_DISCOVERY_PREFIX = "homeassistant";

@@ -13,9 +13,9 @@ import {
   preview,
   UsageError,
   WrongPasswordError,
-} from "./errors.ts";
+} from "../errors.ts";
 import { isJsonObject, type Json, type JsonObject } from "./flatten.ts";
-import { type Logger, silentLogger } from "./log.ts";
+import { type Logger, silentLogger } from "../log.ts";
 import {
   BATT_SETTING_PATH,
   type CalendarDate,

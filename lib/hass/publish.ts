@@ -4,10 +4,10 @@
  *
  * @module
  */
-import { sleep } from "./backoff.ts";
-import { EssError } from "./errors.ts";
-import { type ConfigOwner, configOwner, DEFAULT_DISCOVERY_PREFIX } from "./hass.ts";
-import type { MqttConnection } from "./mqtt.ts";
+import { sleep } from "../backoff.ts";
+import { EssError } from "../errors.ts";
+import { type ConfigOwner, configOwner, DEFAULT_DISCOVERY_PREFIX } from "./discovery.ts";
+import type { MqttConnection } from "../mqtt/client.ts";
 
 /** One retained message to publish. */
 export interface Message {

@@ -7,11 +7,11 @@
  * @module
  */
 // @ts-types="@types/multicast-dns"
-import type multicastDns from "@libs/mdns";
+import type multicastDns from "multicast-dns";
 // @ts-types="@types/dns-packet"
 import type { Answer, Question, TxtData } from "dns-packet";
-import { DiscoveryError } from "./errors.ts";
-import { type Logger, silentLogger } from "./log.ts";
+import { DiscoveryError } from "../errors.ts";
+import { type Logger, silentLogger } from "../log.ts";
 
 /** The DNS-SD service type LG ESS devices announce. */
 export const SERVICE_TYPE = "_pmsctrl._tcp.local";
@@ -33,7 +33,7 @@ const MDNS_PORT = 5353;
  * pay for loading it.
  */
 async function loadMulticastDns(): Promise<typeof multicastDns> {
-  return (await import("@libs/mdns")).default as typeof multicastDns;
+  return (await import("multicast-dns")).default as typeof multicastDns;
 }
 
 /** One LG ESS found on the network. */

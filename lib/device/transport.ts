@@ -21,7 +21,7 @@ import {
   TlsError,
   UnreachableError,
   UsageError,
-} from "./errors.ts";
+} from "../errors.ts";
 
 /** The shape of `fetch` that the client depends on. */
 export type FetchLike = (input: string | URL, init?: RequestInit) => Promise<Response>;

@@ -1,7 +1,7 @@
 /**
  * The MQTT connection the bridge depends on, and ess's own MQTT 3.1.1 client behind it. The
  * bridge sees only {@link MqttConnection}; tests give it a fake, the CLI gives it
- * {@link connectMqtt}. The packets are in lib/_mqtt_packet.ts; this module adds the socket
+ * {@link connectMqtt}. The packets are in lib/mqtt/_packet.ts; this module adds the socket
  * (Deno's own TCP and TLS), keepalive and reconnecting.
  *
  * @module
@@ -19,9 +19,9 @@ import {
   PINGREQ,
   type ServerPacket,
   SUBACK_FAILURE,
-} from "./_mqtt_packet.ts";
-import { Backoff, sleep } from "./backoff.ts";
-import { errorText, EssError } from "./errors.ts";
+} from "./_packet.ts";
+import { Backoff, sleep } from "../backoff.ts";
+import { errorText, EssError } from "../errors.ts";
 
 /** How one message is published. */
 export interface PublishOptions {

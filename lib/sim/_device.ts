@@ -6,16 +6,16 @@
  *
  * @module
  */
-import type { JsonObject } from "./flatten.ts";
+import type { JsonObject } from "../device/flatten.ts";
 import {
   type CalendarDate,
   CHARGE_STRATEGIES,
   type GraphDevice,
   type GraphSpan,
   type StateName,
-} from "./states.ts";
-import { House } from "./_sim_house.ts";
-import { counter, fixed6, flag, percent, stamp, whole } from "./_sim_format.ts";
+} from "../device/states.ts";
+import { House } from "./_house.ts";
+import { counter, fixed6, flag, percent, stamp, whole } from "./_format.ts";
 
 /** Which firmware the simulator imitates. */
 export type Firmware = "classic" | "new";

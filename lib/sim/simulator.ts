@@ -9,9 +9,9 @@
 import https from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { errorText, EssError } from "./errors.ts";
-import { isJsonObject, type Json, type JsonObject } from "./flatten.ts";
-import { type Logger, silentLogger } from "./log.ts";
+import { errorText, EssError } from "../errors.ts";
+import { isJsonObject, type Json, type JsonObject } from "../device/flatten.ts";
+import { type Logger, silentLogger } from "../log.ts";
 import {
   BATT_SETTING_PATH,
   GRAPH_DEVICES,
@@ -24,24 +24,24 @@ import {
   STATE_NAMES,
   STATE_PATHS,
   TIMESYNC_PATH,
-} from "./states.ts";
-import { SIM_CERT, SIM_KEY } from "./_sim_cert.ts";
-import { type Firmware, SimDevice } from "./_sim_device.ts";
-import { seededRandom } from "./backoff.ts";
+} from "../device/states.ts";
+import { SIM_CERT, SIM_KEY } from "./_cert.ts";
+import { type Firmware, SimDevice } from "./_device.ts";
+import { seededRandom } from "../backoff.ts";
 
-export type { Energy, Firmware, Flows, SimDevice } from "./_sim_device.ts";
+export type { Energy, Firmware, Flows, SimDevice } from "./_device.ts";
 export {
   BATTERY_MAX_W,
   BATTERY_WH,
   GRID_CHARGE_W,
   PV_CAPACITY,
   WINTER_RESERVE,
-} from "./_sim_device.ts";
+} from "./_device.ts";
 
 /** The simulator's password unless told otherwise: a made-up MAC address, like a real one. */
 export const DEFAULT_PASSWORD = "a1b2c3d4e5f6";
 
-/** What an mDNS announcer gets to know about the simulator (a subset of lib/mdns.ts's). */
+/** What an mDNS announcer gets to know about the simulator (a subset of lib/device/mdns.ts's). */
 export interface AnnounceInfo {
   /** Registration number: the instance is `LGE_ESS-<name>._pmsctrl._tcp.local.`. */
   name: string;
@@ -87,7 +87,7 @@ export interface SimulatorOptions {
    * default: it sends multicast.
    */
   mdns?: boolean | { interfaceAddress?: string };
-  /** The mDNS announcer that {@link SimulatorOptions.mdns} uses; default lib/mdns.ts's. */
+  /** The mDNS announcer that {@link SimulatorOptions.mdns} uses; default lib/device/mdns.ts's. */
   announce?: Announce;
   /** Where requests are logged (debug). */
   logger?: Logger;
@@ -481,7 +481,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   checkFaults(options);
   // Loaded only when asked for, so that a simulator without mDNS never loads multicast code.
   const announce = options.mdns
-    ? options.announce ?? (await import("./mdns.ts")).announce
+    ? options.announce ?? (await import("../device/mdns.ts")).announce
     : undefined;
   const sim = new RunningSimulator(options, await sha256Fingerprint(SIM_CERT));
   await sim.listen();

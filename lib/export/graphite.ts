@@ -9,7 +9,7 @@
  */
 import dgram from "node:dgram";
 import { Buffer } from "node:buffer";
-import { Backoff, sleep as realSleep } from "./backoff.ts";
+import { Backoff, sleep as realSleep } from "../backoff.ts";
 import {
   errorText,
   EssError,
@@ -17,10 +17,10 @@ import {
   LoginPathNotFoundError,
   PinMismatchError,
   WrongPasswordError,
-} from "./errors.ts";
-import { flatten, type JsonObject } from "./flatten.ts";
-import { type Logger, silentLogger } from "./log.ts";
-import type { StateName } from "./states.ts";
+} from "../errors.ts";
+import { flatten, type JsonObject } from "../device/flatten.ts";
+import { type Logger, silentLogger } from "../log.ts";
+import type { StateName } from "../device/states.ts";
 
 /** The states sent to Graphite: pyess's `home.*` and `common.*` metrics. */
 export const METRIC_STATES = ["home", "common"] as const;

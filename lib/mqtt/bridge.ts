@@ -6,12 +6,12 @@
  *
  * @module
  */
-import { Backoff } from "./backoff.ts";
-import { errorText, EssError, WrongPasswordError } from "./errors.ts";
-import { flatten, type JsonObject } from "./flatten.ts";
-import type { Logger } from "./log.ts";
-import { type MqttConnection, type MqttListener, topicMatches } from "./mqtt.ts";
-import type { ChargeStrategy, StateName } from "./states.ts";
+import { Backoff } from "../backoff.ts";
+import { errorText, EssError, WrongPasswordError } from "../errors.ts";
+import { flatten, type JsonObject } from "../device/flatten.ts";
+import type { Logger } from "../log.ts";
+import { type MqttConnection, type MqttListener, topicMatches } from "./client.ts";
+import type { ChargeStrategy, StateName } from "../device/states.ts";
 import {
   CONTROL_NAMES,
   type ControlName,
