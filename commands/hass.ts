@@ -7,7 +7,8 @@
 import denoJson from "../deno.json" with { type: "json" };
 import { UsageError } from "../lib/errors.ts";
 import { flatten, type JsonObject } from "../lib/device/flatten.ts";
-import { buildDiscovery, pyessConfigTopics } from "../lib/hass/discovery.ts";
+import { buildDiscovery } from "../lib/hass/discovery.ts";
+import { pyessConfigTopics } from "../lib/hass/pyess.ts";
 import { publishRetained, removeDiscovery } from "../lib/hass/publish.ts";
 import { connectMqtt } from "../lib/mqtt/client.ts";
 import { PUBLISHED_STATES, stateTopic } from "../lib/mqtt/topics.ts";

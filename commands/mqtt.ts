@@ -12,7 +12,8 @@ import {
 import { sleep } from "../lib/backoff.ts";
 import denoJson from "../deno.json" with { type: "json" };
 import { UsageError, WrongPasswordError } from "../lib/errors.ts";
-import { DEFAULT_DISCOVERY_PREFIX, parseSensorList } from "../lib/hass/discovery.ts";
+import { DEFAULT_DISCOVERY_PREFIX } from "../lib/hass/discovery.ts";
+import { parseSensorList } from "../lib/hass/pyess.ts";
 import { createHassPlugin } from "../lib/hass/plugin.ts";
 import type { Logger } from "../lib/log.ts";
 import { connectMqtt, type MqttConnectOptions } from "../lib/mqtt/client.ts";

@@ -5,8 +5,8 @@ import {
   type BridgeContext,
   type BridgeOptions,
   type BridgePlugin,
-  parseControl,
 } from "../lib/mqtt/bridge.ts";
+import { parseControl } from "../lib/mqtt/controls.ts";
 import { WrongPasswordError } from "../lib/errors.ts";
 import { flatten } from "../lib/device/flatten.ts";
 import { topicMatches } from "../lib/mqtt/client.ts";

@@ -1,6 +1,7 @@
 import { deepEqual, match, ok, rejects } from "node:assert/strict";
 import { EssError } from "../lib/errors.ts";
-import { buildDiscovery, pyessConfigTopic } from "../lib/hass/discovery.ts";
+import { buildDiscovery } from "../lib/hass/discovery.ts";
+import { pyessConfigTopic } from "../lib/hass/pyess.ts";
 import { publishRetained, removeDiscovery } from "../lib/hass/publish.ts";
 import { connectMqtt } from "../lib/mqtt/client.ts";
 import { BROKERS, type TestBroker, watch } from "./_broker.ts";

@@ -1,15 +1,12 @@
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { flatten, type JsonObject } from "../lib/device/flatten.ts";
+import { buildDiscovery, deviceId, ENTITY_TABLE, rowTopic } from "../lib/hass/discovery.ts";
 import {
-  buildDiscovery,
   configOwner,
-  deviceId,
-  ENTITY_TABLE,
   parseSensorList,
   pyessConfigTopic,
   pyessConfigTopics,
-  rowTopic,
-} from "../lib/hass/discovery.ts";
+} from "../lib/hass/pyess.ts";
 import { PUBLISHED_STATES, stateTopic } from "../lib/mqtt/topics.ts";
 import { discoveryProblems, renderState } from "./_hass_rules.ts";
 

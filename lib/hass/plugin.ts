@@ -11,13 +11,8 @@ import { sleep as sleepFor } from "../backoff.ts";
 import { errorText } from "../errors.ts";
 import type { BridgeContext, BridgePlugin } from "../mqtt/bridge.ts";
 import type { JsonObject } from "../device/flatten.ts";
-import {
-  buildDiscovery,
-  DEFAULT_DISCOVERY_PREFIX,
-  ENTITY_TABLE,
-  pyessConfigTopics,
-  rowTopic,
-} from "./discovery.ts";
+import { buildDiscovery, DEFAULT_DISCOVERY_PREFIX, ENTITY_TABLE, rowTopic } from "./discovery.ts";
+import { pyessConfigTopics } from "./pyess.ts";
 
 /** Waits `ms`, or less if `signal` aborts; never rejects. */
 export type Sleep = (ms: number, signal: AbortSignal) => Promise<void>;

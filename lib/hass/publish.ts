@@ -6,7 +6,8 @@
  */
 import { sleep } from "../backoff.ts";
 import { EssError } from "../errors.ts";
-import { type ConfigOwner, configOwner, DEFAULT_DISCOVERY_PREFIX } from "./discovery.ts";
+import { DEFAULT_DISCOVERY_PREFIX } from "./discovery.ts";
+import { type ConfigOwner, configOwner } from "./pyess.ts";
 import type { MqttConnection } from "../mqtt/client.ts";
 
 /** One retained message to publish. */

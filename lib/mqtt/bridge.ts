@@ -11,7 +11,8 @@ import { errorText, EssError, WrongPasswordError } from "../errors.ts";
 import { flatten, type JsonObject } from "../device/flatten.ts";
 import type { Logger } from "../log.ts";
 import { type MqttConnection, type MqttListener, topicMatches } from "./client.ts";
-import type { ChargeStrategy, StateName } from "../device/states.ts";
+import type { StateName } from "../device/states.ts";
+import { type Device, parseControl } from "./controls.ts";
 import {
   CONTROL_NAMES,
   type ControlName,
@@ -24,16 +25,6 @@ import {
   stateTopic,
   statusTopic,
 } from "./topics.ts";
-
-/** What the bridge needs of the device; {@link EssClient} has it. */
-export interface Device {
-  read(state: StateName): Promise<JsonObject>;
-  setOperation(run: boolean): Promise<void>;
-  setWinterMode(on: boolean): Promise<void>;
-  setFastCharge(on: boolean): Promise<void>;
-  setChargeStrategy(strategy: ChargeStrategy): Promise<void>;
-  setBackupMode(on: boolean, reservePercent?: number): Promise<void>;
-}
 
 /** `changes`: a value when it changes plus a full republish now and then; `all`: every cycle. */
 export const PUBLISH_MODES = ["changes", "all"] as const;
@@ -114,91 +105,6 @@ export interface BridgeDeps {
   sleep(ms: number, signal: AbortSignal): Promise<void>;
   /** Uniform in [0, 1), for back-off jitter. */
   random(): number;
-}
-
-/** A command parsed from a control message, ready to carry out. */
-export interface ControlCommand {
-  /** What it does, for the log (`winter mode on`). */
-  description: string;
-  run(device: Device): Promise<void>;
-}
-
-function parseSwitch(payload: string, extra: Record<string, boolean> = {}): boolean | undefined {
-  const t = payload.trim().toLowerCase();
-  if (t === "true" || t === "on" || t === "1") return true;
-  if (t === "false" || t === "off" || t === "0") return false;
-  return extra[t];
-}
-
-const STRATEGIES: Record<string, ChargeStrategy> = {
-  battery_care: "battery-care",
-  fast_charge: "fast-charge",
-  weather_forecast: "weather-forecast",
-};
-
-const isOn = (value: unknown) => value === "on" || value === "1" || value === 1;
-
-/**
- * Parses the payload of one control topic; a string says why it is not valid.
- *
- * @example
- * ```ts
- * parseControl("winter_mode", "ON"); // { description: "winter mode on", run }
- * parseControl("active", "maybe"); // "expected true/false, on/off, 1/0 or start/stop"
- * ```
- */
-export function parseControl(name: ControlName, payload: string): ControlCommand | string {
-  const SWITCH = "expected true/false, on/off or 1/0";
-  switch (name) {
-    case "active": {
-      const on = parseSwitch(payload, { start: true, stop: false });
-      if (on === undefined) return "expected true/false, on/off, 1/0 or start/stop";
-      return {
-        description: on ? "start the system" : "stop the system",
-        run: (d) => d.setOperation(on),
-      };
-    }
-    case "winter_mode": {
-      const on = parseSwitch(payload);
-      if (on === undefined) return SWITCH;
-      return { description: `winter mode ${on ? "on" : "off"}`, run: (d) => d.setWinterMode(on) };
-    }
-    case "fastcharge": {
-      const on = parseSwitch(payload);
-      if (on === undefined) return SWITCH;
-      return { description: `fast charge ${on ? "on" : "off"}`, run: (d) => d.setFastCharge(on) };
-    }
-    case "backup_mode": {
-      const on = parseSwitch(payload);
-      if (on === undefined) return SWITCH;
-      return { description: `backup mode ${on ? "on" : "off"}`, run: (d) => d.setBackupMode(on) };
-    }
-    case "charge_strategy": {
-      const strategy = STRATEGIES[payload.trim().toLowerCase().replaceAll("-", "_")];
-      if (strategy === undefined) return "expected battery_care, fast_charge or weather_forecast";
-      return {
-        description: `charge strategy ${strategy}`,
-        run: (d) => d.setChargeStrategy(strategy),
-      };
-    }
-    case "backup_soc": {
-      const text = payload.trim();
-      const soc = Number(text);
-      if (!/^\d{1,3}$/.test(text) || soc > 100) return "expected a whole percentage 0-100";
-      return {
-        description: `backup reserve ${soc} %`,
-        async run(d) {
-          // The device sets the reserve together with the mode: keep the mode as it is.
-          const batt = await d.read("batt");
-          const mode = batt["backup_setting"] ?? batt["backup_status"];
-          if (mode === undefined) {
-            throw new EssError("the device reports no backup mode, so it has no backup reserve");
-          }
-          await d.setBackupMode(isOn(mode), soc);
-        },
-      };
-    }
-  }
 }
 
 /**
