@@ -6,14 +6,11 @@
  *
  * @module
  */
-import denoJson from "./deno.json" with { type: "json" };
 import type { Io } from "./commands/_cli.ts";
 import { processIo } from "./commands/_cli.ts";
 import { COMMANDS } from "./commands/_registry.ts";
 import { errorText, EssError, UsageError } from "./lib/errors.ts";
-
-/** ess's version, from deno.json. */
-export const VERSION: string = denoJson.version;
+import { VERSION } from "./lib/version.ts";
 
 function mainHelp(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length)) + 2;

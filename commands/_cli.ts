@@ -6,6 +6,7 @@
  */
 import { parseArgs } from "node:util";
 import { type ConfigEntry, loadConfigFile, loadDefaultConfig } from "../lib/config.ts";
+import { parseSwitchWord, SWITCH_WORDS_TEXT } from "../lib/device/vocabulary.ts";
 import { ConfigError, EssError, UsageError } from "../lib/errors.ts";
 import { createLogger, type Logger, type LogLevel, parseLogLevel } from "../lib/log.ts";
 
@@ -208,13 +209,6 @@ export interface Parsed {
   io: Io;
 }
 
-function parseBoolean(text: string): boolean | undefined {
-  const t = text.trim().toLowerCase();
-  if (["true", "yes", "on", "1"].includes(t)) return true;
-  if (["false", "no", "off", "0"].includes(t)) return false;
-  return undefined;
-}
-
 function errorAt(origin: string, message: string): EssError {
   return origin.includes(":") && !origin.startsWith("--") && !origin.startsWith("env ")
     ? new ConfigError(`${origin}: ${message}`)
@@ -332,8 +326,10 @@ export async function parseCommand(
     const v = resolve(spec);
     if (v === undefined) continue;
     if (spec.type === "boolean" && typeof v.value === "string") {
-      const b = parseBoolean(v.value);
-      if (b === undefined) throw errorAt(v.origin, `${spec.name} must be true or false`);
+      const b = parseSwitchWord(v.value);
+      if (b === undefined) {
+        throw errorAt(v.origin, `${spec.name} must be one of ${SWITCH_WORDS_TEXT}`);
+      }
       values.set(spec.name, { value: b, origin: v.origin });
     } else values.set(spec.name, v);
   }

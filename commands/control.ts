@@ -6,7 +6,13 @@
 import type { EssClient } from "../lib/device/client.ts";
 import { UsageError } from "../lib/errors.ts";
 import type { JsonObject } from "../lib/device/flatten.ts";
-import { CHARGE_STRATEGIES, type ChargeStrategy } from "../lib/device/states.ts";
+import {
+  CHARGE_STRATEGIES,
+  isOnSetting,
+  parseSwitchWord,
+  strategyOfAlgSetting,
+  SWITCH_WORDS_TEXT,
+} from "../lib/device/vocabulary.ts";
 import {
   choose,
   type Command,
@@ -17,15 +23,14 @@ import {
 } from "./_cli.ts";
 import { openDevice } from "./_device.ts";
 
-/** `on`/`off` and their synonyms; anything else is a usage error. */
+/** `on`/`off` and their synonyms ({@link SWITCH_WORDS_TEXT}); anything else is a usage error. */
 export function parseSwitch(text: string | undefined, what: string): boolean {
-  const t = text?.trim().toLowerCase();
-  if (t === "on" || t === "true" || t === "1") return true;
-  if (t === "off" || t === "false" || t === "0") return false;
+  const on = text === undefined ? undefined : parseSwitchWord(text);
+  if (on !== undefined) return on;
   throw new UsageError(
-    t === undefined
+    text === undefined
       ? `${what} needs on or off`
-      : `${what}: ${JSON.stringify(text)} is not on or off`,
+      : `${what}: ${JSON.stringify(text)} is not on or off (${SWITCH_WORDS_TEXT})`,
   );
 }
 
@@ -63,21 +68,16 @@ export async function applyControl(
       await client.setFastCharge(parseSwitch(value, "fastcharge"));
       const batt = await client.read("batt");
       const alg = batt["alg_setting"];
-      return `fast charge: ${alg === "on" || alg === "1" ? "on" : "off"} (alg_setting=${
+      return `fast charge: ${isOnSetting(alg) ? "on" : "off"} (alg_setting=${
         JSON.stringify(alg ?? null)
       })`;
     }
     case "strategy": {
-      const strategy = choose(
-        value,
-        Object.keys(CHARGE_STRATEGIES) as ChargeStrategy[],
-        "strategy",
-      );
+      const strategy = choose(value, CHARGE_STRATEGIES, "strategy");
       await client.setChargeStrategy(strategy);
       const batt = await client.read("batt");
       const alg = String(batt["alg_setting"] ?? "");
-      const name = Object.entries(CHARGE_STRATEGIES).find(([, v]) => v === alg)?.[0] ??
-        (alg === "on" ? "fast-charge" : alg === "off" ? "battery-care" : "unknown");
+      const name = strategyOfAlgSetting(alg) ?? "unknown";
       return `charge strategy: ${name} (alg_setting=${JSON.stringify(alg)})`;
     }
     case "backup": {
@@ -132,7 +132,7 @@ const command: Command = {
     const [targetArg, value, ...extra] = p.positionals;
     const target = choose(targetArg, TARGETS, "control");
     if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
-    if (target === "strategy") choose(value, Object.keys(CHARGE_STRATEGIES), "strategy");
+    if (target === "strategy") choose(value, CHARGE_STRATEGIES, "strategy");
     else parseSwitch(value, target);
     const reserve = p.integer("soc", 0, 100);
     if (reserve !== undefined && target !== "backup") {

@@ -4,8 +4,8 @@
  *
  * @module
  */
-import denoJson from "../deno.json" with { type: "json" };
 import { UsageError } from "../lib/errors.ts";
+import { VERSION } from "../lib/version.ts";
 import { flatten, type JsonObject } from "../lib/device/flatten.ts";
 import { buildDiscovery } from "../lib/hass/discovery.ts";
 import { pyessConfigTopics } from "../lib/hass/pyess.ts";
@@ -101,7 +101,7 @@ const command: Command = {
       discoveryPrefix,
       systeminfo: data["systeminfo"] ?? {},
       published,
-      origin: { version: denoJson.version },
+      origin: { version: VERSION },
       fallbackId: deviceName(p),
       sensors,
       lastValue: (topic) => values.get(topic),

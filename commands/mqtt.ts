@@ -10,8 +10,8 @@ import {
   PUBLISH_MODES,
 } from "../lib/mqtt/bridge.ts";
 import { sleep } from "../lib/backoff.ts";
-import denoJson from "../deno.json" with { type: "json" };
 import { UsageError, WrongPasswordError } from "../lib/errors.ts";
+import { VERSION } from "../lib/version.ts";
 import { DEFAULT_DISCOVERY_PREFIX } from "../lib/hass/discovery.ts";
 import { parseSensorList } from "../lib/hass/pyess.ts";
 import { createHassPlugin } from "../lib/hass/plugin.ts";
@@ -29,9 +29,6 @@ import {
   type Parsed,
 } from "./_cli.ts";
 import { openDevice, parseHostPort } from "./_device.ts";
-
-/** ess's version, for the origin of its Home Assistant discovery messages. */
-const VERSION: string = denoJson.version;
 
 /** Exit code for a wrong device password (EX_CONFIG): the systemd unit does not restart on it. */
 export const EXIT_WRONG_PASSWORD = 78;

@@ -8,7 +8,8 @@ import { UnreachableError } from "../lib/errors.ts";
 import type { JsonObject } from "../lib/device/flatten.ts";
 import { createLogger, type Logger } from "../lib/log.ts";
 import type { MqttConnection, MqttListener, PublishOptions } from "../lib/mqtt/client.ts";
-import { CHARGE_STRATEGIES, type ChargeStrategy, type StateName } from "../lib/device/states.ts";
+import type { StateName } from "../lib/device/states.ts";
+import { algSettingFor, type ChargeStrategy } from "../lib/device/vocabulary.ts";
 
 /** One message the fake broker got. */
 export interface Sent {
@@ -126,12 +127,12 @@ export class FakeDevice implements Device {
   }
   setFastCharge(on: boolean): Promise<void> {
     return this.#set(`fastcharge ${on ? "on" : "off"}`, () => {
-      this.states.batt["alg_setting"] = CHARGE_STRATEGIES[on ? "fast-charge" : "battery-care"];
+      this.states.batt["alg_setting"] = algSettingFor(on ? "fast-charge" : "battery-care", true)!;
     });
   }
   setChargeStrategy(strategy: ChargeStrategy): Promise<void> {
     return this.#set(`strategy ${strategy}`, () => {
-      this.states.batt["alg_setting"] = CHARGE_STRATEGIES[strategy];
+      this.states.batt["alg_setting"] = algSettingFor(strategy, true)!;
     });
   }
   setBackupMode(on: boolean, reservePercent?: number): Promise<void> {

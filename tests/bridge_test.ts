@@ -1,4 +1,4 @@
-import { deepEqual, equal, ok as assert, rejects } from "node:assert/strict";
+import { deepEqual, equal, match, ok as assert, rejects } from "node:assert/strict";
 import { seededRandom } from "../lib/backoff.ts";
 import {
   Bridge,
@@ -577,11 +577,19 @@ Deno.test("Bridge plugins", async (t) => {
 });
 
 Deno.test("parseControl()", async (t) => {
-  await t.step("should accept true/false, on/off, 1/0 in any case and trim", () => {
-    for (const p of ["true", "TRUE", "On", "1", " on\n"]) {
-      equal(typeof parseControl("winter_mode", p), "object", p);
+  await t.step("should accept every word pyess's strtobool took, in any case, trimmed", () => {
+    const on = ["y", "yes", "t", "true", "on", "1"];
+    const off = ["n", "no", "f", "false", "off", "0"];
+    for (const name of ["active", "winter_mode", "fastcharge", "backup_mode"] as const) {
+      for (const [words, want] of [[on, /on$|start/], [off, /off$|stop/]] as const) {
+        for (const word of words.flatMap((w) => [w, w.toUpperCase(), ` ${w}\n`])) {
+          const command = parseControl(name, word);
+          if (typeof command === "string") throw new Error(`${name} ${word}: ${command}`);
+          match(command.description, want, `${name} ${JSON.stringify(word)}`);
+        }
+      }
     }
-    for (const p of ["yes", "2", "enable", ""]) {
+    for (const p of ["2", "enable", "", "yess"]) {
       equal(typeof parseControl("fastcharge", p), "string");
     }
   });

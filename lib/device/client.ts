@@ -15,12 +15,11 @@ import {
   WrongPasswordError,
 } from "../errors.ts";
 import { isJsonObject, type Json, type JsonObject } from "./flatten.ts";
+import { algSettingFor, type ChargeStrategy, isNumericAlgSetting } from "./vocabulary.ts";
 import { type Logger, silentLogger } from "../log.ts";
 import {
   BATT_SETTING_PATH,
   type CalendarDate,
-  CHARGE_STRATEGIES,
-  type ChargeStrategy,
   graphDateField,
   type GraphDevice,
   graphPath,
@@ -187,11 +186,7 @@ export class EssClient {
    */
   async setFastCharge(on: boolean): Promise<void> {
     const numeric = await this.#numericAlgSetting();
-    const value = numeric
-      ? CHARGE_STRATEGIES[on ? "fast-charge" : "battery-care"]
-      : on
-      ? "on"
-      : "off";
+    const value = algSettingFor(on ? "fast-charge" : "battery-care", numeric)!;
     await this.#control(
       BATT_SETTING_PATH,
       { alg_setting: value },
@@ -205,14 +200,13 @@ export class EssClient {
    */
   async setChargeStrategy(strategy: ChargeStrategy): Promise<void> {
     const what = `Setting the charge strategy to ${strategy}`;
-    let value: string;
-    if (await this.#numericAlgSetting()) value = CHARGE_STRATEGIES[strategy];
-    else if (strategy === "weather-forecast") {
+    const value = algSettingFor(strategy, await this.#numericAlgSetting());
+    if (value === undefined) {
       throw new DeviceRefusedError(
         this.host,
         `${what} on ${this.host}: this firmware only has fast charge on/off`,
       );
-    } else value = strategy === "fast-charge" ? "on" : "off";
+    }
     await this.#control(BATT_SETTING_PATH, { alg_setting: value }, what);
   }
 
@@ -240,8 +234,7 @@ export class EssClient {
   }
 
   async #numericAlgSetting(): Promise<boolean> {
-    const alg = (await this.read("batt"))["alg_setting"];
-    return (typeof alg === "string" && /^\d+$/.test(alg)) || typeof alg === "number";
+    return isNumericAlgSetting((await this.read("batt"))["alg_setting"]);
   }
 
   async #control(path: string, body: JsonObject, what: string): Promise<void> {

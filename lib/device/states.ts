@@ -89,12 +89,3 @@ export const GRAPH_FIELDS: Record<GraphDevice, readonly string[]> = {
   load: ["consumption", "purchase", "self_suffi", "total_consumption", "total_purchase"],
   batt: ["charge", "discharge", "total_charge", "total_discharge", "soc"],
 };
-
-/** Charge strategies of newer firmware, by the value `alg_setting` takes. */
-export const CHARGE_STRATEGIES = {
-  "battery-care": "0",
-  "fast-charge": "1",
-  "weather-forecast": "2",
-} as const;
-/** One of the keys of {@link CHARGE_STRATEGIES}. */
-export type ChargeStrategy = keyof typeof CHARGE_STRATEGIES;

@@ -19,6 +19,7 @@ import {
   WrongPasswordError,
 } from "../errors.ts";
 import { flatten, type JsonObject } from "../device/flatten.ts";
+import { reportedWordValue } from "../device/vocabulary.ts";
 import { type Logger, silentLogger } from "../log.ts";
 import type { StateName } from "../device/states.ts";
 
@@ -45,8 +46,6 @@ export function metricNode(text: string): string {
 }
 
 const NUMBER = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
-const ON = new Set(["on", "start", "true"]);
-const OFF = new Set(["off", "stop", "false"]);
 
 /**
  * The number a device value stands for: numbers as they are (`"26.500000"` -> 26.5), `on`,
@@ -64,10 +63,7 @@ export function metricValue(text: string): number | undefined {
     const n = Number(t);
     return Number.isFinite(n) ? n : undefined;
   }
-  const word = t.toLowerCase();
-  if (ON.has(word)) return 1;
-  if (OFF.has(word)) return 0;
-  return undefined;
+  return reportedWordValue(t);
 }
 
 /**

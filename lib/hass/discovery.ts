@@ -8,7 +8,11 @@
  * @module
  */
 import { isJsonObject, type Json, type JsonObject } from "../device/flatten.ts";
-import { CHARGE_STRATEGIES } from "../device/states.ts";
+import {
+  CHARGE_STRATEGY_OPTIONS,
+  CHARGE_STRATEGY_TABLE,
+  type ChargeStrategyRow,
+} from "../device/vocabulary.ts";
 import { type ControlName, controlTopic, stateTopic, statusTopic } from "../mqtt/topics.ts";
 
 /** Home Assistant's default discovery prefix. */
@@ -148,24 +152,19 @@ const flag = (
 const diagnostic = { diagnostic: true } as const;
 const duplicate = { duplicate: true } as const;
 
-/** The charge strategies as the `charge_strategy` control topic takes them. */
-export const CHARGE_STRATEGY_OPTIONS = ["battery_care", "fast_charge", "weather_forecast"] as const;
-type ChargeStrategyOption = typeof CHARGE_STRATEGY_OPTIONS[number];
+/** The strategies older firmware has (fast charge on/off). */
+const CLASSIC_STRATEGIES = CHARGE_STRATEGY_TABLE.filter((r: ChargeStrategyRow) =>
+  r.classic !== undefined
+);
 
 /**
  * The charge strategy each `alg_setting` stands for: older firmware has only fast charge
- * `on`/`off`, newer firmware `0`/`1`/`2` (see {@link CHARGE_STRATEGIES}).
+ * `on`/`off`, newer firmware `0`/`1`/`2` (see {@link CHARGE_STRATEGY_TABLE}).
  */
-const ALG_SETTING_STRATEGIES: Readonly<Record<string, ChargeStrategyOption>> = {
-  off: "battery_care",
-  on: "fast_charge",
-  ...Object.fromEntries(
-    Object.entries(CHARGE_STRATEGIES).map(([name, value]) => [
-      value,
-      name.replace("-", "_") as ChargeStrategyOption,
-    ]),
-  ),
-};
+const ALG_SETTING_STRATEGIES: Readonly<Record<string, string>> = Object.fromEntries([
+  ...CLASSIC_STRATEGIES.map((r) => [r.classic, r.option]),
+  ...CHARGE_STRATEGY_TABLE.map((r) => [r.numeric, r.option]),
+]);
 
 /**
  * Every entity ess knows, in the order Home Assistant lists them. Only rows whose source topic
@@ -382,7 +381,7 @@ export const ENTITY_TABLE: readonly EntityRow[] = [
     source: "batt/alg_setting",
     control: "charge_strategy",
     options: CHARGE_STRATEGY_OPTIONS,
-    classicOptions: ["battery_care", "fast_charge"],
+    classicOptions: CLASSIC_STRATEGIES.map((r) => r.option),
     valueMap: ALG_SETTING_STRATEGIES,
     setting: true,
   },

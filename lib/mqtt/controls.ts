@@ -6,7 +6,16 @@
  */
 import { EssError } from "../errors.ts";
 import type { JsonObject } from "../device/flatten.ts";
-import type { ChargeStrategy, StateName } from "../device/states.ts";
+import type { StateName } from "../device/states.ts";
+import {
+  backupModeOf,
+  CHARGE_STRATEGY_OPTIONS,
+  type ChargeStrategy,
+  isOnSetting,
+  parseChargeStrategy,
+  parseSwitchWord,
+  SWITCH_WORDS_TEXT,
+} from "../device/vocabulary.ts";
 import type { ControlName } from "./topics.ts";
 
 /** What the bridge needs of the device; `EssClient` has it. */
@@ -26,21 +35,6 @@ export interface ControlCommand {
   run(device: Device): Promise<void>;
 }
 
-function parseSwitch(payload: string, extra: Record<string, boolean> = {}): boolean | undefined {
-  const t = payload.trim().toLowerCase();
-  if (t === "true" || t === "on" || t === "1") return true;
-  if (t === "false" || t === "off" || t === "0") return false;
-  return extra[t];
-}
-
-const STRATEGIES: Record<string, ChargeStrategy> = {
-  battery_care: "battery-care",
-  fast_charge: "fast-charge",
-  weather_forecast: "weather-forecast",
-};
-
-const isOn = (value: unknown) => value === "on" || value === "1" || value === 1;
-
 /**
  * Parses the payload of one control topic; a string says why it is not valid.
  *
@@ -51,34 +45,34 @@ const isOn = (value: unknown) => value === "on" || value === "1" || value === 1;
  * ```
  */
 export function parseControl(name: ControlName, payload: string): ControlCommand | string {
-  const SWITCH = "expected true/false, on/off or 1/0";
+  const SWITCH = `expected ${SWITCH_WORDS_TEXT}`;
   switch (name) {
     case "active": {
-      const on = parseSwitch(payload, { start: true, stop: false });
-      if (on === undefined) return "expected true/false, on/off, 1/0 or start/stop";
+      const on = parseSwitchWord(payload, { start: true, stop: false });
+      if (on === undefined) return `${SWITCH} or start/stop`;
       return {
         description: on ? "start the system" : "stop the system",
         run: (d) => d.setOperation(on),
       };
     }
     case "winter_mode": {
-      const on = parseSwitch(payload);
+      const on = parseSwitchWord(payload);
       if (on === undefined) return SWITCH;
       return { description: `winter mode ${on ? "on" : "off"}`, run: (d) => d.setWinterMode(on) };
     }
     case "fastcharge": {
-      const on = parseSwitch(payload);
+      const on = parseSwitchWord(payload);
       if (on === undefined) return SWITCH;
       return { description: `fast charge ${on ? "on" : "off"}`, run: (d) => d.setFastCharge(on) };
     }
     case "backup_mode": {
-      const on = parseSwitch(payload);
+      const on = parseSwitchWord(payload);
       if (on === undefined) return SWITCH;
       return { description: `backup mode ${on ? "on" : "off"}`, run: (d) => d.setBackupMode(on) };
     }
     case "charge_strategy": {
-      const strategy = STRATEGIES[payload.trim().toLowerCase().replaceAll("-", "_")];
-      if (strategy === undefined) return "expected battery_care, fast_charge or weather_forecast";
+      const strategy = parseChargeStrategy(payload);
+      if (strategy === undefined) return `expected ${CHARGE_STRATEGY_OPTIONS.join(", ")}`;
       return {
         description: `charge strategy ${strategy}`,
         run: (d) => d.setChargeStrategy(strategy),
@@ -93,11 +87,11 @@ export function parseControl(name: ControlName, payload: string): ControlCommand
         async run(d) {
           // The device sets the reserve together with the mode: keep the mode as it is.
           const batt = await d.read("batt");
-          const mode = batt["backup_setting"] ?? batt["backup_status"];
+          const mode = backupModeOf(batt);
           if (mode === undefined) {
             throw new EssError("the device reports no backup mode, so it has no backup reserve");
           }
-          await d.setBackupMode(isOn(mode), soc);
+          await d.setBackupMode(isOnSetting(mode), soc);
         },
       };
     }

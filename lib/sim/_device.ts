@@ -9,11 +9,11 @@
 import type { JsonObject } from "../device/flatten.ts";
 import {
   type CalendarDate,
-  CHARGE_STRATEGIES,
   type GraphDevice,
   type GraphSpan,
   type StateName,
 } from "../device/states.ts";
+import { algSettingFor, CHARGE_STRATEGIES, strategyOfAlgSetting } from "../device/vocabulary.ts";
 import { House } from "./_house.ts";
 import { counter, fixed6, flag, percent, stamp, whole } from "./_format.ts";
 
@@ -125,7 +125,7 @@ function defaultSettings(firmware: Firmware): Settings {
   return {
     running: true,
     winter: false,
-    alg: firmware === "classic" ? "off" : CHARGE_STRATEGIES["battery-care"],
+    alg: algSettingFor("battery-care", firmware !== "classic")!,
     saftySoc: 10,
     startdate: "1101",
     stopdate: "0315",
@@ -157,8 +157,9 @@ function gridTargetOf(s: Settings): number {
  * charges gently, weather forecast holds back in the morning so that the midday peak fills it.
  */
 function chargeLimit(alg: string, hour: number): number {
-  if (alg === "on" || alg === CHARGE_STRATEGIES["fast-charge"]) return BATTERY_MAX_W;
-  if (alg === CHARGE_STRATEGIES["weather-forecast"]) {
+  const strategy = strategyOfAlgSetting(alg);
+  if (strategy === "fast-charge") return BATTERY_MAX_W;
+  if (strategy === "weather-forecast") {
     return hour < 11 ? 0.25 * BATTERY_MAX_W : BATTERY_MAX_W;
   }
   return 0.6 * BATTERY_MAX_W;
@@ -464,9 +465,8 @@ export class SimDevice {
           break;
         }
         case "alg_setting": {
-          const allowed = this.firmware === "classic"
-            ? ["on", "off"]
-            : Object.values(CHARGE_STRATEGIES) as string[];
+          const numeric = this.firmware !== "classic";
+          const allowed = CHARGE_STRATEGIES.map((name) => algSettingFor(name, numeric));
           if (typeof value !== "string" || !allowed.includes(value)) return false;
           next.alg = value;
           break;
