@@ -4,10 +4,11 @@
  *
  * @module
  */
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { type ConfigEntry, loadConfigFile, loadDefaultConfig } from "../lib/config.ts";
 import { parseSwitchWord, SWITCH_WORDS_TEXT } from "../lib/device/vocabulary.ts";
-import { ConfigError, EssError, UsageError } from "../lib/errors.ts";
+import { ConfigError, errorText, EssError, preview, UsageError } from "../lib/errors.ts";
 import { createLogger, type Logger, type LogLevel, parseLogLevel } from "../lib/log.ts";
 
 /** Where output goes; tests and the CLI edge provide it. */
@@ -35,21 +36,26 @@ export const processIo: Io = {
 
 /** One option of a command. Long names are kebab-case; each also answers to its snake_case. */
 export interface OptionSpec {
-  name: string;
-  type: "string" | "boolean";
-  help: string;
+  readonly name: string;
+  readonly type: "string" | "boolean";
+  readonly help: string;
   /** Placeholder in help (`HOST[:PORT]`). */
-  arg?: string;
+  readonly arg?: string;
   /** Other long names (pyess's spellings). */
-  aliases?: readonly string[];
-  short?: string;
+  readonly aliases?: readonly string[];
+  readonly short?: string;
   /** Environment variable that sets it. */
-  env?: string;
+  readonly env?: string;
   /** Whether a config file may set it (default true). */
-  config?: boolean;
-  default?: string | boolean;
+  readonly config?: boolean;
+  readonly default?: string | boolean;
   /** Section heading in help. */
-  group?: string;
+  readonly group?: string;
+  /**
+   * A flag pyess declared with `type=bool`, so that its users wrote a value after it
+   * (`--once True`): a switch word right after the flag is taken as its value.
+   */
+  readonly pyessValue?: boolean;
 }
 
 /** An option's value and where it came from, for error messages. */
@@ -65,17 +71,17 @@ const namesOf = (spec: OptionSpec) => [
 ];
 
 /** Options shared by all commands. */
-export const HELP_OPTION: OptionSpec = {
+export const HELP_OPTION = {
   name: "help",
   short: "h",
   type: "boolean",
   help: "show this help",
   config: false,
   group: "General",
-};
+} as const satisfies OptionSpec;
 
 /** `--config`, `--log-level`: every command but `simulate` takes them. */
-export const GENERAL_OPTIONS: readonly OptionSpec[] = [
+export const GENERAL_OPTIONS = [
   {
     name: "config",
     aliases: ["config-file"],
@@ -97,10 +103,10 @@ export const GENERAL_OPTIONS: readonly OptionSpec[] = [
     env: "ESS_LOG_LEVEL",
     group: "General",
   },
-];
+] as const satisfies readonly OptionSpec[];
 
 /** Options of every command that talks to the device. */
-export const DEVICE_OPTIONS: readonly OptionSpec[] = [
+export const DEVICE_OPTIONS = [
   {
     name: "host",
     aliases: ["ess-host"],
@@ -124,7 +130,8 @@ export const DEVICE_OPTIONS: readonly OptionSpec[] = [
     aliases: ["ess-password"],
     type: "string",
     arg: "PASSWORD",
-    help: "device password: its wired LAN MAC, lowercase, no colons (see 'ess password')",
+    help: "device password: its wired LAN MAC, lowercase, no colons (see 'ess password'); " +
+      "better from ESS_PASSWORD or the config file, which ps does not show",
     env: "ESS_PASSWORD",
     group: "Device",
   },
@@ -144,18 +151,64 @@ export const DEVICE_OPTIONS: readonly OptionSpec[] = [
     default: "10",
     group: "Device",
   },
-];
+] as const satisfies readonly OptionSpec[];
 
-/** A subcommand as `main.ts` sees it. */
-export interface Command {
+/** The names of `O`'s options of type `T`; any name where `O` is not known. */
+type NamesOf<O extends readonly OptionSpec[], T extends OptionSpec["type"]> = string extends
+  O[number]["name"] ? string : Extract<O[number], { readonly type: T }>["name"];
+
+/**
+ * The parsed command line of one command, with options resolved from every source. Only the
+ * command's own options can be asked for: `p.string("hots")` does not compile.
+ */
+export interface Parsed<S extends string = string, F extends string = string> {
+  positionals: string[];
+  /** An option's value, if any source set it. */
+  get(name: S | F): OptionValue | undefined;
+  /** A string option's value. */
+  string(name: S): string | undefined;
+  /** Whether a flag is set. */
+  flag(name: F): boolean;
+  /** A whole number option within bounds; a bad value is a usage or config error. */
+  integer(name: S, min: number, max: number): number | undefined;
+  /**
+   * A number of seconds, written in decimal (`10`, `2.5`), at least `min` (default: more than
+   * 0) and at most a day.
+   */
+  seconds(name: S, min?: number): number | undefined;
+  log: Logger;
+  logLevel: LogLevel;
+  io: Io;
+}
+
+/** {@link Parsed} for the option table `O`. */
+export type ParsedOf<O extends readonly OptionSpec[]> = Parsed<
+  NamesOf<O, "string">,
+  NamesOf<O, "boolean">
+>;
+
+/** A subcommand: its help, its options, and what it does with them once parsed. */
+export interface Command<O extends readonly OptionSpec[] = readonly OptionSpec[]> {
   name: string;
   usage: string;
   description: string;
-  options: readonly OptionSpec[];
+  options: O;
   examples: readonly string[];
   /** Whether it takes arguments besides options; without, {@link parseCommand} refuses any. */
   positionals?: boolean;
-  run(argv: string[], io: Io): Promise<number>;
+  /** Runs the command with its parsed options; returns the exit code. */
+  run(p: ParsedOf<O>, io: Io): Promise<number>;
+}
+
+/**
+ * Declares a command: inside the declaration, `run` can ask only for the options the command
+ * has. The result is a plain {@link Command}, as the dispatcher sees every command; the
+ * dispatcher parses exactly `options`, so the narrower `run` is safe to call with it.
+ */
+export function defineCommand<const O extends readonly OptionSpec[]>(
+  command: Command<O>,
+): Command {
+  return command as unknown as Command;
 }
 
 /** Help text for a command, derived from its option table. */
@@ -193,22 +246,6 @@ export function helpText(command: Omit<Command, "run">): string {
   return lines.join("\n");
 }
 
-/** The parsed command line of one command, with options resolved from every source. */
-export interface Parsed {
-  positionals: string[];
-  /** An option's value, if any source set it. */
-  get(name: string): OptionValue | undefined;
-  string(name: string): string | undefined;
-  flag(name: string): boolean;
-  /** A whole number option within bounds; a bad value is a usage or config error. */
-  integer(name: string, min: number, max: number): number | undefined;
-  /** A positive number of seconds (fractions allowed). */
-  seconds(name: string): number | undefined;
-  log: Logger;
-  logLevel: LogLevel;
-  io: Io;
-}
-
 function errorAt(origin: string, message: string): EssError {
   return origin.includes(":") && !origin.startsWith("--") && !origin.startsWith("env ")
     ? new ConfigError(`${origin}: ${message}`)
@@ -216,31 +253,73 @@ function errorAt(origin: string, message: string): EssError {
 }
 
 /**
- * Whether any command of ess has an option called `key`. One config file serves every command
- * (`ess data` reads the daemon's /etc/essmqtt.conf), so only a key no command knows is worth a
- * warning. The other commands load only when a key is foreign to the running one.
+ * pyess's spellings of a boolean flag with a value, as ConfigArgParse took them: `--once=true`
+ * for any flag, and `--once True` for the flags pyess declared with `type=bool`. Each becomes
+ * the plain flag or its `--no-` form; any other value after `=` is a usage error.
  */
-async function isKnownKey(key: string): Promise<boolean> {
-  const { COMMANDS } = await import("./_registry.ts");
-  for (const entry of Object.values(COMMANDS)) {
-    const { options } = (await entry.load()).default;
-    if ([...options, HELP_OPTION].some((spec) => namesOf(spec).includes(kebab(key)))) return true;
+function flagValues(argv: readonly string[], flags: ReadonlyMap<string, OptionSpec>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === "--") {
+      out.push(...argv.slice(i));
+      break;
+    }
+    const m = /^--([^=]+)(?:=(.*))?$/s.exec(arg);
+    const spec = m ? flags.get(m[1]!) : undefined;
+    if (!m || !spec) {
+      out.push(arg);
+      continue;
+    }
+    let value = m[2];
+    const next = argv[i + 1];
+    if (value === undefined && spec.pyessValue && next !== undefined) {
+      if (parseSwitchWord(next) !== undefined) {
+        value = next;
+        i++;
+      }
+    }
+    if (value === undefined) {
+      out.push(arg);
+      continue;
+    }
+    const on = parseSwitchWord(value);
+    if (on === undefined) {
+      throw new UsageError(
+        `--${m[1]}=${JSON.stringify(value)}: a flag takes no value, or one of ${SWITCH_WORDS_TEXT}`,
+      );
+    }
+    out.push(on ? `--${m[1]}` : `--no-${m[1]}`);
   }
-  return false;
+  return out;
+}
+
+/** What {@link parseCommand} needs besides the command line. */
+export interface ParseContext {
+  /**
+   * Whether some other command of ess has an option called `key`. One config file serves every
+   * command (`ess data` reads the daemon's /etc/essmqtt.conf), so only a key that no command
+   * knows is worth a warning. Default: none does.
+   */
+  isKnownKey?: (key: string) => boolean | Promise<boolean>;
+  /** The folder relative `--config` paths start from (default: the working directory). */
+  cwd?: string | undefined;
 }
 
 /**
  * Parses `argv` for `command`: strict (unknown options are a {@link UsageError}), then fills in
  * each option from the command line, its environment variable, the config file or its default.
- * Returns `undefined` after printing help for `--help`.
+ * Returns `"help"` for `--help`, without reading any config.
  */
-export async function parseCommand(
-  command: Omit<Command, "run">,
-  argv: string[],
+export async function parseCommand<O extends readonly OptionSpec[]>(
+  command: Omit<Command<O>, "run">,
+  argv: readonly string[],
   io: Io,
-): Promise<Parsed | undefined> {
-  const specs = [...command.options, HELP_OPTION];
+  context: ParseContext = {},
+): Promise<ParsedOf<O> | "help"> {
+  const specs: readonly OptionSpec[] = [...command.options, HELP_OPTION];
   const byName = new Map<string, OptionSpec>();
+  const flags = new Map<string, OptionSpec>();
   const options: Record<string, { type: "string" | "boolean"; short?: string }> = {};
   for (const spec of specs) {
     for (const n of namesOf(spec)) {
@@ -249,6 +328,7 @@ export async function parseCommand(
         ? { type: spec.type, short: spec.short }
         : { type: spec.type };
       if (spec.type === "boolean") {
+        flags.set(n, spec);
         byName.set(`no-${n}`, spec);
         options[`no-${n}`] = { type: "boolean" };
       }
@@ -256,9 +336,14 @@ export async function parseCommand(
   }
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
+    parsed = parseArgs({
+      args: flagValues(argv, flags),
+      options,
+      strict: true,
+      allowPositionals: true,
+    });
   } catch (err) {
-    const text = (err as Error).message;
+    const text = errorText(err);
     const option = /'(-[^' ]+)/.exec(text)?.[1] ?? "";
     const code = (err as { code?: string }).code;
     const why = code === "ERR_PARSE_ARGS_UNKNOWN_OPTION"
@@ -283,10 +368,7 @@ export async function parseCommand(
       origin: `--${key}`,
     });
   }
-  if (cli.get("help")?.value === true) {
-    io.out(helpText(command));
-    return undefined;
-  }
+  if (cli.get("help")?.value === true) return "help";
   if (!command.positionals && parsed.positionals.length > 0) {
     throw new UsageError(
       `ess ${command.name} takes no arguments (got ${JSON.stringify(parsed.positionals[0])})`,
@@ -298,7 +380,7 @@ export async function parseCommand(
   if (configSpec) {
     const path = cli.get("config")?.value ?? io.env("ESS_CONFIG");
     entries = typeof path === "string"
-      ? await loadConfigFile(path)
+      ? await loadConfigFile(resolve(context.cwd ?? Deno.cwd(), path))
       : await loadDefaultConfig(io.env("HOME"));
   }
   const fromFile = new Map<string, OptionValue>();
@@ -307,10 +389,10 @@ export async function parseCommand(
     const spec = byName.get(kebab(entry.key)) ?? byName.get(snake(entry.key));
     if (spec && spec.config !== false) {
       fromFile.set(spec.name, { value: entry.value, origin: entry.origin });
-    } else if (!spec && !await isKnownKey(entry.key)) unknown.push(entry);
+    } else if (!spec && !await context.isKnownKey?.(kebab(entry.key))) unknown.push(entry);
   }
 
-  const resolve = (spec: OptionSpec): OptionValue | undefined => {
+  const resolveOption = (spec: OptionSpec): OptionValue | undefined => {
     const fromCli = cli.get(spec.name);
     if (fromCli) return fromCli;
     const envValue = spec.env ? io.env(spec.env) : undefined;
@@ -323,7 +405,7 @@ export async function parseCommand(
   };
   const values = new Map<string, OptionValue>();
   for (const spec of specs) {
-    const v = resolve(spec);
+    const v = resolveOption(spec);
     if (v === undefined) continue;
     if (spec.type === "boolean" && typeof v.value === "string") {
       const b = parseSwitchWord(v.value);
@@ -350,17 +432,20 @@ export async function parseCommand(
     const v = values.get(name)?.value;
     return typeof v === "string" ? v : undefined;
   };
-  const numberOf = (name: string, check: (n: number) => boolean, what: string) => {
+  const numberOf = (name: string, pattern: RegExp, check: (n: number) => boolean, what: string) => {
     const v = values.get(name);
     if (v === undefined) return undefined;
     const text = String(v.value).trim();
     const n = Number(text);
-    if (text === "" || !Number.isFinite(n) || !check(n)) {
-      throw errorAt(v.origin, `${name} must be ${what}, not ${JSON.stringify(text)}`);
+    if (!pattern.test(text) || !Number.isFinite(n) || !check(n)) {
+      throw errorAt(
+        v.origin,
+        `${name} must be ${what}, not ${text === "" ? "empty" : preview(text, 40)}`,
+      );
     }
     return n;
   };
-  return {
+  const result: Parsed = {
     positionals: parsed.positionals,
     get: (name) => values.get(name),
     string,
@@ -368,14 +453,24 @@ export async function parseCommand(
     integer: (name, min, max) =>
       numberOf(
         name,
-        (n) => Number.isInteger(n) && n >= min && n <= max,
+        /^[-+]?\d{1,15}$/,
+        (n) => n >= min && n <= max,
         `a whole number from ${min} to ${max}`,
       ),
-    seconds: (name) => numberOf(name, (n) => n > 0 && n <= 86400, "a number of seconds"),
+    seconds: (name, min) =>
+      numberOf(
+        name,
+        /^\d{1,9}(\.\d{1,9})?$/,
+        (n) => (min === undefined ? n > 0 : n >= min) && n <= 86400,
+        min === undefined
+          ? "a number of seconds, like 10 or 2.5"
+          : `a number of seconds from ${min} to 86400, like 10 or 2.5`,
+      ),
     log,
     logLevel,
     io,
   };
+  return result;
 }
 
 /** Throws a usage error unless `value` is one of `choices`. */

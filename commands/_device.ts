@@ -15,7 +15,10 @@ import {
   SERVICE_TYPE,
 } from "../lib/device/mdns.ts";
 import { createDeviceFetch, type DeviceFetch } from "../lib/device/transport.ts";
-import type { Parsed } from "./_cli.ts";
+import type { DEVICE_OPTIONS, Parsed, ParsedOf } from "./_cli.ts";
+
+/** What the device helpers read of a command's options. */
+type DeviceParsed = ParsedOf<typeof DEVICE_OPTIONS>;
 
 /** A host and port, as the URL authority `HOST` or `HOST:PORT`. */
 export interface HostPort {
@@ -140,7 +143,10 @@ export function pickDevice(devices: readonly EssDevice[], name: string | undefin
  * The device's address from `--host` (or config / environment); without one, the device found
  * by mDNS (the only one, or the one `--name` names).
  */
-export async function deviceHost(p: Parsed, discover: Discover = discoverOnce): Promise<HostPort> {
+export async function deviceHost(
+  p: DeviceParsed,
+  discover: Discover = discoverOnce,
+): Promise<HostPort> {
   const host = p.string("host");
   if (host !== undefined && host.trim() !== "") return parseHostPort(host, 443);
   const name = p.string("name")?.trim() || undefined;
@@ -150,7 +156,7 @@ export async function deviceHost(p: Parsed, discover: Discover = discoverOnce): 
 }
 
 /** The device password from `--password`, `ESS_PASSWORD` or `ess_password`. */
-export function devicePassword(p: Parsed): string {
+export function devicePassword(p: DeviceParsed): string {
   const password = p.string("password");
   if (password === undefined || password === "") {
     throw new UsageError(
@@ -162,7 +168,7 @@ export function devicePassword(p: Parsed): string {
 }
 
 /** The fetch-shaped transport for the device, from `--fingerprint` and `--timeout`. */
-export function deviceFetch(p: Parsed): DeviceFetch {
+export function deviceFetch(p: Parsed<"fingerprint" | "timeout", never>): DeviceFetch {
   const timeoutMs = (p.seconds("timeout") ?? 10) * 1000;
   return createDeviceFetch({
     fingerprint: p.string("fingerprint"),
@@ -180,7 +186,7 @@ export interface DeviceSession {
 
 /** Opens a client for the device named by the options (found by mDNS without `--host`). */
 export async function openDevice(
-  p: Parsed,
+  p: DeviceParsed,
   discover: Discover = discoverOnce,
 ): Promise<DeviceSession> {
   const host = await deviceHost(p, discover);

@@ -1,8 +1,13 @@
 /**
- * Text output shared by the commands: aligned tables and terminal bar charts.
+ * Text output shared by the commands: aligned tables, terminal bar charts, and the output of
+ * `ess data` and `ess graph` (which the demo prints too).
  *
  * @module
  */
+import type { GraphAnswer } from "../lib/device/client.ts";
+import { flatten, type JsonObject } from "../lib/device/flatten.ts";
+import { GRAPH_FIELDS, type GraphDevice, type GraphSpan } from "../lib/device/states.ts";
+import { UsageError } from "../lib/errors.ts";
 
 /** Rows as aligned columns separated by two spaces; the last column is not padded. */
 export function table(rows: readonly (readonly string[])[]): string {
@@ -39,4 +44,94 @@ export function barChart(items: readonly (readonly [string, number])[], width = 
 /** A CSV field, quoted when it needs to be. */
 export function csvField(text: string): string {
   return /[",\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+}
+
+/** The formats of `ess data`. */
+export const DATA_FORMATS = ["json", "table", "flat"] as const;
+
+/** Output of `ess data` in each format. */
+export function renderData(
+  data: Record<string, JsonObject>,
+  format: typeof DATA_FORMATS[number],
+): string {
+  if (format === "json") return `${JSON.stringify(data, null, 2)}\n`;
+  const leaves = Object.entries(data).flatMap(([state, answer]) =>
+    flatten(answer, [state]).map(({ path, value }) => [path, value] as const)
+  );
+  if (format === "flat") {
+    return leaves.map(([path, value]) => `${path.join("/")} ${value}\n`).join("");
+  }
+  return table([
+    ["STATE", "FIELD", "VALUE"],
+    ...leaves.map(([[state = "", ...rest], value]) => [state, rest.join("/"), value]),
+  ]);
+}
+
+/** The formats of `ess graph`. */
+export const GRAPH_FORMATS = ["json", "csv", "table", "chart"] as const;
+
+/** The columns of a graph: the device's fields in its order, then any others its rows carry. */
+export function graphColumns(device: GraphDevice, rows: GraphAnswer["loginfo"]): string[] {
+  const seen = new Set<string>();
+  for (const row of rows) for (const key of Object.keys(row)) seen.add(key);
+  seen.delete("db");
+  seen.delete("time");
+  const known = GRAPH_FIELDS[device].filter((f) => seen.has(f));
+  return ["time", ...known, ...[...seen].filter((f) => !known.includes(f))];
+}
+
+/** A row's `time` (`YYYYMMDDhhmmss`) as a label fitting the span. */
+export function timeLabel(time: string, span: GraphSpan): string {
+  const m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})/.exec(time);
+  if (!m) return time;
+  const [, y, mo, d, h, mi] = m;
+  if (span === "day") return `${h}:${mi}`;
+  if (span === "year") return `${y}-${mo}`;
+  return `${y}-${mo}-${d}`;
+}
+
+/** Output of `ess graph` in each format. */
+export function renderGraph(
+  answer: GraphAnswer,
+  device: GraphDevice,
+  span: GraphSpan,
+  format: typeof GRAPH_FORMATS[number],
+  field?: string,
+): string {
+  const rows = answer.loginfo;
+  const columns = graphColumns(device, rows);
+  const cell = (row: GraphAnswer["loginfo"][number], column: string) => {
+    const v = row[column];
+    return v === undefined || v === null ? "" : typeof v === "string" ? v : JSON.stringify(v);
+  };
+  switch (format) {
+    case "json":
+      return `${JSON.stringify(answer, null, 2)}\n`;
+    case "csv":
+      return [columns, ...rows.map((r) => columns.map((c) => cell(r, c)))]
+        .map((line) => line.map(csvField).join(",") + "\n").join("");
+    case "table":
+      return table([
+        columns,
+        ...rows.map((r) =>
+          columns.map((c) => c === "time" ? timeLabel(cell(r, c), span) : cell(r, c))
+        ),
+      ]);
+    case "chart": {
+      const name = field ?? GRAPH_FIELDS[device][0]!;
+      if (!columns.includes(name) && rows.length > 0) {
+        throw new UsageError(
+          `no field ${JSON.stringify(name)} in the ${device} graph: one of ${
+            columns.slice(1).join(", ")
+          }`,
+        );
+      }
+      if (rows.length === 0) return `no ${device} data for this ${span}\n`;
+      const unit = /self_|soc/.test(name) ? "%" : "Wh";
+      return `${device} ${name} (${unit}) per ${
+        span === "day" ? "15 minutes" : span === "year" ? "month" : "day"
+      }\n` +
+        barChart(rows.map((r) => [timeLabel(cell(r, "time"), span), Number(cell(r, name)) || 0]));
+    }
+  }
 }

@@ -13,7 +13,7 @@ export interface CommandEntry {
 }
 
 /** Every subcommand by name. */
-export const COMMANDS: Record<string, CommandEntry> = {
+export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
   password: {
     summary: "read the device password (on the device's own Wi-Fi)",
     load: () => import("./password.ts"),
@@ -55,3 +55,16 @@ export const COMMANDS: Record<string, CommandEntry> = {
     load: () => import("./demo.ts"),
   },
 };
+
+/**
+ * Whether any command of ess has an option called `key` (kebab-case), for the config file's
+ * unknown-key warning. The commands load only when a key is foreign to the running one.
+ */
+export async function isKnownKey(key: string): Promise<boolean> {
+  for (const entry of Object.values(COMMANDS)) {
+    const { options } = (await entry.load()).default;
+    const names = options.flatMap((o) => [o.name, ...o.aliases ?? []]);
+    if (names.some((n) => n.replaceAll("_", "-") === key)) return true;
+  }
+  return false;
+}

@@ -13,14 +13,7 @@ import {
   strategyOfAlgSetting,
   SWITCH_WORDS_TEXT,
 } from "../lib/device/vocabulary.ts";
-import {
-  choose,
-  type Command,
-  DEVICE_OPTIONS,
-  GENERAL_OPTIONS,
-  type Io,
-  parseCommand,
-} from "./_cli.ts";
+import { choose, defineCommand, DEVICE_OPTIONS, GENERAL_OPTIONS } from "./_cli.ts";
 import { openDevice } from "./_device.ts";
 
 /** `on`/`off` and their synonyms ({@link SWITCH_WORDS_TEXT}); anything else is a usage error. */
@@ -97,7 +90,7 @@ export async function applyControl(
   }
 }
 
-const command: Command = {
+const command = defineCommand({
   name: "control",
   usage:
     "control <active|winter|fastcharge|backup|gridcharge> <on|off> | control strategy <STRATEGY>",
@@ -126,9 +119,7 @@ const command: Command = {
     "ess control strategy weather-forecast",
     "ess control backup on --soc 30",
   ],
-  async run(argv: string[], io: Io): Promise<number> {
-    const p = await parseCommand(command, argv, io);
-    if (!p) return 0;
+  async run(p, io) {
     const [targetArg, value, ...extra] = p.positionals;
     const target = choose(targetArg, TARGETS, "control");
     if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
@@ -146,6 +137,6 @@ const command: Command = {
     }
     return 0;
   },
-};
+});
 
 export default command;

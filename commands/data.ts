@@ -5,39 +5,11 @@
  */
 import { detectFamily } from "../lib/device/client.ts";
 import { UsageError } from "../lib/errors.ts";
-import { flatten, type JsonObject } from "../lib/device/flatten.ts";
 import { isStateName, STATE_NAMES, type StateName } from "../lib/device/states.ts";
 import { probeFingerprint } from "../lib/device/transport.ts";
-import {
-  choose,
-  type Command,
-  DEVICE_OPTIONS,
-  GENERAL_OPTIONS,
-  type Io,
-  parseCommand,
-} from "./_cli.ts";
+import { choose, defineCommand, DEVICE_OPTIONS, GENERAL_OPTIONS } from "./_cli.ts";
 import { deviceHost, openDevice } from "./_device.ts";
-import { table } from "./_format.ts";
-
-const FORMATS = ["json", "table", "flat"] as const;
-
-/** Output of `ess data` in each format. */
-export function renderData(
-  data: Record<string, JsonObject>,
-  format: typeof FORMATS[number],
-): string {
-  if (format === "json") return `${JSON.stringify(data, null, 2)}\n`;
-  const leaves = Object.entries(data).flatMap(([state, answer]) =>
-    flatten(answer, [state]).map(({ path, value }) => [path, value] as const)
-  );
-  if (format === "flat") {
-    return leaves.map(([path, value]) => `${path.join("/")} ${value}\n`).join("");
-  }
-  return table([
-    ["STATE", "FIELD", "VALUE"],
-    ...leaves.map(([[state = "", ...rest], value]) => [state, rest.join("/"), value]),
-  ]);
-}
+import { DATA_FORMATS, renderData } from "./_format.ts";
 
 /** Parses `--only home,common`. */
 export function parseStates(text: string | undefined): StateName[] {
@@ -54,7 +26,7 @@ export function parseStates(text: string | undefined): StateName[] {
   return names as StateName[];
 }
 
-const command: Command = {
+const command = defineCommand({
   name: "data",
   usage: "data [--only STATES] [--format json|table|flat]",
   description: "Reads the device's states and prints them with the values exactly as the device " +
@@ -89,11 +61,9 @@ const command: Command = {
     "ess data --only home,batt --format table",
     "ess data --host 192.168.1.20 --show-fingerprint",
   ],
-  async run(argv: string[], io: Io): Promise<number> {
-    const p = await parseCommand(command, argv, io);
-    if (!p) return 0;
+  async run(p, io) {
     const states = parseStates(p.string("only"));
-    const format = choose(p.string("format"), FORMATS, "format");
+    const format = choose(p.string("format"), DATA_FORMATS, "format");
     if (p.flag("show-fingerprint")) {
       const host = await deviceHost(p);
       const timeoutMs = (p.seconds("timeout") ?? 10) * 1000;
@@ -113,6 +83,6 @@ const command: Command = {
     }
     return 0;
   },
-};
+});
 
 export default command;

@@ -8,14 +8,14 @@
 import { sleep } from "../lib/backoff.ts";
 import { Bridge } from "../lib/mqtt/bridge.ts";
 import { EssClient } from "../lib/device/client.ts";
+import { STATE_NAMES } from "../lib/device/states.ts";
 import { createLogger } from "../lib/log.ts";
 import type { MqttConnection, MqttListener } from "../lib/mqtt/client.ts";
 import { type Simulator, startSimulator } from "../lib/sim/simulator.ts";
 import { controlTopic, DEFAULT_PREFIX } from "../lib/mqtt/topics.ts";
 import { createDeviceFetch } from "../lib/device/transport.ts";
-import { type Command, type Io, parseCommand } from "./_cli.ts";
-import data from "./data.ts";
-import graph from "./graph.ts";
+import { defineCommand, type Io } from "./_cli.ts";
+import { renderData, renderGraph } from "./_format.ts";
 
 /** What a demo section gets to work with. */
 export interface DemoContext {
@@ -23,8 +23,8 @@ export interface DemoContext {
   sim: Simulator;
   /** Output, with an environment that is empty so that no user setting leaks in. */
   io: Io;
-  /** `--host`, `--password` and `--fingerprint` of the simulator, for a command's argv. */
-  deviceArgs: string[];
+  /** A client of the simulator, pinned to its certificate. */
+  client: EssClient;
 }
 
 /** One labelled part of the demo; returns an exit code (0: go on). */
@@ -34,8 +34,6 @@ export interface DemoSection {
   /** Prints the section; returns an exit code. */
   run(ctx: DemoContext): Promise<number>;
 }
-
-const pad = (n: number) => String(n).padStart(2, "0");
 
 /**
  * A broker inside the demo: it prints every message the bridge publishes and can deliver a
@@ -72,11 +70,9 @@ export const MQTT_SECTION: DemoSection = {
   title: "ess mqtt: the bridge publishes pyess's topics, then takes a command",
   async run(ctx) {
     const broker = new PrintingBroker((line) => ctx.io.out(line));
-    const fetch = createDeviceFetch();
-    const client = new EssClient({ host: ctx.sim.host, password: ctx.sim.password, fetch });
     const stop = new AbortController();
     const bridge = new Bridge({
-      device: client,
+      device: ctx.client,
       mqtt: broker,
       options: {
         prefix: DEFAULT_PREFIX,
@@ -102,7 +98,6 @@ export const MQTT_SECTION: DemoSection = {
     } finally {
       stop.abort();
       await running;
-      fetch.close();
     }
     ctx.io.out(`\nwinter mode on the device is now ${ctx.sim.device.winterMode ? "on" : "off"}\n`);
     return 0;
@@ -113,15 +108,20 @@ export const MQTT_SECTION: DemoSection = {
 export const DEMO_SECTIONS: DemoSection[] = [
   {
     title: "ess data --format table: the live state, as the device sends it",
-    run: (ctx) => data.run([...ctx.deviceArgs, "--format", "table"], ctx.io),
+    async run(ctx) {
+      ctx.io.out(renderData(await ctx.client.readAll(STATE_NAMES), "table"));
+      return 0;
+    },
   },
   {
     title: "ess graph pv day --format chart: yesterday's PV generation",
-    run: (ctx) => {
+    async run(ctx) {
       const now = new Date();
       const day = new Date(now.getFullYear(), now.getMonth(), now.getDate() - 1);
-      const date = `${day.getFullYear()}-${pad(day.getMonth() + 1)}-${pad(day.getDate())}`;
-      return graph.run(["pv", "day", date, ...ctx.deviceArgs, "--format", "chart"], ctx.io);
+      const date = { year: day.getFullYear(), month: day.getMonth() + 1, day: day.getDate() };
+      const answer = await ctx.client.graph("pv", "day", date);
+      ctx.io.out(renderGraph(answer, "pv", "day", "chart"));
+      return 0;
     },
   },
   MQTT_SECTION,
@@ -130,19 +130,10 @@ export const DEMO_SECTIONS: DemoSection[] = [
 /** Runs every section against a fresh simulator; stops at the first that fails. */
 export async function runDemo(io: Io, sections: readonly DemoSection[]): Promise<number> {
   const sim = await startSimulator();
+  const fetch = createDeviceFetch({ fingerprint: sim.fingerprint });
   try {
-    const ctx: DemoContext = {
-      sim,
-      io: { ...io, env: () => undefined },
-      deviceArgs: [
-        "--host",
-        sim.host,
-        "--password",
-        sim.password,
-        "--fingerprint",
-        sim.fingerprint,
-      ],
-    };
+    const client = new EssClient({ host: sim.host, password: sim.password, fetch });
+    const ctx: DemoContext = { sim, io: { ...io, env: () => undefined }, client };
     io.out(
       `ess demo: a simulated LG ESS listens on https://${sim.host} ` +
         `(password ${sim.password}, ${sim.firmware} firmware)\n`,
@@ -155,22 +146,19 @@ export async function runDemo(io: Io, sections: readonly DemoSection[]): Promise
     io.out("\nDone: that was ess against the simulator. Try 'ess simulate' to keep one running.\n");
     return 0;
   } finally {
+    fetch.close();
     await sim.close();
   }
 }
 
-const command: Command = {
+const command = defineCommand({
   name: "demo",
   usage: "demo",
   description: "Starts a simulated LG ESS on 127.0.0.1 and runs ess commands against it, " +
     "printing each\nunder a heading. Needs no hardware and no outside service.",
   options: [],
   examples: ["ess demo", "deno task demo"],
-  async run(argv: string[], io: Io): Promise<number> {
-    const p = await parseCommand(command, argv, io);
-    if (!p) return 0;
-    return await runDemo(io, DEMO_SECTIONS);
-  },
-};
+  run: (_p, io) => runDemo(io, DEMO_SECTIONS),
+});
 
 export default command;

@@ -13,7 +13,7 @@ import {
   INSTANCE_PREFIX,
   SERVICE_TYPE,
 } from "../lib/device/mdns.ts";
-import { type Command, GENERAL_OPTIONS, type Io, parseCommand } from "./_cli.ts";
+import { defineCommand, GENERAL_OPTIONS, type Io, type OptionSpec, type ParsedOf } from "./_cli.ts";
 
 /** A device as `--json` prints it: `host` is what `--host` takes, `port` the SRV port. */
 export function deviceJson(device: EssDevice): Record<string, unknown> {
@@ -49,56 +49,61 @@ const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
 /** What `ess discover` calls to browse; tests pass a stub. */
 export type Browse = (options: BrowseOptions) => Promise<EssDevice[]>;
 
-const command: Command = {
+/** The options of `ess discover`. */
+const OPTIONS = [
+  {
+    name: "timeout",
+    type: "string",
+    arg: "SECONDS",
+    help: "how long to listen",
+    default: "3",
+    config: false,
+  },
+  { name: "first", type: "boolean", help: "stop at the first device", config: false },
+  {
+    name: "name",
+    type: "string",
+    arg: "NAME",
+    help: "list only this device (DE1234 or LGE_ESS-DE1234)",
+    config: false,
+  },
+  {
+    name: "json",
+    type: "boolean",
+    help: "print one JSON array of the devices at the end (host, address, port, txt, ...)",
+    config: false,
+  },
+  {
+    name: "interface",
+    type: "string",
+    arg: "ADDRESS",
+    help: "IPv4 address of the network interface to ask on (default: all)",
+    config: false,
+  },
+  ...GENERAL_OPTIONS,
+] as const satisfies readonly OptionSpec[];
+
+const command = defineCommand({
   name: "discover",
   usage: "discover [--timeout SECONDS] [--first] [--name NAME] [--json]",
   description: `Lists each LG ESS that answers on mDNS (${SERVICE_TYPE}) as soon as it\n` +
     "answers: its name and the address to give to --host. Stops after --timeout, or at\n" +
     "the first device with --first. Exit code 1 when no device answers.",
-  options: [
-    {
-      name: "timeout",
-      type: "string",
-      arg: "SECONDS",
-      help: "how long to listen",
-      default: "3",
-      config: false,
-    },
-    { name: "first", type: "boolean", help: "stop at the first device", config: false },
-    {
-      name: "name",
-      type: "string",
-      arg: "NAME",
-      help: "list only this device (DE1234 or LGE_ESS-DE1234)",
-      config: false,
-    },
-    {
-      name: "json",
-      type: "boolean",
-      help: "print one JSON array of the devices at the end (host, address, port, txt, ...)",
-      config: false,
-    },
-    {
-      name: "interface",
-      type: "string",
-      arg: "ADDRESS",
-      help: "IPv4 address of the network interface to ask on (default: all)",
-      config: false,
-    },
-    ...GENERAL_OPTIONS,
-  ],
+  options: OPTIONS,
   examples: [
     "ess discover",
     "ess discover --first --json | jq -r '.[0].host'",
     "ess discover --name DE1234 --timeout 10",
   ],
-  run: (argv, io) => runDiscover(argv, io, browse),
-};
+  run: (p, io) => runDiscover(p, io, browse),
+});
 
 /** `ess discover` with the browse it uses injected. */
-export async function runDiscover(argv: string[], io: Io, browseWith: Browse): Promise<number> {
-  const p = await parseCommand(command, argv, io);
-  if (!p) return 0;
+export async function runDiscover(
+  p: ParsedOf<typeof OPTIONS>,
+  io: Io,
+  browseWith: Browse,
+): Promise<number> {
   const timeoutMs = (p.seconds("timeout") ?? 3) * 1000;
   const interfaceAddress = p.string("interface");
   if (interfaceAddress !== undefined && !IPV4.test(interfaceAddress)) {

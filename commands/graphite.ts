@@ -4,23 +4,17 @@
  * @module
  */
 import { UsageError } from "../lib/errors.ts";
+import { MIN_POLL_SECONDS } from "../lib/device/states.ts";
 import {
   createSender,
   DEFAULT_GRAPHITE_PORT,
   GRAPHITE_PROTOCOLS,
   runGraphite,
 } from "../lib/export/graphite.ts";
-import {
-  choose,
-  type Command,
-  DEVICE_OPTIONS,
-  GENERAL_OPTIONS,
-  type Io,
-  parseCommand,
-} from "./_cli.ts";
+import { choose, defineCommand, DEVICE_OPTIONS, GENERAL_OPTIONS } from "./_cli.ts";
 import { openDevice, parseHostPort } from "./_device.ts";
 
-const command: Command = {
+const command = defineCommand({
   name: "graphite",
   usage: "graphite --graphite HOST[:PORT] [--protocol tcp|udp] [--prefix P] [--once]",
   description: "Reads home and common every --interval-seconds and sends every numeric value " +
@@ -70,8 +64,10 @@ const command: Command = {
     {
       name: "once",
       type: "boolean",
-      help: "one cycle, then exit (1 if the device or the server failed)",
+      help: "one cycle, then exit (1 if the device or the server failed); " +
+        "esscli's --once True works too",
       config: false,
+      pyessValue: true,
       group: "Graphite",
     },
     ...DEVICE_OPTIONS,
@@ -82,9 +78,7 @@ const command: Command = {
     "ess graphite --graphite 192.168.1.222 --protocol udp --prefix house",
     "ess graphite --graphite graphite.lan:2003 --once",
   ],
-  async run(argv: string[], io: Io): Promise<number> {
-    const p = await parseCommand(command, argv, io);
-    if (!p) return 0;
+  async run(p, _io) {
     const server = p.string("graphite");
     if (server === undefined || server.trim() === "") {
       throw new UsageError(
@@ -94,7 +88,7 @@ const command: Command = {
     }
     const target = parseHostPort(server, DEFAULT_GRAPHITE_PORT, "graphite server");
     const protocol = choose(p.string("protocol"), GRAPHITE_PROTOCOLS, "protocol");
-    const intervalMs = (p.seconds("interval-seconds") ?? 10) * 1000;
+    const intervalMs = (p.seconds("interval-seconds", MIN_POLL_SECONDS) ?? 10) * 1000;
     const once = p.flag("once");
 
     const session = await openDevice(p);
@@ -128,6 +122,6 @@ const command: Command = {
     }
     return 0;
   },
-};
+});
 
 export default command;

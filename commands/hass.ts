@@ -12,7 +12,7 @@ import { pyessConfigTopics } from "../lib/hass/pyess.ts";
 import { publishRetained, removeDiscovery } from "../lib/hass/publish.ts";
 import { connectMqtt } from "../lib/mqtt/client.ts";
 import { PUBLISHED_STATES, stateTopic } from "../lib/mqtt/topics.ts";
-import { type Command, DEVICE_OPTIONS, GENERAL_OPTIONS, type Io, parseCommand } from "./_cli.ts";
+import { defineCommand, DEVICE_OPTIONS, GENERAL_OPTIONS } from "./_cli.ts";
 import { openDevice } from "./_device.ts";
 import {
   deviceName,
@@ -23,9 +23,9 @@ import {
   mqttConnectOptions,
   PREFIX_OPTION,
   topicPrefix,
-} from "./mqtt.ts";
+} from "./_mqtt.ts";
 
-const command: Command = {
+const command = defineCommand({
   name: "hass",
   usage: "hass [--print | --remove] [options]",
   description: [
@@ -54,9 +54,7 @@ const command: Command = {
     "ess hass --host 192.168.1.20 --password a1b2c3d4e5f6 --print",
     "ess hass --config /etc/essmqtt.conf --remove",
   ],
-  async run(argv: string[], io: Io): Promise<number> {
-    const p = await parseCommand(command, argv, io);
-    if (!p) return 0;
+  async run(p, io) {
     if (p.flag("print") && p.flag("remove")) {
       throw new UsageError("--print and --remove do not go together");
     }
@@ -131,6 +129,6 @@ const command: Command = {
     }
     return 0;
   },
-};
+});
 
 export default command;

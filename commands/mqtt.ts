@@ -10,25 +10,32 @@ import {
   PUBLISH_MODES,
 } from "../lib/mqtt/bridge.ts";
 import { sleep } from "../lib/backoff.ts";
-import { UsageError, WrongPasswordError } from "../lib/errors.ts";
+import { WrongPasswordError } from "../lib/errors.ts";
 import { VERSION } from "../lib/version.ts";
-import { DEFAULT_DISCOVERY_PREFIX } from "../lib/hass/discovery.ts";
-import { parseSensorList } from "../lib/hass/pyess.ts";
 import { createHassPlugin } from "../lib/hass/plugin.ts";
 import type { Logger } from "../lib/log.ts";
 import { connectMqtt, type MqttConnectOptions } from "../lib/mqtt/client.ts";
-import { DEFAULT_PREFIX, statusTopic } from "../lib/mqtt/topics.ts";
+import { statusTopic } from "../lib/mqtt/topics.ts";
+import { MIN_POLL_SECONDS } from "../lib/device/states.ts";
 import {
   choose,
-  type Command,
+  defineCommand,
   DEVICE_OPTIONS,
   GENERAL_OPTIONS,
-  type Io,
   type OptionSpec,
-  parseCommand,
-  type Parsed,
+  type ParsedOf,
 } from "./_cli.ts";
-import { openDevice, parseHostPort } from "./_device.ts";
+import { openDevice } from "./_device.ts";
+import {
+  deviceName,
+  HASS_OPTIONS,
+  hassPrefix,
+  hassSensors,
+  MQTT_OPTIONS,
+  mqttConnectOptions,
+  PREFIX_OPTION,
+  topicPrefix,
+} from "./_mqtt.ts";
 
 /** Exit code for a wrong device password (EX_CONFIG): the systemd unit does not restart on it. */
 export const EXIT_WRONG_PASSWORD = 78;
@@ -60,84 +67,13 @@ export const PLUGIN_FACTORIES: ((settings: PluginSettings) => BridgePlugin | und
       : undefined,
 ];
 
-/** How to reach the broker: shared by every command that talks MQTT. */
-export const MQTT_OPTIONS: readonly OptionSpec[] = [
-  {
-    name: "mqtt-server",
-    type: "string",
-    arg: "HOST|URL",
-    help: "the broker: a host name, HOST:PORT, mqtt://HOST:PORT or mqtts://HOST:PORT",
-    default: "localhost",
-    env: "MQTT_SERVER",
-    group: "MQTT",
-  },
-  {
-    name: "mqtt-port",
-    type: "string",
-    arg: "PORT",
-    help: "the broker's port (default: 1883, with TLS 8883)",
-    env: "MQTT_PORT",
-    group: "MQTT",
-  },
-  {
-    name: "mqtt-user",
-    type: "string",
-    arg: "USER",
-    help: "user name at the broker",
-    env: "MQTT_USER",
-    group: "MQTT",
-  },
-  {
-    name: "mqtt-password",
-    type: "string",
-    arg: "PASSWORD",
-    help: "password at the broker",
-    env: "MQTT_PASSWORD",
-    group: "MQTT",
-  },
-  {
-    name: "mqtt-tls",
-    type: "boolean",
-    help: "connect with TLS (as mqtts:// does)",
-    env: "MQTT_TLS",
-    group: "MQTT",
-  },
-  {
-    name: "mqtt-ca",
-    type: "string",
-    arg: "FILE",
-    help: "PEM file of the CA that signed the broker's certificate (implies TLS)",
-    env: "MQTT_CA",
-    group: "MQTT",
-  },
-  {
-    name: "mqtt-client-id",
-    type: "string",
-    arg: "ID",
-    help: "MQTT client id (default: ess- and random letters)",
-    env: "MQTT_CLIENT_ID",
-    group: "MQTT",
-  },
-];
-
-/** `--mqtt-prefix`, the first level of every topic. */
-export const PREFIX_OPTION: OptionSpec = {
-  name: "mqtt-prefix",
-  type: "string",
-  arg: "PREFIX",
-  help: "first level of every topic",
-  default: DEFAULT_PREFIX,
-  env: "MQTT_PREFIX",
-  group: "Publishing",
-};
-
-const PUBLISHING_OPTIONS: readonly OptionSpec[] = [
+const PUBLISHING_OPTIONS = [
   PREFIX_OPTION,
   {
     name: "interval-seconds",
     type: "string",
     arg: "SECONDS",
-    help: "poll the device this often",
+    help: `poll the device this often (at least ${MIN_POLL_SECONDS} s)`,
     default: "10",
     env: "ESS_INTERVAL_SECONDS",
     group: "Publishing",
@@ -190,33 +126,13 @@ const PUBLISHING_OPTIONS: readonly OptionSpec[] = [
   {
     name: "once",
     type: "boolean",
-    help: "poll once, publish, and exit (for cron)",
+    help: "poll once, publish, and exit (for cron; pyess's --once True works too)",
+    pyessValue: true,
     group: "Publishing",
   },
-];
+] as const satisfies readonly OptionSpec[];
 
-/** What Home Assistant discovery is announced with; `ess mqtt` and `ess hass` share them. */
-export const HASS_OPTIONS: readonly OptionSpec[] = [
-  {
-    name: "hass-autoconfig-sensors",
-    type: "string",
-    arg: "TOPICS",
-    help: "comma-separated state topics to announce (pyess's key)",
-    env: "ESS_HASS_AUTOCONFIG_SENSORS",
-    group: "Home Assistant",
-  },
-  {
-    name: "hass-prefix",
-    type: "string",
-    arg: "PREFIX",
-    help: "Home Assistant's discovery prefix",
-    default: DEFAULT_DISCOVERY_PREFIX,
-    env: "ESS_HASS_PREFIX",
-    group: "Home Assistant",
-  },
-];
-
-const PLUGIN_OPTIONS: readonly OptionSpec[] = [
+const PLUGIN_OPTIONS = [
   {
     name: "hass",
     type: "boolean",
@@ -226,79 +142,16 @@ const PLUGIN_OPTIONS: readonly OptionSpec[] = [
     group: "Home Assistant",
   },
   ...HASS_OPTIONS,
-];
+] as const satisfies readonly OptionSpec[];
 
-/**
- * The broker URL from `--mqtt-server` (a host, `HOST:PORT` or a URL), `--mqtt-port` (used when
- * the server names no port) and TLS (`mqtts://`, `--mqtt-tls` or `--mqtt-ca`).
- *
- * @example
- * ```ts
- * brokerUrl("broker.lan", undefined, false); // "mqtt://broker.lan:1883"
- * brokerUrl("mqtts://broker.lan", undefined, false); // "mqtts://broker.lan:8883"
- * ```
- */
-export function brokerUrl(server: string, port: number | undefined, tls: boolean): string {
-  let text = server.trim();
-  let secure = tls;
-  const url = /^([a-z][a-z0-9+.-]*):\/\/([^/]*)\/?$/i.exec(text);
-  if (url) {
-    const scheme = url[1]!.toLowerCase();
-    if (["mqtts", "ssl", "tls"].includes(scheme)) secure = true;
-    else if (scheme !== "mqtt" && scheme !== "tcp") {
-      throw new UsageError(
-        `--mqtt-server ${JSON.stringify(server)}: use a host name, mqtt:// or mqtts://`,
-      );
-    }
-    text = url[2]!;
-  }
-  const { hostname, port: p } = parseHostPort(
-    text,
-    port ?? (secure ? 8883 : 1883),
-    "--mqtt-server",
-  );
-  const name = hostname.includes(":") ? `[${hostname}]` : hostname;
-  return `${secure ? "mqtts" : "mqtt"}://${name}:${p}`;
-}
-
-function randomId(): string {
-  return Array.from(
-    crypto.getRandomValues(new Uint8Array(4)),
-    (b) => b.toString(16).padStart(2, "0"),
-  )
-    .join("");
-}
-
-async function readCa(path: string): Promise<string> {
-  try {
-    return await Deno.readTextFile(path);
-  } catch (err) {
-    throw new UsageError(`--mqtt-ca ${path}: cannot read it (${(err as Error).message})`);
-  }
-}
-
-/** pyess's `hass_autoconfig_sensors`, if given. */
-export function hassSensors(p: Parsed): string[] | undefined {
-  const text = p.string("hass-autoconfig-sensors");
-  return text === undefined ? undefined : parseSensorList(text);
-}
-
-/**
- * The device's host as given, which identifies it in Home Assistant when its systeminfo has no
- * serial number.
- */
-export function deviceName(p: Parsed): string {
-  return p.string("host")?.trim() || "ess";
-}
-
-/** `--hass-prefix`, checked. */
-export function hassPrefix(p: Parsed): string {
-  const prefix = p.string("hass-prefix") ?? DEFAULT_DISCOVERY_PREFIX;
-  if (prefix === "" || /[#+]/.test(prefix) || prefix.startsWith("/") || prefix.endsWith("/")) {
-    throw new UsageError(`--hass-prefix ${JSON.stringify(prefix)} is not a usable topic prefix`);
-  }
-  return prefix;
-}
+/** Every option of `ess mqtt`. */
+const OPTIONS = [
+  ...DEVICE_OPTIONS,
+  ...MQTT_OPTIONS,
+  ...PUBLISHING_OPTIONS,
+  ...PLUGIN_OPTIONS,
+  ...GENERAL_OPTIONS,
+] as const satisfies readonly OptionSpec[];
 
 /** Everything `ess mqtt` runs with, resolved from its options. */
 export interface MqttSettings {
@@ -307,37 +160,8 @@ export interface MqttSettings {
   plugins: PluginSettings;
 }
 
-/** `--mqtt-prefix`, checked. */
-export function topicPrefix(p: Parsed): string {
-  const prefix = p.string("mqtt-prefix") ?? DEFAULT_PREFIX;
-  if (prefix === "" || /[#+]/.test(prefix) || prefix.startsWith("/") || prefix.endsWith("/")) {
-    throw new UsageError(`--mqtt-prefix ${JSON.stringify(prefix)} is not a usable topic prefix`);
-  }
-  return prefix;
-}
-
-/** How to connect to the broker, from {@link MQTT_OPTIONS}; `will` is the last will, if any. */
-export async function mqttConnectOptions(
-  p: Parsed,
-  will: MqttConnectOptions["will"],
-): Promise<MqttConnectOptions> {
-  const caPath = p.string("mqtt-ca");
-  return {
-    url: brokerUrl(
-      p.string("mqtt-server") ?? "localhost",
-      p.integer("mqtt-port", 1, 65535),
-      p.flag("mqtt-tls") || caPath !== undefined,
-    ),
-    username: p.string("mqtt-user"),
-    password: p.string("mqtt-password"),
-    ca: caPath === undefined ? undefined : await readCa(caPath),
-    clientId: p.string("mqtt-client-id") ?? `ess-${randomId()}`,
-    will,
-  };
-}
-
 /** Resolves and checks the options of `ess mqtt` (but not the device's). */
-export async function mqttSettings(p: Parsed): Promise<MqttSettings> {
+export async function mqttSettings(p: ParsedOf<typeof OPTIONS>): Promise<MqttSettings> {
   const prefix = topicPrefix(p);
   const once = p.flag("once");
   return {
@@ -348,7 +172,7 @@ export async function mqttSettings(p: Parsed): Promise<MqttSettings> {
     ),
     bridge: {
       prefix,
-      intervalMs: (p.seconds("interval-seconds") ?? 10) * 1000,
+      intervalMs: (p.seconds("interval-seconds", MIN_POLL_SECONDS) ?? 10) * 1000,
       commonDivisor: p.integer("common-divisor", 1, 10_000) ?? 1,
       publishMode: choose(p.string("publish-mode"), PUBLISH_MODES, "publish mode"),
       republishMs: (p.seconds("republish-seconds") ?? 300) * 1000,
@@ -367,7 +191,7 @@ export async function mqttSettings(p: Parsed): Promise<MqttSettings> {
   };
 }
 
-const command: Command = {
+const command = defineCommand({
   name: "mqtt",
   usage: "mqtt [--config FILE] [options]",
   description: [
@@ -391,22 +215,14 @@ const command: Command = {
     "names, with _ or -). Exit codes: 0 stopped, 2 bad option or config, 78 wrong device",
     "password (the systemd unit does not restart on it).",
   ].join("\n"),
-  options: [
-    ...DEVICE_OPTIONS,
-    ...MQTT_OPTIONS,
-    ...PUBLISHING_OPTIONS,
-    ...PLUGIN_OPTIONS,
-    ...GENERAL_OPTIONS,
-  ],
+  options: OPTIONS,
   examples: [
     "ess mqtt --config /etc/essmqtt.conf",
     "ess mqtt --host 192.168.1.20 --password a1b2c3d4e5f6 --mqtt-server mqtts://broker.lan",
     "ESS_PASSWORD=a1b2c3d4e5f6 ess mqtt --host 192.168.1.20 --once --publish-mode all",
     "mosquitto_pub -t ess/control/winter_mode -m true",
   ],
-  async run(argv: string[], io: Io): Promise<number> {
-    const p = await parseCommand(command, argv, io);
-    if (!p) return 0;
+  async run(p, io) {
     const settings = await mqttSettings(p);
     const plugins = PLUGIN_FACTORIES.map((make) => make(settings.plugins)).filter((x) =>
       x !== undefined
@@ -451,6 +267,6 @@ const command: Command = {
     }
     return 0;
   },
-};
+});
 
 export default command;

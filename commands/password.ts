@@ -5,16 +5,17 @@
  */
 import { readDevicePassword } from "../lib/device/client.ts";
 import { DEVICE_WIFI_HOST } from "../lib/device/states.ts";
-import { type Command, DEVICE_OPTIONS, GENERAL_OPTIONS, type Io, parseCommand } from "./_cli.ts";
+import { defineCommand, DEVICE_OPTIONS, GENERAL_OPTIONS } from "./_cli.ts";
 import { deviceFetch, parseHostPort } from "./_device.ts";
 
-const command: Command = {
+const command = defineCommand({
   name: "password",
   usage: "password [--host 192.168.23.1]",
   description: "Connect this computer to the ESS's own Wi-Fi access point (LGE_ESS-…) first.\n" +
     "The password is static: write it down once and give it to the other commands.",
   options: [
-    ...DEVICE_OPTIONS.filter((o) => o.name !== "password" && o.name !== "host"),
+    // No --name: mDNS cannot find the device on its own Wi-Fi, where it is always 192.168.23.1.
+    ...DEVICE_OPTIONS.filter((o) => o.name === "fingerprint" || o.name === "timeout"),
     {
       name: "host",
       aliases: ["ess-host"],
@@ -28,9 +29,7 @@ const command: Command = {
     ...GENERAL_OPTIONS,
   ],
   examples: ["ess password", "ess password --host 192.168.23.1"],
-  async run(argv: string[], io: Io): Promise<number> {
-    const p = await parseCommand(command, argv, io);
-    if (!p) return 0;
+  async run(p, io) {
     const host = parseHostPort(p.string("host") ?? DEVICE_WIFI_HOST, 443);
     const fetch = deviceFetch(p);
     try {
@@ -40,6 +39,6 @@ const command: Command = {
     }
     return 0;
   },
-};
+});
 
 export default command;

@@ -10,7 +10,7 @@ import {
   type SimulatorOptions,
   startSimulator,
 } from "../lib/sim/simulator.ts";
-import { choose, type Command, type Io, parseCommand, type Parsed } from "./_cli.ts";
+import { choose, defineCommand, type Parsed } from "./_cli.ts";
 
 const FIRMWARES = ["classic", "new"] as const satisfies readonly Firmware[];
 
@@ -81,7 +81,7 @@ function nextStopSignal(): Promise<Deno.Signal> {
   });
 }
 
-const command: Command = {
+const command = defineCommand({
   name: "simulate",
   usage: "simulate [--port N] [--host 127.0.0.1] [--password PW] [--firmware classic|new]",
   description: "Serves the device's HTTPS API with a simulated house behind it: PV follows the " +
@@ -165,9 +165,7 @@ const command: Command = {
     "ess simulate --key-lifetime 60 --error-rate 0.1 --latency 300",
     "ess simulate --host 0.0.0.0 --port 443 --mdns",
   ],
-  async run(argv: string[], io: Io): Promise<number> {
-    const p = await parseCommand(command, argv, io);
-    if (!p) return 0;
+  async run(p, io) {
     const options = simulatorOptions(p);
     const sim = await startSimulator({ ...options, recordRequests: false });
     try {
@@ -180,6 +178,6 @@ const command: Command = {
     }
     return 0;
   },
-};
+});
 
 export default command;

@@ -60,6 +60,56 @@ Deno.test("ess without a command", async (t) => {
   });
 });
 
+Deno.test("ess for pyess and esscli users", async (t) => {
+  await t.step("should print usage on stderr and exit 2 without a command", async () => {
+    const run = await ess([]);
+    assert.equal(run.code, 2);
+    assert.equal(run.stdout, "");
+    assert.match(run.stderr, /^Usage: ess <command>/m);
+  });
+  await t.step("should map esscli's --action to the ess command, without running it", async () => {
+    const actions = {
+      get_data: "data",
+      list_ess: "discover",
+      get_password: "password",
+      log_against_graphite: "graphite",
+    };
+    for (const [action, command] of Object.entries(actions)) {
+      const run = await ess(["--action", action, "--password", PASSWORD]);
+      assertOneLineError(run, 2, new RegExp(`--action ${action} is 'ess ${command}'`));
+    }
+    assertOneLineError(await ess(["--action=get_data"]), 2, /is 'ess data'/);
+    assertOneLineError(await ess(["--password", "x", "--action"]), 2, /get_data → ess data/);
+  });
+  await t.step(
+    "should offer no mDNS --name for the password (only the device's Wi-Fi)",
+    async () => {
+      const run = await ess(["password", "--help"]);
+      assert.equal(run.code, 0);
+      assert.doesNotMatch(run.stdout, /--name/);
+      assert.match(run.stdout, /--host HOST\[:PORT\]/);
+    },
+  );
+  await t.step(
+    "should take decimal seconds only, and poll no faster than every second",
+    async () => {
+      for (const bad of ["1e-9", "0x10", "0.5", "-1", "Infinity", "10s", ""]) {
+        const run = await ess(["mqtt", `--interval-seconds=${bad}`, "--host", "127.0.0.1"]);
+        assertOneLineError(
+          run,
+          2,
+          /--interval-seconds: interval-seconds must be a number of seconds/,
+        );
+      }
+    },
+  );
+  await t.step("should read a relative --config from where 'deno task ess' was typed", async () => {
+    const dir = await Deno.makeTempDir({ dir: HOME });
+    const run = await ess(["data", "--config", "missing.conf"], { INIT_CWD: dir });
+    assertOneLineError(run, 2, new RegExp(`${dir}/missing\\.conf: no such file`));
+  });
+});
+
 for (const firmware of ["classic", "new"] as const) {
   Deno.test(`ess data on ${firmware} firmware`, async (t) => {
     await withDevice(firmware, async (host) => {

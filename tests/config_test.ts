@@ -6,11 +6,13 @@ import {
   type Command,
   DEVICE_OPTIONS,
   GENERAL_OPTIONS,
+  helpText,
   type Io,
   parseCommand,
 } from "../commands/_cli.ts";
 import { parseHostPort } from "../commands/_device.ts";
 import { rejectsWith } from "./_assert.ts";
+import { parsed } from "./_parse.ts";
 
 Deno.test("parseConfig() reads pyess's ConfigArgParse format", async (t) => {
   await t.step("should accept every key/value form and skip comments and sections", () => {
@@ -101,7 +103,7 @@ function io(env: Record<string, string> = {}) {
   return { io: value, out, err };
 }
 
-const COMMAND: Omit<Command, "run"> = {
+const COMMAND = {
   name: "demo",
   usage: "demo",
   description: "test command",
@@ -112,7 +114,7 @@ const COMMAND: Omit<Command, "run"> = {
     ...GENERAL_OPTIONS,
   ],
   examples: [],
-};
+} as const satisfies Omit<Command, "run">;
 
 Deno.test("parseCommand() resolves options", async (t) => {
   const dir = await Deno.makeTempDir();
@@ -124,7 +126,7 @@ Deno.test("parseCommand() resolves options", async (t) => {
   try {
     await t.step("should prefer command line over environment over file over default", async () => {
       const { io: env, err } = io({ ESS_PASSWORD: "from-env" });
-      const p = (await parseCommand(COMMAND, ["--config", config, "--ess_host", "10.0.0.2"], env))!;
+      const p = await parsed(COMMAND, ["--config", config, "--ess_host", "10.0.0.2"], env);
       assert.equal(p.get("host")?.value, "10.0.0.2");
       assert.equal(p.get("host")?.origin, "--ess_host");
       assert.equal(p.get("password")?.value, "from-env");
@@ -137,17 +139,17 @@ Deno.test("parseCommand() resolves options", async (t) => {
       ]);
     });
     await t.step("should accept --no-<flag> and pyess's snake_case spellings", async () => {
-      const p = (await parseCommand(
+      const p = await parsed(
         COMMAND,
         ["--config", config, "--no-once", "--interval_seconds", "5"],
         io().io,
-      ))!;
+      );
       assert.equal(p.flag("once"), false);
       assert.equal(p.integer("interval-seconds", 1, 3600), 5);
     });
     await t.step("should name the file and line of a bad value", async () => {
       await Deno.writeTextFile(`${dir}/bad.conf`, "\ninterval_seconds = often\n");
-      const p = (await parseCommand(COMMAND, ["--config", `${dir}/bad.conf`], io().io))!;
+      const p = await parsed(COMMAND, ["--config", `${dir}/bad.conf`], io().io);
       assert.throws(
         () => p.integer("interval-seconds", 1, 3600),
         (e: Error) =>
@@ -166,15 +168,97 @@ Deno.test("parseCommand() resolves options", async (t) => {
         /option --host needs a value/,
       );
     });
-    await t.step("should print help and return nothing for --help", async () => {
+    await t.step('should answer "help" for --help, before reading any config', async () => {
       const { io: h, out } = io();
-      assert.equal(await parseCommand(COMMAND, ["--help"], h), undefined);
+      assert.equal(await parseCommand(COMMAND, ["--help", "--config", "/nonexistent"], h), "help");
+      assert.deepEqual(out, []);
       assert.match(
-        out.join(""),
+        helpText(COMMAND),
         /--host HOST\[:PORT\]\s+the ESS's address \(default: find it by mDNS\) \(env ESS_HOST; also --ess-host\)/,
       );
     });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("parseCommand() takes pyess's spellings of a flag with a value", async (t) => {
+  const command = {
+    ...COMMAND,
+    options: [
+      { name: "once", type: "boolean", help: "one poll", pyessValue: true },
+      { name: "json", type: "boolean", help: "as JSON" },
+    ],
+    positionals: true,
+  } as const satisfies Omit<Command, "run">;
+  await t.step("should read --once True, --once=true and their false forms", async () => {
+    for (
+      const [argv, want] of [
+        [["--once", "True"], true],
+        [["--once=true"], true],
+        [["--once", "yes"], true],
+        [["--once", "False"], false],
+        [["--once=0"], false],
+        [["--once"], true],
+      ] as const
+    ) {
+      const p = await parsed(command, argv, io().io);
+      assert.equal(p.flag("once"), want, argv.join(" "));
+      assert.deepEqual(p.positionals, []);
+    }
+  });
+  await t.step("should leave a word after --once that is no switch word a positional", async () => {
+    const p = await parsed(command, ["--once", "pv"], io().io);
+    assert.equal(p.flag("once"), true);
+    assert.deepEqual(p.positionals, ["pv"]);
+  });
+  await t.step(
+    "should take =value on any flag, but a following word only where pyess did",
+    async () => {
+      assert.equal((await parsed(command, ["--json=yes"], io().io)).flag("json"), true);
+      const p = await parsed(command, ["--json", "true"], io().io);
+      assert.deepEqual(p.positionals, ["true"]);
+    },
+  );
+  await t.step("should refuse a value that is no switch word", async () => {
+    await rejectsWith(() => parseCommand(command, ["--once=maybe"], io().io), UsageError, /maybe/);
+  });
+});
+
+Deno.test("parseCommand() and config keys", async (t) => {
+  const dir = await Deno.makeTempDir();
+  const config = `${dir}/essmqtt.conf`;
+  await Deno.writeTextFile(config, "mqtt_server = broker\nfavourite_colour = blue\n");
+  try {
+    await t.step("should warn only of keys that no command knows", async () => {
+      const { io: h, err } = io();
+      const known = new Set(["mqtt-server"]);
+      await parsed(COMMAND, ["--config", config], h, { isKnownKey: (key) => known.has(key) });
+      assert.deepEqual(err, [
+        `ess: warning: ${config}:2: unknown key "favourite_colour" ignored\n`,
+      ]);
+    });
+    await t.step("should resolve a relative --config against the given folder", async () => {
+      const p = await parsed(COMMAND, ["--config", "essmqtt.conf"], io().io, { cwd: dir });
+      assert.equal(p.get("config")?.value, "essmqtt.conf");
+      await rejectsWith(
+        () => parseCommand(COMMAND, ["--config", "nope.conf"], io().io, { cwd: dir }),
+        ConfigError,
+        new RegExp(`${dir}/nope\\.conf`),
+      );
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("Parsed only answers for the command's own options", async () => {
+  const p = await parsed(COMMAND, [], io({ HOME: "/nonexistent" }).io);
+  assert.equal(p.string("host"), undefined);
+  // @ts-expect-error: "hots" is not an option of COMMAND
+  assert.equal(p.string("hots"), undefined);
+  // @ts-expect-error: "once" is a flag, not a string option
+  p.string("once");
+  // @ts-expect-error: "host" is a string option, not a flag
+  p.flag("host");
 });

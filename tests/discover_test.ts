@@ -1,8 +1,9 @@
 // `ess discover` and device discovery with a stub browse: no socket is opened here.
 import { deepEqual, equal, ok, rejects, throws } from "node:assert/strict";
-import { DEVICE_OPTIONS, type Io, parseCommand } from "../commands/_cli.ts";
+import { DEVICE_OPTIONS, type Io } from "../commands/_cli.ts";
+import { parsed as parseFor } from "./_parse.ts";
 import { cachedDiscover, deviceHost, type Discover, pickDevice } from "../commands/_device.ts";
-import { type Browse, progressLine, runDiscover } from "../commands/discover.ts";
+import discoverCommand, { type Browse, progressLine, runDiscover } from "../commands/discover.ts";
 import { DiscoveryError, UsageError } from "../lib/errors.ts";
 import type { BrowseOptions, EssDevice } from "../lib/device/mdns.ts";
 import { silentLogger } from "../lib/log.ts";
@@ -41,11 +42,16 @@ function stubBrowse(devices: EssDevice[]) {
   return { browse, calls };
 }
 
+/** `ess discover` with `argv`, browsing with `browse`. */
+async function discoverWith(argv: string[], io: Io, browse: Browse): Promise<number> {
+  return runDiscover(await parseFor(discoverCommand, argv, io), io, browse);
+}
+
 Deno.test("ess discover", async (t) => {
   await t.step("should print one line per device as it answers", async () => {
     const { io, out, err } = fakeIo();
     const { browse, calls } = stubBrowse([ONE, TWO]);
-    equal(await runDiscover([], io, browse), 0);
+    equal(await discoverWith([], io, browse), 0);
     deepEqual(out, ["LGE_ESS-TEST0815  192.0.2.20:443\n", "LGE_ESS-TEST4711  192.0.2.21:8443\n"]);
     deepEqual(err, []);
     equal(calls[0]?.timeoutMs, 3000);
@@ -55,7 +61,7 @@ Deno.test("ess discover", async (t) => {
 
   await t.step("should print one JSON array at the end with --json", async () => {
     const { io, out } = fakeIo();
-    equal(await runDiscover(["--json"], io, stubBrowse([ONE, TWO]).browse), 0);
+    equal(await discoverWith(["--json"], io, stubBrowse([ONE, TWO]).browse), 0);
     equal(out.length, 1);
     deepEqual(
       JSON.parse(out[0]!),
@@ -77,7 +83,7 @@ Deno.test("ess discover", async (t) => {
     const { io } = fakeIo();
     const { browse, calls } = stubBrowse([ONE]);
     const args = ["--timeout", "0.5", "--first", "--name", "TEST0815", "--interface", "10.0.0.2"];
-    equal(await runDiscover(args, io, browse), 0);
+    equal(await discoverWith(args, io, browse), 0);
     equal(calls[0]?.timeoutMs, 500);
     equal(calls[0]?.first, true);
     equal(calls[0]?.name, "TEST0815");
@@ -86,10 +92,10 @@ Deno.test("ess discover", async (t) => {
 
   await t.step("should fail with a DiscoveryError (exit 1) when nothing answers", async () => {
     const { io, out } = fakeIo();
-    await rejects(runDiscover(["--json"], io, stubBrowse([]).browse), DiscoveryError);
+    await rejects(discoverWith(["--json"], io, stubBrowse([]).browse), DiscoveryError);
     deepEqual(out, ["[]\n"], "--json still prints an (empty) array");
     await rejects(
-      runDiscover([], fakeIo().io, stubBrowse([]).browse),
+      discoverWith([], fakeIo().io, stubBrowse([]).browse),
       (e: unknown) =>
         e instanceof DiscoveryError && e.exitCode === 1 && /No LG ESS/.test(e.message),
     );
@@ -97,13 +103,13 @@ Deno.test("ess discover", async (t) => {
 
   await t.step("should refuse a bad --interface and stray arguments", async () => {
     const { browse } = stubBrowse([ONE]);
-    await rejects(runDiscover(["--interface", "eth0"], fakeIo().io, browse), UsageError);
-    await rejects(runDiscover(["extra"], fakeIo().io, browse), UsageError);
+    await rejects(discoverWith(["--interface", "eth0"], fakeIo().io, browse), UsageError);
+    await rejects(discoverWith(["extra"], fakeIo().io, browse), UsageError);
   });
 
   await t.step("should show progress on stderr only when stderr is a terminal", async () => {
     const { io, out, err } = fakeIo(true);
-    equal(await runDiscover([], io, stubBrowse([ONE]).browse), 0);
+    equal(await discoverWith([], io, stubBrowse([ONE]).browse), 0);
     deepEqual(out, ["LGE_ESS-TEST0815  192.0.2.20:443\n"]);
     ok(err.some((e) => e.includes("looking for LG ESS devices")));
     equal(err.at(-1), "\r\x1b[2K", "the progress line is cleared at the end");
@@ -182,7 +188,7 @@ Deno.test("cachedDiscover()", async (t) => {
 Deno.test("deviceHost()", async (t) => {
   const spec = { name: "t", summary: "", usage: "", description: "", examples: [] };
   const parsed = async (args: string[]) =>
-    (await parseCommand({ ...spec, options: DEVICE_OPTIONS }, args, fakeIo().io))!;
+    await parseFor({ ...spec, options: DEVICE_OPTIONS }, args, fakeIo().io);
   const discoverer = (devices: EssDevice[]) => {
     const names: (string | undefined)[] = [];
     const discover: Discover = (name) => {

@@ -1,8 +1,9 @@
 import { deepEqual, equal, rejects, throws } from "node:assert/strict";
 import type { Io } from "../commands/_cli.ts";
-import { parseCommand } from "../commands/_cli.ts";
 import { deviceHost, devicePassword } from "../commands/_device.ts";
-import command, { brokerUrl, mqttSettings } from "../commands/mqtt.ts";
+import command, { mqttSettings } from "../commands/mqtt.ts";
+import { brokerUrl } from "../commands/_mqtt.ts";
+import { parsed } from "./_parse.ts";
 import { UsageError } from "../lib/errors.ts";
 
 const PYESS_CONFIG = new URL("../fixtures/pyess-essmqtt.conf", import.meta.url).pathname;
@@ -21,8 +22,7 @@ function memoryIo(env: Record<string, string> = {}): Io & { errors: string[] } {
 
 async function settingsFor(argv: string[], env: Record<string, string> = {}) {
   const io = memoryIo({ HOME: "/nonexistent", ...env });
-  const p = await parseCommand(command, argv, io);
-  if (!p) throw new Error("help");
+  const p = await parsed(command, argv, io);
   return { p, io, settings: await mqttSettings(p) };
 }
 

@@ -24,6 +24,12 @@ export function isStateName(name: string): name is StateName {
   return Object.hasOwn(STATE_PATHS, name);
 }
 
+/**
+ * The shortest poll interval ess accepts, in seconds: the device is a small embedded box, and
+ * its own app polls no faster.
+ */
+export const MIN_POLL_SECONDS = 1;
+
 /** Login, in the order tried: classic firmware first, newer firmware (PMS 10.05.74xx+) second. */
 export const LOGIN_PATHS = ["/v1/user/setting/login", "/v1/login"] as const;
 /** Clock sync the app does right after login; newer firmware may not have it (404). */

@@ -1,0 +1,205 @@
+/**
+ * What `ess mqtt` and `ess hass` share: how to reach the broker, the topic prefix, and the
+ * Home Assistant discovery options, with their checks.
+ *
+ * @module
+ */
+import { UsageError } from "../lib/errors.ts";
+import { DEFAULT_DISCOVERY_PREFIX } from "../lib/hass/discovery.ts";
+import { parseSensorList } from "../lib/hass/pyess.ts";
+import type { MqttConnectOptions } from "../lib/mqtt/client.ts";
+import { DEFAULT_PREFIX } from "../lib/mqtt/topics.ts";
+import type { OptionSpec, Parsed, ParsedOf } from "./_cli.ts";
+import { parseHostPort } from "./_device.ts";
+/** How to reach the broker: shared by every command that talks MQTT. */
+export const MQTT_OPTIONS = [
+  {
+    name: "mqtt-server",
+    type: "string",
+    arg: "HOST|URL",
+    help: "the broker: a host name, HOST:PORT, mqtt://HOST:PORT or mqtts://HOST:PORT",
+    default: "localhost",
+    env: "MQTT_SERVER",
+    group: "MQTT",
+  },
+  {
+    name: "mqtt-port",
+    type: "string",
+    arg: "PORT",
+    help: "the broker's port (default: 1883, with TLS 8883)",
+    env: "MQTT_PORT",
+    group: "MQTT",
+  },
+  {
+    name: "mqtt-user",
+    type: "string",
+    arg: "USER",
+    help: "user name at the broker",
+    env: "MQTT_USER",
+    group: "MQTT",
+  },
+  {
+    name: "mqtt-password",
+    type: "string",
+    arg: "PASSWORD",
+    help: "password at the broker",
+    env: "MQTT_PASSWORD",
+    group: "MQTT",
+  },
+  {
+    name: "mqtt-tls",
+    type: "boolean",
+    help: "connect with TLS (as mqtts:// does)",
+    env: "MQTT_TLS",
+    group: "MQTT",
+  },
+  {
+    name: "mqtt-ca",
+    type: "string",
+    arg: "FILE",
+    help: "PEM file of the CA that signed the broker's certificate (implies TLS)",
+    env: "MQTT_CA",
+    group: "MQTT",
+  },
+  {
+    name: "mqtt-client-id",
+    type: "string",
+    arg: "ID",
+    help: "MQTT client id (default: ess- and random letters)",
+    env: "MQTT_CLIENT_ID",
+    group: "MQTT",
+  },
+] as const satisfies readonly OptionSpec[];
+
+/** `--mqtt-prefix`, the first level of every topic. */
+export const PREFIX_OPTION = {
+  name: "mqtt-prefix",
+  type: "string",
+  arg: "PREFIX",
+  help: "first level of every topic",
+  default: DEFAULT_PREFIX,
+  env: "MQTT_PREFIX",
+  group: "Publishing",
+} as const satisfies OptionSpec;
+
+/** What Home Assistant discovery is announced with; `ess mqtt` and `ess hass` share them. */
+export const HASS_OPTIONS = [
+  {
+    name: "hass-autoconfig-sensors",
+    type: "string",
+    arg: "TOPICS",
+    help: "comma-separated state topics to announce (pyess's key)",
+    env: "ESS_HASS_AUTOCONFIG_SENSORS",
+    group: "Home Assistant",
+  },
+  {
+    name: "hass-prefix",
+    type: "string",
+    arg: "PREFIX",
+    help: "Home Assistant's discovery prefix",
+    default: DEFAULT_DISCOVERY_PREFIX,
+    env: "ESS_HASS_PREFIX",
+    group: "Home Assistant",
+  },
+] as const satisfies readonly OptionSpec[];
+
+/**
+ * The broker URL from `--mqtt-server` (a host, `HOST:PORT` or a URL), `--mqtt-port` (used when
+ * the server names no port) and TLS (`mqtts://`, `--mqtt-tls` or `--mqtt-ca`).
+ *
+ * @example
+ * ```ts
+ * brokerUrl("broker.lan", undefined, false); // "mqtt://broker.lan:1883"
+ * brokerUrl("mqtts://broker.lan", undefined, false); // "mqtts://broker.lan:8883"
+ * ```
+ */
+export function brokerUrl(server: string, port: number | undefined, tls: boolean): string {
+  let text = server.trim();
+  let secure = tls;
+  const url = /^([a-z][a-z0-9+.-]*):\/\/([^/]*)\/?$/i.exec(text);
+  if (url) {
+    const scheme = url[1]!.toLowerCase();
+    if (["mqtts", "ssl", "tls"].includes(scheme)) secure = true;
+    else if (scheme !== "mqtt" && scheme !== "tcp") {
+      throw new UsageError(
+        `--mqtt-server ${JSON.stringify(server)}: use a host name, mqtt:// or mqtts://`,
+      );
+    }
+    text = url[2]!;
+  }
+  const { hostname, port: p } = parseHostPort(
+    text,
+    port ?? (secure ? 8883 : 1883),
+    "--mqtt-server",
+  );
+  const name = hostname.includes(":") ? `[${hostname}]` : hostname;
+  return `${secure ? "mqtts" : "mqtt"}://${name}:${p}`;
+}
+
+function randomId(): string {
+  return Array.from(
+    crypto.getRandomValues(new Uint8Array(4)),
+    (b) => b.toString(16).padStart(2, "0"),
+  )
+    .join("");
+}
+
+async function readCa(path: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (err) {
+    throw new UsageError(`--mqtt-ca ${path}: cannot read it (${(err as Error).message})`);
+  }
+}
+
+/** pyess's `hass_autoconfig_sensors`, if given. */
+export function hassSensors(p: Parsed<"hass-autoconfig-sensors", never>): string[] | undefined {
+  const text = p.string("hass-autoconfig-sensors");
+  return text === undefined ? undefined : parseSensorList(text);
+}
+
+/**
+ * The device's host as given, which identifies it in Home Assistant when its systeminfo has no
+ * serial number.
+ */
+export function deviceName(p: Parsed<"host", never>): string {
+  return p.string("host")?.trim() || "ess";
+}
+
+/** `--hass-prefix`, checked. */
+export function hassPrefix(p: Parsed<"hass-prefix", never>): string {
+  const prefix = p.string("hass-prefix") ?? DEFAULT_DISCOVERY_PREFIX;
+  if (prefix === "" || /[#+]/.test(prefix) || prefix.startsWith("/") || prefix.endsWith("/")) {
+    throw new UsageError(`--hass-prefix ${JSON.stringify(prefix)} is not a usable topic prefix`);
+  }
+  return prefix;
+}
+
+/** `--mqtt-prefix`, checked. */
+export function topicPrefix(p: Parsed<"mqtt-prefix", never>): string {
+  const prefix = p.string("mqtt-prefix") ?? DEFAULT_PREFIX;
+  if (prefix === "" || /[#+]/.test(prefix) || prefix.startsWith("/") || prefix.endsWith("/")) {
+    throw new UsageError(`--mqtt-prefix ${JSON.stringify(prefix)} is not a usable topic prefix`);
+  }
+  return prefix;
+}
+
+/** How to connect to the broker, from {@link MQTT_OPTIONS}; `will` is the last will, if any. */
+export async function mqttConnectOptions(
+  p: ParsedOf<typeof MQTT_OPTIONS>,
+  will: MqttConnectOptions["will"],
+): Promise<MqttConnectOptions> {
+  const caPath = p.string("mqtt-ca");
+  return {
+    url: brokerUrl(
+      p.string("mqtt-server") ?? "localhost",
+      p.integer("mqtt-port", 1, 65535),
+      p.flag("mqtt-tls") || caPath !== undefined,
+    ),
+    username: p.string("mqtt-user"),
+    password: p.string("mqtt-password"),
+    ca: caPath === undefined ? undefined : await readCa(caPath),
+    clientId: p.string("mqtt-client-id") ?? `ess-${randomId()}`,
+    will,
+  };
+}
