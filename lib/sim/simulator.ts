@@ -26,17 +26,13 @@ import {
   TIMESYNC_PATH,
 } from "../device/states.ts";
 import { SIM_CERT, SIM_KEY } from "./_cert.ts";
-import { type Firmware, SimDevice } from "./_device.ts";
+import { SimDevice } from "./_device.ts";
+import type { Firmware } from "./_model.ts";
 import { seededRandom } from "../backoff.ts";
 
-export type { Energy, Firmware, Flows, SimDevice } from "./_device.ts";
-export {
-  BATTERY_MAX_W,
-  BATTERY_WH,
-  GRID_CHARGE_W,
-  PV_CAPACITY,
-  WINTER_RESERVE,
-} from "./_device.ts";
+export type { SimDevice } from "./_device.ts";
+export type { Energy, Firmware, Flows } from "./_model.ts";
+export { BATTERY_MAX_W, BATTERY_WH, GRID_CHARGE_W, PV_CAPACITY, WINTER_RESERVE } from "./_model.ts";
 
 /** The simulator's password unless told otherwise: a made-up MAC address, like a real one. */
 export const DEFAULT_PASSWORD = "a1b2c3d4e5f6";
