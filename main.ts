@@ -10,6 +10,7 @@ import type { Io } from "./commands/_cli.ts";
 import { processIo } from "./commands/_cli.ts";
 import { COMMANDS } from "./commands/_registry.ts";
 import { errorText, EssError, UsageError } from "./lib/errors.ts";
+import { Redactor } from "./lib/redact.ts";
 import { VERSION } from "./lib/version.ts";
 
 function mainHelp(): string {
@@ -29,8 +30,12 @@ function mainHelp(): string {
 }
 
 /** Runs ess with `args`; returns the exit code. Never throws. */
-export async function main(args: string[], io: Io = processIo): Promise<number> {
+export async function main(args: string[], given: Io = processIo): Promise<number> {
   const [name, ...rest] = args;
+  // The command registers the secrets it learns here; every error line below goes through it.
+  const redactor = given.redactor ?? new Redactor();
+  const io: Io = { ...given, redactor };
+  const say = (text: string) => io.err(redactor.redact(text));
   const debug =
     args.some((a, i) =>
       /^--log-?level=debug$/.test(a) || (/^--log-?level$/.test(a) && args[i + 1] === "debug")
@@ -54,18 +59,16 @@ export async function main(args: string[], io: Io = processIo): Promise<number> 
     const command = (await entry.load()).default;
     return await command.run(rest, io);
   } catch (err) {
-    if (debug && err instanceof Error && err.stack) io.err(`${err.stack}\n`);
+    if (debug && err instanceof Error && err.stack) say(`${err.stack}\n`);
     if (err instanceof EssError) {
-      io.err(`ess: ${err.message}\n`);
+      say(`ess: ${err.message}\n`);
       return err.exitCode;
     }
     if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied) {
-      io.err(`ess: missing permission: ${(err as Error).message.split(",")[0]}\n`);
+      say(`ess: missing permission: ${(err as Error).message.split(",")[0]}\n`);
       return 1;
     }
-    io.err(
-      `ess: unexpected error: ${errorText(err)} (run with --log-level debug for details)\n`,
-    );
+    say(`ess: unexpected error: ${errorText(err)} (run with --log-level debug for details)\n`);
     return 1;
   }
 }
