@@ -37,18 +37,30 @@ const entriesOf = (value: Json[] | JsonObject): [string, Json][] =>
  */
 export function flatten(value: Json, prefix: string[] = []): Leaf[] {
   const leaves: Leaf[] = [];
-  const stack: { path: string[]; entries: [string, Json][]; next: number }[] = [];
-  const visit = (v: Json, path: string[]) => {
-    if (v === null) leaves.push({ path, value: "" });
-    else if (typeof v !== "object") leaves.push({ path, value: String(v) });
-    else stack.push({ path, entries: entriesOf(v), next: 0 });
+  // One shared path, extended on the way down and shortened on the way up: a path is copied
+  // only into a leaf, so a deep value costs what its leaves' paths cost, not depth squared.
+  const path = [...prefix];
+  const stack: { entries: [string, Json][]; next: number }[] = [];
+  const visit = (v: Json) => {
+    if (v === null) leaves.push({ path: [...path], value: "" });
+    else if (typeof v !== "object") leaves.push({ path: [...path], value: String(v) });
+    else {
+      stack.push({ entries: entriesOf(v), next: 0 });
+      return;
+    }
+    if (stack.length > 0) path.pop();
   };
-  visit(value, prefix);
+  visit(value);
   while (stack.length > 0) {
     const top = stack[stack.length - 1]!;
     const entry = top.entries[top.next++];
-    if (entry === undefined) stack.pop();
-    else visit(entry[1], [...top.path, entry[0]]);
+    if (entry === undefined) {
+      stack.pop();
+      if (stack.length > 0) path.pop();
+      continue;
+    }
+    path.push(entry[0]);
+    visit(entry[1]);
   }
   return leaves;
 }
