@@ -190,18 +190,25 @@ Deno.test("--config refuses what is not a small regular file at once", async (t)
   const mkfifo = await new Deno.Command("mkfifo", { args: [fifo] }).output().catch(() => undefined);
   const big = `${HOME}/big.conf`;
   await Deno.writeTextFile(big, `# ${"x".repeat(2 * 1024 * 1024)}\n`);
-  const cases: [string, string, RegExp][] = [
-    ["/dev/zero", "/dev/zero", /it is a device, not a regular file/],
-    ["a directory", HOME, /it is a directory, not a regular file/],
-    ["a 2 MiB file", big, /it is \d+ bytes; a config file may have at most 1048576/],
+  const cases: [string, string, RegExp, boolean][] = [
+    ["/dev/zero", "/dev/zero", /it is a device, not a regular file/, true],
+    ["a directory", HOME, /it is a directory, not a regular file/, true],
+    ["a 2 MiB file", big, /it is \d+ bytes; a config file may have at most 1048576/, true],
+    [
+      mkfifo?.success ? "a FIFO" : "a FIFO (skipped: mkfifo is not available)",
+      fifo,
+      /it is a named pipe \(FIFO\), not a regular file/,
+      mkfifo?.success ?? false,
+    ],
   ];
-  if (mkfifo?.success) {
-    cases.push(["a FIFO", fifo, /it is a named pipe \(FIFO\), not a regular file/]);
-  } else console.log("skipping the FIFO case: mkfifo is not available");
-  for (const [what, path, why] of cases) {
-    await t.step(`should refuse ${what} with exit 2`, async () => {
-      const run = await runCli(["data", "--config", path, "--host", "127.0.0.1", ...password]);
-      assertOneLine(run, 2, new RegExp(`Cannot read config file ${path}: ${why.source}`));
+  for (const [what, path, why, possible] of cases) {
+    await t.step({
+      name: `should refuse ${what} with exit 2`,
+      ignore: !possible,
+      fn: async () => {
+        const run = await runCli(["data", "--config", path, "--host", "127.0.0.1", ...password]);
+        assertOneLine(run, 2, new RegExp(`Cannot read config file ${path}: ${why.source}`));
+      },
     });
   }
   await t.step("should name the absolute path of a relative one", async () => {
@@ -243,4 +250,11 @@ Deno.test("ess mqtt stays up when the device sends what used to kill it", async 
     assert.match(log, /nested more than 32 levels/);
     assert.ok(!log.includes("Maximum call stack"), log);
   }
+});
+
+Deno.test("an error that quotes an option value never shows a password", async () => {
+  const run = await runCli(["data", "--config", "/dev/null", "--host", "s3cr3t-pw x"], {
+    env: { ESS_PASSWORD: "s3cr3t-pw" },
+  });
+  assertOneLine(run, 2, /host "\*\*\* x" is not a host name or address/, ["s3cr3t-pw"]);
 });
