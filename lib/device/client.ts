@@ -94,7 +94,10 @@ const REDACTED_KEYS = 4;
  */
 function parseAnswer(text: string, host: string, what: string): Json | undefined {
   if (text.length > MAX_BODY_BYTES) {
-    throw new AnswerLimitError(host, `${what} on ${host}: the answer is larger than 1 MiB`);
+    throw new AnswerLimitError(
+      host,
+      `${what} on ${host}: refusing an answer of more than ${MAX_BODY_BYTES} bytes`,
+    );
   }
   let json: Json;
   try {
