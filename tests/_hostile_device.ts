@@ -258,3 +258,19 @@ export async function startHostileDevice(
   const { port } = server.address() as AddressInfo;
   return Object.assign(device, { port, host: `127.0.0.1:${port}` });
 }
+
+/** Runs `fn` against a fresh hostile device that misbehaves as `misbehave` says, then closes it. */
+export async function withHostileDevice(
+  misbehave: (request: HostileRequest) => Behaviour | undefined,
+  fn: (device: HostileDevice) => Promise<void>,
+): Promise<void> {
+  const device = await startHostileDevice({ misbehave });
+  try {
+    await fn(device);
+  } finally {
+    await device.close();
+  }
+}
+
+/** Whether a request reads `home`, the state every poll reads. */
+export const readsHome = (request: HostileRequest): boolean => request.path === STATE_PATHS.home;

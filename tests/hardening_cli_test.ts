@@ -13,9 +13,11 @@ import {
   type HostileRequest,
   json,
   manyKeys,
+  readsHome,
   reset,
   startHostileDevice,
   text,
+  withHostileDevice,
 } from "./_hostile_device.ts";
 
 const HOME = Deno.makeTempDirSync({ prefix: "ess-hardening-" });
@@ -33,19 +35,17 @@ function assertOneLine(run: CliResult, code: number, pattern: RegExp, secrets: s
   assert.equal(run.stdout, "");
 }
 
-async function withHostile(
+/** Runs `fn` against a hostile device, with the options that point `ess` at it and no config. */
+function withHostile(
   misbehave: (request: HostileRequest) => ReturnType<HostileDevice["misbehave"]>,
   fn: (device: HostileDevice, args: string[]) => Promise<void>,
 ): Promise<void> {
-  const device = await startHostileDevice({ misbehave });
-  try {
-    await fn(device, ["--config", "/dev/null", "--host", device.host]);
-  } finally {
-    await device.close();
-  }
+  return withHostileDevice(
+    misbehave,
+    (device) => fn(device, ["--config", "/dev/null", "--host", device.host]),
+  );
 }
 
-const isHome = (r: HostileRequest) => r.path === "/v1/user/essinfo/home";
 const password = ["--password", HOSTILE_PASSWORD];
 
 Deno.test("ess data against answers that used to kill the process", async (t) => {
@@ -73,7 +73,7 @@ Deno.test("ess data against answers that used to kill the process", async (t) =>
   ];
   for (const [what, behaviour, message] of cases) {
     await t.step(`should exit 1 with one line on ${what}`, async () => {
-      await withHostile((r) => isHome(r) ? behaviour() : undefined, async (_device, args) => {
+      await withHostile((r) => readsHome(r) ? behaviour() : undefined, async (_device, args) => {
         assertOneLine(await runCli(["data", ...args, ...password]), 1, message);
       });
     });
@@ -219,7 +219,7 @@ Deno.test("--config refuses what is not a small regular file at once", async (t)
 
 Deno.test("ess mqtt stays up when the device sends what used to kill it", async () => {
   const device = await startHostileDevice({
-    misbehave: (r) => isHome(r) ? text(deeplyNested(3000)) : undefined,
+    misbehave: (r) => readsHome(r) ? text(deeplyNested(3000)) : undefined,
   });
   const broker = await startAedes();
   const watcher = await watch(broker.url);
@@ -238,7 +238,7 @@ Deno.test("ess mqtt stays up when the device sends what used to kill it", async 
   ]);
   const output = child.output();
   try {
-    await watcher.until(() => device.requests.filter(isHome).length >= 3, "three polls");
+    await watcher.until(() => device.requests.filter(readsHome).length >= 3, "three polls");
   } finally {
     child.kill("SIGTERM");
     const { code, stderr } = await output;

@@ -23,9 +23,11 @@ import {
   json,
   manyKeys,
   nginxPage,
+  readsHome,
   reset,
   startHostileDevice,
   text,
+  withHostileDevice,
 } from "./_hostile_device.ts";
 
 /** A client of `device` with a debug logger whose lines the test can read. */
@@ -58,21 +60,6 @@ function clientOf(
   return { client, lines, pauses, close: () => transport.close() };
 }
 
-/** Runs `fn` against a fresh hostile device that misbehaves as `misbehave` says. */
-async function withHostile(
-  misbehave: (request: HostileRequest) => ReturnType<HostileDevice["misbehave"]>,
-  fn: (device: HostileDevice) => Promise<void>,
-): Promise<void> {
-  const device = await startHostileDevice({ misbehave });
-  try {
-    await fn(device);
-  } finally {
-    await device.close();
-  }
-}
-
-const isHome = (r: HostileRequest) => r.path === "/v1/user/essinfo/home";
-
 Deno.test("EssClient refuses answers beyond the limits instead of dying", async (t) => {
   const cases: [string, () => ReturnType<HostileDevice["misbehave"]>, RegExp][] = [
     [
@@ -98,7 +85,7 @@ Deno.test("EssClient refuses answers beyond the limits instead of dying", async 
   ];
   for (const [what, behaviour, message] of cases) {
     await t.step(`should refuse ${what} with an AnswerLimitError`, async () => {
-      await withHostile((r) => isHome(r) ? behaviour() : undefined, async (device) => {
+      await withHostileDevice((r) => readsHome(r) ? behaviour() : undefined, async (device) => {
         const { client, close } = clientOf(device);
         try {
           const err = await rejectsWith(() => client.read("home"), AnswerLimitError, message);
@@ -112,20 +99,23 @@ Deno.test("EssClient refuses answers beyond the limits instead of dying", async 
     });
   }
   await t.step("should give up on an answer dripped a byte at a time at the timeout", async () => {
-    await withHostile((r) => isHome(r) ? drip('{"a":"b"}', 50) : undefined, async (device) => {
-      const { client, close } = clientOf(device, { timeoutMs: 300 });
-      try {
-        await rejectsWith(() => client.read("home"), TimeoutError, /within 0\.3 s/);
-      } finally {
-        close();
-      }
-    });
+    await withHostileDevice(
+      (r) => readsHome(r) ? drip('{"a":"b"}', 50) : undefined,
+      async (device) => {
+        const { client, close } = clientOf(device, { timeoutMs: 300 });
+        try {
+          await rejectsWith(() => client.read("home"), TimeoutError, /within 0\.3 s/);
+        } finally {
+          close();
+        }
+      },
+    );
   });
 });
 
 Deno.test("EssClient never quotes a secret the device echoes", async (t) => {
   await t.step("should redact the password a failing login echoes, at every level", async () => {
-    await withHostile(
+    await withHostileDevice(
       (r) =>
         r.path === "/v1/user/setting/login"
           ? json({ status: `oops ${String(r.body?.["password"])}` }, 500)
@@ -147,7 +137,7 @@ Deno.test("EssClient never quotes a secret the device echoes", async (t) => {
     );
   });
   await t.step("should redact an auth key echoed in a refusal, whole and in part", async () => {
-    await withHostile(
+    await withHostileDevice(
       (r) =>
         r.method === "PUT" && r.path === "/v1/user/setting/batt"
           ? json({ status: `${"x".repeat(40)} bad key ${String(r.body?.["auth_key"])} !` })
@@ -172,9 +162,9 @@ Deno.test("EssClient never quotes a secret the device echoes", async (t) => {
   await t.step(
     "should redact an HTML error page quoting the key before shortening it",
     async () => {
-      await withHostile(
+      await withHostileDevice(
         (r) =>
-          isHome(r)
+          readsHome(r)
             ? text(`${"<p>".repeat(17)}${String(r.body?.["auth_key"])}`, 404, "text/html")
             : undefined,
         async (device) => {
@@ -191,9 +181,11 @@ Deno.test("EssClient never quotes a secret the device echoes", async (t) => {
     },
   );
   await t.step("should redact the password in a status line the parser quotes", async () => {
-    await withHostile(
+    await withHostileDevice(
       (r) =>
-        isHome(r) ? (socket) => socket.write(`HTTP/2 200 ${HOSTILE_PASSWORD}\r\n\r\n`) : undefined,
+        readsHome(r)
+          ? (socket) => socket.write(`HTTP/2 200 ${HOSTILE_PASSWORD}\r\n\r\n`)
+          : undefined,
       async (device) => {
         const { client, close } = clientOf(device);
         try {
@@ -227,7 +219,7 @@ Deno.test("retryOnce() tries a transient failure once more", async (t) => {
   ];
   for (const [what, path, behaviour] of transients) {
     await t.step(`should read home after ${what}, pausing once`, async () => {
-      await withHostile(once(path, behaviour), async (device) => {
+      await withHostileDevice(once(path, behaviour), async (device) => {
         const { client, pauses, lines, close } = clientOf(device, { retry: true });
         try {
           assert.ok((await client.read("home"))["statistics"]);
@@ -241,7 +233,7 @@ Deno.test("retryOnce() tries a transient failure once more", async (t) => {
     });
   }
   await t.step("should fail after a second 502, saying it may be transient", async () => {
-    await withHostile((r) => isHome(r) ? nginxPage(502) : undefined, async (device) => {
+    await withHostileDevice((r) => readsHome(r) ? nginxPage(502) : undefined, async (device) => {
       const { client, pauses, close } = clientOf(device, { retry: true });
       try {
         const err = await rejectsWith(
@@ -251,14 +243,14 @@ Deno.test("retryOnce() tries a transient failure once more", async (t) => {
         );
         assert.equal(err.transient, true);
         assert.deepEqual(pauses, [1500]);
-        assert.equal(device.requests.filter(isHome).length, 2);
+        assert.equal(device.requests.filter(readsHome).length, 2);
       } finally {
         close();
       }
     });
   });
   await t.step("should send a control again after a 502, once", async () => {
-    await withHostile(
+    await withHostileDevice(
       () => undefined,
       async (device) => {
         device.misbehave = (r) =>
@@ -278,8 +270,8 @@ Deno.test("retryOnce() tries a transient failure once more", async (t) => {
     );
   });
   await t.step("should not retry what a second try cannot fix", async () => {
-    await withHostile(
-      (r) => isHome(r) ? json({ status: "broken" }, 500) : undefined,
+    await withHostileDevice(
+      (r) => readsHome(r) ? json({ status: "broken" }, 500) : undefined,
       async (device) => {
         const { client, pauses, close } = clientOf(device, { retry: true });
         try {
@@ -318,19 +310,22 @@ Deno.test("retryOnce() tries a transient failure once more", async (t) => {
 
 Deno.test("createDeviceFetch() says an answer was cut off", async (t) => {
   await t.step("should say a connection closed before the answer was complete", async () => {
-    await withHostile((r) => isHome(r) ? cutOff('{"a": "bcdefgh"}') : undefined, async (device) => {
-      const { client, close } = clientOf(device);
-      try {
-        const err = await rejectsWith(
-          () => client.read("home"),
-          UnreachableError,
-          /^Cannot talk to 127\.0\.0\.1:\d+: the connection closed before the answer was complete; this may be transient/,
-        );
-        assert.equal(err.transient, true);
-      } finally {
-        close();
-      }
-    });
+    await withHostileDevice(
+      (r) => readsHome(r) ? cutOff('{"a": "bcdefgh"}') : undefined,
+      async (device) => {
+        const { client, close } = clientOf(device);
+        try {
+          const err = await rejectsWith(
+            () => client.read("home"),
+            UnreachableError,
+            /^Cannot talk to 127\.0\.0\.1:\d+: the connection closed before the answer was complete; this may be transient/,
+          );
+          assert.equal(err.transient, true);
+        } finally {
+          close();
+        }
+      },
+    );
   });
 });
 
@@ -342,7 +337,7 @@ Deno.test("EssClient refuses backup controls the firmware does not have", async 
     ] as const
   ) {
     await t.step(`should refuse ${what} without sending it`, async () => {
-      await withHostile(() => undefined, async (device) => {
+      await withHostileDevice(() => undefined, async (device) => {
         const { client, close } = clientOf(device);
         try {
           await rejectsWith(
