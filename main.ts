@@ -10,6 +10,7 @@ import { helpText, type Io, parseCommand, processIo } from "./commands/_cli.ts";
 import { COMMANDS, isKnownKey } from "./commands/_registry.ts";
 import { errorText, EssError, UsageError } from "./lib/errors.ts";
 import type { LogLevel } from "./lib/log.ts";
+import { Redactor } from "./lib/redact.ts";
 import { VERSION } from "./lib/version.ts";
 
 function mainHelp(): string {
@@ -56,8 +57,12 @@ function unknownCommand(name: string, args: readonly string[]): UsageError {
 }
 
 /** Runs ess with `args`; returns the exit code. Never throws. */
-export async function main(args: string[], io: Io = processIo): Promise<number> {
+export async function main(args: string[], given: Io = processIo): Promise<number> {
   const [name, ...rest] = args;
+  // The command registers the secrets it learns here; every error line below goes through it.
+  const redactor = given.redactor ?? new Redactor();
+  const io: Io = { ...given, redactor };
+  const say = (text: string) => io.err(redactor.redact(text));
   let logLevel: LogLevel | undefined;
   try {
     if (name === undefined) {
@@ -88,18 +93,16 @@ export async function main(args: string[], io: Io = processIo): Promise<number> 
     logLevel = parsed.logLevel;
     return await command.run(parsed, io);
   } catch (err) {
-    if (logLevel === "debug" && err instanceof Error && err.stack) io.err(`${err.stack}\n`);
+    if (logLevel === "debug" && err instanceof Error && err.stack) say(`${err.stack}\n`);
     if (err instanceof EssError) {
-      io.err(`ess: ${err.message}\n`);
+      say(`ess: ${err.message}\n`);
       return err.exitCode;
     }
     if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied) {
-      io.err(`ess: missing permission: ${errorText(err).split(",")[0]}\n`);
+      say(`ess: missing permission: ${errorText(err).split(",")[0]}\n`);
       return 1;
     }
-    io.err(
-      `ess: unexpected error: ${errorText(err)} (run with --log-level debug for details)\n`,
-    );
+    say(`ess: unexpected error: ${errorText(err)} (run with --log-level debug for details)\n`);
     return 1;
   }
 }

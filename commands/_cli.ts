@@ -10,6 +10,7 @@ import { type ConfigEntry, loadConfigFile, loadDefaultConfig } from "../lib/conf
 import { parseSwitchWord, SWITCH_WORDS_TEXT } from "../lib/device/vocabulary.ts";
 import { ConfigError, errorText, EssError, preview, UsageError } from "../lib/errors.ts";
 import { createLogger, type Logger, type LogLevel, parseLogLevel } from "../lib/log.ts";
+import { Redactor } from "../lib/redact.ts";
 
 /** Where output goes; tests and the CLI edge provide it. */
 export interface Io {
@@ -18,7 +19,12 @@ export interface Io {
   readonly stdoutIsTerminal: boolean;
   readonly stderrIsTerminal: boolean;
   env(name: string): string | undefined;
+  /** Cleans every log line and error message of the secrets the command learns. */
+  readonly redactor?: Redactor;
 }
+
+/** Options whose values are secrets: they are redacted wherever a message would quote them. */
+const SECRET_OPTIONS = ["password", "mqtt-password"];
 
 function writeAll(file: { writeSync(p: Uint8Array): number }, text: string): void {
   let bytes = new TextEncoder().encode(text);
@@ -425,7 +431,12 @@ export async function parseCommand<O extends readonly OptionSpec[]>(
     }
     logLevel = level;
   }
-  const log = createLogger(logLevel, (line) => io.err(`ess: ${line}\n`));
+  const redactor = io.redactor ?? new Redactor();
+  for (const name of SECRET_OPTIONS) {
+    const secret = values.get(name)?.value;
+    if (typeof secret === "string") redactor.add(secret);
+  }
+  const log = createLogger(logLevel, (line) => io.err(`ess: ${line}\n`), { redactor });
   for (const entry of unknown) log.warning(`${entry.origin}: unknown key "${entry.key}" ignored`);
 
   const string = (name: string) => {

@@ -4,6 +4,7 @@
  * @module
  */
 import { EssClient } from "../lib/device/client.ts";
+import { retryOnce } from "../lib/device/retry.ts";
 import { DiscoveryError, UsageError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
 import {
@@ -28,24 +29,46 @@ export interface HostPort {
   authority: string;
 }
 
+/** The longest host name DNS allows. */
+const MAX_HOSTNAME_LENGTH = 253;
+/** A DNS name (labels of letters, digits, `-` and `_`, up to 63 each) or an IPv4 address. */
+const HOST_NAME =
+  /^(?!.*\.\.)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/;
+/** What the digits and colons of an IPv6 address may be made of (the URL parser checks the rest). */
+const IPV6 = /^[0-9A-Fa-f:.]+$/;
+
 /**
- * Parses `HOST[:PORT]` (IPv6 as `[addr]:port` or bare). A bad port is a usage error.
+ * Parses `HOST[:PORT]` (IPv6 as `[addr]:port` or bare). A value that is no host name or address
+ * (`[::1`, `%00`, `a b`, an empty or over-long one) or a bad port is a {@link UsageError}, so it
+ * never reaches a URL or a socket.
  *
  * @example
  * ```ts
- * parseHostPort("192.168.1.20:8443", 443).authority; // "192.168.1.20:8443"
+ * import { equal, throws } from "node:assert/strict";
+ * equal(parseHostPort("192.168.1.20:8443", 443).authority, "192.168.1.20:8443");
+ * equal(parseHostPort("fe80::1", 443).authority, "[fe80::1]");
+ * throws(() => parseHostPort("[::1", 443), /is not a host name or address/);
  * ```
  */
 export function parseHostPort(text: string, defaultPort: number, what = "host"): HostPort {
   const t = text.trim();
+  if (t.length > MAX_HOSTNAME_LENGTH + 8) {
+    throw new UsageError(`${what} of ${t.length} characters is too long for a host name`);
+  }
   let hostname: string;
   let portText: string | undefined;
-  const bracketed = /^\[([0-9A-Fa-f:.]+)\](?::(.*))?$/.exec(t);
+  const bracketed = /^\[([^\]]*)\](?::(.*))?$/.exec(t);
   if (bracketed) [, hostname = "", portText] = bracketed;
   else if ((t.match(/:/g) ?? []).length > 1) hostname = t;
   else [hostname = "", portText] = t.split(":");
-  if (hostname === "" || /[\s/@?#]/.test(hostname)) {
-    throw new UsageError(`${what} ${JSON.stringify(text)} is not a host name or address`);
+  const v6 = hostname.includes(":");
+  if (
+    hostname.length > MAX_HOSTNAME_LENGTH || !(v6 ? IPV6.test(hostname) : HOST_NAME.test(hostname))
+  ) {
+    throw new UsageError(
+      `${what} ${JSON.stringify(text)} is not a host name or address (give a name such as ` +
+        `ess.lan, an IPv4 address, or an IPv6 address in brackets, each with :PORT if needed)`,
+    );
   }
   let port = defaultPort;
   if (portText !== undefined) {
@@ -54,8 +77,12 @@ export function parseHostPort(text: string, defaultPort: number, what = "host"):
       throw new UsageError(`${what} ${JSON.stringify(text)} has a bad port: use 1-65535`);
     }
   }
-  const name = hostname.includes(":") ? `[${hostname}]` : hostname;
-  return { hostname, port, authority: port === defaultPort ? name : `${name}:${port}` };
+  const name = v6 ? `[${hostname}]` : hostname;
+  const authority = port === defaultPort ? name : `${name}:${port}`;
+  if (!URL.canParse(`https://${authority}/`)) {
+    throw new UsageError(`${what} ${JSON.stringify(text)} is not a valid host name or address`);
+  }
+  return { hostname, port, authority };
 }
 
 /** How long a device command without `--host` listens for mDNS answers. */
@@ -174,6 +201,7 @@ export function deviceFetch(p: Parsed<"fingerprint" | "timeout", never>): Device
     fingerprint: p.string("fingerprint"),
     timeoutMs,
     connectTimeoutMs: Math.min(timeoutMs, 5000),
+    redactor: p.log.redactor,
   });
 }
 
@@ -184,14 +212,30 @@ export interface DeviceSession {
   close(): void;
 }
 
+/** Options of {@link openDevice}. */
+export interface OpenDeviceOptions {
+  /** How to find the device without `--host` (default: mDNS, once per process). */
+  discover?: Discover | undefined;
+  /**
+   * Send a request that fails transiently once more after a short pause (lib/device/retry.ts):
+   * for one-shot commands only; a daemon has its own back-off.
+   */
+  retryOnce?: boolean | undefined;
+  /** How the retry waits (tests pass a fake). */
+  sleep?: ((ms: number) => Promise<void>) | undefined;
+}
+
 /** Opens a client for the device named by the options (found by mDNS without `--host`). */
 export async function openDevice(
   p: DeviceParsed,
-  discover: Discover = discoverOnce,
+  options: OpenDeviceOptions = {},
 ): Promise<DeviceSession> {
-  const host = await deviceHost(p, discover);
+  const host = await deviceHost(p, options.discover ?? discoverOnce);
   const password = devicePassword(p);
-  const fetch = deviceFetch(p);
+  const transport = deviceFetch(p);
+  const fetch = options.retryOnce
+    ? retryOnce(transport, { sleep: options.sleep, logger: p.log })
+    : transport;
   const client = new EssClient({ host: host.authority, password, fetch, logger: p.log });
-  return { client, host, close: () => fetch.close() };
+  return { client, host, close: () => transport.close() };
 }

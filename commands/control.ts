@@ -129,7 +129,7 @@ const command = defineCommand({
     if (reserve !== undefined && target !== "backup") {
       throw new UsageError("--soc goes with 'ess control backup on'");
     }
-    const session = await openDevice(p);
+    const session = await openDevice(p, { retryOnce: true });
     try {
       io.out(`${await applyControl(session.client, target, value, reserve)}\n`);
     } finally {

@@ -70,7 +70,7 @@ const command = defineCommand({
       io.out(`${await probeFingerprint(host.hostname, host.port, timeoutMs)}\n`);
       return 0;
     }
-    const session = await openDevice(p);
+    const session = await openDevice(p, { retryOnce: true });
     try {
       const data = await session.client.readAll(states);
       const sample = data["home"] ?? data["common"] ?? data["systeminfo"];

@@ -66,7 +66,7 @@ const command = defineCommand({
     if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
     const date = dateArg === undefined ? today() : parseDate(dateArg);
     const format = choose(p.string("format"), GRAPH_FORMATS, "format");
-    const session = await openDevice(p);
+    const session = await openDevice(p, { retryOnce: true });
     try {
       const answer = await session.client.graph(device, span, date);
       io.out(renderGraph(answer, device, span, format, p.string("field")));

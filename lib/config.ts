@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { resolve } from "node:path";
 import { ConfigError } from "./errors.ts";
 
 /** One `key = value` line of a config file. */
@@ -63,18 +64,67 @@ export function parseConfig(text: string, file: string): ConfigEntry[] {
   return entries;
 }
 
-/** Reads and parses one config file; a missing or unreadable file is a {@link ConfigError}. */
+/** The largest config file ess reads: a real one is a few hundred bytes. */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+
+/** What a file that is not a regular file is, for a message. */
+function kindOf(info: Deno.FileInfo): string {
+  if (info.isDirectory) return "a directory";
+  if (info.isFifo) return "a named pipe (FIFO)";
+  if (info.isSocket) return "a socket";
+  if (info.isCharDevice || info.isBlockDevice) return "a device";
+  return "not a regular file";
+}
+
+/** Reads at most `max` + 1 bytes of `path`, so that a file that grew after `stat` stays bounded. */
+async function readBounded(path: string, max: number): Promise<Uint8Array> {
+  using file = await Deno.open(path);
+  const buffer = new Uint8Array(max + 1);
+  let length = 0;
+  while (length < buffer.length) {
+    const n = await file.read(buffer.subarray(length));
+    if (n === null) break;
+    length += n;
+  }
+  return buffer.subarray(0, length);
+}
+
+/**
+ * Reads and parses one config file. Only a regular file of at most {@link MAX_CONFIG_BYTES} in
+ * UTF-8 is read (and `/dev/null`, the usual way to say "no file"); anything else (a directory, a
+ * FIFO, which would block the read until a writer comes, `/dev/zero`, which never ends, a file too
+ * large, a missing or unreadable one) is a {@link ConfigError} naming the absolute path and why,
+ * raised before the file is opened wherever `stat` can tell.
+ */
 export async function loadConfigFile(path: string): Promise<ConfigEntry[]> {
-  let text: string;
+  const absolute = resolve(path);
+  const refuse = (why: string) => new ConfigError(`Cannot read config file ${absolute}: ${why}`);
+  if (absolute === "/dev/null") return [];
+  let bytes: Uint8Array;
   try {
-    text = await Deno.readTextFile(path);
+    const info = await Deno.stat(absolute);
+    if (!info.isFile) throw refuse(`it is ${kindOf(info)}, not a regular file`);
+    if (info.size > MAX_CONFIG_BYTES) {
+      throw refuse(`it is ${info.size} bytes; a config file may have at most ${MAX_CONFIG_BYTES}`);
+    }
+    bytes = await readBounded(absolute, MAX_CONFIG_BYTES);
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     const why = err instanceof Deno.errors.NotFound
       ? "no such file"
       : err instanceof Deno.errors.PermissionDenied
       ? "permission denied"
       : (err as Error).message;
-    throw new ConfigError(`Cannot read config file ${path}: ${why}`);
+    throw refuse(why);
+  }
+  if (bytes.length > MAX_CONFIG_BYTES) {
+    throw refuse(`it grew past ${MAX_CONFIG_BYTES} bytes while being read`);
+  }
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw refuse("it is not UTF-8 text");
   }
   return parseConfig(text, path);
 }

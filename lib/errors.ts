@@ -1,7 +1,9 @@
 /**
  * Errors that ess reports as one line. Every class carries the exit code the CLI uses, and its
  * message says what failed, against which host, and what to try. No message ever contains a
- * password or an auth key.
+ * password or an auth key: text quoted from the device passes through a `Redactor`
+ * (lib/redact.ts) before {@link preview} shortens it, and the CLI edge redacts every message once
+ * more.
  *
  * @module
  */
@@ -24,15 +26,30 @@ export class UsageError extends EssError {
 /** A configuration file that cannot be used, naming the file and line: exit code 2. */
 export class ConfigError extends UsageError {}
 
+/** Options of a {@link DeviceError}. */
+export interface DeviceErrorOptions extends ErrorOptions {
+  /** Whether the same request may well succeed a moment later (see {@link DeviceError.transient}). */
+  transient?: boolean;
+}
+
 /** Something went wrong talking to the device. */
 export class DeviceError extends EssError {
   /** The device host (and port) the request went to. */
   readonly host: string;
-  constructor(host: string, message: string, options?: ErrorOptions) {
-    super(message, options);
+  /**
+   * Whether the failure is of the kind a busy or restarting device causes (a reset or refused
+   * connection, an nginx 5xx page), so that one more try after a pause may well succeed.
+   */
+  readonly transient: boolean;
+  constructor(host: string, message: string, options: DeviceErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.host = host;
+    this.transient = options.transient ?? false;
   }
 }
+
+/** What a transient failure's message ends with. */
+export const TRANSIENT_HINT = "this may be transient: try again in a minute";
 
 /** The device answered "password mismatched". */
 export class WrongPasswordError extends DeviceError {
@@ -90,24 +107,59 @@ export class PinMismatchError extends TlsError {
 /** The connection was made but no complete answer came in time. */
 export class TimeoutError extends DeviceError {}
 
-/** The device answered something that is not the JSON it should be (a 502 page, say). */
+/**
+ * The device answered something that is not the JSON it should be (a 502 page, say); `body` must
+ * be redacted already. A 5xx page is {@link DeviceError.transient}: the device's nginx sends one
+ * when the device behind it is busy.
+ */
 export class BadAnswerError extends DeviceError {
   /** HTTP status of the answer. */
   readonly status: number;
   constructor(host: string, what: string, status: number, body: string) {
-    super(host, `${what} on ${host} gave HTTP ${status} with no JSON: ${preview(body)}`);
+    const transient = status >= 500;
+    super(
+      host,
+      `${what} on ${host} gave HTTP ${status} with no JSON: ${preview(body)}${
+        transient ? ` (the device may be busy; ${TRANSIENT_HINT})` : ""
+      }`,
+      { transient },
+    );
     this.status = status;
   }
 }
 
+/**
+ * The device's answer is beyond what ess accepts: larger than the body cap, nested deeper or
+ * holding more values than the limits in lib/device/limits.ts allow. Real answers are far
+ * inside them, so this is a broken device or not an LG ESS at all.
+ */
+export class AnswerLimitError extends DeviceError {}
+
 /** The device understood the request and said no (`{"status": "fail"}` and the like). */
 export class DeviceRefusedError extends DeviceError {}
 
-/** The first bytes of a body, on one line, for an error message. */
+/** Characters that could steer a terminal or reorder the text around them. */
+const UNPRINTABLE = /[\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069]/gu;
+
+/**
+ * The first characters of a text from outside, on one line and in quotes, for an error message:
+ * blanks collapsed, control characters shown as `?`, and inner quotes left as they are (escaped
+ * JSON is hard to read). Redact `body` before: a secret cut in two would not be recognised.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * equal(preview('{ "status":\n "fail" }'), '"{ "status": "fail" }"');
+ * equal(preview("x".repeat(70)), `"${"x".repeat(60)}…"`);
+ * equal(preview("\u001b[2J"), '"?[2J"');
+ * equal(preview(" "), "(empty body)");
+ * ```
+ */
 export function preview(body: string, max = 60): string {
   const flat = body.replace(/\s+/g, " ").trim();
   if (flat === "") return "(empty body)";
-  return JSON.stringify(flat.length > max ? `${flat.slice(0, max)}…` : flat);
+  const short = flat.length > max ? `${flat.slice(0, max)}…` : flat;
+  return `"${short.replace(UNPRINTABLE, "?")}"`;
 }
 
 /**

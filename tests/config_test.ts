@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { parseConfig } from "../lib/config.ts";
+import { loadConfigFile, MAX_CONFIG_BYTES, parseConfig } from "../lib/config.ts";
 import { ConfigError, UsageError } from "../lib/errors.ts";
-import { flatten } from "../lib/device/flatten.ts";
+import { exceededLimit, flatten } from "../lib/device/flatten.ts";
 import {
   type Command,
   DEVICE_OPTIONS,
@@ -72,6 +72,24 @@ Deno.test("flatten() keeps the device's text and order", () => {
   );
 });
 
+Deno.test("flatten() and exceededLimit() walk any depth without recursion", async (t) => {
+  const deep = JSON.parse(`${'{"a":'.repeat(100_000)}"x"${"}".repeat(100_000)}`);
+  await t.step("should flatten 100,000 levels without exhausting the stack", () => {
+    const [leaf, ...rest] = flatten(deep);
+    assert.equal(leaf?.path.length, 100_000);
+    assert.equal(leaf?.value, "x");
+    assert.deepEqual(rest, []);
+  });
+  await t.step("should name the depth limit, and the leaf limit, first passed", () => {
+    assert.equal(exceededLimit(deep), "it is nested more than 32 levels deep");
+    assert.equal(
+      exceededLimit(Array.from({ length: 10_001 }, String)),
+      "it holds more than 10000 values",
+    );
+    assert.equal(exceededLimit(Array.from({ length: 10_000 }, String)), undefined);
+  });
+});
+
 Deno.test("parseHostPort()", async (t) => {
   await t.step("should accept names, IPv4 and IPv6 with and without ports", () => {
     assert.deepEqual(parseHostPort("192.168.1.20", 443), {
@@ -88,6 +106,65 @@ Deno.test("parseHostPort()", async (t) => {
       assert.throws(() => parseHostPort(bad, 443), UsageError, bad);
     }
   });
+  await t.step("should refuse what would make no URL, as a usage error", () => {
+    const bad = [
+      "[::1",
+      "%00",
+      "a\u0000b",
+      "[]",
+      "[fe80::1%eth0]",
+      "ess..lan",
+      "-ess",
+      "999.1.1.1",
+    ];
+    for (const text of bad) {
+      assert.throws(
+        () => parseHostPort(text, 443),
+        (e: unknown) =>
+          e instanceof UsageError && e.exitCode === 2 && /host name or address/.test(e.message),
+        text,
+      );
+    }
+    assert.throws(() => parseHostPort(`${"a".repeat(300)}.lan`, 443), /too long for a host name/);
+    assert.equal(parseHostPort("LGE_ESS-DE1234.local", 443).authority, "LGE_ESS-DE1234.local");
+  });
+});
+
+Deno.test("loadConfigFile() reads only a small regular file", async (t) => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await t.step("should read a regular file", async () => {
+      await Deno.writeTextFile(`${dir}/ok.conf`, "ess_host = 10.0.0.1\n");
+      assert.deepEqual(await loadConfigFile(`${dir}/ok.conf`), [
+        { key: "ess_host", value: "10.0.0.1", origin: `${dir}/ok.conf:1` },
+      ]);
+    });
+    await t.step("should take /dev/null as an empty file", async () => {
+      assert.deepEqual(await loadConfigFile("/dev/null"), []);
+    });
+    const refused: [string, string, RegExp][] = [
+      ["a directory", dir, /it is a directory, not a regular file$/],
+      ["a device", "/dev/zero", /it is a device, not a regular file$/],
+      ["a missing file", `${dir}/missing.conf`, /no such file$/],
+      [
+        "a file over 1 MiB",
+        `${dir}/big.conf`,
+        /it is 1048577 bytes; a config file may have at most 1048576$/,
+      ],
+      ["a file that is not UTF-8", `${dir}/binary.conf`, /it is not UTF-8 text$/],
+    ];
+    await Deno.writeFile(`${dir}/big.conf`, new Uint8Array(MAX_CONFIG_BYTES + 1).fill(0x23));
+    await Deno.writeFile(`${dir}/binary.conf`, new Uint8Array([0x61, 0xff, 0xfe, 0x0a]));
+    for (const [what, path, why] of refused) {
+      await t.step(`should refuse ${what}, naming the path`, async () => {
+        const err = await rejectsWith(() => loadConfigFile(path), ConfigError, why);
+        assert.ok(err.message.startsWith(`Cannot read config file ${path}: `), err.message);
+        assert.equal(err.exitCode, 2);
+      });
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 function io(env: Record<string, string> = {}) {

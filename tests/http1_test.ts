@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { HttpParseError, type ParsedResponse, ResponseParser } from "../lib/device/_http1.ts";
+import {
+  HttpLimitError,
+  HttpParseError,
+  type ParsedResponse,
+  ResponseParser,
+} from "../lib/device/_http1.ts";
+import { MAX_BODY_BYTES, MAX_INTERIM_ANSWERS } from "../lib/device/limits.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 const text = (answer: ParsedResponse | undefined) => new TextDecoder().decode(answer?.body);
@@ -134,5 +140,59 @@ Deno.test("ResponseParser refuses what is not HTTP or too large", async (t) => {
     assert.throws(() => {
       for (let i = 0; i < 100; i++) parser.push(line);
     }, /headers longer than/);
+  });
+});
+
+Deno.test("ResponseParser holds answers to the limits of limits.ts", async (t) => {
+  const interim = "HTTP/1.1 100 Continue\r\n\r\n";
+  const ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  await t.step("should skip up to MAX_INTERIM_ANSWERS interim answers", () => {
+    const answer = new ResponseParser("PUT").push(bytes(interim.repeat(MAX_INTERIM_ANSWERS) + ok));
+    assert.equal(answer?.status, 200);
+  });
+  await t.step("should refuse one interim answer more, even fed a byte at a time", () => {
+    assert.throws(
+      () => feed(new ResponseParser("PUT"), interim.repeat(MAX_INTERIM_ANSWERS + 1), 1),
+      (e: unknown) => e instanceof HttpLimitError && /more than 4 interim/.test(e.message),
+    );
+  });
+  await t.step("should count interim answers per answer, not per connection", () => {
+    const parser = new ResponseParser("PUT");
+    const wire = interim.repeat(MAX_INTERIM_ANSWERS) + ok;
+    assert.equal(feed(parser, wire, 1000).length, 1);
+    assert.equal(feed(parser, wire, 1).length, 1);
+  });
+  await t.step("should take a body of exactly MAX_BODY_BYTES and refuse one byte more", () => {
+    const body = "x".repeat(MAX_BODY_BYTES);
+    const at = (n: number) => `HTTP/1.1 200 OK\r\nContent-Length: ${n}\r\n\r\n`;
+    assert.equal(
+      new ResponseParser("GET").push(bytes(at(MAX_BODY_BYTES) + body))?.body.length,
+      MAX_BODY_BYTES,
+    );
+    assert.throws(
+      () => new ResponseParser("GET").push(bytes(at(MAX_BODY_BYTES + 1))),
+      HttpLimitError,
+    );
+    const close = new ResponseParser("GET");
+    close.push(bytes(`HTTP/1.0 200 OK\r\n\r\n${body}`));
+    assert.throws(() => close.push(bytes("x")), HttpLimitError);
+    const chunked = new ResponseParser("GET");
+    chunked.push(
+      bytes(`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n100000\r\n${body}\r\n`),
+    );
+    assert.throws(() => chunked.push(bytes("1\r\nx\r\n")), HttpLimitError);
+  });
+  await t.step("should put the peer's text through redact before quoting it", () => {
+    const parser = new ResponseParser("GET", (text) => text.replaceAll("hunter22", "***"));
+    assert.throws(() => parser.push(bytes("XTTP hunter22\r\n\r\n")), /status line: "XTTP \*\*\*"/);
+  });
+  await t.step("should read a body dripped one byte at a time", () => {
+    const body = JSON.stringify({ v: "y".repeat(5000) });
+    const answers = feed(
+      new ResponseParser("GET"),
+      `HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+      1,
+    );
+    assert.equal(text(answers[0]?.answer), body);
   });
 });

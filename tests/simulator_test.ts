@@ -4,7 +4,8 @@
  */
 import assert from "node:assert/strict";
 import https from "node:https";
-import type { TLSSocket } from "node:tls";
+import tls, { type TLSSocket } from "node:tls";
+import { createLogger } from "../lib/log.ts";
 import { type Simulator, type SimulatorOptions, startSimulator } from "../lib/sim/simulator.ts";
 
 interface Reply {
@@ -406,5 +407,32 @@ Deno.test("startSimulator() keeps no request list when told not to record", asyn
     const login = await call(sim, "PUT", "/v1/user/setting/login", { password: sim.password });
     assert.equal(login.status, 200);
     assert.equal(sim.requests.length, 0);
+  });
+});
+
+Deno.test("startSimulator() survives a request cut off mid-body", async (t) => {
+  const lines: string[] = [];
+  const logger = createLogger("debug", (line) => lines.push(line));
+  await withSim({ logger }, async (sim) => {
+    await t.step("should log one line and keep serving", async () => {
+      const socket = tls.connect({ host: "127.0.0.1", port: sim.port, rejectUnauthorized: false });
+      await new Promise<void>((resolve, reject) => {
+        socket.once("secureConnect", resolve);
+        socket.once("error", reject);
+      });
+      const closed = new Promise((resolve) => socket.once("close", resolve));
+      socket.end(
+        "PUT /v1/user/setting/login HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" +
+          '{"password": "a1b2',
+      );
+      await closed;
+      const cut = () => lines.filter((l) => /cut off before its body was complete/.test(l));
+      for (let i = 0; i < 100 && cut().length === 0; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      assert.equal(cut().length, 1, lines.join("\n"));
+      assert.match(cut()[0]!, /^warning: simulator: PUT \/v1\/user\/setting\/login was cut off/);
+      assert.equal(await login(sim) === undefined, false);
+    });
   });
 });

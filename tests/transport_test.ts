@@ -186,6 +186,18 @@ Deno.test("createDeviceFetch() failures", async (t) => {
       }
     });
   });
+  await t.step("should say a name cannot be resolved, and what to try", async () => {
+    const deviceFetch = createDeviceFetch();
+    try {
+      await rejectsWith(
+        () => deviceFetch("https://nonexistent.invalid/"),
+        UnreachableError,
+        /^Cannot reach nonexistent\.invalid: the name nonexistent\.invalid cannot be resolved \(check the spelling, or give the device's IP address\)$/,
+      );
+    } finally {
+      deviceFetch.close();
+    }
+  });
   await t.step("should say connection refused", async () => {
     const server = net.createServer();
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -196,7 +208,10 @@ Deno.test("createDeviceFetch() failures", async (t) => {
       await rejectsWith(
         () => deviceFetch(`https://127.0.0.1:${port}/x`),
         UnreachableError,
-        new RegExp(`Cannot reach 127\\.0\\.0\\.1:${port}: connection refused`),
+        new RegExp(
+          `^Cannot reach 127\\.0\\.0\\.1:${port}: connection refused \\(is it the ESS, is the port ` +
+            `right, and is it on this network\\?\\); this may be transient: try again in a minute$`,
+        ),
       );
     } finally {
       deviceFetch.close();
@@ -215,7 +230,10 @@ Deno.test("createDeviceFetch() failures", async (t) => {
       await rejectsWith(
         () => deviceFetch(`https://127.0.0.1:${port}/x`),
         TlsError,
-        new RegExp(`^TLS handshake with 127\\.0\\.0\\.1:${port} failed`),
+        new RegExp(
+          `^TLS handshake with 127\\.0\\.0\\.1:${port} failed: that port does not speak TLS ` +
+            `\\(is it the device's HTTPS port, normally 443\\?\\)$`,
+        ),
       );
     } finally {
       deviceFetch.close();

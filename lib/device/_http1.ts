@@ -1,20 +1,23 @@
 /**
  * An HTTP/1.1 response parser for the device transport: status line, headers, and a body framed
  * by `Content-Length`, `Transfer-Encoding: chunked` or the end of the connection. Fed with the
- * bytes as they arrive; it never buffers more than one answer's worth (with caps), so a broken
- * or hostile peer cannot make ess grow without bound.
+ * bytes as they arrive; it never buffers more than one answer's worth (with the caps of
+ * limits.ts), so a broken or hostile peer cannot make ess grow without bound, and bytes that
+ * trickle in one at a time cost linear time, not quadratic.
  *
  * @module
  */
+import { preview } from "../errors.ts";
+import { MAX_BODY_BYTES, MAX_HEAD_BYTES, MAX_INTERIM_ANSWERS } from "./limits.ts";
 
-/** The most header bytes one answer may have. */
-const MAX_HEAD_BYTES = 64 * 1024;
-/** The largest body ess accepts; the device's biggest answers (graphs) are a few kB. */
-const MAX_BODY_BYTES = 16 * 1024 * 1024;
-
-/** An answer that is not HTTP/1.x, or is larger than ess accepts. */
+/** An answer that is not HTTP/1.x. */
 export class HttpParseError extends Error {
   override name = "HttpParseError";
+}
+
+/** An answer beyond one of the limits in limits.ts: too large, or too many interim answers. */
+export class HttpLimitError extends HttpParseError {
+  override name = "HttpLimitError";
 }
 
 /** One complete answer. */
@@ -35,8 +38,8 @@ interface Head {
   keepAlive: boolean;
 }
 
-const EMPTY = new Uint8Array(0);
 const latin1 = new TextDecoder("latin1");
+const BODY_CAP = `${MAX_BODY_BYTES / (1024 * 1024)} MiB`;
 
 function indexOfCrlf(bytes: Uint8Array, from: number): number {
   for (let i = from; i < bytes.length - 1; i++) {
@@ -45,8 +48,8 @@ function indexOfCrlf(bytes: Uint8Array, from: number): number {
   return -1;
 }
 
-function indexOfBlankLine(bytes: Uint8Array): number {
-  for (let i = 0; i < bytes.length - 3; i++) {
+function indexOfBlankLine(bytes: Uint8Array, from: number): number {
+  for (let i = from; i < bytes.length - 3; i++) {
     if (bytes[i] === 13 && bytes[i + 1] === 10 && bytes[i + 2] === 13 && bytes[i + 3] === 10) {
       return i;
     }
@@ -65,27 +68,57 @@ export function concat(parts: Uint8Array[], length: number): Uint8Array<ArrayBuf
   return out;
 }
 
-function parseHead(text: string): Head {
-  const lines = text.split("\r\n");
-  const match = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(lines[0] ?? "");
-  if (!match) {
-    throw new HttpParseError(
-      `not an HTTP/1.x status line: ${JSON.stringify(lines[0]?.slice(0, 40))}`,
-    );
+/**
+ * Bytes appended at the end and taken from the front, in one buffer that doubles when full:
+ * a thousand one-byte pieces cost a thousand small copies, not a thousand growing ones, and no
+ * object per piece.
+ */
+class ByteQueue {
+  #buffer = new Uint8Array(1024);
+  #start = 0;
+  #end = 0;
+
+  get length(): number {
+    return this.#end - this.#start;
   }
-  const headers: [string, string][] = [];
-  for (const line of lines.slice(1)) {
-    const colon = line.indexOf(":");
-    if (colon <= 0) {
-      throw new HttpParseError(`malformed header line ${JSON.stringify(line.slice(0, 40))}`);
+
+  /** The bytes held, without copying (valid until the next change). */
+  view(): Uint8Array {
+    return this.#buffer.subarray(this.#start, this.#end);
+  }
+
+  append(data: Uint8Array): void {
+    if (this.#end + data.length > this.#buffer.length) {
+      const needed = this.length + data.length;
+      if (needed > this.#buffer.length / 2) {
+        const grown = new Uint8Array(Math.max(needed, this.#buffer.length * 2));
+        grown.set(this.view());
+        this.#buffer = grown;
+      } else {
+        this.#buffer.copyWithin(0, this.#start, this.#end);
+      }
+      this.#end = this.length;
+      this.#start = 0;
     }
-    headers.push([line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim()]);
+    this.#buffer.set(data, this.#end);
+    this.#end += data.length;
   }
-  const connection = headers.filter(([n]) => n === "connection").map(([, v]) => v.toLowerCase());
-  const keepAlive = match[1] === "1"
-    ? !connection.some((v) => v.includes("close"))
-    : connection.some((v) => v.includes("keep-alive"));
-  return { status: Number(match[2]), statusText: match[3] ?? "", headers, keepAlive };
+
+  /** Drops the first `n` bytes. */
+  drop(n: number): void {
+    this.#start += n;
+    if (this.#start === this.#end) this.#start = this.#end = 0;
+  }
+
+  /** A copy of everything held, in a buffer of its own. */
+  copy(): Uint8Array<ArrayBuffer> {
+    return this.view().slice();
+  }
+
+  clear(): void {
+    this.#start = this.#end = 0;
+    if (this.#buffer.length > 64 * 1024) this.#buffer = new Uint8Array(1024);
+  }
 }
 
 /**
@@ -94,26 +127,34 @@ function parseHead(text: string): Head {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * const parser = new ResponseParser("GET");
  * const answer = parser.push(new TextEncoder().encode("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
- * answer?.status; // 200
+ * equal(answer?.status, 200);
  * ```
  */
 export class ResponseParser {
   #method: string;
-  #pending: Uint8Array = EMPTY;
+  #redact: (text: string) => string;
+  #pending = new ByteQueue();
+  /** How far into `#pending` a search for the end of a line or head has already looked. */
+  #scanned = 0;
   #head: Head | undefined;
+  #interim = 0;
   #framing: "length" | "chunked" | "close" | "none" = "none";
   /** Body bytes still expected (`length`), or of the current chunk (`chunked`). */
   #remaining = 0;
   /** Inside a chunked body: what comes next. */
   #chunkState: "size" | "data" | "data-end" | "trailer" = "size";
-  #body: Uint8Array<ArrayBuffer>[] = [];
-  #bodyLength = 0;
+  #body = new ByteQueue();
 
-  /** `method` of the request: a HEAD request's answer has no body. */
-  constructor(method: string) {
+  /**
+   * `method` of the request: a HEAD request's answer has no body. `redact` cleans the peer's
+   * text before an error message quotes it.
+   */
+  constructor(method: string, redact: (text: string) => string = (text) => text) {
     this.#method = method.toUpperCase();
+    this.#redact = redact;
   }
 
   /** Bytes received after the complete answer (a confused peer), or none. */
@@ -124,26 +165,31 @@ export class ResponseParser {
   /**
    * Takes the next bytes from the connection; returns the answer once it is complete.
    *
-   * @throws {HttpParseError} when the bytes are not an HTTP/1.x answer, or too large.
+   * @throws {HttpParseError} when the bytes are not an HTTP/1.x answer.
+   * @throws {HttpLimitError} when the answer passes a limit of limits.ts.
    */
   push(data: Uint8Array): ParsedResponse | undefined {
-    this.#pending = this.#pending.length === 0 ? data : concat(
-      [this.#pending, data],
-      this.#pending.length + data.length,
-    );
+    this.#pending.append(data);
     while (true) {
       if (this.#head === undefined) {
-        const end = indexOfBlankLine(this.#pending);
+        const pending = this.#pending.view();
+        const end = indexOfBlankLine(pending, Math.max(0, this.#scanned - 3));
         if (end < 0) {
-          if (this.#pending.length > MAX_HEAD_BYTES) {
-            throw new HttpParseError(`headers longer than ${MAX_HEAD_BYTES} bytes`);
+          this.#scanned = pending.length;
+          if (pending.length > MAX_HEAD_BYTES) {
+            throw new HttpLimitError(`headers longer than ${MAX_HEAD_BYTES} bytes`);
           }
           return undefined;
         }
-        const head = parseHead(latin1.decode(this.#pending.subarray(0, end)));
-        this.#pending = this.#pending.subarray(end + 4);
+        const head = this.#parseHead(latin1.decode(pending.subarray(0, end)));
+        this.#consume(end + 4);
         // 1xx answers are interim: the real answer follows.
-        if (head.status < 200) continue;
+        if (head.status < 200) {
+          if (++this.#interim > MAX_INTERIM_ANSWERS) {
+            throw new HttpLimitError(`more than ${MAX_INTERIM_ANSWERS} interim (1xx) answers`);
+          }
+          continue;
+        }
         this.#start(head);
       }
       return this.#consumeBody();
@@ -158,6 +204,34 @@ export class ResponseParser {
     return undefined;
   }
 
+  #quote(text: string): string {
+    return preview(this.#redact(text), 40);
+  }
+
+  #consume(n: number): void {
+    this.#pending.drop(n);
+    this.#scanned = 0;
+  }
+
+  #parseHead(text: string): Head {
+    const lines = text.split("\r\n");
+    const match = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(lines[0] ?? "");
+    if (!match) {
+      throw new HttpParseError(`not an HTTP/1.x status line: ${this.#quote(lines[0] ?? "")}`);
+    }
+    const headers: [string, string][] = [];
+    for (const line of lines.slice(1)) {
+      const colon = line.indexOf(":");
+      if (colon <= 0) throw new HttpParseError(`malformed header line ${this.#quote(line)}`);
+      headers.push([line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim()]);
+    }
+    const connection = headers.filter(([n]) => n === "connection").map(([, v]) => v.toLowerCase());
+    const keepAlive = match[1] === "1"
+      ? !connection.some((v) => v.includes("close"))
+      : connection.some((v) => v.includes("keep-alive"));
+    return { status: Number(match[2]), statusText: match[3] ?? "", headers, keepAlive };
+  }
+
   #start(head: Head): void {
     this.#head = head;
     const get = (name: string) => head.headers.find(([n]) => n === name)?.[1];
@@ -169,19 +243,19 @@ export class ResponseParser {
       this.#framing = "none";
     } else if (transferEncoding !== undefined && transferEncoding !== "identity") {
       if (!transferEncoding.endsWith("chunked")) {
-        throw new HttpParseError(
-          `unsupported transfer encoding ${JSON.stringify(transferEncoding)}`,
-        );
+        throw new HttpParseError(`unsupported transfer encoding ${this.#quote(transferEncoding)}`);
       }
       this.#framing = "chunked";
       this.#chunkState = "size";
     } else if (contentLength !== undefined) {
       if (!/^\d+$/.test(contentLength)) {
-        throw new HttpParseError(`invalid Content-Length ${JSON.stringify(contentLength)}`);
+        throw new HttpParseError(`invalid Content-Length ${this.#quote(contentLength)}`);
       }
       this.#remaining = Number(contentLength);
       if (this.#remaining > MAX_BODY_BYTES) {
-        throw new HttpParseError(`an answer of ${this.#remaining} bytes is too large`);
+        throw new HttpLimitError(
+          `an answer of ${this.#remaining} bytes is too large (at most ${BODY_CAP})`,
+        );
       }
       this.#framing = "length";
     } else {
@@ -191,12 +265,11 @@ export class ResponseParser {
 
   #take(n: number): void {
     if (n === 0) return;
-    this.#bodyLength += n;
-    if (this.#bodyLength > MAX_BODY_BYTES) {
-      throw new HttpParseError(`an answer of more than ${MAX_BODY_BYTES} bytes is too large`);
+    if (this.#body.length + n > MAX_BODY_BYTES) {
+      throw new HttpLimitError(`an answer of more than ${BODY_CAP} is too large`);
     }
-    this.#body.push(this.#pending.slice(0, n));
-    this.#pending = this.#pending.subarray(n);
+    this.#body.append(this.#pending.view().subarray(0, n));
+    this.#consume(n);
   }
 
   #consumeBody(): ParsedResponse | undefined {
@@ -227,26 +300,30 @@ export class ResponseParser {
         this.#chunkState = "data-end";
         continue;
       }
-      const eol = indexOfCrlf(this.#pending, 0);
+      const pending = this.#pending.view();
+      const eol = indexOfCrlf(pending, Math.max(0, this.#scanned - 1));
       if (eol < 0) {
-        if (this.#pending.length > MAX_HEAD_BYTES) {
-          throw new HttpParseError("a chunk header or trailer is too long");
+        this.#scanned = pending.length;
+        if (pending.length > MAX_HEAD_BYTES) {
+          throw new HttpLimitError(
+            `a chunk header or trailer longer than ${MAX_HEAD_BYTES} bytes`,
+          );
         }
         return undefined;
       }
-      const line = latin1.decode(this.#pending.subarray(0, eol));
-      this.#pending = this.#pending.subarray(eol + 2);
+      const line = latin1.decode(pending.subarray(0, eol));
+      this.#consume(eol + 2);
       if (this.#chunkState === "data-end") {
         if (line !== "") throw new HttpParseError("chunk data longer than its size");
         this.#chunkState = "size";
       } else if (this.#chunkState === "size") {
         const size = /^([0-9a-fA-F]+)\s*(?:;.*)?$/.exec(line);
-        if (!size) {
-          throw new HttpParseError(`invalid chunk size ${JSON.stringify(line.slice(0, 20))}`);
-        }
+        if (!size) throw new HttpParseError(`invalid chunk size ${this.#quote(line)}`);
         this.#remaining = parseInt(size[1]!, 16);
         if (this.#remaining > MAX_BODY_BYTES) {
-          throw new HttpParseError(`a chunk of ${this.#remaining} bytes is too large`);
+          throw new HttpLimitError(
+            `a chunk of ${this.#remaining} bytes is too large (at most ${BODY_CAP})`,
+          );
         }
         this.#chunkState = this.#remaining === 0 ? "trailer" : "data";
       } else if (line === "") {
@@ -262,12 +339,12 @@ export class ResponseParser {
       status: head.status,
       statusText: head.statusText,
       headers: head.headers,
-      body: concat(this.#body, this.#bodyLength),
+      body: this.#body.copy(),
       keepAlive,
     };
     this.#head = undefined;
-    this.#body = [];
-    this.#bodyLength = 0;
+    this.#interim = 0;
+    this.#body.clear();
     this.#framing = "none";
     return answer;
   }

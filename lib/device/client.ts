@@ -6,6 +6,7 @@
  * @module
  */
 import {
+  AnswerLimitError,
   AuthError,
   BadAnswerError,
   DeviceRefusedError,
@@ -14,9 +15,16 @@ import {
   UsageError,
   WrongPasswordError,
 } from "../errors.ts";
-import { isJsonObject, type Json, type JsonObject } from "./flatten.ts";
-import { algSettingFor, type ChargeStrategy, isNumericAlgSetting } from "./vocabulary.ts";
+import { exceededLimit, isJsonObject, type Json, type JsonObject } from "./flatten.ts";
+import { MAX_BODY_BYTES } from "./limits.ts";
+import {
+  algSettingFor,
+  backupModeOf,
+  type ChargeStrategy,
+  isNumericAlgSetting,
+} from "./vocabulary.ts";
 import { type Logger, silentLogger } from "../log.ts";
+import { Redactor } from "../redact.ts";
 import {
   BATT_SETTING_PATH,
   type CalendarDate,
@@ -43,7 +51,11 @@ export interface EssClientOptions {
   password: string;
   /** How requests are sent: the device transport, a test stub, or anything fetch-shaped. */
   fetch: FetchLike;
-  /** Where the client logs re-logins and firmware quirks. */
+  /**
+   * Where the client logs re-logins and firmware quirks. The client adds the password and every
+   * auth key it receives to the logger's redactor, which also cleans every text the client
+   * quotes from the device in an error.
+   */
   logger?: Logger | undefined;
   /** The clock for timesync. */
   now?: (() => Date) | undefined;
@@ -71,6 +83,37 @@ export function detectFamily(answer: JsonObject): DeviceFamily {
   const text = JSON.stringify(answer);
   if (/_01kW"|"ess":\s*\[/.test(text) || /":\s*-?\d/.test(text)) return "ESS Home 15";
   return "ESS Home 8/10";
+}
+
+/** Auth keys kept in the redactor: the current one and a few before it, which the device may still echo. */
+const REDACTED_KEYS = 4;
+
+/**
+ * `text` as JSON, or `undefined` if it is not JSON. An answer beyond the limits of limits.ts is
+ * an {@link AnswerLimitError}, checked before anything walks it.
+ */
+function parseAnswer(text: string, host: string, what: string): Json | undefined {
+  if (text.length > MAX_BODY_BYTES) {
+    throw new AnswerLimitError(
+      host,
+      `${what} on ${host}: refusing an answer of more than ${MAX_BODY_BYTES} bytes`,
+    );
+  }
+  let json: Json;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const why = exceededLimit(json);
+  if (why !== undefined) {
+    throw new AnswerLimitError(
+      host,
+      `${what} on ${host}: refusing the answer, ${why} (a real LG ESS answer is three levels ` +
+        `deep with a few hundred values at most: is ${host} the ESS?)`,
+    );
+  }
+  return json;
 }
 
 function isAuthFailure(answer: Answer): boolean {
@@ -103,6 +146,8 @@ export class EssClient {
   #password: string;
   #fetch: FetchLike;
   #log: Logger;
+  #redactor: Redactor;
+  #keys: string[] = [];
   #now: () => Date;
   #authKey: string | undefined;
   #loginPath: string | undefined;
@@ -114,6 +159,8 @@ export class EssClient {
     this.#password = options.password;
     this.#fetch = options.fetch;
     this.#log = options.logger ?? silentLogger;
+    this.#redactor = options.logger?.redactor ?? new Redactor();
+    this.#redactor.add(options.password);
     this.#now = options.now ?? (() => new Date());
   }
 
@@ -210,8 +257,12 @@ export class EssClient {
     await this.#control(BATT_SETTING_PATH, { alg_setting: value }, what);
   }
 
-  /** Switches backup mode on or off, optionally with the reserve to keep (0–100 %). */
-  setBackupMode(on: boolean, reservePercent?: number): Promise<void> {
+  /**
+   * Switches backup mode on or off, optionally with the reserve to keep (0–100 %). Firmware
+   * without backup mode is a {@link DeviceRefusedError} before anything is sent.
+   */
+  async setBackupMode(on: boolean, reservePercent?: number): Promise<void> {
+    const what = `Switching backup mode ${on ? "on" : "off"}`;
     const body: JsonObject = { backupmode: on ? "on" : "off" };
     if (reservePercent !== undefined) {
       if (!Number.isInteger(reservePercent) || reservePercent < 0 || reservePercent > 100) {
@@ -221,15 +272,28 @@ export class EssClient {
       }
       body["backup_soc"] = String(reservePercent);
     }
-    return this.#control(BATT_SETTING_PATH, body, `Switching backup mode ${on ? "on" : "off"}`);
+    await this.#requireBackupMode(what);
+    await this.#control(BATT_SETTING_PATH, body, what);
   }
 
-  /** Lets the device charge from the grid to keep the backup reserve (`true`) or not. */
-  setGridCharge(on: boolean): Promise<void> {
-    return this.#control(
-      BATT_SETTING_PATH,
-      { autocharge: on ? "1" : "0" },
-      `Switching grid charging ${on ? "on" : "off"}`,
+  /**
+   * Lets the device charge from the grid to keep the backup reserve (`true`) or not. Firmware
+   * without backup mode has no reserve to keep: a {@link DeviceRefusedError} before anything is
+   * sent.
+   */
+  async setGridCharge(on: boolean): Promise<void> {
+    const what = `Switching grid charging ${on ? "on" : "off"}`;
+    await this.#requireBackupMode(what);
+    await this.#control(BATT_SETTING_PATH, { autocharge: on ? "1" : "0" }, what);
+  }
+
+  /** Refuses `what` unless the device's battery settings report a backup mode. */
+  async #requireBackupMode(what: string): Promise<void> {
+    if (backupModeOf(await this.read("batt")) !== undefined) return;
+    throw new DeviceRefusedError(
+      this.host,
+      `${what} on ${this.host}: this firmware has no backup mode (its battery settings ` +
+        `report neither backup_setting nor backup_status)`,
     );
   }
 
@@ -239,13 +303,32 @@ export class EssClient {
 
   async #control(path: string, body: JsonObject, what: string): Promise<void> {
     const answer = await this.#authed("PUT", path, body, what);
-    const status = answer["status"];
-    if (status !== "success") {
+    if (answer["status"] !== "success") {
       throw new DeviceRefusedError(
         this.host,
-        `${what} on ${this.host} was refused: ${preview(JSON.stringify(answer))}`,
+        `${what} on ${this.host} was refused: the device answered ${
+          this.#describe(answer, JSON.stringify(answer))
+        }`,
       );
     }
+  }
+
+  /**
+   * What an answer says, for a message: its status word where it has one (`status "fail"`),
+   * else the start of its text; redacted, then shortened.
+   */
+  #describe(json: JsonObject | undefined, text: string): string {
+    const status = json?.["status"];
+    if (typeof status === "string") return `status ${preview(this.#redactor.redact(status))}`;
+    return preview(this.#redactor.redact(text));
+  }
+
+  /** Remembers an auth key as a secret, forgetting the oldest beyond {@link REDACTED_KEYS}. */
+  #learnKey(key: string): void {
+    if (this.#keys.includes(key)) return;
+    this.#redactor.add(key);
+    this.#keys.push(key);
+    if (this.#keys.length > REDACTED_KEYS) this.#redactor.delete(this.#keys.shift()!);
   }
 
   #exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -257,12 +340,12 @@ export class EssClient {
   #authed(method: string, path: string, body: JsonObject, what: string): Promise<JsonObject> {
     return this.#exclusive(async () => {
       if (this.#authKey === undefined) await this.#login();
-      let answer = await this.#send(method, path, { ...body, auth_key: this.#authKey! });
+      let answer = await this.#send(method, path, { ...body, auth_key: this.#authKey! }, what);
       if (isAuthFailure(answer)) {
         this.#log.debug(`auth key for ${this.host} expired; logging in again`);
         this.#authKey = undefined;
         await this.#login();
-        answer = await this.#send(method, path, { ...body, auth_key: this.#authKey! });
+        answer = await this.#send(method, path, { ...body, auth_key: this.#authKey! }, what);
         if (isAuthFailure(answer)) {
           this.#authKey = undefined;
           throw new AuthError(
@@ -278,30 +361,32 @@ export class EssClient {
 
   #expectObject(answer: Answer, what: string): JsonObject {
     if (answer.json === undefined) {
-      throw new BadAnswerError(this.host, what, answer.status, answer.text);
+      throw new BadAnswerError(
+        this.host,
+        what,
+        answer.status,
+        this.#redactor.redact(answer.text),
+      );
     }
     if (answer.status < 200 || answer.status >= 300) {
       throw new DeviceRefusedError(
         this.host,
-        `${what} on ${this.host} failed: HTTP ${answer.status} ${preview(answer.text)}`,
+        `${what} on ${this.host} failed: HTTP ${answer.status}, ${
+          this.#describe(answer.json, answer.text)
+        }`,
       );
     }
     return answer.json;
   }
 
-  async #send(method: string, path: string, body: JsonObject): Promise<Answer> {
+  async #send(method: string, path: string, body: JsonObject, what: string): Promise<Answer> {
     const res = await this.#fetch(`https://${this.host}${path}`, {
       method,
       headers: { "content-type": "application/json", "accept": "application/json" },
       body: JSON.stringify(body),
     });
     const text = await res.text();
-    let json: Json | undefined;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
+    const json = parseAnswer(text, this.host, what);
     this.#log.debug(`${method} ${path} -> HTTP ${res.status}`);
     return { status: res.status, text, json: isJsonObject(json) ? json : undefined };
   }
@@ -309,7 +394,10 @@ export class EssClient {
   async #login(): Promise<void> {
     const paths = [...new Set([this.#loginPath ?? LOGIN_PATHS[0], ...LOGIN_PATHS])];
     for (const path of paths) {
-      const answer = await this.#send("PUT", path, { password: this.#password });
+      const answer = await this.#send("PUT", path, { password: this.#password }, "Login");
+      const offered = answer.json?.["auth_key"];
+      // Before anything can quote this answer: a key in a failed login is still a secret.
+      if (typeof offered === "string") this.#learnKey(offered);
       if (answer.status === 404) {
         this.#log.debug(`no login at ${path} on ${this.host} (404)`);
         continue;
@@ -330,7 +418,7 @@ export class EssClient {
       }
       throw new DeviceRefusedError(
         this.host,
-        `Login on ${this.host} failed: the device answered status ${preview(String(status))}`,
+        `Login on ${this.host} failed: the device answered ${this.#describe(json, answer.text)}`,
       );
     }
     throw new LoginPathNotFoundError(this.host, paths);
@@ -341,12 +429,14 @@ export class EssClient {
       auth_key: key,
       by: "phone",
       date_time: utcStamp(this.#now()),
-    });
+    }, "Timesync");
     if (answer.status === 404) {
       this.#log.debug(`no timesync on ${this.host} (404): not needed on this firmware`);
     } else if (answer.json?.["status"] !== "success") {
       this.#log.warning(
-        `timesync on ${this.host} gave HTTP ${answer.status} ${preview(answer.text)}`,
+        `timesync on ${this.host} gave HTTP ${answer.status}, ${
+          this.#describe(answer.json, answer.text)
+        }`,
       );
     }
   }
@@ -363,12 +453,8 @@ export async function readDevicePassword(fetch: FetchLike, host: string): Promis
     body: JSON.stringify({ key: PASSWORD_KEY }),
   });
   const text = await res.text();
-  let json: Json | undefined;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new BadAnswerError(host, "Reading the password", res.status, text);
-  }
+  const json = parseAnswer(text, host, "Reading the password");
+  if (json === undefined) throw new BadAnswerError(host, "Reading the password", res.status, text);
   const password = isJsonObject(json) ? json["password"] : undefined;
   if (isJsonObject(json) && json["status"] === "success" && typeof password === "string") {
     return password;

@@ -1,9 +1,11 @@
 /**
  * Turns a device answer into leaves: one path and one text value each, the way pyess published
- * them to MQTT (`home/statistics/load_power`).
+ * them to MQTT (`home/statistics/load_power`). Both walks here use an explicit stack, never
+ * recursion, so no answer can exhaust the call stack.
  *
  * @module
  */
+import { MAX_JSON_DEPTH, MAX_JSON_LEAVES } from "./limits.ts";
 
 /** A JSON value as the device sends it. */
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
@@ -16,6 +18,9 @@ export interface Leaf {
   value: string;
 }
 
+const entriesOf = (value: Json[] | JsonObject): [string, Json][] =>
+  Array.isArray(value) ? value.map((v, i) => [String(i), v]) : Object.entries(value);
+
 /**
  * Every leaf of `value`, depth first, in the device's order. Strings stay as they are
  * (`"229.600000"`, `""`); numbers and booleans (ESS Home 15) become their JSON text; `null`
@@ -23,16 +28,73 @@ export interface Leaf {
  *
  * @example
  * ```ts
- * flatten({ statistics: { load_power: "376" } }); // [{ path: ["statistics", "load_power"], value: "376" }]
+ * import { deepEqual } from "node:assert/strict";
+ * deepEqual(flatten({ statistics: { load_power: "376" }, ess: [7] }), [
+ *   { path: ["statistics", "load_power"], value: "376" },
+ *   { path: ["ess", "0"], value: "7" },
+ * ]);
  * ```
  */
 export function flatten(value: Json, prefix: string[] = []): Leaf[] {
-  if (value === null) return [{ path: prefix, value: "" }];
-  if (typeof value !== "object") return [{ path: prefix, value: String(value) }];
-  const entries: [string, Json][] = Array.isArray(value)
-    ? value.map((v, i) => [String(i), v])
-    : Object.entries(value);
-  return entries.flatMap(([key, v]) => flatten(v, [...prefix, key]));
+  const leaves: Leaf[] = [];
+  // One shared path, extended on the way down and shortened on the way up: a path is copied
+  // only into a leaf, so a deep value costs what its leaves' paths cost, not depth squared.
+  const path = [...prefix];
+  const stack: { entries: [string, Json][]; next: number }[] = [];
+  const visit = (v: Json) => {
+    if (v === null) leaves.push({ path: [...path], value: "" });
+    else if (typeof v !== "object") leaves.push({ path: [...path], value: String(v) });
+    else {
+      stack.push({ entries: entriesOf(v), next: 0 });
+      return;
+    }
+    if (stack.length > 0) path.pop();
+  };
+  visit(value);
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!;
+    const entry = top.entries[top.next++];
+    if (entry === undefined) {
+      stack.pop();
+      if (stack.length > 0) path.pop();
+      continue;
+    }
+    path.push(entry[0]);
+    visit(entry[1]);
+  }
+  return leaves;
+}
+
+/**
+ * Why `value` is beyond the limits (nested deeper than `maxDepth` levels, or more than
+ * `maxLeaves` values), or `undefined` when it is within them. It stops at the first limit
+ * passed, so neither a deep nor a wide value costs more than the limits themselves.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * equal(exceededLimit({ home: { soc: "81" } }), undefined);
+ * equal(exceededLimit([[["x"]]], 2), "it is nested more than 2 levels deep");
+ * equal(exceededLimit(["a", "b", "c"], 32, 2), "it holds more than 2 values");
+ * ```
+ */
+export function exceededLimit(
+  value: Json,
+  maxDepth: number = MAX_JSON_DEPTH,
+  maxLeaves: number = MAX_JSON_LEAVES,
+): string | undefined {
+  let leaves = 0;
+  const stack: [Json, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== "object") {
+      if (++leaves > maxLeaves) return `it holds more than ${maxLeaves} values`;
+      continue;
+    }
+    if (depth + 1 > maxDepth) return `it is nested more than ${maxDepth} levels deep`;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return undefined;
 }
 
 /** Whether a value is a JSON object (not an array, not null). */

@@ -12,16 +12,20 @@
  * @module
  */
 import tls from "node:tls";
-import { concat, type ParsedResponse, ResponseParser } from "./_http1.ts";
+import { concat, HttpLimitError, type ParsedResponse, ResponseParser } from "./_http1.ts";
 import {
+  AnswerLimitError,
+  type DeviceError,
   errorText,
   EssError,
   PinMismatchError,
   TimeoutError,
   TlsError,
+  TRANSIENT_HINT,
   UnreachableError,
   UsageError,
 } from "../errors.ts";
+import type { Redactor } from "../redact.ts";
 
 /** The shape of `fetch` that the client depends on. */
 export type FetchLike = (input: string | URL, init?: RequestInit) => Promise<Response>;
@@ -34,6 +38,11 @@ export interface DeviceFetchOptions {
   connectTimeoutMs?: number | undefined;
   /** How long a whole request may take once sent, in ms. Default 10000. */
   timeoutMs?: number | undefined;
+  /**
+   * Cleans the device's text before an error message quotes it (the client adds the password
+   * and auth keys to the same redactor).
+   */
+  redactor?: Redactor | undefined;
 }
 
 /** A fetch-shaped function bound to the device, with its connection to close. */
@@ -50,7 +59,9 @@ export interface DeviceFetch extends FetchLike {
  *
  * @example
  * ```ts
- * normalizeFingerprint("abcd".repeat(16)); // "AB:CD:AB:CD:…"
+ * import { equal } from "node:assert/strict";
+ * equal(normalizeFingerprint("abcd".repeat(16)), "AB:CD:".repeat(16).slice(0, -1));
+ * equal(normalizeFingerprint("12:1E"), undefined);
  * ```
  */
 export function normalizeFingerprint(text: string): string | undefined {
@@ -59,37 +70,106 @@ export function normalizeFingerprint(text: string): string | undefined {
   return hex.match(/../g)!.join(":");
 }
 
-const NETWORK_CODES = new Set([
-  "ECONNREFUSED",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "EADDRNOTAVAIL",
-  "ECONNRESET",
-  "EPIPE",
-]);
+/** How a socket error reads in a message: what happened, what to try, and whether to try again. */
+interface Explanation {
+  /** A failure of the TLS handshake, not of the network. */
+  tls?: true;
+  /** It happened on a connection that was up: "Cannot talk to", not "Cannot reach". */
+  talking?: true;
+  transient?: true;
+  why(hostname: string): string;
+}
+
+/**
+ * The socket and TLS errors a device connection meets, by Node's error code, as one line each
+ * (raw library text such as `getaddrinfo ENOTFOUND` tells a user little).
+ */
+const SOCKET_ERRORS: Record<string, Explanation> = {
+  ENOTFOUND: {
+    why: (name) =>
+      `the name ${name} cannot be resolved (check the spelling, or give the device's IP address)`,
+  },
+  EAI_AGAIN: {
+    transient: true,
+    why: (name) =>
+      `the name ${name} cannot be resolved right now (DNS did not answer; check the network, or ` +
+      `give the device's IP address)`,
+  },
+  ECONNREFUSED: {
+    transient: true,
+    why: () => "connection refused (is it the ESS, is the port right, and is it on this network?)",
+  },
+  ECONNRESET: { talking: true, transient: true, why: () => "the device reset the connection" },
+  EPIPE: { talking: true, transient: true, why: () => "the connection broke while sending" },
+  ETIMEDOUT: {
+    why: () => "the connection timed out (is the address right, and is the device on?)",
+  },
+  EHOSTUNREACH: { why: () => "no route to the device (is it on this network?)" },
+  ENETUNREACH: { why: () => "the network is unreachable (is this machine connected?)" },
+  EADDRNOTAVAIL: { why: () => "that address is not available from this machine" },
+  ERR_SSL_WRONG_VERSION_NUMBER: {
+    tls: true,
+    why: () => "that port does not speak TLS (is it the device's HTTPS port, normally 443?)",
+  },
+  /** Node's code for a peer that hung up in the middle of the handshake. */
+  HANDSHAKE_CLOSED: {
+    tls: true,
+    transient: true,
+    why: () => "the device closed the connection during the TLS handshake",
+  },
+  /** Not a socket error: the peer closed the connection in the middle of an answer. */
+  ANSWER_CUT: {
+    talking: true,
+    transient: true,
+    why: () => "the connection closed before the answer was complete",
+  },
+};
+
+/** The code of {@link SOCKET_ERRORS} that describes `err`, if one does. */
+function socketErrorCode(code: string, message: string): string | undefined {
+  if (/before secure TLS connection/i.test(message)) return "HANDSHAKE_CLOSED";
+  if (/wrong version number/i.test(message)) return "ERR_SSL_WRONG_VERSION_NUMBER";
+  if (code === "EAI_NONAME") return "ENOTFOUND";
+  return Object.hasOwn(SOCKET_ERRORS, code) ? code : undefined;
+}
 
 /** Turns a socket-level error into one of ess's device errors; a missing permission stays itself. */
-function classify(err: unknown, host: string): Error {
+function classify(err: unknown, host: string, hostname: string): Error {
   if (err instanceof EssError || err instanceof Deno.errors.NotCapable) return err;
   const e = err as { code?: string; message?: string };
-  const code = e.code ?? "";
   const message = e.message ?? String(err);
-  if (code === "ECONNREFUSED") {
-    return new UnreachableError(
-      host,
-      `Cannot reach ${host}: connection refused (is it the ESS, and is it on this network?)`,
-      { cause: err },
-    );
+  const code = socketErrorCode(e.code ?? "", message);
+  const known = code === undefined ? undefined : SOCKET_ERRORS[code];
+  if (known) {
+    const transient = known.transient ?? false;
+    const what = known.tls
+      ? `TLS handshake with ${host} failed`
+      : `${known.talking ? "Cannot talk to" : "Cannot reach"} ${host}`;
+    const text = `${what}: ${known.why(hostname)}${transient ? `; ${TRANSIENT_HINT}` : ""}`;
+    const options = { cause: err, transient };
+    return known.tls
+      ? new TlsError(host, text, options)
+      : new UnreachableError(host, text, options);
   }
-  if (NETWORK_CODES.has(code) || /unreachable|refused|not known|lookup/i.test(message)) {
-    return new UnreachableError(host, `Cannot reach ${host}: ${message}`, { cause: err });
-  }
-  if (/tls|ssl|handshake|certificate|EPROTO/i.test(`${code} ${message}`)) {
+  if (/tls|ssl|handshake|certificate|EPROTO/i.test(`${e.code ?? ""} ${message}`)) {
     return new TlsError(host, `TLS handshake with ${host} failed: ${message}`, { cause: err });
   }
   return new UnreachableError(host, `Cannot talk to ${host}: ${message}`, { cause: err });
+}
+
+/** The device error for an answer the parser refused. */
+function refusedAnswer(err: unknown, host: string): DeviceError {
+  if (err instanceof HttpLimitError) {
+    return new AnswerLimitError(
+      host,
+      `Refusing the answer from ${host}: ${err.message} (a real LG ESS answers a few kB of ` +
+        `JSON: is ${host} the ESS?)`,
+    );
+  }
+  return new UnreachableError(
+    host,
+    `Cannot talk to ${host}: not an HTTP answer (${errorText(err)})`,
+  );
 }
 
 function bodyBytes(body: RequestInit["body"]): Uint8Array | undefined {
@@ -173,6 +253,8 @@ export function createDeviceFetch(options: DeviceFetchOptions = {}): DeviceFetch
   }
   const connectTimeoutMs = options.connectTimeoutMs ?? 5000;
   const timeoutMs = options.timeoutMs ?? 10000;
+  const redactor = options.redactor;
+  const redact = (text: string) => redactor?.redact(text) ?? text;
   let connection: Connection | undefined;
   let peerFingerprint: string | undefined;
   let queue: Promise<unknown> = Promise.resolve();
@@ -180,10 +262,11 @@ export function createDeviceFetch(options: DeviceFetchOptions = {}): DeviceFetch
 
   const connect = (url: URL, host: string, signal: AbortSignal | undefined) =>
     new Promise<Connection>((resolve, reject) => {
+      const hostname = url.hostname.replace(/^\[|\]$/g, "");
       // Accepting the self-signed certificate is scoped to this socket, which only ever talks
       // to the device; nothing global changes. `ca: []` skips loading the public CAs.
       const socket = tls.connect({
-        host: url.hostname.replace(/^\[|\]$/g, ""),
+        host: hostname,
         port: url.port === "" ? 443 : Number(url.port),
         rejectUnauthorized: false,
         ca: [],
@@ -196,7 +279,7 @@ export function createDeviceFetch(options: DeviceFetchOptions = {}): DeviceFetch
         socket.destroy();
         reject(err);
       };
-      const onError = (err: unknown) => settle(classify(err, host));
+      const onError = (err: unknown) => settle(classify(err, host, hostname));
       const onAbort = () => settle(signal?.reason);
       const timer = setTimeout(() => {
         settle(
@@ -242,7 +325,7 @@ export function createDeviceFetch(options: DeviceFetchOptions = {}): DeviceFetch
     headers.forEach((value, name) => head += `${name}: ${value}\r\n`);
     head += "\r\n";
     return new Promise<Response>((resolve, reject) => {
-      const parser = new ResponseParser(method);
+      const parser = new ResponseParser(method, redact);
       let received = false;
       let settled = false;
       const settle = (err: unknown, res?: Response) => {
@@ -285,12 +368,7 @@ export function createDeviceFetch(options: DeviceFetchOptions = {}): DeviceFetch
             const answer = parser.push(chunk);
             if (answer) complete(answer);
           } catch (err) {
-            fail(
-              new UnreachableError(
-                host,
-                `Cannot talk to ${host}: not an HTTP answer (${errorText(err)})`,
-              ),
-            );
+            fail(refusedAnswer(err, host));
           }
         },
         closed(err) {
@@ -304,12 +382,7 @@ export function createDeviceFetch(options: DeviceFetchOptions = {}): DeviceFetch
             exchange(url, init, false).then(resolve, reject);
             return;
           }
-          settle(
-            classify(
-              err ?? new Error("the connection closed before the answer was complete"),
-              host,
-            ),
-          );
+          settle(classify(err ?? { code: "ANSWER_CUT" }, host, url.hostname));
         },
       });
       const headBytes = encoder.encode(head);
@@ -372,7 +445,7 @@ export function probeFingerprint(
     });
     socket.once("error", (err) => {
       clearTimeout(timer);
-      reject(classify(err, host));
+      reject(classify(err, host, hostname));
     });
   });
 }

@@ -293,7 +293,11 @@ class RunningSimulator implements Simulator {
   async listen(): Promise<void> {
     const server = https.createServer(
       { cert: SIM_CERT, key: SIM_KEY },
-      (req, res) => void this.#serve(req, res),
+      (req, res) =>
+        this.#serve(req, res).catch((err) => {
+          this.#log.error(`simulator: ${errorText(err)}`);
+          res.destroy();
+        }),
     );
     try {
       await new Promise<void>((resolve, reject) => {
@@ -315,7 +319,17 @@ class RunningSimulator implements Simulator {
 
   async #serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const chunks: Uint8Array[] = [];
-    for await (const chunk of req) chunks.push(chunk as Uint8Array);
+    try {
+      for await (const chunk of req) chunks.push(chunk as Uint8Array);
+    } catch (err) {
+      // A client that hung up in the middle of its body: nobody is left to answer.
+      this.#log.warning(
+        `simulator: ${req.method ?? "?"} ${req.url ?? "/"} was cut off before its body was ` +
+          `complete (${errorText(err)}); still serving`,
+      );
+      res.destroy();
+      return;
+    }
     const method = req.method ?? "GET";
     let response: Response;
     try {
