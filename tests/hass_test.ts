@@ -1,6 +1,7 @@
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { flatten, type JsonObject } from "../lib/device/flatten.ts";
-import { buildDiscovery, deviceId, ENTITY_TABLE, rowTopic } from "../lib/hass/discovery.ts";
+import { buildDiscovery, deviceId } from "../lib/hass/discovery.ts";
+import { ENTITY_TABLE, rowTopic } from "../lib/hass/entities.ts";
 import {
   configOwner,
   parseSensorList,

@@ -11,7 +11,8 @@ import { sleep as sleepFor } from "../backoff.ts";
 import { errorText } from "../errors.ts";
 import type { BridgeContext, BridgePlugin } from "../mqtt/bridge.ts";
 import type { JsonObject } from "../device/flatten.ts";
-import { buildDiscovery, DEFAULT_DISCOVERY_PREFIX, ENTITY_TABLE, rowTopic } from "./discovery.ts";
+import { buildDiscovery, DEFAULT_DISCOVERY_PREFIX } from "./discovery.ts";
+import { ENTITY_TABLE, rowTopic } from "./entities.ts";
 import { pyessConfigTopics } from "./pyess.ts";
 
 /** Waits `ms`, or less if `signal` aborts; never rejects. */
