@@ -8,7 +8,6 @@ import { UsageError } from "../lib/errors.ts";
 import { VERSION } from "../lib/version.ts";
 import { flatten, type JsonObject } from "../lib/device/flatten.ts";
 import { buildDiscovery } from "../lib/hass/discovery.ts";
-import { pyessConfigTopics } from "../lib/hass/pyess.ts";
 import { publishRetained, removeDiscovery } from "../lib/hass/publish.ts";
 import { connectMqtt } from "../lib/mqtt/client.ts";
 import { PUBLISHED_STATES, stateTopic } from "../lib/mqtt/topics.ts";
@@ -17,8 +16,8 @@ import { openDevice } from "./_device.ts";
 import {
   deviceName,
   HASS_OPTIONS,
+  hassAutoconfig,
   hassPrefix,
-  hassSensors,
   MQTT_OPTIONS,
   mqttConnectOptions,
   PREFIX_OPTION,
@@ -34,8 +33,8 @@ const command: Command = {
     "energy sums, voltages and flags, and switches, a select and a number for the controls, all",
     "reading the topics 'ess mqtt' publishes. 'ess mqtt' does this by itself (unless --no-hass);",
     "this command is for checking what it announces and for cleaning up.",
-    "  (no option)  read the device, then publish the announcement and clear pyess's old",
-    "               per-topic sensor configs",
+    "  (no option)  read the device, then publish the announcement and clear the configs pyess",
+    "               announced for hass_autoconfig_sensors",
     "  --print      read the device and print the announcement (topic, then JSON); no broker",
     "  --remove     clear every config this ess (same --mqtt-prefix) or pyess left on the",
     "               broker; no device. Stop 'ess mqtt' first, or it announces again.",
@@ -62,16 +61,13 @@ const command: Command = {
     }
     const prefix = topicPrefix(p);
     const discoveryPrefix = hassPrefix(p);
-    const sensors = hassSensors(p);
+    const autoconfig = hassAutoconfig(p);
+    const pyessTopics = autoconfig?.pyessTopics ?? [];
 
     if (p.flag("remove")) {
       const mqtt = connectMqtt(await mqttConnectOptions(p, undefined));
       try {
-        const cleared = await removeDiscovery(mqtt, {
-          prefix,
-          discoveryPrefix,
-          alsoClear: pyessConfigTopics(sensors ?? [], discoveryPrefix),
-        });
+        const cleared = await removeDiscovery(mqtt, { prefix, discoveryPrefix, pyessTopics });
         for (const [topic, owner] of cleared) io.out(`cleared ${topic} (${owner})\n`);
         io.out(`cleared ${cleared.size} discovery configs on ${mqtt.broker}\n`);
       } finally {
@@ -103,7 +99,7 @@ const command: Command = {
       published,
       origin: { version: VERSION },
       fallbackId: deviceName(p),
-      sensors,
+      sensors: autoconfig?.sensors,
       lastValue: (topic) => values.get(topic),
     });
     if (discovery.unknownSensors.length > 0) {
@@ -120,12 +116,16 @@ const command: Command = {
     try {
       await publishRetained(mqtt, [
         { topic: discovery.topic, payload: JSON.stringify(discovery.config) },
-        ...pyessConfigTopics([...published, ...sensors ?? []], discoveryPrefix)
-          .map((topic) => ({ topic, payload: "" })),
+        ...pyessTopics.map((topic) => ({ topic, payload: "" })),
       ]);
       io.out(
         `announced ${discovery.announced.length} entities on ${discovery.topic} (${mqtt.broker})\n`,
       );
+      if (pyessTopics.length > 0) {
+        io.out(
+          `cleared pyess's configs for hass_autoconfig_sensors: ${pyessTopics.length} topics\n`,
+        );
+      }
     } finally {
       await mqtt.close();
     }

@@ -13,7 +13,7 @@ import { sleep } from "../lib/backoff.ts";
 import { UsageError, WrongPasswordError } from "../lib/errors.ts";
 import { VERSION } from "../lib/version.ts";
 import { DEFAULT_DISCOVERY_PREFIX } from "../lib/hass/discovery.ts";
-import { parseSensorList } from "../lib/hass/pyess.ts";
+import { type AutoconfigSensors, readAutoconfigSensors } from "../lib/hass/pyess.ts";
 import { createHassPlugin } from "../lib/hass/plugin.ts";
 import type { Logger } from "../lib/log.ts";
 import { connectMqtt, type MqttConnectOptions } from "../lib/mqtt/client.ts";
@@ -40,6 +40,8 @@ export interface PluginSettings {
   hass: boolean;
   /** pyess's `hass_autoconfig_sensors`: the state topics to announce, if given. */
   hassAutoconfigSensors: readonly string[] | undefined;
+  /** The configs pyess announced for that list, which ess clears when it takes over. */
+  hassPyessTopics: readonly string[];
   /** Home Assistant's discovery prefix (`--hass-prefix`). */
   hassPrefix: string;
   /** The device's host as given, which names it in Home Assistant if it has no serial number. */
@@ -56,6 +58,7 @@ export const PLUGIN_FACTORIES: ((settings: PluginSettings) => BridgePlugin | und
         fallbackId: s.deviceName,
         discoveryPrefix: s.hassPrefix,
         sensors: s.hassAutoconfigSensors,
+        pyessTopics: s.hassPyessTopics,
       })
       : undefined,
 ];
@@ -277,10 +280,10 @@ async function readCa(path: string): Promise<string> {
   }
 }
 
-/** pyess's `hass_autoconfig_sensors`, if given. */
-export function hassSensors(p: Parsed): string[] | undefined {
+/** pyess's `hass_autoconfig_sensors`, if given: ess's sensors and pyess's configs for it. */
+export function hassAutoconfig(p: Parsed): AutoconfigSensors | undefined {
   const text = p.string("hass-autoconfig-sensors");
-  return text === undefined ? undefined : parseSensorList(text);
+  return text === undefined ? undefined : readAutoconfigSensors(text);
 }
 
 /**
@@ -340,6 +343,7 @@ export async function mqttConnectOptions(
 export async function mqttSettings(p: Parsed): Promise<MqttSettings> {
   const prefix = topicPrefix(p);
   const once = p.flag("once");
+  const autoconfig = hassAutoconfig(p);
   return {
     // A one-shot run has no availability to announce.
     connect: await mqttConnectOptions(
@@ -359,7 +363,8 @@ export async function mqttSettings(p: Parsed): Promise<MqttSettings> {
     plugins: {
       prefix,
       hass: p.flag("hass"),
-      hassAutoconfigSensors: hassSensors(p),
+      hassAutoconfigSensors: autoconfig?.sensors,
+      hassPyessTopics: autoconfig?.pyessTopics ?? [],
       hassPrefix: hassPrefix(p),
       deviceName: deviceName(p),
       logger: p.log,

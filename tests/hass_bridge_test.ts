@@ -9,7 +9,15 @@ import { createHassPlugin } from "../lib/hass/plugin.ts";
 import type { Firmware } from "../lib/sim/simulator.ts";
 import { BATT_SETTING_PATH, OPERATION_PATH } from "../lib/device/states.ts";
 import { BROKERS, type TestBroker, watch } from "./_broker.ts";
-import { runCli } from "./_cli.ts";
+import { runCli, spawnCli } from "./_cli.ts";
+import {
+  PYESS_EARLY,
+  PYESS_LATEST,
+  PYESS_LEFT_BEHIND,
+  PYESS_SENSORS,
+  type Retained,
+} from "./_hass_pyess.ts";
+import { readAutoconfigSensors } from "../lib/hass/pyess.ts";
 import {
   controlRequests,
   deviceTopics,
@@ -54,18 +62,52 @@ const ALG_SETTING: Record<Firmware, Record<string, string>> = {
   new: { battery_care: "0", fast_charge: "1", weather_forecast: "2" },
 };
 
-/** Discovery configs still retained: what a Home Assistant starting now would read. */
-async function retainedConfigs(broker: TestBroker): Promise<string[]> {
+/** Everything the broker retains (topic → payload): what a Home Assistant starting now reads. */
+async function retained(broker: TestBroker): Promise<Map<string, string>> {
   const late = await watch(broker.url);
   try {
-    // Retained messages come before anything published after the subscription.
+    // mosquitto sends the retained messages before anything published after the subscription;
+    // aedes streams them and may let the sync overtake, so wait for a quiet moment too.
     await late.publish("test/sync", "1");
     await late.until(() => late.last.has("test/sync"), "test/sync");
-    return [...late.last].filter(([t, m]) => m.retained && t.startsWith("homeassistant/"))
-      .map(([t]) => t).sort();
+    for (let seen = -1; seen !== late.all.length;) {
+      seen = late.all.length;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    return new Map(
+      [...late.last].filter(([, m]) => m.retained).map(([t, m]) => [t, m.payload]),
+    );
   } finally {
     await late.close();
   }
+}
+
+/** The discovery configs still retained. */
+async function retainedConfigs(broker: TestBroker): Promise<string[]> {
+  return [...(await retained(broker)).keys()].filter((t) => t.startsWith("homeassistant/"))
+    .sort();
+}
+
+/** Other tools' configs, and one in pyess's shape that pyess never wrote: never touched. */
+const STRANGERS: Retained[] = [
+  { topic: "homeassistant/sensor/garden/config", payload: '{"state_topic":"g"}' },
+  {
+    topic: "homeassistant/sensor/gardentemp/config",
+    payload: '{"name": "garden/temp", "state_topic": "garden/temp"}',
+  },
+  {
+    topic: "homeassistant/device/0x00158d0001/config",
+    payload: '{"o":{"name":"Zigbee2MQTT"},"dev":{"ids":["z"]},"cmps":{}}',
+  },
+];
+
+/** Publishes `messages` retained, and waits until the watcher has seen them come back. */
+async function publishAll(w: World, messages: readonly Retained[]): Promise<void> {
+  for (const { topic, payload } of messages) await w.watcher.publish(topic, payload, true);
+  await w.watcher.until(
+    () => messages.every((m) => w.watcher.last.get(m.topic)?.payload === m.payload),
+    "the watcher to see what it published",
+  );
 }
 
 async function runEss(w: World, args: string[]): Promise<{ code: number; out: string }> {
@@ -239,30 +281,98 @@ for (const { name, start, ignore } of BROKERS) {
             );
             deepEqual(await retainedConfigs(w.broker), [], "--print leaves the broker alone");
 
-            // pyess's per-topic config, as if pyess had retained it.
-            await w.watcher.publish(
-              "homeassistant/sensor/esscommonBATTsoc/config",
-              '{"name":"ess/common/BATT/soc","state_topic":"ess/common/BATT/soc"}',
-              true,
-            );
-            const announced = await runEss(w, []);
+            await publishAll(w, [...PYESS_LATEST.configs, ...STRANGERS]);
+            const announced = await runEss(w, ["--hass-autoconfig-sensors", PYESS_SENSORS]);
             equal(announced.code, 0);
-            deepEqual(await retainedConfigs(w.broker), [topic], "ess's config, pyess's cleared");
+            ok(
+              announced.out.includes(
+                "cleared pyess's configs for hass_autoconfig_sensors: 6 topics",
+              ),
+              announced.out,
+            );
+            deepEqual(
+              await retainedConfigs(w.broker),
+              [topic!, ...STRANGERS.map((m) => m.topic)].sort(),
+              "ess's config, pyess's cleared, the others untouched",
+            );
 
             // The bridge announces too (and so would a second ess under another prefix).
             await withBridge(w, { intervalMs: 60_000, plugins: [hassPlugin(w)] }, async () => {
               await announcement(w);
             });
-            await w.watcher.publish(
-              "homeassistant/sensor/garden/config",
-              '{"state_topic":"g"}',
-              true,
-            );
             const removed = await runEss(w, ["--remove"]);
             equal(removed.code, 0);
             ok(removed.out.includes(`cleared ${topic} (ess)`), removed.out);
-            deepEqual(await retainedConfigs(w.broker), ["homeassistant/sensor/garden/config"]);
-            await w.watcher.publish("homeassistant/sensor/garden/config", "", true);
+            ok(
+              removed.out.endsWith(`cleared 1 discovery configs on ${w.broker.url}\n`),
+              removed.out,
+            );
+            deepEqual(await retainedConfigs(w.broker), STRANGERS.map((m) => m.topic).sort());
+            await publishAll(w, STRANGERS.map(({ topic }) => ({ topic, payload: "" })));
+          }),
+      );
+
+      await t.step(
+        "ess mqtt should clear pyess's exact configs at start, --remove the rest, nothing else",
+        () =>
+          withWorld(start, async (w) => {
+            // A broker after pyess 0.1.14 and then 0.1.23 ran with this list, and other tools.
+            await publishAll(w, [...PYESS_LEFT_BEHIND, ...STRANGERS]);
+            const ours = readAutoconfigSensors(PYESS_SENSORS).pyessTopics;
+            const mark = w.watcher.all.length;
+            const child = spawnCli([
+              "mqtt",
+              ...worldArgs(w),
+              "--hass-autoconfig-sensors",
+              PYESS_SENSORS,
+            ]);
+            const output = child.output();
+            let device: string | undefined;
+            try {
+              device = (await announcement(w)).topic;
+              await w.watcher.until(
+                () => ours.every((t) => w.watcher.last.get(t)?.payload === ""),
+                "pyess's configs cleared",
+              );
+            } finally {
+              child.kill("SIGTERM");
+            }
+            const { code, stderr } = await output;
+            equal(code, 0);
+            const log = new TextDecoder().decode(stderr);
+            ok(
+              log.includes(
+                "ess: info: cleared pyess's Home Assistant configs for hass_autoconfig_sensors: " +
+                  "6 topics\n",
+              ),
+              log,
+            );
+            const touched = new Set(
+              w.watcher.all.slice(mark).filter((m) => m.topic.startsWith("homeassistant/"))
+                .map((m) => m.topic),
+            );
+            deepEqual(touched, new Set([device!, ...ours]), "no other discovery topic touched");
+            // pyess 0.1.14 made ess/control/active a sensor; 0.1.23 left that config behind.
+            const early = PYESS_EARLY.configs.map((m) => m.topic).filter((t) => !ours.includes(t));
+            deepEqual(early, [
+              "homeassistant/sensor/esscontrolactive/config",
+              "homeassistant/sensor/esscontrolwinter_mode/config",
+            ]);
+            deepEqual(
+              await retainedConfigs(w.broker),
+              [device!, ...early, ...STRANGERS.map((m) => m.topic)].sort(),
+            );
+
+            const removed = await runEss(w, ["--remove"]);
+            equal(removed.code, 0);
+            for (const topic of early) ok(removed.out.includes(`cleared ${topic} (pyess)\n`));
+            ok(removed.out.includes(`cleared ${device} (ess)\n`), removed.out);
+            ok(
+              removed.out.endsWith(`cleared 3 discovery configs on ${w.broker.url}\n`),
+              removed.out,
+            );
+            deepEqual(await retainedConfigs(w.broker), STRANGERS.map((m) => m.topic).sort());
+            await publishAll(w, STRANGERS.map(({ topic }) => ({ topic, payload: "" })));
           }),
       );
     },

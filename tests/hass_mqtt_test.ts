@@ -1,35 +1,31 @@
-import { deepEqual, match, ok, rejects } from "node:assert/strict";
+import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
 import { EssError } from "../lib/errors.ts";
 import { buildDiscovery } from "../lib/hass/discovery.ts";
-import { pyessConfigTopic } from "../lib/hass/pyess.ts";
-import { publishRetained, removeDiscovery } from "../lib/hass/publish.ts";
+import { readAutoconfigSensors } from "../lib/hass/pyess.ts";
+import { type Message, publishRetained, removeDiscovery } from "../lib/hass/publish.ts";
 import { connectMqtt } from "../lib/mqtt/client.ts";
 import { BROKERS, type TestBroker, watch } from "./_broker.ts";
+import { PYESS_LATEST, PYESS_LEFT_BEHIND, PYESS_SENSORS } from "./_hass_pyess.ts";
 
-const ours = buildDiscovery({
-  prefix: "ess",
-  systeminfo: { pms: { serialno: "S1" } },
-  published: new Set(["ess/home/statistics/bat_user_soc"]),
+const input = (prefix: string, serial: string) => ({
+  prefix,
+  systeminfo: { pms: { serialno: serial } },
+  published: new Set([`${prefix}/home/statistics/bat_user_soc`]),
   origin: { version: "0.1.0" },
   fallbackId: "h",
 });
-const otherEss = buildDiscovery({
-  prefix: "garage",
-  systeminfo: { pms: { serialno: "S2" } },
-  published: new Set(["garage/home/statistics/bat_user_soc"]),
-  origin: { version: "0.1.0" },
-  fallbackId: "h",
-});
-const pyess = (topic: string) => ({
-  topic: pyessConfigTopic(topic),
-  payload: JSON.stringify({ name: topic, state_topic: topic }),
-});
-const strangers = [
+const ours = buildDiscovery(input("ess", "S1"));
+const otherEss = buildDiscovery(input("garage", "S2"));
+const strangers: Message[] = [
   {
     topic: "homeassistant/device/0x00158d0001/config",
     payload: '{"o":{"name":"Zigbee2MQTT"},"dev":{"ids":["z"]},"cmps":{}}',
   },
   { topic: "homeassistant/sensor/garden_temp/config", payload: '{"state_topic":"garden/temp"}' },
+  {
+    topic: "homeassistant/sensor/gardentemp/config",
+    payload: '{"name": "garden/temp", "state_topic": "garden/temp"}',
+  },
   { topic: otherEss.topic, payload: JSON.stringify(otherEss.config) },
 ];
 
@@ -52,32 +48,84 @@ export async function retainedConfigs(broker: TestBroker): Promise<string[]> {
 
 for (const { name, start, ignore } of BROKERS) {
   Deno.test({
-    name: `removeDiscovery() clears ess's and pyess's configs only (${name})`,
+    name: `removeDiscovery() clears what ess and pyess left, and only that (${name})`,
     ignore,
-    async fn() {
+    async fn(t) {
       const broker = await start();
       const setup = client(broker, "setup");
-      const remover = client(broker, "remove");
       try {
         await publishRetained(setup, [
           { topic: ours.topic, payload: JSON.stringify(ours.config) },
-          pyess("ess/common/BATT/soc"),
+          ...PYESS_LEFT_BEHIND,
           ...strangers,
         ]);
-        const cleared = await removeDiscovery(remover, {
-          prefix: "ess",
-          alsoClear: [pyessConfigTopic("ess/home/statistics/load_power")],
-          quietMs: 200,
+
+        await t.step("should clear ess's config and every config pyess left", async () => {
+          const remover = client(broker, "remove");
+          try {
+            const cleared = await removeDiscovery(remover, {
+              prefix: "ess",
+              pyessTopics: readAutoconfigSensors(PYESS_SENSORS).pyessTopics,
+              quietMs: 200,
+            });
+            deepEqual(
+              Object.fromEntries(cleared),
+              Object.fromEntries([
+                [ours.topic, "ess"],
+                ...PYESS_LEFT_BEHIND.map((m) => [m.topic, "pyess"]),
+              ]),
+            );
+            deepEqual(await retainedConfigs(broker), strangers.map((s) => s.topic).sort());
+          } finally {
+            await remover.close();
+          }
         });
-        deepEqual(Object.fromEntries(cleared), {
-          [ours.topic]: "ess",
-          "homeassistant/sensor/esscommonBATTsoc/config": "pyess",
-          "homeassistant/sensor/esshomestatisticsload_power/config": "listed",
+
+        await t.step("should count only what is there when run again", async () => {
+          const remover = client(broker, "again");
+          try {
+            const cleared = await removeDiscovery(remover, {
+              prefix: "ess",
+              pyessTopics: readAutoconfigSensors(PYESS_SENSORS).pyessTopics,
+              quietMs: 200,
+            });
+            equal(cleared.size, 0);
+          } finally {
+            await remover.close();
+          }
         });
-        deepEqual(await retainedConfigs(broker), strangers.map((s) => s.topic).sort());
+
+        await t.step(
+          "should find pyess's configs under homeassistant/ with another prefix",
+          async () => {
+            const remover = client(broker, "prefix");
+            const inHa = buildDiscovery({ ...input("ess", "S1"), discoveryPrefix: "ha" });
+            try {
+              await publishRetained(setup, [
+                { topic: inHa.topic, payload: JSON.stringify(inHa.config) },
+                ...PYESS_LATEST.configs,
+              ]);
+              const cleared = await removeDiscovery(remover, {
+                prefix: "ess",
+                discoveryPrefix: "ha",
+                quietMs: 200,
+              });
+              deepEqual(
+                Object.fromEntries(cleared),
+                Object.fromEntries([
+                  [inHa.topic, "ess"],
+                  ...PYESS_LATEST.configs.map((m) => [m.topic, "pyess"]),
+                ]),
+              );
+              deepEqual(await retainedConfigs(broker), strangers.map((s) => s.topic).sort());
+            } finally {
+              await remover.close();
+            }
+          },
+        );
       } finally {
+        await publishRetained(setup, strangers.map(({ topic }) => ({ topic, payload: "" })));
         await setup.close();
-        await remover.close();
         await broker.close();
       }
     },

@@ -1,7 +1,8 @@
-import { deepEqual, equal, ok } from "node:assert/strict";
+import { deepEqual, equal } from "node:assert/strict";
 import { flatten, type JsonObject } from "../lib/device/flatten.ts";
 import type { BridgeContext } from "../lib/mqtt/bridge.ts";
 import { createHassPlugin, type Sleep } from "../lib/hass/plugin.ts";
+import { readAutoconfigSensors } from "../lib/hass/pyess.ts";
 import { createLogger } from "../lib/log.ts";
 import type { StateName } from "../lib/device/states.ts";
 import { PUBLISHED_STATES, stateTopic } from "../lib/mqtt/topics.ts";
@@ -83,31 +84,71 @@ function fakeSleep() {
   };
 }
 
-Deno.test("createHassPlugin() announces on connect and clears pyess's configs once", async () => {
+Deno.test("createHassPlugin() announces on connect and clears pyess's configs once", async (t) => {
+  const bridge = fakeBridge();
+  const clock = fakeSleep();
+  const { sensors, pyessTopics } = readAutoconfigSensors(
+    "ess/common/BATT/soc, ess/home/statistics/pcs_pv_total_power,ess/control/active",
+  );
+  const plugin = createHassPlugin({
+    version: "0.1.0",
+    fallbackId: "h",
+    sleep: clock.sleep,
+    sensors,
+    pyessTopics,
+    discoveryPrefix: "ha",
+  });
+  bridge.publishStates();
+  try {
+    deepEqual(plugin.subscriptions, ["ha/status"]);
+    await plugin.onConnect!(bridge.ctx);
+    await plugin.idle();
+    const [config, ...rest] = bridge.published;
+
+    await t.step("should announce the device, valid by the rules", () => {
+      equal(config?.topic, "ha/device/ess_412khab0815/config");
+      equal(config?.retain, true);
+      deepEqual(discoveryProblems(JSON.parse(config!.payload), bridge.topics, "ess"), []);
+    });
+
+    await t.step("should clear exactly pyess's configs, where pyess wrote them", () => {
+      deepEqual(rest, [
+        { topic: "homeassistant/sensor/esscommonBATTsoc/config", payload: "", retain: true },
+        {
+          topic: "homeassistant/sensor/ esshomestatisticspcs_pv_total_power/config",
+          payload: "",
+          retain: true,
+        },
+        { topic: "homeassistant/switch/esscontrolactive/config", payload: "", retain: true },
+      ]);
+      deepEqual(bridge.logs.filter((l) => l.includes("pyess")), [
+        "info: cleared pyess's Home Assistant configs for hass_autoconfig_sensors: 3 topics",
+      ]);
+    });
+
+    await t.step("should not clear them again on the next connect", async () => {
+      bridge.published.length = 0;
+      await plugin.onConnect!(bridge.ctx);
+      await plugin.idle();
+      deepEqual(bridge.published.map((p) => p.topic), [config!.topic]);
+    });
+  } finally {
+    await plugin.onStop!(bridge.ctx);
+  }
+});
+
+Deno.test("createHassPlugin() clears nothing of pyess's without hass_autoconfig_sensors", async () => {
   const bridge = fakeBridge();
   const clock = fakeSleep();
   const plugin = createHassPlugin({ version: "0.1.0", fallbackId: "h", sleep: clock.sleep });
   bridge.publishStates();
   try {
-    deepEqual(plugin.subscriptions, ["homeassistant/status"]);
     await plugin.onConnect!(bridge.ctx);
     await plugin.idle();
-    const [config, ...rest] = bridge.published;
-    equal(config?.topic, "homeassistant/device/ess_412khab0815/config");
-    equal(config?.retain, true);
-    deepEqual(discoveryProblems(JSON.parse(config!.payload), bridge.topics, "ess"), []);
-    ok(rest.length >= bridge.topics.size);
-    ok(
-      rest.every((p) =>
-        p.payload === "" && p.retain && p.topic.startsWith("homeassistant/sensor/")
-      ),
-    );
-    ok(rest.some((p) => p.topic === "homeassistant/sensor/esscommonBATTsoc/config"));
-
-    bridge.published.length = 0;
-    await plugin.onConnect!(bridge.ctx);
-    await plugin.idle();
-    deepEqual(bridge.published.map((p) => p.topic), [config!.topic]);
+    deepEqual(bridge.published.map((p) => p.topic), [
+      "homeassistant/device/ess_412khab0815/config",
+    ]);
+    deepEqual(bridge.logs.filter((l) => l.includes("pyess")), []);
   } finally {
     await plugin.onStop!(bridge.ctx);
   }
@@ -265,7 +306,6 @@ Deno.test("createHassPlugin() warns once about unknown hass_autoconfig_sensors",
     const config = JSON.parse(bridge.configs()[0]!.payload);
     equal(config.components.battery_soc_bms.state_topic, "ess/common/BATT/soc");
     deepEqual(config.components.battery_soc, { platform: "sensor" });
-    ok(bridge.published.some((p) => p.topic === "ha/sensor/esscommonPVbrand/config"));
     deepEqual(bridge.logs.filter((l) => l.startsWith("warning:")), [
       "warning: hass_autoconfig_sensors: no entity for ess/common/PV/brand " +
       "(not a known field, or not published)",

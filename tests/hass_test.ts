@@ -1,14 +1,16 @@
-import { deepEqual, equal, match, ok } from "node:assert/strict";
+import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
 import { flatten, type JsonObject } from "../lib/device/flatten.ts";
 import { buildDiscovery, deviceId } from "../lib/hass/discovery.ts";
 import { ENTITY_TABLE, rowTopic } from "../lib/hass/entities.ts";
 import {
   configOwner,
-  parseSensorList,
+  MAX_AUTOCONFIG_SENSORS,
   pyessConfigTopic,
-  pyessConfigTopics,
+  readAutoconfigSensors,
 } from "../lib/hass/pyess.ts";
+import { UsageError } from "../lib/errors.ts";
 import { PUBLISHED_STATES, stateTopic } from "../lib/mqtt/topics.ts";
+import { PYESS_EARLY, PYESS_LATEST, PYESS_SENSORS } from "./_hass_pyess.ts";
 import { discoveryProblems, renderState } from "./_hass_rules.ts";
 
 const device = JSON.parse(
@@ -225,8 +227,9 @@ Deno.test("buildDiscovery() reads alg_setting in both firmware forms", async (t)
 
 Deno.test("buildDiscovery() with hass_autoconfig_sensors", async (t) => {
   const published = publishedTopics("ess");
-  const sensors = parseSensorList(
-    "ess/common/BATT/soc, ess/home/statistics/pcs_pv_total_power,ess/common/PV/brand,ess/x/y",
+  const { sensors } = readAutoconfigSensors(
+    "ess/common/BATT/soc, ess/home/statistics/pcs_pv_total_power,ess/common/PV/brand,ess/x/y," +
+      "ess/control/active,/ess/control/winter_mode",
   );
   const d = buildDiscovery({
     prefix: "ess",
@@ -254,7 +257,7 @@ Deno.test("buildDiscovery() with hass_autoconfig_sensors", async (t) => {
     equal(d.config.components["battery_soc_bms"]?.["enabled_by_default"], undefined);
   });
 
-  await t.step("should report picked topics it cannot announce", () => {
+  await t.step("should report picked topics it cannot announce, but not controls", () => {
     deepEqual(d.unknownSensors, ["ess/common/PV/brand", "ess/x/y"]);
   });
 });
@@ -280,34 +283,86 @@ Deno.test("buildDiscovery() output never carries object_id", () => {
   equal(d.config.origin["support_url"], "https://example.org/ess");
 });
 
-Deno.test("pyessConfigTopic() is the topic without slashes, as a sensor", () => {
-  equal(pyessConfigTopic("ess/common/BATT/soc"), "homeassistant/sensor/esscommonBATTsoc/config");
-  deepEqual(
-    pyessConfigTopics(["ess/a/b", "ess/a/b", "ess/c"], "ha"),
-    ["ha/sensor/essab/config", "ha/sensor/essc/config"],
-  );
+Deno.test("readAutoconfigSensors() derives pyess's config topics as pyess made them", async (t) => {
+  const read = readAutoconfigSensors(PYESS_SENSORS);
+
+  await t.step("should name exactly the topics pyess's last release announced on", () => {
+    deepEqual(read.pyessTopics, PYESS_LATEST.configs.map((c) => c.topic));
+    ok(read.pyessTopics.includes("homeassistant/switch/esscontrolactive/config"));
+    ok(!read.pyessTopics.includes("homeassistant/sensor/esscontrolactive/config"));
+  });
+
+  await t.step("should keep the space pyess kept after a comma, and trim for ess", () => {
+    ok(read.pyessTopics.includes("homeassistant/sensor/ esscommonGRIDactive_power/config"));
+    ok(read.sensors.includes("ess/common/GRID/active_power"));
+    ok(read.sensors.every((s) => s === s.trim() && s !== ""));
+  });
+
+  await t.step("should name a topic once, and none pyess could not publish on", () => {
+    deepEqual(
+      readAutoconfigSensors("ess/control/active,/ess/control/active,ess/home/#,ess/+/x")
+        .pyessTopics,
+      ["homeassistant/switch/esscontrolactive/config"],
+    );
+    deepEqual(readAutoconfigSensors(`ess/a/${"x".repeat(70_000)}`).pyessTopics, []);
+  });
+
+  await t.step("should refuse a list longer than any device", () => {
+    const long = Array.from({ length: MAX_AUTOCONFIG_SENSORS + 1 }, (_, i) => `ess/x/${i}`);
+    throws(() => readAutoconfigSensors(long.join(",")), UsageError);
+    equal(readAutoconfigSensors(long.slice(1).join(",")).sensors.length, MAX_AUTOCONFIG_SENSORS);
+  });
+
+  await t.step("should follow pyess's platform rule for one entry", () => {
+    equal(pyessConfigTopic("ess/common/BATT/soc"), "homeassistant/sensor/esscommonBATTsoc/config");
+    equal(
+      pyessConfigTopic("/ess/control/fastcharge"),
+      "homeassistant/switch/esscontrolfastcharge/config",
+    );
+  });
 });
 
 Deno.test("configOwner() recognises ess's and pyess's configs and nothing else", async (t) => {
-  const ours = JSON.stringify(
-    buildDiscovery({
-      prefix: "ess",
-      systeminfo,
-      published: publishedTopics("ess"),
-      origin,
-      fallbackId: "host",
-    }).config,
-  );
+  const build = (prefix: string) =>
+    JSON.stringify(
+      buildDiscovery({
+        prefix,
+        systeminfo,
+        published: publishedTopics(prefix),
+        origin,
+        fallbackId: "host",
+      }).config,
+    );
   await t.step("should claim ess's device config for its prefix only", () => {
+    const ours = build("ess");
     equal(configOwner("homeassistant/device/ess_1/config", ours, "ess"), "ess");
     equal(configOwner("homeassistant/device/ess_1/config", ours, "other"), undefined);
     const abbreviated = '{"o":{"name":"ess"},"avty_t":"ess/status","dev":{},"cmps":{}}';
     equal(configOwner("homeassistant/device/x/config", abbreviated, "ess"), "ess");
   });
-  await t.step("should claim pyess's sensor configs", () => {
-    const pyess = '{"name": "ess/common/BATT/soc", "state_topic": "ess/common/BATT/soc"}';
-    equal(configOwner("homeassistant/sensor/esscommonBATTsoc/config", pyess, "ess"), "pyess");
-    equal(configOwner("homeassistant/sensor/other/config", pyess, "ess"), undefined);
+  for (const version of [PYESS_LATEST, PYESS_EARLY]) {
+    await t.step(`should claim every config pyess ${version.pyess} wrote`, () => {
+      for (const { topic, payload } of version.configs) {
+        equal(configOwner(topic, payload, "ess"), "pyess", topic);
+        equal(configOwner(topic, payload, "house"), "pyess", "pyess had no prefix option");
+        equal(configOwner(topic, payload, "ess", "ha"), "pyess", "nor a discovery prefix");
+      }
+    });
+  }
+  await t.step("should not claim pyess's shapes where pyess never wrote them", () => {
+    const [sensor] = PYESS_EARLY.configs;
+    const [, , , , active] = PYESS_LATEST.configs;
+    equal(
+      configOwner(sensor!.topic.replace("homeassistant", "ha"), sensor!.payload, "ess", "ha"),
+      undefined,
+    );
+    equal(configOwner(sensor!.topic.replace("sensor", "light"), sensor!.payload, "ess"), undefined);
+    equal(
+      configOwner(active!.topic.replace("esscontrolactive", "x"), active!.payload, "ess"),
+      undefined,
+    );
+    const garden = '{"name": "garden/temp", "state_topic": "garden/temp"}';
+    equal(configOwner("homeassistant/sensor/gardentemp/config", garden, "ess"), undefined);
   });
   await t.step("should leave other tools' configs alone", () => {
     const z2m = '{"o":{"name":"Zigbee2MQTT"},"avty_t":"ess/status"}';

@@ -7,7 +7,7 @@
  * @module
  */
 import { isJsonObject, type Json, type JsonObject } from "../device/flatten.ts";
-import { controlTopic, statusTopic } from "../mqtt/topics.ts";
+import { CONTROL_NAMES, controlTopic, legacyControlTopic, statusTopic } from "../mqtt/topics.ts";
 import { ENTITY_TABLE, type EntityRow, KINDS, rowTopic, slug } from "./entities.ts";
 
 // The table lived here before it had a module of its own; importers of that time keep working.
@@ -99,7 +99,10 @@ export interface Discovery {
   };
   /** The rows announced as entities. */
   announced: EntityRow[];
-  /** Topics in `sensors` that no row reads or that the bridge does not publish. */
+  /**
+   * Topics in `sensors` that no row reads or that the bridge does not publish; control topics
+   * are not among them, as every control is announced.
+   */
   unknownSensors: string[];
 }
 
@@ -232,7 +235,11 @@ export function buildDiscovery(input: DiscoveryInput): Discovery {
       published.has(t)
     ),
   );
-  const unknownSensors = [...(picked ?? [])].filter((t) => !readable.has(t));
+  // pyess users listed a control topic to get its switch; ess announces every control anyway.
+  const controls = new Set(
+    CONTROL_NAMES.flatMap((n) => [controlTopic(prefix, n), legacyControlTopic(prefix, n)]),
+  );
+  const unknownSensors = [...(picked ?? [])].filter((t) => !readable.has(t) && !controls.has(t));
 
   const serial = findText(systeminfo, "serialno");
   const model = findText(systeminfo, "model");
