@@ -17,6 +17,7 @@ import {
   deviceName,
   HASS_OPTIONS,
   hassAutoconfig,
+  hassExpireAfter,
   hassPrefix,
   MQTT_OPTIONS,
   mqttConnectOptions,
@@ -38,10 +39,18 @@ const command: Command = {
     "  --print      read the device and print the announcement (topic, then JSON); no broker",
     "  --remove     clear every config this ess (same --mqtt-prefix) or pyess left on the",
     "               broker; no device. Stop 'ess mqtt' first, or it announces again.",
+    "With --once, the announcement is the one 'ess mqtt --once' makes: no availability topic,",
+    "sensors that expire after --hass-expire-after seconds without a new value.",
   ].join("\n"),
   options: [
     { name: "print", type: "boolean", help: "print the announcement instead", config: false },
     { name: "remove", type: "boolean", help: "remove ess's and pyess's configs", config: false },
+    {
+      name: "once",
+      type: "boolean",
+      help: "announce as 'ess mqtt --once' does (for cron)",
+      group: "Home Assistant",
+    },
     ...HASS_OPTIONS,
     ...DEVICE_OPTIONS,
     ...MQTT_OPTIONS,
@@ -63,6 +72,7 @@ const command: Command = {
     const discoveryPrefix = hassPrefix(p);
     const autoconfig = hassAutoconfig(p);
     const pyessTopics = autoconfig?.pyessTopics ?? [];
+    const expireAfter = hassExpireAfter(p);
 
     if (p.flag("remove")) {
       const mqtt = connectMqtt(await mqttConnectOptions(p, undefined));
@@ -101,6 +111,7 @@ const command: Command = {
       fallbackId: deviceName(p),
       sensors: autoconfig?.sensors,
       lastValue: (topic) => values.get(topic),
+      expireAfterSeconds: p.flag("once") ? expireAfter : undefined,
     });
     if (discovery.unknownSensors.length > 0) {
       p.log.warning(

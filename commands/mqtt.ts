@@ -42,6 +42,8 @@ export interface PluginSettings {
   hassAutoconfigSensors: readonly string[] | undefined;
   /** The configs pyess announced for that list, which ess clears when it takes over. */
   hassPyessTopics: readonly string[];
+  /** With `--once`: sensors expire after this long instead of following `<prefix>/status`. */
+  hassExpireAfterSeconds: number | undefined;
   /** Home Assistant's discovery prefix (`--hass-prefix`). */
   hassPrefix: string;
   /** The device's host as given, which names it in Home Assistant if it has no serial number. */
@@ -59,6 +61,7 @@ export const PLUGIN_FACTORIES: ((settings: PluginSettings) => BridgePlugin | und
         discoveryPrefix: s.hassPrefix,
         sensors: s.hassAutoconfigSensors,
         pyessTopics: s.hassPyessTopics,
+        expireAfterSeconds: s.hassExpireAfterSeconds,
       })
       : undefined,
 ];
@@ -193,10 +196,16 @@ const PUBLISHING_OPTIONS: readonly OptionSpec[] = [
   {
     name: "once",
     type: "boolean",
-    help: "poll once, publish, and exit (for cron)",
+    help: "poll once, publish, and exit (for cron; see --hass-expire-after)",
     group: "Publishing",
   },
 ];
+
+/**
+ * How long a `--once` announcement lets a sensor show its last value: three runs of a 5-minute
+ * cron. Longer crons need more; an expiry shorter than the cron only leaves gaps between runs.
+ */
+const DEFAULT_EXPIRE_AFTER_SECONDS = 900;
 
 /** What Home Assistant discovery is announced with; `ess mqtt` and `ess hass` share them. */
 export const HASS_OPTIONS: readonly OptionSpec[] = [
@@ -215,6 +224,16 @@ export const HASS_OPTIONS: readonly OptionSpec[] = [
     help: "Home Assistant's discovery prefix",
     default: DEFAULT_DISCOVERY_PREFIX,
     env: "ESS_HASS_PREFIX",
+    group: "Home Assistant",
+  },
+  {
+    name: "hass-expire-after",
+    type: "string",
+    arg: "SECONDS",
+    help: "with --once: Home Assistant shows a sensor unavailable when no value came for this " +
+      "long (make it a few times the cron interval)",
+    default: String(DEFAULT_EXPIRE_AFTER_SECONDS),
+    env: "ESS_HASS_EXPIRE_AFTER",
     group: "Home Assistant",
   },
 ];
@@ -286,6 +305,11 @@ export function hassAutoconfig(p: Parsed): AutoconfigSensors | undefined {
   return text === undefined ? undefined : readAutoconfigSensors(text);
 }
 
+/** `--hass-expire-after`, checked: up to 30 days, for a cron that runs daily. */
+export function hassExpireAfter(p: Parsed): number {
+  return p.integer("hass-expire-after", 1, 30 * 86_400) ?? DEFAULT_EXPIRE_AFTER_SECONDS;
+}
+
 /**
  * The device's host as given, which identifies it in Home Assistant when its systeminfo has no
  * serial number.
@@ -344,6 +368,7 @@ export async function mqttSettings(p: Parsed): Promise<MqttSettings> {
   const prefix = topicPrefix(p);
   const once = p.flag("once");
   const autoconfig = hassAutoconfig(p);
+  const expireAfter = hassExpireAfter(p);
   return {
     // A one-shot run has no availability to announce.
     connect: await mqttConnectOptions(
@@ -365,6 +390,7 @@ export async function mqttSettings(p: Parsed): Promise<MqttSettings> {
       hass: p.flag("hass"),
       hassAutoconfigSensors: autoconfig?.sensors,
       hassPyessTopics: autoconfig?.pyessTopics ?? [],
+      hassExpireAfterSeconds: once ? expireAfter : undefined,
       hassPrefix: hassPrefix(p),
       deviceName: deviceName(p),
       logger: p.log,

@@ -26,7 +26,7 @@ import {
   type World,
   worldArgs,
 } from "./_world.ts";
-import { discoveryProblems, renderState } from "./_hass_rules.ts";
+import { discoveryProblems, entityState, renderState } from "./_hass_rules.ts";
 
 /** The discovery plugin as `ess mqtt` makes it, with quick retries. */
 const hassPlugin = (w: World) =>
@@ -281,6 +281,16 @@ for (const { name, start, ignore } of BROKERS) {
             );
             deepEqual(await retainedConfigs(w.broker), [], "--print leaves the broker alone");
 
+            const forCron = await runEss(w, ["--print", "--once", "--hass-expire-after", "600"]);
+            const cron = JSON.parse(forCron.out.split("\n").slice(1).join("\n"));
+            deepEqual(
+              discoveryProblems(cron, new Set(deviceTopics(w.sim).keys()), "ess", {
+                expireAfterSeconds: 600,
+              }),
+              [],
+              "--once: what 'ess mqtt --once' announces",
+            );
+
             await publishAll(w, [...PYESS_LATEST.configs, ...STRANGERS]);
             const announced = await runEss(w, ["--hass-autoconfig-sensors", PYESS_SENSORS]);
             equal(announced.code, 0);
@@ -373,6 +383,67 @@ for (const { name, start, ignore } of BROKERS) {
             );
             deepEqual(await retainedConfigs(w.broker), STRANGERS.map((m) => m.topic).sort());
             await publishAll(w, STRANGERS.map(({ topic }) => ({ topic, payload: "" })));
+          }),
+      );
+
+      await t.step(
+        "ess mqtt --once should leave entities that show values and expire, never unavailable for good",
+        () =>
+          withWorld(start, async (w) => {
+            // A daemon that ran before left its will; cron takes over.
+            await w.watcher.publish("ess/status", "offline", true);
+            const once = ["mqtt", ...worldArgs(w), "--once", "--hass-expire-after", "120"];
+            const first = await runCli(once);
+            equal(first.code, 0, first.stderr);
+            const state = await retained(w.broker);
+            const topic = (await retainedConfigs(w.broker))[0]!;
+            const config = JSON.parse(state.get(topic)!) as JsonObject;
+            const published = new Set(deviceTopics(w.sim).keys());
+            deepEqual(discoveryProblems(config, published, "ess", { expireAfterSeconds: 120 }), []);
+            const entities = Object.entries(config["components"] as Record<string, JsonObject>)
+              .filter(([, c]) => Object.keys(c).length > 1).map(([id, c]) => [id, c] as const);
+            ok(entities.length > 40);
+            equal(state.get("ess/status"), "offline", "the cron run leaves the status alone");
+            for (const [id] of entities) {
+              ok(!["unavailable", "unknown"].includes(entityState(config, id, state, 0)), id);
+              ok(entityState(config, id, state, 119) !== "unavailable", id);
+            }
+            // Cron stopped: sensors say so after the expiry; controls keep their last state.
+            for (const [id, c] of entities) {
+              const shown = entityState(config, id, state, 120);
+              if (["sensor", "binary_sensor"].includes(String(c["platform"]))) {
+                equal(shown, "unavailable", id);
+              } else ok(shown !== "unavailable", id);
+            }
+            // The next run brings every value again, and with it every entity.
+            const mark = w.watcher.all.length;
+            const second = await runCli(once);
+            equal(second.code, 0, second.stderr);
+            const again = new Set(w.watcher.all.slice(mark).map((m) => m.topic));
+            for (const [, c] of entities) ok(again.has(String(c["state_topic"])));
+
+            // Back to the daemon: availability follows ess/status again.
+            await withBridge(w, { intervalMs: 60_000, plugins: [hassPlugin(w)] }, async () => {
+              await w.watcher.until(
+                () => w.watcher.last.get(topic)?.payload.includes('"availability_topic"') ?? false,
+                "the daemon's announcement",
+              );
+              await w.watcher.until(
+                () => w.watcher.last.get("ess/status")?.payload === "online",
+                "online",
+              );
+              const daemon = JSON.parse(w.watcher.last.get(topic)!.payload) as JsonObject;
+              deepEqual(discoveryProblems(daemon, published, "ess"), []);
+              const live = await retained(w.broker);
+              for (const [id] of entities) {
+                ok(entityState(daemon, id, live, 1e9) !== "unavailable", id);
+              }
+            });
+            const stopped = await retained(w.broker);
+            const daemon = JSON.parse(stopped.get(topic)!) as JsonObject;
+            for (const [id] of entities) {
+              equal(entityState(daemon, id, stopped, 0), "unavailable", id);
+            }
           }),
       );
     },

@@ -14,7 +14,8 @@ const input = (prefix: string, serial: string) => ({
   origin: { version: "0.1.0" },
   fallbackId: "h",
 });
-const ours = buildDiscovery(input("ess", "S1"));
+/** This ess's config as `ess mqtt --once` announces it: no availability topic to tell it by. */
+const ours = buildDiscovery({ ...input("ess", "S1"), expireAfterSeconds: 900 });
 const otherEss = buildDiscovery(input("garage", "S2"));
 const strangers: Message[] = [
   {

@@ -154,6 +154,27 @@ Deno.test("createHassPlugin() clears nothing of pyess's without hass_autoconfig_
   }
 });
 
+Deno.test("createHassPlugin() for --once announces expiring sensors, no availability", async () => {
+  const bridge = fakeBridge();
+  const clock = fakeSleep();
+  const plugin = createHassPlugin({
+    version: "0.1.0",
+    fallbackId: "h",
+    sleep: clock.sleep,
+    expireAfterSeconds: 300,
+  });
+  bridge.publishStates();
+  try {
+    await plugin.onConnect!(bridge.ctx);
+    const config = JSON.parse(bridge.configs()[0]!.payload);
+    deepEqual(discoveryProblems(config, bridge.topics, "ess", { expireAfterSeconds: 300 }), []);
+    equal(config.components.battery_soc.expire_after, 300);
+    equal(config.availability_topic, undefined);
+  } finally {
+    await plugin.onStop!(bridge.ctx);
+  }
+});
+
 Deno.test("createHassPlugin() waits until the bridge has published state", async () => {
   const bridge = fakeBridge();
   const clock = fakeSleep();

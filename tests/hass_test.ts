@@ -262,6 +262,48 @@ Deno.test("buildDiscovery() with hass_autoconfig_sensors", async (t) => {
   });
 });
 
+Deno.test("buildDiscovery() for ess mqtt --once", async (t) => {
+  const published = new Set([...publishedTopics("ess"), "ess/batt/backup_setting"]);
+  const build = (expireAfterSeconds?: number) =>
+    JSON.parse(JSON.stringify(
+      buildDiscovery({
+        prefix: "ess",
+        systeminfo,
+        published,
+        origin,
+        fallbackId: "host",
+        expireAfterSeconds,
+      }).config,
+    ));
+  const once = build(900);
+  const daemon = build();
+
+  await t.step("should be valid by the rules for --once, and not for the daemon", () => {
+    deepEqual(discoveryProblems(once, published, "ess", { expireAfterSeconds: 900 }), []);
+    ok(discoveryProblems(once, published, "ess").length > 0, "no availability for a daemon");
+    ok(discoveryProblems(daemon, published, "ess", { expireAfterSeconds: 900 }).length > 0);
+    deepEqual(discoveryProblems(daemon, published, "ess"), []);
+  });
+
+  await t.step("should let sensors and binary sensors expire, and nothing else", () => {
+    const expiring = Object.entries(once.components as Record<string, JsonObject>)
+      .filter(([, c]) => c["expire_after"] !== undefined);
+    ok(expiring.length > 40);
+    ok(expiring.every(([, c]) => ["sensor", "binary_sensor"].includes(String(c["platform"]))));
+    equal(once.components.battery_charging.expire_after, 900);
+    equal(once.components.system.expire_after, undefined);
+    equal(once.components.backup_reserve.expire_after, undefined);
+  });
+
+  await t.step("should differ from the daemon's only in availability and expiry", () => {
+    const { availability_topic: _, payload_available: __, payload_not_available: ___, ...rest } =
+      daemon;
+    const strip = (config: JsonObject) =>
+      JSON.stringify(config, (k, v) => k === "expire_after" ? undefined : v);
+    equal(strip(once), strip(rest));
+  });
+});
+
 Deno.test("deviceId() falls back to the given id without a serial number", () => {
   equal(deviceId(systeminfo, "192.168.1.20"), "ess_412khab0815");
   equal(deviceId({ pms: { serialno: "" } }, "192.168.1.20"), "ess_192_168_1_20");
@@ -323,7 +365,7 @@ Deno.test("readAutoconfigSensors() derives pyess's config topics as pyess made t
 });
 
 Deno.test("configOwner() recognises ess's and pyess's configs and nothing else", async (t) => {
-  const build = (prefix: string) =>
+  const build = (prefix: string, expireAfterSeconds?: number) =>
     JSON.stringify(
       buildDiscovery({
         prefix,
@@ -331,6 +373,7 @@ Deno.test("configOwner() recognises ess's and pyess's configs and nothing else",
         published: publishedTopics(prefix),
         origin,
         fallbackId: "host",
+        expireAfterSeconds,
       }).config,
     );
   await t.step("should claim ess's device config for its prefix only", () => {
@@ -339,6 +382,14 @@ Deno.test("configOwner() recognises ess's and pyess's configs and nothing else",
     equal(configOwner("homeassistant/device/ess_1/config", ours, "other"), undefined);
     const abbreviated = '{"o":{"name":"ess"},"avty_t":"ess/status","dev":{},"cmps":{}}';
     equal(configOwner("homeassistant/device/x/config", abbreviated, "ess"), "ess");
+  });
+  await t.step("should claim ess's --once config, without availability, by its topics", () => {
+    const once = build("ess", 900);
+    equal(configOwner("homeassistant/device/ess_1/config", once, "ess"), "ess");
+    equal(configOwner("homeassistant/device/ess_1/config", once, "es"), undefined);
+    const nested = build("ess/garage", 900);
+    equal(configOwner("homeassistant/device/ess_2/config", nested, "ess"), undefined);
+    equal(configOwner("homeassistant/device/ess_2/config", nested, "ess/garage"), "ess");
   });
   for (const version of [PYESS_LATEST, PYESS_EARLY]) {
     await t.step(`should claim every config pyess ${version.pyess} wrote`, () => {

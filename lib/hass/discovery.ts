@@ -8,7 +8,7 @@
  */
 import { isJsonObject, type Json, type JsonObject } from "../device/flatten.ts";
 import { CONTROL_NAMES, controlTopic, legacyControlTopic, statusTopic } from "../mqtt/topics.ts";
-import { ENTITY_TABLE, type EntityRow, KINDS, rowTopic, slug } from "./entities.ts";
+import { ENTITY_TABLE, type EntityRow, KINDS, type Platform, rowTopic, slug } from "./entities.ts";
 
 // The table lived here before it had a module of its own; importers of that time keep working.
 export {
@@ -79,7 +79,19 @@ export interface DiscoveryInput {
    * older firmware (`alg_setting` `on`/`off`) only the two strategies it has.
    */
   lastValue?: ((topic: string) => string | undefined) | undefined;
+  /**
+   * Announce for one-shot runs (`ess mqtt --once`, from cron): no availability topic, and
+   * sensors and binary sensors expire this many seconds after their last value (see
+   * {@link EXPIRING_PLATFORMS}). Without it, availability follows `<prefix>/status`.
+   */
+  expireAfterSeconds?: number | undefined;
 }
+
+/**
+ * The platforms that take `expire_after` in Home Assistant's MQTT discovery; switches, selects
+ * and numbers have no such option and show the last retained state.
+ */
+export const EXPIRING_PLATFORMS: readonly Platform[] = ["sensor", "binary_sensor"];
 
 /** A component of the device discovery message. */
 export type Component = Record<string, Json>;
@@ -88,13 +100,13 @@ export type Component = Record<string, Json>;
 export interface Discovery {
   /** `homeassistant/device/ess_<serial>/config`; publish retained. */
   topic: string;
-  /** The message: device, origin, availability and components. */
+  /** The message: device, origin, availability (unless for `--once`) and components. */
   config: {
     device: Record<string, Json>;
     origin: Record<string, Json>;
-    availability_topic: string;
-    payload_available: string;
-    payload_not_available: string;
+    availability_topic?: string;
+    payload_available?: string;
+    payload_not_available?: string;
     components: Record<string, Component>;
   };
   /** The rows announced as entities. */
@@ -141,6 +153,7 @@ function component(
   prefix: string,
   id: string,
   value: string | undefined,
+  expireAfterSeconds: number | undefined,
 ): Component {
   const c: Component = {
     platform: row.platform,
@@ -187,6 +200,9 @@ function component(
       break;
     }
   }
+  if (expireAfterSeconds !== undefined && EXPIRING_PLATFORMS.includes(row.platform)) {
+    c["expire_after"] = expireAfterSeconds;
+  }
   return c;
 }
 
@@ -197,15 +213,22 @@ function component(
  *
  * @example
  * ```ts
- * const d = buildDiscovery({
+ * import { equal } from "node:assert/strict";
+ * const input = {
  *   prefix: "ess",
  *   systeminfo: { pms: { model: "LG ESS Home 8", serialno: "S123" } },
  *   published: new Set(["ess/home/statistics/bat_user_soc"]),
  *   origin: { version: "0.1.0" },
  *   fallbackId: "192.168.1.20",
- * });
- * d.topic; // "homeassistant/device/ess_s123/config"
- * d.config.components["battery_soc"]?.["default_entity_id"]; // "sensor.ess_battery_soc"
+ * };
+ * const d = buildDiscovery(input);
+ * equal(d.topic, "homeassistant/device/ess_s123/config");
+ * equal(d.config.components["battery_soc"]?.["default_entity_id"], "sensor.ess_battery_soc");
+ * equal(d.config.availability_topic, "ess/status");
+ *
+ * const once = buildDiscovery({ ...input, expireAfterSeconds: 900 });
+ * equal(once.config.availability_topic, undefined);
+ * equal(once.config.components["battery_soc"]?.["expire_after"], 900);
  * ```
  */
 export function buildDiscovery(input: DiscoveryInput): Discovery {
@@ -225,7 +248,7 @@ export function buildDiscovery(input: DiscoveryInput): Discovery {
       components[row.id] = { platform: row.platform };
       continue;
     }
-    const c = component(row, prefix, id, input.lastValue?.(topic));
+    const c = component(row, prefix, id, input.lastValue?.(topic), input.expireAfterSeconds);
     if (row.duplicate && picked === undefined) c["enabled_by_default"] = false;
     components[row.id] = c;
     announced.push(row);
@@ -255,16 +278,19 @@ export function buildDiscovery(input: DiscoveryInput): Discovery {
   const origin: Record<string, Json> = { name: ORIGIN_NAME, sw_version: input.origin.version };
   if (input.origin.supportUrl !== undefined) origin["support_url"] = input.origin.supportUrl;
 
-  return {
-    topic: deviceConfigTopic(id, input.discoveryPrefix),
-    config: {
-      device,
-      origin,
+  // A one-shot run publishes no status, and nothing would ever say `online`: its entities
+  // carry an expiry instead, so that they show values after every run and go unavailable only
+  // when the runs stop. A daemon's announcement brings availability back.
+  const availability = input.expireAfterSeconds === undefined
+    ? {
       availability_topic: statusTopic(prefix),
       payload_available: "online",
       payload_not_available: "offline",
-      components,
-    },
+    }
+    : {};
+  return {
+    topic: deviceConfigTopic(id, input.discoveryPrefix),
+    config: { device, origin, ...availability, components },
     announced,
     unknownSensors,
   };

@@ -33,6 +33,11 @@ export interface HassPluginOptions {
    * (`readAutoconfigSensors().pyessTopics`): cleared once, at the first announcement.
    */
   pyessTopics?: readonly string[] | undefined;
+  /**
+   * For `ess mqtt --once`: announce without availability, sensors expiring after this many
+   * seconds (see `DiscoveryInput.expireAfterSeconds`).
+   */
+  expireAfterSeconds?: number | undefined;
   /** Longest wait after Home Assistant comes online, in ms (default 5000). */
   onlineDelayMs?: number | undefined;
   /** How often to look for entities to add or remove once announced, in ms (default 60 s). */
@@ -119,6 +124,7 @@ export function createHassPlugin(options: HassPluginOptions): HassPlugin {
       fallbackId: options.fallbackId,
       sensors: options.sensors,
       lastValue: (topic) => ctx.lastValue(topic),
+      expireAfterSeconds: options.expireAfterSeconds,
     });
     const payload = JSON.stringify(discovery.config);
     if (!force && payload === lastAnnounced) return true;

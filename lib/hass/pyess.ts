@@ -21,6 +21,7 @@ import { isJsonObject, type Json, type JsonObject } from "../device/flatten.ts";
 import { UsageError } from "../errors.ts";
 import { statusTopic } from "../mqtt/topics.ts";
 import { DEFAULT_DISCOVERY_PREFIX, ORIGIN_NAME } from "./discovery.ts";
+import { ENTITY_TABLE, rowTopic } from "./entities.ts";
 
 /** The discovery prefix pyess wrote to: fixed in its code, whatever Home Assistant used. */
 export const PYESS_DISCOVERY_PREFIX = "homeassistant";
@@ -105,6 +106,26 @@ function field(object: JsonObject, ...keys: string[]): Json | undefined {
   return undefined;
 }
 
+/**
+ * Whether a device config of ess's is this ess's (`prefix`): its availability topic is
+ * `<prefix>/status`, or, announced for `ess mqtt --once` without one, its entities read the
+ * entity table's topics under `<prefix>/`.
+ */
+function isOurs(json: JsonObject, prefix: string): boolean {
+  const availability = field(json, "availability_topic", "avty_t");
+  if (availability !== undefined) return availability === statusTopic(prefix);
+  const components = field(json, "components", "cmps");
+  if (!isJsonObject(components)) return false;
+  const states = Object.entries(components).flatMap(([id, c]) => {
+    const state = isJsonObject(c) ? field(c, "state_topic", "stat_t") : undefined;
+    return typeof state === "string" ? [[id, state] as const] : [];
+  });
+  return states.length > 0 && states.every(([, state]) => state.startsWith(`${prefix}/`)) &&
+    states.some(([id, state]) =>
+      ENTITY_TABLE.some((row) => row.id === id && rowTopic(prefix, row) === state)
+    );
+}
+
 /** pyess's sensor of any release: name and state topic the entry, the object id it without "/". */
 function isPyessSensor(json: JsonObject, object: string): boolean {
   const state = json["state_topic"];
@@ -123,8 +144,9 @@ function isPyessDevice(json: JsonObject, object: string): boolean {
 /**
  * Decides whether a retained discovery config belongs to this ess (or to pyess before it), for
  * `ess hass --remove`. The rule is narrow on purpose:
- * - ess: a device config (`<discovery>/device/<id>/config`) whose origin is named `ess` and whose
- *   availability topic is `<prefix>/status`, so another ess with another prefix is left alone;
+ * - ess: a device config (`<discovery>/device/<id>/config`) whose origin is named `ess` and that
+ *   is this ess's (availability topic `<prefix>/status`, or, for `--once`, entities reading
+ *   `<prefix>/…`), so another ess with another prefix is left alone;
  * - pyess: a sensor or switch config under `homeassistant/` in the shape pyess's code gave it
  *   (see the module's notes); pyess's topics do not move with ess's prefix.
  *
@@ -148,8 +170,7 @@ export function configOwner(
   if (ours?.platform === "device") {
     const origin = field(json, "origin", "o");
     const name = isJsonObject(origin) ? origin["name"] : undefined;
-    const availability = field(json, "availability_topic", "avty_t");
-    return name === ORIGIN_NAME && availability === statusTopic(prefix) ? "ess" : undefined;
+    return name === ORIGIN_NAME && isOurs(json, prefix) ? "ess" : undefined;
   }
   const theirs = splitConfigTopic(topic, PYESS_DISCOVERY_PREFIX);
   if (theirs?.platform === "sensor" && isPyessSensor(json, theirs.object)) return "pyess";
