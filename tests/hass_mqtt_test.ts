@@ -1,8 +1,13 @@
-import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
+import { deepEqual, match, ok, rejects } from "node:assert/strict";
 import { EssError } from "../lib/errors.ts";
 import { buildDiscovery } from "../lib/hass/discovery.ts";
 import { readAutoconfigSensors } from "../lib/hass/pyess.ts";
-import { type Message, publishRetained, removeDiscovery } from "../lib/hass/publish.ts";
+import {
+  type Message,
+  publishRetained,
+  removeDiscovery,
+  type RemoveOptions,
+} from "../lib/hass/publish.ts";
 import { connectMqtt } from "../lib/mqtt/client.ts";
 import { BROKERS, type TestBroker, watch } from "./_broker.ts";
 import { PYESS_LATEST, PYESS_LEFT_BEHIND, PYESS_SENSORS } from "./_hass_pyess.ts";
@@ -47,6 +52,22 @@ export async function retainedConfigs(broker: TestBroker): Promise<string[]> {
   }
 }
 
+/** Runs removeDiscovery() on a connection of its own; the cleared topics and their owners. */
+async function remove(
+  broker: TestBroker,
+  options: RemoveOptions,
+): Promise<Record<string, string>> {
+  const remover = client(broker, "remove");
+  try {
+    return Object.fromEntries(await removeDiscovery(remover, { quietMs: 200, ...options }));
+  } finally {
+    await remover.close();
+  }
+}
+
+const owned = (owner: string, messages: readonly Message[]) =>
+  messages.map((m) => [m.topic, owner] as const);
+
 for (const { name, start, ignore } of BROKERS) {
   Deno.test({
     name: `removeDiscovery() clears what ess and pyess left, and only that (${name})`,
@@ -54,74 +75,38 @@ for (const { name, start, ignore } of BROKERS) {
     async fn(t) {
       const broker = await start();
       const setup = client(broker, "setup");
+      const pyessTopics = readAutoconfigSensors(PYESS_SENSORS).pyessTopics;
+      const leftToOthers = strangers.map((s) => s.topic).sort();
       try {
-        await publishRetained(setup, [
-          { topic: ours.topic, payload: JSON.stringify(ours.config) },
-          ...PYESS_LEFT_BEHIND,
-          ...strangers,
-        ]);
+        const mine = { topic: ours.topic, payload: JSON.stringify(ours.config) };
+        await publishRetained(setup, [mine, ...PYESS_LEFT_BEHIND, ...strangers]);
 
         await t.step("should clear ess's config and every config pyess left", async () => {
-          const remover = client(broker, "remove");
-          try {
-            const cleared = await removeDiscovery(remover, {
-              prefix: "ess",
-              pyessTopics: readAutoconfigSensors(PYESS_SENSORS).pyessTopics,
-              quietMs: 200,
-            });
-            deepEqual(
-              Object.fromEntries(cleared),
-              Object.fromEntries([
-                [ours.topic, "ess"],
-                ...PYESS_LEFT_BEHIND.map((m) => [m.topic, "pyess"]),
-              ]),
-            );
-            deepEqual(await retainedConfigs(broker), strangers.map((s) => s.topic).sort());
-          } finally {
-            await remover.close();
-          }
+          deepEqual(
+            await remove(broker, { prefix: "ess", pyessTopics }),
+            Object.fromEntries([...owned("ess", [mine]), ...owned("pyess", PYESS_LEFT_BEHIND)]),
+          );
+          deepEqual(await retainedConfigs(broker), leftToOthers);
         });
 
         await t.step("should count only what is there when run again", async () => {
-          const remover = client(broker, "again");
-          try {
-            const cleared = await removeDiscovery(remover, {
-              prefix: "ess",
-              pyessTopics: readAutoconfigSensors(PYESS_SENSORS).pyessTopics,
-              quietMs: 200,
-            });
-            equal(cleared.size, 0);
-          } finally {
-            await remover.close();
-          }
+          deepEqual(await remove(broker, { prefix: "ess", pyessTopics }), {});
         });
 
         await t.step(
           "should find pyess's configs under homeassistant/ with another prefix",
           async () => {
-            const remover = client(broker, "prefix");
             const inHa = buildDiscovery({ ...input("ess", "S1"), discoveryPrefix: "ha" });
-            try {
-              await publishRetained(setup, [
-                { topic: inHa.topic, payload: JSON.stringify(inHa.config) },
-                ...PYESS_LATEST.configs,
-              ]);
-              const cleared = await removeDiscovery(remover, {
-                prefix: "ess",
-                discoveryPrefix: "ha",
-                quietMs: 200,
-              });
-              deepEqual(
-                Object.fromEntries(cleared),
-                Object.fromEntries([
-                  [inHa.topic, "ess"],
-                  ...PYESS_LATEST.configs.map((m) => [m.topic, "pyess"]),
-                ]),
-              );
-              deepEqual(await retainedConfigs(broker), strangers.map((s) => s.topic).sort());
-            } finally {
-              await remover.close();
-            }
+            const mineInHa = { topic: inHa.topic, payload: JSON.stringify(inHa.config) };
+            await publishRetained(setup, [mineInHa, ...PYESS_LATEST.configs]);
+            deepEqual(
+              await remove(broker, { prefix: "ess", discoveryPrefix: "ha" }),
+              Object.fromEntries([
+                ...owned("ess", [mineInHa]),
+                ...owned("pyess", PYESS_LATEST.configs),
+              ]),
+            );
+            deepEqual(await retainedConfigs(broker), leftToOthers);
           },
         );
       } finally {

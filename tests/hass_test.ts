@@ -1,6 +1,11 @@
 import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
 import { flatten, type JsonObject } from "../lib/device/flatten.ts";
-import { buildDiscovery, deviceId } from "../lib/hass/discovery.ts";
+import {
+  buildDiscovery,
+  deviceId,
+  type Discovery,
+  type DiscoveryInput,
+} from "../lib/hass/discovery.ts";
 import { ENTITY_TABLE, rowTopic } from "../lib/hass/entities.ts";
 import {
   configOwner,
@@ -31,6 +36,19 @@ function publishedTopics(
 }
 
 const origin = { version: "0.1.0" };
+
+/** The fixture device's announcement, as a parsed message; `published` defaults to all its topics. */
+const announced = (input: Partial<DiscoveryInput> = {}): Discovery["config"] =>
+  JSON.parse(JSON.stringify(
+    buildDiscovery({
+      prefix: "ess",
+      systeminfo,
+      published: publishedTopics(input.prefix ?? "ess"),
+      origin,
+      fallbackId: "host",
+      ...input,
+    }).config,
+  ));
 
 Deno.test("buildDiscovery() announces every table row valid by Home Assistant's rules", () => {
   for (const prefix of ["ess", "house/ess"]) {
@@ -264,19 +282,8 @@ Deno.test("buildDiscovery() with hass_autoconfig_sensors", async (t) => {
 
 Deno.test("buildDiscovery() for ess mqtt --once", async (t) => {
   const published = new Set([...publishedTopics("ess"), "ess/batt/backup_setting"]);
-  const build = (expireAfterSeconds?: number) =>
-    JSON.parse(JSON.stringify(
-      buildDiscovery({
-        prefix: "ess",
-        systeminfo,
-        published,
-        origin,
-        fallbackId: "host",
-        expireAfterSeconds,
-      }).config,
-    ));
-  const once = build(900);
-  const daemon = build();
+  const once = announced({ published, expireAfterSeconds: 900 });
+  const daemon = announced({ published });
 
   await t.step("should be valid by the rules for --once, and not for the daemon", () => {
     deepEqual(discoveryProblems(once, published, "ess", { expireAfterSeconds: 900 }), []);
@@ -286,13 +293,13 @@ Deno.test("buildDiscovery() for ess mqtt --once", async (t) => {
   });
 
   await t.step("should let sensors and binary sensors expire, and nothing else", () => {
-    const expiring = Object.entries(once.components as Record<string, JsonObject>)
+    const expiring = Object.entries(once.components)
       .filter(([, c]) => c["expire_after"] !== undefined);
     ok(expiring.length > 40);
     ok(expiring.every(([, c]) => ["sensor", "binary_sensor"].includes(String(c["platform"]))));
-    equal(once.components.battery_charging.expire_after, 900);
-    equal(once.components.system.expire_after, undefined);
-    equal(once.components.backup_reserve.expire_after, undefined);
+    equal(once.components["battery_charging"]?.["expire_after"], 900);
+    equal(once.components["system"]?.["expire_after"], undefined);
+    equal(once.components["backup_reserve"]?.["expire_after"], undefined);
   });
 
   await t.step("should differ from the daemon's only in availability and expiry", () => {
@@ -366,16 +373,7 @@ Deno.test("readAutoconfigSensors() derives pyess's config topics as pyess made t
 
 Deno.test("configOwner() recognises ess's and pyess's configs and nothing else", async (t) => {
   const build = (prefix: string, expireAfterSeconds?: number) =>
-    JSON.stringify(
-      buildDiscovery({
-        prefix,
-        systeminfo,
-        published: publishedTopics(prefix),
-        origin,
-        fallbackId: "host",
-        expireAfterSeconds,
-      }).config,
-    );
+    JSON.stringify(announced({ prefix, expireAfterSeconds }));
   await t.step("should claim ess's device config for its prefix only", () => {
     const ours = build("ess");
     equal(configOwner("homeassistant/device/ess_1/config", ours, "ess"), "ess");

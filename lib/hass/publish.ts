@@ -80,7 +80,7 @@ export interface RemoveOptions {
  * Finds the retained discovery configs that belong to this ess or to pyess (see
  * {@link configOwner}, and `pyessTopics`) and clears them with empty retained messages, which
  * also tells Home Assistant to remove their entities. Only what is retained is cleared, so the
- * answer, the cleared topics and whose they were, is what really was there.
+ * answer, the cleared topics (in order) and whose they were, is what really was there.
  */
 export async function removeDiscovery(
   mqtt: MqttConnection,
@@ -106,6 +106,7 @@ export async function removeDiscovery(
     before = heard;
     await sleep(options.quietMs ?? 500, never);
   }
-  await publishAll(mqtt, [...found.keys()].sort().map((topic) => ({ topic, payload: "" })));
-  return found;
+  const cleared = new Map([...found].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0));
+  await publishAll(mqtt, [...cleared.keys()].map((topic) => ({ topic, payload: "" })));
+  return cleared;
 }
