@@ -6,7 +6,7 @@
  */
 import { UsageError } from "../lib/errors.ts";
 import { DEFAULT_DISCOVERY_PREFIX } from "../lib/hass/discovery.ts";
-import { parseSensorList } from "../lib/hass/pyess.ts";
+import { type AutoconfigSensors, readAutoconfigSensors } from "../lib/hass/pyess.ts";
 import type { MqttConnectOptions } from "../lib/mqtt/client.ts";
 import { DEFAULT_PREFIX } from "../lib/mqtt/topics.ts";
 import type { OptionSpec, Parsed, ParsedOf } from "./_cli.ts";
@@ -82,6 +82,12 @@ export const PREFIX_OPTION = {
   group: "Publishing",
 } as const satisfies OptionSpec;
 
+/**
+ * How long a `--once` announcement lets a sensor show its last value: three runs of a 5-minute
+ * cron. Longer crons need more; an expiry shorter than the cron only leaves gaps between runs.
+ */
+const DEFAULT_EXPIRE_AFTER_SECONDS = 900;
+
 /** What Home Assistant discovery is announced with; `ess mqtt` and `ess hass` share them. */
 export const HASS_OPTIONS = [
   {
@@ -99,6 +105,16 @@ export const HASS_OPTIONS = [
     help: "Home Assistant's discovery prefix",
     default: DEFAULT_DISCOVERY_PREFIX,
     env: "ESS_HASS_PREFIX",
+    group: "Home Assistant",
+  },
+  {
+    name: "hass-expire-after",
+    type: "string",
+    arg: "SECONDS",
+    help: "with --once: Home Assistant shows a sensor unavailable when no value came for this " +
+      "long (make it a few times the cron interval)",
+    default: String(DEFAULT_EXPIRE_AFTER_SECONDS),
+    env: "ESS_HASS_EXPIRE_AFTER",
     group: "Home Assistant",
   },
 ] as const satisfies readonly OptionSpec[];
@@ -152,10 +168,17 @@ async function readCa(path: string): Promise<string> {
   }
 }
 
-/** pyess's `hass_autoconfig_sensors`, if given. */
-export function hassSensors(p: Parsed<"hass-autoconfig-sensors", never>): string[] | undefined {
+/** pyess's `hass_autoconfig_sensors`, if given: ess's sensors and pyess's configs for it. */
+export function hassAutoconfig(
+  p: Parsed<"hass-autoconfig-sensors", never>,
+): AutoconfigSensors | undefined {
   const text = p.string("hass-autoconfig-sensors");
-  return text === undefined ? undefined : parseSensorList(text);
+  return text === undefined ? undefined : readAutoconfigSensors(text);
+}
+
+/** `--hass-expire-after`, checked: up to 30 days, for a cron that runs daily. */
+export function hassExpireAfter(p: Parsed<"hass-expire-after", never>): number {
+  return p.integer("hass-expire-after", 1, 30 * 86_400) ?? DEFAULT_EXPIRE_AFTER_SECONDS;
 }
 
 /**

@@ -8,7 +8,6 @@ import { UsageError } from "../lib/errors.ts";
 import { VERSION } from "../lib/version.ts";
 import { flatten, type JsonObject } from "../lib/device/flatten.ts";
 import { buildDiscovery } from "../lib/hass/discovery.ts";
-import { pyessConfigTopics } from "../lib/hass/pyess.ts";
 import { publishRetained, removeDiscovery } from "../lib/hass/publish.ts";
 import { connectMqtt } from "../lib/mqtt/client.ts";
 import { PUBLISHED_STATES, stateTopic } from "../lib/mqtt/topics.ts";
@@ -17,8 +16,9 @@ import { openDevice } from "./_device.ts";
 import {
   deviceName,
   HASS_OPTIONS,
+  hassAutoconfig,
+  hassExpireAfter,
   hassPrefix,
-  hassSensors,
   MQTT_OPTIONS,
   mqttConnectOptions,
   PREFIX_OPTION,
@@ -34,15 +34,23 @@ const command = defineCommand({
     "energy sums, voltages and flags, and switches, a select and a number for the controls, all",
     "reading the topics 'ess mqtt' publishes. 'ess mqtt' does this by itself (unless --no-hass);",
     "this command is for checking what it announces and for cleaning up.",
-    "  (no option)  read the device, then publish the announcement and clear pyess's old",
-    "               per-topic sensor configs",
+    "  (no option)  read the device, then publish the announcement and clear the configs pyess",
+    "               announced for hass_autoconfig_sensors",
     "  --print      read the device and print the announcement (topic, then JSON); no broker",
     "  --remove     clear every config this ess (same --mqtt-prefix) or pyess left on the",
     "               broker; no device. Stop 'ess mqtt' first, or it announces again.",
+    "With --once, the announcement is the one 'ess mqtt --once' makes: no availability topic,",
+    "sensors that expire after --hass-expire-after seconds without a new value.",
   ].join("\n"),
   options: [
     { name: "print", type: "boolean", help: "print the announcement instead", config: false },
     { name: "remove", type: "boolean", help: "remove ess's and pyess's configs", config: false },
+    {
+      name: "once",
+      type: "boolean",
+      help: "announce as 'ess mqtt --once' does (for cron)",
+      group: "Home Assistant",
+    },
     ...HASS_OPTIONS,
     ...DEVICE_OPTIONS,
     ...MQTT_OPTIONS,
@@ -60,16 +68,14 @@ const command = defineCommand({
     }
     const prefix = topicPrefix(p);
     const discoveryPrefix = hassPrefix(p);
-    const sensors = hassSensors(p);
+    const autoconfig = hassAutoconfig(p);
+    const pyessTopics = autoconfig?.pyessTopics ?? [];
+    const expireAfter = hassExpireAfter(p);
 
     if (p.flag("remove")) {
       const mqtt = connectMqtt(await mqttConnectOptions(p, undefined));
       try {
-        const cleared = await removeDiscovery(mqtt, {
-          prefix,
-          discoveryPrefix,
-          alsoClear: pyessConfigTopics(sensors ?? [], discoveryPrefix),
-        });
+        const cleared = await removeDiscovery(mqtt, { prefix, discoveryPrefix, pyessTopics });
         for (const [topic, owner] of cleared) io.out(`cleared ${topic} (${owner})\n`);
         io.out(`cleared ${cleared.size} discovery configs on ${mqtt.broker}\n`);
       } finally {
@@ -101,8 +107,9 @@ const command = defineCommand({
       published,
       origin: { version: VERSION },
       fallbackId: deviceName(p),
-      sensors,
+      sensors: autoconfig?.sensors,
       lastValue: (topic) => values.get(topic),
+      expireAfterSeconds: p.flag("once") ? expireAfter : undefined,
     });
     if (discovery.unknownSensors.length > 0) {
       p.log.warning(
@@ -118,12 +125,16 @@ const command = defineCommand({
     try {
       await publishRetained(mqtt, [
         { topic: discovery.topic, payload: JSON.stringify(discovery.config) },
-        ...pyessConfigTopics([...published, ...sensors ?? []], discoveryPrefix)
-          .map((topic) => ({ topic, payload: "" })),
+        ...pyessTopics.map((topic) => ({ topic, payload: "" })),
       ]);
       io.out(
         `announced ${discovery.announced.length} entities on ${discovery.topic} (${mqtt.broker})\n`,
       );
+      if (pyessTopics.length > 0) {
+        io.out(
+          `cleared pyess's configs for hass_autoconfig_sensors: ${pyessTopics.length} topics\n`,
+        );
+      }
     } finally {
       await mqtt.close();
     }

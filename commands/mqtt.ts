@@ -29,8 +29,9 @@ import { openDevice } from "./_device.ts";
 import {
   deviceName,
   HASS_OPTIONS,
+  hassAutoconfig,
+  hassExpireAfter,
   hassPrefix,
-  hassSensors,
   MQTT_OPTIONS,
   mqttConnectOptions,
   PREFIX_OPTION,
@@ -47,6 +48,10 @@ export interface PluginSettings {
   hass: boolean;
   /** pyess's `hass_autoconfig_sensors`: the state topics to announce, if given. */
   hassAutoconfigSensors: readonly string[] | undefined;
+  /** The configs pyess announced for that list, which ess clears when it takes over. */
+  hassPyessTopics: readonly string[];
+  /** With `--once`: sensors expire after this long instead of following `<prefix>/status`. */
+  hassExpireAfterSeconds: number | undefined;
   /** Home Assistant's discovery prefix (`--hass-prefix`). */
   hassPrefix: string;
   /** The device's host as given, which names it in Home Assistant if it has no serial number. */
@@ -63,6 +68,8 @@ export const PLUGIN_FACTORIES: ((settings: PluginSettings) => BridgePlugin | und
         fallbackId: s.deviceName,
         discoveryPrefix: s.hassPrefix,
         sensors: s.hassAutoconfigSensors,
+        pyessTopics: s.hassPyessTopics,
+        expireAfterSeconds: s.hassExpireAfterSeconds,
       })
       : undefined,
 ];
@@ -126,7 +133,8 @@ const PUBLISHING_OPTIONS = [
   {
     name: "once",
     type: "boolean",
-    help: "poll once, publish, and exit (for cron; pyess's --once True works too)",
+    help: "poll once, publish, and exit (for cron; pyess's --once True works too; see " +
+      "--hass-expire-after)",
     pyessValue: true,
     group: "Publishing",
   },
@@ -164,6 +172,8 @@ export interface MqttSettings {
 export async function mqttSettings(p: ParsedOf<typeof OPTIONS>): Promise<MqttSettings> {
   const prefix = topicPrefix(p);
   const once = p.flag("once");
+  const autoconfig = hassAutoconfig(p);
+  const expireAfter = hassExpireAfter(p);
   return {
     // A one-shot run has no availability to announce.
     connect: await mqttConnectOptions(
@@ -183,7 +193,9 @@ export async function mqttSettings(p: ParsedOf<typeof OPTIONS>): Promise<MqttSet
     plugins: {
       prefix,
       hass: p.flag("hass"),
-      hassAutoconfigSensors: hassSensors(p),
+      hassAutoconfigSensors: autoconfig?.sensors,
+      hassPyessTopics: autoconfig?.pyessTopics ?? [],
+      hassExpireAfterSeconds: once ? expireAfter : undefined,
       hassPrefix: hassPrefix(p),
       deviceName: deviceName(p),
       logger: p.log,

@@ -122,14 +122,26 @@ export function renderState(c: JsonObject, value: string): string {
   return map.get(value) ?? value;
 }
 
+/** Home Assistant's MQTT platforms that take `expire_after` (sensor.mqtt, binary_sensor.mqtt). */
+const EXPIRING = ["sensor", "binary_sensor"];
+
+/** How the announcement is meant: for the daemon (default), or for `ess mqtt --once`. */
+export interface Mode {
+  /** For `--once`: the `expire_after` every sensor and binary sensor must carry. */
+  expireAfterSeconds?: number;
+}
+
 /**
  * Every way `config` (a parsed device discovery message) breaks the rules; empty when it is
- * valid. Components with only a platform are removals and are not entities.
+ * valid. Components with only a platform are removals and are not entities. A daemon's
+ * announcement follows `<prefix>/status` and nothing expires; a `--once` announcement has no
+ * availability (nothing would ever say `online`) and its sensors expire instead.
  */
 export function discoveryProblems(
   config: Json,
   published: ReadonlySet<string>,
   prefix: string,
+  mode: Mode = {},
 ): string[] {
   const problems: string[] = [];
   const fail = (what: string) => problems.push(what);
@@ -149,7 +161,13 @@ export function discoveryProblems(
   if (!isJsonObject(origin) || origin["name"] !== "ess" || !text(origin["sw_version"])) {
     fail("origin is not ess with its version");
   }
-  if (config["availability_topic"] !== statusTopic(prefix)) {
+  const once = mode.expireAfterSeconds !== undefined;
+  const availability = ["availability_topic", "payload_available", "payload_not_available"]
+    .filter((k) => config[k] !== undefined || keysDeep(config).includes(k));
+  if (once && availability.length > 0) {
+    fail(`${availability.join(", ")} in a --once announcement: nothing publishes it`);
+  }
+  if (!once && config["availability_topic"] !== statusTopic(prefix)) {
     fail(`availability is not ${statusTopic(prefix)}`);
   }
   const controls = new Set(CONTROL_NAMES.map((n) => controlTopic(prefix, n)));
@@ -168,6 +186,12 @@ export function discoveryProblems(
     }
     if (Object.keys(c).length === 1) continue;
     checkEntity(cid, c, platform!, deviceId ?? "", published, controls, fail);
+    const expires = c["expire_after"];
+    if (expires !== undefined && !EXPIRING.includes(platform!)) {
+      fail(`${cid}: Home Assistant's ${platform} has no expire_after`);
+    } else if (EXPIRING.includes(platform!) && expires !== mode.expireAfterSeconds) {
+      fail(`${cid}: expire_after ${expires}, want ${mode.expireAfterSeconds}`);
+    }
     const uid = text(c["unique_id"]) ?? "";
     if (uniqueIds.has(uid)) fail(`${cid}: unique_id ${uid} used twice`);
     uniqueIds.add(uid);
@@ -263,4 +287,35 @@ function checkEntity(
   if (dc !== undefined && sc !== undefined && !(CLASS_STATE_CLASSES[dc] ?? []).includes(sc)) {
     fail(`${cid}: Home Assistant warns about state class ${sc} for device class ${dc}`);
   }
+}
+
+/**
+ * What Home Assistant shows for entity `cid` of `config`, given what the broker retains (topic →
+ * payload) and how many seconds ago its state topic last got a message: `unavailable`,
+ * `unknown` (available, but no value came yet), or the value as rendered.
+ * - With an availability topic, the entity is available only while the last message there is
+ *   `payload_available`; with nothing there it stays unavailable.
+ * - Without one it is always available ("If no availability topic is defined, Home Assistant
+ *   will consider the MQTT device to be available", sensor.mqtt, binary_sensor.mqtt).
+ * - With `expire_after`, it is unavailable once that many seconds passed without a new message;
+ *   the next message (a retained one at a restart too) makes it available again.
+ */
+export function entityState(
+  config: JsonObject,
+  cid: string,
+  retained: ReadonlyMap<string, string>,
+  secondsSinceValue: number,
+): string {
+  const c = (config["components"] as Record<string, JsonObject> | undefined)?.[cid];
+  if (c === undefined || Object.keys(c).length === 1) throw new Error(`${cid} is no entity`);
+  const topic = text(c["availability_topic"] ?? config["availability_topic"]);
+  if (topic !== undefined) {
+    const online = text(c["payload_available"] ?? config["payload_available"]) ?? "online";
+    if (retained.get(topic) !== online) return "unavailable";
+  }
+  const value = retained.get(text(c["state_topic"]) ?? "");
+  if (value === undefined) return "unknown";
+  const expires = c["expire_after"];
+  if (typeof expires === "number" && secondsSinceValue >= expires) return "unavailable";
+  return renderState(c, value);
 }

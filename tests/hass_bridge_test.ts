@@ -9,7 +9,15 @@ import { createHassPlugin } from "../lib/hass/plugin.ts";
 import type { Firmware } from "../lib/sim/simulator.ts";
 import { BATT_SETTING_PATH, OPERATION_PATH } from "../lib/device/states.ts";
 import { BROKERS, type TestBroker, watch } from "./_broker.ts";
-import { runCli } from "./_cli.ts";
+import { runCli, spawnCli } from "./_cli.ts";
+import {
+  PYESS_EARLY,
+  PYESS_LATEST,
+  PYESS_LEFT_BEHIND,
+  PYESS_SENSORS,
+  type Retained,
+} from "./_hass_pyess.ts";
+import { readAutoconfigSensors } from "../lib/hass/pyess.ts";
 import {
   controlRequests,
   deviceTopics,
@@ -18,7 +26,7 @@ import {
   type World,
   worldArgs,
 } from "./_world.ts";
-import { discoveryProblems, renderState } from "./_hass_rules.ts";
+import { discoveryProblems, entityState, renderState } from "./_hass_rules.ts";
 
 /** The discovery plugin as `ess mqtt` makes it, with quick retries. */
 const hassPlugin = (w: World) =>
@@ -54,18 +62,69 @@ const ALG_SETTING: Record<Firmware, Record<string, string>> = {
   new: { battery_care: "0", fast_charge: "1", weather_forecast: "2" },
 };
 
-/** Discovery configs still retained: what a Home Assistant starting now would read. */
-async function retainedConfigs(broker: TestBroker): Promise<string[]> {
+/** Everything the broker retains (topic → payload): what a Home Assistant starting now reads. */
+async function retained(broker: TestBroker): Promise<Map<string, string>> {
   const late = await watch(broker.url);
   try {
-    // Retained messages come before anything published after the subscription.
+    // mosquitto sends the retained messages before anything published after the subscription;
+    // aedes streams them and may let the sync overtake, so wait for a quiet moment too.
     await late.publish("test/sync", "1");
     await late.until(() => late.last.has("test/sync"), "test/sync");
-    return [...late.last].filter(([t, m]) => m.retained && t.startsWith("homeassistant/"))
-      .map(([t]) => t).sort();
+    for (let seen = -1; seen !== late.all.length;) {
+      seen = late.all.length;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    return new Map(
+      [...late.last].filter(([, m]) => m.retained).map(([t, m]) => [t, m.payload]),
+    );
   } finally {
     await late.close();
   }
+}
+
+/** The discovery configs still retained. */
+async function retainedConfigs(broker: TestBroker): Promise<string[]> {
+  return [...(await retained(broker)).keys()].filter((t) => t.startsWith("homeassistant/"))
+    .sort();
+}
+
+/** Other tools' configs, and one in pyess's shape that pyess never wrote: never touched. */
+const STRANGERS: Retained[] = [
+  { topic: "homeassistant/sensor/garden/config", payload: '{"state_topic":"g"}' },
+  {
+    topic: "homeassistant/sensor/gardentemp/config",
+    payload: '{"name": "garden/temp", "state_topic": "garden/temp"}',
+  },
+  {
+    topic: "homeassistant/device/0x00158d0001/config",
+    payload: '{"o":{"name":"Zigbee2MQTT"},"dev":{"ids":["z"]},"cmps":{}}',
+  },
+];
+
+/** Publishes `messages` retained, and waits until the watcher has seen them come back. */
+async function publishAll(w: World, messages: readonly Retained[]): Promise<void> {
+  for (const { topic, payload } of messages) await w.watcher.publish(topic, payload, true);
+  await w.watcher.until(
+    () => messages.every((m) => w.watcher.last.get(m.topic)?.payload === m.payload),
+    "the watcher to see what it published",
+  );
+}
+
+/**
+ * Runs `ess hass --remove`: it must print exactly `cleared` (topic and owner, in topic order) and
+ * their number, and leave only {@link STRANGERS}, which are then cleared for the next step.
+ */
+async function removeLeavesStrangers(w: World, cleared: [string, string][]): Promise<void> {
+  const removed = await runEss(w, ["--remove"]);
+  equal(removed.code, 0);
+  equal(
+    removed.out,
+    [...cleared].sort(([a], [b]) => a < b ? -1 : 1)
+      .map(([topic, owner]) => `cleared ${topic} (${owner})\n`).join("") +
+      `cleared ${cleared.length} discovery configs on ${w.broker.url}\n`,
+  );
+  deepEqual(await retainedConfigs(w.broker), STRANGERS.map((m) => m.topic).sort());
+  await publishAll(w, STRANGERS.map(({ topic }) => ({ topic, payload: "" })));
 }
 
 async function runEss(w: World, args: string[]): Promise<{ code: number; out: string }> {
@@ -239,30 +298,155 @@ for (const { name, start, ignore } of BROKERS) {
             );
             deepEqual(await retainedConfigs(w.broker), [], "--print leaves the broker alone");
 
-            // pyess's per-topic config, as if pyess had retained it.
-            await w.watcher.publish(
-              "homeassistant/sensor/esscommonBATTsoc/config",
-              '{"name":"ess/common/BATT/soc","state_topic":"ess/common/BATT/soc"}',
-              true,
+            const forCron = await runEss(w, ["--print", "--once", "--hass-expire-after", "600"]);
+            const cron = JSON.parse(forCron.out.split("\n").slice(1).join("\n"));
+            deepEqual(
+              discoveryProblems(cron, new Set(deviceTopics(w.sim).keys()), "ess", {
+                expireAfterSeconds: 600,
+              }),
+              [],
+              "--once: what 'ess mqtt --once' announces",
             );
-            const announced = await runEss(w, []);
+
+            await publishAll(w, [...PYESS_LATEST.configs, ...STRANGERS]);
+            const announced = await runEss(w, ["--hass-autoconfig-sensors", PYESS_SENSORS]);
             equal(announced.code, 0);
-            deepEqual(await retainedConfigs(w.broker), [topic], "ess's config, pyess's cleared");
+            ok(
+              announced.out.includes(
+                "cleared pyess's configs for hass_autoconfig_sensors: 6 topics",
+              ),
+              announced.out,
+            );
+            deepEqual(
+              await retainedConfigs(w.broker),
+              [topic!, ...STRANGERS.map((m) => m.topic)].sort(),
+              "ess's config, pyess's cleared, the others untouched",
+            );
 
             // The bridge announces too (and so would a second ess under another prefix).
             await withBridge(w, { intervalMs: 60_000, plugins: [hassPlugin(w)] }, async () => {
               await announcement(w);
             });
-            await w.watcher.publish(
-              "homeassistant/sensor/garden/config",
-              '{"state_topic":"g"}',
-              true,
+            await removeLeavesStrangers(w, [[topic!, "ess"]]);
+          }),
+      );
+
+      await t.step(
+        "ess mqtt should clear pyess's exact configs at start, --remove the rest, nothing else",
+        () =>
+          withWorld(start, async (w) => {
+            // A broker after pyess 0.1.14 and then 0.1.23 ran with this list, and other tools.
+            await publishAll(w, [...PYESS_LEFT_BEHIND, ...STRANGERS]);
+            const ours = readAutoconfigSensors(PYESS_SENSORS).pyessTopics;
+            const mark = w.watcher.all.length;
+            const child = spawnCli([
+              "mqtt",
+              ...worldArgs(w),
+              "--hass-autoconfig-sensors",
+              PYESS_SENSORS,
+            ]);
+            const output = child.output();
+            let device: string | undefined;
+            try {
+              device = (await announcement(w)).topic;
+              await w.watcher.until(
+                () => ours.every((t) => w.watcher.last.get(t)?.payload === ""),
+                "pyess's configs cleared",
+              );
+            } finally {
+              child.kill("SIGTERM");
+            }
+            const { code, stderr } = await output;
+            equal(code, 0);
+            const log = new TextDecoder().decode(stderr);
+            ok(
+              log.includes(
+                "ess: info: cleared pyess's Home Assistant configs for hass_autoconfig_sensors: " +
+                  "6 topics\n",
+              ),
+              log,
             );
-            const removed = await runEss(w, ["--remove"]);
-            equal(removed.code, 0);
-            ok(removed.out.includes(`cleared ${topic} (ess)`), removed.out);
-            deepEqual(await retainedConfigs(w.broker), ["homeassistant/sensor/garden/config"]);
-            await w.watcher.publish("homeassistant/sensor/garden/config", "", true);
+            const touched = new Set(
+              w.watcher.all.slice(mark).filter((m) => m.topic.startsWith("homeassistant/"))
+                .map((m) => m.topic),
+            );
+            deepEqual(touched, new Set([device!, ...ours]), "no other discovery topic touched");
+            // pyess 0.1.14 made ess/control/active a sensor; 0.1.23 left that config behind.
+            const early = PYESS_EARLY.configs.map((m) => m.topic).filter((t) => !ours.includes(t));
+            deepEqual(early, [
+              "homeassistant/sensor/esscontrolactive/config",
+              "homeassistant/sensor/esscontrolwinter_mode/config",
+            ]);
+            deepEqual(
+              await retainedConfigs(w.broker),
+              [device!, ...early, ...STRANGERS.map((m) => m.topic)].sort(),
+            );
+
+            await removeLeavesStrangers(w, [
+              [device!, "ess"],
+              ...early.map((t) => [t, "pyess"] as [string, string]),
+            ]);
+          }),
+      );
+
+      await t.step(
+        "ess mqtt --once should leave entities that show values and expire, never unavailable for good",
+        () =>
+          withWorld(start, async (w) => {
+            // A daemon that ran before left its will; cron takes over.
+            await w.watcher.publish("ess/status", "offline", true);
+            const once = ["mqtt", ...worldArgs(w), "--once", "--hass-expire-after", "120"];
+            const first = await runCli(once);
+            equal(first.code, 0, first.stderr);
+            const state = await retained(w.broker);
+            const topic = (await retainedConfigs(w.broker))[0]!;
+            const config = JSON.parse(state.get(topic)!) as JsonObject;
+            const published = new Set(deviceTopics(w.sim).keys());
+            deepEqual(discoveryProblems(config, published, "ess", { expireAfterSeconds: 120 }), []);
+            const entities = Object.entries(config["components"] as Record<string, JsonObject>)
+              .filter(([, c]) => Object.keys(c).length > 1).map(([id, c]) => [id, c] as const);
+            ok(entities.length > 40);
+            equal(state.get("ess/status"), "offline", "the cron run leaves the status alone");
+            for (const [id] of entities) {
+              ok(!["unavailable", "unknown"].includes(entityState(config, id, state, 0)), id);
+              ok(entityState(config, id, state, 119) !== "unavailable", id);
+            }
+            // Cron stopped: sensors say so after the expiry; controls keep their last state.
+            for (const [id, c] of entities) {
+              const shown = entityState(config, id, state, 120);
+              if (["sensor", "binary_sensor"].includes(String(c["platform"]))) {
+                equal(shown, "unavailable", id);
+              } else ok(shown !== "unavailable", id);
+            }
+            // The next run brings every value again, and with it every entity.
+            const mark = w.watcher.all.length;
+            const second = await runCli(once);
+            equal(second.code, 0, second.stderr);
+            const again = new Set(w.watcher.all.slice(mark).map((m) => m.topic));
+            for (const [, c] of entities) ok(again.has(String(c["state_topic"])));
+
+            // Back to the daemon: availability follows ess/status again.
+            await withBridge(w, { intervalMs: 60_000, plugins: [hassPlugin(w)] }, async () => {
+              await w.watcher.until(
+                () => w.watcher.last.get(topic)?.payload.includes('"availability_topic"') ?? false,
+                "the daemon's announcement",
+              );
+              await w.watcher.until(
+                () => w.watcher.last.get("ess/status")?.payload === "online",
+                "online",
+              );
+              const daemon = JSON.parse(w.watcher.last.get(topic)!.payload) as JsonObject;
+              deepEqual(discoveryProblems(daemon, published, "ess"), []);
+              const live = await retained(w.broker);
+              for (const [id] of entities) {
+                ok(entityState(daemon, id, live, 1e9) !== "unavailable", id);
+              }
+            });
+            const stopped = await retained(w.broker);
+            const daemon = JSON.parse(stopped.get(topic)!) as JsonObject;
+            for (const [id] of entities) {
+              equal(entityState(daemon, id, stopped, 0), "unavailable", id);
+            }
           }),
       );
     },

@@ -1,35 +1,37 @@
 import { deepEqual, match, ok, rejects } from "node:assert/strict";
 import { EssError } from "../lib/errors.ts";
 import { buildDiscovery } from "../lib/hass/discovery.ts";
-import { pyessConfigTopic } from "../lib/hass/pyess.ts";
-import { publishRetained, removeDiscovery } from "../lib/hass/publish.ts";
+import { readAutoconfigSensors } from "../lib/hass/pyess.ts";
+import {
+  type Message,
+  publishRetained,
+  removeDiscovery,
+  type RemoveOptions,
+} from "../lib/hass/publish.ts";
 import { connectMqtt } from "../lib/mqtt/client.ts";
 import { BROKERS, type TestBroker, watch } from "./_broker.ts";
+import { PYESS_LATEST, PYESS_LEFT_BEHIND, PYESS_SENSORS } from "./_hass_pyess.ts";
 
-const ours = buildDiscovery({
-  prefix: "ess",
-  systeminfo: { pms: { serialno: "S1" } },
-  published: new Set(["ess/home/statistics/bat_user_soc"]),
+const input = (prefix: string, serial: string) => ({
+  prefix,
+  systeminfo: { pms: { serialno: serial } },
+  published: new Set([`${prefix}/home/statistics/bat_user_soc`]),
   origin: { version: "0.1.0" },
   fallbackId: "h",
 });
-const otherEss = buildDiscovery({
-  prefix: "garage",
-  systeminfo: { pms: { serialno: "S2" } },
-  published: new Set(["garage/home/statistics/bat_user_soc"]),
-  origin: { version: "0.1.0" },
-  fallbackId: "h",
-});
-const pyess = (topic: string) => ({
-  topic: pyessConfigTopic(topic),
-  payload: JSON.stringify({ name: topic, state_topic: topic }),
-});
-const strangers = [
+/** This ess's config as `ess mqtt --once` announces it: no availability topic to tell it by. */
+const ours = buildDiscovery({ ...input("ess", "S1"), expireAfterSeconds: 900 });
+const otherEss = buildDiscovery(input("garage", "S2"));
+const strangers: Message[] = [
   {
     topic: "homeassistant/device/0x00158d0001/config",
     payload: '{"o":{"name":"Zigbee2MQTT"},"dev":{"ids":["z"]},"cmps":{}}',
   },
   { topic: "homeassistant/sensor/garden_temp/config", payload: '{"state_topic":"garden/temp"}' },
+  {
+    topic: "homeassistant/sensor/gardentemp/config",
+    payload: '{"name": "garden/temp", "state_topic": "garden/temp"}',
+  },
   { topic: otherEss.topic, payload: JSON.stringify(otherEss.config) },
 ];
 
@@ -50,34 +52,66 @@ export async function retainedConfigs(broker: TestBroker): Promise<string[]> {
   }
 }
 
+/** Runs removeDiscovery() on a connection of its own; the cleared topics and their owners. */
+async function remove(
+  broker: TestBroker,
+  options: RemoveOptions,
+): Promise<Record<string, string>> {
+  const remover = client(broker, "remove");
+  try {
+    return Object.fromEntries(await removeDiscovery(remover, { quietMs: 200, ...options }));
+  } finally {
+    await remover.close();
+  }
+}
+
+const owned = (owner: string, messages: readonly Message[]) =>
+  messages.map((m) => [m.topic, owner] as const);
+
 for (const { name, start, ignore } of BROKERS) {
   Deno.test({
-    name: `removeDiscovery() clears ess's and pyess's configs only (${name})`,
+    name: `removeDiscovery() clears what ess and pyess left, and only that (${name})`,
     ignore,
-    async fn() {
+    async fn(t) {
       const broker = await start();
       const setup = client(broker, "setup");
-      const remover = client(broker, "remove");
+      const pyessTopics = readAutoconfigSensors(PYESS_SENSORS).pyessTopics;
+      const leftToOthers = strangers.map((s) => s.topic).sort();
       try {
-        await publishRetained(setup, [
-          { topic: ours.topic, payload: JSON.stringify(ours.config) },
-          pyess("ess/common/BATT/soc"),
-          ...strangers,
-        ]);
-        const cleared = await removeDiscovery(remover, {
-          prefix: "ess",
-          alsoClear: [pyessConfigTopic("ess/home/statistics/load_power")],
-          quietMs: 200,
+        const mine = { topic: ours.topic, payload: JSON.stringify(ours.config) };
+        await publishRetained(setup, [mine, ...PYESS_LEFT_BEHIND, ...strangers]);
+
+        await t.step("should clear ess's config and every config pyess left", async () => {
+          deepEqual(
+            await remove(broker, { prefix: "ess", pyessTopics }),
+            Object.fromEntries([...owned("ess", [mine]), ...owned("pyess", PYESS_LEFT_BEHIND)]),
+          );
+          deepEqual(await retainedConfigs(broker), leftToOthers);
         });
-        deepEqual(Object.fromEntries(cleared), {
-          [ours.topic]: "ess",
-          "homeassistant/sensor/esscommonBATTsoc/config": "pyess",
-          "homeassistant/sensor/esshomestatisticsload_power/config": "listed",
+
+        await t.step("should count only what is there when run again", async () => {
+          deepEqual(await remove(broker, { prefix: "ess", pyessTopics }), {});
         });
-        deepEqual(await retainedConfigs(broker), strangers.map((s) => s.topic).sort());
+
+        await t.step(
+          "should find pyess's configs under homeassistant/ with another prefix",
+          async () => {
+            const inHa = buildDiscovery({ ...input("ess", "S1"), discoveryPrefix: "ha" });
+            const mineInHa = { topic: inHa.topic, payload: JSON.stringify(inHa.config) };
+            await publishRetained(setup, [mineInHa, ...PYESS_LATEST.configs]);
+            deepEqual(
+              await remove(broker, { prefix: "ess", discoveryPrefix: "ha" }),
+              Object.fromEntries([
+                ...owned("ess", [mineInHa]),
+                ...owned("pyess", PYESS_LATEST.configs),
+              ]),
+            );
+            deepEqual(await retainedConfigs(broker), leftToOthers);
+          },
+        );
       } finally {
+        await publishRetained(setup, strangers.map(({ topic }) => ({ topic, payload: "" })));
         await setup.close();
-        await remover.close();
         await broker.close();
       }
     },

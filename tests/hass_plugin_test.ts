@@ -1,7 +1,13 @@
-import { deepEqual, equal, ok } from "node:assert/strict";
+import { deepEqual, equal } from "node:assert/strict";
 import { flatten, type JsonObject } from "../lib/device/flatten.ts";
 import type { BridgeContext } from "../lib/mqtt/bridge.ts";
-import { createHassPlugin, type Sleep } from "../lib/hass/plugin.ts";
+import {
+  createHassPlugin,
+  type HassPlugin,
+  type HassPluginOptions,
+  type Sleep,
+} from "../lib/hass/plugin.ts";
+import { readAutoconfigSensors } from "../lib/hass/pyess.ts";
 import { createLogger } from "../lib/log.ts";
 import type { StateName } from "../lib/device/states.ts";
 import { PUBLISHED_STATES, stateTopic } from "../lib/mqtt/topics.ts";
@@ -83,41 +89,94 @@ function fakeSleep() {
   };
 }
 
-Deno.test("createHassPlugin() announces on connect and clears pyess's configs once", async () => {
+/** The plugin (with `options`) on a fake bridge with fake sleeps; stopped again after `fn`. */
+async function withPlugin(
+  options: Partial<HassPluginOptions>,
+  fn: (h: {
+    bridge: ReturnType<typeof fakeBridge>;
+    clock: ReturnType<typeof fakeSleep>;
+    plugin: HassPlugin;
+  }) => Promise<void>,
+): Promise<void> {
   const bridge = fakeBridge();
   const clock = fakeSleep();
-  const plugin = createHassPlugin({ version: "0.1.0", fallbackId: "h", sleep: clock.sleep });
-  bridge.publishStates();
+  const plugin = createHassPlugin({
+    version: "0.1.0",
+    fallbackId: "h",
+    sleep: clock.sleep,
+    ...options,
+  });
   try {
-    deepEqual(plugin.subscriptions, ["homeassistant/status"]);
-    await plugin.onConnect!(bridge.ctx);
-    await plugin.idle();
-    const [config, ...rest] = bridge.published;
-    equal(config?.topic, "homeassistant/device/ess_412khab0815/config");
-    equal(config?.retain, true);
-    deepEqual(discoveryProblems(JSON.parse(config!.payload), bridge.topics, "ess"), []);
-    ok(rest.length >= bridge.topics.size);
-    ok(
-      rest.every((p) =>
-        p.payload === "" && p.retain && p.topic.startsWith("homeassistant/sensor/")
-      ),
-    );
-    ok(rest.some((p) => p.topic === "homeassistant/sensor/esscommonBATTsoc/config"));
-
-    bridge.published.length = 0;
-    await plugin.onConnect!(bridge.ctx);
-    await plugin.idle();
-    deepEqual(bridge.published.map((p) => p.topic), [config!.topic]);
+    await fn({ bridge, clock, plugin });
   } finally {
     await plugin.onStop!(bridge.ctx);
   }
+}
+
+Deno.test("createHassPlugin() announces on connect and clears pyess's configs once", (t) => {
+  const { sensors, pyessTopics } = readAutoconfigSensors(
+    "ess/common/BATT/soc, ess/home/statistics/pcs_pv_total_power,ess/control/active",
+  );
+  return withPlugin({ sensors, pyessTopics, discoveryPrefix: "ha" }, async ({ bridge, plugin }) => {
+    bridge.publishStates();
+    deepEqual(plugin.subscriptions, ["ha/status"]);
+    await plugin.onConnect!(bridge.ctx);
+    await plugin.idle();
+    const [config, ...rest] = bridge.published;
+
+    await t.step("should announce the device, valid by the rules", () => {
+      equal(config?.topic, "ha/device/ess_412khab0815/config");
+      equal(config?.retain, true);
+      deepEqual(discoveryProblems(JSON.parse(config!.payload), bridge.topics, "ess"), []);
+    });
+
+    await t.step("should clear exactly pyess's configs, where pyess wrote them", () => {
+      deepEqual(rest, [
+        { topic: "homeassistant/sensor/esscommonBATTsoc/config", payload: "", retain: true },
+        {
+          topic: "homeassistant/sensor/ esshomestatisticspcs_pv_total_power/config",
+          payload: "",
+          retain: true,
+        },
+        { topic: "homeassistant/switch/esscontrolactive/config", payload: "", retain: true },
+      ]);
+      deepEqual(bridge.logs.filter((l) => l.includes("pyess")), [
+        "info: cleared pyess's Home Assistant configs for hass_autoconfig_sensors: 3 topics",
+      ]);
+    });
+
+    await t.step("should not clear them again on the next connect", async () => {
+      bridge.published.length = 0;
+      await plugin.onConnect!(bridge.ctx);
+      await plugin.idle();
+      deepEqual(bridge.published.map((p) => p.topic), [config!.topic]);
+    });
+  });
 });
 
-Deno.test("createHassPlugin() waits until the bridge has published state", async () => {
-  const bridge = fakeBridge();
-  const clock = fakeSleep();
-  const plugin = createHassPlugin({ version: "0.1.0", fallbackId: "h", sleep: clock.sleep });
-  try {
+Deno.test("createHassPlugin() clears nothing of pyess's without hass_autoconfig_sensors", () =>
+  withPlugin({}, async ({ bridge, plugin }) => {
+    bridge.publishStates();
+    await plugin.onConnect!(bridge.ctx);
+    await plugin.idle();
+    deepEqual(bridge.published.map((p) => p.topic), [
+      "homeassistant/device/ess_412khab0815/config",
+    ]);
+    deepEqual(bridge.logs.filter((l) => l.includes("pyess")), []);
+  }));
+
+Deno.test("createHassPlugin() for --once announces expiring sensors, no availability", () =>
+  withPlugin({ expireAfterSeconds: 300 }, async ({ bridge, plugin }) => {
+    bridge.publishStates();
+    await plugin.onConnect!(bridge.ctx);
+    const config = JSON.parse(bridge.configs()[0]!.payload);
+    deepEqual(discoveryProblems(config, bridge.topics, "ess", { expireAfterSeconds: 300 }), []);
+    equal(config.components.battery_soc.expire_after, 300);
+    equal(config.availability_topic, undefined);
+  }));
+
+Deno.test("createHassPlugin() waits until the bridge has published state", () =>
+  withPlugin({}, async ({ bridge, clock, plugin }) => {
     await plugin.onConnect!(bridge.ctx);
     await plugin.idle();
     equal(bridge.published.length, 0);
@@ -131,18 +190,12 @@ Deno.test("createHassPlugin() waits until the bridge has published state", async
     await plugin.idle();
     equal(bridge.configs().length, 1);
     deepEqual(clock.pending.map((p) => p.ms), [60_000], "then seldom");
-  } finally {
-    await plugin.onStop!(bridge.ctx);
-  }
-});
+  }));
 
-Deno.test("createHassPlugin() re-announces when the entities it can back change", async () => {
-  const bridge = fakeBridge();
-  const clock = fakeSleep();
-  const plugin = createHassPlugin({ version: "0.1.0", fallbackId: "h", sleep: clock.sleep });
-  // The first poll has published home and common; batt is still being read.
-  bridge.publishStates(["home", "common"]);
-  try {
+Deno.test("createHassPlugin() re-announces when the entities it can back change", () =>
+  withPlugin({}, async ({ bridge, clock, plugin }) => {
+    // The first poll has published home and common; batt is still being read.
+    bridge.publishStates(["home", "common"]);
     await plugin.onConnect!(bridge.ctx);
     await plugin.idle();
     await clock.advance();
@@ -161,17 +214,11 @@ Deno.test("createHassPlugin() re-announces when the entities it can back change"
     equal(components.charge_strategy.command_topic, "ess/control/charge_strategy");
     equal(components.backup_reserve.command_topic, "ess/control/backup_soc");
     deepEqual(bridge.reads, ["systeminfo"], "systeminfo is read once per connection");
-  } finally {
-    await plugin.onStop!(bridge.ctx);
-  }
-});
+  }));
 
-Deno.test("createHassPlugin() offers the charge strategies the firmware has", async () => {
-  const bridge = fakeBridge();
-  const clock = fakeSleep();
-  const plugin = createHassPlugin({ version: "0.1.0", fallbackId: "h", sleep: clock.sleep });
-  bridge.publishStates();
-  try {
+Deno.test("createHassPlugin() offers the charge strategies the firmware has", () =>
+  withPlugin({}, async ({ bridge, clock, plugin }) => {
+    bridge.publishStates();
     await plugin.onConnect!(bridge.ctx);
     await plugin.idle();
     const options = () =>
@@ -181,22 +228,11 @@ Deno.test("createHassPlugin() offers the charge strategies the firmware has", as
     await clock.advance();
     await plugin.idle();
     deepEqual(options(), ["battery_care", "fast_charge"], "older firmware: alg_setting off");
-  } finally {
-    await plugin.onStop!(bridge.ctx);
-  }
-});
+  }));
 
-Deno.test("createHassPlugin() announces again a random while after Home Assistant is online", async (t) => {
-  const bridge = fakeBridge();
-  const clock = fakeSleep();
-  const plugin = createHassPlugin({
-    version: "0.1.0",
-    fallbackId: "h",
-    sleep: clock.sleep,
-    random: () => 0.25,
-  });
-  bridge.publishStates();
-  try {
+Deno.test("createHassPlugin() announces again a random while after Home Assistant is online", (t) =>
+  withPlugin({ random: () => 0.25 }, async ({ bridge, clock, plugin }) => {
+    bridge.publishStates();
     await plugin.onConnect!(bridge.ctx);
     await plugin.idle();
     await clock.advance();
@@ -220,18 +256,12 @@ Deno.test("createHassPlugin() announces again a random while after Home Assistan
       equal(configs[1]!.payload, configs[0]!.payload);
       deepEqual(bridge.reads, ["systeminfo", "systeminfo"]);
     });
-  } finally {
-    await plugin.onStop!(bridge.ctx);
-  }
-});
+  }));
 
-Deno.test("createHassPlugin() keeps trying while systeminfo cannot be read", async () => {
-  const bridge = fakeBridge();
-  const clock = fakeSleep();
-  const plugin = createHassPlugin({ version: "0.1.0", fallbackId: "h", sleep: clock.sleep });
-  bridge.publishStates();
-  bridge.failReads(true);
-  try {
+Deno.test("createHassPlugin() keeps trying while systeminfo cannot be read", () =>
+  withPlugin({}, async ({ bridge, clock, plugin }) => {
+    bridge.publishStates();
+    bridge.failReads(true);
     await plugin.onConnect!(bridge.ctx);
     await plugin.idle();
     await clock.advance();
@@ -242,35 +272,22 @@ Deno.test("createHassPlugin() keeps trying while systeminfo cannot be read", asy
     await clock.advance();
     await plugin.idle();
     equal(bridge.configs().length, 1);
-  } finally {
-    await plugin.onStop!(bridge.ctx);
-  }
-});
+  }));
 
-Deno.test("createHassPlugin() warns once about unknown hass_autoconfig_sensors", async () => {
-  const bridge = fakeBridge();
-  const clock = fakeSleep();
-  const plugin = createHassPlugin({
-    version: "0.1.0",
-    fallbackId: "h",
-    sleep: clock.sleep,
-    sensors: ["ess/common/BATT/soc", "ess/common/PV/brand"],
-    discoveryPrefix: "ha",
-  });
-  bridge.publishStates();
-  try {
-    deepEqual(plugin.subscriptions, ["ha/status"]);
-    await plugin.onConnect!(bridge.ctx);
-    await plugin.idle();
-    const config = JSON.parse(bridge.configs()[0]!.payload);
-    equal(config.components.battery_soc_bms.state_topic, "ess/common/BATT/soc");
-    deepEqual(config.components.battery_soc, { platform: "sensor" });
-    ok(bridge.published.some((p) => p.topic === "ha/sensor/esscommonPVbrand/config"));
-    deepEqual(bridge.logs.filter((l) => l.startsWith("warning:")), [
-      "warning: hass_autoconfig_sensors: no entity for ess/common/PV/brand " +
-      "(not a known field, or not published)",
-    ]);
-  } finally {
-    await plugin.onStop!(bridge.ctx);
-  }
-});
+Deno.test("createHassPlugin() warns once about unknown hass_autoconfig_sensors", () =>
+  withPlugin(
+    { sensors: ["ess/common/BATT/soc", "ess/common/PV/brand"], discoveryPrefix: "ha" },
+    async ({ bridge, plugin }) => {
+      bridge.publishStates();
+      deepEqual(plugin.subscriptions, ["ha/status"]);
+      await plugin.onConnect!(bridge.ctx);
+      await plugin.idle();
+      const config = JSON.parse(bridge.configs()[0]!.payload);
+      equal(config.components.battery_soc_bms.state_topic, "ess/common/BATT/soc");
+      deepEqual(config.components.battery_soc, { platform: "sensor" });
+      deepEqual(bridge.logs.filter((l) => l.startsWith("warning:")), [
+        "warning: hass_autoconfig_sensors: no entity for ess/common/PV/brand " +
+        "(not a known field, or not published)",
+      ]);
+    },
+  ));

@@ -1,13 +1,21 @@
-import { deepEqual, equal, match, ok } from "node:assert/strict";
+import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
 import { flatten, type JsonObject } from "../lib/device/flatten.ts";
-import { buildDiscovery, deviceId, ENTITY_TABLE, rowTopic } from "../lib/hass/discovery.ts";
+import {
+  buildDiscovery,
+  deviceId,
+  type Discovery,
+  type DiscoveryInput,
+} from "../lib/hass/discovery.ts";
+import { ENTITY_TABLE, rowTopic } from "../lib/hass/entities.ts";
 import {
   configOwner,
-  parseSensorList,
+  MAX_AUTOCONFIG_SENSORS,
   pyessConfigTopic,
-  pyessConfigTopics,
+  readAutoconfigSensors,
 } from "../lib/hass/pyess.ts";
+import { UsageError } from "../lib/errors.ts";
 import { PUBLISHED_STATES, stateTopic } from "../lib/mqtt/topics.ts";
+import { PYESS_EARLY, PYESS_LATEST, PYESS_SENSORS } from "./_hass_pyess.ts";
 import { discoveryProblems, renderState } from "./_hass_rules.ts";
 
 const device = JSON.parse(
@@ -28,6 +36,19 @@ function publishedTopics(
 }
 
 const origin = { version: "0.1.0" };
+
+/** The fixture device's announcement, as a parsed message; `published` defaults to all its topics. */
+const announced = (input: Partial<DiscoveryInput> = {}): Discovery["config"] =>
+  JSON.parse(JSON.stringify(
+    buildDiscovery({
+      prefix: "ess",
+      systeminfo,
+      published: publishedTopics(input.prefix ?? "ess"),
+      origin,
+      fallbackId: "host",
+      ...input,
+    }).config,
+  ));
 
 Deno.test("buildDiscovery() announces every table row valid by Home Assistant's rules", () => {
   for (const prefix of ["ess", "house/ess"]) {
@@ -224,8 +245,9 @@ Deno.test("buildDiscovery() reads alg_setting in both firmware forms", async (t)
 
 Deno.test("buildDiscovery() with hass_autoconfig_sensors", async (t) => {
   const published = publishedTopics("ess");
-  const sensors = parseSensorList(
-    "ess/common/BATT/soc, ess/home/statistics/pcs_pv_total_power,ess/common/PV/brand,ess/x/y",
+  const { sensors } = readAutoconfigSensors(
+    "ess/common/BATT/soc, ess/home/statistics/pcs_pv_total_power,ess/common/PV/brand,ess/x/y," +
+      "ess/control/active,/ess/control/winter_mode",
   );
   const d = buildDiscovery({
     prefix: "ess",
@@ -253,8 +275,39 @@ Deno.test("buildDiscovery() with hass_autoconfig_sensors", async (t) => {
     equal(d.config.components["battery_soc_bms"]?.["enabled_by_default"], undefined);
   });
 
-  await t.step("should report picked topics it cannot announce", () => {
+  await t.step("should report picked topics it cannot announce, but not controls", () => {
     deepEqual(d.unknownSensors, ["ess/common/PV/brand", "ess/x/y"]);
+  });
+});
+
+Deno.test("buildDiscovery() for ess mqtt --once", async (t) => {
+  const published = new Set([...publishedTopics("ess"), "ess/batt/backup_setting"]);
+  const once = announced({ published, expireAfterSeconds: 900 });
+  const daemon = announced({ published });
+
+  await t.step("should be valid by the rules for --once, and not for the daemon", () => {
+    deepEqual(discoveryProblems(once, published, "ess", { expireAfterSeconds: 900 }), []);
+    ok(discoveryProblems(once, published, "ess").length > 0, "no availability for a daemon");
+    ok(discoveryProblems(daemon, published, "ess", { expireAfterSeconds: 900 }).length > 0);
+    deepEqual(discoveryProblems(daemon, published, "ess"), []);
+  });
+
+  await t.step("should let sensors and binary sensors expire, and nothing else", () => {
+    const expiring = Object.entries(once.components)
+      .filter(([, c]) => c["expire_after"] !== undefined);
+    ok(expiring.length > 40);
+    ok(expiring.every(([, c]) => ["sensor", "binary_sensor"].includes(String(c["platform"]))));
+    equal(once.components["battery_charging"]?.["expire_after"], 900);
+    equal(once.components["system"]?.["expire_after"], undefined);
+    equal(once.components["backup_reserve"]?.["expire_after"], undefined);
+  });
+
+  await t.step("should differ from the daemon's only in availability and expiry", () => {
+    const { availability_topic: _, payload_available: __, payload_not_available: ___, ...rest } =
+      daemon;
+    const strip = (config: JsonObject) =>
+      JSON.stringify(config, (k, v) => k === "expire_after" ? undefined : v);
+    equal(strip(once), strip(rest));
   });
 });
 
@@ -279,34 +332,86 @@ Deno.test("buildDiscovery() output never carries object_id", () => {
   equal(d.config.origin["support_url"], "https://example.org/ess");
 });
 
-Deno.test("pyessConfigTopic() is the topic without slashes, as a sensor", () => {
-  equal(pyessConfigTopic("ess/common/BATT/soc"), "homeassistant/sensor/esscommonBATTsoc/config");
-  deepEqual(
-    pyessConfigTopics(["ess/a/b", "ess/a/b", "ess/c"], "ha"),
-    ["ha/sensor/essab/config", "ha/sensor/essc/config"],
-  );
+Deno.test("readAutoconfigSensors() derives pyess's config topics as pyess made them", async (t) => {
+  const read = readAutoconfigSensors(PYESS_SENSORS);
+
+  await t.step("should name exactly the topics pyess's last release announced on", () => {
+    deepEqual(read.pyessTopics, PYESS_LATEST.configs.map((c) => c.topic));
+    ok(read.pyessTopics.includes("homeassistant/switch/esscontrolactive/config"));
+    ok(!read.pyessTopics.includes("homeassistant/sensor/esscontrolactive/config"));
+  });
+
+  await t.step("should keep the space pyess kept after a comma, and trim for ess", () => {
+    ok(read.pyessTopics.includes("homeassistant/sensor/ esscommonGRIDactive_power/config"));
+    ok(read.sensors.includes("ess/common/GRID/active_power"));
+    ok(read.sensors.every((s) => s === s.trim() && s !== ""));
+  });
+
+  await t.step("should name a topic once, and none pyess could not publish on", () => {
+    deepEqual(
+      readAutoconfigSensors("ess/control/active,/ess/control/active,ess/home/#,ess/+/x")
+        .pyessTopics,
+      ["homeassistant/switch/esscontrolactive/config"],
+    );
+    deepEqual(readAutoconfigSensors(`ess/a/${"x".repeat(70_000)}`).pyessTopics, []);
+  });
+
+  await t.step("should refuse a list longer than any device", () => {
+    const long = Array.from({ length: MAX_AUTOCONFIG_SENSORS + 1 }, (_, i) => `ess/x/${i}`);
+    throws(() => readAutoconfigSensors(long.join(",")), UsageError);
+    equal(readAutoconfigSensors(long.slice(1).join(",")).sensors.length, MAX_AUTOCONFIG_SENSORS);
+  });
+
+  await t.step("should follow pyess's platform rule for one entry", () => {
+    equal(pyessConfigTopic("ess/common/BATT/soc"), "homeassistant/sensor/esscommonBATTsoc/config");
+    equal(
+      pyessConfigTopic("/ess/control/fastcharge"),
+      "homeassistant/switch/esscontrolfastcharge/config",
+    );
+  });
 });
 
 Deno.test("configOwner() recognises ess's and pyess's configs and nothing else", async (t) => {
-  const ours = JSON.stringify(
-    buildDiscovery({
-      prefix: "ess",
-      systeminfo,
-      published: publishedTopics("ess"),
-      origin,
-      fallbackId: "host",
-    }).config,
-  );
+  const build = (prefix: string, expireAfterSeconds?: number) =>
+    JSON.stringify(announced({ prefix, expireAfterSeconds }));
   await t.step("should claim ess's device config for its prefix only", () => {
+    const ours = build("ess");
     equal(configOwner("homeassistant/device/ess_1/config", ours, "ess"), "ess");
     equal(configOwner("homeassistant/device/ess_1/config", ours, "other"), undefined);
     const abbreviated = '{"o":{"name":"ess"},"avty_t":"ess/status","dev":{},"cmps":{}}';
     equal(configOwner("homeassistant/device/x/config", abbreviated, "ess"), "ess");
   });
-  await t.step("should claim pyess's sensor configs", () => {
-    const pyess = '{"name": "ess/common/BATT/soc", "state_topic": "ess/common/BATT/soc"}';
-    equal(configOwner("homeassistant/sensor/esscommonBATTsoc/config", pyess, "ess"), "pyess");
-    equal(configOwner("homeassistant/sensor/other/config", pyess, "ess"), undefined);
+  await t.step("should claim ess's --once config, without availability, by its topics", () => {
+    const once = build("ess", 900);
+    equal(configOwner("homeassistant/device/ess_1/config", once, "ess"), "ess");
+    equal(configOwner("homeassistant/device/ess_1/config", once, "es"), undefined);
+    const nested = build("ess/garage", 900);
+    equal(configOwner("homeassistant/device/ess_2/config", nested, "ess"), undefined);
+    equal(configOwner("homeassistant/device/ess_2/config", nested, "ess/garage"), "ess");
+  });
+  for (const version of [PYESS_LATEST, PYESS_EARLY]) {
+    await t.step(`should claim every config pyess ${version.pyess} wrote`, () => {
+      for (const { topic, payload } of version.configs) {
+        equal(configOwner(topic, payload, "ess"), "pyess", topic);
+        equal(configOwner(topic, payload, "house"), "pyess", "pyess had no prefix option");
+        equal(configOwner(topic, payload, "ess", "ha"), "pyess", "nor a discovery prefix");
+      }
+    });
+  }
+  await t.step("should not claim pyess's shapes where pyess never wrote them", () => {
+    const [sensor] = PYESS_EARLY.configs;
+    const [, , , , active] = PYESS_LATEST.configs;
+    equal(
+      configOwner(sensor!.topic.replace("homeassistant", "ha"), sensor!.payload, "ess", "ha"),
+      undefined,
+    );
+    equal(configOwner(sensor!.topic.replace("sensor", "light"), sensor!.payload, "ess"), undefined);
+    equal(
+      configOwner(active!.topic.replace("esscontrolactive", "x"), active!.payload, "ess"),
+      undefined,
+    );
+    const garden = '{"name": "garden/temp", "state_topic": "garden/temp"}';
+    equal(configOwner("homeassistant/sensor/gardentemp/config", garden, "ess"), undefined);
   });
   await t.step("should leave other tools' configs alone", () => {
     const z2m = '{"o":{"name":"Zigbee2MQTT"},"avty_t":"ess/status"}';

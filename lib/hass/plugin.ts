@@ -2,8 +2,8 @@
  * The bridge plugin that keeps the battery announced to Home Assistant: after every connect to
  * the broker, whenever the entities the bridge can back with published topics change, and a
  * short random while after Home Assistant says `online` on `homeassistant/status`. When ess
- * takes over it clears the per-topic sensor configs pyess announced, so that nobody sees every
- * sensor twice.
+ * takes over it clears the configs pyess announced for `hass_autoconfig_sensors`, so that
+ * nobody sees a sensor or switch twice.
  *
  * @module
  */
@@ -11,8 +11,8 @@ import { sleep as sleepFor } from "../backoff.ts";
 import { errorText } from "../errors.ts";
 import type { BridgeContext, BridgePlugin } from "../mqtt/bridge.ts";
 import type { JsonObject } from "../device/flatten.ts";
-import { buildDiscovery, DEFAULT_DISCOVERY_PREFIX, ENTITY_TABLE, rowTopic } from "./discovery.ts";
-import { pyessConfigTopics } from "./pyess.ts";
+import { buildDiscovery, DEFAULT_DISCOVERY_PREFIX } from "./discovery.ts";
+import { ENTITY_TABLE, rowTopic } from "./entities.ts";
 
 /** Waits `ms`, or less if `signal` aborts; never rejects. */
 export type Sleep = (ms: number, signal: AbortSignal) => Promise<void>;
@@ -28,6 +28,16 @@ export interface HassPluginOptions {
   fallbackId: string;
   /** pyess's `hass_autoconfig_sensors`: the state topics that become sensors. */
   sensors?: readonly string[] | undefined;
+  /**
+   * The config topics pyess announced for the same `hass_autoconfig_sensors`
+   * (`readAutoconfigSensors().pyessTopics`): cleared once, at the first announcement.
+   */
+  pyessTopics?: readonly string[] | undefined;
+  /**
+   * For `ess mqtt --once`: announce without availability, sensors expiring after this many
+   * seconds (see `DiscoveryInput.expireAfterSeconds`).
+   */
+  expireAfterSeconds?: number | undefined;
   /** Longest wait after Home Assistant comes online, in ms (default 5000). */
   onlineDelayMs?: number | undefined;
   /** How often to look for entities to add or remove once announced, in ms (default 60 s). */
@@ -114,6 +124,7 @@ export function createHassPlugin(options: HassPluginOptions): HassPlugin {
       fallbackId: options.fallbackId,
       sensors: options.sensors,
       lastValue: (topic) => ctx.lastValue(topic),
+      expireAfterSeconds: options.expireAfterSeconds,
     });
     const payload = JSON.stringify(discovery.config);
     if (!force && payload === lastAnnounced) return true;
@@ -122,14 +133,16 @@ export function createHassPlugin(options: HassPluginOptions): HassPlugin {
     ctx.logger.info(
       `announced ${discovery.announced.length} entities to Home Assistant on ${discovery.topic}`,
     );
-    if (!pyessCleared) {
-      const old = pyessConfigTopics([...published, ...options.sensors ?? []], discoveryPrefix);
+    const pyess = options.pyessTopics ?? [];
+    if (!pyessCleared && pyess.length > 0) {
       // All at once: they leave in one write and the broker's acknowledgements come back
-      // together, instead of 76 round trips one after the other at every start.
-      await Promise.all(old.map((topic) => ctx.publish(topic, "", { retain: true, qos: 1 })));
-      ctx.logger.debug(`cleared ${old.length} per-topic sensor configs pyess may have announced`);
-      pyessCleared = true;
+      // together, instead of one round trip after the other.
+      await Promise.all(pyess.map((topic) => ctx.publish(topic, "", { retain: true, qos: 1 })));
+      ctx.logger.info(
+        `cleared pyess's Home Assistant configs for hass_autoconfig_sensors: ${pyess.length} topics`,
+      );
     }
+    pyessCleared = true;
     if (discovery.unknownSensors.length > 0 && !warnedUnknown) {
       ctx.logger.warning(
         `hass_autoconfig_sensors: no entity for ${discovery.unknownSensors.join(", ")} ` +

@@ -7,7 +7,7 @@
 import { sleep } from "../backoff.ts";
 import { EssError } from "../errors.ts";
 import { DEFAULT_DISCOVERY_PREFIX } from "./discovery.ts";
-import { type ConfigOwner, configOwner } from "./pyess.ts";
+import { type ConfigOwner, configOwner, PYESS_DISCOVERY_PREFIX } from "./pyess.ts";
 import type { MqttConnection } from "../mqtt/client.ts";
 
 /** One retained message to publish. */
@@ -64,38 +64,49 @@ export interface RemoveOptions {
   /** ess's topic prefix: only configs that point at it are cleared. */
   prefix: string;
   discoveryPrefix?: string | undefined;
-  /** Topics to clear whether or not anything is retained there (pyess did not retain). */
-  alsoClear?: readonly string[] | undefined;
+  /**
+   * The config topics pyess announced for `hass_autoconfig_sensors`: cleared when something is
+   * retained there, whatever its shape.
+   */
+  pyessTopics?: readonly string[] | undefined;
   timeoutMs?: number | undefined;
   /** The broker sends retained messages right after subscribing; this much silence ends them. */
   quietMs?: number | undefined;
+  /** The longest time to listen, however busy the broker is (default 30 s). */
+  listenMs?: number | undefined;
 }
 
 /**
  * Finds the retained discovery configs that belong to this ess or to pyess (see
- * {@link configOwner}) and clears them with empty retained messages, which also tells Home
- * Assistant to remove their entities. Returns the cleared topics and whose they were.
+ * {@link configOwner}, and `pyessTopics`) and clears them with empty retained messages, which
+ * also tells Home Assistant to remove their entities. Only what is retained is cleared, so the
+ * answer, the cleared topics (in order) and whose they were, is what really was there.
  */
 export async function removeDiscovery(
   mqtt: MqttConnection,
   options: RemoveOptions,
-): Promise<Map<string, ConfigOwner | "listed">> {
+): Promise<Map<string, ConfigOwner>> {
   const discoveryPrefix = options.discoveryPrefix ?? DEFAULT_DISCOVERY_PREFIX;
-  const found = new Map<string, ConfigOwner | "listed">();
+  const listed = new Set(options.pyessTopics ?? []);
+  const found = new Map<string, ConfigOwner>();
   let heard = 0;
   await connected(mqtt, options.timeoutMs ?? 10_000, (topic, payload, retained) => {
     heard++;
-    if (!retained) return;
-    const owner = configOwner(topic, payload, options.prefix, discoveryPrefix);
+    if (!retained || payload === "") return;
+    const owner = configOwner(topic, payload, options.prefix, discoveryPrefix) ??
+      (listed.has(topic) ? "pyess" : undefined);
     if (owner !== undefined) found.set(topic, owner);
   });
-  await mqtt.subscribe([`${discoveryPrefix}/+/+/config`]);
+  // pyess wrote under its fixed prefix, whatever Home Assistant's is now.
+  const prefixes = new Set([discoveryPrefix, PYESS_DISCOVERY_PREFIX]);
+  await mqtt.subscribe([...prefixes].map((p) => `${p}/+/+/config`));
   const never = new AbortController().signal;
-  for (let before = -1; before !== heard;) {
+  const until = Date.now() + (options.listenMs ?? 30_000);
+  for (let before = -1; before !== heard && Date.now() < until;) {
     before = heard;
     await sleep(options.quietMs ?? 500, never);
   }
-  for (const topic of options.alsoClear ?? []) if (!found.has(topic)) found.set(topic, "listed");
-  await publishAll(mqtt, [...found.keys()].sort().map((topic) => ({ topic, payload: "" })));
-  return found;
+  const cleared = new Map([...found].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0));
+  await publishAll(mqtt, [...cleared.keys()].map((topic) => ({ topic, payload: "" })));
+  return cleared;
 }
