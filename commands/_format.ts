@@ -27,7 +27,8 @@ export function table(rows: readonly (readonly string[])[]): string {
  *
  * @example
  * ```ts
- * barChart([["00:00", 0], ["12:00", 1800]], 20);
+ * import { equal } from "node:assert/strict";
+ * equal(barChart([["00:00", 0], ["12:00", 1800]], 20), "00:00 │ 0\n12:00 │" + "█".repeat(20) + " 1800\n");
  * ```
  */
 export function barChart(items: readonly (readonly [string, number])[], width = 50): string {

@@ -125,8 +125,9 @@ export const HASS_OPTIONS = [
  *
  * @example
  * ```ts
- * brokerUrl("broker.lan", undefined, false); // "mqtt://broker.lan:1883"
- * brokerUrl("mqtts://broker.lan", undefined, false); // "mqtts://broker.lan:8883"
+ * import { equal } from "node:assert/strict";
+ * equal(brokerUrl("broker.lan", undefined, false), "mqtt://broker.lan:1883");
+ * equal(brokerUrl("mqtts://broker.lan", undefined, false), "mqtts://broker.lan:8883");
  * ```
  */
 export function brokerUrl(server: string, port: number | undefined, tls: boolean): string {

@@ -22,8 +22,10 @@ export interface BackoffOptions {
  *
  * @example
  * ```ts
- * nextDelay(0, { baseMs: 1000, maxMs: 300_000, random: () => 0.5 }); // 750
- * nextDelay(20, { baseMs: 1000, maxMs: 300_000, random: () => 0.999 }); // just under 300000
+ * import { equal, ok } from "node:assert/strict";
+ * equal(nextDelay(0, { baseMs: 1000, maxMs: 300_000, random: () => 0.5 }), 750);
+ * const late = nextDelay(20, { baseMs: 1000, maxMs: 300_000, random: () => 0.999 });
+ * ok(late > 299_000 && late < 300_000);
  * ```
  */
 export function nextDelay(attempt: number, options: BackoffOptions): number {
@@ -37,9 +39,11 @@ export function nextDelay(attempt: number, options: BackoffOptions): number {
  *
  * @example
  * ```ts
- * const backoff = new Backoff({ baseMs: 1000, maxMs: 60_000 });
- * const wait = backoff.next(); // after a failure
- * backoff.reset(); // after a success
+ * import { deepEqual, equal } from "node:assert/strict";
+ * const backoff = new Backoff({ baseMs: 1000, maxMs: 60_000, random: () => 0.5 });
+ * deepEqual([backoff.next(), backoff.next(), backoff.next()], [750, 1500, 3000]); // failures
+ * backoff.reset(); // a success
+ * equal(backoff.next(), 750);
  * ```
  */
 export class Backoff {
@@ -71,8 +75,8 @@ export class Backoff {
  *
  * @example
  * ```ts
- * const random = seededRandom(42);
- * random(); // the same number on every run
+ * import { equal } from "node:assert/strict";
+ * equal(seededRandom(42)(), seededRandom(42)()); // the same sequence on every run
  * ```
  */
 export function seededRandom(seed: number): () => number {
@@ -91,7 +95,12 @@ export function seededRandom(seed: number): () => number {
  *
  * @example
  * ```ts
- * await sleep(10, new AbortController().signal);
+ * import { ok } from "node:assert/strict";
+ * const stop = new AbortController();
+ * const started = Date.now();
+ * setTimeout(() => stop.abort(), 10);
+ * await sleep(60_000, stop.signal); // ends as soon as the signal aborts
+ * ok(Date.now() - started < 1000);
  * ```
  */
 export function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -40,8 +40,10 @@ function unquote(value: string): string {
  *
  * @example
  * ```ts
- * parseConfig("ess_host = 192.168.1.20\n", "/etc/essmqtt.conf");
- * // [{ key: "ess_host", value: "192.168.1.20", origin: "/etc/essmqtt.conf:1" }]
+ * import { deepEqual } from "node:assert/strict";
+ * deepEqual(parseConfig("ess_host = 192.168.1.20\n", "/etc/essmqtt.conf"), [
+ *   { key: "ess_host", value: "192.168.1.20", origin: "/etc/essmqtt.conf:1" },
+ * ]);
  * ```
  */
 export function parseConfig(text: string, file: string): ConfigEntry[] {

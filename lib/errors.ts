@@ -167,8 +167,9 @@ export function preview(body: string, max = 60): string {
  *
  * @example
  * ```ts
- * errorText(new Error("boom")); // "boom"
- * errorText("plain"); // "plain"
+ * import { equal } from "node:assert/strict";
+ * equal(errorText(new Error("boom")), "boom");
+ * equal(errorText("plain"), "plain");
  * ```
  */
 export function errorText(err: unknown): string {

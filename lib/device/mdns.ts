@@ -59,7 +59,8 @@ const SERVICE_SUFFIX = `.${SERVICE_TYPE}`;
  *
  * @example
  * ```ts
- * deviceNameOf("LGE_ESS-DE1234._pmsctrl._tcp.local."); // "DE1234"
+ * import { equal } from "node:assert/strict";
+ * equal(deviceNameOf("LGE_ESS-DE1234._pmsctrl._tcp.local."), "DE1234");
  * ```
  */
 export function deviceNameOf(instance: string): string | undefined {
@@ -90,7 +91,9 @@ export function matchesName(device: EssDevice, name: string): boolean {
  *
  * @example
  * ```ts
- * deviceAuthority({ name: "X", instance: "", address: "192.168.1.20", port: 80, txt: {} }); // "192.168.1.20"
+ * import { equal } from "node:assert/strict";
+ * const device = { name: "X", instance: "", address: "192.168.1.20", port: 80, txt: {} };
+ * equal(deviceAuthority(device), "192.168.1.20");
  * ```
  */
 export function deviceAuthority(device: EssDevice): string {
@@ -137,9 +140,13 @@ const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * const cache = new ServiceCache();
  * cache.add([{ type: "PTR", name: "_pmsctrl._tcp.local", data: "LGE_ESS-X._pmsctrl._tcp.local" }]);
- * cache.missing(); // asks for the SRV and TXT of LGE_ESS-X
+ * deepEqual(cache.missing(), [
+ *   { name: "LGE_ESS-X._pmsctrl._tcp.local", type: "SRV" },
+ *   { name: "LGE_ESS-X._pmsctrl._tcp.local", type: "TXT" },
+ * ]);
  * ```
  */
 export class ServiceCache {

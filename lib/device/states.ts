@@ -73,7 +73,8 @@ const pad = (n: number, width = 2) => String(n).padStart(width, "0");
  *
  * @example
  * ```ts
- * graphDateField("month", { year: 2024, month: 6, day: 15 }); // { year_month: "202406" }
+ * import { deepEqual } from "node:assert/strict";
+ * deepEqual(graphDateField("month", { year: 2024, month: 6, day: 15 }), { year_month: "202406" });
  * ```
  */
 export function graphDateField(span: GraphSpan, date: CalendarDate): Record<string, string> {

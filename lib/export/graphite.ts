@@ -38,7 +38,8 @@ export type GraphiteProtocol = typeof GRAPHITE_PROTOCOLS[number];
  *
  * @example
  * ```ts
- * metricNode("pv1 voltage/V"); // "pv1_voltage_V"
+ * import { equal } from "node:assert/strict";
+ * equal(metricNode("pv1 voltage/V"), "pv1_voltage_V");
  * ```
  */
 export function metricNode(text: string): string {
@@ -54,7 +55,8 @@ const NUMBER = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
  *
  * @example
  * ```ts
- * [metricValue("229.600000"), metricValue("on"), metricValue("pcs_ok")]; // [229.6, 1, undefined]
+ * import { deepEqual } from "node:assert/strict";
+ * deepEqual(["229.600000", "on", "pcs_ok"].map(metricValue), [229.6, 1, undefined]);
  * ```
  */
 export function metricValue(text: string): number | undefined {
@@ -72,8 +74,10 @@ export function metricValue(text: string): number | undefined {
  *
  * @example
  * ```ts
- * metricLines({ home: { statistics: { load_power: "376" } } }, 1700000000, "house");
- * // ["house.home.statistics.load_power 376 1700000000\n"]
+ * import { deepEqual } from "node:assert/strict";
+ * deepEqual(metricLines({ home: { statistics: { load_power: "376" } } }, 1700000000, "house"), [
+ *   "house.home.statistics.load_power 376 1700000000\n",
+ * ]);
  * ```
  */
 export function metricLines(

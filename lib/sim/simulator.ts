@@ -476,14 +476,16 @@ class RunningSimulator implements Simulator {
  * Starts a simulated LG ESS and resolves once it listens (and, with `mdns`, announces itself).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { ok } from "node:assert/strict";
+ * import { EssClient } from "../device/client.ts";
+ * import { createDeviceFetch } from "../device/transport.ts";
  * const sim = await startSimulator({ firmware: "new" });
- * const client = new EssClient({
- *   host: sim.host,
- *   password: sim.password,
- *   fetch: createDeviceFetch({ fingerprint: sim.fingerprint }),
- * });
- * await client.read("home");
+ * const fetch = createDeviceFetch({ fingerprint: sim.fingerprint });
+ * const client = new EssClient({ host: sim.host, password: sim.password, fetch });
+ * const home = await client.read("home");
+ * ok("statistics" in home);
+ * fetch.close();
  * await sim.close();
  * ```
  */
