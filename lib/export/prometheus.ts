@@ -303,6 +303,27 @@ function valueOf(metric: MetricRow, states: MetricsInput["states"]): number | un
 }
 
 /**
+ * The main figures for the dashboard and `/api/state`: the value of every metric without extra
+ * labels, named without `ess_` (`pv_power_watts`, `battery_soc_ratio`).
+ *
+ * @example
+ * ```ts
+ * import { deepEqual } from "node:assert/strict";
+ * const states = { home: { statistics: { grid_power: "300" }, direction: { is_grid_selling_: "1" } } };
+ * deepEqual(summaryValues(states), { grid_power_watts: -300 });
+ * ```
+ */
+export function summaryValues(states: MetricsInput["states"]): Record<string, number> {
+  const summary: Record<string, number> = {};
+  for (const metric of METRIC_TABLE) {
+    if (metric.labels) continue;
+    const value = valueOf(metric, states);
+    if (value !== undefined) summary[metric.name.replace(/^ess_/, "")] = value;
+  }
+  return summary;
+}
+
+/**
  * The exposition text for the latest answers at time `now` (ms since the epoch). Values that
  * are missing, empty or not numbers leave their sample out; a metric with no sample is left out
  * whole.
