@@ -11,6 +11,7 @@ import { CONTROL_NAMES } from "../mqtt/topics.ts";
 export type RouteId =
   | "page"
   | "script"
+  | "chart"
   | "style"
   | "icon"
   | "state"
@@ -128,6 +129,16 @@ export const ROUTES: readonly Route[] = [
     method: "GET",
     path: "/app.js",
     summary: "The dashboard's script",
+    description: "Embedded in ess.",
+    tag: "dashboard",
+    params: [],
+    responses: { "200": text("text/javascript; charset=utf-8", "The script.") },
+  },
+  {
+    id: "chart",
+    method: "GET",
+    path: "/chart.js",
+    summary: "The dashboard's chart drawing",
     description: "Embedded in ess.",
     tag: "dashboard",
     params: [],

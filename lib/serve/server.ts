@@ -312,6 +312,8 @@ export function createHandler(options: ServeOptions): ServeHandler {
         return answers.asset(ASSETS.page, "text/html; charset=utf-8");
       case "script":
         return answers.asset(ASSETS.script, "text/javascript; charset=utf-8");
+      case "chart":
+        return answers.asset(ASSETS.chart, "text/javascript; charset=utf-8");
       case "style":
         return answers.asset(ASSETS.style, "text/css; charset=utf-8");
       case "icon":
