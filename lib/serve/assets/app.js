@@ -1,7 +1,7 @@
 // The ess dashboard: live state over Server-Sent Events, history charts from the graph API, and
 // the controls when the server has a token. Device text only ever reaches the page through
 // textContent: the device is not trusted to send harmless strings.
-import { drawChart, seriesOf } from "/chart.js";
+import { drawChart, seriesOf } from "./chart.js";
 
 const $ = (id) => document.getElementById(id);
 
