@@ -11,10 +11,14 @@ import { errorText } from "../lib/errors.ts";
 import type { JsonObject } from "../lib/device/flatten.ts";
 import type { CalendarDate, GraphDevice, GraphSpan, StateName } from "../lib/device/states.ts";
 import { createDeviceFetch } from "../lib/device/transport.ts";
-import type { ControlCommand } from "../lib/mqtt/controls.ts";
-import type { ControlName } from "../lib/mqtt/topics.ts";
 import { type Simulator, startSimulator } from "../lib/sim/simulator.ts";
-import type { ControlOutcome, ServeSnapshot, ServeSource } from "../lib/serve/source.ts";
+import type {
+  ControlCommand,
+  ControlName,
+  ControlOutcome,
+  ServeSnapshot,
+  ServeSource,
+} from "../lib/serve/source.ts";
 
 /** Calls listeners; the result of `add` removes one again. */
 class Listeners {
@@ -86,10 +90,10 @@ export class PollingSource implements ServeSource {
     try {
       await command.run(this.client);
     } catch (err) {
-      return { result: "failed", error: errorText(err) };
+      return { outcome: "failed", error: errorText(err) };
     }
     await this.pollNow();
-    return { result: "done" };
+    return { outcome: "written" };
   }
 
   #schedule(): void {
@@ -146,7 +150,7 @@ export class FakeSource implements ServeSource {
   graphAnswer: (device: GraphDevice, span: GraphSpan, date: CalendarDate) => Promise<GraphAnswer> =
     () => Promise.resolve({ loginfo: [] });
   controlAnswer: (name: ControlName, command: ControlCommand) => Promise<ControlOutcome> = () =>
-    Promise.resolve({ result: "done" });
+    Promise.resolve({ outcome: "written" });
   readonly graphCalls: string[] = [];
   readonly controlCalls: string[] = [];
   #listeners = new Listeners();

@@ -259,7 +259,7 @@ Deno.test("ess serve /api/control changes the simulator only with the token", as
       await t.step("should switch winter mode with the token", async () => {
         const res = await post(control, "on", auth);
         equal(res.status, 200);
-        deepEqual(await res.json(), { result: "done", command: "winter mode on" });
+        deepEqual(await res.json(), { result: "written", command: "winter mode on" });
         equal(sim.device.winterMode, true);
         match(source.controls[0]!.source, /^http 127\.0\.0\.1:\d+$/);
         const { body } = await getJson(`${url}/api/state`);
@@ -318,10 +318,22 @@ Deno.test("ess serve answers control outcomes and slow bodies honestly", async (
   }, async (url) => {
     const auth = { authorization: `Bearer ${TOKEN}` };
     await t.step("should say 202 when a later command replaced this one", async () => {
-      source.controlAnswer = () => Promise.resolve({ result: "superseded" });
+      source.controlAnswer = () => Promise.resolve({ outcome: "merged" });
       const res = await post(`${url}/api/control/active`, "stop", auth);
       equal(res.status, 202);
-      equal((await res.json()).result, "superseded");
+      equal((await res.json()).result, "merged");
+    });
+    await t.step("should say 200 when the device already had that setting", async () => {
+      source.controlAnswer = () => Promise.resolve({ outcome: "unchanged" });
+      const res = await post(`${url}/api/control/active`, "stop", auth);
+      equal(res.status, 200);
+      equal((await res.json()).result, "unchanged");
+    });
+    await t.step("should say 503 when ess stops before writing it", async () => {
+      source.controlAnswer = () => Promise.resolve({ outcome: "stopped" });
+      const res = await post(`${url}/api/control/active`, "stop", auth);
+      equal(res.status, 503);
+      match((await res.json()).error, /ess is stopping/);
     });
     await t.step("should say 202 queued when the queue holds it past the wait", async () => {
       source.controlAnswer = () => new Promise(() => {});
@@ -330,7 +342,7 @@ Deno.test("ess serve answers control outcomes and slow bodies honestly", async (
       equal((await res.json()).result, "queued");
     });
     await t.step("should say 502 with the device's reason when it fails", async () => {
-      source.controlAnswer = () => Promise.resolve({ result: "failed", error: "refused" });
+      source.controlAnswer = () => Promise.resolve({ outcome: "failed", error: "refused" });
       const res = await post(`${url}/api/control/active`, "stop", auth);
       equal(res.status, 502);
       match((await res.json()).error, /stop the system failed: refused/);
@@ -438,7 +450,7 @@ Deno.test("ess serve never answers a secret, even when the device echoes it", as
   });
   source.graphAnswer = () =>
     Promise.reject(new Error(`refused: {"status":"fail","auth_key":"${authKey}"} ${echo}`));
-  source.controlAnswer = () => Promise.resolve({ result: "failed", error: echo });
+  source.controlAnswer = () => Promise.resolve({ outcome: "failed", error: echo });
   await withServer(source, { controlToken: TOKEN, secrets: [device, mqtt] }, async (url) => {
     const auth = { authorization: `Bearer ${TOKEN}` };
     const bodies: [string, string][] = [];

@@ -303,7 +303,8 @@ export const ROUTES: readonly Route[] = [
     bearer: true,
     responses: {
       "200": {
-        description: "The command was written to the device.",
+        description: "The command was written to the device and read back (`written`), or " +
+          "the device already had that setting (`unchanged`).",
         content: {
           type: "application/json",
           schema: {
@@ -314,8 +315,8 @@ export const ROUTES: readonly Route[] = [
         },
       },
       "202": {
-        description: "Queued (still waiting for its turn), or superseded by a later command " +
-          "for the same control.",
+        description: "Still waiting for its turn (`queued`: it goes out when the control's " +
+          "spacing allows), or replaced by a later command for the same control (`merged`).",
         content: {
           type: "application/json",
           schema: { type: "object", properties: { result: { type: "string" } } },
@@ -331,7 +332,7 @@ export const ROUTES: readonly Route[] = [
       "413": error("The body is too large."),
       "415": error("The body is not text/plain."),
       "502": error("The device refused or could not be reached."),
-      "503": error("Too many control requests at once."),
+      "503": error("Too many control requests at once, or ess is stopping."),
     },
   },
   {

@@ -285,13 +285,19 @@ export function createHandler(options: ServeOptions): ServeHandler {
       if (outcome === "queued") {
         return answers.json(202, { result: "queued", command: command.description });
       }
-      switch (outcome.result) {
-        case "done":
-          return answers.json(200, { result: "done", command: command.description });
-        case "superseded":
-          return answers.json(202, { result: "superseded", command: command.description });
+      switch (outcome.outcome) {
+        case "written":
+        case "unchanged":
+          return answers.json(200, { result: outcome.outcome, command: command.description });
+        case "merged":
+          return answers.json(202, { result: "merged", command: command.description });
         case "failed":
-          return answers.error(502, `${command.description} failed: ${outcome.error}`);
+          return answers.error(
+            502,
+            `${command.description} failed: ${outcome.error ?? "the device refused it"}`,
+          );
+        case "stopped":
+          return answers.error(503, `${command.description} was dropped: ess is stopping`);
       }
     } catch (err) {
       return answers.error(502, `${command.description} failed: ${errorText(err)}`);

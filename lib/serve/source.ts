@@ -11,6 +11,8 @@ import type { CalendarDate, GraphDevice, GraphSpan, StateName } from "../device/
 import type { ControlCommand } from "../mqtt/controls.ts";
 import type { ControlName } from "../mqtt/topics.ts";
 
+export type { ControlCommand, ControlName };
+
 /** The device as the last polls saw it. */
 export interface ServeSnapshot {
   /** The latest answer of each state read so far, with the device's values unchanged. */
@@ -24,13 +26,19 @@ export interface ServeSnapshot {
 }
 
 /**
- * What became of one control command. `superseded` means a later command for the same control
- * replaced it before it was written (controls coalesce: the latest value wins).
+ * What became of one control command (the control queue's own result, so that a queue can be
+ * passed through unchanged):
+ * - `written`: written to the device and read back;
+ * - `merged`: a later command for the same control replaced it before it was written (controls
+ *   coalesce: the latest value wins);
+ * - `unchanged`: the device already had that setting from the write it waited behind;
+ * - `failed`: the device refused or could not be reached (`error` says why, without secrets);
+ * - `stopped`: ess shut down before it was written.
  */
-export type ControlOutcome =
-  | { result: "done" }
-  | { result: "superseded" }
-  | { result: "failed"; error: string };
+export interface ControlOutcome {
+  outcome: "written" | "merged" | "unchanged" | "failed" | "stopped";
+  error?: string;
+}
 
 /** The device side of the server: a poller, a graph reader and a control queue. */
 export interface ServeSource {
@@ -42,7 +50,8 @@ export interface ServeSource {
   graph(device: GraphDevice, span: GraphSpan, date: CalendarDate): Promise<GraphAnswer>;
   /**
    * Queues a parsed control command (coalesced and spaced like the bridge's); `source` names
-   * who sent it, for the log. Resolves once the command was written, replaced or refused.
+   * who sent it, for the log. Resolves once the command was written and read back, merged,
+   * refused or dropped; never rejects.
    */
   control(name: ControlName, command: ControlCommand, source: string): Promise<ControlOutcome>;
 }

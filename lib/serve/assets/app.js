@@ -480,7 +480,7 @@ async function send(control, value) {
     const body = await res.json();
     if (res.status === 200) result.textContent = `Done: ${body.command}.`;
     else if (res.status === 202) {
-      result.textContent = body.result === "superseded"
+      result.textContent = body.result === "merged"
         ? `A newer command for ${control.label} replaced this one.`
         : `Queued: ${body.command}; it goes out as soon as the inverter allows.`;
     } else if (res.status === 401) result.textContent = "The token was not accepted.";
