@@ -44,7 +44,7 @@ export class PollingSource implements ServeSource {
   #stopped = false;
   #polling: Promise<void> = Promise.resolve();
 
-  constructor(sim: Simulator, intervalMs: number) {
+  constructor(sim: Pick<Simulator, "host" | "password" | "fingerprint">, intervalMs: number) {
     this.#fetch = createDeviceFetch({ fingerprint: sim.fingerprint, timeoutMs: 2000 });
     this.client = new EssClient({ host: sim.host, password: sim.password, fetch: this.#fetch });
     this.#intervalMs = intervalMs;
