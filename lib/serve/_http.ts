@@ -12,7 +12,7 @@ const BASE_HEADERS: Readonly<Record<string, string>> = {
   "x-content-type-options": "nosniff",
   "referrer-policy": "no-referrer",
   "x-frame-options": "DENY",
-  "content-security-policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; " +
+  "content-security-policy": "default-src 'self'; frame-ancestors 'none'; " +
     "base-uri 'none'; form-action 'none'; object-src 'none'",
 };
 
