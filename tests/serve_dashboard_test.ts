@@ -112,7 +112,7 @@ Deno.test({
             await page.viewport(390, 844, true);
             await page.navigate(`${server.url}/`);
             await page.waitFor(`document.querySelectorAll("#chart rect.a").length >= 8`, "bars");
-            await saveScreenshot(page, "dashboard-phone.png", 2600);
+            await saveScreenshot(page, "dashboard-phone.png", 1800);
             await page.viewport(1280, 900);
             await page.send("Emulation.setEmulatedMedia", {
               features: [{ name: "prefers-color-scheme", value: "dark" }],
@@ -133,7 +133,7 @@ Deno.test({
             token.dispatchEvent(new Event("input"));
             const row = [...document.querySelectorAll(".control")]
               .find((r) => r.querySelector(".name").textContent === "Winter mode");
-            row.querySelector("button.primary").click();
+            row.querySelector('button[data-value="on"]').click();
           })()`);
           await page.waitFor(`document.getElementById("confirm").open`, "the confirmation");
           equal(sim.device.winterMode, false, "nothing is sent before the confirmation");
@@ -144,7 +144,9 @@ Deno.test({
           );
           equal(sim.device.winterMode, true);
           await page.waitFor(
-            `document.querySelector('[data-now="winter_mode"]').textContent === "now: on"`,
+            `document.querySelector('[data-now="winter_mode"]').textContent === "now: on" &&
+             document.querySelector('[data-now="winter_mode"]').parentElement
+               .querySelector("button.current").dataset.value === "on"`,
             "the new winter setting",
           );
         });

@@ -93,6 +93,12 @@ function renderFlow(s) {
   const soc = s.battery_soc_ratio;
   setText("v-batt", percent(soc));
   setText("d-batt", batteryWord(batt) + (batt && Math.abs(batt) >= 5 ? ` ${power(batt)}` : ""));
+  // Of the power the house uses, the share that does not come from the grid.
+  const fromGrid = Math.max(0, grid ?? 0);
+  setText(
+    "self-now",
+    load ? percent(Math.min(1, Math.max(0, 1 - fromGrid / load))) : "–",
+  );
   const fill = $("batt-fill");
   const h = 20 * Math.min(1, Math.max(0, soc ?? 0));
   fill.setAttribute("height", h.toFixed(1));
@@ -377,6 +383,11 @@ function renderControlValues() {
     if (!el) continue;
     const now = controlNow(control);
     el.textContent = now === undefined ? "now: unknown" : `now: ${now}`;
+    for (const b of el.parentElement.querySelectorAll("button[data-value]")) {
+      b.classList.toggle("current", b.dataset.value === now);
+    }
+    const select = el.parentElement.querySelector("select");
+    if (select && document.activeElement !== select && now !== undefined) select.value = now;
   }
 }
 
@@ -402,18 +413,19 @@ function buildControls() {
     name.textContent = control.label;
     const acts = document.createElement("div");
     acts.className = "acts";
-    const button = (label, value, primary) => {
+    const button = (label, value, primary, fixed) => {
       const b = document.createElement("button");
       b.type = "button";
       b.textContent = label;
       if (primary) b.className = "primary";
+      if (fixed !== undefined) b.dataset.value = fixed;
       b.addEventListener("click", () => send(control, value()));
       return b;
     };
     if (control.kind === "switch") {
       acts.append(
-        button(choiceLabel(control, control.on), () => control.on, true),
-        button(choiceLabel(control, control.off), () => control.off, false),
+        button(choiceLabel(control, control.on), () => control.on, false, control.on),
+        button(choiceLabel(control, control.off), () => control.off, false, control.off),
       );
     } else if (control.kind === "select") {
       const select = document.createElement("select");
