@@ -117,11 +117,9 @@ async function main(): Promise<void> {
       ["peak RSS (VmHWM) at the end", `${open.peakMb.toFixed(1)} MB`, ""],
       ["event-stream bytes received", `${received}`, ""],
     ];
-    const w0 = Math.max(...rows.map((r) => r[0].length));
-    const w1 = Math.max(...rows.map((r) => r[1].length));
-    write(`\n${"measure".padEnd(w0)}  ${"result".padStart(w1)}  goal\n`);
+    write("\n");
     for (const [what, result, goal] of rows) {
-      write(`${what.padEnd(w0)}  ${result.padStart(w1)}  ${goal}\n`);
+      write(`${`${what} `.padEnd(36, ".")} ${result}${goal ? `  (goal ${goal})` : ""}\n`);
     }
   } finally {
     child.kill("SIGTERM");
