@@ -134,6 +134,7 @@ export class Page {
     return Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
   }
 
+  /** Closes the DevTools connection. */
   close(): void {
     this.#socket.close();
   }
@@ -152,7 +153,9 @@ export class Page {
 
 /** A running headless Chromium with one page. */
 export interface Browser {
+  /** The page Chromium opened. */
   page: Page;
+  /** Ends Chromium and removes its profile. */
   close(): Promise<void>;
 }
 

@@ -34,7 +34,9 @@ class Listeners {
 
 /** Polls a device every `intervalMs`: `systeminfo` once, then `home`, `common` and `batt`. */
 export class PollingSource implements ServeSource {
+  /** The client every poll, graph and control goes through. */
   readonly client: EssClient;
+  /** Every control command received, in order. */
   readonly controls: { name: ControlName; description: string; source: string }[] = [];
   #fetch: ReturnType<typeof createDeviceFetch>;
   #intervalMs: number;
@@ -62,6 +64,7 @@ export class PollingSource implements ServeSource {
     return this.#polling;
   }
 
+  /** Stops polling, waits for a poll under way, and closes the connection. */
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#timer);
@@ -69,18 +72,22 @@ export class PollingSource implements ServeSource {
     this.#fetch.close();
   }
 
+  /** The latest answers. */
   snapshot(): ServeSnapshot {
     return this.#snapshot;
   }
 
+  /** Calls `listener` after every poll. */
   onPoll(listener: () => void): () => void {
     return this.#listeners.add(listener);
   }
 
+  /** Reads a graph from the simulator. */
   graph(device: GraphDevice, span: GraphSpan, date: CalendarDate): Promise<GraphAnswer> {
     return this.client.graph(device, span, date);
   }
 
+  /** Runs the command on the simulator at once, then polls so the change shows. */
   async control(
     name: ControlName,
     command: ControlCommand,
@@ -146,25 +153,34 @@ export async function withSimSource(
 
 /** A source that answers what the test put in it. */
 export class FakeSource implements ServeSource {
+  /** What {@link FakeSource.snapshot} answers. */
   snap: ServeSnapshot = { states: {}, lastSuccess: undefined, up: undefined };
+  /** How graph requests are answered. */
   graphAnswer: (device: GraphDevice, span: GraphSpan, date: CalendarDate) => Promise<GraphAnswer> =
     () => Promise.resolve({ loginfo: [] });
+  /** How control commands are answered. */
   controlAnswer: (name: ControlName, command: ControlCommand) => Promise<ControlOutcome> = () =>
     Promise.resolve({ outcome: "written" });
+  /** Every graph asked for, as `device/span/y-m-d`. */
   readonly graphCalls: string[] = [];
+  /** Every control command, as `name: description`. */
   readonly controlCalls: string[] = [];
   #listeners = new Listeners();
 
+  /** {@link FakeSource.snap}. */
   snapshot(): ServeSnapshot {
     return this.snap;
   }
+  /** Calls `listener` after every {@link FakeSource.poll} and {@link FakeSource.fail}. */
   onPoll(listener: () => void): () => void {
     return this.#listeners.add(listener);
   }
+  /** Records the request and answers with {@link FakeSource.graphAnswer}. */
   graph(device: GraphDevice, span: GraphSpan, date: CalendarDate): Promise<GraphAnswer> {
     this.graphCalls.push(`${device}/${span}/${date.year}-${date.month}-${date.day}`);
     return this.graphAnswer(device, span, date);
   }
+  /** Records the command and answers with {@link FakeSource.controlAnswer}. */
   control(name: ControlName, command: ControlCommand): Promise<ControlOutcome> {
     this.controlCalls.push(`${name}: ${command.description}`);
     return this.controlAnswer(name, command);
