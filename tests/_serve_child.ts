@@ -15,7 +15,7 @@ if (import.meta.main) {
   await source.start();
   const server = startServer({ hostname: "127.0.0.1", port: 0 }, {
     source,
-    controlToken: "bench-token",
+    controlToken: "bench-control-token-0123",
     intervalSeconds: 1,
   });
   Deno.stdout.writeSync(new TextEncoder().encode(`${server.url}\n`));

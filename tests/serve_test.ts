@@ -1,5 +1,5 @@
 import { deepEqual, equal, match, ok } from "node:assert/strict";
-import { type ServeOptions, startServer } from "../lib/serve/server.ts";
+import { createHandler, type ServeOptions, startServer } from "../lib/serve/server.ts";
 import { exposureNotice, isLoopback, parseListen } from "../lib/serve/listen.ts";
 import { ROUTES } from "../lib/serve/routes.ts";
 import { UsageError } from "../lib/errors.ts";
@@ -488,6 +488,20 @@ Deno.test("ess serve never answers a secret, even when the device echoes it", as
       }
       ok(bodies.some(([, body]) => body.includes("[redacted]")), "redaction happened");
     });
+  });
+});
+
+Deno.test("createHandler() refuses a control token that is easy to guess", async (t) => {
+  await t.step("should throw a usage error naming the length", () => {
+    let caught: unknown;
+    try {
+      createHandler({ source: new FakeSource(), controlToken: "tiny-tok" });
+    } catch (err) {
+      caught = err;
+    }
+    ok(caught instanceof UsageError);
+    match((caught as Error).message, /at least 16 characters/);
+    ok(!(caught as Error).message.includes("tiny-tok"), "the token is not repeated");
   });
 });
 

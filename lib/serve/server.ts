@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { errorText, EssError } from "../errors.ts";
+import { errorText, EssError, UsageError } from "../errors.ts";
 import { type Logger, silentLogger } from "../log.ts";
 import { VERSION } from "../version.ts";
 import { METRICS_CONTENT_TYPE, renderMetrics } from "../export/prometheus.ts";
@@ -73,11 +73,17 @@ export const DEFAULT_LIMITS: Readonly<ServeLimits> = {
   maxGraphReads: 2,
 };
 
+/** The shortest control token taken: shorter ones are guessed too easily. */
+export const MIN_TOKEN_LENGTH = 16;
+
 /** What the server serves, and how. */
 export interface ServeOptions {
   /** The device side: snapshots, poll events, graphs, controls. */
   source: ServeSource;
-  /** The token controls need; without one, every control answers 403. */
+  /**
+   * The token controls need, at least {@link MIN_TOKEN_LENGTH} characters; without one, every
+   * control answers 403.
+   */
   controlToken?: string | undefined;
   /**
    * Other strings no answer may contain, such as the device and MQTT passwords. The token is
@@ -134,13 +140,22 @@ const BODY_PROBLEMS: Record<BodyProblem, [number, string]> = {
   "timeout": [408, "the body did not arrive in time"],
 };
 
-/** Builds the request handler; {@link startServer} puts it behind a socket. */
+/**
+ * Builds the request handler; {@link startServer} puts it behind a socket. Throws a
+ * `UsageError` for a control token shorter than {@link MIN_TOKEN_LENGTH}.
+ */
 export function createHandler(options: ServeOptions): ServeHandler {
   const { source } = options;
   const limits: ServeLimits = { ...DEFAULT_LIMITS, ...options.limits };
   const log = options.logger ?? silentLogger;
   const now = options.now ?? Date.now;
   const token = options.controlToken === "" ? undefined : options.controlToken;
+  if (token !== undefined && token.length < MIN_TOKEN_LENGTH) {
+    throw new UsageError(
+      `the control token is too short: use at least ${MIN_TOKEN_LENGTH} characters, e.g. ` +
+        `from 'openssl rand -hex 24'`,
+    );
+  }
   const answers = new Answers(
     new Redactor([token, ...(options.secrets ?? [])], () => echoedSecrets(source.snapshot())),
   );
