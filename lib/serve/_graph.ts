@@ -1,0 +1,63 @@
+/**
+ * Graph requests of the dashboard, kind to the device: equal requests share one device read,
+ * answers are kept for a while, and only a few reads run at once.
+ *
+ * @module
+ */
+import type { GraphAnswer } from "../device/client.ts";
+import type { CalendarDate, GraphDevice, GraphSpan } from "../device/states.ts";
+
+/** Reads one graph from the device. */
+export type GraphReader = (
+  device: GraphDevice,
+  span: GraphSpan,
+  date: CalendarDate,
+) => Promise<GraphAnswer>;
+
+/** Limits of {@link GraphCache}. */
+export interface GraphCacheLimits {
+  /** How long an answer is served again, in ms. */
+  ttlMs: number;
+  /** Answers kept at most. */
+  maxEntries: number;
+  /** Different graphs read from the device at once at most. */
+  maxInFlight: number;
+}
+
+/** Result of {@link GraphCache.get}: the answer, or `busy` when too many reads run. */
+export type GraphResult = GraphAnswer | "busy";
+
+/** A small cache in front of the device's graph endpoints. */
+export class GraphCache {
+  #read: GraphReader;
+  #limits: GraphCacheLimits;
+  #now: () => number;
+  #answers = new Map<string, { at: number; answer: GraphAnswer }>();
+  #pending = new Map<string, Promise<GraphAnswer>>();
+
+  constructor(read: GraphReader, limits: GraphCacheLimits, now: () => number) {
+    this.#read = read;
+    this.#limits = limits;
+    this.#now = now;
+  }
+
+  /** The graph, from the cache, from a read under way, or read now. */
+  get(device: GraphDevice, span: GraphSpan, date: CalendarDate): Promise<GraphResult> {
+    const key = `${device}/${span}/${date.year}-${date.month}-${date.day}`;
+    const kept = this.#answers.get(key);
+    if (kept && this.#now() - kept.at < this.#limits.ttlMs) return Promise.resolve(kept.answer);
+    const pending = this.#pending.get(key);
+    if (pending) return pending;
+    if (this.#pending.size >= this.#limits.maxInFlight) return Promise.resolve("busy");
+    const read = this.#read(device, span, date).then((answer) => {
+      this.#answers.delete(key);
+      this.#answers.set(key, { at: this.#now(), answer });
+      if (this.#answers.size > this.#limits.maxEntries) {
+        this.#answers.delete(this.#answers.keys().next().value!);
+      }
+      return answer;
+    }).finally(() => this.#pending.delete(key));
+    this.#pending.set(key, read);
+    return read;
+  }
+}

@@ -1,0 +1,196 @@
+/**
+ * HTTP pieces of the server: answers with the right headers, a capped body reader, the bearer
+ * token check and the same-origin check. Every answer goes through {@link Redactor}, so no
+ * secret the server knows can leave it.
+ *
+ * @module
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+
+/** Headers every answer carries. */
+const BASE_HEADERS: Readonly<Record<string, string>> = {
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+  "x-frame-options": "DENY",
+  "content-security-policy": "default-src 'self'; frame-ancestors 'none'; " +
+    "base-uri 'none'; form-action 'none'; object-src 'none'",
+};
+
+/**
+ * A key that holds a secret followed by its value, in JSON or in prose (`"auth_key": "…"`,
+ * `password=…`, also JSON-escaped inside a string): how a device or an error message echoes one.
+ */
+const SECRET_PAIR =
+  /((?:auth_?key|passw(?:or)?d)\\?["']?\s*[:=]\s*\\?["']?)([^"'\\\s,;{}[\]&]{4,})/gi;
+
+/**
+ * Replaces every secret the server knows, and the value of every `auth_key` or `password` it
+ * meets, in a text it is about to send.
+ */
+export class Redactor {
+  #needles: string[];
+  #more: () => readonly string[];
+
+  /**
+   * `secrets` shorter than 4 characters are ignored: they would mangle ordinary text. `more`
+   * gives secrets learnt while running (values the device sent under `auth_key`).
+   */
+  constructor(secrets: readonly (string | undefined)[], more: () => readonly string[] = () => []) {
+    this.#more = more;
+    const needles = new Set<string>();
+    for (const secret of secrets) {
+      if (secret === undefined || secret.length < 4) continue;
+      needles.add(secret);
+      needles.add(JSON.stringify(secret).slice(1, -1));
+    }
+    this.#needles = [...needles].sort((a, b) => b.length - a.length);
+  }
+
+  /** `text` with every secret replaced by `[redacted]`. */
+  text(text: string): string {
+    const echoed = new Set<string>();
+    let out = text.replace(SECRET_PAIR, (_, key: string, value: string) => {
+      echoed.add(value);
+      return `${key}[redacted]`;
+    });
+    for (const value of [...echoed, ...this.#more()]) {
+      if (out.includes(value)) out = out.replaceAll(value, "[redacted]");
+      const escaped = JSON.stringify(value).slice(1, -1);
+      if (out.includes(escaped)) out = out.replaceAll(escaped, "[redacted]");
+    }
+    for (const needle of this.#needles) {
+      if (out.includes(needle)) out = out.replaceAll(needle, "[redacted]");
+    }
+    return out;
+  }
+}
+
+/** Builds answers; it knows the secrets and the cache policy. */
+export class Answers {
+  readonly redactor: Redactor;
+
+  constructor(redactor: Redactor) {
+    this.redactor = redactor;
+  }
+
+  /** A JSON answer, not to be cached. */
+  json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
+    return this.text(status, `${JSON.stringify(body)}\n`, "application/json", headers);
+  }
+
+  /** `{"error": message}` with `status`. */
+  error(status: number, message: string, headers: Record<string, string> = {}): Response {
+    return this.json(status, { error: message }, headers);
+  }
+
+  /** Any text answer, not to be cached. */
+  text(
+    status: number,
+    body: string,
+    contentType: string,
+    headers: Record<string, string> = {},
+  ): Response {
+    return new Response(this.redactor.text(body), {
+      status,
+      headers: {
+        ...BASE_HEADERS,
+        "content-type": contentType,
+        "cache-control": "no-store",
+        ...headers,
+      },
+    });
+  }
+
+  /** A dashboard asset: the browser checks back with every load, the text never changes. */
+  asset(body: string, contentType: string): Response {
+    return new Response(body, {
+      status: 200,
+      headers: { ...BASE_HEADERS, "content-type": contentType, "cache-control": "no-cache" },
+    });
+  }
+
+  /** The head of a stream (SSE). */
+  stream(body: ReadableStream<Uint8Array>, contentType: string): Response {
+    return new Response(body, {
+      status: 200,
+      headers: {
+        ...BASE_HEADERS,
+        "content-type": contentType,
+        "cache-control": "no-store",
+        "x-accel-buffering": "no",
+      },
+    });
+  }
+}
+
+/** Why a body could not be read. */
+export type BodyProblem = "too-large" | "timeout";
+
+/**
+ * Reads a request body as UTF-8 text, at most `maxBytes`, within `timeoutMs`: a client that
+ * sends more, or dribbles its bytes, gets an answer instead of holding the handler.
+ */
+export async function readCappedText(
+  request: Request,
+  maxBytes: number,
+  timeoutMs: number,
+): Promise<string | BodyProblem> {
+  const declared = Number(request.headers.get("content-length") ?? "0");
+  if (declared > maxBytes) return "too-large";
+  if (!request.body) return "";
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), timeoutMs);
+  });
+  try {
+    for (;;) {
+      const next = await Promise.race([reader.read(), timeout]);
+      if (next === "timeout") return "timeout";
+      if (next.done) break;
+      size += next.value.byteLength;
+      if (size > maxBytes) return "too-large";
+      chunks.push(next.value);
+    }
+  } finally {
+    clearTimeout(timer);
+    reader.cancel().catch(() => {});
+  }
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    all.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return new TextDecoder().decode(all);
+}
+
+const digest = (text: string) => createHash("sha256").update(text, "utf8").digest();
+
+/**
+ * Whether the request carries `Authorization: Bearer <token>`. Both sides are hashed first, so
+ * the comparison takes the same time whatever the length or the first wrong character.
+ */
+export function hasBearerToken(request: Request, token: string): boolean {
+  const header = request.headers.get("authorization") ?? "";
+  const m = /^Bearer[ \t]+(\S{1,1024})[ \t]*$/i.exec(header);
+  const given = m ? m[1]! : "";
+  return timingSafeEqual(digest(given), digest(token)) && m !== null;
+}
+
+/**
+ * Whether a request comes from another site: it has an `Origin` whose host differs from the
+ * `Host` it was sent to. Browsers send `Origin` on every cross-site POST; curl sends none.
+ */
+export function isCrossOrigin(request: Request): boolean {
+  const origin = request.headers.get("origin");
+  if (origin === null) return false;
+  const host = request.headers.get("host") ?? new URL(request.url).host;
+  try {
+    return new URL(origin).host.toLowerCase() !== host.toLowerCase();
+  } catch {
+    return true;
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * Server-Sent Events for `/api/events`: one `state` event per poll, the same text for every
+ * client, a keep-alive comment, a cap on open streams, and no unbounded buffering: a client
+ * whose stream is backed up is disconnected (its EventSource reconnects) rather than queued for.
+ *
+ * @module
+ */
+
+const encoder = new TextEncoder();
+
+/** Limits of the event streams. */
+export interface SseLimits {
+  /** Open streams at most; one more is refused. */
+  maxClients: number;
+  /** Time between keep-alive comments, in ms. */
+  keepAliveMs: number;
+  /** Bytes queued for one client before it counts as backed up. */
+  maxQueuedBytes: number;
+  /** The reconnect delay browsers are told to use, in ms. */
+  retryMs: number;
+}
+
+interface Client {
+  controller: ReadableStreamDefaultController<Uint8Array>;
+}
+
+/** The open event streams. */
+export class SseHub {
+  #clients = new Set<Client>();
+  #limits: SseLimits;
+  #keepAlive: ReturnType<typeof setInterval> | undefined;
+  #dropped = 0;
+
+  constructor(limits: SseLimits) {
+    this.#limits = limits;
+  }
+
+  /** How many streams are open. */
+  get size(): number {
+    return this.#clients.size;
+  }
+
+  /** How many clients were disconnected for not keeping up. */
+  get dropped(): number {
+    return this.#dropped;
+  }
+
+  /**
+   * A new stream that starts with `first` (the current state event), or `undefined` when
+   * {@link SseLimits.maxClients} streams are open already.
+   */
+  open(first: string, signal: AbortSignal): ReadableStream<Uint8Array> | undefined {
+    if (this.#clients.size >= this.#limits.maxClients) return undefined;
+    let client: Client | undefined;
+    const stream = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        client = { controller };
+        this.#clients.add(client);
+        controller.enqueue(encoder.encode(`retry: ${this.#limits.retryMs}\n\n${first}`));
+        this.#startKeepAlive();
+      },
+      cancel: () => {
+        if (client) this.#remove(client);
+      },
+    }, new ByteLengthQueuingStrategy({ highWaterMark: this.#limits.maxQueuedBytes }));
+    signal.addEventListener("abort", () => client && this.#close(client), { once: true });
+    return stream;
+  }
+
+  /** Sends one event (already formatted by {@link sseEvent}) to every stream. */
+  send(event: string): void {
+    this.#broadcast(encoder.encode(event));
+  }
+
+  /** Ends every stream. */
+  closeAll(): void {
+    for (const client of [...this.#clients]) this.#close(client);
+  }
+
+  #broadcast(bytes: Uint8Array): void {
+    for (const client of [...this.#clients]) {
+      const room = client.controller.desiredSize;
+      if (room === null || room <= 0) {
+        // It has not read what it was sent: more would only pile up in memory. An error
+        // (unlike close) drops what is queued and ends the connection.
+        this.#dropped++;
+        try {
+          client.controller.error(new Error("the client does not keep up"));
+        } catch {
+          // Already closed.
+        }
+        this.#remove(client);
+        continue;
+      }
+      try {
+        client.controller.enqueue(bytes);
+      } catch {
+        this.#remove(client);
+      }
+    }
+  }
+
+  #startKeepAlive(): void {
+    if (this.#keepAlive !== undefined) return;
+    const comment = encoder.encode(": keep-alive\n\n");
+    this.#keepAlive = setInterval(() => this.#broadcast(comment), this.#limits.keepAliveMs);
+  }
+
+  #close(client: Client): void {
+    try {
+      client.controller.close();
+    } catch {
+      // Already closed or cancelled by the client.
+    }
+    this.#remove(client);
+  }
+
+  #remove(client: Client): void {
+    this.#clients.delete(client);
+    if (this.#clients.size === 0 && this.#keepAlive !== undefined) {
+      clearInterval(this.#keepAlive);
+      this.#keepAlive = undefined;
+    }
+  }
+}
+
+/**
+ * One SSE event. `data` must be a single line (JSON.stringify's output is).
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * equal(sseEvent("state", '{"up":true}'), 'event: state\ndata: {"up":true}\n\n');
+ * ```
+ */
+export function sseEvent(name: string, data: string): string {
+  return `event: ${name}\ndata: ${data.replace(/[\r\n]+/g, " ")}\n\n`;
+}

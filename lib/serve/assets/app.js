@@ -1,0 +1,521 @@
+// The ess dashboard: live state over Server-Sent Events, history charts from the graph API, and
+// the controls when the server has a token. Device text only ever reaches the page through
+// textContent: the device is not trusted to send harmless strings.
+import { drawChart, seriesOf } from "./chart.js";
+
+const $ = (id) => document.getElementById(id);
+
+let state = null;
+let streamOpen = false;
+let info = { controls: false, controlList: [] };
+
+// ---------- formatting
+
+function power(watts) {
+  const w = Math.abs(watts);
+  return w < 1000 ? `${Math.round(w)} W` : `${(w / 1000).toFixed(w < 10000 ? 2 : 1)} kW`;
+}
+
+function energyJ(joules) {
+  if (joules === undefined) return "–";
+  const kwh = joules / 3.6e6;
+  return `${kwh.toFixed(kwh < 10 ? 2 : kwh < 100 ? 1 : 0)} kWh`;
+}
+
+function percent(ratio, digits = 0) {
+  return ratio === undefined ? "–" : `${(ratio * 100).toFixed(digits)} %`;
+}
+
+function ago(ms) {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  return `${Math.floor(s / 86400)} d`;
+}
+
+function clock(date) {
+  return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+}
+
+function at(tree, path) {
+  let node = tree;
+  for (const key of path.split("/")) {
+    if (node === null || typeof node !== "object" || !Object.hasOwn(node, key)) return undefined;
+    node = node[key];
+  }
+  return typeof node === "object" ? undefined : String(node);
+}
+
+function setText(id, text) {
+  const el = $(id);
+  if (el.textContent !== text) el.textContent = text;
+}
+
+function badge(id, text, kind) {
+  const el = $(id);
+  el.textContent = "";
+  const span = document.createElement("span");
+  span.className = `badge ${kind}`;
+  span.textContent = text;
+  el.append(span);
+}
+
+// ---------- live state
+
+function setLine(id, watts, forward) {
+  const line = $(id);
+  const w = Math.abs(watts ?? 0);
+  const active = w >= 5;
+  line.classList.toggle("active", active);
+  line.classList.toggle("reverse", active && !forward);
+  line.style.strokeWidth = String(active ? 2.5 + 7 * Math.min(1, w / 6000) : 2);
+  line.style.setProperty("--speed", `${Math.max(0.5, 3 - w / 2500).toFixed(2)}s`);
+  line.dataset.watts = String(Math.round(watts ?? 0));
+}
+
+function renderFlow(s) {
+  const pv = s.pv_power_watts;
+  const grid = s.grid_power_watts;
+  const batt = s.battery_power_watts;
+  const load = s.load_power_watts;
+  setLine("line-pv", pv, true);
+  setLine("line-grid", grid, (grid ?? 0) > 0);
+  setLine("line-batt", batt, (batt ?? 0) > 0);
+  setLine("line-house", load, true);
+  setText("v-pv", pv === undefined ? "–" : power(pv));
+  setText("v-house", load === undefined ? "–" : power(load));
+  setText("v-grid", grid === undefined ? "–" : power(grid));
+  setText(
+    "d-grid",
+    grid === undefined || Math.abs(grid) < 5 ? "Grid" : grid > 0 ? "Buying" : "Feeding in",
+  );
+  const soc = s.battery_soc_ratio;
+  setText("v-batt", percent(soc));
+  setText("d-batt", batteryWord(batt) + (batt && Math.abs(batt) >= 5 ? ` ${power(batt)}` : ""));
+  // Of the power the house uses, the share that does not come from the grid.
+  const fromGrid = Math.max(0, grid ?? 0);
+  setText(
+    "self-now",
+    load ? percent(Math.min(1, Math.max(0, 1 - fromGrid / load))) : "–",
+  );
+  const fill = $("batt-fill");
+  const h = 20 * Math.min(1, Math.max(0, soc ?? 0));
+  fill.setAttribute("height", h.toFixed(1));
+  fill.setAttribute("y", (10 - h).toFixed(1));
+}
+
+function batteryWord(watts) {
+  if (watts === undefined) return "Battery";
+  if (watts <= -5) return "Charging";
+  if (watts >= 5) return "Discharging";
+  return "Idle";
+}
+
+function renderBattery(s) {
+  const soc = s.battery_soc_ratio;
+  setText("soc", percent(soc));
+  const arc = $("soc-arc");
+  arc.style.strokeDasharray = `${((soc ?? 0) * 100).toFixed(1)} 100`;
+  arc.classList.toggle("low", soc !== undefined && soc < 0.15);
+  setText("batt-state", batteryWord(s.battery_power_watts));
+  setText("batt-power", s.battery_power_watts === undefined ? "–" : power(s.battery_power_watts));
+  setText("batt-reserve", percent(s.backup_reserve_ratio ?? s.battery_safety_soc_ratio));
+}
+
+function renderToday(s) {
+  setText("t-pv", energyJ(s.pv_generation_today_joules));
+  setText("t-load", energyJ(s.load_consumption_today_joules));
+  setText("t-feed", energyJ(s.grid_feed_in_today_joules));
+  setText("t-buy", energyJ(s.grid_purchase_today_joules));
+  setText("t-charge", energyJ(s.battery_charge_today_joules));
+  setText("t-discharge", energyJ(s.battery_discharge_today_joules));
+  const self = s.self_consumption_today_ratio;
+  setText("t-self", percent(self));
+  $("t-self-bar").style.width = `${Math.min(100, Math.max(0, (self ?? 0) * 100))}%`;
+}
+
+const STRATEGIES = {
+  "0": "Battery care",
+  "1": "Fast charge",
+  "2": "Weather forecast",
+  on: "Fast charge",
+  off: "Battery care",
+};
+
+function renderModes(st) {
+  const s = st.summary;
+  if (s.running === undefined) badge("m-system", "–", "off");
+  else badge("m-system", s.running ? "Running" : "Stopped", s.running ? "on" : "off");
+  setText("m-mode", at(st, "home/operation/mode") ?? "–");
+  if (s.winter_mode_enabled === undefined) badge("m-winter", "–", "off");
+  else if (s.winter_mode_enabled) {
+    badge("m-winter", s.winter_mode_active ? "On · in season" : "On · off season", "on");
+  } else badge("m-winter", "Off", "off");
+  const alg = at(st, "batt/alg_setting");
+  const strategy = alg === undefined ? "–" : STRATEGIES[alg] ?? alg;
+  badge("m-strategy", strategy, strategy === "Fast charge" ? "hot" : "off");
+  if (s.backup_mode_enabled === undefined) badge("m-backup", "–", "off");
+  else {
+    const reserve = s.backup_reserve_ratio === undefined
+      ? ""
+      : ` · ${percent(s.backup_reserve_ratio)}`;
+    badge(
+      "m-backup",
+      (s.backup_mode_enabled ? "On" : "Off") + reserve,
+      s.backup_mode_enabled ? "on" : "off",
+    );
+  }
+  setText("m-inverter", at(st, "home/pcs_fault/pcs_status") ?? "–");
+}
+
+function renderHeader(st) {
+  const model = at(st, "systeminfo/pms/model") ?? at(st, "systeminfo/ess/0/model");
+  const serial = at(st, "systeminfo/pms/serialno") ?? at(st, "systeminfo/ess/0/serialno");
+  const pms = at(st, "systeminfo/version/pms_version");
+  if (model) setText("title", model);
+  const parts = [serial && `serial ${serial}`, pms && `PMS ${pms}`].filter(Boolean);
+  if (parts.length) setText("model", parts.join(" · "));
+}
+
+function renderStatus() {
+  const pill = $("pill");
+  const up = state?.up;
+  const last = state?.lastSuccess ? new Date(state.lastSuccess) : undefined;
+  const age = last ? Date.now() - last.getTime() : undefined;
+  if (!streamOpen) {
+    pill.className = "pill wait";
+    pill.textContent = state ? "reconnecting" : "connecting";
+  } else if (up === false) {
+    pill.className = "pill down";
+    pill.textContent = "unreachable";
+  } else {
+    pill.className = "pill ok";
+    pill.textContent = up ? "live" : "waiting";
+  }
+  setText("updated", last ? `updated ${clock(last)} · ${ago(age)} ago` : "");
+  const down = up === false;
+  $("banner").hidden = !down;
+  $("main").classList.toggle("stale", down);
+  if (down) {
+    const since = last ? `no answer since ${clock(last)} (${ago(age)} ago)` : "no answer yet";
+    setText("banner-text", state.error ? `${since}: ${state.error}` : since);
+  }
+}
+
+function render(next) {
+  state = next;
+  const s = next.summary ?? {};
+  renderHeader(next);
+  renderFlow(s);
+  renderBattery(s);
+  renderToday(s);
+  renderModes(next);
+  renderStatus();
+  renderControlValues();
+  charts.refreshIfLive();
+}
+
+function connect() {
+  const events = new EventSource("/api/events");
+  events.addEventListener("state", (e) => {
+    streamOpen = true;
+    render(JSON.parse(e.data));
+  });
+  events.addEventListener("error", () => {
+    streamOpen = false;
+    renderStatus();
+    // A refused stream (503) is not retried by the browser itself.
+    if (events.readyState === EventSource.CLOSED) setTimeout(connect, 5000);
+  });
+}
+
+// ---------- history
+
+const charts = {
+  device: "pv",
+  span: "day",
+  date: startOfDay(new Date()),
+  loadedAt: 0,
+  seq: 0,
+  answer: null,
+
+  init() {
+    for (const b of $("device-tabs").querySelectorAll("button")) {
+      b.addEventListener("click", () => this.pick("device", b.dataset.device, "device-tabs", b));
+    }
+    for (const b of $("span-tabs").querySelectorAll("button")) {
+      b.addEventListener("click", () => this.pick("span", b.dataset.span, "span-tabs", b));
+    }
+    $("prev").addEventListener("click", () => this.move(-1));
+    $("next").addEventListener("click", () => this.move(1));
+    $("today").addEventListener("click", () => {
+      this.date = startOfDay(new Date());
+      this.load();
+    });
+    addEventListener("resize", () => this.draw());
+    this.load();
+  },
+
+  pick(key, value, tabs, button) {
+    this[key] = value;
+    for (const b of $(tabs).querySelectorAll("button")) b.classList.toggle("on", b === button);
+    this.load();
+  },
+
+  move(step) {
+    const d = new Date(this.date);
+    if (this.span === "day") d.setDate(d.getDate() + step);
+    else if (this.span === "week") d.setDate(d.getDate() + 7 * step);
+    else if (this.span === "month") d.setMonth(d.getMonth() + step, 1);
+    else d.setFullYear(d.getFullYear() + step, 0, 1);
+    this.date = d;
+    this.load();
+  },
+
+  isCurrent() {
+    return periodStart(this.span, new Date()).getTime() ===
+      periodStart(this.span, this.date).getTime();
+  },
+
+  refreshIfLive() {
+    if (this.isCurrent() && Date.now() - this.loadedAt > 5 * 60_000) this.load();
+  },
+
+  async load() {
+    const seq = ++this.seq;
+    this.loadedAt = Date.now();
+    $("next").disabled = this.isCurrent() || periodStart(this.span, this.date) > new Date();
+    setText("period", periodLabel(this.span, this.date));
+    setText("readout", "loading…");
+    const card = $("chart").closest(".card");
+    card.classList.toggle("load", this.device === "load");
+    card.classList.toggle("batt", this.device === "batt");
+    try {
+      const res = await fetch(`/api/graph/${this.device}/${this.span}?date=${ymd(this.date)}`);
+      const body = await res.json();
+      if (seq !== this.seq) return;
+      if (!res.ok) throw new Error(body.error ?? `HTTP ${res.status}`);
+      this.answer = body;
+      setText("readout", "");
+    } catch (err) {
+      if (seq !== this.seq) return;
+      this.answer = null;
+      setText("readout", `could not load: ${err.message}`);
+    }
+    this.draw();
+  },
+
+  draw() {
+    const series = seriesOf(this.device);
+    const legend = $("legend");
+    legend.textContent = "";
+    for (const [cls, label] of [["a", series.a.label], ["b", series.b.label]]) {
+      const item = document.createElement("span");
+      const dot = document.createElement("i");
+      dot.className = cls;
+      item.append(dot, label);
+      legend.append(item);
+    }
+    const totals = drawChart($("chart"), this.answer, this.device, this.span, this.date, (text) => {
+      setText("readout", text);
+    });
+    setText("totals", totals);
+  },
+};
+
+function startOfDay(d) {
+  return new Date(d.getFullYear(), d.getMonth(), d.getDate());
+}
+
+function periodStart(span, d) {
+  if (span === "day") return startOfDay(d);
+  if (span === "week") {
+    const monday = startOfDay(d);
+    monday.setDate(monday.getDate() - ((monday.getDay() + 6) % 7));
+    return monday;
+  }
+  if (span === "month") return new Date(d.getFullYear(), d.getMonth(), 1);
+  return new Date(d.getFullYear(), 0, 1);
+}
+
+function ymd(d) {
+  const p = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}`;
+}
+
+function periodLabel(span, d) {
+  if (span === "day") {
+    return d.toLocaleDateString([], {
+      weekday: "short",
+      day: "numeric",
+      month: "short",
+      year: "numeric",
+    });
+  }
+  if (span === "week") {
+    const start = periodStart("week", d);
+    const end = new Date(start);
+    end.setDate(end.getDate() + 6);
+    const f = { day: "numeric", month: "short" };
+    return `${start.toLocaleDateString([], f)} – ${
+      end.toLocaleDateString([], { ...f, year: "numeric" })
+    }`;
+  }
+  if (span === "month") return d.toLocaleDateString([], { month: "long", year: "numeric" });
+  return String(d.getFullYear());
+}
+
+// ---------- controls
+
+const TOKEN_KEY = "ess-control-token";
+
+function controlNow(control) {
+  if (!state) return undefined;
+  const raw = at(state, control.source);
+  if (raw === undefined) return undefined;
+  return control.valueMap?.[raw] ?? raw;
+}
+
+function renderControlValues() {
+  for (const control of info.controlList) {
+    const el = document.querySelector(`[data-now="${control.name}"]`);
+    if (!el) continue;
+    const now = controlNow(control);
+    el.textContent = now === undefined ? "now: unknown" : `now: ${now}`;
+    for (const b of el.parentElement.querySelectorAll("button[data-value]")) {
+      b.classList.toggle("current", b.dataset.value === now);
+    }
+    const select = el.parentElement.querySelector("select");
+    if (select && document.activeElement !== select && now !== undefined) select.value = now;
+  }
+}
+
+function choiceLabel(control, value) {
+  if (control.name === "active") return value === control.on ? "Start" : "Stop";
+  if (control.kind === "switch") return value === control.on ? "On" : "Off";
+  if (control.kind === "number") return `${value} ${control.range?.unit ?? ""}`.trim();
+  return String(value).replaceAll("_", " ");
+}
+
+function buildControls() {
+  if (!info.controls) return;
+  $("controls").hidden = false;
+  const token = $("token");
+  token.value = sessionStorage.getItem(TOKEN_KEY) ?? "";
+  token.addEventListener("input", () => sessionStorage.setItem(TOKEN_KEY, token.value));
+  const list = $("control-list");
+  for (const control of info.controlList) {
+    const row = document.createElement("div");
+    row.className = "control";
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = control.label;
+    const acts = document.createElement("div");
+    acts.className = "acts";
+    const button = (label, value, primary, fixed) => {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.textContent = label;
+      if (primary) b.className = "primary";
+      if (fixed !== undefined) b.dataset.value = fixed;
+      b.addEventListener("click", () => send(control, value()));
+      return b;
+    };
+    if (control.kind === "switch") {
+      acts.append(
+        button(choiceLabel(control, control.on), () => control.on, false, control.on),
+        button(choiceLabel(control, control.off), () => control.off, false, control.off),
+      );
+    } else if (control.kind === "select") {
+      const select = document.createElement("select");
+      for (const option of control.options ?? []) {
+        const o = document.createElement("option");
+        o.value = option;
+        o.textContent = choiceLabel(control, option);
+        select.append(o);
+      }
+      acts.append(select, button("Set", () => select.value, true));
+    } else {
+      const input = document.createElement("input");
+      input.type = "number";
+      input.min = String(control.range?.min ?? 0);
+      input.max = String(control.range?.max ?? 100);
+      input.step = String(control.range?.step ?? 1);
+      input.value = controlNow(control) ?? "20";
+      input.size = 4;
+      acts.append(input, button("Set", () => input.value, true));
+    }
+    const now = document.createElement("span");
+    now.className = "now";
+    now.dataset.now = control.name;
+    row.append(name, acts, now);
+    list.append(row);
+  }
+  renderControlValues();
+}
+
+function confirmDialog(title, text) {
+  const dialog = $("confirm");
+  setText("confirm-title", title);
+  setText("confirm-text", text);
+  return new Promise((resolve) => {
+    const done = (ok) => {
+      $("confirm-ok").onclick = null;
+      $("confirm-cancel").onclick = null;
+      dialog.close();
+      resolve(ok);
+    };
+    $("confirm-ok").onclick = () => done(true);
+    $("confirm-cancel").onclick = () => done(false);
+    dialog.oncancel = () => resolve(false);
+    dialog.showModal();
+  });
+}
+
+async function send(control, value) {
+  const result = $("control-result");
+  const token = $("token").value.trim();
+  if (token === "") {
+    result.textContent = "Enter the control token first.";
+    return;
+  }
+  const label = choiceLabel(control, value);
+  if (!(await confirmDialog(control.label, `Set ${control.label} to ${label}?`))) return;
+  result.textContent = `Sending ${control.label}: ${label}…`;
+  try {
+    const res = await fetch(`/api/control/${encodeURIComponent(control.name)}`, {
+      method: "POST",
+      headers: { "content-type": "text/plain", authorization: `Bearer ${token}` },
+      body: String(value),
+    });
+    const body = await res.json();
+    if (res.status === 200) result.textContent = `Done: ${body.command}.`;
+    else if (res.status === 202) {
+      result.textContent = body.result === "merged"
+        ? `A newer command for ${control.label} replaced this one.`
+        : `Queued: ${body.command}; it goes out as soon as the inverter allows.`;
+    } else if (res.status === 401) result.textContent = "The token was not accepted.";
+    else result.textContent = body.error ?? `HTTP ${res.status}`;
+  } catch (err) {
+    result.textContent = `Could not send: ${err.message}`;
+  }
+}
+
+// ---------- start
+
+async function loadInfo() {
+  try {
+    const res = await fetch("/api/info");
+    info = await res.json();
+    setText("version", `ess ${info.version}`);
+    buildControls();
+  } catch {
+    // The dashboard works without it; only the controls stay hidden.
+  }
+}
+
+setInterval(renderStatus, 1000);
+charts.init();
+loadInfo();
+connect();

@@ -1,0 +1,456 @@
+/**
+ * The HTTP server of `ess serve` (and `ess mqtt --listen`): the dashboard, `/api/state`,
+ * `/api/events`, graphs, controls, `/metrics` and `/api/openapi.json`, over a
+ * {@link ServeSource}. Nothing a client does can hold up polling: the server only reads
+ * snapshots, event streams that back up are dropped, graph reads are shared, cached and capped,
+ * and every wait has a time-out.
+ *
+ * @module
+ */
+import { errorText, EssError, UsageError } from "../errors.ts";
+import { type Logger, silentLogger } from "../log.ts";
+import { VERSION } from "../version.ts";
+import { METRICS_CONTENT_TYPE, renderMetrics } from "../export/prometheus.ts";
+import { type CalendarDate, GRAPH_DEVICES, GRAPH_SPANS } from "../device/states.ts";
+import { parseControl } from "../mqtt/controls.ts";
+import { CONTROL_NAMES, type ControlName } from "../mqtt/topics.ts";
+import {
+  Answers,
+  type BodyProblem,
+  hasBearerToken,
+  isCrossOrigin,
+  readCappedText,
+  Redactor,
+} from "./_http.ts";
+import { sseEvent, SseHub } from "./_sse.ts";
+import { GraphCache, type GraphResult } from "./_graph.ts";
+import { CONTROL_LIST } from "./_controls.ts";
+import { ASSETS } from "./_assets.ts";
+import { authority, type ListenAddress } from "./listen.ts";
+import { matchRoutes, type RouteId } from "./routes.ts";
+import { openApiDocument } from "./openapi.ts";
+import { echoedSecrets, stateDocument } from "./state.ts";
+import type { ServeSource } from "./source.ts";
+
+/** The server's limits; every one has a default. */
+export interface ServeLimits {
+  /** Open event streams at most (503 beyond). */
+  maxEventStreams: number;
+  /** Time between SSE keep-alive comments, in ms. */
+  keepAliveMs: number;
+  /** Bytes queued for one event stream before its client is dropped. */
+  eventQueueBytes: number;
+  /** Longest URL taken, in characters (414 beyond). */
+  maxUrlLength: number;
+  /** Largest control body, in bytes (413 beyond). */
+  maxBodyBytes: number;
+  /** How long a client may take to send a control body, in ms (408 beyond). */
+  bodyTimeoutMs: number;
+  /** How long a control request waits for its command to be written (202 after). */
+  controlWaitMs: number;
+  /** Control requests waiting at once at most (503 beyond). */
+  maxControlsWaiting: number;
+  /** How long a graph request waits for the device, in ms (504 after). */
+  graphTimeoutMs: number;
+  /** How long a graph answer is served again, in ms. */
+  graphCacheMs: number;
+  /** Different graphs read from the device at once at most (503 beyond). */
+  maxGraphReads: number;
+}
+
+/** The defaults of {@link ServeLimits}. */
+export const DEFAULT_LIMITS: Readonly<ServeLimits> = {
+  maxEventStreams: 32,
+  keepAliveMs: 15_000,
+  eventQueueBytes: 256 * 1024,
+  maxUrlLength: 2048,
+  maxBodyBytes: 1024,
+  bodyTimeoutMs: 5_000,
+  controlWaitMs: 10_000,
+  maxControlsWaiting: 8,
+  graphTimeoutMs: 30_000,
+  graphCacheMs: 60_000,
+  maxGraphReads: 2,
+};
+
+/** The shortest control token taken: shorter ones are guessed too easily. */
+export const MIN_TOKEN_LENGTH = 16;
+
+/** What the server serves, and how. */
+export interface ServeOptions {
+  /** The device side: snapshots, poll events, graphs, controls. */
+  source: ServeSource;
+  /**
+   * The token controls need, at least {@link MIN_TOKEN_LENGTH} characters; without one, every
+   * control answers 403.
+   */
+  controlToken?: string | undefined;
+  /**
+   * Other strings no answer may contain, such as the device and MQTT passwords. The token is
+   * always one of them.
+   */
+  secrets?: readonly (string | undefined)[];
+  /** The poll interval, in seconds, for the dashboard. */
+  intervalSeconds?: number;
+  logger?: Logger;
+  /** The clock, in ms since the epoch. */
+  now?: () => number;
+  limits?: Partial<ServeLimits>;
+}
+
+/** A request handler and what it holds. */
+export interface ServeHandler {
+  /** Answers one request; `remote` names the client for the log. */
+  handle(request: Request, remote: string): Promise<Response>;
+  /** Ends every event stream and stops listening to the source. */
+  close(): void;
+}
+
+const JSON_TEXT = "application/json";
+
+function timeout<T>(ms: number, value: T): { promise: Promise<T>; cancel(): void } {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const promise = new Promise<T>((resolve) => timer = setTimeout(() => resolve(value), ms));
+  return { promise, cancel: () => clearTimeout(timer) };
+}
+
+/**
+ * Parses a `YYYY-MM-DD` query value into a real calendar date from 2000 to 2099 (the device
+ * knows nothing older, and nothing gains from asking it about the far future).
+ *
+ * @example
+ * ```ts
+ * import { deepEqual, equal } from "node:assert/strict";
+ * deepEqual(parseQueryDate("2024-06-15"), { year: 2024, month: 6, day: 15 });
+ * equal(parseQueryDate("2024-02-30"), undefined);
+ * ```
+ */
+export function parseQueryDate(text: string): CalendarDate | undefined {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(text);
+  if (!m) return undefined;
+  const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const check = new Date(Date.UTC(year, month - 1, day));
+  const real = check.getUTCFullYear() === year && check.getUTCMonth() === month - 1 &&
+    check.getUTCDate() === day;
+  return real && year >= 2000 && year <= 2099 ? { year, month, day } : undefined;
+}
+
+const BODY_PROBLEMS: Record<BodyProblem, [number, string]> = {
+  "too-large": [413, "the body is too large"],
+  "timeout": [408, "the body did not arrive in time"],
+};
+
+/**
+ * Builds the request handler; {@link startServer} puts it behind a socket. Throws a
+ * `UsageError` for a control token shorter than {@link MIN_TOKEN_LENGTH}.
+ */
+export function createHandler(options: ServeOptions): ServeHandler {
+  const { source } = options;
+  const limits: ServeLimits = { ...DEFAULT_LIMITS, ...options.limits };
+  const log = options.logger ?? silentLogger;
+  const now = options.now ?? Date.now;
+  const token = options.controlToken === "" ? undefined : options.controlToken;
+  if (token !== undefined && token.length < MIN_TOKEN_LENGTH) {
+    throw new UsageError(
+      `the control token is too short: use at least ${MIN_TOKEN_LENGTH} characters, e.g. ` +
+        `from 'openssl rand -hex 24'`,
+    );
+  }
+  const answers = new Answers(
+    new Redactor([token, ...(options.secrets ?? [])], () => echoedSecrets(source.snapshot())),
+  );
+  const hub = new SseHub({
+    maxClients: limits.maxEventStreams,
+    keepAliveMs: limits.keepAliveMs,
+    maxQueuedBytes: limits.eventQueueBytes,
+    retryMs: 5_000,
+  });
+  const graphs = new GraphCache(
+    (device, span, date) => source.graph(device, span, date),
+    { ttlMs: limits.graphCacheMs, maxEntries: 64, maxInFlight: limits.maxGraphReads },
+    now,
+  );
+  const openapi = `${JSON.stringify(openApiDocument(VERSION), null, 2)}\n`;
+  let controlsWaiting = 0;
+
+  const stateText = () => JSON.stringify(stateDocument(source.snapshot(), now()));
+  const unsubscribe = source.onPoll(() => {
+    if (hub.size > 0) hub.send(answers.redactor.text(sseEvent("state", stateText())));
+  });
+
+  const info = () => ({
+    version: VERSION,
+    intervalSeconds: options.intervalSeconds ?? null,
+    controls: token !== undefined,
+    controlList: CONTROL_LIST,
+  });
+
+  function events(request: Request): Response {
+    const first = answers.redactor.text(sseEvent("state", stateText()));
+    const stream = hub.open(first, request.signal);
+    if (!stream) {
+      return answers.error(503, `too many event streams (${limits.maxEventStreams}) are open`, {
+        "retry-after": "30",
+      });
+    }
+    return answers.stream(stream, "text/event-stream; charset=utf-8");
+  }
+
+  async function graph(params: Record<string, string>, url: URL): Promise<Response> {
+    const device = GRAPH_DEVICES.find((d) => d === params["device"]);
+    const span = GRAPH_SPANS.find((s) => s === params["span"]);
+    if (!device || !span) {
+      return answers.error(
+        404,
+        `no such graph: use /api/graph/{${GRAPH_DEVICES.join("|")}}/{${GRAPH_SPANS.join("|")}}`,
+      );
+    }
+    const dateText = url.searchParams.get("date");
+    let date: CalendarDate | undefined;
+    if (dateText === null || dateText === "") {
+      const today = new Date(now());
+      date = { year: today.getFullYear(), month: today.getMonth() + 1, day: today.getDate() };
+    } else {
+      date = parseQueryDate(dateText);
+      if (!date) {
+        return answers.error(
+          400,
+          `bad date ${JSON.stringify(dateText.slice(0, 40))}: use YYYY-MM-DD, 2000 to 2099`,
+        );
+      }
+    }
+    const wait = timeout<GraphResult | "timeout">(limits.graphTimeoutMs, "timeout");
+    try {
+      const result = await Promise.race([graphs.get(device, span, date), wait.promise]);
+      if (result === "busy") {
+        return answers.error(503, "the device is busy with other graphs; try again", {
+          "retry-after": "2",
+        });
+      }
+      if (result === "timeout") {
+        return answers.error(504, `the device did not send the ${device} ${span} graph in time`);
+      }
+      return answers.json(200, result);
+    } catch (err) {
+      return answers.error(502, `reading the ${device} ${span} graph failed: ${errorText(err)}`);
+    } finally {
+      wait.cancel();
+    }
+  }
+
+  async function control(
+    request: Request,
+    params: Record<string, string>,
+    remote: string,
+  ): Promise<Response> {
+    const name = CONTROL_NAMES.find((n) => n === params["name"]);
+    if (!name) {
+      return answers.error(404, `no such control: one of ${CONTROL_NAMES.join(", ")}`);
+    }
+    if (token === undefined) {
+      return answers.error(403, "controls are off: start ess with --control-token to allow them");
+    }
+    if (!hasBearerToken(request, token)) {
+      return answers.error(401, "a control needs the header Authorization: Bearer <token>", {
+        "www-authenticate": 'Bearer realm="ess"',
+      });
+    }
+    if (isCrossOrigin(request)) {
+      return answers.error(403, "controls are not taken from pages of another origin");
+    }
+    const type = request.headers.get("content-type");
+    if (type !== null && !/^text\/plain\s*(;.*)?$/i.test(type)) {
+      return answers.error(415, "send the command as text/plain");
+    }
+    if (controlsWaiting >= limits.maxControlsWaiting) {
+      return answers.error(503, "too many control requests are waiting; try again", {
+        "retry-after": "5",
+      });
+    }
+    controlsWaiting++;
+    try {
+      return await queueControl(request, name, remote);
+    } finally {
+      controlsWaiting--;
+    }
+  }
+
+  async function queueControl(
+    request: Request,
+    name: ControlName,
+    remote: string,
+  ): Promise<Response> {
+    const body = await readCappedText(request, limits.maxBodyBytes, limits.bodyTimeoutMs);
+    if (body === "too-large" || body === "timeout") {
+      const [status, message] = BODY_PROBLEMS[body];
+      return answers.error(status, message);
+    }
+    if (body.trim() === "") return answers.error(400, `the body is empty: send the ${name} value`);
+    const command = parseControl(name, body);
+    if (typeof command === "string") {
+      return answers.error(400, `${name}: ${command}; nothing sent to the device`);
+    }
+    log.info(`control ${name} from ${remote}: ${command.description}`);
+    const wait = timeout(limits.controlWaitMs, "queued" as const);
+    try {
+      const outcome = await Promise.race([
+        source.control(name, command, `http ${remote}`),
+        wait.promise,
+      ]);
+      if (outcome === "queued") {
+        return answers.json(202, { result: "queued", command: command.description });
+      }
+      switch (outcome.outcome) {
+        case "written":
+        case "unchanged":
+          return answers.json(200, { result: outcome.outcome, command: command.description });
+        case "merged":
+          return answers.json(202, { result: "merged", command: command.description });
+        case "failed":
+          return answers.error(
+            502,
+            `${command.description} failed: ${outcome.error ?? "the device refused it"}`,
+          );
+        case "stopped":
+          return answers.error(503, `${command.description} was dropped: ess is stopping`);
+      }
+    } catch (err) {
+      return answers.error(502, `${command.description} failed: ${errorText(err)}`);
+    } finally {
+      wait.cancel();
+    }
+  }
+
+  function route(
+    id: RouteId,
+    request: Request,
+    params: Record<string, string>,
+    url: URL,
+    remote: string,
+  ): Response | Promise<Response> {
+    switch (id) {
+      case "page":
+        return answers.asset(ASSETS.page, "text/html; charset=utf-8");
+      case "script":
+        return answers.asset(ASSETS.script, "text/javascript; charset=utf-8");
+      case "chart":
+        return answers.asset(ASSETS.chart, "text/javascript; charset=utf-8");
+      case "style":
+        return answers.asset(ASSETS.style, "text/css; charset=utf-8");
+      case "icon":
+        return answers.asset(ASSETS.icon, "image/svg+xml");
+      case "state":
+        return answers.text(200, `${stateText()}\n`, JSON_TEXT);
+      case "events":
+        return events(request);
+      case "info":
+        return answers.json(200, info());
+      case "graph":
+        return graph(params, url);
+      case "control":
+        return control(request, params, remote);
+      case "metrics":
+        return answers.text(200, renderMetrics(source.snapshot(), now()), METRICS_CONTENT_TYPE);
+      case "openapi":
+        return answers.text(200, openapi, JSON_TEXT);
+    }
+  }
+
+  async function handle(request: Request, remote: string): Promise<Response> {
+    if (request.url.length > limits.maxUrlLength) return answers.error(414, "the URL is too long");
+    const url = new URL(request.url);
+    const matches = matchRoutes(url.pathname);
+    if (matches.length === 0) {
+      return answers.error(404, `no such path: ${JSON.stringify(url.pathname.slice(0, 100))}`);
+    }
+    const method = request.method === "HEAD" ? "GET" : request.method;
+    const match = matches.find((m) => m.route.method === method);
+    if (!match) {
+      const allow = [...new Set(matches.map((m) => m.route.method))].join(", ");
+      return answers.error(405, `${request.method} is not allowed here: use ${allow}`, { allow });
+    }
+    let params: Record<string, string>;
+    try {
+      params = Object.fromEntries(
+        Object.entries(match.params).map(([k, v]) => [k, decodeURIComponent(v)]),
+      );
+    } catch {
+      return answers.error(400, "the path is not valid percent-encoding");
+    }
+    const response = await route(match.route.id, request, params, url, remote);
+    log.debug(`${request.method} ${url.pathname} from ${remote} -> ${response.status}`);
+    if (request.method === "HEAD") {
+      await response.body?.cancel();
+      return new Response(null, { status: response.status, headers: response.headers });
+    }
+    return response;
+  }
+
+  return {
+    handle,
+    close() {
+      unsubscribe();
+      hub.closeAll();
+    },
+  };
+}
+
+/** A server that listens. */
+export interface RunningServer {
+  /** The address it listens on (the port picked, if asked for port 0). */
+  readonly address: ListenAddress;
+  /** `http://host:port`. */
+  readonly url: string;
+  /** Ends every event stream, stops listening and waits for the requests under way. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the server on `address`. It prints nothing: the command says where it listens (and,
+ * off loopback, who can reach it; see `exposureNotice`).
+ *
+ * @example
+ * ```ts ignore
+ * const server = startServer({ hostname: "127.0.0.1", port: 8080 }, { source });
+ * await server.close();
+ * ```
+ */
+export function startServer(address: ListenAddress, options: ServeOptions): RunningServer {
+  const log = options.logger ?? silentLogger;
+  const handler = createHandler(options);
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    server = Deno.serve({
+      hostname: address.hostname,
+      port: address.port,
+      onListen: () => {},
+      onError: (err) => {
+        log.error(`serving a request failed: ${errorText(err)}`);
+        return new Response('{"error":"internal error"}\n', {
+          status: 500,
+          headers: { "content-type": JSON_TEXT, "cache-control": "no-store" },
+        });
+      },
+    }, (request, info) => handler.handle(request, authority(info.remoteAddr)));
+  } catch (err) {
+    handler.close();
+    const hint = err instanceof Deno.errors.AddrInUse
+      ? "another program uses that port: pick another with --listen"
+      : err instanceof Deno.errors.PermissionDenied
+      ? "ports below 1024 need privileges: pick a higher port"
+      : "check the address";
+    throw new EssError(
+      `Cannot listen on ${authority(address)}: ${errorText(err)}; ${hint}`,
+      { cause: err },
+    );
+  }
+  const bound = { hostname: server.addr.hostname, port: server.addr.port };
+  return {
+    address: bound,
+    url: `http://${authority(bound)}`,
+    async close() {
+      handler.close();
+      await server.shutdown();
+    },
+  };
+}

@@ -1,0 +1,57 @@
+/**
+ * What `ess serve` needs from whoever talks to the device: the latest answers, word after every
+ * poll, graphs and controls through the one device session. It knows nothing of MQTT, so the
+ * standalone server and `ess mqtt --listen` can both provide it.
+ *
+ * @module
+ */
+import type { GraphAnswer } from "../device/client.ts";
+import type { JsonObject } from "../device/flatten.ts";
+import type { CalendarDate, GraphDevice, GraphSpan, StateName } from "../device/states.ts";
+import type { ControlCommand } from "../mqtt/controls.ts";
+import type { ControlName } from "../mqtt/topics.ts";
+
+export type { ControlCommand, ControlName };
+
+/** The device as the last polls saw it. */
+export interface ServeSnapshot {
+  /** The latest answer of each state read so far, with the device's values unchanged. */
+  states: Partial<Record<StateName, JsonObject>>;
+  /** When the last poll succeeded (ms since the epoch), `undefined` before the first one. */
+  lastSuccess: number | undefined;
+  /** Whether the device counts as reachable; `undefined` until the first poll has told. */
+  up: boolean | undefined;
+  /** Why the device counts as down, while it does; never contains a secret. */
+  error?: string | undefined;
+}
+
+/**
+ * What became of one control command (the control queue's own result, so that a queue can be
+ * passed through unchanged):
+ * - `written`: written to the device and read back;
+ * - `merged`: a later command for the same control replaced it before it was written (controls
+ *   coalesce: the latest value wins);
+ * - `unchanged`: the device already had that setting from the write it waited behind;
+ * - `failed`: the device refused or could not be reached (`error` says why, without secrets);
+ * - `stopped`: ess shut down before it was written.
+ */
+export interface ControlOutcome {
+  outcome: "written" | "merged" | "unchanged" | "failed" | "stopped";
+  error?: string;
+}
+
+/** The device side of the server: a poller, a graph reader and a control queue. */
+export interface ServeSource {
+  /** The latest answers; cheap, called on every request. */
+  snapshot(): ServeSnapshot;
+  /** Calls `listener` after every poll, successful or not; the result unsubscribes. */
+  onPoll(listener: () => void): () => void;
+  /** Reads a statistics graph through the shared device session. */
+  graph(device: GraphDevice, span: GraphSpan, date: CalendarDate): Promise<GraphAnswer>;
+  /**
+   * Queues a parsed control command (coalesced and spaced like the bridge's); `source` names
+   * who sent it, for the log. Resolves once the command was written and read back, merged,
+   * refused or dropped; never rejects.
+   */
+  control(name: ControlName, command: ControlCommand, source: string): Promise<ControlOutcome>;
+}

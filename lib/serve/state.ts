@@ -1,0 +1,103 @@
+/**
+ * The body of `/api/state` and of each SSE `state` event: the device's trees as `ess data
+ * --format json` prints them, when the device last answered, and the main figures in base units.
+ *
+ * @module
+ */
+import { isJsonObject, type Json, type JsonObject } from "../device/flatten.ts";
+import { summaryValues } from "../export/prometheus.ts";
+import type { ServeSnapshot } from "./source.ts";
+
+/** Keys the server never passes on, whatever the device put in them. */
+const SECRET_KEY = /auth_?key|passw(or)?d|token|secret/i;
+/** Deeper than any device answer: a hostile tree is cut here rather than walked. */
+const MAX_DEPTH = 16;
+
+/**
+ * A copy of a device tree without keys that could hold a secret (`auth_key`, `password`, ...),
+ * cut at {@link MAX_DEPTH} levels.
+ *
+ * @example
+ * ```ts
+ * import { deepEqual } from "node:assert/strict";
+ * deepEqual(withoutSecretKeys({ status: "ok", auth_key: "k", pms: { password: "p" } }), { status: "ok", pms: {} });
+ * ```
+ */
+export function withoutSecretKeys(tree: JsonObject, depth = 0): JsonObject {
+  const copy: JsonObject = {};
+  for (const [key, value] of Object.entries(tree)) {
+    if (SECRET_KEY.test(key)) continue;
+    const clean = cleanValue(value, depth + 1);
+    if (clean !== undefined) copy[key] = clean;
+  }
+  return copy;
+}
+
+function cleanValue(value: Json, depth: number): Json | undefined {
+  if (typeof value !== "object" || value === null) return value;
+  if (depth >= MAX_DEPTH) return undefined;
+  if (Array.isArray(value)) {
+    return value.map((v) => cleanValue(v, depth + 1)).filter((v) => v !== undefined);
+  }
+  return isJsonObject(value) ? withoutSecretKeys(value, depth) : undefined;
+}
+
+const echoedCache = new WeakMap<ServeSnapshot, readonly string[]>();
+
+/**
+ * The string values (at least 4 characters, at most 16 of them) the device sent under keys that
+ * hold secrets, anywhere in the snapshot: a device that echoes its auth key under `auth_key` may
+ * repeat it elsewhere, so the server hides these wherever they appear.
+ *
+ * @example
+ * ```ts
+ * import { deepEqual } from "node:assert/strict";
+ * const snapshot = { states: { home: { auth_key: "k-123", note: "k-123" } }, lastSuccess: 0, up: true };
+ * deepEqual(echoedSecrets(snapshot), ["k-123"]);
+ * ```
+ */
+export function echoedSecrets(snapshot: ServeSnapshot): readonly string[] {
+  const cached = echoedCache.get(snapshot);
+  if (cached) return cached;
+  const found = new Set<string>();
+  const walk = (node: Json, depth: number): void => {
+    if (found.size >= 16 || depth > MAX_DEPTH || typeof node !== "object" || node === null) {
+      return;
+    }
+    for (const [key, value] of Object.entries(node)) {
+      if (typeof value === "string" && value.length >= 4 && SECRET_KEY.test(key)) found.add(value);
+      else walk(value, depth + 1);
+    }
+  };
+  for (const tree of Object.values(snapshot.states)) if (tree !== undefined) walk(tree, 0);
+  const list = [...found];
+  echoedCache.set(snapshot, list);
+  return list;
+}
+
+/**
+ * The state document at `now` (ms since the epoch).
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * const doc = stateDocument({ states: {}, lastSuccess: 1_000, up: true }, 3_500);
+ * equal(doc["age"], 2.5);
+ * equal(doc["lastSuccess"], "1970-01-01T00:00:01.000Z");
+ * ```
+ */
+export function stateDocument(snapshot: ServeSnapshot, now: number): JsonObject {
+  const { lastSuccess } = snapshot;
+  const states: Record<string, JsonObject> = {};
+  for (const [name, tree] of Object.entries(snapshot.states)) {
+    if (tree !== undefined) states[name] = withoutSecretKeys(tree);
+  }
+  const doc: JsonObject = {
+    lastSuccess: lastSuccess === undefined ? null : new Date(lastSuccess).toISOString(),
+    up: snapshot.up ?? null,
+    age: lastSuccess === undefined ? null : Math.max(0, now - lastSuccess) / 1000,
+  };
+  if (snapshot.up === false && snapshot.error !== undefined) doc["error"] = snapshot.error;
+  doc["summary"] = summaryValues(states);
+  return { ...doc, ...states };
+}

@@ -1,0 +1,177 @@
+/**
+ * The dashboard in a real browser: headless Chromium against `ess serve` over the simulator.
+ * With ESS_SCREENSHOTS=1 it also writes docs/dashboard.png, docs/dashboard-phone.png and
+ * docs/dashboard-dark.png.
+ */
+import { deepEqual, equal, ok } from "node:assert/strict";
+import { startServer } from "../lib/serve/server.ts";
+import { chromiumPath, launchChromium, type Page } from "./_chromium.ts";
+import { withSimSource } from "./_serve_source.ts";
+
+const CHROMIUM = chromiumPath();
+const TOKEN = "dashboard-test-token";
+/**
+ * Today at a time, local time (the tests run with TZ=UTC). The simulator lives on today's date
+ * because the page asks for the graphs of the browser's today.
+ */
+function todayAt(hours: number, minutes: number): Date {
+  const now = new Date();
+  return new Date(now.getFullYear(), now.getMonth(), now.getDate(), hours, minutes);
+}
+
+/** The simulator's live figures the dashboard should show. */
+function simFigures(home: Record<string, Record<string, string>>) {
+  return {
+    pv: Math.round(Number(home["statistics"]!["pcs_pv_total_power"])),
+    load: Math.round(Number(home["statistics"]!["load_power"])),
+    soc: `${Math.round(Number(home["statistics"]!["bat_user_soc"]))} %`,
+  };
+}
+
+const pageFigures = (page: Page) =>
+  page.evaluate<{ pv: number; load: number; soc: string }>(`({
+    pv: Number(document.getElementById("line-pv").dataset.watts),
+    load: Number(document.getElementById("line-house").dataset.watts),
+    soc: document.getElementById("soc").textContent,
+  })`);
+
+async function saveScreenshot(page: Page, file: string, maxHeight: number): Promise<void> {
+  // Let the flow animation and the chart settle, so the picture is not caught mid-transition.
+  await new Promise((resolve) => setTimeout(resolve, 900));
+  await Deno.writeFile(
+    new URL(`../docs/${file}`, import.meta.url),
+    await page.screenshot(maxHeight),
+  );
+}
+
+Deno.test({
+  name: CHROMIUM
+    ? "ess serve dashboard shows the simulator live in Chromium"
+    : "ess serve dashboard shows the simulator live in Chromium (skipped: chromium is not installed)",
+  ignore: CHROMIUM === undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn(t) {
+    await withSimSource(async ({ sim, source, setTime }) => {
+      const server = startServer({ hostname: "127.0.0.1", port: 0 }, {
+        source,
+        controlToken: TOKEN,
+        intervalSeconds: 0.2,
+      });
+      const browser = await launchChromium();
+      const { page } = browser;
+      try {
+        await page.viewport(1280, 900);
+        await page.navigate(`${server.url}/`);
+
+        await t.step("should show the simulator's live numbers", async () => {
+          await page.waitFor(`document.getElementById("pill").textContent === "live"`, "live");
+          const expected = simFigures(sim.device.read("home") as never);
+          ok(expected.pv > 0, "the sun shines at noon");
+          await page.waitFor(
+            `document.getElementById("line-pv").dataset.watts === "${expected.pv}"`,
+            "the PV power",
+          );
+          deepEqual(await pageFigures(page), expected);
+          equal(
+            await page.evaluate(`document.getElementById("title").textContent`),
+            (sim.device.read("systeminfo")["pms"] as Record<string, string>)["model"],
+          );
+        });
+
+        await t.step("should follow the simulator over SSE when its clock moves", async () => {
+          const before = await pageFigures(page);
+          setTime(todayAt(14, 0));
+          const expected = simFigures(sim.device.read("home") as never);
+          ok(expected.pv !== before.pv, "the PV power differs at 14:00");
+          await page.waitFor(
+            `document.getElementById("line-pv").dataset.watts === "${expected.pv}"`,
+            "the new PV power",
+          );
+          deepEqual(await pageFigures(page), expected);
+        });
+
+        await t.step("should draw today's PV history from the graph API", async () => {
+          await page.waitFor(
+            `document.querySelectorAll("#chart rect.a").length >= 8`,
+            "the PV bars",
+          );
+          await page.evaluate(`document.querySelector('[data-span="week"]').click()`);
+          await page.waitFor(
+            `document.querySelectorAll("#chart rect.a").length >= 1 &&
+             document.querySelectorAll("#chart rect.a").length <= 7`,
+            "the week's bars",
+          );
+          await page.evaluate(`document.querySelector('[data-span="day"]').click()`);
+          await page.waitFor(`document.querySelectorAll("#chart rect.a").length >= 8`, "day bars");
+        });
+
+        if (Deno.env.get("ESS_SCREENSHOTS") === "1") {
+          await t.step("should write the screenshots", async () => {
+            await saveScreenshot(page, "dashboard.png", 1400);
+            await page.viewport(390, 844, true);
+            await page.navigate(`${server.url}/`);
+            await page.waitFor(`document.querySelectorAll("#chart rect.a").length >= 8`, "bars");
+            await saveScreenshot(page, "dashboard-phone.png", 1800);
+            await page.viewport(1280, 900);
+            await page.send("Emulation.setEmulatedMedia", {
+              features: [{ name: "prefers-color-scheme", value: "dark" }],
+            });
+            await page.navigate(`${server.url}/`);
+            await page.waitFor(`document.querySelectorAll("#chart rect.a").length >= 8`, "bars");
+            await saveScreenshot(page, "dashboard-dark.png", 1400);
+            await page.send("Emulation.setEmulatedMedia", { features: [] });
+          });
+        }
+
+        await t.step("should switch winter mode after the token and a confirmation", async () => {
+          equal(sim.device.winterMode, false);
+          await page.waitFor(`!document.getElementById("controls").hidden`, "the controls");
+          await page.evaluate(`(() => {
+            const token = document.getElementById("token");
+            token.value = ${JSON.stringify(TOKEN)};
+            token.dispatchEvent(new Event("input"));
+            const row = [...document.querySelectorAll(".control")]
+              .find((r) => r.querySelector(".name").textContent === "Winter mode");
+            row.querySelector('button[data-value="on"]').click();
+          })()`);
+          await page.waitFor(`document.getElementById("confirm").open`, "the confirmation");
+          equal(sim.device.winterMode, false, "nothing is sent before the confirmation");
+          await page.evaluate(`document.getElementById("confirm-ok").click()`);
+          await page.waitFor(
+            `document.getElementById("control-result").textContent.startsWith("Done")`,
+            "the control's result",
+          );
+          equal(sim.device.winterMode, true);
+          await page.waitFor(
+            `document.querySelector('[data-now="winter_mode"]').textContent === "now: on" &&
+             document.querySelector('[data-now="winter_mode"]').parentElement
+               .querySelector("button.current").dataset.value === "on"`,
+            "the new winter setting",
+          );
+        });
+
+        await t.step("should say the device is unreachable, and when it is back", async () => {
+          await sim.refuseConnections(2500);
+          await page.waitFor(
+            `!document.getElementById("banner").hidden &&
+             document.getElementById("pill").textContent === "unreachable"`,
+            "the unreachable banner",
+          );
+          const text = await page.evaluate<string>(
+            `document.getElementById("banner-text").textContent`,
+          );
+          ok(/no answer since .*\(\d+ s ago\)/.test(text), text);
+          await page.waitFor(`document.getElementById("banner").hidden`, "the banner to go");
+        });
+
+        await t.step("should have logged no error and no CSP violation", () => {
+          deepEqual(page.problems, []);
+        });
+      } finally {
+        await browser.close();
+        await server.close();
+      }
+    }, { start: todayAt(12, 0), intervalMs: 200 });
+  },
+});

@@ -1,0 +1,521 @@
+import { deepEqual, equal, match, ok } from "node:assert/strict";
+import { createHandler, type ServeOptions, startServer } from "../lib/serve/server.ts";
+import { exposureNotice, isLoopback, parseListen } from "../lib/serve/listen.ts";
+import { ROUTES } from "../lib/serve/routes.ts";
+import { UsageError } from "../lib/errors.ts";
+import { FakeSource, withSimSource } from "./_serve_source.ts";
+import type { ServeSource } from "../lib/serve/source.ts";
+
+const TOKEN = "s3cret-control-token";
+
+/** Runs `fn` against a server on a free loopback port. */
+async function withServer(
+  source: ServeSource,
+  options: Partial<ServeOptions>,
+  fn: (url: string) => Promise<void>,
+): Promise<void> {
+  const server = startServer({ hostname: "127.0.0.1", port: 0 }, { source, ...options });
+  try {
+    await fn(server.url);
+  } finally {
+    await server.close();
+  }
+}
+
+async function getJson(url: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(url);
+  return { status: res.status, body: await res.json() };
+}
+
+function post(url: string, body: string, headers: Record<string, string> = {}) {
+  return fetch(url, {
+    method: "POST",
+    body,
+    headers: { "content-type": "text/plain", ...headers },
+  });
+}
+
+/** Reads SSE events from a stream until `count` `state` events came, or throws. */
+async function readEvents(
+  body: ReadableStream<Uint8Array>,
+  count: number,
+  onEvent: (n: number) => void | Promise<void> = () => {},
+): Promise<{ events: Record<string, unknown>[]; text: string }> {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  const events: Record<string, unknown>[] = [];
+  const until = Date.now() + 10_000;
+  while (events.length < count) {
+    if (Date.now() > until) throw new Error(`only ${events.length} events in 10 s`);
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += value;
+    let end;
+    while ((end = text.indexOf("\n\n")) >= 0) {
+      const block = text.slice(0, end);
+      text = text.slice(end + 2);
+      const data = /^event: state\ndata: (.*)$/m.exec(block);
+      if (data) {
+        events.push(JSON.parse(data[1]!));
+        await onEvent(events.length);
+      }
+    }
+  }
+  await reader.cancel();
+  return { events, text };
+}
+
+Deno.test("parseListen() and isLoopback() read --listen and tell who can connect", async (t) => {
+  await t.step("should take IPv4, names and bracketed IPv6", () => {
+    deepEqual(parseListen("127.0.0.1:8080"), { hostname: "127.0.0.1", port: 8080 });
+    deepEqual(parseListen("localhost:80"), { hostname: "localhost", port: 80 });
+    deepEqual(parseListen("[::]:9100"), { hostname: "::", port: 9100 });
+  });
+  await t.step("should refuse what is not ADDR:PORT with a usage error", () => {
+    for (const bad of ["8080", "::1:8080", "host:70000", "host:", "a b:1", "[::1]"]) {
+      let caught: unknown;
+      try {
+        parseListen(bad);
+      } catch (err) {
+        caught = err;
+      }
+      ok(caught instanceof UsageError, bad);
+      match((caught as Error).message, /ADDR:PORT/);
+    }
+  });
+  await t.step("should count only loopback as private", () => {
+    for (const h of ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost"]) ok(isLoopback(h), h);
+    for (const h of ["0.0.0.0", "::", "192.168.1.5", "10.0.0.1", "example.org"]) {
+      ok(!isLoopback(h), h);
+    }
+  });
+  await t.step("should print one line off loopback and none on it", () => {
+    equal(exposureNotice({ hostname: "::1", port: 1 }), undefined);
+    const line = exposureNotice({ hostname: "192.168.1.5", port: 8080 }, true)!;
+    match(line, /192\.168\.1\.5:8080.*every machine that can reach 192\.168\.1\.5/);
+    ok(!line.includes("\n"));
+  });
+});
+
+Deno.test("ess serve /api/state and /api/events show the simulator's live state", async (t) => {
+  await withSimSource(async ({ sim, source, setTime }) => {
+    await withServer(source, {}, async (url) => {
+      await t.step("should answer the device's trees with the time of the last poll", async () => {
+        const { status, body } = await getJson(`${url}/api/state`);
+        equal(status, 200);
+        equal(body["up"], true);
+        ok(typeof body["lastSuccess"] === "string");
+        ok(typeof body["age"] === "number" && body["age"] < 5);
+        for (const state of ["home", "common", "batt", "systeminfo"] as const) {
+          deepEqual(body[state], sim.device.read(state), state);
+        }
+        const summary = body["summary"] as Record<string, number>;
+        equal(
+          summary["pv_power_watts"],
+          sim.device.flows.pv > 0 ? Math.round(sim.device.flows.pv) : 0,
+        );
+        equal(
+          summary["battery_soc_ratio"],
+          Number(
+            (Number(
+              (sim.device.read("home")["statistics"] as Record<string, string>)["bat_user_soc"],
+            ) / 100).toPrecision(12),
+          ),
+        );
+      });
+      await t.step("should send the state at once and again after the clock moves", async () => {
+        const res = await fetch(`${url}/api/events`);
+        equal(res.headers.get("content-type"), "text/event-stream; charset=utf-8");
+        const before = sim.device.read("home");
+        const { events } = await readEvents(res.body!, 3, (n) => {
+          if (n === 1) setTime(new Date("2026-06-21T06:00:00Z"));
+        });
+        deepEqual(events[0]!["home"], before);
+        const last = events[2]!["home"] as Record<string, Record<string, string>>;
+        deepEqual(last, sim.device.read("home"));
+        ok(
+          last["statistics"]!["pcs_pv_total_power"] !==
+            (before["statistics"] as Record<string, string>)["pcs_pv_total_power"],
+          "PV power changed with the time of day",
+        );
+      });
+    });
+  });
+});
+
+Deno.test("ess serve /api/events bounds its clients", async (t) => {
+  const source = new FakeSource();
+  await withServer(
+    source,
+    { limits: { maxEventStreams: 2, keepAliveMs: 50 } },
+    async (url) => {
+      await t.step("should send a retry hint and keep-alive comments", async () => {
+        const res = await fetch(`${url}/api/events`);
+        const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+        let text = "";
+        while (!text.includes(": keep-alive\n\n")) text += (await reader.read()).value ?? "";
+        match(text, /^retry: \d+\n\nevent: state\ndata: \{/);
+        await reader.cancel();
+      });
+      await t.step("should refuse a stream beyond the cap with 503 JSON", async () => {
+        const a = await fetch(`${url}/api/events`);
+        const b = await fetch(`${url}/api/events`);
+        const c = await fetch(`${url}/api/events`);
+        equal(c.status, 503);
+        match((await c.json()).error, /too many event streams/);
+        await a.body!.cancel();
+        await b.body!.cancel();
+      });
+      await t.step("should drop a client that does not read, and keep serving", async () => {
+        const big = { home: { blob: "x".repeat(100_000) } };
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port: Number(new URL(url).port) });
+        await conn.write(
+          new TextEncoder().encode("GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n"),
+        );
+        // The client reads nothing while 40 MB of events are sent its way.
+        for (let i = 0; i < 400; i++) {
+          source.poll(big);
+          await new Promise((resolve) => setTimeout(resolve, 1));
+        }
+        const started = performance.now();
+        equal((await getJson(`${url}/api/state`)).status, 200);
+        ok(performance.now() - started < 2000, "the server still answers promptly");
+        let received = 0;
+        const buf = new Uint8Array(65536);
+        for (;;) {
+          const n = await conn.read(buf).catch(() => null);
+          if (n === null) break;
+          received += n;
+        }
+        conn.close();
+        ok(received < 400 * 100_000 / 2, `the stream was cut (${received} bytes arrived)`);
+      });
+    },
+  );
+});
+
+Deno.test("ess serve /api/graph reads the device's graphs kindly", async (t) => {
+  await withSimSource(async ({ sim, source }) => {
+    await withServer(source, {}, async (url) => {
+      await t.step("should answer what EssClient.graph answers", async () => {
+        const { status, body } = await getJson(`${url}/api/graph/pv/day?date=2026-06-20`);
+        equal(status, 200);
+        deepEqual(body, await source.client.graph("pv", "day", { year: 2026, month: 6, day: 20 }));
+        ok((body["loginfo"] as unknown[]).length === 96);
+      });
+      await t.step("should serve a repeated request without asking the device", async () => {
+        const before = sim.requests.filter((r) => r.path.includes("/graph/")).length;
+        equal((await getJson(`${url}/api/graph/pv/day?date=2026-06-20`)).status, 200);
+        equal(sim.requests.filter((r) => r.path.includes("/graph/")).length, before);
+      });
+      await t.step("should answer 400 for a bad date and 404 for an unknown graph", async () => {
+        for (const date of ["2026-02-30", "20260101", "1999-01-01", "x".repeat(500)]) {
+          const { status, body } = await getJson(`${url}/api/graph/load/week?date=${date}`);
+          equal(status, 400, date);
+          match(String(body["error"]), /YYYY-MM-DD/);
+        }
+        equal((await getJson(`${url}/api/graph/wind/day`)).status, 404);
+        equal((await getJson(`${url}/api/graph/pv/decade`)).status, 404);
+      });
+    });
+  });
+  await t.step("should give up on a device that does not answer with 504", async () => {
+    const source = new FakeSource();
+    source.graphAnswer = () => new Promise(() => {});
+    await withServer(source, { limits: { graphTimeoutMs: 100, maxGraphReads: 1 } }, async (url) => {
+      equal((await getJson(`${url}/api/graph/pv/day?date=2026-01-01`)).status, 504);
+      const busy = await getJson(`${url}/api/graph/pv/day?date=2026-01-02`);
+      equal(busy.status, 503, "one read hangs, so a second graph waits its turn");
+    });
+  });
+});
+
+Deno.test("ess serve /api/control changes the simulator only with the token", async (t) => {
+  await withSimSource(async ({ sim, source }) => {
+    await withServer(source, {}, async (url) => {
+      await t.step("should answer 403 to every control when no token is set", async () => {
+        for (const name of ["active", "winter_mode", "fastcharge"]) {
+          const res = await post(`${url}/api/control/${name}`, "on");
+          equal(res.status, 403);
+          match((await res.json()).error, /--control-token/);
+        }
+        equal(sim.device.winterMode, false);
+        equal(source.controls.length, 0);
+      });
+    });
+    await withServer(source, { controlToken: TOKEN }, async (url) => {
+      const control = `${url}/api/control/winter_mode`;
+      await t.step("should answer 401 without or with a wrong token", async () => {
+        for (const auth of [undefined, "Bearer nope", `Basic ${TOKEN}`, `Bearer ${TOKEN}x`]) {
+          const res = await post(control, "on", auth ? { authorization: auth } : {});
+          equal(res.status, 401, String(auth));
+          equal(res.headers.get("www-authenticate"), 'Bearer realm="ess"');
+          await res.body?.cancel();
+        }
+        equal(sim.device.winterMode, false);
+        equal(source.controls.length, 0);
+      });
+      const auth = { authorization: `Bearer ${TOKEN}` };
+      await t.step("should switch winter mode with the token", async () => {
+        const res = await post(control, "on", auth);
+        equal(res.status, 200);
+        deepEqual(await res.json(), { result: "written", command: "winter mode on" });
+        equal(sim.device.winterMode, true);
+        match(source.controls[0]!.source, /^http 127\.0\.0\.1:\d+$/);
+        const { body } = await getJson(`${url}/api/state`);
+        equal((body["batt"] as Record<string, string>)["winter_setting"], "on");
+      });
+      await t.step("should take the MQTT words: stop the system, set a strategy", async () => {
+        equal((await post(`${url}/api/control/active`, "false", auth)).status, 200);
+        equal(sim.device.operation, "stop");
+        equal((await post(`${url}/api/control/active`, "start", auth)).status, 200);
+        equal(sim.device.operation, "start");
+        equal((await post(`${url}/api/control/fastcharge`, "ON", auth)).status, 200);
+        equal(sim.device.algSetting, "on");
+      });
+      await t.step("should answer 400 with the reason for a bad body", async () => {
+        const count = source.controls.length;
+        for (const body of ["maybe", "", "101"]) {
+          const name = body === "101" ? "backup_soc" : "winter_mode";
+          const res = await post(`${url}/api/control/${name}`, body, auth);
+          equal(res.status, 400, body);
+          match((await res.json()).error, /expected|empty/);
+        }
+        equal(source.controls.length, count);
+      });
+      await t.step("should refuse other content types, origins, sizes and names", async () => {
+        const cases: [Promise<Response>, number][] = [
+          [post(control, '{"on":1}', { ...auth, "content-type": "application/json" }), 415],
+          [post(control, "on", { ...auth, origin: "http://evil.example" }), 403],
+          [post(control, "x".repeat(5000), auth), 413],
+          [post(`${url}/api/control/self_destruct`, "on", auth), 404],
+          [fetch(control, { headers: auth }), 405],
+        ];
+        for (const [pending, status] of cases) {
+          const res = await pending;
+          equal(res.status, status);
+          ok((res.headers.get("content-type") ?? "").startsWith("application/json"));
+          equal(res.headers.get("access-control-allow-origin"), null);
+          await res.body?.cancel();
+        }
+        equal(sim.device.winterMode, true);
+      });
+      await t.step("should take a same-origin request from the dashboard", async () => {
+        const res = await post(control, "off", { ...auth, origin: url });
+        equal(res.status, 200);
+        await res.body?.cancel();
+        equal(sim.device.winterMode, false);
+      });
+    });
+  });
+});
+
+Deno.test("ess serve answers control outcomes and slow bodies honestly", async (t) => {
+  const source = new FakeSource();
+  await withServer(source, {
+    controlToken: TOKEN,
+    limits: { controlWaitMs: 100, bodyTimeoutMs: 200 },
+  }, async (url) => {
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    await t.step("should say 202 when a later command replaced this one", async () => {
+      source.controlAnswer = () => Promise.resolve({ outcome: "merged" });
+      const res = await post(`${url}/api/control/active`, "stop", auth);
+      equal(res.status, 202);
+      equal((await res.json()).result, "merged");
+    });
+    await t.step("should say 200 when the device already had that setting", async () => {
+      source.controlAnswer = () => Promise.resolve({ outcome: "unchanged" });
+      const res = await post(`${url}/api/control/active`, "stop", auth);
+      equal(res.status, 200);
+      equal((await res.json()).result, "unchanged");
+    });
+    await t.step("should say 503 when ess stops before writing it", async () => {
+      source.controlAnswer = () => Promise.resolve({ outcome: "stopped" });
+      const res = await post(`${url}/api/control/active`, "stop", auth);
+      equal(res.status, 503);
+      match((await res.json()).error, /ess is stopping/);
+    });
+    await t.step("should say 202 queued when the queue holds it past the wait", async () => {
+      source.controlAnswer = () => new Promise(() => {});
+      const res = await post(`${url}/api/control/active`, "stop", auth);
+      equal(res.status, 202);
+      equal((await res.json()).result, "queued");
+    });
+    await t.step("should say 502 with the device's reason when it fails", async () => {
+      source.controlAnswer = () => Promise.resolve({ outcome: "failed", error: "refused" });
+      const res = await post(`${url}/api/control/active`, "stop", auth);
+      equal(res.status, 502);
+      match((await res.json()).error, /stop the system failed: refused/);
+    });
+    await t.step("should answer 408 to a body that never arrives", async () => {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: Number(new URL(url).port) });
+      await conn.write(new TextEncoder().encode(
+        `POST /api/control/active HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\n` +
+          "Content-Type: text/plain\r\nContent-Length: 10\r\n\r\nst",
+      ));
+      const buf = new Uint8Array(4096);
+      const n = await conn.read(buf);
+      conn.close();
+      match(new TextDecoder().decode(buf.subarray(0, n ?? 0)), /^HTTP\/1\.1 408/);
+    });
+  });
+});
+
+Deno.test("ess serve answers unknown paths, wrong methods and the page safely", async (t) => {
+  const source = new FakeSource();
+  await withServer(source, {}, async (url) => {
+    await t.step("should answer 404 JSON for an unknown path", async () => {
+      const res = await fetch(`${url}/nope/../../etc/passwd`);
+      equal(res.status, 404);
+      match((await res.json()).error, /no such path/);
+    });
+    await t.step(
+      "should answer 405 with Allow for a wrong method, also to a preflight",
+      async () => {
+        for (const method of ["DELETE", "OPTIONS", "PUT"]) {
+          const res = await fetch(`${url}/api/state`, { method });
+          equal(res.status, 405);
+          equal(res.headers.get("allow"), "GET");
+          equal(res.headers.get("access-control-allow-origin"), null);
+          await res.body?.cancel();
+        }
+      },
+    );
+    await t.step("should answer 414 to a huge URL", async () => {
+      const res = await fetch(`${url}/api/state?${"a".repeat(5000)}`);
+      equal(res.status, 414);
+      await res.body?.cancel();
+    });
+    await t.step("should send the page with a strict CSP and no-store on the API", async () => {
+      const page = await fetch(`${url}/`);
+      equal(page.status, 200);
+      match(page.headers.get("content-security-policy")!, /default-src 'self'/);
+      match(page.headers.get("content-security-policy")!, /frame-ancestors 'none'/);
+      equal(page.headers.get("x-content-type-options"), "nosniff");
+      equal(page.headers.get("referrer-policy"), "no-referrer");
+      const html = await page.text();
+      ok(!/<script>|<script [^>]*>[^<]/.test(html), "no inline script");
+      ok(!/https?:\/\//.test(html.replace(/xmlns="http:\/\/www\.w3\.org\/2000\/svg"/g, "")));
+      const api = await fetch(`${url}/api/state`);
+      equal(api.headers.get("cache-control"), "no-store");
+      await api.body?.cancel();
+    });
+  });
+});
+
+Deno.test("ess serve /api/openapi.json describes every route the server answers", async (t) => {
+  const source = new FakeSource();
+  await withServer(source, { controlToken: TOKEN }, async (url) => {
+    const doc = (await getJson(`${url}/api/openapi.json`)).body as {
+      openapi: string;
+      paths: Record<string, Record<string, unknown>>;
+    };
+    await t.step("should be OpenAPI 3.1", () => {
+      match(doc.openapi, /^3\.1\.\d+$/);
+    });
+    await t.step("should describe each route, and each route should answer", async () => {
+      deepEqual(
+        Object.entries(doc.paths).flatMap(([path, ops]) =>
+          Object.keys(ops).map((m) => `${m} ${path}`)
+        ).sort(),
+        ROUTES.map((r) => `${r.method.toLowerCase()} ${r.path}`).sort(),
+      );
+      for (const route of ROUTES) {
+        const path = route.path.replace("{device}", "pv").replace("{span}", "day")
+          .replace("{name}", "winter_mode");
+        const res = await fetch(`${url}${path}`, {
+          method: route.method,
+          ...(route.method === "POST"
+            ? { body: "on", headers: { authorization: `Bearer ${TOKEN}` } }
+            : {}),
+        });
+        ok(res.status in route.responses, `${route.method} ${path} -> ${res.status}`);
+        await res.body?.cancel();
+      }
+    });
+  });
+});
+
+Deno.test("ess serve never answers a secret, even when the device echoes it", async (t) => {
+  const device = "a1b2c3d4e5f6";
+  const mqtt = 'mqtt-pass"word\\1';
+  const authKey = "0f8fad5b-d9cb-469f-a165-70867728950e";
+  const secrets = [device, mqtt, TOKEN, authKey];
+  const source = new FakeSource();
+  const echo = `device said ${device} ${mqtt} ${TOKEN} ${authKey}`;
+  source.poll({
+    home: { statistics: { pcs_pv_total_power: "100" }, auth_key: authKey, note: echo },
+    systeminfo: { pms: { serialno: echo, model: echo, password: device } },
+    common: { PV: { [echo]: echo }, BATT: { password: mqtt } },
+  });
+  source.graphAnswer = () =>
+    Promise.reject(new Error(`refused: {"status":"fail","auth_key":"${authKey}"} ${echo}`));
+  source.controlAnswer = () => Promise.resolve({ outcome: "failed", error: echo });
+  await withServer(source, { controlToken: TOKEN, secrets: [device, mqtt] }, async (url) => {
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    const bodies: [string, string][] = [];
+    const grab = async (what: string, res: Promise<Response>) => {
+      const r = await res;
+      bodies.push([what, await r.text()]);
+    };
+    await t.step("should keep secrets out of every route and every error", async () => {
+      for (const route of ROUTES.filter((r) => r.method === "GET" && r.id !== "events")) {
+        await grab(
+          route.path,
+          fetch(`${url}${route.path.replace("{device}", "pv").replace("{span}", "day")}`),
+        );
+      }
+      await grab("control ok", post(`${url}/api/control/active`, "start", auth));
+      await grab("control bad", post(`${url}/api/control/active`, `${device} ${TOKEN}`, auth));
+      await grab(
+        "control 401",
+        post(`${url}/api/control/active`, "start", { authorization: `Bearer ${device}` }),
+      );
+      await grab("404", fetch(`${url}/${TOKEN}/${device}`));
+      await grab("graph date", fetch(`${url}/api/graph/pv/day?date=${device}`));
+      const events = await fetch(`${url}/api/events`);
+      const reader = events.body!.pipeThrough(new TextDecoderStream()).getReader();
+      source.poll(source.snap.states);
+      let text = "";
+      while ((text.match(/event: state/g) ?? []).length < 2) text += (await reader.read()).value;
+      await reader.cancel();
+      bodies.push(["events", text]);
+      for (const [what, body] of bodies) {
+        for (const secret of secrets) {
+          ok(!body.includes(secret), `${what} contains ${secret}: ${body.slice(0, 300)}`);
+          ok(!body.includes(JSON.stringify(secret).slice(1, -1)), `${what} contains ${secret}`);
+        }
+      }
+      ok(bodies.some(([, body]) => body.includes("[redacted]")), "redaction happened");
+    });
+  });
+});
+
+Deno.test("createHandler() refuses a control token that is easy to guess", async (t) => {
+  await t.step("should throw a usage error naming the length", () => {
+    let caught: unknown;
+    try {
+      createHandler({ source: new FakeSource(), controlToken: "tiny-tok" });
+    } catch (err) {
+      caught = err;
+    }
+    ok(caught instanceof UsageError);
+    match((caught as Error).message, /at least 16 characters/);
+    ok(!(caught as Error).message.includes("tiny-tok"), "the token is not repeated");
+  });
+});
+
+Deno.test("ess serve /api/info says whether controls are on", async (t) => {
+  const source = new FakeSource();
+  for (const token of [undefined, TOKEN]) {
+    await withServer(source, { controlToken: token, intervalSeconds: 10 }, async (url) => {
+      await t.step(`should say controls ${token ? "on" : "off"}`, async () => {
+        const { body } = await getJson(`${url}/api/info`);
+        equal(body["controls"], token !== undefined);
+        equal(body["intervalSeconds"], 10);
+        const names = (body["controlList"] as { name: string }[]).map((c) => c.name);
+        ok(names.includes("winter_mode") && names.includes("active"), names.join());
+      });
+    });
+  }
+});
