@@ -252,8 +252,13 @@ export function helpText(command: Omit<Command, "run">): string {
   return lines.join("\n");
 }
 
+/** Whether an option's value came from a config file (`file:line`). */
+export function fromConfigFile(origin: string): boolean {
+  return origin.includes(":") && !origin.startsWith("--") && !origin.startsWith("env ");
+}
+
 function errorAt(origin: string, message: string): EssError {
-  return origin.includes(":") && !origin.startsWith("--") && !origin.startsWith("env ")
+  return fromConfigFile(origin)
     ? new ConfigError(`${origin}: ${message}`)
     : new UsageError(`${origin}: ${message}`);
 }

@@ -5,7 +5,7 @@
  */
 import { EssClient } from "../lib/device/client.ts";
 import { retryOnce } from "../lib/device/retry.ts";
-import { DiscoveryError, UsageError } from "../lib/errors.ts";
+import { ConfigError, DiscoveryError, UsageError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
 import {
   browse,
@@ -16,7 +16,7 @@ import {
   SERVICE_TYPE,
 } from "../lib/device/mdns.ts";
 import { createDeviceFetch, type DeviceFetch } from "../lib/device/transport.ts";
-import type { DEVICE_OPTIONS, Parsed, ParsedOf } from "./_cli.ts";
+import { type DEVICE_OPTIONS, fromConfigFile, type Parsed, type ParsedOf } from "./_cli.ts";
 
 /** What the device helpers read of a command's options. */
 type DeviceParsed = ParsedOf<typeof DEVICE_OPTIONS>;
@@ -174,8 +174,18 @@ export async function deviceHost(
   p: DeviceParsed,
   discover: Discover = discoverOnce,
 ): Promise<HostPort> {
-  const host = p.string("host");
-  if (host !== undefined && host.trim() !== "") return parseHostPort(host, 443);
+  const host = p.get("host");
+  if (typeof host?.value === "string" && host.value.trim() !== "") {
+    try {
+      return parseHostPort(host.value, 443);
+    } catch (err) {
+      // A bad ess_host in the config file names its file and line, as other values do.
+      if (err instanceof UsageError && fromConfigFile(host.origin)) {
+        throw new ConfigError(`${host.origin}: ${err.message}`);
+      }
+      throw err;
+    }
+  }
   const name = p.string("name")?.trim() || undefined;
   const device = pickDevice(await discover(name, p.log), name);
   p.log.debug(`found ${label(device)} by mDNS`);

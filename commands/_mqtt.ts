@@ -65,7 +65,7 @@ export const MQTT_OPTIONS = [
     name: "mqtt-client-id",
     type: "string",
     arg: "ID",
-    help: "MQTT client id (default: ess- and random letters)",
+    help: "MQTT client id (default: ess- and 8 random hex digits)",
     env: "MQTT_CLIENT_ID",
     group: "MQTT",
   },

@@ -1,10 +1,10 @@
 // `ess discover` and device discovery with a stub browse: no socket is opened here.
 import { deepEqual, equal, ok, rejects, throws } from "node:assert/strict";
-import { DEVICE_OPTIONS, type Io } from "../commands/_cli.ts";
+import { DEVICE_OPTIONS, GENERAL_OPTIONS, type Io } from "../commands/_cli.ts";
 import { parsed as parseFor } from "./_parse.ts";
 import { cachedDiscover, deviceHost, type Discover, pickDevice } from "../commands/_device.ts";
 import discoverCommand, { type Browse, progressLine, runDiscover } from "../commands/discover.ts";
-import { DiscoveryError, UsageError } from "../lib/errors.ts";
+import { ConfigError, DiscoveryError, UsageError } from "../lib/errors.ts";
 import type { BrowseOptions, EssDevice } from "../lib/device/mdns.ts";
 import { silentLogger } from "../lib/log.ts";
 
@@ -188,7 +188,11 @@ Deno.test("cachedDiscover()", async (t) => {
 Deno.test("deviceHost()", async (t) => {
   const spec = { name: "t", summary: "", usage: "", description: "", examples: [] };
   const parsed = async (args: string[]) =>
-    await parseFor({ ...spec, options: DEVICE_OPTIONS }, args, fakeIo().io);
+    await parseFor(
+      { ...spec, options: [...DEVICE_OPTIONS, ...GENERAL_OPTIONS] },
+      args,
+      fakeIo().io,
+    );
   const discoverer = (devices: EssDevice[]) => {
     const names: (string | undefined)[] = [];
     const discover: Discover = (name) => {
@@ -205,6 +209,21 @@ Deno.test("deviceHost()", async (t) => {
       "192.0.2.9",
     );
     deepEqual(names, []);
+  });
+  await t.step("should name the config file and line of a bad ess_host", async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      await Deno.writeTextFile(`${dir}/essmqtt.conf`, "\ness_host = a b\n");
+      const p = await parsed(["--config", `${dir}/essmqtt.conf`]);
+      await rejects(
+        deviceHost(p, discoverer([]).discover),
+        (err: Error) =>
+          err instanceof ConfigError &&
+          err.message.startsWith(`${dir}/essmqtt.conf:2: host "a b" is not a host name`),
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   });
   await t.step("should use the discovered device, on its HTTPS port", async () => {
     const { discover, names } = discoverer([TWO]);
