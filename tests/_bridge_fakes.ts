@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { Device } from "../lib/mqtt/controls.ts";
+import type { Device } from "../lib/device/controls.ts";
 import { UnreachableError } from "../lib/errors.ts";
 import type { JsonObject } from "../lib/device/flatten.ts";
 import { createLogger, type Logger } from "../lib/log.ts";

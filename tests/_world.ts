@@ -46,7 +46,11 @@ export async function withWorld(
   }
 }
 
-/** Runs the bridge in-process against the world (polling every 200 ms) until `fn` is done. */
+/**
+ * Runs the bridge in-process against the world (polling every 200 ms) until `fn` is done. The
+ * controls have no spacing here, since these tests send one command after the other on purpose;
+ * tests of the spacing ask for it.
+ */
 export async function withBridge(
   w: World,
   options: Partial<BridgeOptions>,
@@ -74,6 +78,8 @@ export async function withBridge(
       retain: true,
       json: false,
       once: false,
+      controlSpacingMs: 0,
+      activeSpacingMs: 0,
       ...options,
     },
     logger,

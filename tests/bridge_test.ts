@@ -6,8 +6,8 @@ import {
   type BridgeOptions,
   type BridgePlugin,
 } from "../lib/mqtt/bridge.ts";
-import { parseControl } from "../lib/mqtt/controls.ts";
-import { WrongPasswordError } from "../lib/errors.ts";
+import { parseControl } from "../lib/device/controls.ts";
+import { BadAnswerError, WrongPasswordError } from "../lib/errors.ts";
 import { flatten } from "../lib/device/flatten.ts";
 import { topicMatches } from "../lib/mqtt/client.ts";
 import { CONTROL_NAMES, PUBLISHED_STATES } from "../lib/mqtt/topics.ts";
@@ -385,16 +385,51 @@ Deno.test("Bridge.run() staying up", async (t) => {
     await h.stop();
   });
 
-  await t.step("should go offline when the device stops answering, and back", async () => {
+  await t.step(
+    "should go offline only after three failed polls over 30 s, and online at once after",
+    async () => {
+      const h = harness();
+      h.start();
+      await h.time.sleeping();
+      const lastAnswer = h.time.now;
+      h.device.unplug();
+      let failures = 0;
+      while (h.mqtt.last("ess/status") === "online") {
+        await h.time.advance();
+        failures++;
+        if (h.mqtt.last("ess/status") === "online") {
+          assert(failures < 3 || h.time.now - lastAnswer < 30_000, `still online: ${failures}`);
+        }
+      }
+      equal(h.mqtt.last("ess/status"), "offline");
+      assert(failures >= 3, `offline after ${failures} failures`);
+      assert(h.time.now - lastAnswer >= 30_000, "offline only once the last answer is 30 s old");
+      h.device.failure = undefined;
+      await h.time.advance();
+      equal(h.mqtt.last("ess/status"), "online");
+      await h.stop();
+    },
+  );
+
+  await t.step("should stay online through one failed poll (a 502 page)", async () => {
     const h = harness();
     h.start();
     await h.time.sleeping();
-    h.device.unplug();
+    h.device.failure = new BadAnswerError("ess.test", "Reading home", 502, "<html>502</html>");
     await h.time.advance();
-    equal(h.mqtt.last("ess/status"), "offline");
     h.device.failure = undefined;
     await h.time.advance();
-    equal(h.mqtt.last("ess/status"), "online");
+    await h.time.advance();
+    deepEqual(
+      h.mqtt.sent.filter((m) => m.topic === "ess/status").map((m) => m.payload),
+      ["online"],
+    );
+    equal(
+      h.logger.lines.filter((l) => l.startsWith("warning")).length,
+      0,
+      h.logger.lines.join("\n"),
+    );
+    assert(h.logger.lines.some((l) => /^info: cannot read the device: Reading home/.test(l)));
     await h.stop();
   });
 

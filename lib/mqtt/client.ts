@@ -39,6 +39,8 @@ export interface MqttListener {
   disconnected(reason: string): void;
   /** A message on a subscribed topic; `retained` when the broker sent it from its store. */
   message(topic: string, payload: string, retained: boolean): void;
+  /** Something a person should know (a message discarded, a client id in use twice); it goes on. */
+  warning?(message: string): void;
 }
 
 /** A connection to one broker that reconnects by itself until closed. */
