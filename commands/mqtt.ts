@@ -17,7 +17,7 @@ import { parseSensorList } from "../lib/hass/pyess.ts";
 import { createHassPlugin } from "../lib/hass/plugin.ts";
 import type { Logger } from "../lib/log.ts";
 import { connectMqtt, type MqttConnectOptions } from "../lib/mqtt/client.ts";
-import { DEFAULT_PREFIX, statusTopic } from "../lib/mqtt/topics.ts";
+import { DEFAULT_PREFIX, statusTopic, topicProblem } from "../lib/mqtt/topics.ts";
 import {
   choose,
   type Command,
@@ -195,6 +195,27 @@ const PUBLISHING_OPTIONS: readonly OptionSpec[] = [
   },
 ];
 
+const CONTROL_OPTIONS: readonly OptionSpec[] = [
+  {
+    name: "control-spacing-seconds",
+    type: "string",
+    arg: "SECONDS",
+    help: "write one control at most this often; commands in between merge, the latest wins",
+    default: "2",
+    env: "ESS_CONTROL_SPACING_SECONDS",
+    group: "Controls",
+  },
+  {
+    name: "active-spacing-seconds",
+    type: "string",
+    arg: "SECONDS",
+    help: "the same for active (starting and stopping the system)",
+    default: "30",
+    env: "ESS_ACTIVE_SPACING_SECONDS",
+    group: "Controls",
+  },
+];
+
 /** What Home Assistant discovery is announced with; `ess mqtt` and `ess hass` share them. */
 export const HASS_OPTIONS: readonly OptionSpec[] = [
   {
@@ -294,7 +315,7 @@ export function deviceName(p: Parsed): string {
 /** `--hass-prefix`, checked. */
 export function hassPrefix(p: Parsed): string {
   const prefix = p.string("hass-prefix") ?? DEFAULT_DISCOVERY_PREFIX;
-  if (prefix === "" || /[#+]/.test(prefix) || prefix.startsWith("/") || prefix.endsWith("/")) {
+  if (topicProblem(prefix) !== undefined || prefix.startsWith("/") || prefix.endsWith("/")) {
     throw new UsageError(`--hass-prefix ${JSON.stringify(prefix)} is not a usable topic prefix`);
   }
   return prefix;
@@ -310,7 +331,7 @@ export interface MqttSettings {
 /** `--mqtt-prefix`, checked. */
 export function topicPrefix(p: Parsed): string {
   const prefix = p.string("mqtt-prefix") ?? DEFAULT_PREFIX;
-  if (prefix === "" || /[#+]/.test(prefix) || prefix.startsWith("/") || prefix.endsWith("/")) {
+  if (topicProblem(prefix) !== undefined || prefix.startsWith("/") || prefix.endsWith("/")) {
     throw new UsageError(`--mqtt-prefix ${JSON.stringify(prefix)} is not a usable topic prefix`);
   }
   return prefix;
@@ -355,6 +376,8 @@ export async function mqttSettings(p: Parsed): Promise<MqttSettings> {
       retain: p.flag("retain"),
       json: p.flag("json"),
       once,
+      controlSpacingMs: (p.seconds("control-spacing-seconds") ?? 2) * 1000,
+      activeSpacingMs: (p.seconds("active-spacing-seconds") ?? 30) * 1000,
     },
     plugins: {
       prefix,
@@ -395,6 +418,7 @@ const command: Command = {
     ...DEVICE_OPTIONS,
     ...MQTT_OPTIONS,
     ...PUBLISHING_OPTIONS,
+    ...CONTROL_OPTIONS,
     ...PLUGIN_OPTIONS,
     ...GENERAL_OPTIONS,
   ],
