@@ -95,23 +95,35 @@ export class FakeDevice implements Device {
   states = sampleStates();
   calls: string[] = [];
   reads: StateName[] = [];
+  /** Reads and writes in the order they began: `read home`, `write operation stop`. */
+  ops: string[] = [];
   /** Thrown by the next reads and controls, while set. */
   failure: Error | undefined;
   /** When set, reads wait for it (to hold a poll in progress). */
   gate: Promise<void> | undefined;
+  /** When set, writes wait for it (a slow device). */
+  writeGate: Promise<void> | undefined;
+  /** Hears every entry of {@link FakeDevice.ops} as it is made. */
+  onOp: ((op: string) => void) | undefined;
 
   async read(state: StateName): Promise<JsonObject> {
     this.reads.push(state);
+    this.#op(`read ${state}`);
     if (this.gate) await this.gate;
     if (this.failure) throw this.failure;
     const answer = (this.states as Record<string, JsonObject>)[state];
     return structuredClone(answer ?? {});
   }
-  #set(call: string, change: () => void): Promise<void> {
-    if (this.failure) return Promise.reject(this.failure);
+  #op(op: string): void {
+    this.ops.push(op);
+    this.onOp?.(op);
+  }
+  async #set(call: string, change: () => void): Promise<void> {
+    if (this.failure) throw this.failure;
+    this.#op(`write ${call}`);
+    if (this.writeGate) await this.writeGate;
     this.calls.push(call);
     change();
-    return Promise.resolve();
   }
   setOperation(run: boolean): Promise<void> {
     return this.#set(`operation ${run ? "start" : "stop"}`, () => {
@@ -150,27 +162,30 @@ export class FakeDevice implements Device {
   }
 }
 
-/** A clock whose sleeps end only when the test says so. */
+/** A clock whose sleeps end only when the test says so, the one due first first. */
 export class FakeTime {
   now = 1_700_000_000_000;
   /** Every delay the code asked for, in order. */
   sleeps: number[] = [];
-  #pending: { ms: number; resolve: () => void }[] = [];
+  /** Sleeps not over yet, by the time they end (in the order asked for, at equal times). */
+  #pending: { at: number; ms: number; resolve: () => void }[] = [];
   #waiters: (() => void)[] = [];
 
   sleep = (ms: number, signal: AbortSignal): Promise<void> =>
     new Promise((resolve) => {
       this.sleeps.push(ms);
-      const entry = { ms, resolve };
+      if (signal.aborted) return resolve();
+      const entry = { at: this.now + ms, ms, resolve };
       signal.addEventListener("abort", () => {
         this.#pending = this.#pending.filter((e) => e !== entry);
         resolve();
       }, { once: true });
-      this.#pending.push(entry);
+      const later = this.#pending.findIndex((e) => e.at > entry.at);
+      this.#pending.splice(later === -1 ? this.#pending.length : later, 0, entry);
       for (const wake of this.#waiters.splice(0)) wake();
     });
 
-  /** Waits until the code sleeps, and returns for how long it wants to. */
+  /** Waits until the code sleeps, and returns for how long the sleep due first is. */
   async sleeping(): Promise<number> {
     while (this.#pending.length === 0) {
       await new Promise<void>((resolve) => this.#waiters.push(resolve));
@@ -178,13 +193,29 @@ export class FakeTime {
     return this.#pending[0]!.ms;
   }
 
-  /** Lets the current sleep end (moving the clock on by its length), then waits for the next. */
+  /** Ends the sleep due first (the clock moves to its end), then waits for the next sleep. */
   async advance(): Promise<number> {
     await this.sleeping();
     const entry = this.#pending.shift()!;
-    this.now += entry.ms;
+    this.now = Math.max(this.now, entry.at);
     entry.resolve();
     return await this.sleeping();
+  }
+
+  /**
+   * Lets pending work run, then moves the clock on by `ms`, ending every sleep due by then, in
+   * order.
+   */
+  async pass(ms: number): Promise<void> {
+    await settle();
+    const until = this.now + ms;
+    while (this.#pending.length > 0 && this.#pending[0]!.at <= until) {
+      const entry = this.#pending.shift()!;
+      this.now = Math.max(this.now, entry.at);
+      entry.resolve();
+      await settle();
+    }
+    this.now = until;
   }
 }
 

@@ -59,7 +59,7 @@ interface Pending {
   resolve(result: ControlResult): void;
 }
 
-/** One control's (or one device setting's) queue: one write at a time, one waiting. */
+/** One control's (or one device setting's) place in the queue: the write under way, one waiting. */
 interface Slot {
   spacingMs: number;
   writing: Pending | undefined;
@@ -129,6 +129,8 @@ export class ControlQueue {
   #activeSpacingMs: number;
   #slots = new Map<string, Slot>();
   #burst: Burst | undefined;
+  /** Whether a write (with its read-back) is under way. */
+  #writing = false;
   #stop = new AbortController();
 
   constructor(deps: ControlQueueDeps) {
@@ -169,7 +171,7 @@ export class ControlQueue {
       burst.merged++;
     }
     slot.waiting = { command, source, receivedAt: this.#now(), resolve };
-    this.#pump(slot);
+    this.#pump();
     return promise;
   }
 
@@ -204,30 +206,44 @@ export class ControlQueue {
     return slot;
   }
 
-  /** Starts the slot's waiting command if nothing stands in its way. */
-  #pump(slot: Slot): void {
-    if (this.#stop.signal.aborted || slot.writing || slot.resting) return;
-    const next = slot.waiting;
-    if (!next) return this.#idleCheck();
-    const dueAt = slot.lastWriteAt + slot.spacingMs;
+  /**
+   * Starts the oldest waiting command whose control has rested long enough, unless a write is
+   * under way: one write at a time, so that a poll that comes due meanwhile goes before the
+   * next one.
+   */
+  #pump(): void {
+    if (this.#stop.signal.aborted || this.#writing) return;
     const now = this.#now();
-    if (now < dueAt) {
-      slot.resting = true;
-      void this.#sleep(dueAt - now, this.#stop.signal).then(() => {
-        slot.resting = false;
-        this.#pump(slot);
-      });
-      return;
+    let next: Slot | undefined;
+    for (const slot of this.#slots.values()) {
+      if (!slot.waiting || slot.resting) continue;
+      const dueAt = slot.lastWriteAt + slot.spacingMs;
+      if (now < dueAt) this.#rest(slot, dueAt - now);
+      else if (!next || slot.waiting.receivedAt < next.waiting!.receivedAt) next = slot;
     }
-    slot.waiting = undefined;
-    if (next.command.description === slot.lastWritten && next.receivedAt < dueAt) {
+    if (!next) return this.#idleCheck();
+    const pending = next.waiting!;
+    next.waiting = undefined;
+    if (
+      pending.command.description === next.lastWritten &&
+      pending.receivedAt < next.lastWriteAt + next.spacingMs
+    ) {
       // The burst ended where it began: the device already has this value.
-      next.resolve({ outcome: "unchanged" });
+      pending.resolve({ outcome: "unchanged" });
       this.#burst!.unchanged++;
-      return this.#pump(slot);
+      return this.#pump();
     }
-    slot.writing = next;
-    void this.#write(slot, next);
+    next.writing = pending;
+    this.#writing = true;
+    void this.#write(next, pending);
+  }
+
+  #rest(slot: Slot, ms: number): void {
+    slot.resting = true;
+    void this.#sleep(ms, this.#stop.signal).then(() => {
+      slot.resting = false;
+      this.#pump();
+    });
   }
 
   async #write(slot: Slot, pending: Pending): Promise<void> {
@@ -252,8 +268,9 @@ export class ControlQueue {
     slot.lastWriteAt = this.#now();
     if (result.outcome === "written") await this.#poller.refresh();
     slot.writing = undefined;
+    this.#writing = false;
     pending.resolve(result);
-    this.#pump(slot);
+    this.#pump();
   }
 
   /** Once nothing is written or waiting any more, sums up a burst that merged commands. */
