@@ -1,9 +1,14 @@
 /**
- * Fakes for the bridge's unit tests: a device, an MQTT connection and a clock, all in memory.
+ * Fakes for the bridge's unit tests: a device, an MQTT connection and a clock, all in memory,
+ * and a bridge over them.
  *
  * @module
  */
+import { seededRandom } from "../lib/backoff.ts";
 import type { Device } from "../lib/device/controls.ts";
+import { Bridge, type BridgeOptions } from "../lib/mqtt/bridge.ts";
+import { flatten } from "../lib/device/flatten.ts";
+import { PUBLISHED_STATES } from "../lib/mqtt/topics.ts";
 import { UnreachableError } from "../lib/errors.ts";
 import type { JsonObject } from "../lib/device/flatten.ts";
 import { createLogger, type Logger } from "../lib/log.ts";
@@ -56,6 +61,10 @@ export class FakeMqtt implements MqttConnection {
   drop(reason = "connection reset"): void {
     this.connected = false;
     this.#listener?.disconnected(reason);
+  }
+  /** The client has something to say (a discarded message, a client id in use twice). */
+  warn(message: string): void {
+    this.#listener?.warning?.(message);
   }
   /** A client publishes `payload` on `topic`. */
   deliver(topic: string, payload: string, retained = false): void {
@@ -228,4 +237,78 @@ export function memoryLogger(): Logger & { lines: string[] } {
 /** Lets every pending promise and timer callback run. */
 export async function settle(): Promise<void> {
   for (let i = 0; i < 5; i++) await new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/** The bridge's options in its unit tests: pyess's defaults at a 10 s interval. */
+export const BRIDGE_OPTIONS: BridgeOptions = {
+  prefix: "ess",
+  intervalMs: 10_000,
+  commonDivisor: 1,
+  publishMode: "changes",
+  republishMs: 300_000,
+  retain: true,
+  json: false,
+  once: false,
+};
+
+/** What {@link bridgeHarness} gives a test. */
+export interface BridgeHarness {
+  device: FakeDevice;
+  mqtt: FakeMqtt;
+  time: FakeTime;
+  logger: Logger & { lines: string[] };
+  bridge: Bridge;
+  /** Runs the bridge; the promise is `run()`'s. */
+  start(): Promise<void>;
+  /** Aborts the run and waits for it to end. */
+  stop(): Promise<void>;
+}
+
+/** A bridge over a fake device, a fake broker (connected unless told) and a fake clock. */
+export function bridgeHarness(
+  options: Partial<BridgeOptions> = {},
+  connected = true,
+): BridgeHarness {
+  const device = new FakeDevice();
+  const mqtt = new FakeMqtt();
+  if (connected) mqtt.connected = true;
+  const time = new FakeTime();
+  const logger = memoryLogger();
+  const bridge = new Bridge({
+    device,
+    mqtt,
+    options: { ...BRIDGE_OPTIONS, ...options },
+    logger,
+    now: () => time.now,
+    sleep: time.sleep,
+    random: seededRandom(1),
+  });
+  const stop = new AbortController();
+  let running: Promise<void> | undefined;
+  return {
+    device,
+    mqtt,
+    time,
+    logger,
+    bridge,
+    start() {
+      running = bridge.run(stop.signal);
+      return running;
+    },
+    async stop() {
+      stop.abort();
+      await running;
+    },
+  };
+}
+
+/** Every leaf topic and value of the fake device's `home`, `common` and `batt`. */
+export function expectedLeaves(device: FakeDevice): Map<string, string> {
+  const leaves = new Map<string, string>();
+  for (const state of PUBLISHED_STATES) {
+    for (const { path, value } of flatten(device.states[state])) {
+      leaves.set(["ess", state, ...path].join("/"), value);
+    }
+  }
+  return leaves;
 }

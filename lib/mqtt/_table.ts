@@ -51,10 +51,10 @@ function leafProblem(path: readonly string[], topic: string): string | undefined
  * import { deepEqual, equal } from "node:assert/strict";
  * import { silentLogger } from "../log.ts";
  * const table = new TopicTable({ prefix: "ess" }, silentLogger);
- * deepEqual(table.update("home", { statistics: { load_power: "376", "a\nb": "1" } }), [
- *   "ess/home/statistics/load_power",
- * ]);
- * deepEqual(table.update("home", { statistics: { load_power: "376" } }), []);
+ * const first = table.update("home", { statistics: { load_power: "376", "a\nb": "1" } });
+ * deepEqual(first.changed, ["ess/home/statistics/load_power"]);
+ * const second = table.update("home", { statistics: { load_power: "376" } });
+ * deepEqual(second, { sent: ["ess/home/statistics/load_power"], changed: [] });
  * equal(table.value("ess/home/statistics/load_power"), "376");
  * ```
  */
@@ -85,8 +85,11 @@ export class TopicTable {
     return this.#published;
   }
 
-  /** Takes one answer of `state` and returns the topics whose value is new or changed. */
-  update(state: string, answer: JsonObject): string[] {
+  /**
+   * Takes one answer of `state`; returns the topics it sent (that can be published) and those
+   * among them whose value is new or changed.
+   */
+  update(state: string, answer: JsonObject): { sent: string[]; changed: string[] } {
     const poll = (this.#polls.get(state) ?? 0) + 1;
     this.#polls.set(state, poll);
     const changed: string[] = [];
@@ -132,7 +135,7 @@ export class TopicTable {
       sent.add(topic);
     }
     this.#dropStale(state, poll);
-    return changed;
+    return { sent: [...sent], changed };
   }
 
   /** The last value of a topic, if the table holds it. */
@@ -148,11 +151,6 @@ export class TopicTable {
   /** Every topic, in the device's order. */
   topics(): IterableIterator<string> {
     return this.#entries.keys();
-  }
-
-  /** The topics of one state, in the device's order. */
-  topicsOf(state: string): string[] {
-    return [...this.#entries].filter(([, e]) => e.state === state).map(([topic]) => topic);
   }
 
   /** Notes that `topic` has been published. */

@@ -30,7 +30,6 @@ import {
   jsonTopic,
   LEGACY_CONTROL_NAMES,
   legacyControlTopic,
-  type PublishedState,
   statusTopic,
 } from "./topics.ts";
 
@@ -150,6 +149,8 @@ export class Bridge {
   #lastFull = -Infinity;
   /** Set on every connect until everything has been published on that connection. */
   #fresh = false;
+  /** The status published on this connection. */
+  #statusSent: string | undefined;
   #announced = false;
   #brokerUp: boolean | undefined;
   #connectedAt = 0;
@@ -278,6 +279,7 @@ export class Bridge {
         this.#brokerUp = true;
         this.#connectedAt = this.#now();
         this.#fresh = true;
+        this.#statusSent = undefined;
         this.#connectedOnce?.();
         this.#background(this.#onConnect());
       },
@@ -309,12 +311,10 @@ export class Bridge {
     } catch (err) {
       this.#log.warning(`subscribing on ${this.#mqtt.broker} failed: ${errorText(err)}`);
     }
-    // Through the device queue, so that no poll publishes at the same time.
+    // Through the device queue, so that no poll publishes at the same time; a poll may have
+    // published everything on this connection already.
     await this.#poller.exclusive(async () => {
-      // A poll may have published everything on this connection already.
-      if (!this.#fresh) return;
-      await this.#publishStatus();
-      await this.#republish();
+      if (this.#fresh) await this.#republish();
     });
     for (const plugin of this.#plugins) {
       await this.#hook("onConnect", () => plugin.onConnect?.(this.#ctx));
@@ -362,46 +362,43 @@ export class Bridge {
   }
 
   async #publishStates(answers: readonly PolledAnswer[], forceAll: boolean): Promise<void> {
+    const sent: string[] = [];
     const changed: string[] = [];
-    const changedDocs: string[] = [];
     for (const { state, answer } of answers) {
       const leaves = this.#table.update(state, answer);
-      changed.push(...leaves);
+      sent.push(...leaves.sent);
+      changed.push(...leaves.changed);
       if (this.#options.json) {
         const topic = jsonTopic(this.#options.prefix, state);
         const text = JSON.stringify(answer);
-        if (leaves.length > 0 || this.#documents.get(topic) !== text) {
+        sent.push(topic);
+        if (leaves.changed.length > 0 || this.#documents.get(topic) !== text) {
           this.#documents.set(topic, text);
-          changedDocs.push(topic);
+          changed.push(topic);
         }
       }
     }
-    const full = forceAll || this.#options.publishMode === "all" ||
-      this.#now() - this.#lastFull >= this.#options.republishMs;
-    if (full) {
-      if (this.#options.publishMode === "all" && !forceAll && !this.#fresh) {
-        for (const { state } of answers) await this.#publishState(state);
-      } else await this.#republish();
-      return;
+    const all = this.#options.publishMode === "all";
+    const due = !all && this.#now() - this.#lastFull >= this.#options.republishMs;
+    if (forceAll || this.#fresh || due) await this.#republish();
+    else {
+      // `all`: what this poll read, as pyess did; `changes`: what changed.
+      for (const topic of all ? sent : changed) await this.#publishLeaf(topic);
     }
-    for (const topic of changed) await this.#publishLeaf(topic);
-    for (const topic of changedDocs) await this.#publishLeaf(topic);
   }
 
-  /** `all` mode: every leaf of one state. */
-  async #publishState(state: PublishedState): Promise<void> {
-    for (const topic of this.#table.topicsOf(state)) await this.#publishLeaf(topic);
-    const doc = jsonTopic(this.#options.prefix, state);
-    if (this.#documents.has(doc)) await this.#publishLeaf(doc);
-  }
-
-  /** Everything known, again: after a (re)connect and every `republishMs`. */
+  /**
+   * Everything known, again: after a (re)connect (then the status too, after the values) and
+   * every `republishMs`.
+   */
   async #republish(): Promise<void> {
     if (!this.#mqtt.connected) return;
+    const fresh = this.#fresh;
     this.#lastFull = this.#now();
     this.#fresh = false;
     for (const topic of this.#table.topics()) await this.#publishLeaf(topic);
     for (const topic of this.#documents.keys()) await this.#publishLeaf(topic);
+    if (fresh) await this.#publishStatus();
   }
 
   async #publishLeaf(topic: string): Promise<void> {
@@ -413,10 +410,14 @@ export class Bridge {
     await this.#publish(topic, value, this.#options.retain && value !== "", 0);
   }
 
+  /** The device's status, unless this connection carries it already. */
   async #publishStatus(): Promise<void> {
     const up = this.#poller.up;
     if (up === undefined) return;
-    await this.#publish(statusTopic(this.#options.prefix), up ? "online" : "offline", true, 1);
+    const status = up ? "online" : "offline";
+    if (status === this.#statusSent) return;
+    this.#statusSent = status;
+    await this.#publish(statusTopic(this.#options.prefix), status, true, 1);
   }
 
   /**
