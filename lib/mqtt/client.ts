@@ -85,6 +85,8 @@ export interface MqttConnectOptions {
   pingTimeoutMs?: number | undefined;
   /** The longest wait for TCP, TLS and the broker's CONNACK, in ms (default 10 s). */
   connectTimeoutMs?: number | undefined;
+  /** A message longer than this, in bytes, is discarded with a warning (default 1 MiB). */
+  maxPacketBytes?: number | undefined;
 }
 
 /**
@@ -376,7 +378,7 @@ class Client implements MqttConnection {
       password: o.password,
       will: o.will,
     }));
-    const reader = new PacketReader();
+    const reader = new PacketReader(o.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES);
     for (let first = true;; first = false) {
       let n: number | null;
       try {
@@ -485,10 +487,13 @@ class Client implements MqttConnection {
       return;
     }
     this.#oversizedWarned.add(key);
-    const mib = DEFAULT_MAX_PACKET_BYTES / (1 << 20);
+    const cap = this.#options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
+    const capText = cap % (1 << 20) === 0
+      ? `${cap / (1 << 20)} MiB`
+      : `${cap.toLocaleString("en")} bytes`;
     this.#listener?.warning?.(
       `discarded a message of ${bytes.toLocaleString("en")} bytes on ${quote(topic)} from ` +
-        `${this.broker}: ess takes messages of up to ${mib} MiB` +
+        `${this.broker}: ess takes messages of up to ${capText}` +
         (retained
           ? "; it is retained, so the broker sends it at every connect: clear it with an empty " +
             "retained message"
