@@ -20,6 +20,7 @@ import { BATT_SETTING_PATH, OPERATION_PATH } from "../lib/device/states.ts";
 import { PUBLISHED_STATES } from "../lib/mqtt/topics.ts";
 import { createDeviceFetch } from "../lib/device/transport.ts";
 import { type TestBroker, watch, type Watcher } from "./_broker.ts";
+import { BRIDGE_OPTIONS } from "./_bridge_fakes.ts";
 
 /** A fixed clock: the simulated house stands still. */
 export const NOON = new Date("2026-06-21T10:00:00Z");
@@ -79,14 +80,8 @@ export async function withBridge(
     device,
     mqtt,
     options: {
-      prefix: "ess",
+      ...BRIDGE_OPTIONS,
       intervalMs: 200,
-      commonDivisor: 1,
-      publishMode: "changes",
-      republishMs: 300_000,
-      retain: true,
-      json: false,
-      once: false,
       controlSpacingMs: 0,
       activeSpacingMs: 0,
       ...options,
@@ -108,7 +103,7 @@ export async function withBridge(
 }
 
 /** The options that point an `ess` subprocess at the world's device and broker, and no config file. */
-export function worldArgs(w: World): string[] {
+export function worldArgs(w: Pick<World, "sim" | "broker">): string[] {
   return [
     "--config",
     "/dev/null",

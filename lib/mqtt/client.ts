@@ -132,15 +132,15 @@ const SHORT_SESSIONS_WARNING = 3;
 /** Topics remembered as warned about for an oversized message. */
 const MAX_OVERSIZED_WARNED = 64;
 
-/** A failed TLS handshake, said so that a person knows what to try. */
-function tlsFailure(err: unknown, authority: string, hostname: string): string {
+/** A failed TLS handshake, said so that a person knows what to try; `host` as in a URL. */
+function tlsFailure(err: unknown, host: string, port: number): string {
   const text = errorText(err);
   if (/certificate|issuer|CertNotValid|NotValidForName|expired/i.test(text)) {
-    return `the broker at ${authority} showed a TLS certificate ess cannot verify (${text}): ` +
+    return `the broker at ${host}:${port} showed a TLS certificate ess cannot verify (${text}): ` +
       `give the CA that signed it with --mqtt-ca, and connect by a name the certificate has`;
   }
-  return `the broker at ${authority} did not complete a TLS handshake (${text}): is it a TLS ` +
-    `port (usually 8883)? For plain MQTT use mqtt://${hostname}:1883`;
+  return `the broker at ${host}:${port} did not complete a TLS handshake (${text}): is it a ` +
+    `TLS port (usually 8883)? For plain MQTT use mqtt://${host}:1883`;
 }
 
 function closeQuietly(conn: Deno.Conn): void {
@@ -224,6 +224,11 @@ class Client implements MqttConnection {
 
   get connected(): boolean {
     return this.#up;
+  }
+
+  /** The broker's host as a URL writes it (an IPv6 address in brackets). */
+  get #urlHost(): string {
+    return this.#hostname.includes(":") ? `[${this.#hostname}]` : this.#hostname;
   }
 
   listen(listener: MqttListener): void {
@@ -353,7 +358,7 @@ class Client implements MqttConnection {
           this.#conn = tls;
           if (!this.#closing) await tls.handshake();
         } catch (err) {
-          this.#endReason ??= tlsFailure(err, `${this.#hostname}:${this.#port}`, this.#hostname);
+          this.#endReason ??= tlsFailure(err, this.#urlHost, this.#port);
           throw err;
         }
       }
@@ -397,8 +402,8 @@ class Client implements MqttConnection {
       }
       // A TLS record (handshake 0x16, alert 0x15) where CONNACK should be: a TLS port.
       if (first && !this.#secure && (this.#buffer[0] === 0x15 || this.#buffer[0] === 0x16)) {
-        return `the broker at ${this.#hostname}:${this.#port} answered in TLS: use ` +
-          `mqtts://${this.#hostname}:${this.#port} (or --mqtt-tls)`;
+        return `the broker at ${this.#urlHost}:${this.#port} answered in TLS: use ` +
+          `mqtts://${this.#urlHost}:${this.#port} (or --mqtt-tls)`;
       }
       for (const packet of reader.push(this.#buffer.subarray(0, n))) {
         if (!this.#up && packet.type !== "connack") {

@@ -20,8 +20,6 @@ export const DEFAULT_PREFIX = "ess";
  * and backup mode.
  */
 export const PUBLISHED_STATES = POLLED_STATES;
-/** One of {@link PUBLISHED_STATES}. */
-export type PublishedState = typeof PUBLISHED_STATES[number];
 
 /**
  * Topic of one leaf: `ess/home/statistics/load_power`, `ess/common/BATT/soc`.
@@ -78,7 +76,7 @@ function isRefusedCodePoint(c: number): boolean {
 }
 
 /** `U+000A`: how a code point is named in a message. */
-export function codePointName(c: number): string {
+function codePointName(c: number): string {
   return `U+${c.toString(16).toUpperCase().padStart(4, "0")}`;
 }
 
