@@ -8,7 +8,7 @@ import { UsageError } from "../lib/errors.ts";
 import { DEFAULT_DISCOVERY_PREFIX } from "../lib/hass/discovery.ts";
 import { type AutoconfigSensors, readAutoconfigSensors } from "../lib/hass/pyess.ts";
 import type { MqttConnectOptions } from "../lib/mqtt/client.ts";
-import { DEFAULT_PREFIX } from "../lib/mqtt/topics.ts";
+import { DEFAULT_PREFIX, topicProblem } from "../lib/mqtt/topics.ts";
 import type { OptionSpec, Parsed, ParsedOf } from "./_cli.ts";
 import { parseHostPort } from "./_device.ts";
 /** How to reach the broker: shared by every command that talks MQTT. */
@@ -193,7 +193,7 @@ export function deviceName(p: Parsed<"host", never>): string {
 /** `--hass-prefix`, checked. */
 export function hassPrefix(p: Parsed<"hass-prefix", never>): string {
   const prefix = p.string("hass-prefix") ?? DEFAULT_DISCOVERY_PREFIX;
-  if (prefix === "" || /[#+]/.test(prefix) || prefix.startsWith("/") || prefix.endsWith("/")) {
+  if (topicProblem(prefix) !== undefined || prefix.startsWith("/") || prefix.endsWith("/")) {
     throw new UsageError(`--hass-prefix ${JSON.stringify(prefix)} is not a usable topic prefix`);
   }
   return prefix;
@@ -202,7 +202,7 @@ export function hassPrefix(p: Parsed<"hass-prefix", never>): string {
 /** `--mqtt-prefix`, checked. */
 export function topicPrefix(p: Parsed<"mqtt-prefix", never>): string {
   const prefix = p.string("mqtt-prefix") ?? DEFAULT_PREFIX;
-  if (prefix === "" || /[#+]/.test(prefix) || prefix.startsWith("/") || prefix.endsWith("/")) {
+  if (topicProblem(prefix) !== undefined || prefix.startsWith("/") || prefix.endsWith("/")) {
     throw new UsageError(`--mqtt-prefix ${JSON.stringify(prefix)} is not a usable topic prefix`);
   }
   return prefix;

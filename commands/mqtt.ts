@@ -140,6 +140,27 @@ const PUBLISHING_OPTIONS = [
   },
 ] as const satisfies readonly OptionSpec[];
 
+const CONTROL_OPTIONS = [
+  {
+    name: "control-spacing-seconds",
+    type: "string",
+    arg: "SECONDS",
+    help: "write one control at most this often; commands in between merge, the latest wins",
+    default: "2",
+    env: "ESS_CONTROL_SPACING_SECONDS",
+    group: "Controls",
+  },
+  {
+    name: "active-spacing-seconds",
+    type: "string",
+    arg: "SECONDS",
+    help: "the same for active (starting and stopping the system)",
+    default: "30",
+    env: "ESS_ACTIVE_SPACING_SECONDS",
+    group: "Controls",
+  },
+] as const satisfies readonly OptionSpec[];
+
 const PLUGIN_OPTIONS = [
   {
     name: "hass",
@@ -157,6 +178,7 @@ const OPTIONS = [
   ...DEVICE_OPTIONS,
   ...MQTT_OPTIONS,
   ...PUBLISHING_OPTIONS,
+  ...CONTROL_OPTIONS,
   ...PLUGIN_OPTIONS,
   ...GENERAL_OPTIONS,
 ] as const satisfies readonly OptionSpec[];
@@ -189,6 +211,8 @@ export async function mqttSettings(p: ParsedOf<typeof OPTIONS>): Promise<MqttSet
       retain: p.flag("retain"),
       json: p.flag("json"),
       once,
+      controlSpacingMs: (p.seconds("control-spacing-seconds") ?? 2) * 1000,
+      activeSpacingMs: (p.seconds("active-spacing-seconds") ?? 30) * 1000,
     },
     plugins: {
       prefix,

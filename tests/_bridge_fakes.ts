@@ -1,9 +1,14 @@
 /**
- * Fakes for the bridge's unit tests: a device, an MQTT connection and a clock, all in memory.
+ * Fakes for the bridge's unit tests: a device, an MQTT connection and a clock, all in memory,
+ * and a bridge over them.
  *
  * @module
  */
-import type { Device } from "../lib/mqtt/controls.ts";
+import { seededRandom } from "../lib/backoff.ts";
+import type { Device } from "../lib/device/controls.ts";
+import { Bridge, type BridgeOptions } from "../lib/mqtt/bridge.ts";
+import { flatten } from "../lib/device/flatten.ts";
+import { PUBLISHED_STATES } from "../lib/mqtt/topics.ts";
 import { UnreachableError } from "../lib/errors.ts";
 import type { JsonObject } from "../lib/device/flatten.ts";
 import { createLogger, type Logger } from "../lib/log.ts";
@@ -57,6 +62,10 @@ export class FakeMqtt implements MqttConnection {
     this.connected = false;
     this.#listener?.disconnected(reason);
   }
+  /** The client has something to say (a discarded message, a client id in use twice). */
+  warn(message: string): void {
+    this.#listener?.warning?.(message);
+  }
   /** A client publishes `payload` on `topic`. */
   deliver(topic: string, payload: string, retained = false): void {
     this.#listener?.message(topic, payload, retained);
@@ -95,23 +104,35 @@ export class FakeDevice implements Device {
   states = sampleStates();
   calls: string[] = [];
   reads: StateName[] = [];
+  /** Reads and writes in the order they began: `read home`, `write operation stop`. */
+  ops: string[] = [];
   /** Thrown by the next reads and controls, while set. */
   failure: Error | undefined;
   /** When set, reads wait for it (to hold a poll in progress). */
   gate: Promise<void> | undefined;
+  /** When set, writes wait for it (a slow device). */
+  writeGate: Promise<void> | undefined;
+  /** Hears every entry of {@link FakeDevice.ops} as it is made. */
+  onOp: ((op: string) => void) | undefined;
 
   async read(state: StateName): Promise<JsonObject> {
     this.reads.push(state);
+    this.#op(`read ${state}`);
     if (this.gate) await this.gate;
     if (this.failure) throw this.failure;
     const answer = (this.states as Record<string, JsonObject>)[state];
     return structuredClone(answer ?? {});
   }
-  #set(call: string, change: () => void): Promise<void> {
-    if (this.failure) return Promise.reject(this.failure);
+  #op(op: string): void {
+    this.ops.push(op);
+    this.onOp?.(op);
+  }
+  async #set(call: string, change: () => void): Promise<void> {
+    if (this.failure) throw this.failure;
+    this.#op(`write ${call}`);
+    if (this.writeGate) await this.writeGate;
     this.calls.push(call);
     change();
-    return Promise.resolve();
   }
   setOperation(run: boolean): Promise<void> {
     return this.#set(`operation ${run ? "start" : "stop"}`, () => {
@@ -150,27 +171,30 @@ export class FakeDevice implements Device {
   }
 }
 
-/** A clock whose sleeps end only when the test says so. */
+/** A clock whose sleeps end only when the test says so, the one due first first. */
 export class FakeTime {
   now = 1_700_000_000_000;
   /** Every delay the code asked for, in order. */
   sleeps: number[] = [];
-  #pending: { ms: number; resolve: () => void }[] = [];
+  /** Sleeps not over yet, by the time they end (in the order asked for, at equal times). */
+  #pending: { at: number; ms: number; resolve: () => void }[] = [];
   #waiters: (() => void)[] = [];
 
   sleep = (ms: number, signal: AbortSignal): Promise<void> =>
     new Promise((resolve) => {
       this.sleeps.push(ms);
-      const entry = { ms, resolve };
+      if (signal.aborted) return resolve();
+      const entry = { at: this.now + ms, ms, resolve };
       signal.addEventListener("abort", () => {
         this.#pending = this.#pending.filter((e) => e !== entry);
         resolve();
       }, { once: true });
-      this.#pending.push(entry);
+      const later = this.#pending.findIndex((e) => e.at > entry.at);
+      this.#pending.splice(later === -1 ? this.#pending.length : later, 0, entry);
       for (const wake of this.#waiters.splice(0)) wake();
     });
 
-  /** Waits until the code sleeps, and returns for how long it wants to. */
+  /** Waits until the code sleeps, and returns for how long the sleep due first is. */
   async sleeping(): Promise<number> {
     while (this.#pending.length === 0) {
       await new Promise<void>((resolve) => this.#waiters.push(resolve));
@@ -178,13 +202,29 @@ export class FakeTime {
     return this.#pending[0]!.ms;
   }
 
-  /** Lets the current sleep end (moving the clock on by its length), then waits for the next. */
+  /** Ends the sleep due first (the clock moves to its end), then waits for the next sleep. */
   async advance(): Promise<number> {
     await this.sleeping();
     const entry = this.#pending.shift()!;
-    this.now += entry.ms;
+    this.now = Math.max(this.now, entry.at);
     entry.resolve();
     return await this.sleeping();
+  }
+
+  /**
+   * Lets pending work run, then moves the clock on by `ms`, ending every sleep due by then, in
+   * order.
+   */
+  async pass(ms: number): Promise<void> {
+    await settle();
+    const until = this.now + ms;
+    while (this.#pending.length > 0 && this.#pending[0]!.at <= until) {
+      const entry = this.#pending.shift()!;
+      this.now = Math.max(this.now, entry.at);
+      entry.resolve();
+      await settle();
+    }
+    this.now = until;
   }
 }
 
@@ -197,4 +237,78 @@ export function memoryLogger(): Logger & { lines: string[] } {
 /** Lets every pending promise and timer callback run. */
 export async function settle(): Promise<void> {
   for (let i = 0; i < 5; i++) await new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/** The bridge's options in its unit tests: pyess's defaults at a 10 s interval. */
+export const BRIDGE_OPTIONS: BridgeOptions = {
+  prefix: "ess",
+  intervalMs: 10_000,
+  commonDivisor: 1,
+  publishMode: "changes",
+  republishMs: 300_000,
+  retain: true,
+  json: false,
+  once: false,
+};
+
+/** What {@link bridgeHarness} gives a test. */
+export interface BridgeHarness {
+  device: FakeDevice;
+  mqtt: FakeMqtt;
+  time: FakeTime;
+  logger: Logger & { lines: string[] };
+  bridge: Bridge;
+  /** Runs the bridge; the promise is `run()`'s. */
+  start(): Promise<void>;
+  /** Aborts the run and waits for it to end. */
+  stop(): Promise<void>;
+}
+
+/** A bridge over a fake device, a fake broker (connected unless told) and a fake clock. */
+export function bridgeHarness(
+  options: Partial<BridgeOptions> = {},
+  connected = true,
+): BridgeHarness {
+  const device = new FakeDevice();
+  const mqtt = new FakeMqtt();
+  if (connected) mqtt.connected = true;
+  const time = new FakeTime();
+  const logger = memoryLogger();
+  const bridge = new Bridge({
+    device,
+    mqtt,
+    options: { ...BRIDGE_OPTIONS, ...options },
+    logger,
+    now: () => time.now,
+    sleep: time.sleep,
+    random: seededRandom(1),
+  });
+  const stop = new AbortController();
+  let running: Promise<void> | undefined;
+  return {
+    device,
+    mqtt,
+    time,
+    logger,
+    bridge,
+    start() {
+      running = bridge.run(stop.signal);
+      return running;
+    },
+    async stop() {
+      stop.abort();
+      await running;
+    },
+  };
+}
+
+/** Every leaf topic and value of the fake device's `home`, `common` and `batt`. */
+export function expectedLeaves(device: FakeDevice): Map<string, string> {
+  const leaves = new Map<string, string>();
+  for (const state of PUBLISHED_STATES) {
+    for (const { path, value } of flatten(device.states[state])) {
+      leaves.set(["ess", state, ...path].join("/"), value);
+    }
+  }
+  return leaves;
 }

@@ -26,13 +26,19 @@ export interface CliOptions {
   env?: Record<string, string>;
   /** Run inside this network namespace (`ip netns exec`; needs root). */
   netns?: string;
+  /** V8 flags added to the binary's (`--trace-gc`, for a benchmark that watches the heap). */
+  v8Flags?: readonly string[];
 }
 
 const DENO_DIR = Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`;
 const PATH = Deno.env.get("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin";
 
 function command(args: readonly string[], options: CliOptions): Deno.Command {
-  const deno = [Deno.execPath(), "run", "--no-prompt", ...PERMISSIONS, "main.ts", ...args];
+  const extra = options.v8Flags?.join(",");
+  const flags = extra
+    ? PERMISSIONS.map((f) => f.startsWith("--v8-flags=") ? `${f},${extra}` : f)
+    : PERMISSIONS;
+  const deno = [Deno.execPath(), "run", "--no-prompt", ...flags, "main.ts", ...args];
   const [program, ...rest] = options.netns ? ["ip", "netns", "exec", options.netns, ...deno] : deno;
   return new Deno.Command(program!, {
     args: rest,

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { parseControl } from "../lib/mqtt/controls.ts";
+import { parseControl } from "../lib/device/controls.ts";
 import { isJsonObject, type Json, type JsonObject } from "../lib/device/flatten.ts";
 import { CONTROL_NAMES, type ControlName, controlTopic, statusTopic } from "../lib/mqtt/topics.ts";
 

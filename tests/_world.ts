@@ -9,12 +9,18 @@ import { Bridge, type BridgeOptions } from "../lib/mqtt/bridge.ts";
 import { EssClient } from "../lib/device/client.ts";
 import { flatten, type JsonObject } from "../lib/device/flatten.ts";
 import { createLogger } from "../lib/log.ts";
-import { connectMqtt } from "../lib/mqtt/client.ts";
-import { type Firmware, type Simulator, startSimulator } from "../lib/sim/simulator.ts";
+import { connectMqtt, type MqttConnectOptions } from "../lib/mqtt/client.ts";
+import {
+  type Firmware,
+  type Simulator,
+  type SimulatorOptions,
+  startSimulator,
+} from "../lib/sim/simulator.ts";
 import { BATT_SETTING_PATH, OPERATION_PATH } from "../lib/device/states.ts";
 import { PUBLISHED_STATES } from "../lib/mqtt/topics.ts";
 import { createDeviceFetch } from "../lib/device/transport.ts";
 import { type TestBroker, watch, type Watcher } from "./_broker.ts";
+import { BRIDGE_OPTIONS } from "./_bridge_fakes.ts";
 
 /** A fixed clock: the simulated house stands still. */
 export const NOON = new Date("2026-06-21T10:00:00Z");
@@ -28,13 +34,14 @@ export interface World {
   log: string[];
 }
 
-/** A simulator, a broker and a watcher on it, closed again after `fn`. */
+/** A simulator (with `simulator` options if given), a broker and a watcher on it, closed after `fn`. */
 export async function withWorld(
   startBroker: () => Promise<TestBroker>,
   fn: (w: World) => Promise<void>,
   firmware: Firmware = "classic",
+  simulator: SimulatorOptions = {},
 ): Promise<void> {
-  const sim = await startSimulator({ now: () => NOON, firmware });
+  const sim = await startSimulator({ now: () => NOON, firmware, ...simulator });
   const broker = await startBroker();
   const watcher = await watch(broker.url);
   try {
@@ -46,11 +53,17 @@ export async function withWorld(
   }
 }
 
-/** Runs the bridge in-process against the world (polling every 200 ms) until `fn` is done. */
+/**
+ * Runs the bridge in-process against the world (polling every 200 ms, `connect` changing how it
+ * connects to the broker) until `fn` is done. The
+ * controls have no spacing here, since these tests send one command after the other on purpose;
+ * tests of the spacing ask for it.
+ */
 export async function withBridge(
   w: World,
   options: Partial<BridgeOptions>,
   fn: () => Promise<void>,
+  connect: Partial<MqttConnectOptions> = {},
 ): Promise<void> {
   const fetch = createDeviceFetch({ fingerprint: w.sim.fingerprint, timeoutMs: 2000 });
   const logger = createLogger("debug", (line) => w.log.push(line));
@@ -61,19 +74,16 @@ export async function withBridge(
     will: { topic: "ess/status", payload: "offline", retain: true, qos: 1 },
     reconnectBaseMs: 50,
     reconnectMaxMs: 200,
+    ...connect,
   });
   const bridge = new Bridge({
     device,
     mqtt,
     options: {
-      prefix: "ess",
+      ...BRIDGE_OPTIONS,
       intervalMs: 200,
-      commonDivisor: 1,
-      publishMode: "changes",
-      republishMs: 300_000,
-      retain: true,
-      json: false,
-      once: false,
+      controlSpacingMs: 0,
+      activeSpacingMs: 0,
       ...options,
     },
     logger,
@@ -93,7 +103,7 @@ export async function withBridge(
 }
 
 /** The options that point an `ess` subprocess at the world's device and broker, and no config file. */
-export function worldArgs(w: World): string[] {
+export function worldArgs(w: Pick<World, "sim" | "broker">): string[] {
   return [
     "--config",
     "/dev/null",

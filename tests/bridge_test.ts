@@ -1,83 +1,23 @@
 import { deepEqual, equal, match, ok as assert, rejects } from "node:assert/strict";
-import { seededRandom } from "../lib/backoff.ts";
-import {
-  Bridge,
-  type BridgeContext,
-  type BridgeOptions,
-  type BridgePlugin,
-} from "../lib/mqtt/bridge.ts";
-import { parseControl } from "../lib/mqtt/controls.ts";
-import { WrongPasswordError } from "../lib/errors.ts";
+import type { BridgeContext, BridgePlugin } from "../lib/mqtt/bridge.ts";
+import { parseControl } from "../lib/device/controls.ts";
+import { BadAnswerError, WrongPasswordError } from "../lib/errors.ts";
 import { flatten } from "../lib/device/flatten.ts";
 import { topicMatches } from "../lib/mqtt/client.ts";
-import { CONTROL_NAMES, PUBLISHED_STATES } from "../lib/mqtt/topics.ts";
-import { FakeDevice, FakeMqtt, FakeTime, memoryLogger, settle } from "./_bridge_fakes.ts";
-
-const OPTIONS: BridgeOptions = {
-  prefix: "ess",
-  intervalMs: 10_000,
-  commonDivisor: 1,
-  publishMode: "changes",
-  republishMs: 300_000,
-  retain: true,
-  json: false,
-  once: false,
-};
-
-function harness(options: Partial<BridgeOptions> = {}, connected = true) {
-  const device = new FakeDevice();
-  const mqtt = new FakeMqtt();
-  if (connected) mqtt.connected = true;
-  const time = new FakeTime();
-  const logger = memoryLogger();
-  const bridge = new Bridge({
-    device,
-    mqtt,
-    options: { ...OPTIONS, ...options },
-    logger,
-    now: () => time.now,
-    sleep: time.sleep,
-    random: seededRandom(1),
-  });
-  const stop = new AbortController();
-  let running: Promise<void> | undefined;
-  return {
-    device,
-    mqtt,
-    time,
-    logger,
-    bridge,
-    start() {
-      running = bridge.run(stop.signal);
-      return running;
-    },
-    async stop() {
-      stop.abort();
-      await running;
-    },
-  };
-}
-
-/** Every leaf topic and value of the fake device's `home`, `common` and `batt`. */
-function expectedLeaves(device: FakeDevice): Map<string, string> {
-  const leaves = new Map<string, string>();
-  for (const state of PUBLISHED_STATES) {
-    for (const { path, value } of flatten(device.states[state])) {
-      leaves.set(["ess", state, ...path].join("/"), value);
-    }
-  }
-  return leaves;
-}
+import { CONTROL_NAMES } from "../lib/mqtt/topics.ts";
+import { bridgeHarness, expectedLeaves, FakeDevice, settle } from "./_bridge_fakes.ts";
 
 Deno.test("Bridge.run() publishing", async (t) => {
   await t.step(
     "should publish every leaf of home, common and batt, retained, then status online",
     async () => {
-      const h = harness();
+      const h = bridgeHarness();
       h.start();
       equal(await h.time.sleeping(), 10_000);
+      await settle();
       const sent = h.mqtt.take();
       const leaves = expectedLeaves(h.device);
+      equal(sent.length, leaves.size + 1, "each value once, then the status");
       deepEqual(
         new Map(sent.filter((m) => m.topic !== "ess/status").map((m) => [m.topic, m.payload])),
         leaves,
@@ -91,7 +31,7 @@ Deno.test("Bridge.run() publishing", async (t) => {
   );
 
   await t.step("should publish only changed values, and everything every republishMs", async () => {
-    const h = harness({ republishMs: 60_000 });
+    const h = bridgeHarness({ republishMs: 60_000 });
     h.start();
     await h.time.sleeping();
     h.mqtt.take();
@@ -108,7 +48,7 @@ Deno.test("Bridge.run() publishing", async (t) => {
   });
 
   await t.step("should publish everything every cycle with publish mode all", async () => {
-    const h = harness({ publishMode: "all" });
+    const h = bridgeHarness({ publishMode: "all" });
     h.start();
     await h.time.sleeping();
     h.mqtt.take();
@@ -122,7 +62,7 @@ Deno.test("Bridge.run() publishing", async (t) => {
   });
 
   await t.step("should read the batt settings about once a minute", async () => {
-    const h = harness({ intervalMs: 10_000 });
+    const h = bridgeHarness({ intervalMs: 10_000 });
     h.start();
     await h.time.sleeping();
     for (let i = 0; i < 12; i++) await h.time.advance();
@@ -134,7 +74,7 @@ Deno.test("Bridge.run() publishing", async (t) => {
   });
 
   await t.step("should read common only every commonDivisor-th cycle", async () => {
-    const h = harness({ commonDivisor: 3, publishMode: "all" });
+    const h = bridgeHarness({ commonDivisor: 3, publishMode: "all" });
     h.start();
     await h.time.sleeping();
     for (let i = 0; i < 5; i++) await h.time.advance();
@@ -154,7 +94,7 @@ Deno.test("Bridge.run() publishing", async (t) => {
   await t.step(
     "should keep the poll rate fixed: the wait is the interval less the poll",
     async () => {
-      const h = harness();
+      const h = bridgeHarness();
       const read = h.device.read.bind(h.device);
       h.device.read = (state) => {
         h.time.now += 1500;
@@ -168,7 +108,7 @@ Deno.test("Bridge.run() publishing", async (t) => {
   );
 
   await t.step("should not retain state with retain false, but still retain status", async () => {
-    const h = harness({ retain: false });
+    const h = bridgeHarness({ retain: false });
     h.start();
     await h.time.sleeping();
     const sent = h.mqtt.take();
@@ -178,7 +118,7 @@ Deno.test("Bridge.run() publishing", async (t) => {
   });
 
   await t.step("should publish each state as one JSON document at ess/json/<state>", async () => {
-    const h = harness({ json: true });
+    const h = bridgeHarness({ json: true });
     h.start();
     await h.time.sleeping();
     deepEqual(JSON.parse(h.mqtt.last("ess/json/home")!), h.device.states.home);
@@ -212,7 +152,7 @@ Deno.test("Bridge.run() controls", async (t) => {
   ];
   for (const [topic, payload, call] of cases) {
     await t.step(`should turn ${topic} ${payload} into ${call}`, async () => {
-      const h = harness();
+      const h = bridgeHarness();
       h.start();
       await h.time.sleeping();
       h.mqtt.deliver(topic, payload);
@@ -223,7 +163,7 @@ Deno.test("Bridge.run() controls", async (t) => {
   }
 
   await t.step("should subscribe to every control and the three legacy topics", async () => {
-    const h = harness();
+    const h = bridgeHarness();
     h.start();
     await h.time.sleeping();
     deepEqual(h.mqtt.subscriptions, [[
@@ -236,7 +176,7 @@ Deno.test("Bridge.run() controls", async (t) => {
   });
 
   await t.step("should read back and publish the new state at once after a command", async () => {
-    const h = harness();
+    const h = bridgeHarness();
     h.start();
     await h.time.sleeping();
     h.mqtt.take();
@@ -261,7 +201,7 @@ Deno.test("Bridge.run() controls", async (t) => {
     await t.step(
       `should publish the new batt setting at once after ${topic} ${payload}`,
       async () => {
-        const h = harness();
+        const h = bridgeHarness();
         h.start();
         await h.time.sleeping();
         h.mqtt.take();
@@ -285,7 +225,7 @@ Deno.test("Bridge.run() controls", async (t) => {
     ] as const
   ) {
     await t.step(`should warn once and send nothing for ${topic} ${payload}`, async () => {
-      const h = harness();
+      const h = bridgeHarness();
       h.start();
       await h.time.sleeping();
       h.logger.lines.length = 0;
@@ -301,7 +241,7 @@ Deno.test("Bridge.run() controls", async (t) => {
   }
 
   await t.step("should never act on a retained command", async () => {
-    const h = harness();
+    const h = bridgeHarness();
     h.start();
     await h.time.sleeping();
     h.mqtt.deliver("ess/control/active", "false", true);
@@ -312,7 +252,7 @@ Deno.test("Bridge.run() controls", async (t) => {
   });
 
   await t.step("should ignore an empty message (clearing a retained command)", async () => {
-    const h = harness();
+    const h = bridgeHarness();
     h.start();
     await h.time.sleeping();
     h.logger.lines.length = 0;
@@ -324,7 +264,7 @@ Deno.test("Bridge.run() controls", async (t) => {
   });
 
   await t.step("should log a failed command and go on", async () => {
-    const h = harness();
+    const h = bridgeHarness();
     h.start();
     await h.time.sleeping();
     h.device.setFastCharge = () => Promise.reject(new Error("refused"));
@@ -336,7 +276,7 @@ Deno.test("Bridge.run() controls", async (t) => {
   });
 
   await t.step("should not let a poll publish stale data after a command", async () => {
-    const h = harness();
+    const h = bridgeHarness();
     h.start();
     await h.time.sleeping();
     h.mqtt.take();
@@ -359,7 +299,7 @@ Deno.test("Bridge.run() controls", async (t) => {
 
 Deno.test("Bridge.run() staying up", async (t) => {
   await t.step("should back off while the device is unreachable, logging once", async () => {
-    const h = harness();
+    const h = bridgeHarness();
     h.device.unplug();
     h.start();
     const delays = [await h.time.sleeping()];
@@ -385,21 +325,56 @@ Deno.test("Bridge.run() staying up", async (t) => {
     await h.stop();
   });
 
-  await t.step("should go offline when the device stops answering, and back", async () => {
-    const h = harness();
+  await t.step(
+    "should go offline only after three failed polls over 30 s, and online at once after",
+    async () => {
+      const h = bridgeHarness();
+      h.start();
+      await h.time.sleeping();
+      const lastAnswer = h.time.now;
+      h.device.unplug();
+      let failures = 0;
+      while (h.mqtt.last("ess/status") === "online") {
+        await h.time.advance();
+        failures++;
+        if (h.mqtt.last("ess/status") === "online") {
+          assert(failures < 3 || h.time.now - lastAnswer < 30_000, `still online: ${failures}`);
+        }
+      }
+      equal(h.mqtt.last("ess/status"), "offline");
+      assert(failures >= 3, `offline after ${failures} failures`);
+      assert(h.time.now - lastAnswer >= 30_000, "offline only once the last answer is 30 s old");
+      h.device.failure = undefined;
+      await h.time.advance();
+      equal(h.mqtt.last("ess/status"), "online");
+      await h.stop();
+    },
+  );
+
+  await t.step("should stay online through one failed poll (a 502 page)", async () => {
+    const h = bridgeHarness();
     h.start();
     await h.time.sleeping();
-    h.device.unplug();
+    h.device.failure = new BadAnswerError("ess.test", "Reading home", 502, "<html>502</html>");
     await h.time.advance();
-    equal(h.mqtt.last("ess/status"), "offline");
     h.device.failure = undefined;
     await h.time.advance();
-    equal(h.mqtt.last("ess/status"), "online");
+    await h.time.advance();
+    deepEqual(
+      h.mqtt.sent.filter((m) => m.topic === "ess/status").map((m) => m.payload),
+      ["online"],
+    );
+    equal(
+      h.logger.lines.filter((l) => l.startsWith("warning")).length,
+      0,
+      h.logger.lines.join("\n"),
+    );
+    assert(h.logger.lines.some((l) => /^info: cannot read the device: Reading home/.test(l)));
     await h.stop();
   });
 
   await t.step("should end with a wrong password after publishing offline", async () => {
-    const h = harness();
+    const h = bridgeHarness();
     h.device.failure = new WrongPasswordError("ess.test");
     await rejects(h.start(), WrongPasswordError);
     deepEqual(h.mqtt.sent.at(-1), {
@@ -412,7 +387,7 @@ Deno.test("Bridge.run() staying up", async (t) => {
   });
 
   await t.step("should end with a wrong password met by a command", async () => {
-    const h = harness();
+    const h = bridgeHarness();
     const running = h.start();
     await h.time.sleeping();
     h.device.setOperation = () => Promise.reject(new WrongPasswordError("ess.test"));
@@ -421,7 +396,7 @@ Deno.test("Bridge.run() staying up", async (t) => {
   });
 
   await t.step("should resubscribe and republish status and state after a reconnect", async () => {
-    const h = harness();
+    const h = bridgeHarness();
     h.start();
     await h.time.sleeping();
     h.mqtt.drop();
@@ -430,14 +405,14 @@ Deno.test("Bridge.run() staying up", async (t) => {
     await settle();
     equal(h.mqtt.subscriptions.length, 2);
     const sent = h.mqtt.take();
-    deepEqual(sent[0], { topic: "ess/status", payload: "online", retain: true, qos: 1 });
-    equal(sent.length, 1 + expectedLeaves(h.device).size);
+    deepEqual(sent.at(-1), { topic: "ess/status", payload: "online", retain: true, qos: 1 });
+    equal(sent.length, 1 + expectedLeaves(h.device).size, "each value once, then the status");
     assert(h.logger.lines.some((l) => /lost the connection to mqtt:\/\/broker.test:1883/.test(l)));
     await h.stop();
   });
 
   await t.step("should poll while the broker is away and publish on connect", async () => {
-    const h = harness({}, false);
+    const h = bridgeHarness({}, false);
     h.start();
     await h.time.sleeping();
     h.mqtt.drop("connection refused");
@@ -451,7 +426,7 @@ Deno.test("Bridge.run() staying up", async (t) => {
   });
 
   await t.step("should publish offline and close when stopped", async () => {
-    const h = harness();
+    const h = bridgeHarness();
     h.start();
     await h.time.sleeping();
     await h.stop();
@@ -465,7 +440,7 @@ Deno.test("Bridge.run() staying up", async (t) => {
   });
 
   await t.step("should stop at once even while a device request hangs", async () => {
-    const h = harness();
+    const h = bridgeHarness();
     h.device.gate = new Promise(() => {});
     h.start();
     await settle();
@@ -477,7 +452,7 @@ Deno.test("Bridge.run() staying up", async (t) => {
 
 Deno.test("Bridge.run() once", async (t) => {
   await t.step("should poll home, common and batt once, publish, and return", async () => {
-    const h = harness({ once: true }, false);
+    const h = bridgeHarness({ once: true }, false);
     const running = h.start();
     await h.time.sleeping();
     h.mqtt.connect();
@@ -489,7 +464,7 @@ Deno.test("Bridge.run() once", async (t) => {
   });
 
   await t.step("should fail when the broker cannot be reached in time", async () => {
-    const h = harness({ once: true, connectTimeoutMs: 5000 }, false);
+    const h = bridgeHarness({ once: true, connectTimeoutMs: 5000 }, false);
     const running = h.start();
     await h.time.sleeping();
     h.time.advance();
@@ -497,7 +472,7 @@ Deno.test("Bridge.run() once", async (t) => {
   });
 
   await t.step("should fail when the device cannot be reached", async () => {
-    const h = harness({ once: true });
+    const h = bridgeHarness({ once: true });
     h.device.unplug();
     await rejects(h.start(), /connection refused/);
   });
@@ -526,7 +501,7 @@ Deno.test("Bridge plugins", async (t) => {
           return ctx.publish("ess/plugin", "bye");
         },
       };
-      const h = harness({ plugins: [plugin] }, false);
+      const h = bridgeHarness({ plugins: [plugin] }, false);
       h.start();
       await h.time.sleeping();
       h.mqtt.connect();
@@ -559,7 +534,7 @@ Deno.test("Bridge plugins", async (t) => {
   );
 
   await t.step("should log a failing plugin and keep running", async () => {
-    const h = harness({
+    const h = bridgeHarness({
       plugins: [{
         onConnect() {
           throw new Error("boom");

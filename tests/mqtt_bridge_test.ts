@@ -212,7 +212,8 @@ for (const { name, start, ignore } of BROKERS) {
       "should go offline while the device is unreachable, and online after",
       () =>
         withWorld(start, async (w) => {
-          await withBridge(w, {}, async () => {
+          // A grace period that fits the 1.5 s outage: three failed tries over 300 ms.
+          await withBridge(w, { offlineAfterMs: 300 }, async () => {
             await w.watcher.until(
               () => w.watcher.last.get("ess/status")?.payload === "online",
               "online",

@@ -5,6 +5,7 @@
  */
 import { deepEqual, equal, match, ok as assert } from "node:assert/strict";
 import { EssError } from "../lib/errors.ts";
+import { encodePublish } from "../lib/mqtt/_packet.ts";
 import { connectMqtt, type MqttConnection, type MqttConnectOptions } from "../lib/mqtt/client.ts";
 import { rejectsWith } from "./_assert.ts";
 
@@ -108,13 +109,14 @@ class FakeBroker {
 interface Events {
   log: string[];
   messages: [string, string, boolean][];
+  warnings: string[];
 }
 
 function client(
   broker: FakeBroker,
   extra: Partial<MqttConnectOptions> = {},
 ): [MqttConnection, Events] {
-  const events: Events = { log: [], messages: [] };
+  const events: Events = { log: [], messages: [], warnings: [] };
   const connection = connectMqtt({
     url: broker.url,
     clientId: "c",
@@ -129,6 +131,7 @@ function client(
     connected: () => events.log.push("connected"),
     disconnected: (reason) => events.log.push(`disconnected: ${reason}`),
     message: (topic, payload, retained) => events.messages.push([topic, payload, retained]),
+    warning: (message) => events.warnings.push(message),
   });
   return [connection, events];
 }
@@ -317,6 +320,100 @@ Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
       await peer.next();
       await until(() => events.log.length === 1, "the timeout");
       deepEqual(events.log, ["disconnected: no answer from the broker within 0.1 s"]);
+    } finally {
+      await connection.close();
+      await broker.close();
+    }
+  });
+
+  await t.step(
+    "should acknowledge and discard a 2 MB message, warn once per topic, and stay connected",
+    async () => {
+      const broker = new FakeBroker();
+      const [connection, events] = client(broker);
+      try {
+        const peer = await handshake(broker);
+        await until(() => connection.connected, "connect");
+        const huge = "x".repeat(2_000_000);
+        for (const packetId of [9, 10]) {
+          await peer.send(
+            encodePublish({
+              topic: "ess/control/active",
+              payload: huge,
+              qos: 1,
+              retain: true,
+              packetId,
+            }),
+          );
+          deepEqual(await peer.next(), { type: 4, flags: 0, body: Uint8Array.of(0, packetId) });
+        }
+        await peer.send(
+          encodePublish({ topic: "ess/control/active", payload: "on", qos: 0, retain: false }),
+        );
+        await until(() => events.messages.length === 1, "the next message");
+        deepEqual(events.messages, [["ess/control/active", "on", false]]);
+        deepEqual(events.log, ["connected"], "one session throughout");
+        equal(events.warnings.length, 1, events.warnings.join("\n"));
+        match(
+          events.warnings[0]!,
+          /^discarded a message of 2,000,022 bytes on "ess\/control\/active" from mqtt:\/\/127\.0\.0\.1:\d+: ess takes messages of up to 1 MiB; it is retained, .* clear it with an empty retained message$/,
+        );
+        assert(!events.warnings[0]!.includes("xxx"), "the payload stays out of the log");
+      } finally {
+        await connection.close();
+        await broker.close();
+      }
+    },
+  );
+
+  await t.step(
+    "should back off and warn once when the broker keeps closing the session right after CONNACK",
+    async () => {
+      const broker = new FakeBroker();
+      const [connection, events] = client(broker, {
+        clientId: "ess-kitchen",
+        reconnectBaseMs: 100,
+        reconnectMaxMs: 800,
+      });
+      try {
+        const accepted: number[] = [];
+        for (let i = 0; i < 5; i++) {
+          const peer = await handshake(broker);
+          accepted.push(Date.now());
+          await until(() => connection.connected, "connect");
+          // What a broker does to the older of two clients with one id.
+          await peer.close();
+        }
+        await until(() => events.warnings.length === 1, "the warning");
+        match(
+          events.warnings[0]!,
+          /closed the connection soon after accepting it 3 times in a row: another client with the id "ess-kitchen" is probably connected/,
+        );
+        equal(events.warnings.length, 1);
+        // Jitter 0.5 makes the delays 75, 150, 300, 600 ms; a reset at every CONNACK kept 75.
+        const gaps = accepted.slice(1).map((at, i) => at - accepted[i]!);
+        assert(gaps[3]! >= 550, `the delays grow: ${gaps.join(", ")} ms`);
+      } finally {
+        await connection.close();
+        await broker.close();
+      }
+    },
+  );
+
+  await t.step("should say to use mqtts:// when the broker answers in TLS", async () => {
+    const broker = new FakeBroker();
+    const [connection, events] = client(broker, { reconnectBaseMs: 60_000 });
+    try {
+      const peer = await broker.accept();
+      await peer.next();
+      // A TLS alert: what a TLS listener sends back for a plain CONNECT.
+      await peer.send(hex("15 03 03 00 02 02 32"));
+      await peer.close();
+      await until(() => events.log.length === 1, "the disconnect");
+      match(
+        events.log[0]!,
+        /^disconnected: the broker at 127\.0\.0\.1:\d+ answered in TLS: use mqtts:\/\/127\.0\.0\.1:\d+ \(or --mqtt-tls\)$/,
+      );
     } finally {
       await connection.close();
       await broker.close();

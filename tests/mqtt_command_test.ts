@@ -63,6 +63,8 @@ Deno.test("ess mqtt options", async (t) => {
       retain: true,
       json: false,
       once: false,
+      controlSpacingMs: 2000,
+      activeSpacingMs: 30_000,
     });
     equal(settings.plugins.hass, true);
   });
@@ -105,6 +107,25 @@ Deno.test("ess mqtt options", async (t) => {
     equal(settings.plugins.hass, false);
   });
 
+  await t.step("should take the control spacing from options and config keys", async () => {
+    const file = await Deno.makeTempFile();
+    try {
+      await Deno.writeTextFile(file, "control_spacing_seconds = 5\nactive_spacing_seconds = 120\n");
+      const { settings, io } = await settingsFor(["--config", file]);
+      equal(settings.bridge.controlSpacingMs, 5000);
+      equal(settings.bridge.activeSpacingMs, 120_000);
+      deepEqual(io.errors, [], "known keys");
+      const cli = await settingsFor(["--config", file, "--control-spacing-seconds", "0.5"]);
+      equal(cli.settings.bridge.controlSpacingMs, 500);
+      await rejects(
+        settingsFor(["--config", "/dev/null", "--active-spacing-seconds", "soon"]),
+        UsageError,
+      );
+    } finally {
+      await Deno.remove(file);
+    }
+  });
+
   await t.step("should accept mqtt_retain = false in a config file", async () => {
     const file = await Deno.makeTempFile();
     try {
@@ -124,6 +145,7 @@ Deno.test("ess mqtt options", async (t) => {
       await rejects(settingsFor(["--config", file]), new RegExp(`${file}:2: common-divisor`));
       await rejects(settingsFor(["--config", "/dev/null", "--publish-mode", "some"]), UsageError);
       await rejects(settingsFor(["--config", "/dev/null", "--mqtt-prefix", "ess/#"]), UsageError);
+      await rejects(settingsFor(["--config", "/dev/null", "--mqtt-prefix", "ess\tx"]), UsageError);
       await rejects(
         settingsFor(["--config", "/dev/null", "--mqtt-ca", "/nonexistent.pem"]),
         /--mqtt-ca \/nonexistent.pem: cannot read it/,

@@ -269,9 +269,71 @@ Deno.test("PacketReader", async (t) => {
     }
   });
 
-  await t.step("should refuse a packet longer than its limit before it arrives", () => {
+  await t.step("should refuse any other packet longer than its limit before it arrives", () => {
     const reader = new PacketReader(100);
-    throws(() => reader.push(bytes("30 e5 00")), /101 bytes/);
+    throws(() => reader.push(bytes("90 e5 00")), /101 bytes \(more than 100\)/);
+  });
+
+  /** PINGRESP, a QoS 1 PUBLISH on a/b (id 7) with 200 payload bytes, a QoS 0 PUBLISH. */
+  const stream = Uint8Array.from([
+    ...bytes("d0 00"),
+    ...bytes(`32 cf 01  00 03 "a/b"  00 07`),
+    ...new Uint8Array(200).fill(0x78),
+    ...bytes(`30 05 00 01 "c" "ok"`),
+  ]);
+  const afterwards: ServerPacket[] = [
+    { type: "pingresp" },
+    { type: "oversized", topic: "a/b", bytes: 207, qos: 1, retain: false, dup: false, packetId: 7 },
+    { type: "publish", topic: "c", payload: bytes(`"ok"`), qos: 0, retain: false, dup: false },
+  ];
+
+  await t.step("should read past a PUBLISH longer than its limit, and on", () => {
+    deepEqual(new PacketReader(100).push(stream), afterwards);
+  });
+
+  await t.step("should read past it the same however the bytes are split", () => {
+    const random = seededRandom(11);
+    for (const size of [1, 2, 3, 7, 50, 199]) {
+      const reader = new PacketReader(100);
+      const packets: ServerPacket[] = [];
+      for (let at = 0; at < stream.length;) {
+        const n = size === 199 ? 1 + Math.floor(random() * size) : size;
+        const chunk = stream.slice(at, at + n);
+        packets.push(...reader.push(chunk));
+        chunk.fill(0xee);
+        at += n;
+      }
+      deepEqual(packets, afterwards, `chunks of ${size}`);
+    }
+  });
+
+  await t.step("should read past a retained QoS 0 one of 2 MB without an identifier", () => {
+    const reader = new PacketReader();
+    const length = 2_000_000;
+    const header = Uint8Array.from([0x31, ...encodeRemainingLength(length), 0, 1, 0x74]);
+    deepEqual(reader.push(header), []);
+    const chunk = new Uint8Array(16 * 1024);
+    let left = length - 3;
+    while (left > chunk.length) {
+      deepEqual(reader.push(chunk), []);
+      left -= chunk.length;
+    }
+    deepEqual(reader.push(Uint8Array.from([...chunk.subarray(0, left), 0xd0, 0x00])), [
+      { type: "oversized", topic: "t", bytes: length, qos: 0, retain: true, dup: false },
+      { type: "pingresp" },
+    ]);
+  });
+
+  await t.step("should refuse an oversized PUBLISH that is malformed", () => {
+    throws(() => new PacketReader(10).push(bytes("36 20 00 01 74")), /QoS 3/);
+    throws(() => new PacketReader(10).push(bytes("30 20 00 40 74")), /past the end/);
+    throws(
+      () =>
+        new PacketReader(10).push(
+          Uint8Array.from([0x30, 0x20, 0, 2, 0xff, 0xfe, ...new Uint8Array(30)]),
+        ),
+      /UTF-8/,
+    );
   });
 });
 

@@ -1,4 +1,4 @@
-import { deepEqual, equal, ok as assert } from "node:assert/strict";
+import { deepEqual, equal, match, ok as assert } from "node:assert/strict";
 import { connectMqtt, type MqttConnection } from "../lib/mqtt/client.ts";
 import { BROKERS, startAedes, watch } from "./_broker.ts";
 
@@ -160,6 +160,46 @@ Deno.test("connectMqtt() over TLS", async (t) => {
       } finally {
         await connection.close();
       }
+    });
+    await t.step("should say to use mqtts:// when mqtt:// meets the TLS port", async () => {
+      const reason = await firstRefusal(`mqtt://127.0.0.1:${broker.port}`);
+      match(
+        reason,
+        /answered in TLS: use mqtts:\/\/127\.0\.0\.1:\d+ \(or --mqtt-tls\)/,
+      );
+    });
+  } finally {
+    await broker.close();
+  }
+});
+
+/** Why the first connection to `url` failed, as the listener hears it. */
+async function firstRefusal(url: string): Promise<string> {
+  const reasons: string[] = [];
+  const connection = connectMqtt({ url, clientId: "ess-tls-test-3", reconnectBaseMs: 10_000 });
+  connection.listen({
+    connected: () => reasons.push("connected"),
+    disconnected: (reason) => reasons.push(reason),
+    message: () => {},
+  });
+  try {
+    await until(() => reasons.length > 0, "the first try");
+    return reasons[0]!;
+  } finally {
+    await connection.close();
+  }
+}
+
+Deno.test("connectMqtt() with mqtts:// pointed at a plain MQTT port", async (t) => {
+  const broker = await startAedes();
+  try {
+    await t.step("should say in one line that the port is not a TLS port", async () => {
+      const reason = await firstRefusal(`mqtts://127.0.0.1:${broker.port}`);
+      match(
+        reason,
+        /^the broker at 127\.0\.0\.1:\d+ did not complete a TLS handshake \(.*\): is it a TLS port \(usually 8883\)\? For plain MQTT use mqtt:\/\/127\.0\.0\.1:1883$/,
+      );
+      assert(!reason.includes("\n"));
     });
   } finally {
     await broker.close();

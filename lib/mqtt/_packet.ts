@@ -5,6 +5,8 @@
  *
  * @module
  */
+import { quote } from "./_quote.ts";
+import { topicProblem } from "./topics.ts";
 
 /** Control packet types (MQTT 3.1.1, 2.2.1). */
 export const PacketType = {
@@ -47,7 +49,8 @@ const topicDecoder = new TextDecoder("utf-8", { fatal: true });
  *
  * @example
  * ```ts
- * encodeRemainingLength(321); // Uint8Array [0xc1, 0x02]
+ * import { deepEqual } from "node:assert/strict";
+ * deepEqual(encodeRemainingLength(321), Uint8Array.of(0xc1, 0x02));
  * ```
  */
 export function encodeRemainingLength(length: number): Uint8Array {
@@ -112,9 +115,11 @@ function checkPacketId(id: number): number {
 }
 
 function checkTopic(topic: string, filter: boolean): string {
-  if (topic === "") throw new RangeError("an MQTT topic cannot be empty");
-  if (!filter && /[#+]/.test(topic)) {
-    throw new RangeError(`cannot publish to ${JSON.stringify(topic)}: # and + are wildcards`);
+  const problem = topicProblem(topic, { filter });
+  if (problem !== undefined) {
+    throw new RangeError(
+      `cannot ${filter ? "subscribe to" : "publish to"} ${quote(topic)}: ${problem}`,
+    );
   }
   return topic;
 }
@@ -134,7 +139,10 @@ export interface ConnectFields {
  *
  * @example
  * ```ts
- * encodeConnect({ clientId: "ess", keepaliveSeconds: 60 });
+ * import { equal } from "node:assert/strict";
+ * const connect = encodeConnect({ clientId: "ess", keepaliveSeconds: 60 });
+ * equal(connect[0], 0x10);
+ * equal(connect[9], 0x02, "clean session, no will, no credentials");
  * ```
  */
 export function encodeConnect(fields: ConnectFields): Uint8Array {
@@ -179,7 +187,10 @@ export interface PublishFields {
  *
  * @example
  * ```ts
- * encodePublish({ topic: "ess/status", payload: "online", qos: 1, retain: true, packetId: 1 });
+ * import { equal, throws } from "node:assert/strict";
+ * const publish = encodePublish({ topic: "ess/status", payload: "online", qos: 1, retain: true, packetId: 1 });
+ * equal(publish[0], 0x33, "PUBLISH, QoS 1, retained");
+ * throws(() => encodePublish({ topic: "a\nb", payload: "", qos: 0, retain: false }), RangeError);
  * ```
  */
 export function encodePublish(fields: PublishFields): Uint8Array {
@@ -198,7 +209,8 @@ export function encodePublish(fields: PublishFields): Uint8Array {
  *
  * @example
  * ```ts
- * encodeAck(PacketType.PUBACK, 10); // Uint8Array [0x40, 0x02, 0x00, 0x0a]
+ * import { deepEqual } from "node:assert/strict";
+ * deepEqual(encodeAck(PacketType.PUBACK, 10), Uint8Array.of(0x40, 0x02, 0x00, 0x0a));
  * ```
  */
 export function encodeAck(
@@ -213,7 +225,10 @@ export function encodeAck(
  *
  * @example
  * ```ts
- * encodeSubscribe(1, ["ess/control/#"], 1);
+ * import { equal } from "node:assert/strict";
+ * const subscribe = encodeSubscribe(1, ["ess/control/#"], 1);
+ * equal(subscribe[0], 0x82);
+ * equal(subscribe.at(-1), 1, "QoS 1");
  * ```
  */
 export function encodeSubscribe(
@@ -247,7 +262,19 @@ export type ServerPacket =
   }
   | { type: "puback" | "pubrec" | "pubrel" | "pubcomp"; packetId: number }
   | { type: "suback"; packetId: number; returnCodes: number[] }
-  | { type: "pingresp" };
+  | { type: "pingresp" }
+  | {
+    /** A PUBLISH longer than the reader's limit, read past and discarded. */
+    type: "oversized";
+    topic: string;
+    /** Its remaining length: how many bytes were read past. */
+    bytes: number;
+    qos: Qos;
+    retain: boolean;
+    dup: boolean;
+    /** Present for QoS 1 and 2, so that it can still be acknowledged. */
+    packetId?: number;
+  };
 
 /** Return codes of a CONNACK that refuses (MQTT 3.1.1, 3.2.2.3), as a person reads them. */
 const CONNACK_REFUSALS: Readonly<Record<number, string>> = {
@@ -263,7 +290,8 @@ const CONNACK_REFUSALS: Readonly<Record<number, string>> = {
  *
  * @example
  * ```ts
- * connackRefusal(4); // "the broker refused the user name or password"
+ * import { equal } from "node:assert/strict";
+ * equal(connackRefusal(4), "the broker refused the user name or password");
  * ```
  */
 export function connackRefusal(returnCode: number): string {
@@ -347,22 +375,45 @@ function decode(type: number, flags: number, body: Uint8Array): ServerPacket {
   }
 }
 
+/** An oversized PUBLISH being read past: its head is kept, the rest only counted. */
+interface Skipping {
+  flags: number;
+  length: number;
+  /** Bytes of the body still to come. */
+  remaining: number;
+  /** The topic length field, the topic and the packet identifier, as far as they came. */
+  head: Uint8Array;
+  filled: number;
+  /** Whether `head` has its full size (the topic length is known). */
+  sized: boolean;
+}
+
 /**
  * Turns the bytes a broker sends into packets, whatever the reads look like: a packet may arrive
- * split over several reads, and one read may hold several packets.
+ * split over several reads, and one read may hold several packets. A PUBLISH longer than the
+ * limit is read past without being kept (its topic and packet identifier excepted) and comes
+ * out as an `oversized` packet, so that one huge message cannot cost the session.
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * const reader = new PacketReader();
- * reader.push(Uint8Array.of(0x20, 0x02)); // [] (CONNACK not complete yet)
- * reader.push(Uint8Array.of(0x00, 0x00, 0xd0, 0x00)); // [connack, pingresp]
+ * deepEqual(reader.push(Uint8Array.of(0x20, 0x02)), []);
+ * deepEqual(reader.push(Uint8Array.of(0x00, 0x00, 0xd0, 0x00)), [
+ *   { type: "connack", sessionPresent: false, returnCode: 0 },
+ *   { type: "pingresp" },
+ * ]);
  * ```
  */
 export class PacketReader {
   #pending: Uint8Array = new Uint8Array(0);
   #maxBytes: number;
+  #skipping: Skipping | undefined;
 
-  /** `maxPacketBytes`: a longer packet is a protocol error rather than a buffer that grows. */
+  /**
+   * `maxPacketBytes`: a longer PUBLISH is discarded, any other longer packet is a protocol
+   * error, rather than a buffer that grows.
+   */
   constructor(maxPacketBytes = DEFAULT_MAX_PACKET_BYTES) {
     this.#maxBytes = maxPacketBytes;
   }
@@ -372,26 +423,79 @@ export class PacketReader {
    * every packet now complete; throws {@link MqttProtocolError} on a malformed packet.
    */
   push(chunk: Uint8Array): ServerPacket[] {
+    const packets: ServerPacket[] = [];
     let data = chunk;
-    if (this.#pending.length > 0) {
+    let at = 0;
+    if (this.#skipping) {
+      at = this.#skip(chunk, 0, packets);
+      if (this.#skipping) return packets;
+    } else if (this.#pending.length > 0) {
       data = new Uint8Array(this.#pending.length + chunk.length);
       data.set(this.#pending);
       data.set(chunk, this.#pending.length);
     }
-    const packets: ServerPacket[] = [];
-    let at = 0;
     for (;;) {
       const header = this.#header(data, at);
       if (header === undefined) break;
       const [bodyAt, length] = header;
-      if (bodyAt + length > data.length) break;
       const first = data[at]!;
+      if (length > this.#maxBytes) {
+        if (first >> 4 !== PacketType.PUBLISH) {
+          throw new MqttProtocolError(
+            `the broker sent a packet of ${length} bytes (more than ${this.#maxBytes})`,
+          );
+        }
+        if (((first >> 1) & 3) === 3) throw new MqttProtocolError("PUBLISH with QoS 3");
+        this.#skipping = {
+          flags: first & 0x0f,
+          length,
+          remaining: length,
+          head: new Uint8Array(2),
+          filled: 0,
+          sized: false,
+        };
+        at = this.#skip(data, bodyAt, packets);
+        if (this.#skipping) {
+          this.#pending = new Uint8Array(0);
+          return packets;
+        }
+        continue;
+      }
+      if (bodyAt + length > data.length) break;
       packets.push(decode(first >> 4, first & 0x0f, data.subarray(bodyAt, bodyAt + length)));
       at = bodyAt + length;
     }
     // Copy the tail: `chunk` belongs to the caller.
     this.#pending = data.slice(at);
     return packets;
+  }
+
+  /** Reads past the oversized PUBLISH from `data[at]` on; returns where its bytes end. */
+  #skip(data: Uint8Array, at: number, packets: ServerPacket[]): number {
+    const skip = this.#skipping!;
+    const end = at + Math.min(skip.remaining, data.length - at);
+    let i = at;
+    while (i < end && skip.filled < skip.head.length) {
+      const n = Math.min(end - i, skip.head.length - skip.filled);
+      skip.head.set(data.subarray(i, i + n), skip.filled);
+      skip.filled += n;
+      i += n;
+      if (!skip.sized && skip.filled === 2) {
+        const qos = (skip.flags >> 1) & 3;
+        const size = 2 + ((skip.head[0]! << 8) | skip.head[1]!) + (qos > 0 ? 2 : 0);
+        if (size > skip.length) throw new MqttProtocolError("PUBLISH topic runs past the end");
+        const head = new Uint8Array(size);
+        head.set(skip.head);
+        skip.head = head;
+        skip.sized = true;
+      }
+    }
+    skip.remaining -= end - at;
+    if (skip.remaining === 0) {
+      this.#skipping = undefined;
+      packets.push(oversized(skip));
+    }
+    return end;
   }
 
   /** The offset of the body and its length, or `undefined` while the header is incomplete. */
@@ -402,18 +506,32 @@ export class PacketReader {
       const byte = data[at + i];
       if (byte === undefined) return undefined;
       length += (byte & 0x7f) * multiplier;
-      if ((byte & 0x80) === 0) {
-        if (length > this.#maxBytes) {
-          throw new MqttProtocolError(
-            `the broker sent a packet of ${length} bytes (more than ${this.#maxBytes})`,
-          );
-        }
-        return [at + 1 + i, length];
-      }
+      if ((byte & 0x80) === 0) return [at + 1 + i, length];
       multiplier *= 128;
     }
     throw new MqttProtocolError("a remaining length longer than four bytes");
   }
+}
+
+function oversized(skip: Skipping): ServerPacket {
+  const qos = ((skip.flags >> 1) & 3) as Qos;
+  const head = skip.head;
+  const topicEnd = head.length - (qos > 0 ? 2 : 0);
+  let topic: string;
+  try {
+    topic = topicDecoder.decode(head.subarray(2, topicEnd));
+  } catch {
+    throw new MqttProtocolError("PUBLISH topic is not UTF-8");
+  }
+  return {
+    type: "oversized",
+    topic,
+    bytes: skip.length,
+    qos,
+    retain: (skip.flags & 1) === 1,
+    dup: (skip.flags & 8) === 8,
+    ...(qos > 0 ? { packetId: (head[topicEnd]! << 8) | head[topicEnd + 1]! } : {}),
+  };
 }
 
 /**

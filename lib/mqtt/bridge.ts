@@ -1,18 +1,28 @@
 /**
- * The MQTT bridge: polls the device, publishes every leaf of `home` and `common` under the
- * pyess topics and of the `batt` settings under `<prefix>/batt/`, keeps `<prefix>/status`
- * honest, and carries out commands from `<prefix>/control/...`. It runs until aborted and survives every transient failure of the
- * device or the broker; only a wrong device password ends it.
+ * The MQTT bridge: publishes what the device poller reads (every leaf of `home` and `common`
+ * under the pyess topics, the `batt` settings under `<prefix>/batt/`), keeps `<prefix>/status`
+ * honest, and hands commands from `<prefix>/control/...` to the control queue. It runs until
+ * aborted and survives every transient failure of the device or the broker; only a wrong device
+ * password ends it.
  *
  * @module
  */
-import { Backoff } from "../backoff.ts";
-import { errorText, EssError, WrongPasswordError } from "../errors.ts";
-import { flatten, type JsonObject } from "../device/flatten.ts";
+import { errorText, EssError } from "../errors.ts";
+import { type Device, parseControl } from "../device/controls.ts";
+import { ControlQueue, type ControlQueueOptions } from "../device/control_queue.ts";
+import type { JsonObject } from "../device/flatten.ts";
+import {
+  POLLED_STATES,
+  type PolledAnswer,
+  Poller,
+  type PollerOptions,
+  type PollEvent,
+} from "../device/poller.ts";
+import type { StateName } from "../device/states.ts";
 import type { Logger } from "../log.ts";
 import { type MqttConnection, type MqttListener, topicMatches } from "./client.ts";
-import type { StateName } from "../device/states.ts";
-import { type Device, parseControl } from "./controls.ts";
+import { quote } from "./_quote.ts";
+import { TopicTable } from "./_table.ts";
 import {
   CONTROL_NAMES,
   type ControlName,
@@ -20,9 +30,6 @@ import {
   jsonTopic,
   LEGACY_CONTROL_NAMES,
   legacyControlTopic,
-  PUBLISHED_STATES,
-  type PublishedState,
-  stateTopic,
   statusTopic,
 } from "./topics.ts";
 
@@ -30,6 +37,9 @@ import {
 export const PUBLISH_MODES = ["changes", "all"] as const;
 /** One of {@link PUBLISH_MODES}. */
 export type PublishMode = typeof PUBLISH_MODES[number];
+
+/** A connection lost sooner than this after it was made counts as a flap (and as quiet). */
+const STABLE_CONNECTION_MS = 60_000;
 
 /** What a plugin can do with the bridge. */
 export interface BridgeContext {
@@ -39,7 +49,7 @@ export interface BridgeContext {
   publish(topic: string, payload: string, opts?: { retain?: boolean; qos?: 0 | 1 }): Promise<void>;
   /** Reads a state through the device (requests never overlap on the device). */
   read(state: StateName): Promise<JsonObject>;
-  /** Every state topic published so far. */
+  /** Every state topic published so far that the device still sends. */
   publishedTopics(): ReadonlySet<string>;
   /** The last value read for a state topic. */
   lastValue(topic: string): string | undefined;
@@ -63,39 +73,35 @@ export interface BridgePlugin {
   onStop?(ctx: BridgeContext): Promise<void> | void;
 }
 
-/** How the bridge behaves. */
-export interface BridgeOptions {
+/**
+ * How the bridge behaves; the poller's and the control queue's options are used when the bridge
+ * makes them itself.
+ */
+export interface BridgeOptions extends PollerOptions, ControlQueueOptions {
   /** Topic prefix (`ess`). */
   prefix: string;
-  /** Time between polls, in ms. */
-  intervalMs: number;
-  /** `common` is read every N-th poll. */
-  commonDivisor: number;
-  /**
-   * `batt` (the settings: winter mode, charge strategy, backup) is read with `common`, but at
-   * most about this often, in ms (default 60 s): settings change only by a command, which the
-   * bridge reads back at once, or in LG's app.
-   */
-  settingsEveryMs?: number | undefined;
   publishMode: PublishMode;
   /** In `changes` mode, everything is published again this often, in ms. */
   republishMs: number;
-  /** Whether state messages are retained (status always is). */
+  /** Whether state messages are retained (status always is; empty values never are). */
   retain: boolean;
   /** Also publish each state as one JSON document. */
   json: boolean;
   /** Poll once, publish, and return. */
   once: boolean;
-  /** The longest wait between tries while the device cannot be reached, in ms (default 5 min). */
-  maxBackoffMs?: number | undefined;
   /** How long `once` waits for the broker, in ms (default 30 s). */
   connectTimeoutMs?: number | undefined;
+  /** A topic the device stopped sending leaves the republish table after this many polls. */
+  staleAfterPolls?: number | undefined;
+  /** The most state topics the bridge keeps. */
+  maxTopics?: number | undefined;
   plugins?: readonly BridgePlugin[] | undefined;
 }
 
 /** Everything the bridge depends on. */
 export interface BridgeDeps {
-  device: Device;
+  /** The device, for the bridge's own poller; not needed when `poller` is given. */
+  device?: Device | undefined;
   mqtt: MqttConnection;
   options: BridgeOptions;
   logger: Logger;
@@ -105,19 +111,13 @@ export interface BridgeDeps {
   sleep(ms: number, signal: AbortSignal): Promise<void>;
   /** Uniform in [0, 1), for back-off jitter. */
   random(): number;
-}
-
-/**
- * `work`'s result, or `fallback` as soon as `signal` aborts. Unlike a race against one
- * long-lived promise, it leaves nothing behind per call, so a loop can use it forever.
- */
-function unlessAborted<T>(work: Promise<T>, signal: AbortSignal, fallback: T): Promise<T> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return resolve(fallback);
-    const onAbort = () => resolve(fallback);
-    signal.addEventListener("abort", onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
+  /**
+   * A poller shared with others (an HTTP server in the same process); the bridge runs its loop.
+   * Default: the bridge's own, over `device`.
+   */
+  poller?: Poller | undefined;
+  /** A control queue shared with others; default: the bridge's own, closed when it stops. */
+  controls?: ControlQueue | undefined;
 }
 
 /**
@@ -130,61 +130,71 @@ function unlessAborted<T>(work: Promise<T>, signal: AbortSignal, fallback: T): P
  * ```
  */
 export class Bridge {
-  #device: Device;
   #mqtt: MqttConnection;
   #options: BridgeOptions;
   #log: Logger;
   #now: () => number;
   #sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   #plugins: readonly BridgePlugin[];
-  #backoff: Backoff;
-  #maxBackoffMs: number;
+  #poller: Poller;
+  #controls: ControlQueue;
+  #ownControls: boolean;
   #ctx: BridgeContext;
-  #controls = new Map<string, ControlName>();
-  /** Last value of every leaf topic, in the device's order. */
-  #values = new Map<string, string>();
-  #topics = new Set<string>();
+  #controlTopics = new Map<string, ControlName>();
+  #table: TopicTable;
   /** Last JSON document of every state, when `--json`. */
   #documents = new Map<string, string>();
+  /** The retained command last warned about per control topic, so that it is warned once. */
+  #retainedWarned = new Map<string, string>();
   #lastFull = -Infinity;
   /** Set on every connect until everything has been published on that connection. */
   #fresh = false;
-  /** `undefined` until the first poll has told. */
-  #deviceUp: boolean | undefined;
-  #failures = 0;
+  /** The status published on this connection. */
+  #statusSent: string | undefined;
+  #announced = false;
   #brokerUp: boolean | undefined;
-  #queue: Promise<void> = Promise.resolve();
+  #connectedAt = 0;
+  /** Connections lost soon after they were made, in a row. */
+  #flaps = 0;
   #stop = new AbortController();
   #stopping = false;
-  #fatal: Error | undefined;
   #connectedOnce: (() => void) | undefined;
 
   constructor(deps: BridgeDeps) {
-    this.#device = deps.device;
     this.#mqtt = deps.mqtt;
     this.#options = deps.options;
     this.#log = deps.logger;
     this.#now = deps.now;
     this.#sleep = deps.sleep;
     this.#plugins = deps.options.plugins ?? [];
-    this.#maxBackoffMs = Math.max(deps.options.intervalMs, deps.options.maxBackoffMs ?? 300_000);
-    this.#backoff = new Backoff({
-      baseMs: deps.options.intervalMs,
-      maxMs: this.#maxBackoffMs,
-      random: deps.random,
-    });
+    const { logger, now, sleep, random } = deps;
+    if (deps.poller) this.#poller = deps.poller;
+    else if (deps.device) {
+      this.#poller = new Poller({
+        device: deps.device,
+        options: deps.options,
+        logger,
+        now,
+        sleep,
+        random,
+      });
+    } else throw new TypeError("the bridge needs a device or a poller");
+    this.#ownControls = deps.controls === undefined;
+    this.#controls = deps.controls ??
+      new ControlQueue({ poller: this.#poller, options: deps.options, logger, now, sleep });
     const prefix = deps.options.prefix;
-    for (const name of CONTROL_NAMES) this.#controls.set(controlTopic(prefix, name), name);
+    this.#table = new TopicTable({ ...deps.options, prefix }, deps.logger);
+    for (const name of CONTROL_NAMES) this.#controlTopics.set(controlTopic(prefix, name), name);
     for (const name of LEGACY_CONTROL_NAMES) {
-      this.#controls.set(legacyControlTopic(prefix, name), name);
+      this.#controlTopics.set(legacyControlTopic(prefix, name), name);
     }
     this.#ctx = {
       prefix,
       publish: (topic, payload, opts) =>
         this.#publish(topic, payload, opts?.retain ?? false, opts?.qos ?? 0, true),
-      read: (state) => this.#device.read(state),
-      publishedTopics: () => this.#topics,
-      lastValue: (topic) => this.#values.get(topic),
+      read: (state) => this.#poller.read(state),
+      publishedTopics: () => this.#table.published,
+      lastValue: (topic) => this.#table.value(topic),
       logger: this.#log,
     };
   }
@@ -193,7 +203,7 @@ export class Bridge {
   get subscriptions(): string[] {
     return [
       ...new Set([
-        ...this.#controls.keys(),
+        ...this.#controlTopics.keys(),
         ...this.#plugins.flatMap((p) => p.subscriptions ?? []),
       ]),
     ];
@@ -209,44 +219,22 @@ export class Bridge {
     signal.addEventListener("abort", onAbort);
     if (signal.aborted) onAbort();
     this.#mqtt.listen(this.#listener());
+    const unlisten = this.#poller.listen((event) => this.#onPoll(event));
     try {
       if (this.#options.once) await this.#runOnce();
-      else await this.#loop();
+      else await this.#poller.run(this.#stop.signal);
     } finally {
+      unlisten();
       signal.removeEventListener("abort", onAbort);
       await this.#shutdown();
-    }
-    if (this.#fatal) throw this.#fatal;
-  }
-
-  async #loop(): Promise<void> {
-    const { commonDivisor, intervalMs } = this.#options;
-    const settingsEveryMs = this.#options.settingsEveryMs ?? 60_000;
-    const battDivisor = commonDivisor *
-      Math.max(1, Math.round(settingsEveryMs / (intervalMs * commonDivisor)));
-    let cycle = 0;
-    while (!this.#stop.signal.aborted) {
-      const started = this.#now();
-      const recovering = this.#deviceUp !== true;
-      const states: PublishedState[] = ["home"];
-      if (cycle % commonDivisor === 0 || recovering) states.push("common");
-      if (cycle % battDivisor === 0 || recovering) states.push("batt");
-      // A hung device request must not hold up a shutdown.
-      const ok = await unlessAborted(this.#poll(states), this.#stop.signal, false);
-      if (this.#stop.signal.aborted) break;
-      let wait: number;
-      if (ok) {
-        cycle++;
-        this.#backoff.reset();
-        wait = Math.max(0, started + this.#options.intervalMs - this.#now());
-      } else wait = this.#backoff.next();
-      await this.#sleep(wait, this.#stop.signal);
     }
   }
 
   async #runOnce(): Promise<void> {
-    const answers: [PublishedState, JsonObject][] = [];
-    for (const state of PUBLISHED_STATES) answers.push([state, await this.#device.read(state)]);
+    const answers: PolledAnswer[] = [];
+    for (const state of POLLED_STATES) {
+      answers.push({ state, answer: await this.#poller.read(state) });
+    }
     if (!this.#mqtt.connected) {
       const timeoutMs = this.#options.connectTimeoutMs ?? 30_000;
       const waiting = new AbortController();
@@ -259,37 +247,60 @@ export class Bridge {
         );
       }
     }
-    await this.#exclusive(() => this.#publishStates(answers, true));
+    await this.#publishStates(answers, true);
     for (const plugin of this.#plugins) {
       await this.#hook("onConnect", () => plugin.onConnect?.(this.#ctx));
     }
+  }
+
+  /** Publishes what a poll read, and the status when the device came or went. */
+  async #onPoll(event: PollEvent): Promise<void> {
+    if (this.#stopping) return;
+    if (event.ok) {
+      if (!this.#announced) {
+        this.#announced = true;
+        this.#log.info(
+          `publishing under ${this.#options.prefix}/ every ${this.#options.intervalMs / 1000} s`,
+        );
+      }
+      await this.#publishStates(event.answers, false);
+    }
+    if (event.upChanged) await this.#publishStatus();
   }
 
   #listener(): MqttListener {
     return {
       connected: () => {
         if (this.#stopping) return;
-        this.#log.info(
-          this.#brokerUp === undefined
-            ? `connected to ${this.#mqtt.broker}`
-            : `connected to ${this.#mqtt.broker} again`,
+        const again = this.#brokerUp !== undefined;
+        this.#log[this.#flaps > 1 ? "debug" : "info"](
+          `connected to ${this.#mqtt.broker}${again ? " again" : ""}`,
         );
         this.#brokerUp = true;
+        this.#connectedAt = this.#now();
         this.#fresh = true;
+        this.#statusSent = undefined;
         this.#connectedOnce?.();
         this.#background(this.#onConnect());
       },
       disconnected: (reason) => {
         if (this.#stopping) return;
-        if (this.#brokerUp !== false) {
-          this.#log.warning(
-            `${this.#brokerUp ? "lost the connection to" : "cannot connect to"} ` +
-              `${this.#mqtt.broker}: ${reason}; reconnecting`,
+        const text = `${this.#mqtt.broker}: ${reason}`;
+        if (this.#brokerUp) {
+          // A connection that keeps dropping soon after it was made is said once, not forever.
+          this.#flaps = this.#now() - this.#connectedAt < STABLE_CONNECTION_MS
+            ? this.#flaps + 1
+            : 0;
+          this.#log[this.#flaps > 1 ? "debug" : "warning"](
+            `lost the connection to ${text}; reconnecting`,
           );
-        } else this.#log.debug(`still no connection to ${this.#mqtt.broker}: ${reason}`);
+        } else if (this.#brokerUp === undefined) {
+          this.#log.warning(`cannot connect to ${text}; reconnecting`);
+        } else this.#log.debug(`still no connection to ${text}`);
         this.#brokerUp = false;
       },
       message: (topic, payload, retained) => this.#onMessage(topic, payload, retained),
+      warning: (message) => this.#log.warning(message),
     };
   }
 
@@ -300,11 +311,10 @@ export class Bridge {
     } catch (err) {
       this.#log.warning(`subscribing on ${this.#mqtt.broker} failed: ${errorText(err)}`);
     }
-    await this.#exclusive(async () => {
-      // A poll may have published everything on this connection already.
-      if (!this.#fresh) return;
-      await this.#publishStatus();
-      await this.#republish();
+    // Through the device queue, so that no poll publishes at the same time; a poll may have
+    // published everything on this connection already.
+    await this.#poller.exclusive(async () => {
+      if (this.#fresh) await this.#republish();
     });
     for (const plugin of this.#plugins) {
       await this.#hook("onConnect", () => plugin.onConnect?.(this.#ctx));
@@ -313,7 +323,7 @@ export class Bridge {
 
   #onMessage(topic: string, payload: string, retained: boolean): void {
     if (this.#stopping) return;
-    const name = this.#controls.get(topic);
+    const name = this.#controlTopics.get(topic);
     if (name !== undefined) this.#control(name, topic, payload, retained);
     for (const plugin of this.#plugins) {
       if (plugin.onMessage && plugin.subscriptions?.some((f) => topicMatches(f, topic))) {
@@ -326,10 +336,14 @@ export class Bridge {
 
   #control(name: ControlName, topic: string, payload: string, retained: boolean): void {
     if (retained) {
-      // A retained command would switch the device at every start-up: never act on one.
+      // A retained command would switch the device at every start-up: never act on one. The
+      // broker sends it again at every reconnect, so it is warned about once.
+      const seen = `${payload.length} ${payload.slice(0, 100)}`;
+      if (this.#retainedWarned.get(topic) === seen) return;
+      this.#retainedWarned.set(topic, seen);
       this.#log.warning(
-        `ignoring the retained message ${JSON.stringify(payload)} on ${topic}: commands must ` +
-          `be sent without the retain flag (clear it with an empty retained message)`,
+        `ignoring the retained message ${quote(payload)} on ${topic}: commands must be sent ` +
+          `without the retain flag (clear it with an empty retained message)`,
       );
       return;
     }
@@ -340,136 +354,70 @@ export class Bridge {
     const command = parseControl(name, payload);
     if (typeof command === "string") {
       this.#log.warning(
-        `ignoring ${JSON.stringify(payload)} on ${topic}: ${command}; nothing sent to the device`,
+        `ignoring ${quote(payload)} on ${topic}: ${command}; nothing sent to the device`,
       );
       return;
     }
-    this.#background(this.#exclusive(async () => {
-      if (this.#stopping) return;
-      this.#log.info(`${topic}: ${command.description}`);
-      try {
-        await command.run(this.#device);
-      } catch (err) {
-        if (err instanceof WrongPasswordError) return this.#die(err);
-        this.#log.warning(`${topic}: ${command.description} failed: ${errorText(err)}`);
-        return;
-      }
-      await this.#readAndPublish(PUBLISHED_STATES);
-    }));
+    void this.#controls.submit(name, command, topic);
   }
 
-  /** Reads and publishes `states`; `true` if the device answered. Never throws. */
-  #poll(states: readonly PublishedState[]): Promise<boolean> {
-    return this.#exclusive(() => this.#readAndPublish(states));
-  }
-
-  async #readAndPublish(states: readonly PublishedState[]): Promise<boolean> {
-    const answers: [PublishedState, JsonObject][] = [];
-    try {
-      for (const state of states) answers.push([state, await this.#device.read(state)]);
-    } catch (err) {
-      if (err instanceof WrongPasswordError) this.#die(err);
-      else await this.#deviceState(false, err);
-      return false;
-    }
-    if (this.#stopping) return true;
-    await this.#publishStates(answers, false);
-    await this.#deviceState(true);
-    return true;
-  }
-
-  async #publishStates(answers: [PublishedState, JsonObject][], forceAll: boolean): Promise<void> {
+  async #publishStates(answers: readonly PolledAnswer[], forceAll: boolean): Promise<void> {
+    const sent: string[] = [];
     const changed: string[] = [];
-    const changedDocs: string[] = [];
-    for (const [state, answer] of answers) {
-      let any = false;
-      for (const leaf of flatten(answer)) {
-        const topic = stateTopic(this.#options.prefix, state, leaf.path);
-        if (this.#values.get(topic) !== leaf.value) {
-          this.#values.set(topic, leaf.value);
-          changed.push(topic);
-          any = true;
-        }
-      }
+    for (const { state, answer } of answers) {
+      const leaves = this.#table.update(state, answer);
+      sent.push(...leaves.sent);
+      changed.push(...leaves.changed);
       if (this.#options.json) {
         const topic = jsonTopic(this.#options.prefix, state);
         const text = JSON.stringify(answer);
-        if (any || this.#documents.get(topic) !== text) {
+        sent.push(topic);
+        if (leaves.changed.length > 0 || this.#documents.get(topic) !== text) {
           this.#documents.set(topic, text);
-          changedDocs.push(topic);
+          changed.push(topic);
         }
       }
     }
-    const full = forceAll || this.#options.publishMode === "all" ||
-      this.#now() - this.#lastFull >= this.#options.republishMs;
-    if (full) {
-      if (this.#options.publishMode === "all" && !forceAll && !this.#fresh) {
-        for (const [state] of answers) await this.#publishState(state);
-      } else await this.#republish();
-      return;
+    const all = this.#options.publishMode === "all";
+    const due = !all && this.#now() - this.#lastFull >= this.#options.republishMs;
+    if (forceAll || this.#fresh || due) await this.#republish();
+    else {
+      // `all`: what this poll read, as pyess did; `changes`: what changed.
+      for (const topic of all ? sent : changed) await this.#publishLeaf(topic);
     }
-    for (const topic of changed) await this.#publishLeaf(topic);
-    for (const topic of changedDocs) await this.#publishLeaf(topic);
   }
 
-  /** `all` mode: every leaf of one state. */
-  async #publishState(state: PublishedState): Promise<void> {
-    const start = `${stateTopic(this.#options.prefix, state, [])}/`;
-    for (const topic of this.#values.keys()) {
-      if (topic.startsWith(start)) await this.#publishLeaf(topic);
-    }
-    const doc = jsonTopic(this.#options.prefix, state);
-    if (this.#documents.has(doc)) await this.#publishLeaf(doc);
-  }
-
-  /** Everything known, again: after a (re)connect and every `republishMs`. */
+  /**
+   * Everything known, again: after a (re)connect (then the status too, after the values) and
+   * every `republishMs`.
+   */
   async #republish(): Promise<void> {
     if (!this.#mqtt.connected) return;
+    const fresh = this.#fresh;
     this.#lastFull = this.#now();
     this.#fresh = false;
-    for (const topic of this.#values.keys()) await this.#publishLeaf(topic);
+    for (const topic of this.#table.topics()) await this.#publishLeaf(topic);
     for (const topic of this.#documents.keys()) await this.#publishLeaf(topic);
+    if (fresh) await this.#publishStatus();
   }
 
   async #publishLeaf(topic: string): Promise<void> {
-    const value = this.#values.get(topic) ?? this.#documents.get(topic);
+    const value = this.#table.value(topic) ?? this.#documents.get(topic);
     if (value === undefined) return;
-    if (this.#values.has(topic)) this.#topics.add(topic);
-    await this.#publish(topic, value, this.#options.retain, 0);
+    this.#table.markPublished(topic);
+    // An empty retained message deletes the topic at the broker: an empty value is news, not
+    // something to keep.
+    await this.#publish(topic, value, this.#options.retain && value !== "", 0);
   }
 
-  async #deviceState(up: boolean, err?: unknown): Promise<void> {
-    const was = this.#deviceUp;
-    this.#deviceUp = up;
-    if (up) {
-      if (was === false) {
-        this.#log.info(`the device answers again (after ${this.#failures} failed tries)`);
-      } else if (was === undefined) {
-        this.#log.info(
-          `publishing under ${this.#options.prefix}/ every ${this.#options.intervalMs / 1000} s`,
-        );
-      }
-      this.#failures = 0;
-    } else {
-      this.#failures++;
-      if (was !== false) {
-        this.#log.warning(
-          `cannot read the device: ${errorText(err)}; status offline, retrying with back-off ` +
-            `(at most every ${Math.round(this.#maxBackoffMs / 1000)} s)`,
-        );
-      } else this.#log.debug(`device still unreachable: ${errorText(err)}`);
-    }
-    if (was !== up) await this.#publishStatus();
-  }
-
+  /** The device's status, unless this connection carries it already. */
   async #publishStatus(): Promise<void> {
-    if (this.#deviceUp === undefined) return;
-    await this.#publish(
-      statusTopic(this.#options.prefix),
-      this.#deviceUp ? "online" : "offline",
-      true,
-      1,
-    );
+    const up = this.#poller.up;
+    if (up === undefined) return;
+    const status = up ? "online" : "offline";
+    if (status === this.#statusSent) return;
+    this.#statusSent = status;
+    await this.#publish(statusTopic(this.#options.prefix), status, true, 1);
   }
 
   /**
@@ -487,15 +435,8 @@ export class Bridge {
     try {
       await this.#mqtt.publish(topic, payload, { retain, qos });
     } catch (err) {
-      this.#log.debug(`publishing ${topic} failed: ${errorText(err)}`);
+      this.#log.debug(`publishing ${quote(topic)} failed: ${errorText(err)}`);
     }
-  }
-
-  /** Runs device work and its publishing one at a time, so no poll publishes stale data. */
-  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(fn);
-    this.#queue = run.then(() => {}, () => {});
-    return run;
   }
 
   #background(work: Promise<unknown>): void {
@@ -510,13 +451,9 @@ export class Bridge {
     }
   }
 
-  #die(err: Error): void {
-    this.#fatal ??= err;
-    this.#stop.abort();
-  }
-
   async #shutdown(): Promise<void> {
     this.#stopping = true;
+    if (this.#ownControls) this.#controls.close();
     if (this.#mqtt.connected && !this.#options.once) {
       await this.#publish(statusTopic(this.#options.prefix), "offline", true, 1, true);
     }

@@ -8,6 +8,7 @@
  */
 import {
   connackRefusal,
+  DEFAULT_MAX_PACKET_BYTES,
   DISCONNECT,
   encodeAck,
   encodeConnect,
@@ -22,6 +23,7 @@ import {
 } from "./_packet.ts";
 import { Backoff, sleep } from "../backoff.ts";
 import { errorText, EssError } from "../errors.ts";
+import { quote } from "./_quote.ts";
 
 /** How one message is published. */
 export interface PublishOptions {
@@ -39,6 +41,8 @@ export interface MqttListener {
   disconnected(reason: string): void;
   /** A message on a subscribed topic; `retained` when the broker sent it from its store. */
   message(topic: string, payload: string, retained: boolean): void;
+  /** Something a person should know (a message discarded, a client id in use twice); it goes on. */
+  warning?(message: string): void;
 }
 
 /** A connection to one broker that reconnects by itself until closed. */
@@ -81,6 +85,8 @@ export interface MqttConnectOptions {
   pingTimeoutMs?: number | undefined;
   /** The longest wait for TCP, TLS and the broker's CONNACK, in ms (default 10 s). */
   connectTimeoutMs?: number | undefined;
+  /** A message longer than this, in bytes, is discarded with a warning (default 1 MiB). */
+  maxPacketBytes?: number | undefined;
 }
 
 /**
@@ -88,8 +94,10 @@ export interface MqttConnectOptions {
  *
  * @example
  * ```ts
- * topicMatches("homeassistant/+/status", "homeassistant/x/status"); // true
- * topicMatches("ess/#", "ess/home/statistics/load_power"); // true
+ * import { equal } from "node:assert/strict";
+ * equal(topicMatches("homeassistant/+/status", "homeassistant/x/status"), true);
+ * equal(topicMatches("ess/#", "ess/home/statistics/load_power"), true);
+ * equal(topicMatches("ess/+", "ess/home/statistics"), false);
  * ```
  */
 export function topicMatches(filter: string, topic: string): boolean {
@@ -114,6 +122,26 @@ interface Waiter {
 
 /** Above this many unwritten bytes, publishing waits for the socket instead of queueing more. */
 const HIGH_WATER_BYTES = 64 * 1024;
+/**
+ * A connection that lasted this long was stable: the reconnect back-off starts again from its
+ * base. Shorter ones that the broker ends count towards the client-id warning.
+ */
+const STABLE_SESSION_MS = 60_000;
+/** Short sessions in a row after which another client with the same id is the likely cause. */
+const SHORT_SESSIONS_WARNING = 3;
+/** Topics remembered as warned about for an oversized message. */
+const MAX_OVERSIZED_WARNED = 64;
+
+/** A failed TLS handshake, said so that a person knows what to try; `host` as in a URL. */
+function tlsFailure(err: unknown, host: string, port: number): string {
+  const text = errorText(err);
+  if (/certificate|issuer|CertNotValid|NotValidForName|expired/i.test(text)) {
+    return `the broker at ${host}:${port} showed a TLS certificate ess cannot verify (${text}): ` +
+      `give the CA that signed it with --mqtt-ca, and connect by a name the certificate has`;
+  }
+  return `the broker at ${host}:${port} did not complete a TLS handshake (${text}): is it a ` +
+    `TLS port (usually 8883)? For plain MQTT use mqtt://${host}:1883`;
+}
 
 function closeQuietly(conn: Deno.Conn): void {
   try {
@@ -157,9 +185,17 @@ class Client implements MqttConnection {
   #done: Promise<void>;
   #buffer = new Uint8Array(16 * 1024);
 
+  /** Sessions in a row that the broker ended soon after accepting them. */
+  #shortSessions = 0;
+  #warnedCollision = false;
+  #oversizedWarned = new Set<string>();
+
   // The current connection: reset by every session.
   #conn: Deno.Conn | undefined;
   #up = false;
+  #acceptedAt: number | undefined;
+  /** Whether the broker (or the network), not ess, ended the accepted connection. */
+  #brokerClosed = false;
   #endReason: string | undefined;
   #waiters = new Map<number, Waiter>();
   #lastId = 0;
@@ -188,6 +224,11 @@ class Client implements MqttConnection {
 
   get connected(): boolean {
     return this.#up;
+  }
+
+  /** The broker's host as a URL writes it (an IPv6 address in brackets). */
+  get #urlHost(): string {
+    return this.#hostname.includes(":") ? `[${this.#hostname}]` : this.#hostname;
   }
 
   listen(listener: MqttListener): void {
@@ -252,14 +293,45 @@ class Client implements MqttConnection {
         reason = this.#endReason ?? errorText(err);
       }
       if (this.#closing) break;
+      this.#sessionEnded();
       this.#listener?.disconnected(reason);
       await sleep(this.#backoff.next(), this.#stop.signal);
+    }
+  }
+
+  /**
+   * Keeps backing off while connections do not last (a reset after every CONNACK would let two
+   * clients with one id take the session from each other every second), and says once what a
+   * run of sessions the broker ends right after accepting them most likely means.
+   */
+  #sessionEnded(): void {
+    const accepted = this.#acceptedAt;
+    this.#acceptedAt = undefined;
+    if (accepted === undefined) return;
+    const lasted = Date.now() - accepted;
+    if (lasted >= STABLE_SESSION_MS) {
+      this.#backoff.reset();
+      this.#shortSessions = 0;
+      this.#warnedCollision = false;
+      return;
+    }
+    this.#shortSessions = this.#brokerClosed ? this.#shortSessions + 1 : 0;
+    if (this.#shortSessions >= SHORT_SESSIONS_WARNING && !this.#warnedCollision) {
+      this.#warnedCollision = true;
+      this.#listener?.warning?.(
+        `the broker at ${this.broker} closed the connection soon after accepting it ` +
+          `${this.#shortSessions} times in a row: another client with the id ` +
+          `${quote(this.#options.clientId)} is probably connected, and each takes the session ` +
+          `from the other; give every client its own id (--mqtt-client-id). Reconnecting with ` +
+          `back-off`,
+      );
     }
   }
 
   /** One connection, from TCP connect to its end; returns why it ended. */
   async #session(): Promise<string> {
     this.#endReason = undefined;
+    this.#brokerClosed = false;
     const connecting = new AbortController();
     const connectTimeoutMs = this.#options.connectTimeoutMs ?? 10_000;
     const timeout = setTimeout(() => {
@@ -277,13 +349,18 @@ class Client implements MqttConnection {
       tcp.setNoDelay(true);
       this.#conn = tcp;
       if (this.#secure && !this.#closing) {
-        // Standard verification: Deno's CAs plus --mqtt-ca, and the broker's host name.
-        const tls = await Deno.startTls(tcp, {
-          hostname: this.#hostname,
-          ...(this.#options.ca !== undefined ? { caCerts: [this.#options.ca] } : {}),
-        });
-        this.#conn = tls;
-        if (!this.#closing) await tls.handshake();
+        try {
+          // Standard verification: Deno's CAs plus --mqtt-ca, and the broker's host name.
+          const tls = await Deno.startTls(tcp, {
+            hostname: this.#hostname,
+            ...(this.#options.ca !== undefined ? { caCerts: [this.#options.ca] } : {}),
+          });
+          this.#conn = tls;
+          if (!this.#closing) await tls.handshake();
+        } catch (err) {
+          this.#endReason ??= tlsFailure(err, this.#urlHost, this.#port);
+          throw err;
+        }
       }
       if (this.#closing) return "closed";
       return await this.#converse(this.#conn, timeout);
@@ -306,14 +383,27 @@ class Client implements MqttConnection {
       password: o.password,
       will: o.will,
     }));
-    const reader = new PacketReader();
-    for (;;) {
-      const n = await conn.read(this.#buffer);
+    const reader = new PacketReader(o.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES);
+    for (let first = true;; first = false) {
+      let n: number | null;
+      try {
+        n = await conn.read(this.#buffer);
+      } catch (err) {
+        // A reset rather than a goodbye, unless ess itself ended the connection.
+        if (this.#up && this.#endReason === undefined) this.#brokerClosed = true;
+        throw err;
+      }
       if (n === null) {
+        if (this.#up && this.#endReason === undefined) this.#brokerClosed = true;
         return this.#endReason ??
           (this.#up
             ? "the broker closed the connection"
             : "the broker closed the connection before accepting it");
+      }
+      // A TLS record (handshake 0x16, alert 0x15) where CONNACK should be: a TLS port.
+      if (first && !this.#secure && (this.#buffer[0] === 0x15 || this.#buffer[0] === 0x16)) {
+        return `the broker at ${this.#urlHost}:${this.#port} answered in TLS: use ` +
+          `mqtts://${this.#urlHost}:${this.#port} (or --mqtt-tls)`;
       }
       for (const packet of reader.push(this.#buffer.subarray(0, n))) {
         if (!this.#up && packet.type !== "connack") {
@@ -331,7 +421,7 @@ class Client implements MqttConnection {
 
   #accepted(conn: Deno.Conn): void {
     this.#up = true;
-    this.#backoff.reset();
+    this.#acceptedAt = Date.now();
     const keepaliveSeconds = this.#options.keepaliveSeconds ?? 60;
     if (keepaliveSeconds > 0) {
       const pingTimeoutMs = this.#options.pingTimeoutMs ?? 10_000;
@@ -381,7 +471,39 @@ class Client implements MqttConnection {
         // ess never publishes with QoS 2.
         this.#kill(`the broker sent ${packet.type.toUpperCase()} for a message never sent`);
         return;
+      case "oversized": {
+        // Discarded, but acknowledged: unacknowledged, the broker would send it again.
+        const { packetId } = packet;
+        if (packet.qos === 1) this.#send(encodeAck(PacketType.PUBACK, packetId!));
+        if (packet.qos === 2) {
+          this.#qos2.add(packetId!);
+          this.#send(encodeAck(PacketType.PUBREC, packetId!));
+        }
+        this.#warnOversized(packet.topic, packet.bytes, packet.retain);
+        return;
+      }
     }
+  }
+
+  /** One warning per topic (of a bounded number) for messages too big to take. */
+  #warnOversized(topic: string, bytes: number, retained: boolean): void {
+    const key = topic.slice(0, 200);
+    if (this.#oversizedWarned.has(key) || this.#oversizedWarned.size >= MAX_OVERSIZED_WARNED) {
+      return;
+    }
+    this.#oversizedWarned.add(key);
+    const cap = this.#options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
+    const capText = cap % (1 << 20) === 0
+      ? `${cap / (1 << 20)} MiB`
+      : `${cap.toLocaleString("en")} bytes`;
+    this.#listener?.warning?.(
+      `discarded a message of ${bytes.toLocaleString("en")} bytes on ${quote(topic)} from ` +
+        `${this.broker}: ess takes messages of up to ${capText}` +
+        (retained
+          ? "; it is retained, so the broker sends it at every connect: clear it with an empty " +
+            "retained message"
+          : ""),
+    );
   }
 
   /** Sends the packet `encode` makes with a free packet identifier; resolves with the answer. */

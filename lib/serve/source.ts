@@ -8,7 +8,7 @@
 import type { GraphAnswer } from "../device/client.ts";
 import type { JsonObject } from "../device/flatten.ts";
 import type { CalendarDate, GraphDevice, GraphSpan, StateName } from "../device/states.ts";
-import type { ControlCommand } from "../mqtt/controls.ts";
+import type { ControlCommand } from "../device/controls.ts";
 import type { ControlName } from "../mqtt/topics.ts";
 
 export type { ControlCommand, ControlName };

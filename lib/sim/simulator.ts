@@ -23,6 +23,7 @@ import {
   PASSWORD_PATH,
   STATE_NAMES,
   STATE_PATHS,
+  type StateName,
   TIMESYNC_PATH,
 } from "../device/states.ts";
 import { SIM_CERT, SIM_KEY } from "./_cert.ts";
@@ -92,6 +93,11 @@ export interface SimulatorOptions {
    * turns it off: it runs for days, and the list would only grow.
    */
   recordRequests?: boolean;
+  /**
+   * Keys added to the top level of each answer of a state, asked for at every request: for
+   * tests and benchmarks of a device that sends odd keys, or new ones every poll.
+   */
+  extraKeys?: (state: StateName) => JsonObject | undefined;
 }
 
 /** One request as it reached the simulated device. */
@@ -222,6 +228,7 @@ class RunningSimulator implements Simulator {
   #log: Logger;
   #routes = new Map<string, Handler>();
   #record: boolean;
+  #extraKeys: SimulatorOptions["extraKeys"];
 
   constructor(options: SimulatorOptions, fingerprint: string) {
     const seed = options.seed ?? 1;
@@ -236,6 +243,7 @@ class RunningSimulator implements Simulator {
     this.#errorRate = options.errorRate ?? 0;
     this.#latencyMs = options.latencyMs ?? 0;
     this.#record = options.recordRequests ?? true;
+    this.#extraKeys = options.extraKeys;
     this.#keyLifetimeSeconds = options.keyLifetimeSeconds;
     this.device = new SimDevice({
       firmware: this.firmware,
@@ -428,7 +436,11 @@ class RunningSimulator implements Simulator {
         body["key"] === PASSWORD_KEY ? { status: "success", password: this.password } : FAIL,
       ));
     for (const state of STATE_NAMES) {
-      authed("POST", STATE_PATHS[state], () => jsonAnswer(this.device.read(state)));
+      authed(
+        "POST",
+        STATE_PATHS[state],
+        () => jsonAnswer({ ...this.device.read(state), ...this.#extraKeys?.(state) }),
+      );
     }
     for (const device of GRAPH_DEVICES) {
       for (const span of GRAPH_SPANS) {

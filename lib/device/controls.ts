@@ -1,12 +1,13 @@
 /**
- * The commands the bridge takes on `<prefix>/control/<name>`: what each payload means and what it
- * does on the device.
+ * The device's controls: their names, what each command word means and what it does on the
+ * device. The MQTT bridge takes them on `<prefix>/control/<name>`; anything else that switches
+ * the device (an HTTP endpoint) parses its commands here too.
  *
  * @module
  */
 import { EssError } from "../errors.ts";
-import type { JsonObject } from "../device/flatten.ts";
-import type { StateName } from "../device/states.ts";
+import type { JsonObject } from "./flatten.ts";
+import type { StateName } from "./states.ts";
 import {
   backupModeOf,
   CHARGE_STRATEGY_OPTIONS,
@@ -15,10 +16,35 @@ import {
   parseChargeStrategy,
   parseSwitchWord,
   SWITCH_WORDS_TEXT,
-} from "../device/vocabulary.ts";
-import type { ControlName } from "./topics.ts";
+} from "./vocabulary.ts";
 
-/** What the bridge needs of the device; `EssClient` has it. */
+/** The controls, in the order ess lists them; the first three are pyess's. */
+export const CONTROL_NAMES = [
+  "active",
+  "winter_mode",
+  "fastcharge",
+  "charge_strategy",
+  "backup_mode",
+  "backup_soc",
+] as const;
+/** One of {@link CONTROL_NAMES}. */
+export type ControlName = typeof CONTROL_NAMES[number];
+
+/**
+ * Whether `name` is one of {@link CONTROL_NAMES}.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * equal(isControlName("winter_mode"), true);
+ * equal(isControlName("reboot"), false);
+ * ```
+ */
+export function isControlName(name: string): name is ControlName {
+  return (CONTROL_NAMES as readonly string[]).includes(name);
+}
+
+/** What the poller and the controls need of the device; `EssClient` has it. */
 export interface Device {
   read(state: StateName): Promise<JsonObject>;
   setOperation(run: boolean): Promise<void>;
@@ -40,8 +66,10 @@ export interface ControlCommand {
  *
  * @example
  * ```ts
- * parseControl("winter_mode", "ON"); // { description: "winter mode on", run }
- * parseControl("active", "maybe"); // "expected true/false, on/off, 1/0 or start/stop"
+ * import { equal } from "node:assert/strict";
+ * const command = parseControl("winter_mode", "ON");
+ * equal(typeof command === "string" ? command : command.description, "winter mode on");
+ * equal(typeof parseControl("active", "maybe"), "string");
  * ```
  */
 export function parseControl(name: ControlName, payload: string): ControlCommand | string {
