@@ -12,8 +12,7 @@ import { type Logger, silentLogger } from "../log.ts";
 import { VERSION } from "../version.ts";
 import { METRICS_CONTENT_TYPE, renderMetrics } from "../export/prometheus.ts";
 import { type CalendarDate, GRAPH_DEVICES, GRAPH_SPANS } from "../device/states.ts";
-import { parseControl } from "../device/controls.ts";
-import { CONTROL_NAMES, type ControlName } from "../mqtt/topics.ts";
+import { CONTROL_NAMES, type ControlName, parseControl } from "../device/controls.ts";
 import {
   Answers,
   type BodyProblem,
