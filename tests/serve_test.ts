@@ -166,6 +166,21 @@ Deno.test("ess serve /api/events bounds its clients", async (t) => {
         await a.body!.cancel();
         await b.body!.cancel();
       });
+      await t.step("should free a stream's place when its client goes away", async () => {
+        const a = await fetch(`${url}/api/events`);
+        const b = await fetch(`${url}/api/events`);
+        await a.body!.cancel();
+        const until = Date.now() + 5_000;
+        let c = await fetch(`${url}/api/events`);
+        while (c.status === 503 && Date.now() < until) {
+          await c.body?.cancel();
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          c = await fetch(`${url}/api/events`);
+        }
+        equal(c.status, 200);
+        await b.body!.cancel();
+        await c.body!.cancel();
+      });
       await t.step("should drop a client that does not read, and keep serving", async () => {
         const big = { home: { blob: "x".repeat(100_000) } };
         const conn = await Deno.connect({ hostname: "127.0.0.1", port: Number(new URL(url).port) });

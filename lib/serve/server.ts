@@ -184,9 +184,9 @@ export function createHandler(options: ServeOptions): ServeHandler {
     controlList: CONTROL_LIST,
   });
 
-  function events(request: Request): Response {
+  function events(): Response {
     const first = answers.redactor.text(sseEvent("state", stateText()));
-    const stream = hub.open(first, request.signal);
+    const stream = hub.open(first);
     if (!stream) {
       return answers.error(503, `too many event streams (${limits.maxEventStreams}) are open`, {
         "retry-after": "30",
@@ -341,7 +341,7 @@ export function createHandler(options: ServeOptions): ServeHandler {
       case "state":
         return answers.text(200, `${stateText()}\n`, JSON_TEXT);
       case "events":
-        return events(request);
+        return events();
       case "info":
         return answers.json(200, info());
       case "graph":
