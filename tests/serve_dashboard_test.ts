@@ -1,12 +1,17 @@
 /**
- * The dashboard in a real browser: headless Chromium against `ess serve` over the simulator.
+ * The dashboard in a real browser: headless Chromium against the server over the simulator, and
+ * against a real `ess mqtt --listen` process.
  * With ESS_SCREENSHOTS=1 it also writes docs/dashboard.png, docs/dashboard-phone.png and
  * docs/dashboard-dark.png.
  */
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { startServer } from "../lib/serve/server.ts";
+import { startSimulator } from "../lib/sim/simulator.ts";
+import { startAedes } from "./_broker.ts";
 import { chromiumPath, launchChromium, type Page } from "./_chromium.ts";
+import { spawnDaemon } from "./_cli.ts";
 import { withSimSource } from "./_serve_source.ts";
+import { worldArgs } from "./_world.ts";
 
 const CHROMIUM = chromiumPath();
 const TOKEN = "dashboard-test-token";
@@ -173,5 +178,80 @@ Deno.test({
         await server.close();
       }
     }, { start: todayAt(12, 0), intervalMs: 200 });
+  },
+});
+
+Deno.test({
+  name: CHROMIUM
+    ? "ess mqtt --listen (subprocess) shows the simulator live in Chromium"
+    : "ess mqtt --listen (subprocess) shows the simulator live in Chromium (skipped: chromium is not installed)",
+  ignore: CHROMIUM === undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn(t) {
+    let time = todayAt(12, 0);
+    const sim = await startSimulator({ now: () => time });
+    const broker = await startAedes();
+    const ess = spawnDaemon([
+      "mqtt",
+      ...worldArgs({ sim, broker }),
+      "--interval-seconds",
+      "1",
+      "--listen",
+      "127.0.0.1:0",
+    ]);
+    let browser: Awaited<ReturnType<typeof launchChromium>> | undefined;
+    try {
+      const url = (await ess.waitFor(/ on (http:\/\/\S+)/))[1]!;
+      browser = await launchChromium();
+      const { page } = browser;
+      await page.viewport(1280, 900);
+      await page.navigate(`${url}/`);
+
+      await t.step("should show the simulator's live numbers and its model", async () => {
+        await page.waitFor(`document.getElementById("pill").textContent === "live"`, "live");
+        const expected = simFigures(sim.device.read("home") as never);
+        await page.waitFor(
+          `document.getElementById("line-pv").dataset.watts === "${expected.pv}"`,
+          "the PV power",
+        );
+        deepEqual(await pageFigures(page), expected);
+        await page.waitFor(
+          `document.getElementById("title").textContent === ${
+            JSON.stringify(
+              (sim.device.read("systeminfo")["pms"] as Record<string, string>)["model"],
+            )
+          }`,
+          "the model from systeminfo",
+        );
+      });
+
+      await t.step("should follow the simulator over SSE when its clock moves", async () => {
+        time = todayAt(15, 30);
+        const expected = simFigures(sim.device.read("home") as never);
+        await page.waitFor(
+          `document.getElementById("line-pv").dataset.watts === "${expected.pv}"`,
+          "the new PV power",
+        );
+        deepEqual(await pageFigures(page), expected);
+      });
+
+      await t.step("should draw today's PV history through the bridge's session", async () => {
+        await page.waitFor(
+          `document.querySelectorAll("#chart rect.a").length >= 8`,
+          "the PV bars",
+        );
+      });
+
+      await t.step("should have logged no error and no CSP violation", () => {
+        deepEqual(page.problems, []);
+      });
+    } finally {
+      await browser?.close();
+      const { code, stderr } = await ess.stop();
+      equal(code, 0, stderr);
+      await broker.close();
+      await sim.close();
+    }
   },
 });
