@@ -85,7 +85,8 @@ export const CONTROL_TOKEN_OPTION = {
   arg: "TOKEN",
   help: "allow the dashboard's controls and POST /api/control with this bearer token (at " +
     `least ${MIN_TOKEN_LENGTH} characters, e.g. from 'openssl rand -hex 24'); without it, ` +
-    "the page and the API are read-only",
+    "the page and the API are read-only; better from ESS_CONTROL_TOKEN or the config file, " +
+    "which ps does not show",
   env: "ESS_CONTROL_TOKEN",
   group: "Dashboard and API",
 } as const satisfies OptionSpec;

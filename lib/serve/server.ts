@@ -434,7 +434,8 @@ export function startServer(address: ListenAddress, options: ServeOptions): Runn
   } catch (err) {
     handler.close();
     const hint = err instanceof Deno.errors.AddrInUse
-      ? "another program uses that port: pick another with --listen"
+      ? "another program uses that port (another ess with the same listen in its config " +
+        "file, perhaps): pick another with --listen"
       : err instanceof Deno.errors.PermissionDenied
       ? "ports below 1024 need privileges: pick a higher port"
       : "check the address";
