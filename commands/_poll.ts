@@ -22,7 +22,7 @@ import { errorAt, type Io, type OptionSpec, type Parsed } from "./_cli.ts";
 export const EXIT_WRONG_PASSWORD = 78;
 
 /** How often a daemon reads the device. */
-export const POLL_OPTIONS = [
+const POLL_OPTIONS = [
   {
     name: "interval-seconds",
     type: "string",
@@ -45,7 +45,7 @@ export const POLL_OPTIONS = [
 ] as const satisfies readonly OptionSpec[];
 
 /** How far apart a daemon writes one control, however fast commands come. */
-export const CONTROL_OPTIONS = [
+const CONTROL_OPTIONS = [
   {
     name: "control-spacing-seconds",
     type: "string",
@@ -114,6 +114,18 @@ export function pollSettings(
   };
 }
 
+/** What both daemons take about the device: polling, then control spacing. */
+export const DAEMON_OPTIONS = [
+  ...POLL_OPTIONS,
+  ...CONTROL_OPTIONS,
+] as const satisfies readonly OptionSpec[];
+
+/** `ess mqtt`'s serving options: off unless `--listen` is given. */
+export const SERVE_OPTIONS = [
+  LISTEN_OPTION,
+  CONTROL_TOKEN_OPTION,
+] as const satisfies readonly OptionSpec[];
+
 /** Where to serve, and the token controls need. */
 export interface ServeSettings {
   address: ListenAddress;
@@ -151,64 +163,54 @@ export function serveSettings(
   return { address, controlToken: token.value };
 }
 
-/** A daemon's device side: one poller and one control queue over one device session. */
-export interface DeviceSide {
-  poller: Poller;
-  controls: ControlQueue;
+/** What {@link startServing} serves, and for whom. */
+export interface ServingOptions {
+  /** The device session's client: the poller reads through it, graphs come from it. */
+  client: EssClient;
+  poll: PollerOptions & ControlQueueOptions;
+  serve: ServeSettings;
+  /** Passwords no answer may contain (the token is always one). */
+  secrets: readonly (string | undefined)[];
+  logger: Logger;
 }
 
-/** The poller and the control queue over `client`, on the real clock. */
-export function deviceSide(
-  client: EssClient,
-  settings: PollerOptions & ControlQueueOptions,
-  logger: Logger,
-): DeviceSide {
+/**
+ * A daemon's device side, one poller and one control queue over one device session, with the
+ * server over it.
+ */
+export interface Serving {
+  poller: Poller;
+  controls: ControlQueue;
+  /** Drops the commands not yet written, ends every event stream and stops serving. */
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the poller and the control queue over `client` (on the real clock; the caller runs
+ * the poller, or gives both to the bridge), serves the dashboard, the API and the metrics over
+ * them, and logs where, with one more line saying who can reach it when that is not only this
+ * machine.
+ */
+export function startServing(options: ServingOptions): Serving {
+  const { client, poll, serve, logger } = options;
   const now = Date.now;
   const poller = new Poller({
     device: client,
-    options: settings,
+    options: poll,
     logger,
     now,
     sleep,
     random: Math.random,
   });
-  const controls = new ControlQueue({ poller, options: settings, logger, now, sleep });
-  return { poller, controls };
-}
-
-/** What {@link startDashboard} serves, and for whom. */
-export interface DashboardOptions {
-  settings: ServeSettings;
-  side: DeviceSide;
-  /** The client the poller uses, for graphs. */
-  client: EssClient;
-  /** Passwords no answer may contain (the token is always one). */
-  secrets: readonly (string | undefined)[];
-  intervalMs: number;
-  logger: Logger;
-}
-
-/** A server over a daemon's device side. */
-export interface Dashboard {
-  readonly url: string;
-  /** Ends every event stream and stops serving; the device side runs on. */
-  close(): Promise<void>;
-}
-
-/**
- * Serves the dashboard, the API and the metrics over a daemon's device side, and logs where,
- * with one more line saying who can reach it when that is not only this machine.
- */
-export function startDashboard(options: DashboardOptions): Dashboard {
-  const { settings, side, logger } = options;
-  const source = pollerSource(side.poller, side.controls, options.client, { logger });
+  const controls = new ControlQueue({ poller, options: poll, logger, now, sleep });
+  const source = pollerSource(poller, controls, client, { logger });
   let server: ReturnType<typeof startServer>;
   try {
-    server = startServer(settings.address, {
+    server = startServer(serve.address, {
       source,
-      controlToken: settings.controlToken,
+      controlToken: serve.controlToken,
       secrets: options.secrets,
-      intervalSeconds: options.intervalMs / 1000,
+      intervalSeconds: poll.intervalMs / 1000,
       logger,
     });
   } catch (err) {
@@ -217,13 +219,15 @@ export function startDashboard(options: DashboardOptions): Dashboard {
   }
   logger.info(
     `serving the dashboard, the API and /metrics on ${server.url}` +
-      (settings.controlToken === undefined ? " (read-only: no control token)" : ""),
+      (serve.controlToken === undefined ? " (read-only: no control token)" : ""),
   );
-  const notice = exposureNotice(server.address, settings.controlToken !== undefined);
+  const notice = exposureNotice(server.address, serve.controlToken !== undefined);
   if (notice !== undefined) logger.warning(notice);
   return {
-    url: server.url,
+    poller,
+    controls,
     async close() {
+      controls.close();
       source.close();
       await server.close();
     },

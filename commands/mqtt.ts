@@ -37,16 +37,13 @@ import {
   topicPrefix,
 } from "./_mqtt.ts";
 import {
-  CONTROL_OPTIONS,
-  CONTROL_TOKEN_OPTION,
-  deviceSide,
-  LISTEN_OPTION,
-  POLL_OPTIONS,
+  DAEMON_OPTIONS,
   pollSettings,
   runDaemon,
+  SERVE_OPTIONS,
   type ServeSettings,
   serveSettings,
-  startDashboard,
+  startServing,
 } from "./_poll.ts";
 
 /** What the bridge's plugins are given: the options they own, parsed. */
@@ -145,12 +142,10 @@ const PLUGIN_OPTIONS = [
 const OPTIONS = [
   ...DEVICE_OPTIONS,
   ...MQTT_OPTIONS,
-  ...POLL_OPTIONS,
   ...PUBLISHING_OPTIONS,
-  ...CONTROL_OPTIONS,
+  ...DAEMON_OPTIONS,
   ...PLUGIN_OPTIONS,
-  LISTEN_OPTION,
-  CONTROL_TOKEN_OPTION,
+  ...SERVE_OPTIONS,
   ...GENERAL_OPTIONS,
 ] as const satisfies readonly OptionSpec[];
 
@@ -258,20 +253,18 @@ const command = defineCommand({
     const session = await openDevice(p);
     try {
       // Serving shares the bridge's poller and control queue: one device session for both.
-      const side = settings.serve && deviceSide(session.client, settings.bridge, p.log);
-      const dashboard = settings.serve && side && startDashboard({
-        settings: settings.serve,
-        side,
+      const serving = settings.serve && startServing({
         client: session.client,
+        poll: settings.bridge,
+        serve: settings.serve,
         secrets: [devicePassword(p), settings.connect.password],
-        intervalMs: settings.bridge.intervalMs,
         logger: p.log,
       });
       const mqtt = connectMqtt(settings.connect);
       const bridge = new Bridge({
         device: session.client,
-        poller: side?.poller,
-        controls: side?.controls,
+        poller: serving?.poller,
+        controls: serving?.controls,
         mqtt,
         options: { ...settings.bridge, plugins },
         logger: p.log,
@@ -286,8 +279,7 @@ const command = defineCommand({
         try {
           await bridge.run(signal);
         } finally {
-          side?.controls.close();
-          await dashboard?.close();
+          await serving?.close();
         }
       });
     } finally {

@@ -9,15 +9,13 @@ import { DEFAULT_LISTEN } from "../lib/serve/listen.ts";
 import { defineCommand, DEVICE_OPTIONS, GENERAL_OPTIONS } from "./_cli.ts";
 import { devicePassword, openDevice } from "./_device.ts";
 import {
-  CONTROL_OPTIONS,
   CONTROL_TOKEN_OPTION,
-  deviceSide,
+  DAEMON_OPTIONS,
   LISTEN_OPTION,
-  POLL_OPTIONS,
   pollSettings,
   runDaemon,
   serveSettings,
-  startDashboard,
+  startServing,
 } from "./_poll.ts";
 
 const command = defineCommand({
@@ -45,8 +43,7 @@ const command = defineCommand({
       default: DEFAULT_LISTEN,
     },
     CONTROL_TOKEN_OPTION,
-    ...POLL_OPTIONS,
-    ...CONTROL_OPTIONS,
+    ...DAEMON_OPTIONS,
     ...GENERAL_OPTIONS,
   ],
   examples: [
@@ -62,22 +59,19 @@ const command = defineCommand({
     }
     const session = await openDevice(p);
     try {
-      const side = deviceSide(session.client, poll, p.log);
-      const dashboard = startDashboard({
-        settings: serve,
-        side,
+      const serving = startServing({
         client: session.client,
+        poll,
+        serve,
         secrets: [devicePassword(p)],
-        intervalMs: poll.intervalMs,
         logger: p.log,
       });
       p.log.info(`polling ${session.host.authority} every ${poll.intervalMs / 1000} s`);
       return await runDaemon(io, async (signal) => {
         try {
-          await side.poller.run(signal);
+          await serving.poller.run(signal);
         } finally {
-          side.controls.close();
-          await dashboard.close();
+          await serving.close();
         }
       });
     } finally {

@@ -15,22 +15,11 @@ function harness() {
   states["systeminfo"] = { pms: { model: "LG ESS Home 10", serialno: "ESSTEST001" } };
   let now = 1_700_000_000_000;
   const logger = memoryLogger();
-  const sleep = () => Promise.resolve();
-  const poller = new Poller({
-    device,
-    options: { intervalMs: 10_000, commonDivisor: 1 },
-    logger,
-    now: () => now,
-    sleep,
-    random: seededRandom(3),
-  });
-  const controls = new ControlQueue({
-    poller,
-    options: { controlSpacingMs: 0, activeSpacingMs: 0 },
-    logger,
-    now: () => now,
-    sleep,
-  });
+  const clock = { logger, now: () => now, sleep: () => Promise.resolve() };
+  const options = { intervalMs: 10_000, commonDivisor: 1 };
+  const poller = new Poller({ device, options, random: seededRandom(3), ...clock });
+  const spacing = { controlSpacingMs: 0, activeSpacingMs: 0 };
+  const controls = new ControlQueue({ poller, options: spacing, ...clock });
   const graphs: string[] = [];
   const client = {
     graph(graph: GraphDevice, span: GraphSpan, date: CalendarDate) {
@@ -59,6 +48,15 @@ function harness() {
       return ok;
     },
     systeminfoReads: () => device.reads.filter((s) => s === "systeminfo").length,
+    /** Unplugs the device and polls until it counts as down (three tries over 30 s). */
+    async goOffline(): Promise<void> {
+      device.unplug();
+      for (let i = 0; i < 3; i++) {
+        now += 15_000;
+        equal(await this.poll(), false);
+      }
+      equal(poller.up, false);
+    },
   };
 }
 
@@ -98,11 +96,7 @@ Deno.test("pollerSource() serves what the poller reads", async (t) => {
   await t.step("should say why the device is down, once it counts as down", async () => {
     const h = harness();
     await h.poll();
-    h.device.unplug();
-    for (let i = 0; i < 3; i++) {
-      h.pass(15_000);
-      equal(await h.poll(), false);
-    }
+    await h.goOffline();
     const snapshot = h.source.snapshot();
     equal(snapshot.up, false);
     match(snapshot.error ?? "", /connection refused/);
@@ -131,12 +125,7 @@ Deno.test("pollerSource() reads systeminfo when it is needed, not every poll", a
   await t.step("should read it again when the device is back after counting as down", async () => {
     const h = harness();
     await h.poll();
-    h.device.unplug();
-    for (let i = 0; i < 4; i++) {
-      h.pass(15_000);
-      await h.poll();
-    }
-    equal(h.poller.up, false);
+    await h.goOffline();
     h.device.failure = undefined;
     h.states["systeminfo"] = { pms: { model: "LG ESS Home 10", serialno: "ESSTEST002" } };
     h.pass(15_000);

@@ -12,6 +12,7 @@ import { LOGIN_PATHS, STATE_PATHS, type StateName } from "../lib/device/states.t
 import { type Simulator, startSimulator } from "../lib/sim/simulator.ts";
 import { startAedes } from "./_broker.ts";
 import { type Daemon, runCli, spawnDaemon } from "./_cli.ts";
+import { getJson, post } from "./_serve_http.ts";
 import { deviceArgs, deviceTopics, NOON, withWorld, type World, worldArgs } from "./_world.ts";
 
 const TOKEN = "cli-test-control-token-0123";
@@ -25,19 +26,6 @@ async function until(check: () => boolean | Promise<boolean>, what: string, ms =
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-}
-
-async function getJson(url: string): Promise<{ status: number; body: JsonObject }> {
-  const res = await fetch(url);
-  return { status: res.status, body: await res.json() };
-}
-
-function post(url: string, body: string, headers: Record<string, string> = {}) {
-  return fetch(url, {
-    method: "POST",
-    body,
-    headers: { "content-type": "text/plain", ...headers },
-  });
 }
 
 /** Starts the daemon and waits until it serves the device's first poll; returns its URL. */
@@ -300,6 +288,19 @@ Deno.test("ess serve and ess mqtt --listen refuse bad settings with one line", a
   }
 });
 
+/** `ess mqtt --listen` on a free port, polling every second, with `extra` options. */
+function spawnBridge(w: World, extra: readonly string[]): Daemon {
+  return spawnDaemon([
+    "mqtt",
+    ...worldArgs(w),
+    "--interval-seconds",
+    "1",
+    "--listen",
+    "127.0.0.1:0",
+    ...extra,
+  ]);
+}
+
 function allPublished(w: World): boolean {
   for (const [topic, value] of deviceTopics(w.sim)) {
     if (w.watcher.last.get(topic)?.payload !== value) return false;
@@ -309,16 +310,7 @@ function allPublished(w: World): boolean {
 
 Deno.test("ess mqtt --listen (subprocess) serves while it bridges, over one device session", async (t) => {
   await withWorld(startAedes, async (w) => {
-    const ess = spawnDaemon([
-      "mqtt",
-      ...worldArgs(w),
-      "--interval-seconds",
-      "1",
-      "--listen",
-      "127.0.0.1:0",
-      "--control-token",
-      TOKEN,
-    ]);
+    const ess = spawnBridge(w, ["--control-token", TOKEN]);
     try {
       const url = await served(ess);
       await w.watcher.until(() => allPublished(w), "every state topic");
@@ -390,17 +382,7 @@ Deno.test("ess mqtt --listen (subprocess) serves while it bridges, over one devi
 
 Deno.test("ess mqtt --listen (subprocess) keeps polling and publishing under hostile HTTP clients", async () => {
   await withWorld(startAedes, async (w) => {
-    const ess = spawnDaemon([
-      "mqtt",
-      ...worldArgs(w),
-      "--interval-seconds",
-      "1",
-      "--publish-mode",
-      "all",
-      "--no-hass",
-      "--listen",
-      "127.0.0.1:0",
-    ]);
+    const ess = spawnBridge(w, ["--publish-mode", "all", "--no-hass"]);
     const conns: Deno.Conn[] = [];
     let dripping = true;
     try {

@@ -40,6 +40,33 @@ const pageFigures = (page: Page) =>
     soc: document.getElementById("soc").textContent,
   })`);
 
+/** Waits until the page shows the simulator's live figures as they are now; returns them. */
+async function showsSimulator(
+  page: Page,
+  sim: { device: { read(state: "home"): unknown } },
+  what: string,
+): Promise<ReturnType<typeof simFigures>> {
+  const expected = simFigures(sim.device.read("home") as never);
+  await page.waitFor(
+    `document.getElementById("line-pv").dataset.watts === "${expected.pv}"`,
+    what,
+  );
+  deepEqual(await pageFigures(page), expected);
+  return expected;
+}
+
+/** Moves the simulator's clock with `move`, then waits until the page shows the new figures. */
+async function followsClock(
+  page: Page,
+  sim: { device: { read(state: "home"): unknown } },
+  move: () => void,
+): Promise<void> {
+  const before = await pageFigures(page);
+  move();
+  const expected = await showsSimulator(page, sim, "the new PV power");
+  ok(expected.pv !== before.pv, "the PV power differs at the new time");
+}
+
 async function saveScreenshot(page: Page, file: string, maxHeight: number): Promise<void> {
   // Let the flow animation and the chart settle, so the picture is not caught mid-transition.
   await new Promise((resolve) => setTimeout(resolve, 900));
@@ -71,13 +98,8 @@ Deno.test({
 
         await t.step("should show the simulator's live numbers", async () => {
           await page.waitFor(`document.getElementById("pill").textContent === "live"`, "live");
-          const expected = simFigures(sim.device.read("home") as never);
+          const expected = await showsSimulator(page, sim, "the PV power");
           ok(expected.pv > 0, "the sun shines at noon");
-          await page.waitFor(
-            `document.getElementById("line-pv").dataset.watts === "${expected.pv}"`,
-            "the PV power",
-          );
-          deepEqual(await pageFigures(page), expected);
           equal(
             await page.evaluate(`document.getElementById("title").textContent`),
             (sim.device.read("systeminfo")["pms"] as Record<string, string>)["model"],
@@ -85,15 +107,7 @@ Deno.test({
         });
 
         await t.step("should follow the simulator over SSE when its clock moves", async () => {
-          const before = await pageFigures(page);
-          setTime(todayAt(14, 0));
-          const expected = simFigures(sim.device.read("home") as never);
-          ok(expected.pv !== before.pv, "the PV power differs at 14:00");
-          await page.waitFor(
-            `document.getElementById("line-pv").dataset.watts === "${expected.pv}"`,
-            "the new PV power",
-          );
-          deepEqual(await pageFigures(page), expected);
+          await followsClock(page, sim, () => setTime(todayAt(14, 0)));
         });
 
         await t.step("should draw today's PV history from the graph API", async () => {
@@ -210,12 +224,7 @@ Deno.test({
 
       await t.step("should show the simulator's live numbers and its model", async () => {
         await page.waitFor(`document.getElementById("pill").textContent === "live"`, "live");
-        const expected = simFigures(sim.device.read("home") as never);
-        await page.waitFor(
-          `document.getElementById("line-pv").dataset.watts === "${expected.pv}"`,
-          "the PV power",
-        );
-        deepEqual(await pageFigures(page), expected);
+        await showsSimulator(page, sim, "the PV power");
         await page.waitFor(
           `document.getElementById("title").textContent === ${
             JSON.stringify(
@@ -227,13 +236,7 @@ Deno.test({
       });
 
       await t.step("should follow the simulator over SSE when its clock moves", async () => {
-        time = todayAt(15, 30);
-        const expected = simFigures(sim.device.read("home") as never);
-        await page.waitFor(
-          `document.getElementById("line-pv").dataset.watts === "${expected.pv}"`,
-          "the new PV power",
-        );
-        deepEqual(await pageFigures(page), expected);
+        await followsClock(page, sim, () => time = todayAt(15, 30));
       });
 
       await t.step("should draw today's PV history through the bridge's session", async () => {

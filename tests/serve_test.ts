@@ -3,6 +3,7 @@ import { createHandler, type ServeOptions, startServer } from "../lib/serve/serv
 import { exposureNotice, isLoopback, parseListen } from "../lib/serve/listen.ts";
 import { ROUTES } from "../lib/serve/routes.ts";
 import { UsageError } from "../lib/errors.ts";
+import { getJson, post } from "./_serve_http.ts";
 import { FakeSource, withSimSource } from "./_serve_source.ts";
 import type { ServeSource } from "../lib/serve/source.ts";
 
@@ -20,19 +21,6 @@ async function withServer(
   } finally {
     await server.close();
   }
-}
-
-async function getJson(url: string): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(url);
-  return { status: res.status, body: await res.json() };
-}
-
-function post(url: string, body: string, headers: Record<string, string> = {}) {
-  return fetch(url, {
-    method: "POST",
-    body,
-    headers: { "content-type": "text/plain", ...headers },
-  });
 }
 
 /** Reads SSE events from a stream until `count` `state` events came, or throws. */
