@@ -1,21 +1,15 @@
 /**
  * What the daemons `ess mqtt` and `ess serve` share: how often they poll, how far apart they
  * write controls, where they serve the dashboard and with which token, and how they run until a
- * signal. Everything a daemon does with the device goes through one poller and one control
- * queue over one session: the device lets one app session in at a time.
+ * signal. The server itself is in `_serve.ts`, which `ess mqtt` loads only when it serves.
  *
  * @module
  */
-import { sleep } from "../lib/backoff.ts";
-import type { EssClient } from "../lib/device/client.ts";
-import { ControlQueue, type ControlQueueOptions } from "../lib/device/control_queue.ts";
-import { Poller, type PollerOptions } from "../lib/device/poller.ts";
+import type { ControlQueueOptions } from "../lib/device/control_queue.ts";
+import type { PollerOptions } from "../lib/device/poller.ts";
 import { MIN_POLL_SECONDS } from "../lib/device/states.ts";
 import { WrongPasswordError } from "../lib/errors.ts";
-import type { Logger } from "../lib/log.ts";
-import { exposureNotice, type ListenAddress, parseListen } from "../lib/serve/listen.ts";
-import { pollerSource } from "../lib/serve/poller_source.ts";
-import { MIN_TOKEN_LENGTH, startServer } from "../lib/serve/server.ts";
+import { type ListenAddress, MIN_TOKEN_LENGTH, parseListen } from "../lib/serve/listen.ts";
 import { errorAt, type Io, type OptionSpec, type Parsed } from "./_cli.ts";
 
 /** Exit code for a wrong device password (EX_CONFIG): the systemd unit does not restart on it. */
@@ -91,6 +85,18 @@ export const CONTROL_TOKEN_OPTION = {
   group: "Dashboard and API",
 } as const satisfies OptionSpec;
 
+/** What both daemons take about the device: polling, then control spacing. */
+export const DAEMON_OPTIONS = [
+  ...POLL_OPTIONS,
+  ...CONTROL_OPTIONS,
+] as const satisfies readonly OptionSpec[];
+
+/** `ess mqtt`'s serving options: off unless `--listen` is given. */
+export const SERVE_OPTIONS = [
+  LISTEN_OPTION,
+  CONTROL_TOKEN_OPTION,
+] as const satisfies readonly OptionSpec[];
+
 /** How a daemon polls and spaces its writes. */
 export interface PollSettings extends PollerOptions, ControlQueueOptions {
   intervalMs: number;
@@ -113,18 +119,6 @@ export function pollSettings(
     activeSpacingMs: (p.seconds("active-spacing-seconds") ?? 30) * 1000,
   };
 }
-
-/** What both daemons take about the device: polling, then control spacing. */
-export const DAEMON_OPTIONS = [
-  ...POLL_OPTIONS,
-  ...CONTROL_OPTIONS,
-] as const satisfies readonly OptionSpec[];
-
-/** `ess mqtt`'s serving options: off unless `--listen` is given. */
-export const SERVE_OPTIONS = [
-  LISTEN_OPTION,
-  CONTROL_TOKEN_OPTION,
-] as const satisfies readonly OptionSpec[];
 
 /** Where to serve, and the token controls need. */
 export interface ServeSettings {
@@ -161,77 +155,6 @@ export function serveSettings(
     );
   }
   return { address, controlToken: token.value };
-}
-
-/** What {@link startServing} serves, and for whom. */
-export interface ServingOptions {
-  /** The device session's client: the poller reads through it, graphs come from it. */
-  client: EssClient;
-  poll: PollerOptions & ControlQueueOptions;
-  serve: ServeSettings;
-  /** Passwords no answer may contain (the token is always one). */
-  secrets: readonly (string | undefined)[];
-  logger: Logger;
-}
-
-/**
- * A daemon's device side, one poller and one control queue over one device session, with the
- * server over it.
- */
-export interface Serving {
-  poller: Poller;
-  controls: ControlQueue;
-  /** Drops the commands not yet written, ends every event stream and stops serving. */
-  close(): Promise<void>;
-}
-
-/**
- * Builds the poller and the control queue over `client` (on the real clock; the caller runs
- * the poller, or gives both to the bridge), serves the dashboard, the API and the metrics over
- * them, and logs where, with one more line saying who can reach it when that is not only this
- * machine.
- */
-export function startServing(options: ServingOptions): Serving {
-  const { client, poll, serve, logger } = options;
-  const now = Date.now;
-  const poller = new Poller({
-    device: client,
-    options: poll,
-    logger,
-    now,
-    sleep,
-    random: Math.random,
-  });
-  const controls = new ControlQueue({ poller, options: poll, logger, now, sleep });
-  const source = pollerSource(poller, controls, client, { logger });
-  let server: ReturnType<typeof startServer>;
-  try {
-    server = startServer(serve.address, {
-      source,
-      controlToken: serve.controlToken,
-      secrets: options.secrets,
-      intervalSeconds: poll.intervalMs / 1000,
-      logger,
-    });
-  } catch (err) {
-    source.close();
-    throw err;
-  }
-  logger.info(
-    `serving the dashboard, the API and /metrics on ${server.url}` +
-      (serve.controlToken === undefined ? " (read-only: no control token)" : ""),
-  );
-  const notice = exposureNotice(server.address, serve.controlToken !== undefined);
-  if (notice !== undefined) logger.warning(notice);
-  return {
-    poller,
-    controls,
-    async close() {
-      controls.close();
-      source.close();
-      await server.close();
-    },
-  };
 }
 
 /**

@@ -43,7 +43,6 @@ import {
   SERVE_OPTIONS,
   type ServeSettings,
   serveSettings,
-  startServing,
 } from "./_poll.ts";
 
 /** What the bridge's plugins are given: the options they own, parsed. */
@@ -253,7 +252,8 @@ const command = defineCommand({
     const session = await openDevice(p);
     try {
       // Serving shares the bridge's poller and control queue: one device session for both.
-      const serving = settings.serve && startServing({
+      // The server's modules load only here, so that the bridge alone does not carry them.
+      const serving = settings.serve && (await import("./_serve.ts")).startServing({
         client: session.client,
         poll: settings.bridge,
         serve: settings.serve,

@@ -15,8 +15,8 @@ import {
   pollSettings,
   runDaemon,
   serveSettings,
-  startServing,
 } from "./_poll.ts";
+import { startServing } from "./_serve.ts";
 
 const command = defineCommand({
   name: "serve",

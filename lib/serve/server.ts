@@ -25,7 +25,7 @@ import { sseEvent, SseHub } from "./_sse.ts";
 import { GraphCache, type GraphResult } from "./_graph.ts";
 import { CONTROL_LIST } from "./_controls.ts";
 import { ASSETS } from "./_assets.ts";
-import { authority, type ListenAddress } from "./listen.ts";
+import { authority, type ListenAddress, MIN_TOKEN_LENGTH } from "./listen.ts";
 import { matchRoutes, type RouteId } from "./routes.ts";
 import { openApiDocument } from "./openapi.ts";
 import { echoedSecrets, stateDocument } from "./state.ts";
@@ -71,9 +71,6 @@ export const DEFAULT_LIMITS: Readonly<ServeLimits> = {
   graphCacheMs: 60_000,
   maxGraphReads: 2,
 };
-
-/** The shortest control token taken: shorter ones are guessed too easily. */
-export const MIN_TOKEN_LENGTH = 16;
 
 /** What the server serves, and how. */
 export interface ServeOptions {
