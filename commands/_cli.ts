@@ -24,7 +24,7 @@ export interface Io {
 }
 
 /** Options whose values are secrets: they are redacted wherever a message would quote them. */
-const SECRET_OPTIONS = ["password", "mqtt-password"];
+const SECRET_OPTIONS = ["password", "mqtt-password", "control-token"];
 
 function writeAll(file: { writeSync(p: Uint8Array): number }, text: string): void {
   let bytes = new TextEncoder().encode(text);
@@ -257,7 +257,11 @@ export function fromConfigFile(origin: string): boolean {
   return origin.includes(":") && !origin.startsWith("--") && !origin.startsWith("env ");
 }
 
-function errorAt(origin: string, message: string): EssError {
+/**
+ * The error for a bad value from `origin`: a {@link ConfigError} naming the file and line for a
+ * config file's value, a {@link UsageError} naming the option or variable otherwise.
+ */
+export function errorAt(origin: string, message: string): EssError {
   return fromConfigFile(origin)
     ? new ConfigError(`${origin}: ${message}`)
     : new UsageError(`${origin}: ${message}`);

@@ -38,6 +38,10 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     summary: "mirror the device into MQTT and take commands from it (pyess's essmqtt)",
     load: () => import("./mqtt.ts"),
   },
+  serve: {
+    summary: "a local dashboard, a JSON/SSE API and Prometheus metrics",
+    load: () => import("./serve.ts"),
+  },
   hass: {
     summary: "announce the battery to Home Assistant once, print it, or remove it",
     load: () => import("./hass.ts"),

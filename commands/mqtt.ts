@@ -10,13 +10,12 @@ import {
   PUBLISH_MODES,
 } from "../lib/mqtt/bridge.ts";
 import { sleep } from "../lib/backoff.ts";
-import { WrongPasswordError } from "../lib/errors.ts";
+import { UsageError } from "../lib/errors.ts";
 import { VERSION } from "../lib/version.ts";
 import { createHassPlugin } from "../lib/hass/plugin.ts";
 import type { Logger } from "../lib/log.ts";
 import { connectMqtt, type MqttConnectOptions } from "../lib/mqtt/client.ts";
 import { statusTopic } from "../lib/mqtt/topics.ts";
-import { MIN_POLL_SECONDS } from "../lib/device/states.ts";
 import {
   choose,
   defineCommand,
@@ -25,7 +24,7 @@ import {
   type OptionSpec,
   type ParsedOf,
 } from "./_cli.ts";
-import { openDevice } from "./_device.ts";
+import { devicePassword, openDevice } from "./_device.ts";
 import {
   deviceName,
   HASS_OPTIONS,
@@ -37,9 +36,14 @@ import {
   PREFIX_OPTION,
   topicPrefix,
 } from "./_mqtt.ts";
-
-/** Exit code for a wrong device password (EX_CONFIG): the systemd unit does not restart on it. */
-export const EXIT_WRONG_PASSWORD = 78;
+import {
+  DAEMON_OPTIONS,
+  pollSettings,
+  runDaemon,
+  SERVE_OPTIONS,
+  type ServeSettings,
+  serveSettings,
+} from "./_poll.ts";
 
 /** What the bridge's plugins are given: the options they own, parsed. */
 export interface PluginSettings {
@@ -76,25 +80,6 @@ export const PLUGIN_FACTORIES: ((settings: PluginSettings) => BridgePlugin | und
 
 const PUBLISHING_OPTIONS = [
   PREFIX_OPTION,
-  {
-    name: "interval-seconds",
-    type: "string",
-    arg: "SECONDS",
-    help: `poll the device this often (at least ${MIN_POLL_SECONDS} s)`,
-    default: "10",
-    env: "ESS_INTERVAL_SECONDS",
-    group: "Publishing",
-  },
-  {
-    name: "common-divisor",
-    type: "string",
-    arg: "N",
-    help: "read common (PV, BATT, GRID, LOAD, PCS) only every N-th poll; " +
-      "batt (the settings) is read with it about once a minute",
-    default: "1",
-    env: "ESS_COMMON_DIVISOR",
-    group: "Publishing",
-  },
   {
     name: "publish-mode",
     type: "string",
@@ -140,27 +125,6 @@ const PUBLISHING_OPTIONS = [
   },
 ] as const satisfies readonly OptionSpec[];
 
-const CONTROL_OPTIONS = [
-  {
-    name: "control-spacing-seconds",
-    type: "string",
-    arg: "SECONDS",
-    help: "write one control at most this often; commands in between merge, the latest wins",
-    default: "2",
-    env: "ESS_CONTROL_SPACING_SECONDS",
-    group: "Controls",
-  },
-  {
-    name: "active-spacing-seconds",
-    type: "string",
-    arg: "SECONDS",
-    help: "the same for active (starting and stopping the system)",
-    default: "30",
-    env: "ESS_ACTIVE_SPACING_SECONDS",
-    group: "Controls",
-  },
-] as const satisfies readonly OptionSpec[];
-
 const PLUGIN_OPTIONS = [
   {
     name: "hass",
@@ -178,8 +142,9 @@ const OPTIONS = [
   ...DEVICE_OPTIONS,
   ...MQTT_OPTIONS,
   ...PUBLISHING_OPTIONS,
-  ...CONTROL_OPTIONS,
+  ...DAEMON_OPTIONS,
   ...PLUGIN_OPTIONS,
+  ...SERVE_OPTIONS,
   ...GENERAL_OPTIONS,
 ] as const satisfies readonly OptionSpec[];
 
@@ -188,6 +153,26 @@ export interface MqttSettings {
   connect: MqttConnectOptions;
   bridge: Omit<BridgeOptions, "plugins">;
   plugins: PluginSettings;
+  /** Where the bridge also serves the dashboard, the API and the metrics, if anywhere. */
+  serve: ServeSettings | undefined;
+}
+
+/**
+ * `--listen` of `ess mqtt`. A one-shot run does not serve: `listen` from the config file or the
+ * environment (which `ess serve` may share) is left aside, and `--once --listen` on one command
+ * line is a usage error.
+ */
+function bridgeServeSettings(
+  p: ParsedOf<typeof OPTIONS>,
+  once: boolean,
+): ServeSettings | undefined {
+  if (!once) return serveSettings(p);
+  if (p.get("listen")?.origin.startsWith("--")) {
+    throw new UsageError(
+      "--once polls once and exits, so it cannot serve: drop --listen or --once",
+    );
+  }
+  return undefined;
 }
 
 /** Resolves and checks the options of `ess mqtt` (but not the device's). */
@@ -203,16 +188,13 @@ export async function mqttSettings(p: ParsedOf<typeof OPTIONS>): Promise<MqttSet
       once ? undefined : { topic: statusTopic(prefix), payload: "offline", retain: true, qos: 1 },
     ),
     bridge: {
+      ...pollSettings(p),
       prefix,
-      intervalMs: (p.seconds("interval-seconds", MIN_POLL_SECONDS) ?? 10) * 1000,
-      commonDivisor: p.integer("common-divisor", 1, 10_000) ?? 1,
       publishMode: choose(p.string("publish-mode"), PUBLISH_MODES, "publish mode"),
       republishMs: (p.seconds("republish-seconds") ?? 300) * 1000,
       retain: p.flag("retain"),
       json: p.flag("json"),
       once,
-      controlSpacingMs: (p.seconds("control-spacing-seconds") ?? 2) * 1000,
-      activeSpacingMs: (p.seconds("active-spacing-seconds") ?? 30) * 1000,
     },
     plugins: {
       prefix,
@@ -224,6 +206,7 @@ export async function mqttSettings(p: ParsedOf<typeof OPTIONS>): Promise<MqttSet
       deviceName: deviceName(p),
       logger: p.log,
     },
+    serve: bridgeServeSettings(p, once),
   };
 }
 
@@ -246,6 +229,8 @@ const command = defineCommand({
     "pyess's /ess/control/active, winter_mode and fastcharge still work.",
     "Home Assistant finds the battery, its sensors and switches by MQTT discovery (see 'ess",
     "hass --help'); --no-hass turns that off.",
+    "With --listen ADDR:PORT it also serves the dashboard, the JSON/SSE API and /metrics of",
+    "'ess serve' from the same device session (the device lets one app session in at a time).",
     "It runs until SIGINT or SIGTERM and rides out device and broker outages. Options can also",
     "come from the environment or a config file in pyess's format (keys as the long option",
     "names, with _ or -). Exit codes: 0 stopped, 2 bad option or config, 78 wrong device",
@@ -257,6 +242,7 @@ const command = defineCommand({
     "ess mqtt --host 192.168.1.20 --password a1b2c3d4e5f6 --mqtt-server mqtts://broker.lan",
     "ESS_PASSWORD=a1b2c3d4e5f6 ess mqtt --host 192.168.1.20 --once --publish-mode all",
     "mosquitto_pub -t ess/control/winter_mode -m true",
+    "ess mqtt --config /etc/essmqtt.conf --listen 0.0.0.0:8080",
   ],
   async run(p, io) {
     const settings = await mqttSettings(p);
@@ -264,44 +250,41 @@ const command = defineCommand({
       x !== undefined
     );
     const session = await openDevice(p);
-    const mqtt = connectMqtt(settings.connect);
-    const bridge = new Bridge({
-      device: session.client,
-      mqtt,
-      options: { ...settings.bridge, plugins },
-      logger: p.log,
-      now: Date.now,
-      sleep,
-      random: Math.random,
-    });
-    const prefix = settings.bridge.prefix;
-
-    const stop = new AbortController();
-    const onSignal = () => stop.abort();
-    const signals = ["SIGINT", "SIGTERM"] as const;
-    for (const signal of signals) Deno.addSignalListener(signal, onSignal);
-    let deadline: ReturnType<typeof setTimeout> | undefined;
     try {
-      p.log.info(`bridging ${session.host.authority} and ${mqtt.broker} under ${prefix}/`);
-      await Promise.race([
-        bridge.run(stop.signal),
-        // However the device or the broker hang, a signal ends ess within 2 s.
-        new Promise<void>((resolve) => {
-          stop.signal.addEventListener("abort", () => deadline = setTimeout(resolve, 1500), {
-            once: true,
-          });
-        }),
-      ]);
-    } catch (err) {
-      if (!(err instanceof WrongPasswordError)) throw err;
-      io.err(`ess: ${err.message}\n`);
-      return EXIT_WRONG_PASSWORD;
+      // Serving shares the bridge's poller and control queue: one device session for both.
+      // The server's modules load only here, so that the bridge alone does not carry them.
+      const serving = settings.serve && (await import("./_serve.ts")).startServing({
+        client: session.client,
+        poll: settings.bridge,
+        serve: settings.serve,
+        secrets: [devicePassword(p), settings.connect.password],
+        logger: p.log,
+      });
+      const mqtt = connectMqtt(settings.connect);
+      const bridge = new Bridge({
+        device: session.client,
+        poller: serving?.poller,
+        controls: serving?.controls,
+        mqtt,
+        options: { ...settings.bridge, plugins },
+        logger: p.log,
+        now: Date.now,
+        sleep,
+        random: Math.random,
+      });
+      p.log.info(
+        `bridging ${session.host.authority} and ${mqtt.broker} under ${settings.bridge.prefix}/`,
+      );
+      return await runDaemon(io, async (signal) => {
+        try {
+          await bridge.run(signal);
+        } finally {
+          await serving?.close();
+        }
+      });
     } finally {
-      clearTimeout(deadline);
-      for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
       session.close();
     }
-    return 0;
   },
 });
 

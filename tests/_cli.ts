@@ -77,3 +77,70 @@ export async function runCli(
 export function spawnCli(args: readonly string[], options: CliOptions = {}): Deno.ChildProcess {
   return command(args, options).spawn();
 }
+
+/** A long-running `ess` whose stderr is collected as it comes. */
+export interface Daemon {
+  readonly child: Deno.ChildProcess;
+  /** Everything it wrote to stderr so far. */
+  readonly stderr: string;
+  /** Waits for stderr to match `pattern`; throws with what it wrote after `timeoutMs`. */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpExecArray>;
+  /**
+   * Sends `signal` (once) and waits for the exit: its code, the ms from the signal to the exit,
+   * and all of stderr.
+   */
+  stop(signal?: Deno.Signal): Promise<{ code: number; ms: number; stderr: string }>;
+}
+
+/**
+ * Starts `ess <args>` like {@link spawnCli}, reading its stderr all along (so that it never
+ * blocks on a full pipe) and discarding its stdout.
+ *
+ * @example
+ * ```ts ignore
+ * const ess = spawnDaemon(["serve", "--listen", "127.0.0.1:0", ...]);
+ * const [, url] = await ess.waitFor(/ on (http:\S+)/);
+ * const { code } = await ess.stop();
+ * ```
+ */
+export function spawnDaemon(args: readonly string[], options: CliOptions = {}): Daemon {
+  const child = spawnCli(args, options);
+  let stderr = "";
+  void child.stdout.cancel();
+  const reading = child.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
+    new WritableStream({ write: (text) => void (stderr += text) }),
+  );
+  let stopped: Promise<{ code: number; ms: number; stderr: string }> | undefined;
+  return {
+    child,
+    get stderr() {
+      return stderr;
+    },
+    async waitFor(pattern, timeoutMs = 20_000) {
+      const until = Date.now() + timeoutMs;
+      for (;;) {
+        const match = pattern.exec(stderr);
+        if (match) return match;
+        if (Date.now() > until) {
+          throw new Error(`ess wrote nothing matching ${pattern} in ${timeoutMs} ms:\n${stderr}`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    },
+    stop(signal = "SIGTERM") {
+      stopped ??= (async () => {
+        const started = performance.now();
+        try {
+          child.kill(signal);
+        } catch {
+          // It has exited already.
+        }
+        const { code } = await child.status;
+        const ms = performance.now() - started;
+        await reading;
+        return { code, ms, stderr };
+      })();
+      return stopped;
+    },
+  };
+}

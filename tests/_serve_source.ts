@@ -1,16 +1,20 @@
 /**
- * Sources for the `ess serve` tests: one that polls the simulator through a real `EssClient` on
- * a short timer (the dashboard sees live numbers), and one in memory that says whatever a test
- * wants (secrets, huge answers, graphs that never come).
+ * Sources for the `ess serve` tests: the real one (a poller, a control queue and `pollerSource`
+ * over the simulator, polling on a short timer so that the dashboard sees live numbers), and one
+ * in memory that says whatever a test wants (secrets, huge answers, graphs that never come).
  *
  * @module
  */
+import { seededRandom, sleep } from "../lib/backoff.ts";
 import type { GraphAnswer } from "../lib/device/client.ts";
 import { EssClient } from "../lib/device/client.ts";
-import { errorText } from "../lib/errors.ts";
+import { ControlQueue } from "../lib/device/control_queue.ts";
 import type { JsonObject } from "../lib/device/flatten.ts";
+import { Poller } from "../lib/device/poller.ts";
 import type { CalendarDate, GraphDevice, GraphSpan, StateName } from "../lib/device/states.ts";
 import { createDeviceFetch } from "../lib/device/transport.ts";
+import { silentLogger } from "../lib/log.ts";
+import { pollerSource } from "../lib/serve/poller_source.ts";
 import { type Simulator, startSimulator } from "../lib/sim/simulator.ts";
 import type {
   ControlCommand,
@@ -32,121 +36,85 @@ class Listeners {
   }
 }
 
-/** Polls a device every `intervalMs`: `systeminfo` once, then `home`, `common` and `batt`. */
-export class PollingSource implements ServeSource {
+/** The real source over the simulator, recording the commands it is given. */
+export interface SimSource extends ServeSource {
   /** The client every poll, graph and control goes through. */
   readonly client: EssClient;
   /** Every control command received, in order. */
-  readonly controls: { name: ControlName; description: string; source: string }[] = [];
-  #fetch: ReturnType<typeof createDeviceFetch>;
-  #intervalMs: number;
-  #listeners = new Listeners();
-  #snapshot: ServeSnapshot = { states: {}, lastSuccess: undefined, up: undefined };
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #stopped = false;
-  #polling: Promise<void> = Promise.resolve();
-
-  constructor(sim: Pick<Simulator, "host" | "password" | "fingerprint">, intervalMs: number) {
-    this.#fetch = createDeviceFetch({ fingerprint: sim.fingerprint, timeoutMs: 2000 });
-    this.client = new EssClient({ host: sim.host, password: sim.password, fetch: this.#fetch });
-    this.#intervalMs = intervalMs;
-  }
-
-  /** Polls now and then every interval; resolves after the first poll. */
-  async start(): Promise<void> {
-    await this.pollNow();
-    this.#schedule();
-  }
-
-  /** One poll, after any poll under way. */
-  pollNow(): Promise<void> {
-    this.#polling = this.#polling.then(() => this.#poll());
-    return this.#polling;
-  }
-
-  /** Stops polling, waits for a poll under way, and closes the connection. */
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    clearTimeout(this.#timer);
-    await this.#polling;
-    this.#fetch.close();
-  }
-
-  /** The latest answers. */
-  snapshot(): ServeSnapshot {
-    return this.#snapshot;
-  }
-
-  /** Calls `listener` after every poll. */
-  onPoll(listener: () => void): () => void {
-    return this.#listeners.add(listener);
-  }
-
-  /** Reads a graph from the simulator. */
-  graph(device: GraphDevice, span: GraphSpan, date: CalendarDate): Promise<GraphAnswer> {
-    return this.client.graph(device, span, date);
-  }
-
-  /** Runs the command on the simulator at once, then polls so the change shows. */
-  async control(
-    name: ControlName,
-    command: ControlCommand,
-    source: string,
-  ): Promise<ControlOutcome> {
-    this.controls.push({ name, description: command.description, source });
-    try {
-      await command.run(this.client);
-    } catch (err) {
-      return { outcome: "failed", error: errorText(err) };
-    }
-    await this.pollNow();
-    return { outcome: "written" };
-  }
-
-  #schedule(): void {
-    if (this.#stopped) return;
-    this.#timer = setTimeout(async () => {
-      await this.pollNow();
-      this.#schedule();
-    }, this.#intervalMs);
-  }
-
-  async #poll(): Promise<void> {
-    if (this.#stopped) return;
-    const wanted: StateName[] = ["home", "common", "batt"];
-    if (!this.#snapshot.states.systeminfo) wanted.unshift("systeminfo");
-    try {
-      const states = { ...this.#snapshot.states };
-      for (const state of wanted) states[state] = await this.client.read(state);
-      this.#snapshot = { states, lastSuccess: Date.now(), up: true };
-    } catch (err) {
-      this.#snapshot = { ...this.#snapshot, up: false, error: errorText(err) };
-    }
-    this.#listeners.call();
-  }
+  readonly controls: { name: ControlName; description: string; source: string }[];
 }
 
-/** A simulator whose clock the test moves, and a source polling it. */
+/** A simulator whose clock the test moves, and the real source polling it. */
 export interface SimWorld {
   sim: Simulator;
-  source: PollingSource;
+  source: SimSource;
   /** Moves the simulated clock. */
   setTime(date: Date): void;
 }
 
-/** Runs `fn` with a simulator at `start` and a source polling it every `intervalMs`. */
+/**
+ * Runs `fn` with a simulator at `start`, and a poller reading it every `intervalMs` behind
+ * `pollerSource`, as `ess serve` runs them, once the first poll and systeminfo have arrived.
+ * Controls are not spaced, and the device counts as down at its first failed poll, so that the
+ * tests need not wait for the daemon's rules (tests/poller_source_test.ts checks those).
+ */
 export async function withSimSource(
   fn: (w: SimWorld) => Promise<void>,
   { start = new Date("2026-06-21T10:00:00Z"), intervalMs = 200 } = {},
 ): Promise<void> {
   let time = start;
   const sim = await startSimulator({ now: () => time });
-  const source = new PollingSource(sim, intervalMs);
+  const fetch = createDeviceFetch({ fingerprint: sim.fingerprint, timeoutMs: 2000 });
+  const client = new EssClient({ host: sim.host, password: sim.password, fetch });
+  const poller = new Poller({
+    device: client,
+    options: {
+      intervalMs,
+      commonDivisor: 1,
+      offlineAfterFailures: 1,
+      offlineAfterMs: 0,
+      maxBackoffMs: 1000,
+    },
+    logger: silentLogger,
+    now: Date.now,
+    sleep,
+    random: seededRandom(1),
+  });
+  const queue = new ControlQueue({
+    poller,
+    options: { controlSpacingMs: 0, activeSpacingMs: 0 },
+    logger: silentLogger,
+    now: Date.now,
+    sleep,
+  });
+  const real = pollerSource(poller, queue, client);
+  const controls: SimSource["controls"] = [];
+  const source: SimSource = {
+    client,
+    controls,
+    snapshot: () => real.snapshot(),
+    onPoll: (listener) => real.onPoll(listener),
+    graph: (device, span, date) => real.graph(device, span, date),
+    control(name, command, from) {
+      controls.push({ name, description: command.description, source: from });
+      return real.control(name, command, from);
+    },
+  };
+  const stop = new AbortController();
+  const running = poller.run(stop.signal);
   try {
-    await source.start();
+    const until = Date.now() + 10_000;
+    while (real.snapshot().states.systeminfo === undefined) {
+      if (Date.now() > until) throw new Error("the simulator sent no systeminfo within 10 s");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
     await fn({ sim, source, setTime: (date) => time = date });
   } finally {
-    await source.stop();
+    stop.abort();
+    queue.close();
+    real.close();
+    await running;
+    fetch.close();
     await sim.close();
   }
 }

@@ -102,20 +102,23 @@ export async function withBridge(
   }
 }
 
-/** The options that point an `ess` subprocess at the world's device and broker, and no config file. */
-export function worldArgs(w: Pick<World, "sim" | "broker">): string[] {
+/** The options that point an `ess` subprocess at the simulator, and no config file. */
+export function deviceArgs(sim: Simulator): string[] {
   return [
     "--config",
     "/dev/null",
     "--host",
-    w.sim.host,
+    sim.host,
     "--password",
-    w.sim.password,
+    sim.password,
     "--fingerprint",
-    w.sim.fingerprint,
-    "--mqtt-server",
-    w.broker.url,
+    sim.fingerprint,
   ];
+}
+
+/** The options that point an `ess` subprocess at the world's device and broker, and no config file. */
+export function worldArgs(w: Pick<World, "sim" | "broker">): string[] {
+  return [...deviceArgs(w.sim), "--mqtt-server", w.broker.url];
 }
 
 /** Every state topic the bridge publishes for the simulated device (pyess's and `ess/batt/…`). */

@@ -20,23 +20,25 @@ import { type Simulator, startSimulator } from "../lib/sim/simulator.ts";
 import { createLogger } from "../lib/log.ts";
 import { BATT_SETTING_PATH, STATE_PATHS } from "../lib/device/states.ts";
 import { startAedes, type TestBroker, watch, type Watcher } from "./_broker.ts";
+import {
+  clockTicks,
+  median,
+  pause,
+  percentile,
+  sample as sampleProcess,
+  spawnEss as spawnCli,
+  stopEss,
+  write,
+  writeTable,
+} from "./_bench.ts";
 import { PERMISSIONS } from "./_cli.ts";
 import { worldArgs } from "./_world.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const FAST_BRIDGE = new URL("./_fast_bridge.ts", import.meta.url).pathname;
 /** Clock ticks per second of /proc's CPU times (`getconf CLK_TCK`), set before measuring. */
 let ticksPerSecond = 100;
 
-/** CPU seconds (user + system, all threads) and memory of a process, from /proc. */
-function sample(pid: number): { cpu: number; rssMb: number; peakMb: number } {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const cpu = (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
-  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-  const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN);
-  return { cpu, rssMb: kb("VmRSS") / 1024, peakMb: kb("VmHWM") / 1024 };
-}
+const sample = (pid: number) => sampleProcess(pid, ticksPerSecond);
 
 /** The bridge at a 1 ms interval in a process of its own, with the binary's flags. */
 function spawnFastBridge(sim: Simulator, broker: TestBroker): Deno.ChildProcess {
@@ -58,30 +60,8 @@ function spawnFastBridge(sim: Simulator, broker: TestBroker): Deno.ChildProcess 
 }
 
 function spawnEss(sim: Simulator, broker: TestBroker, args: string[]): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--no-prompt",
-      ...PERMISSIONS,
-      MAIN,
-      "mqtt",
-      ...worldArgs({ sim, broker }),
-      "--log-level",
-      "warning",
-      ...args,
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "inherit",
-  }).spawn();
+  return spawnCli(["mqtt", ...worldArgs({ sim, broker }), "--log-level", "warning", ...args]);
 }
-
-async function stopEss(child: Deno.ChildProcess): Promise<void> {
-  child.kill("SIGTERM");
-  await child.status;
-}
-
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function polls(sim: Simulator): number {
   return sim.requests.filter((r) => r.path === STATE_PATHS.home).length;
@@ -89,10 +69,6 @@ function polls(sim: Simulator): number {
 
 async function untilPolls(sim: Simulator, n: number): Promise<void> {
   while (polls(sim) < n) await pause(50);
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
 }
 
 async function atOneSecond(sim: Simulator, broker: TestBroker) {
@@ -141,7 +117,6 @@ async function warmUp(sim: Simulator, broker: TestBroker): Promise<void> {
 }
 
 const SLOW_RUNS = 5;
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1]!;
 
 async function commandLatency(
   sim: Simulator,
@@ -176,13 +151,8 @@ async function commandLatency(
   }
 }
 
-function write(text: string): void {
-  Deno.stdout.writeSync(new TextEncoder().encode(text));
-}
-
 if (import.meta.main) {
-  const getconf = await new Deno.Command("getconf", { args: ["CLK_TCK"] }).output();
-  ticksPerSecond = Number(new TextDecoder().decode(getconf.stdout).trim()) || 100;
+  ticksPerSecond = await clockTicks();
   const arrivals: number[] = [];
   const sim = await startSimulator({
     logger: createLogger("debug", (line) => {
@@ -257,12 +227,7 @@ if (import.meta.main) {
       ["command latency p50", `${p50.toFixed(1)} ms`, ""],
       ["command latency p95", `${p95.toFixed(1)} ms`, "< 100"],
     ];
-    const w0 = Math.max(...rows.map((r) => r[0].length));
-    const w1 = Math.max(...rows.map((r) => r[1].length));
-    write(`\n${"measure".padEnd(w0)}  ${"result".padStart(w1)}  goal\n`);
-    for (const [what, result, goal] of rows) {
-      write(`${what.padEnd(w0)}  ${result.padStart(w1)}  ${goal}\n`);
-    }
+    writeTable(rows);
   } finally {
     await watcher.close();
     await broker.close();

@@ -126,6 +126,27 @@ Deno.test("ess mqtt options", async (t) => {
     }
   });
 
+  await t.step("should serve with a listen key, but not with --once", async () => {
+    const file = await Deno.makeTempFile();
+    try {
+      await Deno.writeTextFile(file, "listen = 0.0.0.0:8080\ncontrol_token = 0123456789abcdef\n");
+      const { settings, io } = await settingsFor(["--config", file]);
+      deepEqual(settings.serve, {
+        address: { hostname: "0.0.0.0", port: 8080 },
+        controlToken: "0123456789abcdef",
+      });
+      deepEqual(io.errors, [], "known keys");
+      equal((await settingsFor(["--config", file, "--once"])).settings.serve, undefined);
+      equal((await settingsFor(["--config", "/dev/null"])).settings.serve, undefined);
+      await rejects(
+        settingsFor(["--config", "/dev/null", "--once", "--listen", "127.0.0.1:8080"]),
+        /--once polls once and exits, so it cannot serve/,
+      );
+    } finally {
+      await Deno.remove(file);
+    }
+  });
+
   await t.step("should accept mqtt_retain = false in a config file", async () => {
     const file = await Deno.makeTempFile();
     try {

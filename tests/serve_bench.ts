@@ -1,130 +1,203 @@
 /**
- * Benchmark of the `ess serve` HTTP server, run by `deno task bench` (it measures a whole
- * process, so it is a script rather than a `Deno.bench`). The simulator runs here; the server,
- * with a source polling the simulator every second, runs in a subprocess with the flags of
- * run-flags.txt (so under ess's own V8 heap limits), and its memory is read from /proc:
+ * Benchmark of serving from the bridge, run by `deno task bench` (it measures whole processes,
+ * so it is a script rather than a `Deno.bench`). The simulator and an aedes broker run here;
+ * `ess mqtt` runs as a subprocess with the flags of run-flags.txt (so under the binary's own V8
+ * heap limits), and its memory is read from /proc:
  *
- * - `/metrics` latency on loopback over 2,000 requests after 200 to warm up: p50, p95, p99;
- * - RSS and peak RSS of the serving process over 20 s with no client, then over 20 s with the
- *   dashboard open (page and scripts loaded, a graph read, the event stream connected).
+ * - peak RSS (VmHWM) and the highest RSS sampled of `ess mqtt` and of `ess mqtt --listen` with
+ *   the dashboard open (page, scripts, style, state, info and a graph fetched, the event stream
+ *   connected and read), both at a 1 s interval for 20 s, alternating, five runs each; the
+ *   medians and their difference (goal: at most 5 MB more);
+ * - `/metrics` latency from `ess mqtt --listen` on loopback over 2,000 requests after 200 to
+ *   warm up, while it bridges: p50, p95 (goal under 5 ms), p99;
+ * - for reference, `ess serve` alone with the dashboard open, one run.
  *
- * `deno run -A tests/serve_bench.ts` runs it alone; it takes about a minute.
+ * `deno run -A tests/serve_bench.ts [RUNS]` runs it alone; it takes about four minutes.
  *
  * @module
  */
-import { startSimulator } from "../lib/sim/simulator.ts";
-import { PERMISSIONS } from "./_cli.ts";
+import { type Simulator, startSimulator } from "../lib/sim/simulator.ts";
+import { STATE_PATHS } from "../lib/device/states.ts";
+import { startAedes, type TestBroker } from "./_broker.ts";
+import {
+  median,
+  pause,
+  percentile,
+  sample,
+  spawnEss,
+  stopEss,
+  write,
+  writeTable,
+} from "./_bench.ts";
+import { deviceArgs, worldArgs } from "./_world.ts";
 
+const RUNS = Number(Deno.args[0] ?? 5);
+const PHASE_MS = 20_000;
 const REQUESTS = 2_000;
 const WARMUP = 200;
-const PHASE_MS = 20_000;
+/** What the page loads besides its event stream. */
+const PAGE = ["/", "/app.js", "/chart.js", "/app.css", "/icon.svg", "/api/info", "/api/state"];
 
-function write(text: string): void {
-  Deno.stdout.writeSync(new TextEncoder().encode(text));
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
 }
 
-/** Resident and peak resident memory of a process, in MB. */
-function memory(pid: number): { rssMb: number; peakMb: number } {
-  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-  const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN);
-  return { rssMb: kb("VmRSS") / 1024, peakMb: kb("VmHWM") / 1024 };
+function homePolls(sim: Simulator): number {
+  return sim.requests.filter((r) => r.path === STATE_PATHS.home).length;
 }
 
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
-/** Samples the process's memory every 500 ms for `ms`; the highest RSS and the last peak. */
-async function watchMemory(pid: number, ms: number): Promise<{ rssMb: number; peakMb: number }> {
-  let rssMb = 0;
-  let peakMb = 0;
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    const m = memory(pid);
-    rssMb = Math.max(rssMb, m.rssMb);
-    peakMb = m.peakMb;
+/** Waits until the device has seen `n` more polls of `home`, i.e. the process polls. */
+async function polled(sim: Simulator, n: number): Promise<void> {
+  const target = homePolls(sim) + n;
+  const until = Date.now() + 30_000;
+  while (homePolls(sim) < target) {
+    if (Date.now() > until) throw new Error("ess did not poll the simulator within 30 s");
+    await pause(50);
   }
-  return { rssMb, peakMb };
+}
+
+/** Loads the page as a browser does and keeps its event stream open and read. */
+async function openDashboard(url: string): Promise<{ close(): Promise<number> }> {
+  for (const path of PAGE) await (await fetch(`${url}${path}`)).text();
+  await (await fetch(`${url}/api/graph/pv/day`)).text();
+  const events = await fetch(`${url}/api/events`);
+  const stream = events.body!.getReader();
+  let received = 0;
+  const reading = (async () => {
+    for (;;) {
+      const { value, done } = await stream.read();
+      if (done) break;
+      received += value.byteLength;
+    }
+  })();
+  return {
+    async close() {
+      await stream.cancel();
+      await reading.catch(() => {});
+      return received;
+    },
+  };
+}
+
+interface Run {
+  /** VmHWM at the end of the run. */
+  peakMb: number;
+  /** The highest VmRSS sampled every 500 ms over the run. */
+  highestMb: number;
+  /** Event-stream bytes the open page received. */
+  received: number;
+}
+
+/**
+ * One process at a 1 s interval for {@link PHASE_MS}: `args` after the device's, with the
+ * dashboard open when `listen` is given.
+ */
+async function memoryRun(args: readonly string[], listen: string | undefined): Promise<Run> {
+  const child = spawnEss([...args, ...(listen ? ["--listen", listen] : [])]);
+  let page: { close(): Promise<number> } | undefined;
+  try {
+    if (listen) {
+      const url = `http://${listen}`;
+      const until = Date.now() + 30_000;
+      while (!await fetch(`${url}/api/state`).then((r) => r.json()).then((s) => s.up, () => 0)) {
+        if (Date.now() > until) throw new Error(`${url} did not serve the device within 30 s`);
+        await pause(100);
+      }
+      page = await openDashboard(url);
+    }
+    let highestMb = 0;
+    const until = Date.now() + PHASE_MS;
+    while (Date.now() < until) {
+      await pause(500);
+      highestMb = Math.max(highestMb, sample(child.pid).rssMb);
+    }
+    const { peakMb } = sample(child.pid);
+    return { peakMb, highestMb, received: await page?.close() ?? 0 };
+  } finally {
+    await page?.close().catch(() => {});
+    await stopEss(child);
+  }
+}
+
+/** `/metrics` latencies from `ess mqtt --listen` while it bridges, in ms, ascending. */
+async function metricsLatency(sim: Simulator, mqttArgs: readonly string[]): Promise<number[]> {
+  const listen = `127.0.0.1:${freePort()}`;
+  const child = spawnEss([...mqttArgs, "--listen", listen]);
+  try {
+    await polled(sim, 2);
+    const times: number[] = [];
+    for (let i = 0; i < WARMUP + REQUESTS; i++) {
+      const started = performance.now();
+      const res = await fetch(`http://${listen}/metrics`);
+      await res.text();
+      if (i >= WARMUP) times.push(performance.now() - started);
+    }
+    return times.sort((a, b) => a - b);
+  } finally {
+    await stopEss(child);
+  }
 }
 
 async function main(): Promise<void> {
   const sim = await startSimulator();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--no-prompt",
-      ...PERMISSIONS,
-      new URL("./_serve_child.ts", import.meta.url).pathname,
-      sim.host,
-      sim.password,
-      sim.fingerprint,
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const broker: TestBroker = await startAedes();
+  const device = worldArgs({ sim, broker });
+  const quiet = ["--log-level", "warning", "--interval-seconds", "1"];
+  const mqtt = ["mqtt", ...device, ...quiet];
   try {
-    write("ess serve benchmark: the server in a subprocess over the simulator\n");
-    let url = "";
-    while (!url.includes("\n")) url += (await reader.read()).value ?? "";
-    url = url.trim();
-
-    write(`  /metrics: ${REQUESTS} requests after ${WARMUP} to warm up ...\n`);
-    const times: number[] = [];
-    for (let i = 0; i < WARMUP + REQUESTS; i++) {
-      const started = performance.now();
-      const res = await fetch(`${url}/metrics`);
-      await res.text();
-      if (i >= WARMUP) times.push(performance.now() - started);
+    write("ess mqtt --listen benchmark: simulator + in-process aedes, ess as a subprocess\n");
+    write("  warming Deno's caches with one ess mqtt --once ...\n");
+    const once = await spawnEss(["mqtt", ...device, "--log-level", "warning", "--once"]).status;
+    if (!once.success) throw new Error(`ess mqtt --once failed with exit code ${once.code}`);
+    const plain: Run[] = [];
+    const listening: Run[] = [];
+    for (let run = 1; run <= RUNS; run++) {
+      write(`  ${PHASE_MS / 1000} s of ess mqtt, run ${run} of ${RUNS} ...\n`);
+      plain.push(await memoryRun(mqtt, undefined));
+      write(`  ${PHASE_MS / 1000} s of ess mqtt --listen, dashboard open, run ${run} ...\n`);
+      listening.push(await memoryRun(mqtt, `127.0.0.1:${freePort()}`));
     }
+    write(`  /metrics from ess mqtt --listen: ${REQUESTS} requests after ${WARMUP} ...\n`);
+    const times = await metricsLatency(sim, mqtt);
+    write(`  ${PHASE_MS / 1000} s of ess serve, dashboard open ...\n`);
+    const serve = await memoryRun(
+      ["serve", ...deviceArgs(sim), ...quiet],
+      `127.0.0.1:${freePort()}`,
+    );
 
-    write(`  ${PHASE_MS / 1000} s with no client ...\n`);
-    const idle = await watchMemory(child.pid, PHASE_MS);
-
-    write(`  ${PHASE_MS / 1000} s with the dashboard open ...\n`);
-    for (const path of ["/", "/app.js", "/chart.js", "/app.css", "/icon.svg", "/api/info"]) {
-      await (await fetch(`${url}${path}`)).text();
-    }
-    await (await fetch(`${url}/api/graph/pv/day`)).text();
-    const events = await fetch(`${url}/api/events`);
-    const stream = events.body!.getReader();
-    let received = 0;
-    const reading = (async () => {
-      for (;;) {
-        const { value, done } = await stream.read();
-        if (done) break;
-        received += value.byteLength;
-      }
-    })();
-    const open = await watchMemory(child.pid, PHASE_MS);
-    await stream.cancel();
-    await reading.catch(() => {});
-
-    const rows: [string, string, string][] = [
-      ["/metrics latency p50", `${percentile(times, 50).toFixed(2)} ms`, ""],
-      ["/metrics latency p95", `${percentile(times, 95).toFixed(2)} ms`, "< 5"],
-      ["/metrics latency p99", `${percentile(times, 99).toFixed(2)} ms`, ""],
-      ["highest RSS, no client", `${idle.rssMb.toFixed(1)} MB`, ""],
-      ["highest RSS, dashboard open", `${open.rssMb.toFixed(1)} MB`, ""],
+    const peak = (runs: Run[]) => median(runs.map((r) => r.peakMb));
+    const highest = (runs: Run[]) => median(runs.map((r) => r.highestMb));
+    const mb = (n: number) => `${n.toFixed(1)} MB`;
+    const signed = (n: number) => `${n >= 0 ? "+" : ""}${n.toFixed(1)} MB`;
+    const list = (runs: Run[]) => runs.map((r) => r.peakMb.toFixed(1)).join(" / ");
+    writeTable([
+      [`ess mqtt: peak RSS (VmHWM), median of ${RUNS}`, mb(peak(plain)), ""],
+      ["  the runs", `${list(plain)} MB`, ""],
+      [`ess mqtt --listen, dashboard open: peak RSS, median`, mb(peak(listening)), ""],
+      ["  the runs", `${list(listening)} MB`, ""],
+      ["peak RSS added by --listen", signed(peak(listening) - peak(plain)), "<= 5 MB"],
+      [`ess mqtt: highest RSS sampled, median`, mb(highest(plain)), ""],
+      [`ess mqtt --listen: highest RSS sampled, median`, mb(highest(listening)), ""],
       [
-        "RSS added by the open dashboard",
-        `${(open.rssMb - idle.rssMb).toFixed(1)} MB`,
-        "<= 5",
+        "highest RSS added by --listen",
+        signed(highest(listening) - highest(plain)),
+        "<= 5 MB",
       ],
-      ["peak RSS (VmHWM) at the end", `${open.peakMb.toFixed(1)} MB`, ""],
-      ["event-stream bytes received", `${received}`, ""],
-    ];
-    write("\n");
-    for (const [what, result, goal] of rows) {
-      write(`${`${what} `.padEnd(36, ".")} ${result}${goal ? `  (goal ${goal})` : ""}\n`);
-    }
+      [
+        "event-stream bytes the page received (median)",
+        `${median(listening.map((r) => r.received))}`,
+        "",
+      ],
+      ["/metrics from ess mqtt --listen: p50", `${percentile(times, 50).toFixed(2)} ms`, ""],
+      ["/metrics p95", `${percentile(times, 95).toFixed(2)} ms`, "< 5 ms"],
+      ["/metrics p99", `${percentile(times, 99).toFixed(2)} ms`, ""],
+      ["ess serve, dashboard open: peak RSS (one run)", mb(serve.peakMb), ""],
+    ]);
   } finally {
-    child.kill("SIGTERM");
-    await reader.cancel().catch(() => {});
-    await child.status;
+    await broker.close();
     await sim.close();
   }
 }

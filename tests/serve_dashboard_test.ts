@@ -1,12 +1,17 @@
 /**
- * The dashboard in a real browser: headless Chromium against `ess serve` over the simulator.
+ * The dashboard in a real browser: headless Chromium against the server over the simulator, and
+ * against a real `ess mqtt --listen` process.
  * With ESS_SCREENSHOTS=1 it also writes docs/dashboard.png, docs/dashboard-phone.png and
  * docs/dashboard-dark.png.
  */
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { startServer } from "../lib/serve/server.ts";
+import { startSimulator } from "../lib/sim/simulator.ts";
+import { startAedes } from "./_broker.ts";
 import { chromiumPath, launchChromium, type Page } from "./_chromium.ts";
+import { spawnDaemon } from "./_cli.ts";
 import { withSimSource } from "./_serve_source.ts";
+import { worldArgs } from "./_world.ts";
 
 const CHROMIUM = chromiumPath();
 const TOKEN = "dashboard-test-token";
@@ -34,6 +39,33 @@ const pageFigures = (page: Page) =>
     load: Number(document.getElementById("line-house").dataset.watts),
     soc: document.getElementById("soc").textContent,
   })`);
+
+/** Waits until the page shows the simulator's live figures as they are now; returns them. */
+async function showsSimulator(
+  page: Page,
+  sim: { device: { read(state: "home"): unknown } },
+  what: string,
+): Promise<ReturnType<typeof simFigures>> {
+  const expected = simFigures(sim.device.read("home") as never);
+  await page.waitFor(
+    `document.getElementById("line-pv").dataset.watts === "${expected.pv}"`,
+    what,
+  );
+  deepEqual(await pageFigures(page), expected);
+  return expected;
+}
+
+/** Moves the simulator's clock with `move`, then waits until the page shows the new figures. */
+async function followsClock(
+  page: Page,
+  sim: { device: { read(state: "home"): unknown } },
+  move: () => void,
+): Promise<void> {
+  const before = await pageFigures(page);
+  move();
+  const expected = await showsSimulator(page, sim, "the new PV power");
+  ok(expected.pv !== before.pv, "the PV power differs at the new time");
+}
 
 async function saveScreenshot(page: Page, file: string, maxHeight: number): Promise<void> {
   // Let the flow animation and the chart settle, so the picture is not caught mid-transition.
@@ -66,13 +98,8 @@ Deno.test({
 
         await t.step("should show the simulator's live numbers", async () => {
           await page.waitFor(`document.getElementById("pill").textContent === "live"`, "live");
-          const expected = simFigures(sim.device.read("home") as never);
+          const expected = await showsSimulator(page, sim, "the PV power");
           ok(expected.pv > 0, "the sun shines at noon");
-          await page.waitFor(
-            `document.getElementById("line-pv").dataset.watts === "${expected.pv}"`,
-            "the PV power",
-          );
-          deepEqual(await pageFigures(page), expected);
           equal(
             await page.evaluate(`document.getElementById("title").textContent`),
             (sim.device.read("systeminfo")["pms"] as Record<string, string>)["model"],
@@ -80,15 +107,7 @@ Deno.test({
         });
 
         await t.step("should follow the simulator over SSE when its clock moves", async () => {
-          const before = await pageFigures(page);
-          setTime(todayAt(14, 0));
-          const expected = simFigures(sim.device.read("home") as never);
-          ok(expected.pv !== before.pv, "the PV power differs at 14:00");
-          await page.waitFor(
-            `document.getElementById("line-pv").dataset.watts === "${expected.pv}"`,
-            "the new PV power",
-          );
-          deepEqual(await pageFigures(page), expected);
+          await followsClock(page, sim, () => setTime(todayAt(14, 0)));
         });
 
         await t.step("should draw today's PV history from the graph API", async () => {
@@ -173,5 +192,69 @@ Deno.test({
         await server.close();
       }
     }, { start: todayAt(12, 0), intervalMs: 200 });
+  },
+});
+
+Deno.test({
+  name: CHROMIUM
+    ? "ess mqtt --listen (subprocess) shows the simulator live in Chromium"
+    : "ess mqtt --listen (subprocess) shows the simulator live in Chromium (skipped: chromium is not installed)",
+  ignore: CHROMIUM === undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn(t) {
+    let time = todayAt(12, 0);
+    const sim = await startSimulator({ now: () => time });
+    const broker = await startAedes();
+    const ess = spawnDaemon([
+      "mqtt",
+      ...worldArgs({ sim, broker }),
+      "--interval-seconds",
+      "1",
+      "--listen",
+      "127.0.0.1:0",
+    ]);
+    let browser: Awaited<ReturnType<typeof launchChromium>> | undefined;
+    try {
+      const url = (await ess.waitFor(/ on (http:\/\/\S+)/))[1]!;
+      browser = await launchChromium();
+      const { page } = browser;
+      await page.viewport(1280, 900);
+      await page.navigate(`${url}/`);
+
+      await t.step("should show the simulator's live numbers and its model", async () => {
+        await page.waitFor(`document.getElementById("pill").textContent === "live"`, "live");
+        await showsSimulator(page, sim, "the PV power");
+        await page.waitFor(
+          `document.getElementById("title").textContent === ${
+            JSON.stringify(
+              (sim.device.read("systeminfo")["pms"] as Record<string, string>)["model"],
+            )
+          }`,
+          "the model from systeminfo",
+        );
+      });
+
+      await t.step("should follow the simulator over SSE when its clock moves", async () => {
+        await followsClock(page, sim, () => time = todayAt(15, 30));
+      });
+
+      await t.step("should draw today's PV history through the bridge's session", async () => {
+        await page.waitFor(
+          `document.querySelectorAll("#chart rect.a").length >= 8`,
+          "the PV bars",
+        );
+      });
+
+      await t.step("should have logged no error and no CSP violation", () => {
+        deepEqual(page.problems, []);
+      });
+    } finally {
+      await browser?.close();
+      const { code, stderr } = await ess.stop();
+      equal(code, 0, stderr);
+      await broker.close();
+      await sim.close();
+    }
   },
 });

@@ -1,13 +1,14 @@
 /**
  * `/metrics`: the exposition itself, `promtool check metrics` on it, and a real Prometheus
- * scraping `ess serve` over the simulator. The tools are Debian's `prometheus` package; each
+ * scraping a real `ess serve` process over the simulator. The tools are Debian's `prometheus` package; each
  * test that needs one is skipped, and says why, where it is missing.
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { escapeLabelValue, renderMetrics } from "../lib/export/prometheus.ts";
 import type { JsonObject } from "../lib/device/flatten.ts";
-import { startServer } from "../lib/serve/server.ts";
-import { withSimSource } from "./_serve_source.ts";
+import { type Simulator, startSimulator } from "../lib/sim/simulator.ts";
+import { spawnDaemon } from "./_cli.ts";
+import { deviceArgs, NOON } from "./_world.ts";
 
 function which(name: string): string | undefined {
   for (const dir of (Deno.env.get("PATH") ?? "").split(":").concat(["/usr/bin"])) {
@@ -66,6 +67,35 @@ async function promtoolCheck(text: string): Promise<{ code: number; output: stri
 }
 
 const NOW = 1_780_000_000_000;
+
+/**
+ * Runs `fn` with a simulator (its clock stands still, so values can be compared) and a real
+ * `ess serve` process polling it every second.
+ */
+async function withServe(fn: (w: { sim: Simulator; url: string }) => Promise<void>) {
+  const sim = await startSimulator({ now: () => NOON });
+  const ess = spawnDaemon([
+    "serve",
+    ...deviceArgs(sim),
+    "--listen",
+    "127.0.0.1:0",
+    "--interval-seconds",
+    "1",
+  ]);
+  try {
+    const url = (await ess.waitFor(/ on (http:\/\/\S+)/))[1]!;
+    const until = Date.now() + 15_000;
+    while ((await (await fetch(`${url}/api/state`)).json())["up"] !== true) {
+      if (Date.now() > until) throw new Error(`ess serve did not poll in 15 s:\n${ess.stderr}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await fn({ sim, url });
+  } finally {
+    const { code, stderr } = await ess.stop();
+    equal(code, 0, stderr);
+    await sim.close();
+  }
+}
 
 Deno.test("renderMetrics() exports the device's figures in base units", async (t) => {
   const text = renderMetrics(
@@ -166,16 +196,11 @@ Deno.test({
         deepEqual(await promtoolCheck(text), { code: 0, output: "" });
       });
     }
-    await t.step("should pass as served from the simulator", async () => {
-      await withSimSource(async ({ source }) => {
-        const server = startServer({ hostname: "127.0.0.1", port: 0 }, { source });
-        try {
-          const res = await fetch(`${server.url}/metrics`);
-          equal(res.headers.get("content-type"), "text/plain; version=0.0.4; charset=utf-8");
-          deepEqual(await promtoolCheck(await res.text()), { code: 0, output: "" });
-        } finally {
-          await server.close();
-        }
+    await t.step("should pass as a running ess serve serves it", async () => {
+      await withServe(async ({ url }) => {
+        const res = await fetch(`${url}/metrics`);
+        equal(res.headers.get("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+        deepEqual(await promtoolCheck(await res.text()), { code: 0, output: "" });
       });
     });
   },
@@ -194,14 +219,14 @@ Deno.test({
     : "ess serve /metrics is scraped by a real Prometheus (skipped: prometheus is not installed)",
   ignore: PROMETHEUS === undefined,
   async fn(t) {
-    await withSimSource(async ({ sim, source }) => {
-      const server = startServer({ hostname: "127.0.0.1", port: 0 }, { source });
+    await withServe(async ({ sim, url }) => {
+      const target = new URL(url).host;
       const dir = await Deno.makeTempDir({ prefix: "ess-prometheus-" });
       const port = freePort();
       await Deno.writeTextFile(
         `${dir}/prometheus.yml`,
         `global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n` +
-          `  - job_name: ess\n    static_configs:\n      - targets: ["${server.address.hostname}:${server.address.port}"]\n`,
+          `  - job_name: ess\n    static_configs:\n      - targets: ["${target}"]\n`,
       );
       const child = new Deno.Command(PROMETHEUS!, {
         args: [
@@ -246,7 +271,6 @@ Deno.test({
       } finally {
         child.kill("SIGTERM");
         await child.status;
-        await server.close();
         await Deno.remove(dir, { recursive: true });
       }
     });

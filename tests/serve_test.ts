@@ -3,6 +3,7 @@ import { createHandler, type ServeOptions, startServer } from "../lib/serve/serv
 import { exposureNotice, isLoopback, parseListen } from "../lib/serve/listen.ts";
 import { ROUTES } from "../lib/serve/routes.ts";
 import { UsageError } from "../lib/errors.ts";
+import { getJson, post } from "./_serve_http.ts";
 import { FakeSource, withSimSource } from "./_serve_source.ts";
 import type { ServeSource } from "../lib/serve/source.ts";
 
@@ -20,19 +21,6 @@ async function withServer(
   } finally {
     await server.close();
   }
-}
-
-async function getJson(url: string): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(url);
-  return { status: res.status, body: await res.json() };
-}
-
-function post(url: string, body: string, headers: Record<string, string> = {}) {
-  return fetch(url, {
-    method: "POST",
-    body,
-    headers: { "content-type": "text/plain", ...headers },
-  });
 }
 
 /** Reads SSE events from a stream until `count` `state` events came, or throws. */
@@ -165,6 +153,21 @@ Deno.test("ess serve /api/events bounds its clients", async (t) => {
         match((await c.json()).error, /too many event streams/);
         await a.body!.cancel();
         await b.body!.cancel();
+      });
+      await t.step("should free a stream's place when its client goes away", async () => {
+        const a = await fetch(`${url}/api/events`);
+        const b = await fetch(`${url}/api/events`);
+        await a.body!.cancel();
+        const until = Date.now() + 5_000;
+        let c = await fetch(`${url}/api/events`);
+        while (c.status === 503 && Date.now() < until) {
+          await c.body?.cancel();
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          c = await fetch(`${url}/api/events`);
+        }
+        equal(c.status, 200);
+        await b.body!.cancel();
+        await c.body!.cancel();
       });
       await t.step("should drop a client that does not read, and keep serving", async () => {
         const big = { home: { blob: "x".repeat(100_000) } };

@@ -5,7 +5,7 @@
  * @module
  */
 import { ENTITY_TABLE } from "../hass/discovery.ts";
-import type { ControlName } from "../mqtt/topics.ts";
+import type { ControlName } from "../device/controls.ts";
 
 /** One control for the dashboard. */
 export interface ControlInfo {

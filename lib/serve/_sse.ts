@@ -47,9 +47,11 @@ export class SseHub {
 
   /**
    * A new stream that starts with `first` (the current state event), or `undefined` when
-   * {@link SseLimits.maxClients} streams are open already.
+   * {@link SseLimits.maxClients} streams are open already. The server cancels the stream when
+   * its client goes away, which removes the client (no request signal: Deno.serve warns on
+   * stderr about its legacy abort behaviour when a handler reads it).
    */
-  open(first: string, signal: AbortSignal): ReadableStream<Uint8Array> | undefined {
+  open(first: string): ReadableStream<Uint8Array> | undefined {
     if (this.#clients.size >= this.#limits.maxClients) return undefined;
     let client: Client | undefined;
     const stream = new ReadableStream<Uint8Array>({
@@ -63,7 +65,6 @@ export class SseHub {
         if (client) this.#remove(client);
       },
     }, new ByteLengthQueuingStrategy({ highWaterMark: this.#limits.maxQueuedBytes }));
-    signal.addEventListener("abort", () => client && this.#close(client), { once: true });
     return stream;
   }
 

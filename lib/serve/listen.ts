@@ -1,10 +1,15 @@
 /**
- * The `--listen ADDR:PORT` value of `ess serve` and `ess mqtt --listen`: parsing it, and saying
- * who can reach the server once it listens there.
+ * What a command checks before it serves: the `--listen ADDR:PORT` value of `ess serve` and
+ * `ess mqtt --listen`, and the length of the control token; and the line that says who can
+ * reach the server once it listens. Small on purpose: `ess mqtt` loads the server itself only
+ * when it serves.
  *
  * @module
  */
 import { UsageError } from "../errors.ts";
+
+/** The shortest control token taken: shorter ones are guessed too easily. */
+export const MIN_TOKEN_LENGTH = 16;
 
 /** Where the server listens unless told otherwise: this machine only. */
 export const DEFAULT_LISTEN = "127.0.0.1:8080";

@@ -5,7 +5,7 @@
  * @module
  */
 import { GRAPH_DEVICES, GRAPH_SPANS } from "../device/states.ts";
-import { CONTROL_NAMES } from "../mqtt/topics.ts";
+import { CONTROL_NAMES } from "../device/controls.ts";
 
 /** What a route is, for the server's dispatch. */
 export type RouteId =

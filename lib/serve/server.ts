@@ -12,8 +12,7 @@ import { type Logger, silentLogger } from "../log.ts";
 import { VERSION } from "../version.ts";
 import { METRICS_CONTENT_TYPE, renderMetrics } from "../export/prometheus.ts";
 import { type CalendarDate, GRAPH_DEVICES, GRAPH_SPANS } from "../device/states.ts";
-import { parseControl } from "../device/controls.ts";
-import { CONTROL_NAMES, type ControlName } from "../mqtt/topics.ts";
+import { CONTROL_NAMES, type ControlName, parseControl } from "../device/controls.ts";
 import {
   Answers,
   type BodyProblem,
@@ -26,7 +25,7 @@ import { sseEvent, SseHub } from "./_sse.ts";
 import { GraphCache, type GraphResult } from "./_graph.ts";
 import { CONTROL_LIST } from "./_controls.ts";
 import { ASSETS } from "./_assets.ts";
-import { authority, type ListenAddress } from "./listen.ts";
+import { authority, type ListenAddress, MIN_TOKEN_LENGTH } from "./listen.ts";
 import { matchRoutes, type RouteId } from "./routes.ts";
 import { openApiDocument } from "./openapi.ts";
 import { echoedSecrets, stateDocument } from "./state.ts";
@@ -72,9 +71,6 @@ export const DEFAULT_LIMITS: Readonly<ServeLimits> = {
   graphCacheMs: 60_000,
   maxGraphReads: 2,
 };
-
-/** The shortest control token taken: shorter ones are guessed too easily. */
-export const MIN_TOKEN_LENGTH = 16;
 
 /** What the server serves, and how. */
 export interface ServeOptions {
@@ -185,9 +181,9 @@ export function createHandler(options: ServeOptions): ServeHandler {
     controlList: CONTROL_LIST,
   });
 
-  function events(request: Request): Response {
+  function events(): Response {
     const first = answers.redactor.text(sseEvent("state", stateText()));
-    const stream = hub.open(first, request.signal);
+    const stream = hub.open(first);
     if (!stream) {
       return answers.error(503, `too many event streams (${limits.maxEventStreams}) are open`, {
         "retry-after": "30",
@@ -342,7 +338,7 @@ export function createHandler(options: ServeOptions): ServeHandler {
       case "state":
         return answers.text(200, `${stateText()}\n`, JSON_TEXT);
       case "events":
-        return events(request);
+        return events();
       case "info":
         return answers.json(200, info());
       case "graph":
@@ -435,7 +431,8 @@ export function startServer(address: ListenAddress, options: ServeOptions): Runn
   } catch (err) {
     handler.close();
     const hint = err instanceof Deno.errors.AddrInUse
-      ? "another program uses that port: pick another with --listen"
+      ? "another program uses that port (another ess with the same listen in its config " +
+        "file, perhaps): pick another with --listen"
       : err instanceof Deno.errors.PermissionDenied
       ? "ports below 1024 need privileges: pick a higher port"
       : "check the address";

@@ -8,8 +8,8 @@
 import type { GraphAnswer } from "../device/client.ts";
 import type { JsonObject } from "../device/flatten.ts";
 import type { CalendarDate, GraphDevice, GraphSpan, StateName } from "../device/states.ts";
-import type { ControlCommand } from "../device/controls.ts";
-import type { ControlName } from "../mqtt/topics.ts";
+import type { ControlCommand, ControlName } from "../device/controls.ts";
+import type { ControlResult } from "../device/control_queue.ts";
 
 export type { ControlCommand, ControlName };
 
@@ -26,19 +26,11 @@ export interface ServeSnapshot {
 }
 
 /**
- * What became of one control command (the control queue's own result, so that a queue can be
- * passed through unchanged):
- * - `written`: written to the device and read back;
- * - `merged`: a later command for the same control replaced it before it was written (controls
- *   coalesce: the latest value wins);
- * - `unchanged`: the device already had that setting from the write it waited behind;
- * - `failed`: the device refused or could not be reached (`error` says why, without secrets);
- * - `stopped`: ess shut down before it was written.
+ * What became of one control command: the control queue's own result, passed through unchanged
+ * (`written` and read back, `merged` into a later command for the same control, `unchanged`,
+ * `failed` with `error` saying why without secrets, or `stopped` as ess shut down).
  */
-export interface ControlOutcome {
-  outcome: "written" | "merged" | "unchanged" | "failed" | "stopped";
-  error?: string;
-}
+export type ControlOutcome = ControlResult;
 
 /** The device side of the server: a poller, a graph reader and a control queue. */
 export interface ServeSource {

@@ -1,0 +1,193 @@
+/**
+ * What the daemons `ess mqtt` and `ess serve` share: how often they poll, how far apart they
+ * write controls, where they serve the dashboard and with which token, and how they run until a
+ * signal. The server itself is in `_serve.ts`, which `ess mqtt` loads only when it serves.
+ *
+ * @module
+ */
+import type { ControlQueueOptions } from "../lib/device/control_queue.ts";
+import type { PollerOptions } from "../lib/device/poller.ts";
+import { MIN_POLL_SECONDS } from "../lib/device/states.ts";
+import { WrongPasswordError } from "../lib/errors.ts";
+import { type ListenAddress, MIN_TOKEN_LENGTH, parseListen } from "../lib/serve/listen.ts";
+import { errorAt, type Io, type OptionSpec, type Parsed } from "./_cli.ts";
+
+/** Exit code for a wrong device password (EX_CONFIG): the systemd unit does not restart on it. */
+export const EXIT_WRONG_PASSWORD = 78;
+
+/** How often a daemon reads the device. */
+const POLL_OPTIONS = [
+  {
+    name: "interval-seconds",
+    type: "string",
+    arg: "SECONDS",
+    help: `poll the device this often (at least ${MIN_POLL_SECONDS} s)`,
+    default: "10",
+    env: "ESS_INTERVAL_SECONDS",
+    group: "Polling",
+  },
+  {
+    name: "common-divisor",
+    type: "string",
+    arg: "N",
+    help: "read common (PV, BATT, GRID, LOAD, PCS) only every N-th poll; " +
+      "batt (the settings) is read with it about once a minute",
+    default: "1",
+    env: "ESS_COMMON_DIVISOR",
+    group: "Polling",
+  },
+] as const satisfies readonly OptionSpec[];
+
+/** How far apart a daemon writes one control, however fast commands come. */
+const CONTROL_OPTIONS = [
+  {
+    name: "control-spacing-seconds",
+    type: "string",
+    arg: "SECONDS",
+    help: "write one control at most this often; commands in between merge, the latest wins",
+    default: "2",
+    env: "ESS_CONTROL_SPACING_SECONDS",
+    group: "Controls",
+  },
+  {
+    name: "active-spacing-seconds",
+    type: "string",
+    arg: "SECONDS",
+    help: "the same for active (starting and stopping the system)",
+    default: "30",
+    env: "ESS_ACTIVE_SPACING_SECONDS",
+    group: "Controls",
+  },
+] as const satisfies readonly OptionSpec[];
+
+/** `--listen`: where to serve the dashboard, the API and the metrics. */
+export const LISTEN_OPTION = {
+  name: "listen",
+  type: "string",
+  arg: "ADDR:PORT",
+  help: "serve the dashboard, the JSON/SSE API and /metrics on ADDR:PORT (as 'ess serve' " +
+    "does), from this process and its one device session: 127.0.0.1:8080 for this machine " +
+    "only, 0.0.0.0:8080 for every machine that can reach it",
+  env: "ESS_LISTEN",
+  group: "Dashboard and API",
+} as const satisfies OptionSpec;
+
+/** `--control-token`: the bearer token that allows controls over HTTP. */
+export const CONTROL_TOKEN_OPTION = {
+  name: "control-token",
+  type: "string",
+  arg: "TOKEN",
+  help: "allow the dashboard's controls and POST /api/control with this bearer token (at " +
+    `least ${MIN_TOKEN_LENGTH} characters, e.g. from 'openssl rand -hex 24'); without it, ` +
+    "the page and the API are read-only; better from ESS_CONTROL_TOKEN or the config file, " +
+    "which ps does not show",
+  env: "ESS_CONTROL_TOKEN",
+  group: "Dashboard and API",
+} as const satisfies OptionSpec;
+
+/** What both daemons take about the device: polling, then control spacing. */
+export const DAEMON_OPTIONS = [
+  ...POLL_OPTIONS,
+  ...CONTROL_OPTIONS,
+] as const satisfies readonly OptionSpec[];
+
+/** `ess mqtt`'s serving options: off unless `--listen` is given. */
+export const SERVE_OPTIONS = [
+  LISTEN_OPTION,
+  CONTROL_TOKEN_OPTION,
+] as const satisfies readonly OptionSpec[];
+
+/** How a daemon polls and spaces its writes. */
+export interface PollSettings extends PollerOptions, ControlQueueOptions {
+  intervalMs: number;
+  commonDivisor: number;
+  controlSpacingMs: number;
+  activeSpacingMs: number;
+}
+
+/** {@link POLL_OPTIONS} and {@link CONTROL_OPTIONS}, checked. */
+export function pollSettings(
+  p: Parsed<
+    "interval-seconds" | "common-divisor" | "control-spacing-seconds" | "active-spacing-seconds",
+    never
+  >,
+): PollSettings {
+  return {
+    intervalMs: (p.seconds("interval-seconds", MIN_POLL_SECONDS) ?? 10) * 1000,
+    commonDivisor: p.integer("common-divisor", 1, 10_000) ?? 1,
+    controlSpacingMs: (p.seconds("control-spacing-seconds") ?? 2) * 1000,
+    activeSpacingMs: (p.seconds("active-spacing-seconds") ?? 30) * 1000,
+  };
+}
+
+/** Where to serve, and the token controls need. */
+export interface ServeSettings {
+  address: ListenAddress;
+  /** `undefined`: controls are off. */
+  controlToken: string | undefined;
+}
+
+/**
+ * {@link LISTEN_OPTION} and {@link CONTROL_TOKEN_OPTION}, checked; `undefined` when no listen
+ * address is set. A bad address, or a token shorter than {@link MIN_TOKEN_LENGTH}, is a usage
+ * error naming the option, or a config error naming the file and line.
+ */
+export function serveSettings(
+  p: Parsed<"listen" | "control-token", never>,
+): ServeSettings | undefined {
+  const listen = p.get("listen");
+  if (typeof listen?.value !== "string" || listen.value.trim() === "") return undefined;
+  let address: ListenAddress;
+  try {
+    address = parseListen(listen.value);
+  } catch (err) {
+    throw errorAt(listen.origin, (err as Error).message);
+  }
+  const token = p.get("control-token");
+  if (typeof token?.value !== "string" || token.value === "") {
+    return { address, controlToken: undefined };
+  }
+  if (token.value.length < MIN_TOKEN_LENGTH) {
+    throw errorAt(
+      token.origin,
+      `the control token has ${token.value.length} characters: use at least ` +
+        `${MIN_TOKEN_LENGTH}, e.g. from 'openssl rand -hex 24'`,
+    );
+  }
+  return { address, controlToken: token.value };
+}
+
+/**
+ * Runs a daemon's `work` until SIGINT or SIGTERM aborts its signal; returns the exit code: 0
+ * once stopped, {@link EXIT_WRONG_PASSWORD} (after one line on stderr) when the device refused
+ * the password. However the device, the broker or an HTTP client hang, the signal ends it
+ * within 2 s.
+ */
+export async function runDaemon(
+  io: Io,
+  work: (signal: AbortSignal) => Promise<void>,
+): Promise<number> {
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  const signals = ["SIGINT", "SIGTERM"] as const;
+  for (const signal of signals) Deno.addSignalListener(signal, onSignal);
+  let deadline: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([
+      work(stop.signal),
+      new Promise<void>((resolve) => {
+        stop.signal.addEventListener("abort", () => deadline = setTimeout(resolve, 1500), {
+          once: true,
+        });
+      }),
+    ]);
+  } catch (err) {
+    if (!(err instanceof WrongPasswordError)) throw err;
+    io.err(`ess: ${err.message}\n`);
+    return EXIT_WRONG_PASSWORD;
+  } finally {
+    clearTimeout(deadline);
+    for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
+  }
+  return 0;
+}

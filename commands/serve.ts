@@ -1,0 +1,83 @@
+/**
+ * `ess serve`: a local dashboard, a JSON/SSE API and Prometheus metrics, polling the device like
+ * the bridge.
+ *
+ * @module
+ */
+import { UsageError } from "../lib/errors.ts";
+import { DEFAULT_LISTEN } from "../lib/serve/listen.ts";
+import { defineCommand, DEVICE_OPTIONS, GENERAL_OPTIONS } from "./_cli.ts";
+import { devicePassword, openDevice } from "./_device.ts";
+import {
+  CONTROL_TOKEN_OPTION,
+  DAEMON_OPTIONS,
+  LISTEN_OPTION,
+  pollSettings,
+  runDaemon,
+  serveSettings,
+} from "./_poll.ts";
+import { startServing } from "./_serve.ts";
+
+const command = defineCommand({
+  name: "serve",
+  usage: "serve [--listen ADDR:PORT] [--control-token TOKEN] [options]",
+  description: [
+    "Polls the ESS like 'ess mqtt' and serves, on --listen (this machine only by default):",
+    "  /                   a dashboard: power flow, battery, today's energy, modes, history",
+    "  /api/state          the device's state as JSON; /api/events: the same as Server-Sent Events",
+    "  /api/graph/...      the statistics of a day, week, month or year as JSON",
+    "  /api/control/NAME   controls, with --control-token (POST, Authorization: Bearer TOKEN)",
+    "  /metrics            Prometheus metrics",
+    "  /api/openapi.json   the API's description",
+    "Polls, graphs and controls share one device session. The device lets one app session in",
+    "at a time: next to 'ess mqtt', use 'ess mqtt --listen' instead, which serves the same.",
+    "Keep it on your LAN and never forward the port to the internet. It runs until SIGINT or",
+    "SIGTERM. Exit codes: 0 stopped, 2 bad option or config, 78 wrong device password.",
+  ].join("\n"),
+  options: [
+    ...DEVICE_OPTIONS,
+    {
+      ...LISTEN_OPTION,
+      help: "serve on ADDR:PORT: 127.0.0.1:8080 for this machine only, 0.0.0.0:8080 for " +
+        "every machine that can reach it, [::1]:8080 for IPv6",
+      default: DEFAULT_LISTEN,
+    },
+    CONTROL_TOKEN_OPTION,
+    ...DAEMON_OPTIONS,
+    ...GENERAL_OPTIONS,
+  ],
+  examples: [
+    "ess serve --config /etc/essmqtt.conf",
+    "ESS_CONTROL_TOKEN=$(openssl rand -hex 24) ess serve --host 192.168.1.20 --listen 0.0.0.0:8080",
+    "curl http://127.0.0.1:8080/api/state",
+  ],
+  async run(p, io) {
+    const poll = pollSettings(p);
+    const serve = serveSettings(p);
+    if (serve === undefined) {
+      throw new UsageError(`--listen is empty: give ADDR:PORT, e.g. ${DEFAULT_LISTEN}`);
+    }
+    const session = await openDevice(p);
+    try {
+      const serving = startServing({
+        client: session.client,
+        poll,
+        serve,
+        secrets: [devicePassword(p)],
+        logger: p.log,
+      });
+      p.log.info(`polling ${session.host.authority} every ${poll.intervalMs / 1000} s`);
+      return await runDaemon(io, async (signal) => {
+        try {
+          await serving.poller.run(signal);
+        } finally {
+          await serving.close();
+        }
+      });
+    } finally {
+      session.close();
+    }
+  },
+});
+
+export default command;
