@@ -6,12 +6,12 @@
  */
 import { UsageError } from "../lib/errors.ts";
 import { DEFAULT_DISCOVERY_PREFIX } from "../lib/hass/discovery.ts";
-import { type AutoconfigSensors, readAutoconfigSensors } from "../lib/hass/pyess.ts";
+import { readAutoconfigSensors } from "../lib/hass/pyess.ts";
 import type { MqttConnectOptions } from "../lib/mqtt/client.ts";
 import { DEFAULT_PREFIX, topicProblem } from "../lib/mqtt/topics.ts";
 import type { OptionSpec, Parsed, ParsedOf } from "./_cli.ts";
 import { parseHostPort } from "./_device.ts";
-/** How to reach the broker: shared by every command that talks MQTT. */
+/** How to reach the broker, and the first level of every topic: shared by every command that talks MQTT. */
 export const MQTT_OPTIONS = [
   {
     name: "mqtt-server",
@@ -69,18 +69,16 @@ export const MQTT_OPTIONS = [
     env: "MQTT_CLIENT_ID",
     group: "MQTT",
   },
+  {
+    name: "mqtt-prefix",
+    type: "string",
+    arg: "PREFIX",
+    help: "first level of every topic",
+    default: DEFAULT_PREFIX,
+    env: "MQTT_PREFIX",
+    group: "MQTT",
+  },
 ] as const satisfies readonly OptionSpec[];
-
-/** `--mqtt-prefix`, the first level of every topic. */
-export const PREFIX_OPTION = {
-  name: "mqtt-prefix",
-  type: "string",
-  arg: "PREFIX",
-  help: "first level of every topic",
-  default: DEFAULT_PREFIX,
-  env: "MQTT_PREFIX",
-  group: "Publishing",
-} as const satisfies OptionSpec;
 
 /**
  * How long a `--once` announcement lets a sensor show its last value: three runs of a 5-minute
@@ -169,29 +167,40 @@ async function readCa(path: string): Promise<string> {
   }
 }
 
-/** pyess's `hass_autoconfig_sensors`, if given: ess's sensors and pyess's configs for it. */
-export function hassAutoconfig(
-  p: Parsed<"hass-autoconfig-sensors", never>,
-): AutoconfigSensors | undefined {
+/** What Home Assistant discovery is announced with, from {@link HASS_OPTIONS}. */
+export interface HassSettings {
+  /** Home Assistant's discovery prefix (`--hass-prefix`). */
+  discoveryPrefix: string;
+  /** pyess's `hass_autoconfig_sensors`: the state topics to announce, if given. */
+  sensors: readonly string[] | undefined;
+  /** The configs pyess announced for that list, which ess clears when it takes over. */
+  pyessTopics: readonly string[];
+  /** With `--once`: sensors expire after this long instead of following `<prefix>/status`. */
+  expireAfterSeconds: number | undefined;
+  /** The device's host as given, which names it in Home Assistant if it has no serial number. */
+  fallbackId: string;
+}
+
+/** Resolves and checks {@link HASS_OPTIONS} (with `--host` and `--once`). */
+export function hassSettings(
+  p: Parsed<"host" | "hass-prefix" | "hass-autoconfig-sensors" | "hass-expire-after", "once">,
+): HassSettings {
   const text = p.string("hass-autoconfig-sensors");
-  return text === undefined ? undefined : readAutoconfigSensors(text);
-}
-
-/** `--hass-expire-after`, checked: up to 30 days, for a cron that runs daily. */
-export function hassExpireAfter(p: Parsed<"hass-expire-after", never>): number {
-  return p.integer("hass-expire-after", 1, 30 * 86_400) ?? DEFAULT_EXPIRE_AFTER_SECONDS;
-}
-
-/**
- * The device's host as given, which identifies it in Home Assistant when its systeminfo has no
- * serial number.
- */
-export function deviceName(p: Parsed<"host", never>): string {
-  return p.string("host")?.trim() || "ess";
+  const autoconfig = text === undefined ? undefined : readAutoconfigSensors(text);
+  // Checked even without --once, so that a bad value in the config file shows at once.
+  const expireAfter = p.integer("hass-expire-after", 1, 30 * 86_400) ??
+    DEFAULT_EXPIRE_AFTER_SECONDS;
+  return {
+    discoveryPrefix: hassPrefix(p),
+    sensors: autoconfig?.sensors,
+    pyessTopics: autoconfig?.pyessTopics ?? [],
+    expireAfterSeconds: p.flag("once") ? expireAfter : undefined,
+    fallbackId: p.string("host")?.trim() || "ess",
+  };
 }
 
 /** `--hass-prefix`, checked. */
-export function hassPrefix(p: Parsed<"hass-prefix", never>): string {
+function hassPrefix(p: Parsed<"hass-prefix", never>): string {
   const prefix = p.string("hass-prefix") ?? DEFAULT_DISCOVERY_PREFIX;
   if (topicProblem(prefix) !== undefined || prefix.startsWith("/") || prefix.endsWith("/")) {
     throw new UsageError(`--hass-prefix ${JSON.stringify(prefix)} is not a usable topic prefix`);

@@ -14,14 +14,10 @@ import { PUBLISHED_STATES, stateTopic } from "../lib/mqtt/topics.ts";
 import { defineCommand, DEVICE_OPTIONS, GENERAL_OPTIONS } from "./_cli.ts";
 import { openDevice } from "./_device.ts";
 import {
-  deviceName,
   HASS_OPTIONS,
-  hassAutoconfig,
-  hassExpireAfter,
-  hassPrefix,
+  hassSettings,
   MQTT_OPTIONS,
   mqttConnectOptions,
-  PREFIX_OPTION,
   topicPrefix,
 } from "./_mqtt.ts";
 
@@ -54,7 +50,6 @@ const command = defineCommand({
     ...HASS_OPTIONS,
     ...DEVICE_OPTIONS,
     ...MQTT_OPTIONS,
-    PREFIX_OPTION,
     ...GENERAL_OPTIONS,
   ],
   examples: [
@@ -67,10 +62,8 @@ const command = defineCommand({
       throw new UsageError("--print and --remove do not go together");
     }
     const prefix = topicPrefix(p);
-    const discoveryPrefix = hassPrefix(p);
-    const autoconfig = hassAutoconfig(p);
-    const pyessTopics = autoconfig?.pyessTopics ?? [];
-    const expireAfter = hassExpireAfter(p);
+    const hass = hassSettings(p);
+    const { discoveryPrefix, pyessTopics } = hass;
 
     if (p.flag("remove")) {
       const mqtt = connectMqtt(await mqttConnectOptions(p, undefined));
@@ -101,15 +94,12 @@ const command = defineCommand({
     );
     const published = new Set(values.keys());
     const discovery = buildDiscovery({
+      ...hass,
       prefix,
-      discoveryPrefix,
       systeminfo: data["systeminfo"] ?? {},
       published,
       origin: { version: VERSION },
-      fallbackId: deviceName(p),
-      sensors: autoconfig?.sensors,
       lastValue: (topic) => values.get(topic),
-      expireAfterSeconds: p.flag("once") ? expireAfter : undefined,
     });
     if (discovery.unknownSensors.length > 0) {
       p.log.warning(

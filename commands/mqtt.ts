@@ -16,6 +16,7 @@ import { createHassPlugin } from "../lib/hass/plugin.ts";
 import type { Logger } from "../lib/log.ts";
 import { connectMqtt, type MqttConnectOptions } from "../lib/mqtt/client.ts";
 import { statusTopic } from "../lib/mqtt/topics.ts";
+import { SWITCH_WORDS_TEXT } from "../lib/device/vocabulary.ts";
 import {
   choose,
   defineCommand,
@@ -26,14 +27,11 @@ import {
 } from "./_cli.ts";
 import { devicePassword, openDevice } from "./_device.ts";
 import {
-  deviceName,
   HASS_OPTIONS,
-  hassAutoconfig,
-  hassExpireAfter,
-  hassPrefix,
+  type HassSettings,
+  hassSettings,
   MQTT_OPTIONS,
   mqttConnectOptions,
-  PREFIX_OPTION,
   topicPrefix,
 } from "./_mqtt.ts";
 import {
@@ -50,36 +48,17 @@ export interface PluginSettings {
   prefix: string;
   /** `--no-hass` turns Home Assistant discovery off. */
   hass: boolean;
-  /** pyess's `hass_autoconfig_sensors`: the state topics to announce, if given. */
-  hassAutoconfigSensors: readonly string[] | undefined;
-  /** The configs pyess announced for that list, which ess clears when it takes over. */
-  hassPyessTopics: readonly string[];
-  /** With `--once`: sensors expire after this long instead of following `<prefix>/status`. */
-  hassExpireAfterSeconds: number | undefined;
-  /** Home Assistant's discovery prefix (`--hass-prefix`). */
-  hassPrefix: string;
-  /** The device's host as given, which names it in Home Assistant if it has no serial number. */
-  deviceName: string;
+  /** How Home Assistant discovery is announced. */
+  hassSettings: HassSettings;
   logger: Logger;
 }
 
 /** Builds the bridge's plugins. */
 export const PLUGIN_FACTORIES: ((settings: PluginSettings) => BridgePlugin | undefined)[] = [
-  (s) =>
-    s.hass
-      ? createHassPlugin({
-        version: VERSION,
-        fallbackId: s.deviceName,
-        discoveryPrefix: s.hassPrefix,
-        sensors: s.hassAutoconfigSensors,
-        pyessTopics: s.hassPyessTopics,
-        expireAfterSeconds: s.hassExpireAfterSeconds,
-      })
-      : undefined,
+  (s) => s.hass ? createHassPlugin({ version: VERSION, ...s.hassSettings }) : undefined,
 ];
 
 const PUBLISHING_OPTIONS = [
-  PREFIX_OPTION,
   {
     name: "publish-mode",
     type: "string",
@@ -179,8 +158,6 @@ function bridgeServeSettings(
 export async function mqttSettings(p: ParsedOf<typeof OPTIONS>): Promise<MqttSettings> {
   const prefix = topicPrefix(p);
   const once = p.flag("once");
-  const autoconfig = hassAutoconfig(p);
-  const expireAfter = hassExpireAfter(p);
   return {
     // A one-shot run has no availability to announce.
     connect: await mqttConnectOptions(
@@ -199,11 +176,7 @@ export async function mqttSettings(p: ParsedOf<typeof OPTIONS>): Promise<MqttSet
     plugins: {
       prefix,
       hass: p.flag("hass"),
-      hassAutoconfigSensors: autoconfig?.sensors,
-      hassPyessTopics: autoconfig?.pyessTopics ?? [],
-      hassExpireAfterSeconds: once ? expireAfter : undefined,
-      hassPrefix: hassPrefix(p),
-      deviceName: deviceName(p),
+      hassSettings: hassSettings(p),
       logger: p.log,
     },
     serve: bridgeServeSettings(p, once),
@@ -220,13 +193,15 @@ const command = defineCommand({
     "  <prefix>/batt/<key>             battery settings (new in ess), e.g. ess/batt/alg_setting",
     "  <prefix>/status                 online, or offline when the device or ess is away",
     "and carries out commands sent (not retained) to <prefix>/control/<name>:",
-    "  active           true/false, on/off, 1/0, start/stop: run or stop the system",
-    "  winter_mode      true/false (true switches winter mode ON; pyess had it the other way)",
-    "  fastcharge       true/false",
+    "  active           on/off or start/stop: run or stop the system",
+    "  winter_mode      on/off (on switches winter mode ON; pyess had it the other way)",
+    "  fastcharge       on/off",
     "  charge_strategy  battery_care, fast_charge or weather_forecast",
     "  backup_mode      on/off",
     "  backup_soc       0-100: the backup reserve in %",
-    "pyess's /ess/control/active, winter_mode and fastcharge still work.",
+    `On and off are any of pyess's words: ${SWITCH_WORDS_TEXT}, in any case.`,
+    "pyess's /ess/control/active, winter_mode and fastcharge still work. A burst of commands for",
+    "one control merges (the latest wins) and is written at most every --control-spacing-seconds.",
     "Home Assistant finds the battery, its sensors and switches by MQTT discovery (see 'ess",
     "hass --help'); --no-hass turns that off.",
     "With --listen ADDR:PORT it also serves the dashboard, the JSON/SSE API and /metrics of",

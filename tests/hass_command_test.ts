@@ -20,13 +20,19 @@ async function plugins(argv: string[]) {
 
 Deno.test("ess mqtt's Home Assistant settings", async (t) => {
   await t.step("should announce availability, and no expiry, without --once", async () => {
-    equal((await plugins([])).hassExpireAfterSeconds, undefined);
-    equal((await plugins(["--hass-expire-after", "60"])).hassExpireAfterSeconds, undefined);
+    equal((await plugins([])).hassSettings.expireAfterSeconds, undefined);
+    equal(
+      (await plugins(["--hass-expire-after", "60"])).hassSettings.expireAfterSeconds,
+      undefined,
+    );
   });
 
   await t.step("should let sensors expire after 15 minutes with --once, or as given", async () => {
-    equal((await plugins(["--once"])).hassExpireAfterSeconds, 900);
-    equal((await plugins(["--once", "--hass-expire-after", "3600"])).hassExpireAfterSeconds, 3600);
+    equal((await plugins(["--once"])).hassSettings.expireAfterSeconds, 900);
+    equal(
+      (await plugins(["--once", "--hass-expire-after", "3600"])).hassSettings.expireAfterSeconds,
+      3600,
+    );
   });
 
   await t.step("should refuse an expiry that is no whole number of seconds", async () => {
@@ -49,9 +55,9 @@ Deno.test("ess mqtt's Home Assistant settings", async (t) => {
 
   await t.step("should hand the plugin pyess's exact config topics", async () => {
     const s = await plugins(["--hass-autoconfig-sensors", PYESS_SENSORS]);
-    deepEqual(s.hassPyessTopics, PYESS_LATEST.configs.map((c) => c.topic));
-    equal(s.hassAutoconfigSensors?.length, PYESS_LATEST.configs.length);
-    deepEqual((await plugins([])).hassPyessTopics, []);
+    deepEqual(s.hassSettings.pyessTopics, PYESS_LATEST.configs.map((c) => c.topic));
+    equal(s.hassSettings.sensors?.length, PYESS_LATEST.configs.length);
+    deepEqual((await plugins([])).hassSettings.pyessTopics, []);
   });
 
   await t.step("should refuse a hass_autoconfig_sensors list longer than any device", async () => {

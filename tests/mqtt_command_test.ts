@@ -37,7 +37,7 @@ Deno.test("ess mqtt options", async (t) => {
     equal(settings.bridge.intervalMs, 15_000);
     equal(settings.bridge.commonDivisor, 4);
     equal(settings.bridge.once, false);
-    deepEqual(settings.plugins.hassAutoconfigSensors, [
+    deepEqual(settings.plugins.hassSettings.sensors, [
       "ess/home/statistics/pcs_pv_total_power",
       "ess/common/BATT/soc",
     ]);

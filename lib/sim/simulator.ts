@@ -12,20 +12,8 @@ import type { AddressInfo } from "node:net";
 import { errorText, EssError } from "../errors.ts";
 import { isJsonObject, type Json, type JsonObject } from "../device/flatten.ts";
 import { type Logger, silentLogger } from "../log.ts";
-import {
-  BATT_SETTING_PATH,
-  GRAPH_DEVICES,
-  GRAPH_SPANS,
-  graphPath,
-  LOGIN_PATHS,
-  OPERATION_PATH,
-  PASSWORD_KEY,
-  PASSWORD_PATH,
-  STATE_NAMES,
-  STATE_PATHS,
-  type StateName,
-  TIMESYNC_PATH,
-} from "../device/states.ts";
+import * as api from "../device/states.ts";
+import type { StateName } from "../device/states.ts";
 import { SIM_CERT, SIM_KEY } from "./_cert.ts";
 import { SimDevice } from "./_device.ts";
 import type { Firmware } from "./_model.ts";
@@ -422,29 +410,29 @@ class RunningSimulator implements Simulator {
       });
     const classic = this.firmware === "classic";
 
-    route("PUT", classic ? LOGIN_PATHS[0] : LOGIN_PATHS[1], (body) => this.#login(body));
+    route("PUT", classic ? api.LOGIN_PATHS[0] : api.LOGIN_PATHS[1], (body) => this.#login(body));
     if (classic) {
-      authed("PUT", TIMESYNC_PATH, (body) => {
+      authed("PUT", api.TIMESYNC_PATH, (body) => {
         const dateTime = body["date_time"];
         if (typeof dateTime !== "string") return jsonAnswer(FAIL);
         this.device.timesync(dateTime);
         return jsonAnswer(SUCCESS);
       });
     }
-    route("POST", PASSWORD_PATH, (body) =>
+    route("POST", api.PASSWORD_PATH, (body) =>
       jsonAnswer(
-        body["key"] === PASSWORD_KEY ? { status: "success", password: this.password } : FAIL,
+        body["key"] === api.PASSWORD_KEY ? { status: "success", password: this.password } : FAIL,
       ));
-    for (const state of STATE_NAMES) {
+    for (const state of api.STATE_NAMES) {
       authed(
         "POST",
-        STATE_PATHS[state],
+        api.STATE_PATHS[state],
         () => jsonAnswer({ ...this.device.read(state), ...this.#extraKeys?.(state) }),
       );
     }
-    for (const device of GRAPH_DEVICES) {
-      for (const span of GRAPH_SPANS) {
-        authed("POST", graphPath(device, span), (body) => {
+    for (const device of api.GRAPH_DEVICES) {
+      for (const span of api.GRAPH_SPANS) {
+        authed("POST", api.graphPath(device, span), (body) => {
           const graph = this.device.graph(device, span, body);
           return graph ? jsonAnswer(graph) : jsonAnswer(FAIL, 400);
         });
@@ -452,12 +440,12 @@ class RunningSimulator implements Simulator {
     }
     authed(
       "PUT",
-      OPERATION_PATH,
+      api.OPERATION_PATH,
       (body) => jsonAnswer(this.device.operate(body["operation"]) ? SUCCESS : FAIL),
     );
     authed(
       "PUT",
-      BATT_SETTING_PATH,
+      api.BATT_SETTING_PATH,
       (body) => jsonAnswer(this.device.changeSettings(body) ? SUCCESS : FAIL),
     );
   }
