@@ -7,7 +7,8 @@
  */
 import { parseControl } from "../lib/device/controls.ts";
 import { isJsonObject, type Json, type JsonObject } from "../lib/device/flatten.ts";
-import { CONTROL_NAMES, type ControlName, controlTopic, statusTopic } from "../lib/mqtt/topics.ts";
+import { CONTROL_NAMES, type ControlName } from "../lib/device/controls.ts";
+import { controlTopic, statusTopic } from "../lib/mqtt/topics.ts";
 
 /** Units Home Assistant accepts for each device class ess uses (sensor DEVICE_CLASS_UNITS). */
 const CLASS_UNITS: Record<string, readonly string[]> = {

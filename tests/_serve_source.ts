@@ -16,13 +16,8 @@ import { createDeviceFetch } from "../lib/device/transport.ts";
 import { silentLogger } from "../lib/log.ts";
 import { pollerSource } from "../lib/serve/poller_source.ts";
 import { type Simulator, startSimulator } from "../lib/sim/simulator.ts";
-import type {
-  ControlCommand,
-  ControlName,
-  ControlOutcome,
-  ServeSnapshot,
-  ServeSource,
-} from "../lib/serve/source.ts";
+import type { ControlCommand, ControlName } from "../lib/device/controls.ts";
+import type { ControlOutcome, ServeSnapshot, ServeSource } from "../lib/serve/source.ts";
 
 /** Calls listeners; the result of `add` removes one again. */
 class Listeners {

@@ -7,19 +7,9 @@
  * @module
  */
 import { isJsonObject, type Json, type JsonObject } from "../device/flatten.ts";
-import { CONTROL_NAMES, controlTopic, legacyControlTopic, statusTopic } from "../mqtt/topics.ts";
+import { CONTROL_NAMES } from "../device/controls.ts";
+import { controlTopic, legacyControlTopic, statusTopic } from "../mqtt/topics.ts";
 import { ENTITY_TABLE, type EntityRow, KINDS, type Platform, rowTopic, slug } from "./entities.ts";
-
-// The table lived here before it had a module of its own; importers of that time keep working.
-export {
-  ENTITY_TABLE,
-  type EntityRow,
-  type Kind,
-  KINDS,
-  type Platform,
-  rowTopic,
-  slug,
-} from "./entities.ts";
 
 /** Home Assistant's default discovery prefix. */
 export const DEFAULT_DISCOVERY_PREFIX = "homeassistant";

@@ -11,7 +11,8 @@ import {
   CHARGE_STRATEGY_TABLE,
   type ChargeStrategyRow,
 } from "../device/vocabulary.ts";
-import { type ControlName, stateTopic } from "../mqtt/topics.ts";
+import type { ControlName } from "../device/controls.ts";
+import { stateTopic } from "../mqtt/topics.ts";
 
 /** The entity platforms ess announces. */
 export type Platform = "sensor" | "binary_sensor" | "switch" | "select" | "number";

@@ -23,9 +23,8 @@ import type { Logger } from "../log.ts";
 import { type MqttConnection, type MqttListener, topicMatches } from "./client.ts";
 import { quote } from "./_quote.ts";
 import { TopicTable } from "./_table.ts";
+import { CONTROL_NAMES, type ControlName } from "../device/controls.ts";
 import {
-  CONTROL_NAMES,
-  type ControlName,
   controlTopic,
   jsonTopic,
   LEGACY_CONTROL_NAMES,

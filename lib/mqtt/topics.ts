@@ -8,9 +8,6 @@
 import type { ControlName } from "../device/controls.ts";
 import { POLLED_STATES } from "../device/poller.ts";
 
-/** The controls answer on `<prefix>/control/<name>`, one topic per control the device has. */
-export { CONTROL_NAMES, type ControlName } from "../device/controls.ts";
-
 /** Default topic prefix (pyess used `ess`). */
 export const DEFAULT_PREFIX = "ess";
 

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { ENTITY_TABLE } from "../hass/discovery.ts";
+import { ENTITY_TABLE } from "../hass/entities.ts";
 import type { ControlName } from "../device/controls.ts";
 
 /** One control for the dashboard. */

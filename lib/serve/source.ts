@@ -11,8 +11,6 @@ import type { CalendarDate, GraphDevice, GraphSpan, StateName } from "../device/
 import type { ControlCommand, ControlName } from "../device/controls.ts";
 import type { ControlResult } from "../device/control_queue.ts";
 
-export type { ControlCommand, ControlName };
-
 /** The device as the last polls saw it. */
 export interface ServeSnapshot {
   /** The latest answer of each state read so far, with the device's values unchanged. */
