@@ -7,10 +7,11 @@
  * - CPU seconds and peak RSS over 20 s at a 1 s interval, five runs, the median reported;
  * - CPU time per poll cycle and RSS growth over 10,000 fast cycles, after a warm-up (the bridge
  *   at a 1 ms interval, which the CLI does not offer, in a process of its own:
- *   tests/_fast_bridge.ts);
+ *   tests/_fast_bridge.ts), and V8's heap after each full collection;
+ * - the same heap under a flood of commands (200 every 100 ms for 2 minutes);
  * - command latency: control message published -> request at the device, p50 and p95.
  *
- * It takes about five minutes; `deno run -A tests/mqtt_bench.ts CYCLES WARMUP` changes the fast
+ * It takes about ten minutes; `deno run -A tests/mqtt_bench.ts CYCLES WARMUP` changes the fast
  * run (default 10,000 cycles measured after 50,000 to warm up). The ten-minute soak is
  * tests/soak_bench.ts (`deno task soak`).
  *
@@ -19,6 +20,7 @@
 import { type Simulator, startSimulator } from "../lib/sim/simulator.ts";
 import { createLogger } from "../lib/log.ts";
 import { BATT_SETTING_PATH, STATE_PATHS } from "../lib/device/states.ts";
+import mqtt from "mqtt";
 import { startAedes, type TestBroker, watch, type Watcher } from "./_broker.ts";
 import {
   clockTicks,
@@ -41,12 +43,19 @@ let ticksPerSecond = 100;
 const sample = (pid: number) => sampleProcess(pid, ticksPerSecond);
 
 /** The bridge at a 1 ms interval in a process of its own, with the binary's flags. */
-function spawnFastBridge(sim: Simulator, broker: TestBroker): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
+interface FastBridge {
+  child: Deno.ChildProcess;
+  /** V8's heap in MB after each full collection so far (from `--trace-gc` on its stdout). */
+  liveHeaps: number[];
+}
+
+function spawnFastBridge(sim: Simulator, broker: TestBroker): FastBridge {
+  const flags = PERMISSIONS.map((f) => f.startsWith("--v8-flags=") ? `${f},--trace-gc` : f);
+  const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "--no-prompt",
-      ...PERMISSIONS,
+      ...flags,
       FAST_BRIDGE,
       sim.host,
       sim.password,
@@ -54,9 +63,25 @@ function spawnFastBridge(sim: Simulator, broker: TestBroker): Deno.ChildProcess 
       broker.url,
     ],
     stdin: "null",
-    stdout: "null",
+    stdout: "piped",
     stderr: "inherit",
   }).spawn();
+  const liveHeaps: number[] = [];
+  void (async () => {
+    for await (const text of child.stdout.pipeThrough(new TextDecoderStream())) {
+      for (const [, mb] of text.matchAll(/Mark-Compact[^\n]*?-> ([\d.]+) \(/g)) {
+        liveHeaps.push(Number(mb));
+      }
+    }
+  })();
+  return { child, liveHeaps };
+}
+
+/** `min–max (n full collections)`, or that there was none. */
+function heapRange(heaps: readonly number[]): string {
+  if (heaps.length === 0) return "no full collection";
+  return `${Math.min(...heaps).toFixed(1)}–${Math.max(...heaps).toFixed(1)} MB (${heaps.length} ` +
+    `full collections)`;
 }
 
 function spawnEss(sim: Simulator, broker: TestBroker, args: string[]): Deno.ChildProcess {
@@ -92,7 +117,7 @@ async function atOneSecond(sim: Simulator, broker: TestBroker) {
  * 45,000 polls), so growth after it is what a leak would show.
  */
 async function fastCycles(sim: Simulator, broker: TestBroker, cycles: number, warmup: number) {
-  const child = spawnFastBridge(sim, broker);
+  const { child, liveHeaps } = spawnFastBridge(sim, broker);
   try {
     const base = polls(sim);
     await untilPolls(sim, base + warmup);
@@ -103,8 +128,35 @@ async function fastCycles(sim: Simulator, broker: TestBroker, cycles: number, wa
       samples.push(sample(child.pid));
     }
     const seconds = (performance.now() - started) / 1000;
-    return { samples, seconds, cycles, warmup };
+    return { samples, seconds, cycles, warmup, liveHeaps };
   } finally {
+    await stopEss(child);
+  }
+}
+
+/**
+ * Memory under a flood of commands: 200 alternating start/stop and winter mode commands every
+ * 100 ms for `seconds`, into the bridge at a 1 ms interval, so that V8 collects often enough to
+ * show what the command path keeps (at a 1 s interval it may not collect for hours).
+ */
+async function commandFlood(sim: Simulator, broker: TestBroker, seconds: number) {
+  const { child, liveHeaps } = spawnFastBridge(sim, broker);
+  const flood = await mqtt.connectAsync(broker.url, { clientId: "bench-flood" });
+  try {
+    await untilPolls(sim, polls(sim) + 1000);
+    let commands = 0;
+    const rss: number[] = [];
+    for (const until = performance.now() + seconds * 1000; performance.now() < until;) {
+      for (let i = 0; i < 200; i++, commands++) {
+        const topic = i % 2 === 0 ? "ess/control/active" : "ess/control/winter_mode";
+        flood.publish(topic, (commands >> 1) % 2 === 0 ? "true" : "false");
+      }
+      await pause(100);
+      if (commands % 60_000 === 0) rss.push(sample(child.pid).rssMb);
+    }
+    return { commands, rss, liveHeaps };
+  } finally {
+    await flood.endAsync();
     await stopEss(child);
   }
 }
@@ -180,6 +232,8 @@ if (import.meta.main) {
       } to warm up ...\n`,
     );
     const fast = await fastCycles(sim, broker, cycles, warmup);
+    write("  command flood, 2 minutes ...\n");
+    const flood = await commandFlood(sim, broker, 120);
     write("  command latency ...\n");
     const latencies = await commandLatency(sim, broker, watcher, arrivals, 60);
     const first = fast.samples[0]!;
@@ -222,7 +276,15 @@ if (import.meta.main) {
         `${growth >= 0 ? "+" : ""}${growth.toFixed(1)} MB`,
         "~0",
       ],
+      ["V8 heap after each full collection in the fast run", heapRange(fast.liveHeaps), "flat"],
       ["peak RSS in the fast run", `${last.peakMb.toFixed(1)} MB`, ""],
+      [`commands in the 2-minute flood`, k(flood.commands), ""],
+      ["V8 heap after each full collection in the flood", heapRange(flood.liveHeaps), "flat"],
+      [
+        "RSS in the flood, every 30 s",
+        `${flood.rss.map((r) => r.toFixed(1)).join(" / ")} MB`,
+        "",
+      ],
       ["cycles per second in the fast run", `${(fast.cycles / fast.seconds).toFixed(0)}`, ""],
       ["command latency p50", `${p50.toFixed(1)} ms`, ""],
       ["command latency p95", `${p95.toFixed(1)} ms`, "< 100"],

@@ -152,6 +152,16 @@ Deno.test("Poller.run()", async (t) => {
     await rejects(running, WrongPasswordError);
   });
 
+  await t.step("should not read the device for a refresh once stopped", async () => {
+    const h = harness();
+    h.start();
+    await h.time.sleeping();
+    await h.stop();
+    h.device.ops.length = 0;
+    equal(await h.poller.refresh(), false);
+    deepEqual(h.device.ops, []);
+  });
+
   await t.step("should refuse to run twice at once", async () => {
     const h = harness();
     h.start();

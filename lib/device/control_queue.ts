@@ -29,7 +29,9 @@ export interface ControlQueueOptions {
 export interface ControlQueueDeps {
   /** Whose queue the writes go through, and who reads the device back after them. */
   poller: Pick<Poller, "exclusive" | "refresh">;
+  /** The spacing; the defaults without. */
   options?: ControlQueueOptions | undefined;
+  /** Where writes, failures and burst summaries are logged. */
   logger: Logger;
   /** Milliseconds since some epoch. */
   now(): number;
@@ -47,6 +49,7 @@ export type ControlOutcome = "written" | "merged" | "unchanged" | "failed" | "st
 
 /** The outcome of one submitted command. */
 export interface ControlResult {
+  /** What became of it. */
   outcome: ControlOutcome;
   /** Why it failed, as one line, for `failed`. */
   error?: string;
@@ -133,6 +136,7 @@ export class ControlQueue {
   #writing = false;
   #stop = new AbortController();
 
+  /** A queue that writes through `deps.poller`; it needs no start and ends with `close()`. */
   constructor(deps: ControlQueueDeps) {
     this.#poller = deps.poller;
     this.#log = deps.logger;

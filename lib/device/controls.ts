@@ -46,11 +46,17 @@ export function isControlName(name: string): name is ControlName {
 
 /** What the poller and the controls need of the device; `EssClient` has it. */
 export interface Device {
+  /** One state as the device answers it. */
   read(state: StateName): Promise<JsonObject>;
+  /** Starts (`true`) or stops the system. */
   setOperation(run: boolean): Promise<void>;
+  /** Winter mode on or off. */
   setWinterMode(on: boolean): Promise<void>;
+  /** Fast charge on or off, in the form the device reports. */
   setFastCharge(on: boolean): Promise<void>;
+  /** The charge strategy (newer firmware; older knows two). */
   setChargeStrategy(strategy: ChargeStrategy): Promise<void>;
+  /** Backup mode, with the reserve in % if given. */
   setBackupMode(on: boolean, reservePercent?: number): Promise<void>;
 }
 
@@ -58,6 +64,7 @@ export interface Device {
 export interface ControlCommand {
   /** What it does, for the log (`winter mode on`). */
   description: string;
+  /** Carries it out on `device`. */
   run(device: Device): Promise<void>;
 }
 

@@ -48,8 +48,11 @@ export interface PollerOptions {
 
 /** Everything the poller depends on. */
 export interface PollerDeps {
+  /** The one device session everything shares. */
   device: Device;
+  /** How to poll. */
   options: PollerOptions;
+  /** Where failures and recoveries are logged. */
   logger: Logger;
   /** Milliseconds since some epoch. */
   now(): number;
@@ -61,7 +64,9 @@ export interface PollerDeps {
 
 /** One state as the device answered it. */
 export interface PolledAnswer {
+  /** Which state. */
   state: PolledState;
+  /** The device's answer, as it sent it. */
   answer: JsonObject;
 }
 
@@ -159,6 +164,7 @@ export class Poller {
   #running = false;
   #fatal: Error | undefined;
 
+  /** A poller over `deps.device`; it polls once `run()` is called. */
   constructor(deps: PollerDeps) {
     this.#device = deps.device;
     this.#options = deps.options;
@@ -284,6 +290,8 @@ export class Poller {
 
   #poll(states: readonly PolledState[]): Promise<boolean> {
     return this.exclusive(async (device) => {
+      // A read-back queued behind a command need not reach the device once polling stopped.
+      if (this.#stop.signal.aborted) return false;
       this.#startedAt ??= this.#now();
       const answers: PolledAnswer[] = [];
       try {

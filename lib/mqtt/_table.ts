@@ -21,6 +21,7 @@ const MAX_WARNED = 256;
 
 /** Options of {@link TopicTable}. */
 export interface TopicTableOptions {
+  /** The first level of every topic (`ess`). */
   prefix: string;
   /** Default {@link STALE_AFTER_POLLS}. */
   staleAfterPolls?: number | undefined;
@@ -68,6 +69,7 @@ export class TopicTable {
   #polls = new Map<string, number>();
   #warned = new Set<string>();
 
+  /** An empty table; `logger` hears each oddity once. */
   constructor(options: TopicTableOptions, logger: Logger) {
     this.#prefix = options.prefix;
     this.#staleAfterPolls = options.staleAfterPolls ?? STALE_AFTER_POLLS;

@@ -101,8 +101,11 @@ export interface BridgeOptions extends PollerOptions, ControlQueueOptions {
 export interface BridgeDeps {
   /** The device, for the bridge's own poller; not needed when `poller` is given. */
   device?: Device | undefined;
+  /** The broker connection, which reconnects by itself. */
   mqtt: MqttConnection;
+  /** How to publish (and to poll and to space commands, for what the bridge makes itself). */
   options: BridgeOptions;
+  /** Where everything is logged. */
   logger: Logger;
   /** Milliseconds since some epoch. */
   now(): number;
@@ -159,6 +162,7 @@ export class Bridge {
   #stopping = false;
   #connectedOnce: (() => void) | undefined;
 
+  /** A bridge over `deps`; it works once `run()` is called. */
   constructor(deps: BridgeDeps) {
     this.#mqtt = deps.mqtt;
     this.#options = deps.options;

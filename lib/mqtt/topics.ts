@@ -16,7 +16,7 @@ export const DEFAULT_PREFIX = "ess";
  * pyess did, and the `batt` settings, which hold the state of fast charge, the charge strategy
  * and backup mode.
  */
-export const PUBLISHED_STATES = POLLED_STATES;
+export const PUBLISHED_STATES: typeof POLLED_STATES = POLLED_STATES;
 
 /**
  * Topic of one leaf: `ess/home/statistics/load_power`, `ess/common/BATT/soc`.
