@@ -60,9 +60,11 @@ export interface HassPlugin extends BridgePlugin {
  * runs in the background.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * const plugin = createHassPlugin({ version: "0.1.0", fallbackId: "192.168.1.20" });
- * // handed to the bridge together with its other plugins
+ * // Handed to the bridge, it listens for Home Assistant's restarts to announce again.
+ * deepEqual(plugin.subscriptions, ["homeassistant/status"]);
  * ```
  */
 export function createHassPlugin(options: HassPluginOptions): HassPlugin {

@@ -406,8 +406,17 @@ export interface RunningServer {
  * off loopback, who can reach it; see `exposureNotice`).
  *
  * @example
- * ```ts ignore
- * const server = startServer({ hostname: "127.0.0.1", port: 8080 }, { source });
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * const source = {
+ *   snapshot: () => ({ states: { home: { statistics: { load_power: "376" } } }, lastSuccess: 0, up: true }),
+ *   onPoll: () => () => {},
+ *   graph: () => Promise.reject(new Error("no graphs in this example")),
+ *   control: () => Promise.resolve({ outcome: "written" as const }),
+ * };
+ * const server = startServer({ hostname: "127.0.0.1", port: 0 }, { source });
+ * const answer = await fetch(new URL("/api/state", server.url));
+ * equal((await answer.json()).home.statistics.load_power, "376");
  * await server.close();
  * ```
  */
