@@ -80,6 +80,46 @@ Deno.test("ess data against answers that used to kill the process", async (t) =>
   }
 });
 
+Deno.test("ess data and ess graph print tables of a device that sends a 500 kB key", async (t) => {
+  // Within every answer limit, but padding each of the other rows to this key's length once
+  // took the table past the 64 MB heap: V8 aborted the process (exit 133) with no line at all.
+  const longKey = "k".repeat(500_000);
+  const home: Record<string, string> = { [longKey]: "1" };
+  for (let i = 0; i < 400; i++) home[`v${i}`] = String(i);
+  const rows = Array.from({ length: 96 }, (_, i) => ({
+    time: `20240615${String(i >> 2).padStart(2, "0")}${String((i % 4) * 15).padStart(2, "0")}00`,
+    generation: String(i),
+  }));
+  const graph = { db: "success", loginfo: [{ time: longKey, [longKey]: "1" }, ...rows] };
+  const misbehave = (r: HostileRequest) =>
+    readsHome(r) ? json(home) : r.path.startsWith("/v1/user/graph/") ? json(graph) : undefined;
+  const runs: [string, string[], RegExp][] = [
+    [
+      "ess data --format table",
+      ["data", "--only", "home", "--format", "table"],
+      /^home +v399 +399$/m,
+    ],
+    ["ess graph --format table", ["graph", "pv", "day", "2024-06-15"], /^23:45 +95$/m],
+    [
+      "ess graph --format chart",
+      ["graph", "pv", "day", "2024-06-15", "--format", "chart"],
+      /^23:45 +│█+ 95$/m,
+    ],
+  ];
+  for (const [what, command, line] of runs) {
+    await t.step(`should print ${what}, the long key sticking out of the alignment`, async () => {
+      await withHostile(misbehave, async (_device, args) => {
+        const run = await runCli([...command, ...args, ...password]);
+        assert.equal(run.code, 0, run.stderr.slice(0, 2000));
+        assert.match(run.stdout, line);
+        assert.ok(run.stdout.includes(longKey));
+        // The graph carries the key twice, as a time and as a field; padded, it was in every row.
+        assert.ok(run.stdout.length < 3 * longKey.length, `${run.stdout.length} characters`);
+      });
+    });
+  }
+});
+
 Deno.test("one-shot commands try a transient failure once more", async (t) => {
   await t.step("should print the graph after a reset connection", async () => {
     // The login is the first request of a connection: the transport cannot take the reset for
