@@ -26,8 +26,29 @@ export function defaultConfigPaths(home: string | undefined): string[] {
   return paths;
 }
 
-const KEY = "[A-Za-z][A-Za-z0-9_.-]*";
-const LINE = new RegExp(`^(?:--)?(${KEY})(?:\\s*[=:]\\s*(.*?)|\\s+(.*?))?(?:\\s+[#;].*)?$`);
+/** A key at the start of a line, after an optional `--`. */
+const KEY = /^(?:--)?([A-Za-z][A-Za-z0-9_.-]*)/;
+/** What separates a key from its value: `=` or `:` with blanks around, or blanks alone. */
+const SEPARATOR = /^\s*[=:]\s*|^\s+/;
+
+/**
+ * A trimmed line's key and its value (`undefined` for a bare flag), or `undefined` when the line
+ * is none of the forms. A value ends at a blank followed by `#` or `;` (a trailing comment).
+ * Each step is a regular expression that cannot backtrack, so a line of a million blanks
+ * costs a million steps, not a million squared.
+ */
+function splitLine(line: string): { key: string; value: string | undefined } | undefined {
+  const key = KEY.exec(line);
+  if (!key) return undefined;
+  const rest = line.slice(key[0].length);
+  if (rest === "") return { key: key[1]!, value: undefined };
+  const separator = SEPARATOR.exec(rest);
+  if (!separator) return undefined;
+  const value = rest.slice(separator[0].length);
+  // The blank right before the comment is the last of its run: trimEnd() drops the others.
+  const comment = value.search(/\s[#;]/);
+  return { key: key[1]!, value: comment < 0 ? value : value.slice(0, comment).trimEnd() };
+}
 
 function unquote(value: string): string {
   const m = /^(["'])(.*)\1$/.exec(value);
@@ -56,12 +77,12 @@ export function parseConfig(text: string, file: string): ConfigEntry[] {
       if (/^\[[^\]]*\]$/.test(line)) return;
       throw new ConfigError(`${origin}: malformed section header (expected [name])`);
     }
-    const m = LINE.exec(line);
-    if (!m) {
+    const entry = splitLine(line);
+    if (!entry) {
       throw new ConfigError(`${origin}: cannot read this line (expected "key = value")`);
     }
-    const value = m[2] ?? m[3];
-    entries.push({ key: m[1]!, value: value === undefined ? "true" : unquote(value), origin });
+    const { key, value } = entry;
+    entries.push({ key, value: value === undefined ? "true" : unquote(value), origin });
   });
   return entries;
 }
