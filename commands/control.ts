@@ -7,6 +7,7 @@ import type { EssClient } from "../lib/device/client.ts";
 import { UsageError } from "../lib/errors.ts";
 import type { JsonObject } from "../lib/device/flatten.ts";
 import {
+  backupModeOf,
   CHARGE_STRATEGIES,
   isOnSetting,
   parseSwitchWord,
@@ -76,14 +77,14 @@ export async function applyControl(
     case "backup": {
       await client.setBackupMode(parseSwitch(value, "backup"), reserve);
       const batt = await client.read("batt");
-      return `backup mode: ${batt["backup_setting"] ?? "unknown"} (${
+      return `backup mode: ${backupModeOf(batt) ?? "unknown"} (${
         show(batt, ["backup_setting", "backup_status", "backup_soc"])
       })`;
     }
     case "gridcharge": {
       await client.setGridCharge(parseSwitch(value, "gridcharge"));
       const batt = await client.read("batt");
-      return `grid charging: ${batt["auto_charge"] === "1" ? "on" : "off"} (${
+      return `grid charging: ${isOnSetting(batt["auto_charge"]) ? "on" : "off"} (${
         show(batt, ["auto_charge"])
       })`;
     }

@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { type CliResult, runCli, spawnCli } from "./_cli.ts";
+import type { StateName } from "../lib/device/states.ts";
 import { startAedes, watch } from "./_broker.ts";
 import {
   deeplyNested,
@@ -184,6 +185,44 @@ Deno.test("secrets a device echoes never reach the terminal", async (t) => {
       },
     );
   });
+});
+
+Deno.test("ess control reads backup settings back in the firmware's own spelling", async (t) => {
+  // Before the write, and after it: backup_status alone (PROTOCOL.md), numbers as ESS Home 15.
+  const batt = (_: StateName, count: number) => ({
+    winter_setting: "off",
+    backup_status: count === 0 ? "off" : "on",
+    backup_soc: "30",
+    auto_charge: count === 0 ? 0 : 1,
+  });
+  const cases: [string, string[], string][] = [
+    [
+      "backup on",
+      ["backup", "on", "--soc", "30"],
+      'backup mode: on (backup_status="on" backup_soc="30")',
+    ],
+    ["gridcharge on", ["gridcharge", "on"], "grid charging: on (auto_charge=1)"],
+  ];
+  for (const [what, command, line] of cases) {
+    await t.step(`should print what ${what} left on the device`, async () => {
+      const device = await startHostileDevice({ state: batt });
+      try {
+        const run = await runCli([
+          "control",
+          ...command,
+          "--config",
+          "/dev/null",
+          "--host",
+          device.host,
+          ...password,
+        ]);
+        assert.equal(run.code, 0, run.stderr);
+        assert.equal(run.stdout, `${line}\n`);
+      } finally {
+        await device.close();
+      }
+    });
+  }
 });
 
 Deno.test("ess control of a feature the firmware lacks", async (t) => {
