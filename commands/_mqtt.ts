@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { readSmallTextFile } from "../lib/config.ts";
 import { UsageError } from "../lib/errors.ts";
 import { DEFAULT_DISCOVERY_PREFIX } from "../lib/hass/discovery.ts";
 import { readAutoconfigSensors } from "../lib/hass/pyess.ts";
@@ -159,12 +160,16 @@ function randomId(): string {
     .join("");
 }
 
-async function readCa(path: string): Promise<string> {
-  try {
-    return await Deno.readTextFile(path);
-  } catch (err) {
-    throw new UsageError(`--mqtt-ca ${path}: cannot read it (${(err as Error).message})`);
-  }
+/** The largest CA file ess reads: a whole system bundle of every public CA is about 220 kB. */
+const MAX_CA_BYTES = 1024 * 1024;
+
+function readCa(path: string): Promise<string> {
+  return readSmallTextFile(
+    path,
+    MAX_CA_BYTES,
+    "a CA file",
+    (why) => new UsageError(`--mqtt-ca ${path}: cannot read it (${why})`),
+  );
 }
 
 /** What Home Assistant discovery is announced with, from {@link HASS_OPTIONS}. */

@@ -112,43 +112,71 @@ async function readBounded(path: string, max: number): Promise<Uint8Array> {
   return buffer.subarray(0, length);
 }
 
+/** Why a file cannot be read, before the caller says which file it is. */
+class Unreadable extends Error {}
+
 /**
- * Reads and parses one config file. Only a regular file of at most {@link MAX_CONFIG_BYTES} in
- * UTF-8 is read (and `/dev/null`, the usual way to say "no file"); anything else (a directory, a
- * FIFO, which would block the read until a writer comes, `/dev/zero`, which never ends, a file too
- * large, a missing or unreadable one) is a {@link ConfigError} naming the absolute path and why,
- * raised before the file is opened wherever `stat` can tell.
+ * The text of a small regular file. Only a regular file of at most `maxBytes` in UTF-8 is read;
+ * anything else (a directory, a FIFO, which would block the read until a writer comes,
+ * `/dev/zero`, which never ends, a file too large, a missing or unreadable one) is the error
+ * `refuse` makes of why (`it is a directory, not a regular file`), raised before the file is
+ * opened wherever `stat` can tell. `what` names such a file in the size limit's message.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * const refuse = (why: string) => new Error(`Cannot read /dev/zero: ${why}`);
+ * const error = await readSmallTextFile("/dev/zero", 1024, "a CA file", refuse).catch((e) => e);
+ * equal(error.message, "Cannot read /dev/zero: it is a device, not a regular file");
+ * ```
  */
-export async function loadConfigFile(path: string): Promise<ConfigEntry[]> {
-  const absolute = resolve(path);
-  const refuse = (why: string) => new ConfigError(`Cannot read config file ${absolute}: ${why}`);
-  if (absolute === "/dev/null") return [];
+export async function readSmallTextFile(
+  path: string,
+  maxBytes: number,
+  what: string,
+  refuse: (why: string) => Error,
+): Promise<string> {
   let bytes: Uint8Array;
   try {
-    const info = await Deno.stat(absolute);
-    if (!info.isFile) throw refuse(`it is ${kindOf(info)}, not a regular file`);
-    if (info.size > MAX_CONFIG_BYTES) {
-      throw refuse(`it is ${info.size} bytes; a config file may have at most ${MAX_CONFIG_BYTES}`);
+    const info = await Deno.stat(path);
+    if (!info.isFile) throw new Unreadable(`it is ${kindOf(info)}, not a regular file`);
+    if (info.size > maxBytes) {
+      throw new Unreadable(`it is ${info.size} bytes; ${what} may have at most ${maxBytes}`);
     }
-    bytes = await readBounded(absolute, MAX_CONFIG_BYTES);
+    bytes = await readBounded(path, maxBytes);
   } catch (err) {
-    if (err instanceof ConfigError) throw err;
-    const why = err instanceof Deno.errors.NotFound
-      ? "no such file"
-      : err instanceof Deno.errors.PermissionDenied
-      ? "permission denied"
-      : (err as Error).message;
-    throw refuse(why);
+    throw refuse(
+      err instanceof Unreadable
+        ? err.message
+        : err instanceof Deno.errors.NotFound
+        ? "no such file"
+        : err instanceof Deno.errors.PermissionDenied
+        ? "permission denied"
+        : (err as Error).message,
+    );
   }
-  if (bytes.length > MAX_CONFIG_BYTES) {
-    throw refuse(`it grew past ${MAX_CONFIG_BYTES} bytes while being read`);
-  }
-  let text: string;
+  if (bytes.length > maxBytes) throw refuse(`it grew past ${maxBytes} bytes while being read`);
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {
     throw refuse("it is not UTF-8 text");
   }
+}
+
+/**
+ * Reads and parses one config file: a regular file of at most {@link MAX_CONFIG_BYTES} in
+ * UTF-8 (see {@link readSmallTextFile}), or `/dev/null`, the usual way to say "no file". A file
+ * it cannot read is a {@link ConfigError} naming the absolute path and why.
+ */
+export async function loadConfigFile(path: string): Promise<ConfigEntry[]> {
+  const absolute = resolve(path);
+  if (absolute === "/dev/null") return [];
+  const text = await readSmallTextFile(
+    absolute,
+    MAX_CONFIG_BYTES,
+    "a config file",
+    (why) => new ConfigError(`Cannot read config file ${absolute}: ${why}`),
+  );
   return parseConfig(text, path);
 }
 

@@ -264,7 +264,7 @@ Deno.test("a host name that does not resolve is one line, exit 1", async () => {
   );
 });
 
-Deno.test("--config refuses what is not a small regular file at once", async (t) => {
+Deno.test("--config and --mqtt-ca refuse what is not a small regular file at once", async (t) => {
   const fifo = `${HOME}/fifo.conf`;
   const mkfifo = await new Deno.Command("mkfifo", { args: [fifo] }).output().catch(() => undefined);
   const big = `${HOME}/big.conf`;
@@ -287,6 +287,17 @@ Deno.test("--config refuses what is not a small regular file at once", async (t)
       fn: async () => {
         const run = await runCli(["data", "--config", path, "--host", "127.0.0.1", ...password]);
         assertOneLine(run, 2, new RegExp(`Cannot read config file ${path}: ${why.source}`));
+      },
+    });
+    // The CA file once went to Deno.readTextFile(): /dev/zero grew until the machine ran out
+    // of memory, a FIFO blocked the start for ever.
+    await t.step({
+      name: `should refuse ${what} as --mqtt-ca with exit 2`,
+      ignore: !possible,
+      fn: async () => {
+        const run = await runCli(["mqtt", "--config", "/dev/null", "--mqtt-ca", path]);
+        const limit = why.source.replace("a config file", "a CA file");
+        assertOneLine(run, 2, new RegExp(`--mqtt-ca ${path}: cannot read it \\(${limit}\\)$`));
       },
     });
   }
