@@ -5,7 +5,7 @@
  * certificate for the device's socket only (never a global switch), optionally pinned by
  * SHA-256 fingerprint. One keep-alive connection, connect and response timeouts.
  *
- * It speaks HTTP/1.1 itself (lib/_http1.ts) rather than through `node:https`: the device needs
+ * It speaks HTTP/1.1 itself (lib/device/_http1.ts) rather than through `node:https`: the device needs
  * only small requests with JSON answers, and Node's HTTP machinery cost more CPU at start-up and
  * per request than the whole rest of a poll.
  *
