@@ -143,6 +143,13 @@ export function brokerUrl(server: string, port: number | undefined, tls: boolean
     }
     text = url[2]!;
   }
+  if (text.includes("@")) {
+    // Not quoted: what comes before the @ is a user name and, as likely, a password.
+    throw new UsageError(
+      "--mqtt-server takes no user name or password in the address: give --mqtt-user and " +
+        "--mqtt-password (better MQTT_PASSWORD or mqtt_password in the config file)",
+    );
+  }
   const { hostname, port: p } = parseHostPort(
     text,
     port ?? (secure ? 8883 : 1883),
