@@ -9,12 +9,31 @@ import { flatten, type JsonObject } from "../lib/device/flatten.ts";
 import { GRAPH_FIELDS, type GraphDevice, type GraphSpan } from "../lib/device/states.ts";
 import { UsageError } from "../lib/errors.ts";
 
-/** Rows as aligned columns separated by two spaces; the last column is not padded. */
+/**
+ * The widest a column is padded to. The cells come from the device: one odd key of 500 kB would
+ * otherwise pad every row to its length, thousands of rows times 500 kB, far past the 64 MB heap.
+ * A longer cell sticks out of the alignment instead; real keys are under 40 characters.
+ */
+export const MAX_PADDED_WIDTH = 60;
+
+/**
+ * Rows as aligned columns separated by two spaces; the last column is not padded, nor is any
+ * column wider than {@link MAX_PADDED_WIDTH}.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * equal(table([["a", "1"], ["bcd", "2"]]), "a    1\nbcd  2\n");
+ * equal(table([["x".repeat(100), "1"], ["y", "2"]]), `${"x".repeat(100)}  1\n${"y".padEnd(60)}  2\n`);
+ * ```
+ */
 export function table(rows: readonly (readonly string[])[]): string {
   if (rows.length === 0) return "";
   const widths: number[] = [];
   for (const row of rows) {
-    row.forEach((cell, i) => widths[i] = Math.max(widths[i] ?? 0, cell.length));
+    row.forEach((cell, i) =>
+      widths[i] = Math.max(widths[i] ?? 0, Math.min(cell.length, MAX_PADDED_WIDTH))
+    );
   }
   return rows.map((row) =>
     row.map((cell, i) => i === row.length - 1 ? cell : cell.padEnd(widths[i]!)).join("  ")
@@ -23,7 +42,8 @@ export function table(rows: readonly (readonly string[])[]): string {
 }
 
 /**
- * A horizontal bar chart: one line per item, bars scaled to the largest value.
+ * A horizontal bar chart: one line per item, bars scaled to the largest value, labels padded
+ * to the longest (at most {@link MAX_PADDED_WIDTH}).
  *
  * @example
  * ```ts
@@ -33,7 +53,7 @@ export function table(rows: readonly (readonly string[])[]): string {
  */
 export function barChart(items: readonly (readonly [string, number])[], width = 50): string {
   const max = Math.max(0, ...items.map(([, v]) => Math.abs(v)));
-  const labelWidth = Math.max(0, ...items.map(([l]) => l.length));
+  const labelWidth = Math.max(0, ...items.map(([l]) => Math.min(l.length, MAX_PADDED_WIDTH)));
   return items.map(([label, value]) => {
     const eighths = max === 0 ? 0 : Math.round((Math.abs(value) / max) * width * 8);
     const bar = "█".repeat(Math.floor(eighths / 8)) +

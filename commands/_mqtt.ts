@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { readSmallTextFile } from "../lib/config.ts";
 import { UsageError } from "../lib/errors.ts";
 import { DEFAULT_DISCOVERY_PREFIX } from "../lib/hass/discovery.ts";
 import { readAutoconfigSensors } from "../lib/hass/pyess.ts";
@@ -142,6 +143,13 @@ export function brokerUrl(server: string, port: number | undefined, tls: boolean
     }
     text = url[2]!;
   }
+  if (text.includes("@")) {
+    // Not quoted: what comes before the @ is a user name and, as likely, a password.
+    throw new UsageError(
+      "--mqtt-server takes no user name or password in the address: give --mqtt-user and " +
+        "--mqtt-password (better MQTT_PASSWORD or mqtt_password in the config file)",
+    );
+  }
   const { hostname, port: p } = parseHostPort(
     text,
     port ?? (secure ? 8883 : 1883),
@@ -159,12 +167,16 @@ function randomId(): string {
     .join("");
 }
 
-async function readCa(path: string): Promise<string> {
-  try {
-    return await Deno.readTextFile(path);
-  } catch (err) {
-    throw new UsageError(`--mqtt-ca ${path}: cannot read it (${(err as Error).message})`);
-  }
+/** The largest CA file ess reads: a whole system bundle of every public CA is about 220 kB. */
+const MAX_CA_BYTES = 1024 * 1024;
+
+function readCa(path: string): Promise<string> {
+  return readSmallTextFile(
+    path,
+    MAX_CA_BYTES,
+    "a CA file",
+    (why) => new UsageError(`--mqtt-ca ${path}: cannot read it (${why})`),
+  );
 }
 
 /** What Home Assistant discovery is announced with, from {@link HASS_OPTIONS}. */

@@ -7,6 +7,8 @@ import type { EssClient } from "../lib/device/client.ts";
 import { UsageError } from "../lib/errors.ts";
 import type { JsonObject } from "../lib/device/flatten.ts";
 import {
+  backupModeOf,
+  BATT_SETTINGS,
   CHARGE_STRATEGIES,
   isOnSetting,
   parseSwitchWord,
@@ -53,14 +55,13 @@ export async function applyControl(
     case "winter": {
       await client.setWinterMode(parseSwitch(value, "winter"));
       const batt = await client.read("batt");
-      return `winter mode: ${batt["winter_setting"] ?? "unknown"} (${
-        show(batt, ["winter_setting", "winter_status"])
-      })`;
+      const { read } = BATT_SETTINGS.winterMode;
+      return `winter mode: ${batt[read] ?? "unknown"} (${show(batt, [read, "winter_status"])})`;
     }
     case "fastcharge": {
       await client.setFastCharge(parseSwitch(value, "fastcharge"));
       const batt = await client.read("batt");
-      const alg = batt["alg_setting"];
+      const alg = batt[BATT_SETTINGS.chargeStrategy.read];
       return `fast charge: ${isOnSetting(alg) ? "on" : "off"} (alg_setting=${
         JSON.stringify(alg ?? null)
       })`;
@@ -69,23 +70,22 @@ export async function applyControl(
       const strategy = choose(value, CHARGE_STRATEGIES, "strategy");
       await client.setChargeStrategy(strategy);
       const batt = await client.read("batt");
-      const alg = String(batt["alg_setting"] ?? "");
+      const alg = String(batt[BATT_SETTINGS.chargeStrategy.read] ?? "");
       const name = strategyOfAlgSetting(alg) ?? "unknown";
       return `charge strategy: ${name} (alg_setting=${JSON.stringify(alg)})`;
     }
     case "backup": {
       await client.setBackupMode(parseSwitch(value, "backup"), reserve);
       const batt = await client.read("batt");
-      return `backup mode: ${batt["backup_setting"] ?? "unknown"} (${
-        show(batt, ["backup_setting", "backup_status", "backup_soc"])
+      return `backup mode: ${backupModeOf(batt) ?? "unknown"} (${
+        show(batt, [...BATT_SETTINGS.backupMode.read, BATT_SETTINGS.backupReserve.read])
       })`;
     }
     case "gridcharge": {
       await client.setGridCharge(parseSwitch(value, "gridcharge"));
       const batt = await client.read("batt");
-      return `grid charging: ${batt["auto_charge"] === "1" ? "on" : "off"} (${
-        show(batt, ["auto_charge"])
-      })`;
+      const { read } = BATT_SETTINGS.gridCharge;
+      return `grid charging: ${isOnSetting(batt[read]) ? "on" : "off"} (${show(batt, [read])})`;
     }
   }
 }

@@ -26,8 +26,29 @@ export function defaultConfigPaths(home: string | undefined): string[] {
   return paths;
 }
 
-const KEY = "[A-Za-z][A-Za-z0-9_.-]*";
-const LINE = new RegExp(`^(?:--)?(${KEY})(?:\\s*[=:]\\s*(.*?)|\\s+(.*?))?(?:\\s+[#;].*)?$`);
+/** A key at the start of a line, after an optional `--`. */
+const KEY = /^(?:--)?([A-Za-z][A-Za-z0-9_.-]*)/;
+/** What separates a key from its value: `=` or `:` with blanks around, or blanks alone. */
+const SEPARATOR = /^\s*[=:]\s*|^\s+/;
+
+/**
+ * A trimmed line's key and its value (`undefined` for a bare flag), or `undefined` when the line
+ * is none of the forms. A value ends at a blank followed by `#` or `;` (a trailing comment).
+ * Each step is a regular expression that cannot backtrack, so a line of a million blanks
+ * costs a million steps, not a million squared.
+ */
+function splitLine(line: string): { key: string; value: string | undefined } | undefined {
+  const key = KEY.exec(line);
+  if (!key) return undefined;
+  const rest = line.slice(key[0].length);
+  if (rest === "") return { key: key[1]!, value: undefined };
+  const separator = SEPARATOR.exec(rest);
+  if (!separator) return undefined;
+  const value = rest.slice(separator[0].length);
+  // The blank right before the comment is the last of its run: trimEnd() drops the others.
+  const comment = value.search(/\s[#;]/);
+  return { key: key[1]!, value: comment < 0 ? value : value.slice(0, comment).trimEnd() };
+}
 
 function unquote(value: string): string {
   const m = /^(["'])(.*)\1$/.exec(value);
@@ -56,12 +77,12 @@ export function parseConfig(text: string, file: string): ConfigEntry[] {
       if (/^\[[^\]]*\]$/.test(line)) return;
       throw new ConfigError(`${origin}: malformed section header (expected [name])`);
     }
-    const m = LINE.exec(line);
-    if (!m) {
+    const entry = splitLine(line);
+    if (!entry) {
       throw new ConfigError(`${origin}: cannot read this line (expected "key = value")`);
     }
-    const value = m[2] ?? m[3];
-    entries.push({ key: m[1]!, value: value === undefined ? "true" : unquote(value), origin });
+    const { key, value } = entry;
+    entries.push({ key, value: value === undefined ? "true" : unquote(value), origin });
   });
   return entries;
 }
@@ -91,43 +112,71 @@ async function readBounded(path: string, max: number): Promise<Uint8Array> {
   return buffer.subarray(0, length);
 }
 
+/** Why a file cannot be read, before the caller says which file it is. */
+class Unreadable extends Error {}
+
 /**
- * Reads and parses one config file. Only a regular file of at most {@link MAX_CONFIG_BYTES} in
- * UTF-8 is read (and `/dev/null`, the usual way to say "no file"); anything else (a directory, a
- * FIFO, which would block the read until a writer comes, `/dev/zero`, which never ends, a file too
- * large, a missing or unreadable one) is a {@link ConfigError} naming the absolute path and why,
- * raised before the file is opened wherever `stat` can tell.
+ * The text of a small regular file. Only a regular file of at most `maxBytes` in UTF-8 is read;
+ * anything else (a directory, a FIFO, which would block the read until a writer comes,
+ * `/dev/zero`, which never ends, a file too large, a missing or unreadable one) is the error
+ * `refuse` makes of why (`it is a directory, not a regular file`), raised before the file is
+ * opened wherever `stat` can tell. `what` names such a file in the size limit's message.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * const refuse = (why: string) => new Error(`Cannot read /dev/zero: ${why}`);
+ * const error = await readSmallTextFile("/dev/zero", 1024, "a CA file", refuse).catch((e) => e);
+ * equal(error.message, "Cannot read /dev/zero: it is a device, not a regular file");
+ * ```
  */
-export async function loadConfigFile(path: string): Promise<ConfigEntry[]> {
-  const absolute = resolve(path);
-  const refuse = (why: string) => new ConfigError(`Cannot read config file ${absolute}: ${why}`);
-  if (absolute === "/dev/null") return [];
+export async function readSmallTextFile(
+  path: string,
+  maxBytes: number,
+  what: string,
+  refuse: (why: string) => Error,
+): Promise<string> {
   let bytes: Uint8Array;
   try {
-    const info = await Deno.stat(absolute);
-    if (!info.isFile) throw refuse(`it is ${kindOf(info)}, not a regular file`);
-    if (info.size > MAX_CONFIG_BYTES) {
-      throw refuse(`it is ${info.size} bytes; a config file may have at most ${MAX_CONFIG_BYTES}`);
+    const info = await Deno.stat(path);
+    if (!info.isFile) throw new Unreadable(`it is ${kindOf(info)}, not a regular file`);
+    if (info.size > maxBytes) {
+      throw new Unreadable(`it is ${info.size} bytes; ${what} may have at most ${maxBytes}`);
     }
-    bytes = await readBounded(absolute, MAX_CONFIG_BYTES);
+    bytes = await readBounded(path, maxBytes);
   } catch (err) {
-    if (err instanceof ConfigError) throw err;
-    const why = err instanceof Deno.errors.NotFound
-      ? "no such file"
-      : err instanceof Deno.errors.PermissionDenied
-      ? "permission denied"
-      : (err as Error).message;
-    throw refuse(why);
+    throw refuse(
+      err instanceof Unreadable
+        ? err.message
+        : err instanceof Deno.errors.NotFound
+        ? "no such file"
+        : err instanceof Deno.errors.PermissionDenied
+        ? "permission denied"
+        : (err as Error).message,
+    );
   }
-  if (bytes.length > MAX_CONFIG_BYTES) {
-    throw refuse(`it grew past ${MAX_CONFIG_BYTES} bytes while being read`);
-  }
-  let text: string;
+  if (bytes.length > maxBytes) throw refuse(`it grew past ${maxBytes} bytes while being read`);
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {
     throw refuse("it is not UTF-8 text");
   }
+}
+
+/**
+ * Reads and parses one config file: a regular file of at most {@link MAX_CONFIG_BYTES} in
+ * UTF-8 (see {@link readSmallTextFile}), or `/dev/null`, the usual way to say "no file". A file
+ * it cannot read is a {@link ConfigError} naming the absolute path and why.
+ */
+export async function loadConfigFile(path: string): Promise<ConfigEntry[]> {
+  const absolute = resolve(path);
+  if (absolute === "/dev/null") return [];
+  const text = await readSmallTextFile(
+    absolute,
+    MAX_CONFIG_BYTES,
+    "a config file",
+    (why) => new ConfigError(`Cannot read config file ${absolute}: ${why}`),
+  );
   return parseConfig(text, path);
 }
 

@@ -1,5 +1,9 @@
 import { deepEqual, equal, match, ok as assert, rejects } from "node:assert/strict";
-import type { BridgeContext, BridgePlugin } from "../lib/mqtt/bridge.ts";
+import {
+  BAD_COMMAND_WARNING_MS,
+  type BridgeContext,
+  type BridgePlugin,
+} from "../lib/mqtt/bridge.ts";
 import { parseControl } from "../lib/device/controls.ts";
 import { BadAnswerError, WrongPasswordError } from "../lib/errors.ts";
 import { flatten } from "../lib/device/flatten.ts";
@@ -239,6 +243,33 @@ Deno.test("Bridge.run() controls", async (t) => {
       await h.stop();
     });
   }
+
+  await t.step("should warn of a flood of bad commands once a minute per topic", async () => {
+    const h = bridgeHarness();
+    h.start();
+    await h.time.sleeping();
+    h.logger.lines.length = 0;
+    const warnings = () => h.logger.lines.filter((l) => l.startsWith("warning"));
+    for (let i = 0; i < 1000; i++) h.mqtt.deliver("ess/control/active", `maybe ${i}`);
+    h.mqtt.deliver("ess/control/winter_mode", "perhaps");
+    await settle();
+    deepEqual(warnings(), [
+      'warning: ignoring "maybe 0" on ess/control/active: expected true/false, on/off, yes/no, ' +
+      "1/0 (also y/n, t/f) or start/stop; nothing sent to the device",
+      'warning: ignoring "perhaps" on ess/control/winter_mode: expected true/false, on/off, ' +
+      "yes/no, 1/0 (also y/n, t/f); nothing sent to the device",
+    ]);
+    h.time.now += BAD_COMMAND_WARNING_MS;
+    h.mqtt.deliver("ess/control/active", "maybe again");
+    await settle();
+    match(
+      warnings().at(-1)!,
+      /"maybe again" .* nothing sent to the device \(and 999 more on this topic in the last 60 s, not each warned about\)$/,
+    );
+    equal(warnings().length, 3);
+    deepEqual(h.device.calls, []);
+    await h.stop();
+  });
 
   await t.step("should never act on a retained command", async () => {
     const h = bridgeHarness();

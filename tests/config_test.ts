@@ -12,6 +12,7 @@ import {
 } from "../commands/_cli.ts";
 import { parseHostPort } from "../commands/_device.ts";
 import { rejectsWith } from "./_assert.ts";
+import { seededRandom } from "../lib/backoff.ts";
 import { parsed } from "./_parse.ts";
 
 Deno.test("parseConfig() reads pyess's ConfigArgParse format", async (t) => {
@@ -42,6 +43,38 @@ Deno.test("parseConfig() reads pyess's ConfigArgParse format", async (t) => {
   });
   await t.step("should keep a # inside a value", () => {
     assert.equal(parseConfig("mqtt_password = se#cret", "f")[0]!.value, "se#cret");
+  });
+  await t.step("should read every line as the single regular expression it replaced did", () => {
+    // The old rule, which backtracked quadratically on blanks inside a value: now the oracle.
+    const oracle = /^(?:--)?([A-Za-z][A-Za-z0-9_.-]*)(?:\s*[=:]\s*(.*?)|\s+(.*?))?(?:\s+[#;].*)?$/;
+    const random = seededRandom(7);
+    const alphabet = ["k", "v", "=", ":", " ", "\t", "#", ";", '"', "-", "x y"];
+    for (let i = 0; i < 5000; i++) {
+      const length = 1 + Math.floor(random() * 12);
+      let line = "key";
+      for (let j = 0; j < length; j++) line += alphabet[Math.floor(random() * alphabet.length)];
+      line = line.trim();
+      const m = oracle.exec(line);
+      const value = m?.[2] ?? m?.[3];
+      // parseConfig() unquotes what the split gives it, "x y" → x y, whichever way it split.
+      const unquoted = value === undefined ? "true" : /^(["'])(.*)\1$/.exec(value)?.[2] ?? value;
+      const expected = m ? [{ key: m[1], value: unquoted }] : undefined;
+      let got: { key: string; value: string }[] | undefined;
+      try {
+        got = parseConfig(line, "f").map(({ key, value }) => ({ key, value }));
+      } catch (err) {
+        assert.ok(err instanceof ConfigError);
+      }
+      assert.deepEqual(got, expected, JSON.stringify(line));
+    }
+  });
+  await t.step("should read a value with a million blanks inside in one pass", () => {
+    const blanks = " ".repeat(1_000_000);
+    assert.deepEqual(
+      parseConfig(`mqtt_user = a${blanks}b  # comment`, "f")[0]!.value,
+      `a${blanks}b`,
+    );
+    assert.throws(() => parseConfig(`1${blanks}x`, "f"), ConfigError);
   });
   await t.step("should name file and line of a malformed line, but not its text", () => {
     for (const bad of ["= value", "[section", "1abc = x"]) {

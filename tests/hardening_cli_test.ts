@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { type CliResult, runCli, spawnCli } from "./_cli.ts";
+import type { StateName } from "../lib/device/states.ts";
 import { startAedes, watch } from "./_broker.ts";
 import {
   deeplyNested,
@@ -80,6 +81,46 @@ Deno.test("ess data against answers that used to kill the process", async (t) =>
   }
 });
 
+Deno.test("ess data and ess graph print tables of a device that sends a 500 kB key", async (t) => {
+  // Within every answer limit, but padding each of the other rows to this key's length once
+  // took the table past the 64 MB heap: V8 aborted the process (exit 133) with no line at all.
+  const longKey = "k".repeat(500_000);
+  const home: Record<string, string> = { [longKey]: "1" };
+  for (let i = 0; i < 400; i++) home[`v${i}`] = String(i);
+  const rows = Array.from({ length: 96 }, (_, i) => ({
+    time: `20240615${String(i >> 2).padStart(2, "0")}${String((i % 4) * 15).padStart(2, "0")}00`,
+    generation: String(i),
+  }));
+  const graph = { db: "success", loginfo: [{ time: longKey, [longKey]: "1" }, ...rows] };
+  const misbehave = (r: HostileRequest) =>
+    readsHome(r) ? json(home) : r.path.startsWith("/v1/user/graph/") ? json(graph) : undefined;
+  const runs: [string, string[], RegExp][] = [
+    [
+      "ess data --format table",
+      ["data", "--only", "home", "--format", "table"],
+      /^home +v399 +399$/m,
+    ],
+    ["ess graph --format table", ["graph", "pv", "day", "2024-06-15"], /^23:45 +95$/m],
+    [
+      "ess graph --format chart",
+      ["graph", "pv", "day", "2024-06-15", "--format", "chart"],
+      /^23:45 +│█+ 95$/m,
+    ],
+  ];
+  for (const [what, command, line] of runs) {
+    await t.step(`should print ${what}, the long key sticking out of the alignment`, async () => {
+      await withHostile(misbehave, async (_device, args) => {
+        const run = await runCli([...command, ...args, ...password]);
+        assert.equal(run.code, 0, run.stderr.slice(0, 2000));
+        assert.match(run.stdout, line);
+        assert.ok(run.stdout.includes(longKey));
+        // The graph carries the key twice, as a time and as a field; padded, it was in every row.
+        assert.ok(run.stdout.length < 3 * longKey.length, `${run.stdout.length} characters`);
+      });
+    });
+  }
+});
+
 Deno.test("one-shot commands try a transient failure once more", async (t) => {
   await t.step("should print the graph after a reset connection", async () => {
     // The login is the first request of a connection: the transport cannot take the reset for
@@ -146,6 +187,44 @@ Deno.test("secrets a device echoes never reach the terminal", async (t) => {
   });
 });
 
+Deno.test("ess control reads backup settings back in the firmware's own spelling", async (t) => {
+  // Before the write, and after it: backup_status alone (PROTOCOL.md), numbers as ESS Home 15.
+  const batt = (_: StateName, count: number) => ({
+    winter_setting: "off",
+    backup_status: count === 0 ? "off" : "on",
+    backup_soc: "30",
+    auto_charge: count === 0 ? 0 : 1,
+  });
+  const cases: [string, string[], string][] = [
+    [
+      "backup on",
+      ["backup", "on", "--soc", "30"],
+      'backup mode: on (backup_status="on" backup_soc="30")',
+    ],
+    ["gridcharge on", ["gridcharge", "on"], "grid charging: on (auto_charge=1)"],
+  ];
+  for (const [what, command, line] of cases) {
+    await t.step(`should print what ${what} left on the device`, async () => {
+      const device = await startHostileDevice({ state: batt });
+      try {
+        const run = await runCli([
+          "control",
+          ...command,
+          "--config",
+          "/dev/null",
+          "--host",
+          device.host,
+          ...password,
+        ]);
+        assert.equal(run.code, 0, run.stderr);
+        assert.equal(run.stdout, `${line}\n`);
+      } finally {
+        await device.close();
+      }
+    });
+  }
+});
+
 Deno.test("ess control of a feature the firmware lacks", async (t) => {
   for (const target of ["backup", "gridcharge"]) {
     await t.step(
@@ -185,7 +264,7 @@ Deno.test("a host name that does not resolve is one line, exit 1", async () => {
   );
 });
 
-Deno.test("--config refuses what is not a small regular file at once", async (t) => {
+Deno.test("--config and --mqtt-ca refuse what is not a small regular file at once", async (t) => {
   const fifo = `${HOME}/fifo.conf`;
   const mkfifo = await new Deno.Command("mkfifo", { args: [fifo] }).output().catch(() => undefined);
   const big = `${HOME}/big.conf`;
@@ -208,6 +287,17 @@ Deno.test("--config refuses what is not a small regular file at once", async (t)
       fn: async () => {
         const run = await runCli(["data", "--config", path, "--host", "127.0.0.1", ...password]);
         assertOneLine(run, 2, new RegExp(`Cannot read config file ${path}: ${why.source}`));
+      },
+    });
+    // The CA file once went to Deno.readTextFile(): /dev/zero grew until the machine ran out
+    // of memory, a FIFO blocked the start for ever.
+    await t.step({
+      name: `should refuse ${what} as --mqtt-ca with exit 2`,
+      ignore: !possible,
+      fn: async () => {
+        const run = await runCli(["mqtt", "--config", "/dev/null", "--mqtt-ca", path]);
+        const limit = why.source.replace("a config file", "a CA file");
+        assertOneLine(run, 2, new RegExp(`--mqtt-ca ${path}: cannot read it \\(${limit}\\)$`));
       },
     });
   }

@@ -312,6 +312,45 @@ Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
     }
   });
 
+  await t.step(
+    "should give up on a broker that answers pings but never a QoS 1 message or a subscription",
+    async () => {
+      const broker = new FakeBroker();
+      const [connection, events] = client(broker, {
+        keepaliveSeconds: 1,
+        ackTimeoutMs: 2000,
+        reconnectBaseMs: 20,
+      });
+      try {
+        for (
+          const [what, request] of [
+            ["a message", () => connection.publish("ess/status", "online", { qos: 1 })],
+            ["a subscription", () => connection.subscribe(["ess/control/#"])],
+          ] as const
+        ) {
+          const peer = await handshake(broker);
+          await until(() => connection.connected, "connect");
+          const waiting = request();
+          equal((await peer.next())?.type, what === "a message" ? 3 : 8);
+          // A ping comes after a second, before the acknowledgement is overdue: answered.
+          deepEqual(await peer.next(), { type: 12, flags: 0, body: new Uint8Array(0) });
+          await peer.send(hex("d0 00"));
+          await rejectsWith(() => waiting, EssError, /Lost the connection to mqtt:\/\/127/);
+          await until(() => !connection.connected, "the disconnect");
+          equal(
+            events.log.at(-1),
+            `disconnected: the broker did not acknowledge ${what} within 2 s`,
+          );
+        }
+        await handshake(broker);
+        await until(() => connection.connected, "the reconnect");
+      } finally {
+        await connection.close();
+        await broker.close();
+      }
+    },
+  );
+
   await t.step("should give up on a broker that never sends CONNACK", async () => {
     const broker = new FakeBroker();
     const [connection, events] = client(broker, { connectTimeoutMs: 100, reconnectBaseMs: 60_000 });

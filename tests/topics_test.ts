@@ -54,6 +54,8 @@ Deno.test("quote()", async (t) => {
   await t.step("should escape what would break or forge a log line", () => {
     equal(quote('say "hi"\r\nwarning: forged'), '"say \\"hi\\"\\r\\nwarning: forged"');
     equal(quote("\u2028\u009b\ufffe"), '"\\u2028\\u009b\\ufffe"');
+    // A right-to-left override in a payload would show the rest of the line reversed.
+    equal(quote("on\u202eno\u2066"), '"on\\u202eno\\u2066"');
   });
 
   await t.step("should cut at 100 characters and give the full length", () => {

@@ -26,14 +26,15 @@ const FINGERPRINT =
 
 /** A local HTTPS server with the test certificate and routes that misbehave on purpose. */
 async function withServer(
-  fn: (base: string, stats: { connections: number }) => Promise<void>,
+  fn: (base: string, stats: { connections: number; requests: number }) => Promise<void>,
 ): Promise<void> {
-  const stats = { connections: 0 };
+  const stats = { connections: 0, requests: 0 };
   const stalled: (() => void)[] = [];
   const server = https.createServer({ key: KEY, cert: CERT }, (req, res) => {
     const chunks: Uint8Array[] = [];
     req.on("data", (c: Uint8Array) => chunks.push(c));
     req.on("end", () => {
+      stats.requests++;
       if (req.url === "/sleep") {
         stalled.push(() => res.end());
         return;
@@ -186,6 +187,30 @@ Deno.test("createDeviceFetch() failures", async (t) => {
       }
     });
   });
+  await t.step(
+    "should fail a request under way at once when closed, without reconnecting",
+    async () => {
+      await withServer(async (base, stats) => {
+        const deviceFetch = createDeviceFetch({ timeoutMs: 30_000 });
+        const closed = /^Cannot talk to 127\.0\.0\.1:\d+: ess closed the connection first$/;
+        try {
+          // A reused connection that closes before any answer is what the transport retries
+          // on a new one: closing must not count as that.
+          await (await deviceFetch(`${base}/x`)).text();
+          const stalled = deviceFetch(`${base}/sleep`);
+          const later = deviceFetch(`${base}/x`);
+          while (stats.requests < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+          deviceFetch.close();
+          await rejectsWith(() => stalled, UnreachableError, closed);
+          await rejectsWith(() => later, UnreachableError, closed);
+          assert.equal(stats.connections, 1);
+          assert.equal(stats.requests, 2);
+        } finally {
+          deviceFetch.close();
+        }
+      });
+    },
+  );
   await t.step("should say a name cannot be resolved, and what to try", async () => {
     const deviceFetch = createDeviceFetch();
     try {

@@ -20,6 +20,7 @@ import { MAX_BODY_BYTES } from "./limits.ts";
 import {
   algSettingFor,
   backupModeOf,
+  BATT_SETTINGS,
   type ChargeStrategy,
   isNumericAlgSetting,
 } from "./vocabulary.ts";
@@ -222,7 +223,7 @@ export class EssClient {
   setWinterMode(on: boolean): Promise<void> {
     return this.#control(
       BATT_SETTING_PATH,
-      { wintermode: on ? "on" : "off" },
+      { [BATT_SETTINGS.winterMode.write]: on ? "on" : "off" },
       `Switching winter mode ${on ? "on" : "off"}`,
     );
   }
@@ -236,7 +237,7 @@ export class EssClient {
     const value = algSettingFor(on ? "fast-charge" : "battery-care", numeric)!;
     await this.#control(
       BATT_SETTING_PATH,
-      { alg_setting: value },
+      { [BATT_SETTINGS.chargeStrategy.write]: value },
       `Switching fast charge ${on ? "on" : "off"}`,
     );
   }
@@ -254,7 +255,7 @@ export class EssClient {
         `${what} on ${this.host}: this firmware only has fast charge on/off`,
       );
     }
-    await this.#control(BATT_SETTING_PATH, { alg_setting: value }, what);
+    await this.#control(BATT_SETTING_PATH, { [BATT_SETTINGS.chargeStrategy.write]: value }, what);
   }
 
   /**
@@ -263,14 +264,14 @@ export class EssClient {
    */
   async setBackupMode(on: boolean, reservePercent?: number): Promise<void> {
     const what = `Switching backup mode ${on ? "on" : "off"}`;
-    const body: JsonObject = { backupmode: on ? "on" : "off" };
+    const body: JsonObject = { [BATT_SETTINGS.backupMode.write]: on ? "on" : "off" };
     if (reservePercent !== undefined) {
       if (!Number.isInteger(reservePercent) || reservePercent < 0 || reservePercent > 100) {
         throw new UsageError(
           `backup reserve must be a whole percentage 0-100, not ${reservePercent}`,
         );
       }
-      body["backup_soc"] = String(reservePercent);
+      body[BATT_SETTINGS.backupReserve.write] = String(reservePercent);
     }
     await this.#requireBackupMode(what);
     await this.#control(BATT_SETTING_PATH, body, what);
@@ -284,7 +285,11 @@ export class EssClient {
   async setGridCharge(on: boolean): Promise<void> {
     const what = `Switching grid charging ${on ? "on" : "off"}`;
     await this.#requireBackupMode(what);
-    await this.#control(BATT_SETTING_PATH, { autocharge: on ? "1" : "0" }, what);
+    await this.#control(
+      BATT_SETTING_PATH,
+      { [BATT_SETTINGS.gridCharge.write]: on ? "1" : "0" },
+      what,
+    );
   }
 
   /** Refuses `what` unless the device's battery settings report a backup mode. */
@@ -293,12 +298,12 @@ export class EssClient {
     throw new DeviceRefusedError(
       this.host,
       `${what} on ${this.host}: this firmware has no backup mode (its battery settings ` +
-        `report neither backup_setting nor backup_status)`,
+        `report neither ${BATT_SETTINGS.backupMode.read.join(" nor ")})`,
     );
   }
 
   async #numericAlgSetting(): Promise<boolean> {
-    return isNumericAlgSetting((await this.read("batt"))["alg_setting"]);
+    return isNumericAlgSetting((await this.read("batt"))[BATT_SETTINGS.chargeStrategy.read]);
   }
 
   async #control(path: string, body: JsonObject, what: string): Promise<void> {

@@ -30,20 +30,6 @@ export const CONTROL_NAMES = [
 /** One of {@link CONTROL_NAMES}. */
 export type ControlName = typeof CONTROL_NAMES[number];
 
-/**
- * Whether `name` is one of {@link CONTROL_NAMES}.
- *
- * @example
- * ```ts
- * import { equal } from "node:assert/strict";
- * equal(isControlName("winter_mode"), true);
- * equal(isControlName("reboot"), false);
- * ```
- */
-export function isControlName(name: string): name is ControlName {
-  return (CONTROL_NAMES as readonly string[]).includes(name);
-}
-
 /** What the poller and the controls need of the device; `EssClient` has it. */
 export interface Device {
   /** One state as the device answers it. */

@@ -5,7 +5,7 @@
  * certificate for the device's socket only (never a global switch), optionally pinned by
  * SHA-256 fingerprint. One keep-alive connection, connect and response timeouts.
  *
- * It speaks HTTP/1.1 itself (lib/_http1.ts) rather than through `node:https`: the device needs
+ * It speaks HTTP/1.1 itself (lib/device/_http1.ts) rather than through `node:https`: the device needs
  * only small requests with JSON answers, and Node's HTTP machinery cost more CPU at start-up and
  * per request than the whole rest of a poll.
  *
@@ -47,7 +47,7 @@ export interface DeviceFetchOptions {
 
 /** A fetch-shaped function bound to the device, with its connection to close. */
 export interface DeviceFetch extends FetchLike {
-  /** Closes the keep-alive connection. */
+  /** Closes the keep-alive connection for good: a request under way, or sent later, fails at once. */
   close(): void;
   /** The SHA-256 fingerprint of the last certificate seen, if any. */
   readonly peerFingerprint: string | undefined;
@@ -179,6 +179,10 @@ function bodyBytes(body: RequestInit["body"]): Uint8Array | undefined {
   throw new TypeError("device fetch sends only string or Uint8Array bodies");
 }
 
+/** What a request under way when {@link DeviceFetch.close} ends its connection fails with. */
+const closedError = (host: string) =>
+  new UnreachableError(host, `Cannot talk to ${host}: ess closed the connection first`);
+
 const NO_BODY_STATUS = new Set([204, 205, 304]);
 const encoder = new TextEncoder();
 
@@ -221,8 +225,8 @@ class Connection {
     this.#exchange = exchange;
   }
 
+  /** Ends the connection; a request it carries hears of it through its `closed()`. */
   destroy(): void {
-    this.#exchange = undefined;
     this.#alive = false;
     this.socket.destroy();
   }
@@ -303,6 +307,7 @@ export function createDeviceFetch(options: DeviceFetchOptions = {}): DeviceFetch
 
   const exchange = async (url: URL, init: RequestInit | undefined, retry: boolean) => {
     const host = url.host;
+    if (closed) throw closedError(host);
     const signal = init?.signal ?? undefined;
     signal?.throwIfAborted();
     const method = (init?.method ?? "GET").toUpperCase();
@@ -311,7 +316,10 @@ export function createDeviceFetch(options: DeviceFetchOptions = {}): DeviceFetch
       connection?.destroy();
       connection = undefined;
       connection = await connect(url, host, signal);
-      if (closed) connection.destroy();
+      if (closed) {
+        connection.destroy();
+        throw closedError(host);
+      }
     }
     const conn = connection;
     const reused = conn.used;
@@ -372,6 +380,7 @@ export function createDeviceFetch(options: DeviceFetchOptions = {}): DeviceFetch
           }
         },
         closed(err) {
+          if (closed) return settle(closedError(host));
           const answer = parser.end();
           if (answer) return complete(answer);
           // A keep-alive connection the device closed while idle: reconnect once.

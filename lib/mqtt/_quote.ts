@@ -5,8 +5,13 @@
  * @module
  */
 
-/** Characters JSON leaves as they are but a log line should not carry raw. */
-const UNPRINTABLE = /[\u007f-\u009f\u2028\u2029]|\p{Noncharacter_Code_Point}/gu;
+/**
+ * Characters JSON leaves as they are but a log line should not carry raw: DEL and the C1
+ * controls, the line separators, the bidirectional overrides and isolates that reorder the rest
+ * of a terminal line (as `preview()` of lib/errors.ts treats them), and non-characters.
+ */
+const UNPRINTABLE =
+  /[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]|\p{Noncharacter_Code_Point}/gu;
 
 /**
  * `text` in double quotes with every control character escaped, cut to `max` characters with

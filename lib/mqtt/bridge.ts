@@ -39,6 +39,12 @@ export type PublishMode = typeof PUBLISH_MODES[number];
 
 /** A connection lost sooner than this after it was made counts as a flap (and as quiet). */
 const STABLE_CONNECTION_MS = 60_000;
+/**
+ * The least time between two warnings about commands that are no command, per control topic:
+ * anyone who may publish there could otherwise write a log line per message, a thousand a
+ * second. The ones in between are counted, and logged at debug level.
+ */
+export const BAD_COMMAND_WARNING_MS = 60_000;
 
 /** What a plugin can do with the bridge. */
 export interface BridgeContext {
@@ -148,6 +154,8 @@ export class Bridge {
   #documents = new Map<string, string>();
   /** The retained command last warned about per control topic, so that it is warned once. */
   #retainedWarned = new Map<string, string>();
+  /** Per control topic: when a bad command was last warned about, and how many came since. */
+  #badWarned = new Map<string, { at: number; since: number }>();
   #lastFull = -Infinity;
   /** Set on every connect until everything has been published on that connection. */
   #fresh = false;
@@ -356,12 +364,28 @@ export class Bridge {
     }
     const command = parseControl(name, payload);
     if (typeof command === "string") {
-      this.#log.warning(
-        `ignoring ${quote(payload)} on ${topic}: ${command}; nothing sent to the device`,
-      );
+      this.#badCommand(topic, `ignoring ${quote(payload)} on ${topic}: ${command}`);
       return;
     }
     void this.#controls.submit(name, command, topic);
+  }
+
+  /** Says why a command was ignored: a warning, or debug within {@link BAD_COMMAND_WARNING_MS}. */
+  #badCommand(topic: string, why: string): void {
+    const now = this.#now();
+    const last = this.#badWarned.get(topic);
+    if (last !== undefined && now - last.at < BAD_COMMAND_WARNING_MS) {
+      last.since++;
+      this.#log.debug(`${why}; nothing sent to the device`);
+      return;
+    }
+    const more = last?.since
+      ? ` (and ${last.since} more on this topic in the last ${
+        Math.round((now - last.at) / 1000)
+      } s, not each warned about)`
+      : "";
+    this.#badWarned.set(topic, { at: now, since: 0 });
+    this.#log.warning(`${why}; nothing sent to the device${more}`);
   }
 
   async #publishStates(answers: readonly PolledAnswer[], forceAll: boolean): Promise<void> {

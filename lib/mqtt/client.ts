@@ -83,6 +83,11 @@ export interface MqttConnectOptions {
   keepaliveSeconds?: number | undefined;
   /** The connection counts as dead when a ping is not answered within this, in ms (default 10 s). */
   pingTimeoutMs?: number | undefined;
+  /**
+   * The connection counts as dead when the broker does not acknowledge a QoS 1 message or a
+   * subscription within this, in ms (default 10 s).
+   */
+  ackTimeoutMs?: number | undefined;
   /** The longest wait for TCP, TLS and the broker's CONNACK, in ms (default 10 s). */
   connectTimeoutMs?: number | undefined;
   /** A message longer than this, in bytes, is discarded with a warning (default 1 MiB). */
@@ -118,6 +123,8 @@ interface Waiter {
   done: Promise<number[]>;
   resolve(returnCodes: number[]): void;
   reject(err: Error): void;
+  /** Ends the connection if the answer does not come in time. */
+  timer: ReturnType<typeof setTimeout>;
 }
 
 /** Above this many unwritten bytes, publishing waits for the socket instead of queueing more. */
@@ -459,6 +466,7 @@ class Client implements MqttConnection {
         const waiter = this.#waiters.get(packet.packetId);
         if (waiter?.kind !== packet.type) return;
         this.#waiters.delete(packet.packetId);
+        clearTimeout(waiter.timer);
         waiter.resolve(packet.type === "suback" ? packet.returnCodes : []);
         return;
       }
@@ -506,13 +514,24 @@ class Client implements MqttConnection {
     );
   }
 
-  /** Sends the packet `encode` makes with a free packet identifier; resolves with the answer. */
+  /**
+   * Sends the packet `encode` makes with a free packet identifier; resolves with the answer. A
+   * broker that keeps answering pings but never this would otherwise hold the caller (the
+   * bridge's status, and with it the device queue behind the poll) for as long as it likes: no
+   * answer in time ends the connection, which rejects every waiter and reconnects.
+   */
   #request(kind: Waiter["kind"], encode: (packetId: number) => Uint8Array): Promise<number[]> {
     do this.#lastId = this.#lastId % 0xffff + 1; while (this.#waiters.has(this.#lastId));
     const packetId = this.#lastId;
     const packet = encode(packetId);
     const { promise, resolve, reject } = Promise.withResolvers<number[]>();
-    this.#waiters.set(packetId, { kind, done: promise, resolve, reject });
+    const ackTimeoutMs = this.#options.ackTimeoutMs ?? 10_000;
+    const what = kind === "puback" ? "a message" : "a subscription";
+    const conn = this.#conn;
+    const timer = setTimeout(() => {
+      this.#kill(`the broker did not acknowledge ${what} within ${ackTimeoutMs / 1000} s`, conn);
+    }, ackTimeoutMs);
+    this.#waiters.set(packetId, { kind, done: promise, resolve, reject, timer });
     this.#send(packet);
     return promise;
   }
@@ -570,7 +589,10 @@ class Client implements MqttConnection {
     this.#flushing = undefined;
     this.#qos2.clear();
     const lost = new EssError(`Lost the connection to ${this.broker} before the broker answered`);
-    for (const waiter of this.#waiters.values()) waiter.reject(lost);
+    for (const waiter of this.#waiters.values()) {
+      clearTimeout(waiter.timer);
+      waiter.reject(lost);
+    }
     this.#waiters.clear();
   }
 }
