@@ -522,3 +522,44 @@ Deno.test("ess serve /api/info says whether controls are on", async (t) => {
     });
   }
 });
+
+Deno.test("ess serve keeps its answers well-formed whatever the secrets look like", async (t) => {
+  // Short secrets such as an MQTT password "0000" or "true": each also occurs in ess's own
+  // JSON (`"up":true`) and in metric values (a timestamp ending in 0000).
+  const secrets = ["true", "0000"];
+  const at = 1_780_000_000_000;
+  const source = new FakeSource();
+  source.poll({
+    home: { statistics: { pcs_pv_total_power: "2174", load_power: "488" } },
+    systeminfo: { pms: { serialno: "ESS0000X", model: "it is true" } },
+  }, at);
+  await withServer(source, { secrets, now: () => at + 4_000 }, async (url) => {
+    await t.step("should answer /api/state as JSON with ess's own fields intact", async () => {
+      const text = await (await fetch(`${url}/api/state`)).text();
+      const body = JSON.parse(text);
+      equal(body.up, true);
+      equal(body.lastSuccess, new Date(at).toISOString());
+      equal(body.age, 4);
+      equal(body.summary.pv_power_watts, 2174);
+      deepEqual(body.systeminfo.pms, { serialno: "ESS[redacted]X", model: "it is [redacted]" });
+    });
+    await t.step("should send state events that parse", async () => {
+      const res = await fetch(`${url}/api/events`);
+      const { events } = await readEvents(res.body!, 1);
+      equal(events[0]!["up"], true);
+    });
+    await t.step("should keep every metrics line a valid sample", async () => {
+      const text = await (await fetch(`${url}/metrics`)).text();
+      for (const line of text.trimEnd().split("\n")) {
+        if (line.startsWith("# ")) continue;
+        match(line, /^[a-z_]+\{[^}]*\} -?\d+(\.\d+)?(e[-+]\d+)?$/, line);
+      }
+      match(text, /^ess_last_success_timestamp_seconds\{serial="ESS\[redacted\]X"\} 1780000000$/m);
+    });
+    await t.step("should keep error answers JSON", async () => {
+      const res = await fetch(`${url}/api/graph/pv/day?date=true`);
+      equal(res.status, 400);
+      match((await res.json()).error, /bad date "\[redacted\]"/);
+    });
+  });
+});

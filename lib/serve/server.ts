@@ -28,8 +28,8 @@ import { ASSETS } from "./_assets.ts";
 import { authority, type ListenAddress, MIN_TOKEN_LENGTH } from "./listen.ts";
 import { matchRoutes, type RouteId } from "./routes.ts";
 import { openApiDocument } from "./openapi.ts";
-import { echoedSecrets, stateDocument } from "./state.ts";
-import type { ServeSource } from "./source.ts";
+import { echoedSecrets, servedSnapshot, stateDocument } from "./state.ts";
+import type { ServeSnapshot, ServeSource } from "./source.ts";
 
 /** The server's limits; every one has a default. */
 export interface ServeLimits {
@@ -152,9 +152,11 @@ export function createHandler(options: ServeOptions): ServeHandler {
         `from 'openssl rand -hex 24'`,
     );
   }
-  const answers = new Answers(
-    new Redactor([token, ...(options.secrets ?? [])], () => echoedSecrets(source.snapshot())),
+  const redactor = new Redactor(
+    [token, ...(options.secrets ?? [])],
+    () => echoedSecrets(source.snapshot()),
   );
+  const answers = new Answers(redactor);
   const hub = new SseHub({
     maxClients: limits.maxEventStreams,
     keepAliveMs: limits.keepAliveMs,
@@ -169,20 +171,30 @@ export function createHandler(options: ServeOptions): ServeHandler {
   const openapi = `${JSON.stringify(openApiDocument(VERSION), null, 2)}\n`;
   let controlsWaiting = 0;
 
-  const stateText = () => JSON.stringify(stateDocument(source.snapshot(), now()));
+  const served = new WeakMap<ServeSnapshot, ServeSnapshot>();
+  /** The latest snapshot, redacted once per poll rather than once per answer. */
+  const snapshot = (): ServeSnapshot => {
+    const latest = source.snapshot();
+    let clean = served.get(latest);
+    if (!clean) served.set(latest, clean = servedSnapshot(latest, (v) => redactor.value(v)));
+    return clean;
+  };
+  const stateText = () => JSON.stringify(stateDocument(snapshot(), now()));
   const unsubscribe = source.onPoll(() => {
-    if (hub.size > 0) hub.send(answers.redactor.text(sseEvent("state", stateText())));
+    if (hub.size > 0) hub.send(sseEvent("state", stateText()));
   });
 
-  const info = () => ({
-    version: VERSION,
-    intervalSeconds: options.intervalSeconds ?? null,
-    controls: token !== undefined,
-    controlList: CONTROL_LIST,
-  });
+  const info = `${
+    JSON.stringify({
+      version: VERSION,
+      intervalSeconds: options.intervalSeconds ?? null,
+      controls: token !== undefined,
+      controlList: CONTROL_LIST,
+    })
+  }\n`;
 
   function events(): Response {
-    const first = answers.redactor.text(sseEvent("state", stateText()));
+    const first = sseEvent("state", stateText());
     const stream = hub.open(first);
     if (!stream) {
       return answers.error(503, `too many event streams (${limits.maxEventStreams}) are open`, {
@@ -340,13 +352,13 @@ export function createHandler(options: ServeOptions): ServeHandler {
       case "events":
         return events();
       case "info":
-        return answers.json(200, info());
+        return answers.text(200, info, JSON_TEXT);
       case "graph":
         return graph(params, url);
       case "control":
         return control(request, params, remote);
       case "metrics":
-        return answers.text(200, renderMetrics(source.snapshot(), now()), METRICS_CONTENT_TYPE);
+        return answers.text(200, renderMetrics(snapshot(), now()), METRICS_CONTENT_TYPE);
       case "openapi":
         return answers.text(200, openapi, JSON_TEXT);
     }
