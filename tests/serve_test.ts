@@ -372,6 +372,13 @@ Deno.test("ess serve answers unknown paths, wrong methods and the page safely", 
       equal(res.status, 404);
       match((await res.json()).error, /no such path/);
     });
+    await t.step("should take a dot in a route's path as a dot", async () => {
+      for (const path of ["/api/openapi_json", "/appxjs", "/icon-svg", "/app.jss"]) {
+        const res = await fetch(`${url}${path}`);
+        equal(res.status, 404, path);
+        await res.body?.cancel();
+      }
+    });
     await t.step(
       "should answer 405 with Allow for a wrong method, also to a preflight",
       async () => {

@@ -370,10 +370,12 @@ export interface RouteMatch {
 
 const MATCHERS = ROUTES.map((route) => {
   const names: string[] = [];
-  const source = route.path.replace(/\{(\w+)\}/g, (_, name: string) => {
-    names.push(name);
+  // Literal parts are escaped: the `.` of `/app.js` must not match any character.
+  const source = route.path.split(/\{(\w+)\}/).map((part, i) => {
+    if (i % 2 === 0) return part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    names.push(part);
     return "([^/]+)";
-  });
+  }).join("");
   return { route, names, regex: new RegExp(`^${source}$`) };
 });
 
