@@ -570,3 +570,13 @@ Deno.test("ess serve keeps its answers well-formed whatever the secrets look lik
     });
   });
 });
+
+Deno.test("createHandler() opens no event stream once closed", async (t) => {
+  await t.step("should answer 503 to /api/events after close()", async () => {
+    const handler = createHandler({ source: new FakeSource(), limits: { keepAliveMs: 50 } });
+    handler.close();
+    const res = await handler.handle(new Request("http://127.0.0.1/api/events"), "test");
+    equal(res.status, 503);
+    match((await res.json()).error, /stopping/);
+  });
+});

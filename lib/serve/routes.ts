@@ -192,7 +192,7 @@ export const ROUTES: readonly Route[] = [
     params: [],
     responses: {
       "200": text("text/event-stream", "The event stream."),
-      "503": error("Too many event streams are open."),
+      "503": error("Too many event streams are open, or ess is stopping."),
     },
   },
   {

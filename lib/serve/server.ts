@@ -196,7 +196,8 @@ export function createHandler(options: ServeOptions): ServeHandler {
   function events(): Response {
     const first = sseEvent("state", stateText());
     const stream = hub.open(first);
-    if (!stream) {
+    if (stream === "closed") return answers.error(503, "ess is stopping");
+    if (stream === "full") {
       return answers.error(503, `too many event streams (${limits.maxEventStreams}) are open`, {
         "retry-after": "30",
       });
