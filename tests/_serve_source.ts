@@ -114,6 +114,20 @@ export async function withSimSource(
   }
 }
 
+/** The states the server shows, as a fixture family (`classic`, `new`, `home15`) has them. */
+export function fixtureStates(family: string): Partial<Record<StateName, JsonObject>> {
+  const states: Partial<Record<StateName, JsonObject>> = {};
+  for (const state of ["home", "common", "batt", "systeminfo"] as const) {
+    const file = new URL(`../fixtures/${family}/${state}.json`, import.meta.url);
+    try {
+      states[state] = JSON.parse(Deno.readTextFileSync(file));
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+  }
+  return states;
+}
+
 /** A source that answers what the test put in it. */
 export class FakeSource implements ServeSource {
   /** What {@link FakeSource.snapshot} answers. */

@@ -120,7 +120,9 @@ function renderBattery(s) {
   arc.classList.toggle("low", soc !== undefined && soc < 0.15);
   setText("batt-state", batteryWord(s.battery_power_watts));
   setText("batt-power", s.battery_power_watts === undefined ? "–" : power(s.battery_power_watts));
-  setText("batt-reserve", percent(s.backup_reserve_ratio ?? s.battery_safety_soc_ratio));
+  // The backup reserve holds only while backup mode is on; otherwise the safety reserve does.
+  const reserve = s.backup_mode_enabled ? s.backup_reserve_ratio : undefined;
+  setText("batt-reserve", percent(reserve ?? s.battery_safety_soc_ratio));
 }
 
 function renderToday(s) {
@@ -172,7 +174,7 @@ function renderModes(st) {
 function renderHeader(st) {
   const model = at(st, "systeminfo/pms/model") ?? at(st, "systeminfo/ess/0/model");
   const serial = at(st, "systeminfo/pms/serialno") ?? at(st, "systeminfo/ess/0/serialno");
-  const pms = at(st, "systeminfo/version/pms_version");
+  const pms = at(st, "systeminfo/version/pms_version") ?? at(st, "systeminfo/ess/0/version");
   if (model) setText("title", model);
   const parts = [serial && `serial ${serial}`, pms && `PMS ${pms}`].filter(Boolean);
   if (parts.length) setText("model", parts.join(" · "));
