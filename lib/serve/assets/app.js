@@ -52,6 +52,10 @@ function setText(id, text) {
   if (el.textContent !== text) el.textContent = text;
 }
 
+function sentence(text) {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
 function badge(id, text, kind) {
   const el = $(id);
   el.textContent = "";
@@ -137,14 +141,6 @@ function renderToday(s) {
   $("t-self-bar").style.width = `${Math.min(100, Math.max(0, (self ?? 0) * 100))}%`;
 }
 
-const STRATEGIES = {
-  "0": "Battery care",
-  "1": "Fast charge",
-  "2": "Weather forecast",
-  on: "Fast charge",
-  off: "Battery care",
-};
-
 function renderModes(st) {
   const s = st.summary;
   if (s.running === undefined) badge("m-system", "–", "off");
@@ -154,9 +150,13 @@ function renderModes(st) {
   else if (s.winter_mode_enabled) {
     badge("m-winter", s.winter_mode_active ? "On · in season" : "On · off season", "on");
   } else badge("m-winter", "Off", "off");
-  const alg = at(st, "batt/alg_setting");
-  const strategy = alg === undefined ? "–" : STRATEGIES[alg] ?? alg;
-  badge("m-strategy", strategy, strategy === "Fast charge" ? "hot" : "off");
+  // The server's control list knows what each firmware's alg_setting stands for.
+  const strategy = controlNow(info.controlList.find((c) => c.name === "charge_strategy"));
+  badge(
+    "m-strategy",
+    strategy === undefined ? "–" : sentence(strategy.replaceAll("_", " ")),
+    strategy === "fast_charge" ? "hot" : "off",
+  );
   if (s.backup_mode_enabled === undefined) badge("m-backup", "–", "off");
   else {
     const reserve = s.backup_reserve_ratio === undefined
@@ -373,7 +373,7 @@ function periodLabel(span, d) {
 const TOKEN_KEY = "ess-control-token";
 
 function controlNow(control) {
-  if (!state) return undefined;
+  if (!state || !control) return undefined;
   const raw = at(state, control.source);
   if (raw === undefined) return undefined;
   return control.valueMap?.[raw] ?? raw;
@@ -512,6 +512,7 @@ async function loadInfo() {
     info = await res.json();
     setText("version", `ess ${info.version}`);
     buildControls();
+    if (state) renderModes(state);
   } catch {
     // The dashboard works without it; only the controls stay hidden.
   }
