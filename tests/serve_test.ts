@@ -1,7 +1,7 @@
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { createHandler, type ServeOptions, startServer } from "../lib/serve/server.ts";
 import { exposureNotice, isLoopback, parseListen } from "../lib/serve/listen.ts";
-import { ROUTES } from "../lib/serve/routes.ts";
+import { ROUTES, type Schema } from "../lib/serve/routes.ts";
 import { UsageError } from "../lib/errors.ts";
 import { getJson, post } from "./_serve_http.ts";
 import { FakeSource, withSimSource } from "./_serve_source.ts";
@@ -442,6 +442,23 @@ Deno.test("ess serve /api/openapi.json describes every route the server answers"
         ok(res.status in route.responses, `${route.method} ${path} -> ${res.status}`);
         await res.body?.cancel();
       }
+    });
+    await t.step("should list every status a control can answer, as the tests meet them", () => {
+      const control = doc.paths["/api/control/{name}"]!["post"] as { responses: object };
+      for (const status of [200, 202, 400, 401, 403, 404, 408, 413, 415, 502, 503]) {
+        ok(String(status) in control.responses, String(status));
+      }
+    });
+    await t.step("should allow a null poll interval in /api/info, as it is sent", async () => {
+      const info = doc.paths["/api/info"]!["get"] as {
+        responses: Record<string, { content: Record<string, { schema: Schema }> }>;
+      };
+      const schema = info.responses["200"]!.content["application/json"]!.schema;
+      const types = [(schema["properties"] as Record<string, Schema>)["intervalSeconds"]!["type"]]
+        .flat();
+      const sent = (await getJson(`${url}/api/info`)).body["intervalSeconds"];
+      equal(sent, null, "this server was given no interval");
+      ok(types.includes("null"), JSON.stringify(types));
     });
   });
 });

@@ -213,7 +213,7 @@ export const ROUTES: readonly Route[] = [
             type: "object",
             properties: {
               version: { type: "string" },
-              intervalSeconds: { type: "number" },
+              intervalSeconds: { type: ["number", "null"] },
               controls: { type: "boolean" },
               controlList: { type: "array", items: { type: "object" } },
             },
@@ -329,6 +329,7 @@ export const ROUTES: readonly Route[] = [
           "origin.",
       ),
       "404": error("No such control."),
+      "408": error("The body did not arrive within 5 s."),
       "413": error("The body is too large."),
       "415": error("The body is not text/plain."),
       "502": error("The device refused or could not be reached."),
