@@ -162,6 +162,9 @@ Deno.test("renderMetrics() leaves out what the device did not send as a number",
     );
     equal(s.get('ess_pv_power_watts{serial="ESSFIX0015"}'), 2100);
     equal(s.get('ess_battery_power_watts{serial="ESSFIX0015"}'), -600);
+    equal(s.get('ess_pv_string_voltage_volts{serial="ESSFIX0015",string="1"}'), 312.4, "0.1 V");
+    equal(s.get('ess_pv_string_current_amperes{serial="ESSFIX0015",string="1"}'), 3.68, "0.01 A");
+    equal(s.get('ess_pv_string_power_watts{serial="ESSFIX0015",string="1"}'), 1150);
   });
 });
 
