@@ -3,6 +3,7 @@ import { createHandler, type ServeOptions, startServer } from "../lib/serve/serv
 import { exposureNotice, isLoopback, parseListen } from "../lib/serve/listen.ts";
 import { ROUTES, type Schema } from "../lib/serve/routes.ts";
 import { UsageError } from "../lib/errors.ts";
+import { GraphCache } from "../lib/serve/_graph.ts";
 import { getJson, post } from "./_serve_http.ts";
 import { FakeSource, withSimSource } from "./_serve_source.ts";
 import type { ServeSource } from "../lib/serve/source.ts";
@@ -595,5 +596,34 @@ Deno.test("createHandler() opens no event stream once closed", async (t) => {
     const res = await handler.handle(new Request("http://127.0.0.1/api/events"), "test");
     equal(res.status, 503);
     match((await res.json()).error, /stopping/);
+  });
+});
+
+Deno.test("GraphCache reads the device for at most so many graphs a minute", async (t) => {
+  let clock = 0;
+  const reads: string[] = [];
+  const cache = new GraphCache(
+    (device, span, date) => {
+      reads.push(`${device}/${span}/${date.day}`);
+      return Promise.resolve({ loginfo: [] });
+    },
+    { ttlMs: 60_000, maxEntries: 64, maxInFlight: 2, maxReadsPerMinute: 3 },
+    () => clock,
+  );
+  const day = (d: number) => ({ year: 2026, month: 6, day: d });
+  await t.step("should answer busy beyond the rate, without asking the device", async () => {
+    for (const d of [1, 2, 3]) deepEqual(await cache.get("pv", "day", day(d)), { loginfo: [] });
+    clock = 59_000;
+    equal(await cache.get("pv", "day", day(4)), "busy");
+    deepEqual(reads, ["pv/day/1", "pv/day/2", "pv/day/3"]);
+  });
+  await t.step("should still answer what it keeps", async () => {
+    deepEqual(await cache.get("pv", "day", day(2)), { loginfo: [] });
+    equal(reads.length, 3);
+  });
+  await t.step("should read again once the minute has passed", async () => {
+    clock = 60_000;
+    deepEqual(await cache.get("pv", "day", day(4)), { loginfo: [] });
+    deepEqual(reads.at(-1), "pv/day/4");
   });
 });

@@ -272,7 +272,7 @@ export const ROUTES: readonly Route[] = [
       "400": error("A bad date."),
       "404": error("No such device or span."),
       "502": error("The device could not be read."),
-      "503": error("Too many graph requests at once."),
+      "503": error("Too many graph requests at once, or in the last minute."),
       "504": error("The device did not answer in time."),
     },
   },

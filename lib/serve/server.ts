@@ -55,6 +55,8 @@ export interface ServeLimits {
   graphCacheMs: number;
   /** Different graphs read from the device at once at most (503 beyond). */
   maxGraphReads: number;
+  /** Graphs read from the device in any minute at most (503 beyond; kept answers still come). */
+  maxGraphReadsPerMinute: number;
 }
 
 /** The defaults of {@link ServeLimits}. */
@@ -70,6 +72,7 @@ export const DEFAULT_LIMITS: Readonly<ServeLimits> = {
   graphTimeoutMs: 30_000,
   graphCacheMs: 60_000,
   maxGraphReads: 2,
+  maxGraphReadsPerMinute: 30,
 };
 
 /** What the server serves, and how. */
@@ -165,7 +168,12 @@ export function createHandler(options: ServeOptions): ServeHandler {
   });
   const graphs = new GraphCache(
     (device, span, date) => source.graph(device, span, date),
-    { ttlMs: limits.graphCacheMs, maxEntries: 64, maxInFlight: limits.maxGraphReads },
+    {
+      ttlMs: limits.graphCacheMs,
+      maxEntries: 64,
+      maxInFlight: limits.maxGraphReads,
+      maxReadsPerMinute: limits.maxGraphReadsPerMinute,
+    },
     now,
   );
   const openapi = `${JSON.stringify(openApiDocument(VERSION), null, 2)}\n`;
@@ -232,8 +240,8 @@ export function createHandler(options: ServeOptions): ServeHandler {
     try {
       const result = await Promise.race([graphs.get(device, span, date), wait.promise]);
       if (result === "busy") {
-        return answers.error(503, "the device is busy with other graphs; try again", {
-          "retry-after": "2",
+        return answers.error(503, "the device is busy with other graphs; try again soon", {
+          "retry-after": "5",
         });
       }
       if (result === "timeout") {
