@@ -59,7 +59,7 @@ const command = defineCommand({
     }
     const session = await openDevice(p);
     try {
-      const serving = startServing({
+      const serving = await startServing({
         client: session.client,
         poll,
         serve,

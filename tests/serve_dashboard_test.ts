@@ -85,7 +85,7 @@ Deno.test({
   sanitizeOps: false,
   async fn(t) {
     await withSimSource(async ({ sim, source, setTime }) => {
-      const server = startServer({ hostname: "127.0.0.1", port: 0 }, {
+      const server = await startServer({ hostname: "127.0.0.1", port: 0 }, {
         source,
         controlToken: TOKEN,
         intervalSeconds: 0.2,
@@ -276,7 +276,10 @@ Deno.test({
   async fn(t) {
     const source = new FakeSource();
     source.poll(fixtureStates("classic"));
-    const server = startServer({ hostname: "127.0.0.1", port: 0 }, { source, intervalSeconds: 10 });
+    const server = await startServer({ hostname: "127.0.0.1", port: 0 }, {
+      source,
+      intervalSeconds: 10,
+    });
     const browser = await launchChromium();
     const { page } = browser;
     /** Sends `states` as a poll and waits until the page shows the model `title`. */

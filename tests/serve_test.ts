@@ -16,7 +16,7 @@ async function withServer(
   options: Partial<ServeOptions>,
   fn: (url: string) => Promise<void>,
 ): Promise<void> {
-  const server = startServer({ hostname: "127.0.0.1", port: 0 }, { source, ...options });
+  const server = await startServer({ hostname: "127.0.0.1", port: 0 }, { source, ...options });
   try {
     await fn(server.url);
   } finally {
@@ -623,5 +623,105 @@ Deno.test("GraphCache reads the device for at most so many graphs a minute", asy
     clock = 60_000;
     deepEqual(await cache.get("pv", "day", day(4)), { loginfo: [] });
     deepEqual(reads.at(-1), "pv/day/4");
+  });
+});
+
+/** Opens a raw connection to `url` and sends `text`. */
+async function rawConnection(url: string, text: string): Promise<Deno.TcpConn> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: Number(new URL(url).port) });
+  await conn.write(new TextEncoder().encode(text));
+  return conn;
+}
+
+/** Everything the server sends on `conn` until it closes it (or resets it). */
+async function readToEnd(conn: Deno.TcpConn): Promise<string> {
+  const buf = new Uint8Array(4096);
+  let text = "";
+  for (;;) {
+    const n = await conn.read(buf).catch(() => null);
+    if (n === null) break;
+    text += new TextDecoder().decode(buf.subarray(0, n));
+  }
+  conn.close();
+  return text;
+}
+
+Deno.test("ess serve bounds connections and the time a request's head may take", async (t) => {
+  const source = new FakeSource();
+  const limits = { maxConnections: 3, headersTimeoutMs: 300 };
+  await withServer(source, { limits }, async (url) => {
+    await t.step("should answer 408 and close when a head does not arrive in time", async () => {
+      const conn = await rawConnection(url, "GET /api/state HTTP/1.1\r\nHost: x\r\n");
+      match(await readToEnd(conn), /^HTTP\/1\.1 408 /);
+    });
+    await t.step("should close connections beyond the cap at once", async () => {
+      // Three event streams: once each has its status line, the server holds three connections.
+      const held: Deno.TcpConn[] = [];
+      for (let i = 0; i < 3; i++) {
+        const conn = await rawConnection(url, "GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n");
+        const head = new Uint8Array(12);
+        await conn.read(head);
+        equal(new TextDecoder().decode(head), "HTTP/1.1 200");
+        held.push(conn);
+      }
+      const extra = await rawConnection(url, "GET /api/state HTTP/1.1\r\nHost: x\r\n\r\n");
+      equal(await readToEnd(extra), "", "closed without an answer");
+      for (const conn of held) conn.close();
+      const until = Date.now() + 5_000;
+      let status = 0;
+      while (status !== 200 && Date.now() < until) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        status = await fetch(`${url}/api/state`).then(async (r) => {
+          await r.body?.cancel();
+          return r.status;
+        }).catch(() => 0);
+      }
+      equal(status, 200, "serving again once they are gone");
+    });
+    await t.step("should read a path that starts with // as a path, not a host", async () => {
+      const conn = await rawConnection(
+        url,
+        "GET //evil.example/api/state HTTP/1.1\r\nHost: x\r\n" +
+          "Connection: close\r\n\r\n",
+      );
+      match(await readToEnd(conn), /^HTTP\/1\.1 404 /);
+    });
+    await t.step("should answer 400 to a request a Web Request cannot carry", async () => {
+      for (const head of ["TRACE / HTTP/1.1", "GET * HTTP/1.1"]) {
+        const conn = await rawConnection(url, `${head}\r\nHost: x\r\nConnection: close\r\n\r\n`);
+        match(await readToEnd(conn), /^HTTP\/1\.1 400 /, head);
+      }
+    });
+  });
+});
+
+Deno.test("ess serve closes the connection of an event stream it drops", async (t) => {
+  const source = new FakeSource();
+  // One connection at most: while the dropped client's connection stays open, nobody else
+  // gets in.
+  const limits = { maxConnections: 1, eventQueueBytes: 64 * 1024 };
+  await withServer(source, { limits }, async (url) => {
+    await t.step("should free the connection though the client never reads again", async () => {
+      const conn = await rawConnection(url, "GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n");
+      const head = new Uint8Array(12);
+      await conn.read(head);
+      equal(new TextDecoder().decode(head), "HTTP/1.1 200");
+      const big = { home: { blob: "x".repeat(100_000) } };
+      for (let i = 0; i < 400; i++) {
+        source.poll(big);
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+      const until = Date.now() + 10_000;
+      let status = 0;
+      while (status !== 200 && Date.now() < until) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        status = await fetch(`${url}/api/state`).then(async (r) => {
+          await r.body?.cancel();
+          return r.status;
+        }).catch(() => 0);
+      }
+      conn.close();
+      equal(status, 200, "another client got in");
+    });
   });
 });

@@ -25,6 +25,7 @@ import { sseEvent, SseHub } from "./_sse.ts";
 import { GraphCache, type GraphResult } from "./_graph.ts";
 import { CONTROL_LIST } from "./_controls.ts";
 import { ASSETS } from "./_assets.ts";
+import { type Listener, type ListenerLimits, listenHttp } from "./_listener.ts";
 import { authority, type ListenAddress, MIN_TOKEN_LENGTH } from "./listen.ts";
 import { matchRoutes, type RouteId } from "./routes.ts";
 import { openApiDocument } from "./openapi.ts";
@@ -32,7 +33,7 @@ import { echoedSecrets, servedSnapshot, stateDocument } from "./state.ts";
 import type { ServeSnapshot, ServeSource } from "./source.ts";
 
 /** The server's limits; every one has a default. */
-export interface ServeLimits {
+export interface ServeLimits extends ListenerLimits {
   /** Open event streams at most (503 beyond). */
   maxEventStreams: number;
   /** Time between SSE keep-alive comments, in ms. */
@@ -61,6 +62,9 @@ export interface ServeLimits {
 
 /** The defaults of {@link ServeLimits}. */
 export const DEFAULT_LIMITS: Readonly<ServeLimits> = {
+  maxConnections: 128,
+  headersTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 5_000,
   maxEventStreams: 32,
   keepAliveMs: 15_000,
   eventQueueBytes: 256 * 1024,
@@ -435,35 +439,34 @@ export interface RunningServer {
  *   graph: () => Promise.reject(new Error("no graphs in this example")),
  *   control: () => Promise.resolve({ outcome: "written" as const }),
  * };
- * const server = startServer({ hostname: "127.0.0.1", port: 0 }, { source });
+ * const server = await startServer({ hostname: "127.0.0.1", port: 0 }, { source });
  * const answer = await fetch(new URL("/api/state", server.url));
  * equal((await answer.json()).home.statistics.load_power, "376");
  * await server.close();
  * ```
  */
-export function startServer(address: ListenAddress, options: ServeOptions): RunningServer {
+export async function startServer(
+  address: ListenAddress,
+  options: ServeOptions,
+): Promise<RunningServer> {
   const log = options.logger ?? silentLogger;
+  const limits: ServeLimits = { ...DEFAULT_LIMITS, ...options.limits };
   const handler = createHandler(options);
-  let server: Deno.HttpServer<Deno.NetAddr>;
+  let listener: Listener;
   try {
-    server = Deno.serve({
-      hostname: address.hostname,
-      port: address.port,
-      onListen: () => {},
-      onError: (err) => {
-        log.error(`serving a request failed: ${errorText(err)}`);
-        return new Response('{"error":"internal error"}\n', {
-          status: 500,
-          headers: { "content-type": JSON_TEXT, "cache-control": "no-store" },
-        });
-      },
-    }, (request, info) => handler.handle(request, authority(info.remoteAddr)));
+    listener = await listenHttp(
+      address,
+      limits,
+      (request, remote) => handler.handle(request, remote),
+      (err) => log.error(`serving a request failed: ${errorText(err)}`),
+    );
   } catch (err) {
     handler.close();
-    const hint = err instanceof Deno.errors.AddrInUse
+    const code = (err as { code?: unknown }).code;
+    const hint = code === "EADDRINUSE"
       ? "another program uses that port (another ess with the same listen in its config " +
         "file, perhaps): pick another with --listen"
-      : err instanceof Deno.errors.PermissionDenied
+      : code === "EACCES"
       ? "ports below 1024 need privileges: pick a higher port"
       : "check the address";
     throw new EssError(
@@ -471,13 +474,12 @@ export function startServer(address: ListenAddress, options: ServeOptions): Runn
       { cause: err },
     );
   }
-  const bound = { hostname: server.addr.hostname, port: server.addr.port };
   return {
-    address: bound,
-    url: `http://${authority(bound)}`,
+    address: listener.address,
+    url: `http://${authority(listener.address)}`,
     async close() {
       handler.close();
-      await server.shutdown();
+      await listener.close();
     },
   };
 }
