@@ -138,10 +138,6 @@ export class FakeSource implements ServeSource {
   /** How control commands are answered. */
   controlAnswer: (name: ControlName, command: ControlCommand) => Promise<ControlOutcome> = () =>
     Promise.resolve({ outcome: "written" });
-  /** Every graph asked for, as `device/span/y-m-d`. */
-  readonly graphCalls: string[] = [];
-  /** Every control command, as `name: description`. */
-  readonly controlCalls: string[] = [];
   #listeners = new Listeners();
 
   /** {@link FakeSource.snap}. */
@@ -152,14 +148,12 @@ export class FakeSource implements ServeSource {
   onPoll(listener: () => void): () => void {
     return this.#listeners.add(listener);
   }
-  /** Records the request and answers with {@link FakeSource.graphAnswer}. */
+  /** Answers with {@link FakeSource.graphAnswer}. */
   graph(device: GraphDevice, span: GraphSpan, date: CalendarDate): Promise<GraphAnswer> {
-    this.graphCalls.push(`${device}/${span}/${date.year}-${date.month}-${date.day}`);
     return this.graphAnswer(device, span, date);
   }
-  /** Records the command and answers with {@link FakeSource.controlAnswer}. */
+  /** Answers with {@link FakeSource.controlAnswer}. */
   control(name: ControlName, command: ControlCommand): Promise<ControlOutcome> {
-    this.controlCalls.push(`${name}: ${command.description}`);
     return this.controlAnswer(name, command);
   }
   /** Sets the states as a successful poll and tells the listeners. */

@@ -29,7 +29,6 @@ export class SseHub {
   #clients = new Set<Client>();
   #limits: SseLimits;
   #keepAlive: ReturnType<typeof setInterval> | undefined;
-  #dropped = 0;
   #closed = false;
 
   constructor(limits: SseLimits) {
@@ -39,11 +38,6 @@ export class SseHub {
   /** How many streams are open. */
   get size(): number {
     return this.#clients.size;
-  }
-
-  /** How many clients were disconnected for not keeping up. */
-  get dropped(): number {
-    return this.#dropped;
   }
 
   /**
@@ -89,7 +83,6 @@ export class SseHub {
       if (room === null || room <= 0) {
         // It has not read what it was sent: more would only pile up in memory. An error
         // (unlike close) drops what is queued and ends the connection.
-        this.#dropped++;
         try {
           client.controller.error(new Error("the client does not keep up"));
         } catch {
