@@ -44,9 +44,7 @@ export class SseHub {
    * A new stream that starts with `first` (the current state event), `"full"` when
    * {@link SseLimits.maxClients} streams are open already, or `"closed"` after
    * {@link SseHub.closeAll}: a stream opened while the server shuts down would hold the shutdown
-   * up. The server cancels the stream when its client goes away, which removes the client (no
-   * request signal: Deno.serve warns on stderr about its legacy abort behaviour when a handler
-   * reads it).
+   * up. The listener cancels the stream when its client goes away, which removes the client.
    */
   open(first: string): ReadableStream<Uint8Array> | "full" | "closed" {
     if (this.#closed) return "closed";
