@@ -646,6 +646,29 @@ async function readToEnd(conn: Deno.TcpConn): Promise<string> {
   return text;
 }
 
+/** An event stream on a raw connection, once its status line came; the rest is left unread. */
+async function rawEventStream(url: string): Promise<Deno.TcpConn> {
+  const conn = await rawConnection(url, "GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n");
+  const head = new Uint8Array(12);
+  await conn.read(head);
+  equal(new TextDecoder().decode(head), "HTTP/1.1 200");
+  return conn;
+}
+
+/** The status of `/api/state`, asked until it is 200 or `ms` have passed (0: no answer). */
+async function stateStatusWithin(url: string, ms: number): Promise<number> {
+  const until = Date.now() + ms;
+  let status = 0;
+  while (status !== 200 && Date.now() < until) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    status = await fetch(`${url}/api/state`).then(async (r) => {
+      await r.body?.cancel();
+      return r.status;
+    }).catch(() => 0);
+  }
+  return status;
+}
+
 Deno.test("ess serve bounds connections and the time a request's head may take", async (t) => {
   const source = new FakeSource();
   const limits = { maxConnections: 3, headersTimeoutMs: 300 };
@@ -656,27 +679,15 @@ Deno.test("ess serve bounds connections and the time a request's head may take",
     });
     await t.step("should close connections beyond the cap at once", async () => {
       // Three event streams: once each has its status line, the server holds three connections.
-      const held: Deno.TcpConn[] = [];
-      for (let i = 0; i < 3; i++) {
-        const conn = await rawConnection(url, "GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n");
-        const head = new Uint8Array(12);
-        await conn.read(head);
-        equal(new TextDecoder().decode(head), "HTTP/1.1 200");
-        held.push(conn);
-      }
+      const held = [
+        await rawEventStream(url),
+        await rawEventStream(url),
+        await rawEventStream(url),
+      ];
       const extra = await rawConnection(url, "GET /api/state HTTP/1.1\r\nHost: x\r\n\r\n");
       equal(await readToEnd(extra), "", "closed without an answer");
       for (const conn of held) conn.close();
-      const until = Date.now() + 5_000;
-      let status = 0;
-      while (status !== 200 && Date.now() < until) {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-        status = await fetch(`${url}/api/state`).then(async (r) => {
-          await r.body?.cancel();
-          return r.status;
-        }).catch(() => 0);
-      }
-      equal(status, 200, "serving again once they are gone");
+      equal(await stateStatusWithin(url, 5_000), 200, "serving again once they are gone");
     });
     await t.step("should read a path that starts with // as a path, not a host", async () => {
       const conn = await rawConnection(
@@ -702,24 +713,13 @@ Deno.test("ess serve closes the connection of an event stream it drops", async (
   const limits = { maxConnections: 1, eventQueueBytes: 64 * 1024 };
   await withServer(source, { limits }, async (url) => {
     await t.step("should free the connection though the client never reads again", async () => {
-      const conn = await rawConnection(url, "GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n");
-      const head = new Uint8Array(12);
-      await conn.read(head);
-      equal(new TextDecoder().decode(head), "HTTP/1.1 200");
+      const conn = await rawEventStream(url);
       const big = { home: { blob: "x".repeat(100_000) } };
       for (let i = 0; i < 400; i++) {
         source.poll(big);
         await new Promise((resolve) => setTimeout(resolve, 1));
       }
-      const until = Date.now() + 10_000;
-      let status = 0;
-      while (status !== 200 && Date.now() < until) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-        status = await fetch(`${url}/api/state`).then(async (r) => {
-          await r.body?.cancel();
-          return r.status;
-        }).catch(() => 0);
-      }
+      const status = await stateStatusWithin(url, 10_000);
       conn.close();
       equal(status, 200, "another client got in");
     });
