@@ -13,7 +13,7 @@ import { Poller, type PollerOptions } from "../lib/device/poller.ts";
 import type { Logger } from "../lib/log.ts";
 import { exposureNotice } from "../lib/serve/listen.ts";
 import { pollerSource } from "../lib/serve/poller_source.ts";
-import { startServer } from "../lib/serve/server.ts";
+import { type RunningServer, startServer } from "../lib/serve/server.ts";
 import type { ServeSettings } from "./_poll.ts";
 
 /** What {@link startServing} serves, and for whom. */
@@ -44,7 +44,7 @@ export interface Serving {
  * them, and logs where, with one more line saying who can reach it when that is not only this
  * machine.
  */
-export function startServing(options: ServingOptions): Serving {
+export async function startServing(options: ServingOptions): Promise<Serving> {
   const { client, poll, serve, logger } = options;
   const now = Date.now;
   const poller = new Poller({
@@ -57,9 +57,9 @@ export function startServing(options: ServingOptions): Serving {
   });
   const controls = new ControlQueue({ poller, options: poll, logger, now, sleep });
   const source = pollerSource(poller, controls, client, { logger });
-  let server: ReturnType<typeof startServer>;
+  let server: RunningServer;
   try {
-    server = startServer(serve.address, {
+    server = await startServer(serve.address, {
       source,
       controlToken: serve.controlToken,
       secrets: options.secrets,

@@ -228,7 +228,7 @@ const command = defineCommand({
     try {
       // Serving shares the bridge's poller and control queue: one device session for both.
       // The server's modules load only here, so that the bridge alone does not carry them.
-      const serving = settings.serve && (await import("./_serve.ts")).startServing({
+      const serving = settings.serve && await (await import("./_serve.ts")).startServing({
         client: session.client,
         poll: settings.bridge,
         serve: settings.serve,

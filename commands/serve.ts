@@ -32,7 +32,8 @@ const command = defineCommand({
     "Polls, graphs and controls share one device session. The device lets one app session in",
     "at a time: next to 'ess mqtt', use 'ess mqtt --listen' instead, which serves the same.",
     "Keep it on your LAN and never forward the port to the internet. It runs until SIGINT or",
-    "SIGTERM. Exit codes: 0 stopped, 2 bad option or config, 78 wrong device password.",
+    "SIGTERM. Exit codes: 0 stopped, 1 the port is taken or the device cannot be found, 2 bad",
+    "option or config, 78 wrong device password.",
   ].join("\n"),
   options: [
     ...DEVICE_OPTIONS,
@@ -59,7 +60,7 @@ const command = defineCommand({
     }
     const session = await openDevice(p);
     try {
-      const serving = startServing({
+      const serving = await startServing({
         client: session.client,
         poll,
         serve,

@@ -114,6 +114,20 @@ export async function withSimSource(
   }
 }
 
+/** The states the server shows, as a fixture family (`classic`, `new`, `home15`) has them. */
+export function fixtureStates(family: string): Partial<Record<StateName, JsonObject>> {
+  const states: Partial<Record<StateName, JsonObject>> = {};
+  for (const state of ["home", "common", "batt", "systeminfo"] as const) {
+    const file = new URL(`../fixtures/${family}/${state}.json`, import.meta.url);
+    try {
+      states[state] = JSON.parse(Deno.readTextFileSync(file));
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+  }
+  return states;
+}
+
 /** A source that answers what the test put in it. */
 export class FakeSource implements ServeSource {
   /** What {@link FakeSource.snapshot} answers. */
@@ -124,10 +138,6 @@ export class FakeSource implements ServeSource {
   /** How control commands are answered. */
   controlAnswer: (name: ControlName, command: ControlCommand) => Promise<ControlOutcome> = () =>
     Promise.resolve({ outcome: "written" });
-  /** Every graph asked for, as `device/span/y-m-d`. */
-  readonly graphCalls: string[] = [];
-  /** Every control command, as `name: description`. */
-  readonly controlCalls: string[] = [];
   #listeners = new Listeners();
 
   /** {@link FakeSource.snap}. */
@@ -138,14 +148,12 @@ export class FakeSource implements ServeSource {
   onPoll(listener: () => void): () => void {
     return this.#listeners.add(listener);
   }
-  /** Records the request and answers with {@link FakeSource.graphAnswer}. */
+  /** Answers with {@link FakeSource.graphAnswer}. */
   graph(device: GraphDevice, span: GraphSpan, date: CalendarDate): Promise<GraphAnswer> {
-    this.graphCalls.push(`${device}/${span}/${date.year}-${date.month}-${date.day}`);
     return this.graphAnswer(device, span, date);
   }
-  /** Records the command and answers with {@link FakeSource.controlAnswer}. */
+  /** Answers with {@link FakeSource.controlAnswer}. */
   control(name: ControlName, command: ControlCommand): Promise<ControlOutcome> {
-    this.controlCalls.push(`${name}: ${command.description}`);
     return this.controlAnswer(name, command);
   }
   /** Sets the states as a successful poll and tells the listeners. */

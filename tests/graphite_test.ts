@@ -8,6 +8,7 @@ import type { JsonObject } from "../lib/device/flatten.ts";
 import {
   type Connection,
   datagrams,
+  MAX_METRIC_PATH,
   metricLines,
   metricNode,
   type MetricSender,
@@ -111,6 +112,20 @@ Deno.test("metricLines()", async (t) => {
   await t.step("should put a prefix in front, each level made safe", () => {
     deepEqual(metricLines({ home: { statistics: { load_power: "1" } } }, 5, "site 1.ess."), [
       "site_1.ess.home.statistics.load_power 1 5\n",
+    ]);
+  });
+  await t.step("should leave out a metric whose name is too long to store or send", () => {
+    const long = "k".repeat(70_000);
+    deepEqual(
+      metricLines(
+        { home: { statistics: { [long]: "1", load_power: "376" }, [long]: { x: "2" } } },
+        7,
+      ),
+      ["home.statistics.load_power 376 7\n"],
+    );
+    const edge = "e".repeat(MAX_METRIC_PATH - "home.".length);
+    deepEqual(metricLines({ home: { [edge]: "1", [`${edge}f`]: "2" } }, 7, "site"), [
+      `site.home.${edge} 1 7\n`,
     ]);
   });
   await t.step("should take JSON numbers, booleans and arrays (ESS Home 15)", () => {
@@ -294,6 +309,19 @@ Deno.test("UdpSender", async (t) => {
       }
       ok(listener.packets.length > 1, "split into several datagrams");
       equal(listener.packets.join(""), lines.join(""));
+    } finally {
+      await sender.close();
+      await listener.close();
+    }
+  });
+  await t.step("should deliver a device's metrics even beside a hostile key", async () => {
+    const listener = await udpListener();
+    const sender = new UdpSender({ hostname: "127.0.0.1", port: listener.port });
+    try {
+      const home = { statistics: { ["k".repeat(70_000)]: "1", load_power: "376" } };
+      await sender.send(metricLines({ home }, 7));
+      while (listener.packets.length === 0) await new Promise((r) => setTimeout(r, 5));
+      deepEqual(listener.packets, ["home.statistics.load_power 376 7\n"]);
     } finally {
       await sender.close();
       await listener.close();

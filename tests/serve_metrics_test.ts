@@ -5,9 +5,9 @@
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { escapeLabelValue, renderMetrics } from "../lib/export/prometheus.ts";
-import type { JsonObject } from "../lib/device/flatten.ts";
 import { type Simulator, startSimulator } from "../lib/sim/simulator.ts";
 import { spawnDaemon } from "./_cli.ts";
+import { fixtureStates } from "./_serve_source.ts";
 import { deviceArgs, NOON } from "./_world.ts";
 
 function which(name: string): string | undefined {
@@ -23,22 +23,6 @@ function which(name: string): string | undefined {
 
 const PROMTOOL = which("promtool");
 const PROMETHEUS = which("prometheus");
-
-function fixture(family: string, state: string): JsonObject | undefined {
-  try {
-    return JSON.parse(
-      Deno.readTextFileSync(new URL(`../fixtures/${family}/${state}.json`, import.meta.url)),
-    );
-  } catch {
-    return undefined;
-  }
-}
-
-function fixtureStates(family: string): Record<string, JsonObject | undefined> {
-  return Object.fromEntries(
-    ["home", "common", "batt", "systeminfo"].map((s) => [s, fixture(family, s)]),
-  );
-}
 
 /** `name{labels} value` lines as a map from `name{labels}` to the value. */
 function samples(text: string): Map<string, number> {
@@ -178,6 +162,9 @@ Deno.test("renderMetrics() leaves out what the device did not send as a number",
     );
     equal(s.get('ess_pv_power_watts{serial="ESSFIX0015"}'), 2100);
     equal(s.get('ess_battery_power_watts{serial="ESSFIX0015"}'), -600);
+    equal(s.get('ess_pv_string_voltage_volts{serial="ESSFIX0015",string="1"}'), 312.4, "0.1 V");
+    equal(s.get('ess_pv_string_current_amperes{serial="ESSFIX0015",string="1"}'), 3.68, "0.01 A");
+    equal(s.get('ess_pv_string_power_watts{serial="ESSFIX0015",string="1"}'), 1150);
   });
 });
 

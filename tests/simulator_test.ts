@@ -436,3 +436,16 @@ Deno.test("startSimulator() survives a request cut off mid-body", async (t) => {
     });
   });
 });
+
+Deno.test("startSimulator() answers a body over 1 MiB 413, as nginx does, and keeps none of it", async (t) => {
+  await withSim({}, async (sim) => {
+    await t.step("should answer 413 and keep serving", async () => {
+      const big = JSON.stringify({ password: "x".repeat(2 * 1024 * 1024) });
+      const reply = await call(sim, "PUT", LOGIN.classic, big);
+      assert.equal(reply.status, 413);
+      assert.match(reply.text, /413 Request Entity Too Large/);
+      assert.equal(sim.requests.length, 0, "never handled, so never recorded");
+      assert.equal(typeof await login(sim), "string");
+    });
+  });
+});

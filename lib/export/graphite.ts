@@ -49,6 +49,14 @@ export function metricNode(text: string): string {
 const NUMBER = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
 
 /**
+ * The longest metric path taken from the device (`home.statistics.load_power`, the prefix not
+ * counted). Its own names are under 60 characters; carbon cannot store a much longer one (each
+ * level is a file name of at most 255 bytes), drops a TCP connection over a line of 16 kB, and
+ * a line has to fit one datagram.
+ */
+export const MAX_METRIC_PATH = 200;
+
+/**
  * The number a device value stands for: numbers as they are (`"26.500000"` -> 26.5), `on`,
  * `start`, `true` -> 1 and `off`, `stop`, `false` -> 0; anything else (`""`, `pcs_ok`, a brand
  * name) is `undefined` and not sent.
@@ -70,7 +78,9 @@ export function metricValue(text: string): number | undefined {
 
 /**
  * One plaintext line per numeric leaf of each state: `[<prefix>.]<state>.<group>.<key> <value>
- * <timestamp>\n`. The prefix may have several dot-separated levels; each is made safe.
+ * <timestamp>\n`. The prefix may have several dot-separated levels; each is made safe. A leaf
+ * whose path passes {@link MAX_METRIC_PATH} characters is left out, so that one odd key cannot
+ * cost the others their batch.
  *
  * @example
  * ```ts
@@ -91,7 +101,9 @@ export function metricLines(
     for (const { path, value } of flatten(answer, [state])) {
       const number = metricValue(value);
       if (number === undefined) continue;
-      lines.push(`${[...head, ...path.map(metricNode)].join(".")} ${number} ${timestamp}\n`);
+      const name = path.map(metricNode).join(".");
+      if (name.length > MAX_METRIC_PATH) continue;
+      lines.push(`${[...head, name].join(".")} ${number} ${timestamp}\n`);
     }
   }
   return lines;

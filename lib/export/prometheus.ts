@@ -164,16 +164,21 @@ export const METRIC_TABLE: readonly MetricRow[] = [
     "Share of today's PV energy used in the house, 0 to 1.",
     [ratio("home/statistics/current_day_self_consumption")],
   ),
-  ...(["power_watts", "voltage_volts", "current_amperes"] as const).flatMap((unit) =>
-    [1, 2, 3].map((n) =>
-      row(
-        `ess_pv_string_${unit}`,
-        `PV ${unit.split("_")[0]} per string, in ${unit.split("_")[1]}.`,
-        [src(`common/PV/pv${n}_${unit.split("_")[0]}`)],
-        { string: String(n) },
+  // ESS Home 15 puts the strings in common/ess[0], voltages in 0.1 V and currents in 0.01 A.
+  ...([["power", "watts", 1], ["voltage", "volts", 0.1], ["current", "amperes", 0.01]] as const)
+    .flatMap(([quantity, unit, home15]) =>
+      [1, 2, 3].map((n) =>
+        row(
+          `ess_pv_string_${quantity}_${unit}`,
+          `PV ${quantity} per string, in ${unit}.`,
+          [
+            src(`common/PV/pv${n}_${quantity}`),
+            src(`common/ess/0/PV/pv${n}_${quantity}`, scaled(home15)),
+          ],
+          { string: String(n) },
+        )
       )
-    )
-  ),
+    ),
   row("ess_pv_capacity_watts", "Installed PV peak power, in watts.", [watts("common/PV/capacity")]),
   row("ess_grid_voltage_volts", "Grid voltage (phase A), in volts.", [src("common/GRID/a_phase")]),
   row("ess_grid_frequency_hertz", "Grid frequency, in hertz.", [src("common/GRID/freq")]),

@@ -1,6 +1,6 @@
 /**
  * Graph requests of the dashboard, kind to the device: equal requests share one device read,
- * answers are kept for a while, and only a few reads run at once.
+ * answers are kept for a while, only a few reads run at once, and only so many a minute.
  *
  * @module
  */
@@ -22,9 +22,14 @@ export interface GraphCacheLimits {
   maxEntries: number;
   /** Different graphs read from the device at once at most. */
   maxInFlight: number;
+  /**
+   * Device reads in any minute at most: a client stepping through dates as fast as answers
+   * come would otherwise keep the device busy with graphs for as long as it likes.
+   */
+  maxReadsPerMinute: number;
 }
 
-/** Result of {@link GraphCache.get}: the answer, or `busy` when too many reads run. */
+/** Result of {@link GraphCache.get}: the answer, or `busy` when too many reads run or ran. */
 export type GraphResult = GraphAnswer | "busy";
 
 /** A small cache in front of the device's graph endpoints. */
@@ -34,6 +39,8 @@ export class GraphCache {
   #now: () => number;
   #answers = new Map<string, { at: number; answer: GraphAnswer }>();
   #pending = new Map<string, Promise<GraphAnswer>>();
+  /** When the reads of the last minute started, oldest first. */
+  #readTimes: number[] = [];
 
   constructor(read: GraphReader, limits: GraphCacheLimits, now: () => number) {
     this.#read = read;
@@ -49,6 +56,12 @@ export class GraphCache {
     const pending = this.#pending.get(key);
     if (pending) return pending;
     if (this.#pending.size >= this.#limits.maxInFlight) return Promise.resolve("busy");
+    const now = this.#now();
+    while (this.#readTimes.length > 0 && now - this.#readTimes[0]! >= 60_000) {
+      this.#readTimes.shift();
+    }
+    if (this.#readTimes.length >= this.#limits.maxReadsPerMinute) return Promise.resolve("busy");
+    this.#readTimes.push(now);
     const read = this.#read(device, span, date).then((answer) => {
       this.#answers.delete(key);
       this.#answers.set(key, { at: this.#now(), answer });

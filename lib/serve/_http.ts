@@ -1,11 +1,12 @@
 /**
  * HTTP pieces of the server: answers with the right headers, a capped body reader, the bearer
- * token check and the same-origin check. Every answer goes through {@link Redactor}, so no
- * secret the server knows can leave it.
+ * token check and the same-origin check. Every string from outside goes through
+ * {@link Redactor} before it is put into an answer, so no secret the server knows can leave it.
  *
  * @module
  */
 import { createHash, timingSafeEqual } from "node:crypto";
+import type { Json } from "../device/flatten.ts";
 
 /** Headers every answer carries. */
 const BASE_HEADERS: Readonly<Record<string, string>> = {
@@ -23,9 +24,14 @@ const BASE_HEADERS: Readonly<Record<string, string>> = {
 const SECRET_PAIR =
   /((?:auth_?key|passw(?:or)?d)\\?["']?\s*[:=]\s*\\?["']?)([^"'\\\s,;{}[\]&]{4,})/gi;
 
+/** Deeper than anything the server sends: the device's answers are cut well before this. */
+const MAX_VALUE_DEPTH = 64;
+
 /**
  * Replaces every secret the server knows, and the value of every `auth_key` or `password` it
- * meets, in a text it is about to send.
+ * meets, in the strings it is about to send. It works on strings, never on a whole answer: a
+ * secret may well occur in the answer's own syntax (`true`, the `0000` of a timestamp), and
+ * replacing it there would break the JSON or the exposition format.
  */
 export class Redactor {
   #needles: string[];
@@ -63,6 +69,21 @@ export class Redactor {
     }
     return out;
   }
+
+  /**
+   * A copy of `value` with every string in it, keys too, passed through
+   * {@link Redactor.text}; numbers, booleans and the structure stay as they are.
+   */
+  value(value: Json, depth = 0): Json {
+    if (typeof value === "string") return this.text(value);
+    if (typeof value !== "object" || value === null) return value;
+    if (depth >= MAX_VALUE_DEPTH) return null;
+    if (Array.isArray(value)) return value.map((item) => this.value(item, depth + 1));
+    // fromEntries defines own properties, so even a key named `__proto__` stays a key.
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [this.text(k), this.value(v, depth + 1)]),
+    );
+  }
 }
 
 /** Builds answers; it knows the secrets and the cache policy. */
@@ -73,24 +94,28 @@ export class Answers {
     this.redactor = redactor;
   }
 
-  /** A JSON answer, not to be cached. */
-  json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
-    return this.text(status, `${JSON.stringify(body)}\n`, "application/json", headers);
+  /** A JSON answer, not to be cached, with every string in `body` redacted. */
+  json(status: number, body: Json, headers: Record<string, string> = {}): Response {
+    const text = `${JSON.stringify(this.redactor.value(body))}\n`;
+    return this.text(status, text, "application/json", headers);
   }
 
-  /** `{"error": message}` with `status`. */
+  /** `{"error": message}` with `status`, the message redacted. */
   error(status: number, message: string, headers: Record<string, string> = {}): Response {
     return this.json(status, { error: message }, headers);
   }
 
-  /** Any text answer, not to be cached. */
+  /**
+   * A text answer as it is, not to be cached: `body` must be made of ess's own text and of
+   * strings that went through the redactor already.
+   */
   text(
     status: number,
     body: string,
     contentType: string,
     headers: Record<string, string> = {},
   ): Response {
-    return new Response(this.redactor.text(body), {
+    return new Response(body, {
       status,
       headers: {
         ...BASE_HEADERS,

@@ -29,7 +29,7 @@ export class SseHub {
   #clients = new Set<Client>();
   #limits: SseLimits;
   #keepAlive: ReturnType<typeof setInterval> | undefined;
-  #dropped = 0;
+  #closed = false;
 
   constructor(limits: SseLimits) {
     this.#limits = limits;
@@ -40,19 +40,15 @@ export class SseHub {
     return this.#clients.size;
   }
 
-  /** How many clients were disconnected for not keeping up. */
-  get dropped(): number {
-    return this.#dropped;
-  }
-
   /**
-   * A new stream that starts with `first` (the current state event), or `undefined` when
-   * {@link SseLimits.maxClients} streams are open already. The server cancels the stream when
-   * its client goes away, which removes the client (no request signal: Deno.serve warns on
-   * stderr about its legacy abort behaviour when a handler reads it).
+   * A new stream that starts with `first` (the current state event), `"full"` when
+   * {@link SseLimits.maxClients} streams are open already, or `"closed"` after
+   * {@link SseHub.closeAll}: a stream opened while the server shuts down would hold the shutdown
+   * up. The listener cancels the stream when its client goes away, which removes the client.
    */
-  open(first: string): ReadableStream<Uint8Array> | undefined {
-    if (this.#clients.size >= this.#limits.maxClients) return undefined;
+  open(first: string): ReadableStream<Uint8Array> | "full" | "closed" {
+    if (this.#closed) return "closed";
+    if (this.#clients.size >= this.#limits.maxClients) return "full";
     let client: Client | undefined;
     const stream = new ReadableStream<Uint8Array>({
       start: (controller) => {
@@ -73,8 +69,9 @@ export class SseHub {
     this.#broadcast(encoder.encode(event));
   }
 
-  /** Ends every stream. */
+  /** Ends every stream, and refuses new ones from now on. */
   closeAll(): void {
+    this.#closed = true;
     for (const client of [...this.#clients]) this.#close(client);
   }
 
@@ -84,7 +81,6 @@ export class SseHub {
       if (room === null || room <= 0) {
         // It has not read what it was sent: more would only pile up in memory. An error
         // (unlike close) drops what is queued and ends the connection.
-        this.#dropped++;
         try {
           client.controller.error(new Error("the client does not keep up"));
         } catch {

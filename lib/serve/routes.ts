@@ -192,7 +192,7 @@ export const ROUTES: readonly Route[] = [
     params: [],
     responses: {
       "200": text("text/event-stream", "The event stream."),
-      "503": error("Too many event streams are open."),
+      "503": error("Too many event streams are open, or ess is stopping."),
     },
   },
   {
@@ -213,7 +213,7 @@ export const ROUTES: readonly Route[] = [
             type: "object",
             properties: {
               version: { type: "string" },
-              intervalSeconds: { type: "number" },
+              intervalSeconds: { type: ["number", "null"] },
               controls: { type: "boolean" },
               controlList: { type: "array", items: { type: "object" } },
             },
@@ -272,7 +272,7 @@ export const ROUTES: readonly Route[] = [
       "400": error("A bad date."),
       "404": error("No such device or span."),
       "502": error("The device could not be read."),
-      "503": error("Too many graph requests at once."),
+      "503": error("Too many graph requests at once, or in the last minute."),
       "504": error("The device did not answer in time."),
     },
   },
@@ -329,6 +329,7 @@ export const ROUTES: readonly Route[] = [
           "origin.",
       ),
       "404": error("No such control."),
+      "408": error("The body did not arrive within 5 s."),
       "413": error("The body is too large."),
       "415": error("The body is not text/plain."),
       "502": error("The device refused or could not be reached."),
@@ -370,10 +371,12 @@ export interface RouteMatch {
 
 const MATCHERS = ROUTES.map((route) => {
   const names: string[] = [];
-  const source = route.path.replace(/\{(\w+)\}/g, (_, name: string) => {
-    names.push(name);
+  // Literal parts are escaped: the `.` of `/app.js` must not match any character.
+  const source = route.path.split(/\{(\w+)\}/).map((part, i) => {
+    if (i % 2 === 0) return part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    names.push(part);
     return "([^/]+)";
-  });
+  }).join("");
   return { route, names, regex: new RegExp(`^${source}$`) };
 });
 

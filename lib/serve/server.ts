@@ -25,14 +25,15 @@ import { sseEvent, SseHub } from "./_sse.ts";
 import { GraphCache, type GraphResult } from "./_graph.ts";
 import { CONTROL_LIST } from "./_controls.ts";
 import { ASSETS } from "./_assets.ts";
+import { type Listener, type ListenerLimits, listenHttp } from "./_listener.ts";
 import { authority, type ListenAddress, MIN_TOKEN_LENGTH } from "./listen.ts";
 import { matchRoutes, type RouteId } from "./routes.ts";
 import { openApiDocument } from "./openapi.ts";
-import { echoedSecrets, stateDocument } from "./state.ts";
-import type { ServeSource } from "./source.ts";
+import { echoedSecrets, servedSnapshot, stateDocument } from "./state.ts";
+import type { ServeSnapshot, ServeSource } from "./source.ts";
 
 /** The server's limits; every one has a default. */
-export interface ServeLimits {
+export interface ServeLimits extends ListenerLimits {
   /** Open event streams at most (503 beyond). */
   maxEventStreams: number;
   /** Time between SSE keep-alive comments, in ms. */
@@ -55,10 +56,15 @@ export interface ServeLimits {
   graphCacheMs: number;
   /** Different graphs read from the device at once at most (503 beyond). */
   maxGraphReads: number;
+  /** Graphs read from the device in any minute at most (503 beyond; kept answers still come). */
+  maxGraphReadsPerMinute: number;
 }
 
 /** The defaults of {@link ServeLimits}. */
 export const DEFAULT_LIMITS: Readonly<ServeLimits> = {
+  maxConnections: 128,
+  headersTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 5_000,
   maxEventStreams: 32,
   keepAliveMs: 15_000,
   eventQueueBytes: 256 * 1024,
@@ -70,6 +76,7 @@ export const DEFAULT_LIMITS: Readonly<ServeLimits> = {
   graphTimeoutMs: 30_000,
   graphCacheMs: 60_000,
   maxGraphReads: 2,
+  maxGraphReadsPerMinute: 30,
 };
 
 /** What the server serves, and how. */
@@ -152,9 +159,11 @@ export function createHandler(options: ServeOptions): ServeHandler {
         `from 'openssl rand -hex 24'`,
     );
   }
-  const answers = new Answers(
-    new Redactor([token, ...(options.secrets ?? [])], () => echoedSecrets(source.snapshot())),
+  const redactor = new Redactor(
+    [token, ...(options.secrets ?? [])],
+    () => echoedSecrets(source.snapshot()),
   );
+  const answers = new Answers(redactor);
   const hub = new SseHub({
     maxClients: limits.maxEventStreams,
     keepAliveMs: limits.keepAliveMs,
@@ -163,28 +172,44 @@ export function createHandler(options: ServeOptions): ServeHandler {
   });
   const graphs = new GraphCache(
     (device, span, date) => source.graph(device, span, date),
-    { ttlMs: limits.graphCacheMs, maxEntries: 64, maxInFlight: limits.maxGraphReads },
+    {
+      ttlMs: limits.graphCacheMs,
+      maxEntries: 64,
+      maxInFlight: limits.maxGraphReads,
+      maxReadsPerMinute: limits.maxGraphReadsPerMinute,
+    },
     now,
   );
   const openapi = `${JSON.stringify(openApiDocument(VERSION), null, 2)}\n`;
   let controlsWaiting = 0;
 
-  const stateText = () => JSON.stringify(stateDocument(source.snapshot(), now()));
+  const served = new WeakMap<ServeSnapshot, ServeSnapshot>();
+  /** The latest snapshot, redacted once per poll rather than once per answer. */
+  const snapshot = (): ServeSnapshot => {
+    const latest = source.snapshot();
+    let clean = served.get(latest);
+    if (!clean) served.set(latest, clean = servedSnapshot(latest, (v) => redactor.value(v)));
+    return clean;
+  };
+  const stateText = () => JSON.stringify(stateDocument(snapshot(), now()));
   const unsubscribe = source.onPoll(() => {
-    if (hub.size > 0) hub.send(answers.redactor.text(sseEvent("state", stateText())));
+    if (hub.size > 0) hub.send(sseEvent("state", stateText()));
   });
 
-  const info = () => ({
-    version: VERSION,
-    intervalSeconds: options.intervalSeconds ?? null,
-    controls: token !== undefined,
-    controlList: CONTROL_LIST,
-  });
+  const info = `${
+    JSON.stringify({
+      version: VERSION,
+      intervalSeconds: options.intervalSeconds ?? null,
+      controls: token !== undefined,
+      controlList: CONTROL_LIST,
+    })
+  }\n`;
 
   function events(): Response {
-    const first = answers.redactor.text(sseEvent("state", stateText()));
+    const first = sseEvent("state", stateText());
     const stream = hub.open(first);
-    if (!stream) {
+    if (stream === "closed") return answers.error(503, "ess is stopping");
+    if (stream === "full") {
       return answers.error(503, `too many event streams (${limits.maxEventStreams}) are open`, {
         "retry-after": "30",
       });
@@ -219,8 +244,8 @@ export function createHandler(options: ServeOptions): ServeHandler {
     try {
       const result = await Promise.race([graphs.get(device, span, date), wait.promise]);
       if (result === "busy") {
-        return answers.error(503, "the device is busy with other graphs; try again", {
-          "retry-after": "2",
+        return answers.error(503, "the device is busy with other graphs; try again soon", {
+          "retry-after": "5",
         });
       }
       if (result === "timeout") {
@@ -340,13 +365,13 @@ export function createHandler(options: ServeOptions): ServeHandler {
       case "events":
         return events();
       case "info":
-        return answers.json(200, info());
+        return answers.text(200, info, JSON_TEXT);
       case "graph":
         return graph(params, url);
       case "control":
         return control(request, params, remote);
       case "metrics":
-        return answers.text(200, renderMetrics(source.snapshot(), now()), METRICS_CONTENT_TYPE);
+        return answers.text(200, renderMetrics(snapshot(), now()), METRICS_CONTENT_TYPE);
       case "openapi":
         return answers.text(200, openapi, JSON_TEXT);
     }
@@ -414,35 +439,34 @@ export interface RunningServer {
  *   graph: () => Promise.reject(new Error("no graphs in this example")),
  *   control: () => Promise.resolve({ outcome: "written" as const }),
  * };
- * const server = startServer({ hostname: "127.0.0.1", port: 0 }, { source });
+ * const server = await startServer({ hostname: "127.0.0.1", port: 0 }, { source });
  * const answer = await fetch(new URL("/api/state", server.url));
  * equal((await answer.json()).home.statistics.load_power, "376");
  * await server.close();
  * ```
  */
-export function startServer(address: ListenAddress, options: ServeOptions): RunningServer {
+export async function startServer(
+  address: ListenAddress,
+  options: ServeOptions,
+): Promise<RunningServer> {
   const log = options.logger ?? silentLogger;
+  const limits: ServeLimits = { ...DEFAULT_LIMITS, ...options.limits };
   const handler = createHandler(options);
-  let server: Deno.HttpServer<Deno.NetAddr>;
+  let listener: Listener;
   try {
-    server = Deno.serve({
-      hostname: address.hostname,
-      port: address.port,
-      onListen: () => {},
-      onError: (err) => {
-        log.error(`serving a request failed: ${errorText(err)}`);
-        return new Response('{"error":"internal error"}\n', {
-          status: 500,
-          headers: { "content-type": JSON_TEXT, "cache-control": "no-store" },
-        });
-      },
-    }, (request, info) => handler.handle(request, authority(info.remoteAddr)));
+    listener = await listenHttp(
+      address,
+      limits,
+      (request, remote) => handler.handle(request, remote),
+      (err) => log.error(`serving a request failed: ${errorText(err)}`),
+    );
   } catch (err) {
     handler.close();
-    const hint = err instanceof Deno.errors.AddrInUse
+    const code = (err as { code?: unknown }).code;
+    const hint = code === "EADDRINUSE"
       ? "another program uses that port (another ess with the same listen in its config " +
         "file, perhaps): pick another with --listen"
-      : err instanceof Deno.errors.PermissionDenied
+      : code === "EACCES"
       ? "ports below 1024 need privileges: pick a higher port"
       : "check the address";
     throw new EssError(
@@ -450,13 +474,12 @@ export function startServer(address: ListenAddress, options: ServeOptions): Runn
       { cause: err },
     );
   }
-  const bound = { hostname: server.addr.hostname, port: server.addr.port };
   return {
-    address: bound,
-    url: `http://${authority(bound)}`,
+    address: listener.address,
+    url: `http://${authority(listener.address)}`,
     async close() {
       handler.close();
-      await server.shutdown();
+      await listener.close();
     },
   };
 }

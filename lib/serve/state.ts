@@ -6,6 +6,7 @@
  */
 import { isJsonObject, type Json, type JsonObject } from "../device/flatten.ts";
 import { summaryValues } from "../export/prometheus.ts";
+import type { StateName } from "../device/states.ts";
 import type { ServeSnapshot } from "./source.ts";
 
 /** Keys the server never passes on, whatever the device put in them. */
@@ -76,7 +77,40 @@ export function echoedSecrets(snapshot: ServeSnapshot): readonly string[] {
 }
 
 /**
- * The state document at `now` (ms since the epoch).
+ * The snapshot as the server may pass it on: each tree {@link withoutSecretKeys}, and every
+ * string from the device (keys, values, the error) through `redact`. Answers and metrics are
+ * made from this, so that no secret reaches them while their own syntax stays untouched.
+ *
+ * @example
+ * ```ts
+ * import { deepEqual } from "node:assert/strict";
+ * const snapshot = { states: { home: { auth_key: "k", note: "pw=x" } }, lastSuccess: 0, up: false, error: "x" };
+ * const redact = (value: unknown) => JSON.parse(JSON.stringify(value).replaceAll("x", "*"));
+ * const served = servedSnapshot(snapshot, redact);
+ * deepEqual(served.states, { home: { note: "pw=*" } });
+ * deepEqual(served.error, "*");
+ * ```
+ */
+export function servedSnapshot(
+  snapshot: ServeSnapshot,
+  redact: (value: Json) => Json,
+): ServeSnapshot {
+  const states: ServeSnapshot["states"] = {};
+  for (const [name, tree] of Object.entries(snapshot.states) as [StateName, JsonObject][]) {
+    const clean = redact(withoutSecretKeys(tree));
+    if (isJsonObject(clean)) states[name] = clean;
+  }
+  const served: ServeSnapshot = {
+    states,
+    lastSuccess: snapshot.lastSuccess,
+    up: snapshot.up,
+  };
+  if (snapshot.error !== undefined) served.error = String(redact(snapshot.error));
+  return served;
+}
+
+/**
+ * The state document at `now` (ms since the epoch), from a {@link servedSnapshot}.
  *
  * @example
  * ```ts
@@ -90,7 +124,7 @@ export function stateDocument(snapshot: ServeSnapshot, now: number): JsonObject 
   const { lastSuccess } = snapshot;
   const states: Record<string, JsonObject> = {};
   for (const [name, tree] of Object.entries(snapshot.states)) {
-    if (tree !== undefined) states[name] = withoutSecretKeys(tree);
+    if (tree !== undefined) states[name] = tree;
   }
   const doc: JsonObject = {
     lastSuccess: lastSuccess === undefined ? null : new Date(lastSuccess).toISOString(),

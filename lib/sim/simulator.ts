@@ -143,6 +143,8 @@ export interface Simulator {
 }
 
 const NGINX = "nginx/1.10.3";
+/** nginx's own default `client_max_body_size`: a larger body is answered 413, not kept. */
+const MAX_REQUEST_BODY = 1024 * 1024;
 /** Auth keys valid at once; logging in beyond that drops the oldest. */
 const MAX_KEYS = 64;
 
@@ -315,8 +317,12 @@ class RunningSimulator implements Simulator {
 
   async #serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const chunks: Uint8Array[] = [];
+    let size = 0;
     try {
-      for await (const chunk of req) chunks.push(chunk as Uint8Array);
+      for await (const chunk of req) {
+        size += (chunk as Uint8Array).byteLength;
+        if (size <= MAX_REQUEST_BODY) chunks.push(chunk as Uint8Array);
+      }
     } catch (err) {
       // A client that hung up in the middle of its body: nobody is left to answer.
       this.#log.warning(
@@ -328,8 +334,24 @@ class RunningSimulator implements Simulator {
     }
     const method = req.method ?? "GET";
     let response: Response;
+    if (size > MAX_REQUEST_BODY) {
+      response = nginxPage(413, "Request Entity Too Large");
+      this.#log.debug(`${method} ${req.url ?? "/"} -> 413 (a body of ${size} bytes)`);
+    } else {
+      response = await this.#answerRequest(req, method, chunks);
+    }
+    const body = new Uint8Array(await response.arrayBuffer());
+    res.writeHead(response.status, Object.fromEntries(response.headers));
+    res.end(body);
+  }
+
+  async #answerRequest(
+    req: IncomingMessage,
+    method: string,
+    chunks: Uint8Array[],
+  ): Promise<Response> {
     try {
-      response = await this.#handle(
+      return await this.#handle(
         new Request(`https://${this.host}${req.url ?? "/"}`, {
           method,
           body: method === "GET" || method === "HEAD" ? null : Buffer.concat(chunks),
@@ -337,11 +359,8 @@ class RunningSimulator implements Simulator {
       );
     } catch (err) {
       this.#log.error(`simulator: ${errorText(err)}`);
-      response = nginxPage(500, "Internal Server Error");
+      return nginxPage(500, "Internal Server Error");
     }
-    const body = new Uint8Array(await response.arrayBuffer());
-    res.writeHead(response.status, Object.fromEntries(response.headers));
-    res.end(body);
   }
 
   async announce(announce: Announce, interfaceAddress: string | undefined): Promise<void> {

@@ -52,6 +52,10 @@ function setText(id, text) {
   if (el.textContent !== text) el.textContent = text;
 }
 
+function sentence(text) {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
 function badge(id, text, kind) {
   const el = $(id);
   el.textContent = "";
@@ -120,7 +124,9 @@ function renderBattery(s) {
   arc.classList.toggle("low", soc !== undefined && soc < 0.15);
   setText("batt-state", batteryWord(s.battery_power_watts));
   setText("batt-power", s.battery_power_watts === undefined ? "–" : power(s.battery_power_watts));
-  setText("batt-reserve", percent(s.backup_reserve_ratio ?? s.battery_safety_soc_ratio));
+  // The backup reserve holds only while backup mode is on; otherwise the safety reserve does.
+  const reserve = s.backup_mode_enabled ? s.backup_reserve_ratio : undefined;
+  setText("batt-reserve", percent(reserve ?? s.battery_safety_soc_ratio));
 }
 
 function renderToday(s) {
@@ -135,14 +141,6 @@ function renderToday(s) {
   $("t-self-bar").style.width = `${Math.min(100, Math.max(0, (self ?? 0) * 100))}%`;
 }
 
-const STRATEGIES = {
-  "0": "Battery care",
-  "1": "Fast charge",
-  "2": "Weather forecast",
-  on: "Fast charge",
-  off: "Battery care",
-};
-
 function renderModes(st) {
   const s = st.summary;
   if (s.running === undefined) badge("m-system", "–", "off");
@@ -152,9 +150,13 @@ function renderModes(st) {
   else if (s.winter_mode_enabled) {
     badge("m-winter", s.winter_mode_active ? "On · in season" : "On · off season", "on");
   } else badge("m-winter", "Off", "off");
-  const alg = at(st, "batt/alg_setting");
-  const strategy = alg === undefined ? "–" : STRATEGIES[alg] ?? alg;
-  badge("m-strategy", strategy, strategy === "Fast charge" ? "hot" : "off");
+  // The server's control list knows what each firmware's alg_setting stands for.
+  const strategy = controlNow(info.controlList.find((c) => c.name === "charge_strategy"));
+  badge(
+    "m-strategy",
+    strategy === undefined ? "–" : sentence(strategy.replaceAll("_", " ")),
+    strategy === "fast_charge" ? "hot" : "off",
+  );
   if (s.backup_mode_enabled === undefined) badge("m-backup", "–", "off");
   else {
     const reserve = s.backup_reserve_ratio === undefined
@@ -172,7 +174,7 @@ function renderModes(st) {
 function renderHeader(st) {
   const model = at(st, "systeminfo/pms/model") ?? at(st, "systeminfo/ess/0/model");
   const serial = at(st, "systeminfo/pms/serialno") ?? at(st, "systeminfo/ess/0/serialno");
-  const pms = at(st, "systeminfo/version/pms_version");
+  const pms = at(st, "systeminfo/version/pms_version") ?? at(st, "systeminfo/ess/0/version");
   if (model) setText("title", model);
   const parts = [serial && `serial ${serial}`, pms && `PMS ${pms}`].filter(Boolean);
   if (parts.length) setText("model", parts.join(" · "));
@@ -371,7 +373,7 @@ function periodLabel(span, d) {
 const TOKEN_KEY = "ess-control-token";
 
 function controlNow(control) {
-  if (!state) return undefined;
+  if (!state || !control) return undefined;
   const raw = at(state, control.source);
   if (raw === undefined) return undefined;
   return control.valueMap?.[raw] ?? raw;
@@ -510,6 +512,7 @@ async function loadInfo() {
     info = await res.json();
     setText("version", `ess ${info.version}`);
     buildControls();
+    if (state) renderModes(state);
   } catch {
     // The dashboard works without it; only the controls stay hidden.
   }
