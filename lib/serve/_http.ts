@@ -1,12 +1,13 @@
 /**
  * HTTP pieces of the server: answers with the right headers, a capped body reader, the bearer
  * token check and the same-origin check. Every string from outside goes through
- * {@link Redactor} before it is put into an answer, so no secret the server knows can leave it.
+ * {@link AnswerRedactor} before it is put into an answer, so no secret the server knows can leave it.
  *
  * @module
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { Json } from "../device/flatten.ts";
+import { MIN_SECRET_LENGTH, REDACTED, Redactor } from "../redact.ts";
 
 /** Headers every answer carries. */
 const BASE_HEADERS: Readonly<Record<string, string>> = {
@@ -33,46 +34,43 @@ const MAX_VALUE_DEPTH = 64;
  * secret may well occur in the answer's own syntax (`true`, the `0000` of a timestamp), and
  * replacing it there would break the JSON or the exposition format.
  */
-export class Redactor {
-  #needles: string[];
+export class AnswerRedactor {
+  #secrets = new Redactor();
   #more: () => readonly string[];
 
   /**
-   * `secrets` shorter than 4 characters are ignored: they would mangle ordinary text. `more`
-   * gives secrets learnt while running (values the device sent under `auth_key`).
+   * `secrets` go to the one {@link Redactor} of lib/redact.ts (which ignores those under 4
+   * characters: they would mangle ordinary text). `more` gives secrets learnt while running
+   * (values the device sent under `auth_key`).
    */
   constructor(secrets: readonly (string | undefined)[], more: () => readonly string[] = () => []) {
     this.#more = more;
-    const needles = new Set<string>();
-    for (const secret of secrets) {
-      if (secret === undefined || secret.length < 4) continue;
-      needles.add(secret);
-      needles.add(JSON.stringify(secret).slice(1, -1));
-    }
-    this.#needles = [...needles].sort((a, b) => b.length - a.length);
+    for (const secret of secrets) this.#secrets.add(secret);
   }
 
-  /** `text` with every secret replaced by `[redacted]`. */
+  /**
+   * `text` with every secret replaced by {@link REDACTED}. Values met under `auth_key` or
+   * `password` are replaced wherever else they occur in `text`, but not remembered: a device
+   * that sends new ones on every poll must not grow the list.
+   */
   text(text: string): string {
-    const echoed = new Set<string>();
+    const echoed = new Set(this.#more());
     let out = text.replace(SECRET_PAIR, (_, key: string, value: string) => {
       echoed.add(value);
-      return `${key}[redacted]`;
+      return `${key}${REDACTED}`;
     });
-    for (const value of [...echoed, ...this.#more()]) {
-      if (out.includes(value)) out = out.replaceAll(value, "[redacted]");
-      const escaped = JSON.stringify(value).slice(1, -1);
-      if (out.includes(escaped)) out = out.replaceAll(escaped, "[redacted]");
+    for (const value of echoed) {
+      if (value.length < MIN_SECRET_LENGTH) continue;
+      for (const spelling of [value, JSON.stringify(value).slice(1, -1)]) {
+        if (out.includes(spelling)) out = out.replaceAll(spelling, REDACTED);
+      }
     }
-    for (const needle of this.#needles) {
-      if (out.includes(needle)) out = out.replaceAll(needle, "[redacted]");
-    }
-    return out;
+    return this.#secrets.redact(out);
   }
 
   /**
    * A copy of `value` with every string in it, keys too, passed through
-   * {@link Redactor.text}; numbers, booleans and the structure stay as they are.
+   * {@link AnswerRedactor.text}; numbers, booleans and the structure stay as they are.
    */
   value(value: Json, depth = 0): Json {
     if (typeof value === "string") return this.text(value);
@@ -88,9 +86,9 @@ export class Redactor {
 
 /** Builds answers; it knows the secrets and the cache policy. */
 export class Answers {
-  readonly redactor: Redactor;
+  readonly redactor: AnswerRedactor;
 
-  constructor(redactor: Redactor) {
+  constructor(redactor: AnswerRedactor) {
     this.redactor = redactor;
   }
 

@@ -14,12 +14,12 @@ import { METRICS_CONTENT_TYPE, renderMetrics } from "../export/prometheus.ts";
 import { type CalendarDate, GRAPH_DEVICES, GRAPH_SPANS } from "../device/states.ts";
 import { CONTROL_NAMES, type ControlName, parseControl } from "../device/controls.ts";
 import {
+  AnswerRedactor,
   Answers,
   type BodyProblem,
   hasBearerToken,
   isCrossOrigin,
   readCappedText,
-  Redactor,
 } from "./_http.ts";
 import { sseEvent, SseHub } from "./_sse.ts";
 import { GraphCache, type GraphResult } from "./_graph.ts";
@@ -159,7 +159,7 @@ export function createHandler(options: ServeOptions): ServeHandler {
         `from 'openssl rand -hex 24'`,
     );
   }
-  const redactor = new Redactor(
+  const redactor = new AnswerRedactor(
     [token, ...(options.secrets ?? [])],
     () => echoedSecrets(source.snapshot()),
   );
