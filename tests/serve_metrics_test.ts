@@ -140,12 +140,25 @@ Deno.test("renderMetrics() leaves out what the device did not send as a number",
             bat_user_soc: "NaN",
           },
         },
+        systeminfo: { pms: { serialno: "S1" } },
       },
       lastSuccess: undefined,
       up: false,
     }, NOW);
-    deepEqual([...samples(text).keys()], ['ess_up{serial="unknown"}']);
-    equal(samples(text).get('ess_up{serial="unknown"}'), 0);
+    deepEqual([...samples(text).keys()], ['ess_up{serial="S1"}', 'ess_info{serial="S1"}']);
+    equal(samples(text).get('ess_up{serial="S1"}'), 0);
+  });
+  await t.step("should send only ess_up until systeminfo names the serial", () => {
+    const text = renderMetrics({
+      states: { home: { statistics: { pcs_pv_total_power: "1200", load_power: "400" } } },
+      lastSuccess: NOW - 2000,
+      up: true,
+    }, NOW);
+    deepEqual([...samples(text).keys()], [
+      'ess_up{serial="unknown"}',
+      'ess_last_success_timestamp_seconds{serial="unknown"}',
+      'ess_last_success_age_seconds{serial="unknown"}',
+    ]);
   });
   await t.step("should escape backslashes, quotes and newlines in label values", () => {
     equal(escapeLabelValue('a\\b"c\nd'), 'a\\\\b\\"c\\nd');

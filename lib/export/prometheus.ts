@@ -374,11 +374,12 @@ export function renderMetrics(input: MetricsInput, now: number): string {
       [[base, Math.max(0, now - input.lastSuccess) / 1000]],
     );
   }
-  if (states["systeminfo"] !== undefined) {
-    family("ess_info", "The device's model and firmware versions; the value is always 1.", [
-      [infoLabels(states, serial), 1],
-    ]);
-  }
+  // The device's own series wait for systeminfo, which names the serial they carry: sent
+  // before it with serial="unknown", each would split into two series a moment later.
+  if (states["systeminfo"] === undefined) return out.join("\n") + "\n";
+  family("ess_info", "The device's model and firmware versions; the value is always 1.", [
+    [infoLabels(states, serial), 1],
+  ]);
   for (let i = 0; i < METRIC_TABLE.length;) {
     const first = METRIC_TABLE[i]!;
     const samples: [Record<string, string>, number][] = [];
