@@ -3,8 +3,8 @@
  * `Request` → `Response` handler. Not Deno.serve, which has no bound on connections and no
  * deadline for a request's head: a client that opens connections and sends nothing, or its head
  * a byte at a time, would hold memory outside the V8 heap without end (about 28 kB a
- * connection). Not node:http either, which bounds both but made `ess mqtt --listen` 2.4 MB
- * heavier than the rest of serving did. Heads are read by lib/serve/_request.ts; answers are
+ * connection). Not node:http either, which bounds both but took what `ess mqtt --listen` adds to
+ * the bridge from 4.7 to 6.0 MB, over the 5 MB goal (docs/performance.md). Heads are read by lib/serve/_request.ts; answers are
  * written only as fast as the client reads them, so a client that does not keep up holds only
  * its own answer, and the event stream's own queue shows such a client.
  *
