@@ -65,6 +65,7 @@ export const DEFAULT_LIMITS: Readonly<ServeLimits> = {
   maxConnections: 128,
   headersTimeoutMs: 10_000,
   keepAliveTimeoutMs: 5_000,
+  writeTimeoutMs: 30_000,
   maxEventStreams: 32,
   keepAliveMs: 15_000,
   eventQueueBytes: 256 * 1024,
