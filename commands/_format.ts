@@ -7,7 +7,7 @@
 import type { GraphAnswer } from "../lib/device/client.ts";
 import { flatten, type JsonObject } from "../lib/device/flatten.ts";
 import { GRAPH_FIELDS, type GraphDevice, type GraphSpan } from "../lib/device/states.ts";
-import { UsageError } from "../lib/errors.ts";
+import { EssError, preview, UsageError } from "../lib/errors.ts";
 
 /**
  * The widest a column is padded to. The cells come from the device: one odd key of 500 kB would
@@ -91,6 +91,13 @@ export function renderData(
 /** The formats of `ess graph`. */
 export const GRAPH_FORMATS = ["json", "csv", "table", "chart"] as const;
 
+/**
+ * The most columns a graph table, CSV or chart is made of. A real graph has six (`time` and the
+ * device's five fields); a table costs rows times columns, and 5,000 rows with a field of their
+ * own each, within every answer limit, once took `ess graph` past the 64 MB heap.
+ */
+export const MAX_GRAPH_COLUMNS = 32;
+
 /** The columns of a graph: the device's fields in its order, then any others its rows carry. */
 export function graphColumns(device: GraphDevice, rows: GraphAnswer["loginfo"]): string[] {
   const seen = new Set<string>();
@@ -121,6 +128,12 @@ export function renderGraph(
 ): string {
   const rows = answer.loginfo;
   const columns = graphColumns(device, rows);
+  if (format !== "json" && columns.length > MAX_GRAPH_COLUMNS) {
+    throw new EssError(
+      `the ${device} graph has ${columns.length - 1} fields, more than ess puts in a ${format} ` +
+        `(a real one has ${GRAPH_FIELDS[device].length}): --format json prints it as it came`,
+    );
+  }
   const cell = (row: GraphAnswer["loginfo"][number], column: string) => {
     const v = row[column];
     return v === undefined || v === null ? "" : typeof v === "string" ? v : JSON.stringify(v);
@@ -143,7 +156,7 @@ export function renderGraph(
       if (!columns.includes(name) && rows.length > 0) {
         throw new UsageError(
           `no field ${JSON.stringify(name)} in the ${device} graph: one of ${
-            columns.slice(1).join(", ")
+            columns.slice(1).map((c) => preview(c, 40)).join(", ")
           }`,
         );
       }

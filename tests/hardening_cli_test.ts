@@ -121,6 +121,33 @@ Deno.test("ess data and ess graph print tables of a device that sends a 500 kB k
   }
 });
 
+Deno.test("ess graph of 5,000 rows with a field of their own each", async (t) => {
+  // 10,000 values, within every answer limit; as a table of 5,000 rows by 5,000 columns it once
+  // took the process past the 64 MB heap (exit 133, no line at all).
+  const rows = Array.from({ length: 4999 }, (_, i) => ({ time: "20240615000000", [`k${i}`]: "1" }));
+  const misbehave = (r: HostileRequest) =>
+    r.path.startsWith("/v1/user/graph/") ? json({ db: "success", loginfo: rows }) : undefined;
+  const graph = ["graph", "pv", "day", "2024-06-15"];
+  for (const format of ["table", "csv", "chart"]) {
+    await t.step(`should refuse --format ${format} with one line`, async () => {
+      await withHostile(misbehave, async (_device, args) => {
+        assertOneLine(
+          await runCli([...graph, "--format", format, ...args, ...password]),
+          1,
+          /the pv graph has 4999 fields, more than ess puts in a \w+ \(a real one has 5\): --format json prints it/,
+        );
+      });
+    });
+  }
+  await t.step("should print it with --format json", async () => {
+    await withHostile(misbehave, async (_device, args) => {
+      const run = await runCli([...graph, "--format", "json", ...args, ...password]);
+      assert.equal(run.code, 0, run.stderr.slice(0, 2000));
+      assert.equal(JSON.parse(run.stdout).loginfo.length, rows.length);
+    });
+  });
+});
+
 Deno.test("one-shot commands try a transient failure once more", async (t) => {
   await t.step("should print the graph after a reset connection", async () => {
     // The login is the first request of a connection: the transport cannot take the reset for
