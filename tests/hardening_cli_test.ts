@@ -81,6 +81,38 @@ Deno.test("ess data against answers that used to kill the process", async (t) =>
   }
 });
 
+Deno.test("ess data quotes a malformed answer head escaped, short and redacted", async (t) => {
+  const heads: [string, string, RegExp][] = [
+    [
+      "a header name with a terminal escape and a line feed",
+      `X-\x1b[2J\n${"y".repeat(60_000)}: 1`,
+      /not an HTTP answer \(malformed header line "X-\?\[2J y{20,}…"\)$/,
+    ],
+    [
+      "the password in a header name",
+      `X-${HOSTILE_PASSWORD} Echo: 1`,
+      /not an HTTP answer \(malformed header line "X-\*\*\* Echo: 1"\)$/,
+    ],
+    ["a NUL in a header value", "X-Echo: a\0b", /malformed header line "X-Echo: a\?b"\)$/],
+  ];
+  for (const [what, header, message] of heads) {
+    await t.step(`should exit 1 with one line on ${what}`, async () => {
+      const wire = `HTTP/1.1 200 OK\r\ncontent-length: 2\r\n${header}\r\n\r\n{}`;
+      await withHostile(
+        (r) => readsHome(r) ? (socket) => void socket.write(wire, "latin1") : undefined,
+        async (_device, args) => {
+          const run = await runCli(["data", ...args, ...password, "--only", "home"]);
+          assertOneLine(run, 1, message);
+          for (const raw of ["\0", "\x1b"]) {
+            assert.ok(!run.stderr.includes(raw), JSON.stringify(run.stderr));
+          }
+          assert.ok(run.stderr.length < 300, `${run.stderr.length} characters`);
+        },
+      );
+    });
+  }
+});
+
 Deno.test("ess data and ess graph print tables of a device that sends a 500 kB key", async (t) => {
   // Within every answer limit, but padding each of the other rows to this key's length once
   // took the table past the 64 MB heap: V8 aborted the process (exit 133) with no line at all.

@@ -19,6 +19,7 @@ import {
   errorText,
   EssError,
   PinMismatchError,
+  preview,
   TimeoutError,
   TlsError,
   TRANSIENT_HINT,
@@ -361,7 +362,14 @@ export function createDeviceFetch(options: DeviceFetchOptions = {}): DeviceFetch
             }),
           );
         } catch (err) {
-          fail(new UnreachableError(host, `Cannot talk to ${host}: ${errorText(err)}`));
+          // The parser lets through only what a Response takes; should one still refuse, its
+          // message may quote the peer's bytes, and this runs in a socket callback.
+          fail(
+            new UnreachableError(
+              host,
+              `Cannot talk to ${host}: not an HTTP answer (${preview(redact(errorText(err)))})`,
+            ),
+          );
         }
       };
       const onAbort = () => fail(signal?.reason);
