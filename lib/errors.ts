@@ -163,6 +163,21 @@ export function preview(body: string, max = 60): string {
 }
 
 /**
+ * Whether `text` holds none of the characters {@link preview} replaces, so that it can be
+ * printed as it is.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * equal(isPrintable("LGE_ESS-DE1234"), true);
+ * equal(isPrintable("DE\u001b[2J"), false);
+ * ```
+ */
+export function isPrintable(text: string): boolean {
+  return text.search(UNPRINTABLE) < 0;
+}
+
+/**
  * The message of anything thrown, for one line of log or error text.
  *
  * @example
