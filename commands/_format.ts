@@ -7,7 +7,7 @@
 import type { GraphAnswer } from "../lib/device/client.ts";
 import { flatten, type JsonObject } from "../lib/device/flatten.ts";
 import { GRAPH_FIELDS, type GraphDevice, type GraphSpan } from "../lib/device/states.ts";
-import { EssError, preview, UsageError } from "../lib/errors.ts";
+import { EssError, preview, printable, UsageError } from "../lib/errors.ts";
 
 /**
  * The widest a column is padded to. The cells come from the device: one odd key of 500 kB would
@@ -18,24 +18,27 @@ export const MAX_PADDED_WIDTH = 60;
 
 /**
  * Rows as aligned columns separated by two spaces; the last column is not padded, nor is any
- * column wider than {@link MAX_PADDED_WIDTH}.
+ * column wider than {@link MAX_PADDED_WIDTH}. The cells come from the device: a character that
+ * would steer the terminal or break the line shows as `?` ({@link printable}).
  *
  * @example
  * ```ts
  * import { equal } from "node:assert/strict";
  * equal(table([["a", "1"], ["bcd", "2"]]), "a    1\nbcd  2\n");
  * equal(table([["x".repeat(100), "1"], ["y", "2"]]), `${"x".repeat(100)}  1\n${"y".padEnd(60)}  2\n`);
+ * equal(table([["a\nb", "\u001b[2J"]]), "a?b  ?[2J\n");
  * ```
  */
 export function table(rows: readonly (readonly string[])[]): string {
   if (rows.length === 0) return "";
+  const cells = rows.map((row) => row.map(printable));
   const widths: number[] = [];
-  for (const row of rows) {
+  for (const row of cells) {
     row.forEach((cell, i) =>
       widths[i] = Math.max(widths[i] ?? 0, Math.min(cell.length, MAX_PADDED_WIDTH))
     );
   }
-  return rows.map((row) =>
+  return cells.map((row) =>
     row.map((cell, i) => i === row.length - 1 ? cell : cell.padEnd(widths[i]!)).join("  ")
       .trimEnd()
   ).join("\n") + "\n";
@@ -58,7 +61,7 @@ export function barChart(items: readonly (readonly [string, number])[], width = 
     const eighths = max === 0 ? 0 : Math.round((Math.abs(value) / max) * width * 8);
     const bar = "█".repeat(Math.floor(eighths / 8)) +
       (eighths % 8 ? "▏▎▍▌▋▊▉"[(eighths % 8) - 1] : "");
-    return `${label.padEnd(labelWidth)} │${bar} ${value}`;
+    return `${printable(label).padEnd(labelWidth)} │${bar} ${value}`;
   }).join("\n") + "\n";
 }
 
@@ -70,7 +73,10 @@ export function csvField(text: string): string {
 /** The formats of `ess data`. */
 export const DATA_FORMATS = ["json", "table", "flat"] as const;
 
-/** Output of `ess data` in each format. */
+/**
+ * Output of `ess data` in each format: `json` exactly as the device sent it, `table` and `flat`
+ * one line per value, with characters that would steer the terminal or break the line as `?`.
+ */
 export function renderData(
   data: Record<string, JsonObject>,
   format: typeof DATA_FORMATS[number],
@@ -80,7 +86,7 @@ export function renderData(
     flatten(answer, [state]).map(({ path, value }) => [path, value] as const)
   );
   if (format === "flat") {
-    return leaves.map(([path, value]) => `${path.join("/")} ${value}\n`).join("");
+    return leaves.map(([path, value]) => `${printable(`${path.join("/")} ${value}`)}\n`).join("");
   }
   return table([
     ["STATE", "FIELD", "VALUE"],

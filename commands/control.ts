@@ -4,7 +4,7 @@
  * @module
  */
 import type { EssClient } from "../lib/device/client.ts";
-import { UsageError } from "../lib/errors.ts";
+import { printable, UsageError } from "../lib/errors.ts";
 import type { JsonObject } from "../lib/device/flatten.ts";
 import {
   backupModeOf,
@@ -131,7 +131,8 @@ const command = defineCommand({
     }
     const session = await openDevice(p, { retryOnce: true });
     try {
-      io.out(`${await applyControl(session.client, target, value, reserve)}\n`);
+      // The line quotes what the device reports, for a person's terminal.
+      io.out(`${printable(await applyControl(session.client, target, value, reserve))}\n`);
     } finally {
       session.close();
     }

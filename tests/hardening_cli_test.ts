@@ -113,6 +113,61 @@ Deno.test("ess data quotes a malformed answer head escaped, short and redacted",
   }
 });
 
+Deno.test("a device's control characters reach the terminal as ?", async (t) => {
+  const steer = "\x1b[2J\u202e";
+  const home = { statistics: { [`load${steer}`]: `1\n${steer}` } };
+  const batt = { winter_setting: steer, winter_status: "on" };
+  const graph = {
+    db: "success",
+    loginfo: [{ time: `t${steer}`, generation: "7", feed_in: `1${steer}` }],
+  };
+  const misbehave = (r: HostileRequest) =>
+    readsHome(r)
+      ? json(home)
+      : r.method === "POST" && r.path === "/v1/user/setting/batt"
+      ? json(batt)
+      : r.path.startsWith("/v1/user/graph/")
+      ? json(graph)
+      : undefined;
+  const runs: [string, string[], string][] = [
+    [
+      "ess data --format table",
+      ["data", "--only", "home", "--format", "table"],
+      "home   statistics/load?[2J?  1??[2J?\n",
+    ],
+    [
+      "ess data --format flat",
+      ["data", "--only", "home", "--format", "flat"],
+      "home/statistics/load?[2J? 1??[2J?\n",
+    ],
+    [
+      "ess graph --format table",
+      ["graph", "pv", "day", "2024-06-15"],
+      "\nt?[2J?  7           1?[2J?\n",
+    ],
+    [
+      "ess graph --format chart",
+      ["graph", "pv", "day", "2024-06-15", "--format", "chart"],
+      "\nt?[2J? │" + "█".repeat(50) + " 7\n",
+    ],
+    [
+      "ess control winter on",
+      ["control", "winter", "on"],
+      'winter mode: ?[2J? (winter_setting="\\u001b[2J?" winter_status="on")\n',
+    ],
+  ];
+  for (const [what, command, tail] of runs) {
+    await t.step(`should show them in ${what}`, async () => {
+      await withHostile(misbehave, async (_device, args) => {
+        const run = await runCli([...command, ...args, ...password]);
+        assert.equal(run.code, 0, run.stderr);
+        assert.ok(run.stdout.endsWith(tail), JSON.stringify(run.stdout));
+        assert.ok(!run.stdout.includes("\x1b"), JSON.stringify(run.stdout));
+      });
+    });
+  }
+});
+
 Deno.test("ess data and ess graph print tables of a device that sends a 500 kB key", async (t) => {
   // Within every answer limit, but padding each of the other rows to this key's length once
   // took the table past the 64 MB heap: V8 aborted the process (exit 133) with no line at all.
