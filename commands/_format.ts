@@ -66,7 +66,7 @@ export function barChart(items: readonly (readonly [string, number])[], width = 
 }
 
 /** A CSV field, quoted when it needs to be. */
-export function csvField(text: string): string {
+function csvField(text: string): string {
   return /[",\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
@@ -105,7 +105,7 @@ export const GRAPH_FORMATS = ["json", "csv", "table", "chart"] as const;
 export const MAX_GRAPH_COLUMNS = 32;
 
 /** The columns of a graph: the device's fields in its order, then any others its rows carry. */
-export function graphColumns(device: GraphDevice, rows: GraphAnswer["loginfo"]): string[] {
+function graphColumns(device: GraphDevice, rows: GraphAnswer["loginfo"]): string[] {
   const seen = new Set<string>();
   for (const row of rows) for (const key of Object.keys(row)) seen.add(key);
   seen.delete("db");
@@ -115,7 +115,7 @@ export function graphColumns(device: GraphDevice, rows: GraphAnswer["loginfo"]):
 }
 
 /** A row's `time` (`YYYYMMDDhhmmss`) as a label fitting the span. */
-export function timeLabel(time: string, span: GraphSpan): string {
+function timeLabel(time: string, span: GraphSpan): string {
   const m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})/.exec(time);
   if (!m) return time;
   const [, y, mo, d, h, mi] = m;

@@ -19,7 +19,7 @@ import { choose, defineCommand, DEVICE_OPTIONS, GENERAL_OPTIONS } from "./_cli.t
 import { openDevice } from "./_device.ts";
 
 /** `on`/`off` and their synonyms ({@link SWITCH_WORDS_TEXT}); anything else is a usage error. */
-export function parseSwitch(text: string | undefined, what: string): boolean {
+function parseSwitch(text: string | undefined, what: string): boolean {
   const on = text === undefined ? undefined : parseSwitchWord(text);
   if (on !== undefined) return on;
   throw new UsageError(
@@ -37,7 +37,7 @@ const show = (state: JsonObject, keys: string[]) =>
     .join(" ");
 
 /** Carries out one control and returns the device's new state, read back, as one line. */
-export async function applyControl(
+async function applyControl(
   client: EssClient,
   target: Target,
   value: string | undefined,

@@ -12,7 +12,7 @@ import { deviceHost, openDevice } from "./_device.ts";
 import { DATA_FORMATS, renderData } from "./_format.ts";
 
 /** Parses `--only home,common`. */
-export function parseStates(text: string | undefined): StateName[] {
+function parseStates(text: string | undefined): StateName[] {
   if (text === undefined) return STATE_NAMES;
   const names = text.split(",").map((s) => s.trim()).filter(Boolean);
   for (const name of names) {
