@@ -74,8 +74,9 @@ const command = defineCommand({
     try {
       const data = await session.client.readAll(states);
       const sample = data["home"] ?? data["common"] ?? data["systeminfo"];
-      if (sample && detectFamily(sample) !== "ESS Home 8/10") {
-        p.log.info(`${session.host.authority} looks like an ${detectFamily(sample)}`);
+      const family = sample && detectFamily(sample);
+      if (family && family !== "ESS Home 8/10") {
+        p.log.info(`${session.host.authority} looks like an ${family}`);
       }
       io.out(renderData(data, format));
     } finally {

@@ -168,6 +168,30 @@ Deno.test("a device's control characters reach the terminal as ?", async (t) => 
   }
 });
 
+Deno.test("ess data says when the device looks like an ESS Home 15", async () => {
+  const home15 = JSON.parse(
+    await Deno.readTextFile(new URL("../fixtures/home15/home.json", import.meta.url)),
+  );
+  const device = await startHostileDevice({ state: () => home15 });
+  try {
+    const run = await runCli([
+      "data",
+      "--config",
+      "/dev/null",
+      "--host",
+      device.host,
+      ...password,
+      "--only",
+      "home",
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stderr, `ess: info: ${device.host} looks like an ESS Home 15\n`);
+    assert.deepEqual(JSON.parse(run.stdout), { home: home15 });
+  } finally {
+    await device.close();
+  }
+});
+
 Deno.test("ess data and ess graph print tables of a device that sends a 500 kB key", async (t) => {
   // Within every answer limit, but padding each of the other rows to this key's length once
   // took the table past the 64 MB heap: V8 aborted the process (exit 133) with no line at all.
