@@ -61,17 +61,6 @@ function indexOfBlankLine(bytes: Uint8Array, from: number): number {
   return -1;
 }
 
-/** `parts` as one array of `length` bytes. */
-export function concat(parts: Uint8Array[], length: number): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
-
 /**
  * Bytes appended at the end and taken from the front, in one buffer that doubles when full:
  * a thousand one-byte pieces cost a thousand small copies, not a thousand growing ones, and no

@@ -11,8 +11,9 @@
  *
  * @module
  */
+import { Buffer } from "node:buffer";
 import tls from "node:tls";
-import { concat, HttpLimitError, type ParsedResponse, ResponseParser } from "./_http1.ts";
+import { HttpLimitError, type ParsedResponse, ResponseParser } from "./_http1.ts";
 import {
   AnswerLimitError,
   type DeviceError,
@@ -402,10 +403,9 @@ export function createDeviceFetch(options: DeviceFetchOptions = {}): DeviceFetch
           settle(classify(err ?? { code: "ANSWER_CUT" }, host, url.hostname));
         },
       });
+      // One write, so that head and body leave in one segment (the socket sends without delay).
       const headBytes = encoder.encode(head);
-      conn.socket.write(
-        body === undefined ? headBytes : concat([headBytes, body], headBytes.length + body.length),
-      );
+      conn.socket.write(body === undefined ? headBytes : Buffer.concat([headBytes, body]));
     });
   };
 
