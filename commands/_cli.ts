@@ -145,7 +145,8 @@ export const DEVICE_OPTIONS = [
     name: "fingerprint",
     type: "string",
     arg: "SHA256",
-    help: "accept only the device certificate with this fingerprint (see --show-fingerprint)",
+    help:
+      "accept only the device certificate with this fingerprint (see 'ess data --show-fingerprint')",
     env: "ESS_FINGERPRINT",
     group: "Device",
   },

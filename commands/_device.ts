@@ -16,7 +16,13 @@ import {
   SERVICE_TYPE,
 } from "../lib/device/mdns.ts";
 import { createDeviceFetch, type DeviceFetch } from "../lib/device/transport.ts";
-import { type DEVICE_OPTIONS, fromConfigFile, type Parsed, type ParsedOf } from "./_cli.ts";
+import {
+  type DEVICE_OPTIONS,
+  fromConfigFile,
+  type OptionValue,
+  type Parsed,
+  type ParsedOf,
+} from "./_cli.ts";
 
 /** What the device helpers read of a command's options. */
 type DeviceParsed = ParsedOf<typeof DEVICE_OPTIONS>;
@@ -83,6 +89,21 @@ export function parseHostPort(text: string, defaultPort: number, what = "host"):
     throw new UsageError(`${what} ${JSON.stringify(text)} is not a valid host name or address`);
   }
   return { hostname, port, authority };
+}
+
+/**
+ * {@link parseHostPort} of an option's value. A bad value from a config file is a
+ * {@link ConfigError} naming its file and line, as other values are.
+ */
+export function hostPortOption(option: OptionValue, defaultPort: number, what?: string): HostPort {
+  try {
+    return parseHostPort(String(option.value), defaultPort, what);
+  } catch (err) {
+    if (err instanceof UsageError && fromConfigFile(option.origin)) {
+      throw new ConfigError(`${option.origin}: ${err.message}`);
+    }
+    throw err;
+  }
 }
 
 /** How long a device command without `--host` listens for mDNS answers. */
@@ -175,17 +196,7 @@ export async function deviceHost(
   discover: Discover = discoverOnce,
 ): Promise<HostPort> {
   const host = p.get("host");
-  if (typeof host?.value === "string" && host.value.trim() !== "") {
-    try {
-      return parseHostPort(host.value, 443);
-    } catch (err) {
-      // A bad ess_host in the config file names its file and line, as other values do.
-      if (err instanceof UsageError && fromConfigFile(host.origin)) {
-        throw new ConfigError(`${host.origin}: ${err.message}`);
-      }
-      throw err;
-    }
-  }
+  if (typeof host?.value === "string" && host.value.trim() !== "") return hostPortOption(host, 443);
   const name = p.string("name")?.trim() || undefined;
   const device = pickDevice(await discover(name, p.log), name);
   p.log.debug(`found ${label(device)} by mDNS`);

@@ -7,7 +7,7 @@
 import type { GraphAnswer } from "../lib/device/client.ts";
 import { flatten, type JsonObject } from "../lib/device/flatten.ts";
 import { GRAPH_FIELDS, type GraphDevice, type GraphSpan } from "../lib/device/states.ts";
-import { UsageError } from "../lib/errors.ts";
+import { EssError, preview, printable, UsageError } from "../lib/errors.ts";
 
 /**
  * The widest a column is padded to. The cells come from the device: one odd key of 500 kB would
@@ -18,24 +18,27 @@ export const MAX_PADDED_WIDTH = 60;
 
 /**
  * Rows as aligned columns separated by two spaces; the last column is not padded, nor is any
- * column wider than {@link MAX_PADDED_WIDTH}.
+ * column wider than {@link MAX_PADDED_WIDTH}. The cells come from the device: a character that
+ * would steer the terminal or break the line shows as `?` ({@link printable}).
  *
  * @example
  * ```ts
  * import { equal } from "node:assert/strict";
  * equal(table([["a", "1"], ["bcd", "2"]]), "a    1\nbcd  2\n");
  * equal(table([["x".repeat(100), "1"], ["y", "2"]]), `${"x".repeat(100)}  1\n${"y".padEnd(60)}  2\n`);
+ * equal(table([["a\nb", "\u001b[2J"]]), "a?b  ?[2J\n");
  * ```
  */
 export function table(rows: readonly (readonly string[])[]): string {
   if (rows.length === 0) return "";
+  const cells = rows.map((row) => row.map(printable));
   const widths: number[] = [];
-  for (const row of rows) {
+  for (const row of cells) {
     row.forEach((cell, i) =>
       widths[i] = Math.max(widths[i] ?? 0, Math.min(cell.length, MAX_PADDED_WIDTH))
     );
   }
-  return rows.map((row) =>
+  return cells.map((row) =>
     row.map((cell, i) => i === row.length - 1 ? cell : cell.padEnd(widths[i]!)).join("  ")
       .trimEnd()
   ).join("\n") + "\n";
@@ -58,19 +61,22 @@ export function barChart(items: readonly (readonly [string, number])[], width = 
     const eighths = max === 0 ? 0 : Math.round((Math.abs(value) / max) * width * 8);
     const bar = "█".repeat(Math.floor(eighths / 8)) +
       (eighths % 8 ? "▏▎▍▌▋▊▉"[(eighths % 8) - 1] : "");
-    return `${label.padEnd(labelWidth)} │${bar} ${value}`;
+    return `${printable(label).padEnd(labelWidth)} │${bar} ${value}`;
   }).join("\n") + "\n";
 }
 
 /** A CSV field, quoted when it needs to be. */
-export function csvField(text: string): string {
+function csvField(text: string): string {
   return /[",\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
 /** The formats of `ess data`. */
 export const DATA_FORMATS = ["json", "table", "flat"] as const;
 
-/** Output of `ess data` in each format. */
+/**
+ * Output of `ess data` in each format: `json` exactly as the device sent it, `table` and `flat`
+ * one line per value, with characters that would steer the terminal or break the line as `?`.
+ */
 export function renderData(
   data: Record<string, JsonObject>,
   format: typeof DATA_FORMATS[number],
@@ -80,7 +86,7 @@ export function renderData(
     flatten(answer, [state]).map(({ path, value }) => [path, value] as const)
   );
   if (format === "flat") {
-    return leaves.map(([path, value]) => `${path.join("/")} ${value}\n`).join("");
+    return leaves.map(([path, value]) => `${printable(`${path.join("/")} ${value}`)}\n`).join("");
   }
   return table([
     ["STATE", "FIELD", "VALUE"],
@@ -91,8 +97,15 @@ export function renderData(
 /** The formats of `ess graph`. */
 export const GRAPH_FORMATS = ["json", "csv", "table", "chart"] as const;
 
+/**
+ * The most columns a graph table, CSV or chart is made of. A real graph has six (`time` and the
+ * device's five fields); a table costs rows times columns, and 5,000 rows with a field of their
+ * own each, within every answer limit, once took `ess graph` past the 64 MB heap.
+ */
+export const MAX_GRAPH_COLUMNS = 32;
+
 /** The columns of a graph: the device's fields in its order, then any others its rows carry. */
-export function graphColumns(device: GraphDevice, rows: GraphAnswer["loginfo"]): string[] {
+function graphColumns(device: GraphDevice, rows: GraphAnswer["loginfo"]): string[] {
   const seen = new Set<string>();
   for (const row of rows) for (const key of Object.keys(row)) seen.add(key);
   seen.delete("db");
@@ -102,7 +115,7 @@ export function graphColumns(device: GraphDevice, rows: GraphAnswer["loginfo"]):
 }
 
 /** A row's `time` (`YYYYMMDDhhmmss`) as a label fitting the span. */
-export function timeLabel(time: string, span: GraphSpan): string {
+function timeLabel(time: string, span: GraphSpan): string {
   const m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})/.exec(time);
   if (!m) return time;
   const [, y, mo, d, h, mi] = m;
@@ -121,6 +134,12 @@ export function renderGraph(
 ): string {
   const rows = answer.loginfo;
   const columns = graphColumns(device, rows);
+  if (format !== "json" && columns.length > MAX_GRAPH_COLUMNS) {
+    throw new EssError(
+      `the ${device} graph has ${columns.length - 1} fields, more than ess puts in a ${format} ` +
+        `(a real one has ${GRAPH_FIELDS[device].length}): --format json prints it as it came`,
+    );
+  }
   const cell = (row: GraphAnswer["loginfo"][number], column: string) => {
     const v = row[column];
     return v === undefined || v === null ? "" : typeof v === "string" ? v : JSON.stringify(v);
@@ -143,7 +162,7 @@ export function renderGraph(
       if (!columns.includes(name) && rows.length > 0) {
         throw new UsageError(
           `no field ${JSON.stringify(name)} in the ${device} graph: one of ${
-            columns.slice(1).join(", ")
+            columns.slice(1).map((c) => preview(c, 40)).join(", ")
           }`,
         );
       }

@@ -4,13 +4,16 @@
  * @module
  */
 import type { EssClient } from "../lib/device/client.ts";
-import { UsageError } from "../lib/errors.ts";
+import { printable, UsageError } from "../lib/errors.ts";
 import type { JsonObject } from "../lib/device/flatten.ts";
 import {
   backupModeOf,
   BATT_SETTINGS,
   CHARGE_STRATEGIES,
+  type ChargeStrategy,
   isOnSetting,
+  OPERATION_WORDS,
+  parseChargeStrategy,
   parseSwitchWord,
   strategyOfAlgSetting,
   SWITCH_WORDS_TEXT,
@@ -18,26 +21,41 @@ import {
 import { choose, defineCommand, DEVICE_OPTIONS, GENERAL_OPTIONS } from "./_cli.ts";
 import { openDevice } from "./_device.ts";
 
-/** `on`/`off` and their synonyms ({@link SWITCH_WORDS_TEXT}); anything else is a usage error. */
-export function parseSwitch(text: string | undefined, what: string): boolean {
-  const on = text === undefined ? undefined : parseSwitchWord(text);
+const TARGETS = ["active", "winter", "fastcharge", "strategy", "backup", "gridcharge"] as const;
+type Target = typeof TARGETS[number];
+
+/**
+ * `on`/`off` and their synonyms ({@link SWITCH_WORDS_TEXT}), for `active` also `start`/`stop`,
+ * as the MQTT control takes them; anything else is a usage error.
+ */
+function parseSwitch(text: string | undefined, what: Target): boolean {
+  const active = what === "active";
+  const on = text === undefined ? undefined : parseSwitchWord(text, active ? OPERATION_WORDS : {});
   if (on !== undefined) return on;
+  const words = active ? `${SWITCH_WORDS_TEXT}, or start/stop` : SWITCH_WORDS_TEXT;
   throw new UsageError(
     text === undefined
       ? `${what} needs on or off`
-      : `${what}: ${JSON.stringify(text)} is not on or off (${SWITCH_WORDS_TEXT})`,
+      : `${what}: ${JSON.stringify(text)} is not on or off (${words})`,
   );
 }
 
-const TARGETS = ["active", "winter", "fastcharge", "strategy", "backup", "gridcharge"] as const;
-type Target = typeof TARGETS[number];
+/**
+ * A charge strategy in either spelling, as the MQTT control takes it (`weather-forecast`,
+ * `weather_forecast`, any case); anything else is a usage error.
+ */
+function parseStrategy(text: string | undefined): ChargeStrategy {
+  const strategy = text === undefined ? undefined : parseChargeStrategy(text);
+  if (strategy !== undefined) return strategy;
+  return choose(text, CHARGE_STRATEGIES, "strategy");
+}
 
 const show = (state: JsonObject, keys: string[]) =>
   keys.filter((k) => state[k] !== undefined).map((k) => `${k}=${JSON.stringify(state[k])}`)
     .join(" ");
 
 /** Carries out one control and returns the device's new state, read back, as one line. */
-export async function applyControl(
+async function applyControl(
   client: EssClient,
   target: Target,
   value: string | undefined,
@@ -67,8 +85,7 @@ export async function applyControl(
       })`;
     }
     case "strategy": {
-      const strategy = choose(value, CHARGE_STRATEGIES, "strategy");
-      await client.setChargeStrategy(strategy);
+      await client.setChargeStrategy(parseStrategy(value));
       const batt = await client.read("batt");
       const alg = String(batt[BATT_SETTINGS.chargeStrategy.read] ?? "");
       const name = strategyOfAlgSetting(alg) ?? "unknown";
@@ -95,7 +112,7 @@ const command = defineCommand({
   usage:
     "control <active|winter|fastcharge|backup|gridcharge> <on|off> | control strategy <STRATEGY>",
   description: "Changes one setting, then reads the device back and prints its new state.\n" +
-    "  active on|off        start or stop the whole system\n" +
+    "  active on|off        start or stop the whole system (also start|stop)\n" +
     "  winter on|off        winter mode (on keeps the battery warm and charged)\n" +
     "  fastcharge on|off    fast charge (on newer firmware: strategy fast-charge / battery-care)\n" +
     "  strategy STRATEGY    battery-care, fast-charge or weather-forecast (newer firmware)\n" +
@@ -123,7 +140,7 @@ const command = defineCommand({
     const [targetArg, value, ...extra] = p.positionals;
     const target = choose(targetArg, TARGETS, "control");
     if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
-    if (target === "strategy") choose(value, CHARGE_STRATEGIES, "strategy");
+    if (target === "strategy") parseStrategy(value);
     else parseSwitch(value, target);
     const reserve = p.integer("soc", 0, 100);
     if (reserve !== undefined && target !== "backup") {
@@ -131,7 +148,8 @@ const command = defineCommand({
     }
     const session = await openDevice(p, { retryOnce: true });
     try {
-      io.out(`${await applyControl(session.client, target, value, reserve)}\n`);
+      // The line quotes what the device reports, for a person's terminal.
+      io.out(`${printable(await applyControl(session.client, target, value, reserve))}\n`);
     } finally {
       session.close();
     }

@@ -12,7 +12,7 @@ import { deviceHost, openDevice } from "./_device.ts";
 import { DATA_FORMATS, renderData } from "./_format.ts";
 
 /** Parses `--only home,common`. */
-export function parseStates(text: string | undefined): StateName[] {
+function parseStates(text: string | undefined): StateName[] {
   if (text === undefined) return STATE_NAMES;
   const names = text.split(",").map((s) => s.trim()).filter(Boolean);
   for (const name of names) {
@@ -74,8 +74,9 @@ const command = defineCommand({
     try {
       const data = await session.client.readAll(states);
       const sample = data["home"] ?? data["common"] ?? data["systeminfo"];
-      if (sample && detectFamily(sample) !== "ESS Home 8/10") {
-        p.log.info(`${session.host.authority} looks like an ${detectFamily(sample)}`);
+      const family = sample && detectFamily(sample);
+      if (family && family !== "ESS Home 8/10") {
+        p.log.info(`${session.host.authority} looks like an ${family}`);
       }
       io.out(renderData(data, format));
     } finally {

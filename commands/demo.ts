@@ -18,7 +18,7 @@ import { defineCommand, type Io } from "./_cli.ts";
 import { renderData, renderGraph } from "./_format.ts";
 
 /** What a demo section gets to work with. */
-export interface DemoContext {
+interface DemoContext {
   /** The simulator the demo runs against. */
   sim: Simulator;
   /** Output, with an environment that is empty so that no user setting leaks in. */
@@ -28,7 +28,7 @@ export interface DemoContext {
 }
 
 /** One labelled part of the demo; returns an exit code (0: go on). */
-export interface DemoSection {
+interface DemoSection {
   /** The heading printed above it. */
   title: string;
   /** Prints the section; returns an exit code. */
@@ -66,7 +66,7 @@ class PrintingBroker implements MqttConnection {
 }
 
 /** `ess mqtt` against the simulator for two polls, with a command in between. */
-export const MQTT_SECTION: DemoSection = {
+const MQTT_SECTION: DemoSection = {
   title: "ess mqtt: the bridge publishes pyess's topics, then takes a command",
   async run(ctx) {
     const broker = new PrintingBroker((line) => ctx.io.out(line));
@@ -104,8 +104,8 @@ export const MQTT_SECTION: DemoSection = {
   },
 };
 
-/** The demo's sections in order; later features append theirs. */
-export const DEMO_SECTIONS: DemoSection[] = [
+/** The demo's sections, in order. */
+const DEMO_SECTIONS: readonly DemoSection[] = [
   {
     title: "ess data --format table: the live state, as the device sends it",
     async run(ctx) {
@@ -128,7 +128,7 @@ export const DEMO_SECTIONS: DemoSection[] = [
 ];
 
 /** Runs every section against a fresh simulator; stops at the first that fails. */
-export async function runDemo(io: Io, sections: readonly DemoSection[]): Promise<number> {
+async function runDemo(io: Io, sections: readonly DemoSection[]): Promise<number> {
   const sim = await startSimulator();
   const fetch = createDeviceFetch({ fingerprint: sim.fingerprint });
   try {

@@ -16,7 +16,7 @@ import {
 import { defineCommand, GENERAL_OPTIONS, type Io, type OptionSpec, type ParsedOf } from "./_cli.ts";
 
 /** A device as `--json` prints it: `host` is what `--host` takes, `port` the SRV port. */
-export function deviceJson(device: EssDevice): Record<string, unknown> {
+function deviceJson(device: EssDevice): Record<string, unknown> {
   return {
     name: device.name,
     instance: device.instance,
@@ -28,7 +28,7 @@ export function deviceJson(device: EssDevice): Record<string, unknown> {
 }
 
 /** One line per device: `LGE_ESS-<name>  <address>:<https port>`. */
-export function deviceLine(device: EssDevice): string {
+function deviceLine(device: EssDevice): string {
   return `${INSTANCE_PREFIX}${device.name}  ${device.address}:${httpsPort(device)}\n`;
 }
 

@@ -10,7 +10,7 @@ import { openDevice } from "./_device.ts";
 import { GRAPH_FORMATS, renderGraph } from "./_format.ts";
 
 /** Parses `YYYY-MM-DD` into a real calendar date; anything else is a usage error. */
-export function parseDate(text: string): CalendarDate {
+function parseDate(text: string): CalendarDate {
   const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(text.trim());
   const date = m ? { year: Number(m[1]), month: Number(m[2]), day: Number(m[3]) } : undefined;
   if (date) {
@@ -24,7 +24,7 @@ export function parseDate(text: string): CalendarDate {
 }
 
 /** Today in local time. */
-export function today(now = new Date()): CalendarDate {
+function today(now = new Date()): CalendarDate {
   return { year: now.getFullYear(), month: now.getMonth() + 1, day: now.getDate() };
 }
 

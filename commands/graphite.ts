@@ -12,7 +12,7 @@ import {
   runGraphite,
 } from "../lib/export/graphite.ts";
 import { choose, defineCommand, DEVICE_OPTIONS, GENERAL_OPTIONS } from "./_cli.ts";
-import { openDevice, parseHostPort } from "./_device.ts";
+import { hostPortOption, openDevice } from "./_device.ts";
 
 const command = defineCommand({
   name: "graphite",
@@ -79,14 +79,14 @@ const command = defineCommand({
     "ess graphite --graphite graphite.lan:2003 --once",
   ],
   async run(p, _io) {
-    const server = p.string("graphite");
-    if (server === undefined || server.trim() === "") {
+    const server = p.get("graphite");
+    if (typeof server?.value !== "string" || server.value.trim() === "") {
       throw new UsageError(
         "no Graphite server: give --graphite HOST[:PORT], ESS_GRAPHITE or graphite in the " +
           "config file",
       );
     }
-    const target = parseHostPort(server, DEFAULT_GRAPHITE_PORT, "graphite server");
+    const target = hostPortOption(server, DEFAULT_GRAPHITE_PORT, "graphite server");
     const protocol = choose(p.string("protocol"), GRAPHITE_PROTOCOLS, "protocol");
     const intervalMs = (p.seconds("interval-seconds", MIN_POLL_SECONDS) ?? 10) * 1000;
     const once = p.flag("once");

@@ -15,7 +15,7 @@ import { choose, defineCommand, type Parsed } from "./_cli.ts";
 const FIRMWARES = ["classic", "new"] as const satisfies readonly Firmware[];
 
 /** The lines `ess simulate` prints once it listens: where, the password, the fingerprint. */
-export function banner(sim: Simulator, mdns: boolean): string {
+function banner(sim: Simulator, mdns: boolean): string {
   return [
     `LG ESS simulator (${sim.firmware} firmware) listening on https://${sim.host}`,
     `host:        ${sim.host}`,
@@ -40,7 +40,7 @@ function errorRate(p: Parsed): number | undefined {
 }
 
 /** Turns the command line into simulator options. */
-export function simulatorOptions(p: Parsed): SimulatorOptions {
+function simulatorOptions(p: Parsed): SimulatorOptions {
   const hostname = p.string("host") ?? "127.0.0.1";
   if (!/^[\w.:-]+$/.test(hostname)) {
     throw new UsageError(`--host ${JSON.stringify(hostname)} is not an address to listen on`);

@@ -1,6 +1,7 @@
 /**
  * Capped, jittered exponential back-off, shared by everything that retries a device, a broker or
- * a Graphite server. Randomness is injected so that tests are deterministic.
+ * a Graphite server, and the waits such loops make that end when they are told to stop.
+ * Randomness is injected so that tests are deterministic.
  *
  * @module
  */
@@ -113,5 +114,33 @@ export function sleep(ms: number, signal: AbortSignal): Promise<void> {
     };
     const timer = setTimeout(done, ms);
     signal.addEventListener("abort", done);
+  });
+}
+
+/**
+ * `work`'s result, or `fallback` as soon as `signal` aborts (at once if it has), so that a loop
+ * told to stop does not wait for a device request that hangs. Unlike a race against one
+ * long-lived promise, it leaves nothing behind per call, so a loop can use it forever; a
+ * rejection of `work` after the abort is dropped.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * const stop = new AbortController();
+ * const hanging = new Promise<string>(() => {});
+ * setTimeout(() => stop.abort(), 10);
+ * equal(await unlessAborted(hanging, stop.signal, "stopped"), "stopped");
+ * equal(await unlessAborted(Promise.resolve("read"), new AbortController().signal, "stopped"), "read");
+ * ```
+ */
+export function unlessAborted<T>(work: Promise<T>, signal: AbortSignal, fallback: T): Promise<T> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) {
+      work.catch(() => {});
+      return resolve(fallback);
+    }
+    const onAbort = () => resolve(fallback);
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
   });
 }

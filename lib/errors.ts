@@ -159,7 +159,37 @@ export function preview(body: string, max = 60): string {
   const flat = body.replace(/\s+/g, " ").trim();
   if (flat === "") return "(empty body)";
   const short = flat.length > max ? `${flat.slice(0, max)}…` : flat;
-  return `"${short.replace(UNPRINTABLE, "?")}"`;
+  return `"${printable(short)}"`;
+}
+
+/**
+ * `text` with each character that could steer a terminal or reorder the text around it (a
+ * control character, a line or paragraph separator, a direction override) shown as `?`, for
+ * device text printed for a person.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * equal(printable("a\nb\u001b[2J\u202e"), "a?b?[2J?");
+ * ```
+ */
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE, "?");
+}
+
+/**
+ * Whether `text` holds none of the characters {@link preview} replaces, so that it can be
+ * printed as it is.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * equal(isPrintable("LGE_ESS-DE1234"), true);
+ * equal(isPrintable("DE\u001b[2J"), false);
+ * ```
+ */
+export function isPrintable(text: string): boolean {
+  return text.search(UNPRINTABLE) < 0;
 }
 
 /**

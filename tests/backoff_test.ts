@@ -1,5 +1,5 @@
-import { deepEqual, equal, ok as assert } from "node:assert/strict";
-import { Backoff, nextDelay, seededRandom, sleep } from "../lib/backoff.ts";
+import { deepEqual, equal, ok as assert, rejects } from "node:assert/strict";
+import { Backoff, nextDelay, seededRandom, sleep, unlessAborted } from "../lib/backoff.ts";
 
 Deno.test("nextDelay()", async (t) => {
   await t.step("should double from baseMs and stay in the upper half of the nominal delay", () => {
@@ -55,4 +55,33 @@ Deno.test("sleep()", async (t) => {
     stop.abort();
     await waiting;
   });
+});
+
+Deno.test("unlessAborted()", async (t) => {
+  await t.step("should pass the work's result or failure through while not aborted", async () => {
+    const running = new AbortController().signal;
+    equal(await unlessAborted(Promise.resolve("home"), running, "stopped"), "home");
+    await rejects(unlessAborted(Promise.reject(new Error("reset")), running, ""), /reset/);
+  });
+  await t.step("should give the fallback when the signal aborts during the work", async () => {
+    const stop = new AbortController();
+    let fail!: (err: Error) => void;
+    const work = new Promise<string>((_, reject) => fail = reject);
+    const result = unlessAborted(work, stop.signal, "stopped");
+    stop.abort();
+    equal(await result, "stopped");
+    // A failure after the abort is nobody's business any more: no unhandled rejection.
+    fail(new Error("late"));
+  });
+  await t.step(
+    "should give the fallback at once, and drop a later failure, when aborted",
+    async () => {
+      const stop = new AbortController();
+      stop.abort();
+      equal(
+        await unlessAborted(Promise.reject(new Error("late")), stop.signal, "stopped"),
+        "stopped",
+      );
+    },
+  );
 });

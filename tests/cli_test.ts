@@ -269,6 +269,15 @@ Deno.test("ess control", async (t) => {
         assert.deepEqual(lastPut(), { operation: "stop" });
         assert.match(run.stdout, /^active: /);
       });
+      await t.step(`should take the MQTT control's words too (${firmware})`, async () => {
+        const device = ["--host", host, "--password", PASSWORD];
+        const start = await ess(["control", "active", "Start", ...device]);
+        assert.equal(start.code, 0, start.stderr);
+        assert.deepEqual(lastPut(), { operation: "start" });
+        const strategy = await ess(["control", "strategy", "Battery_Care", ...device]);
+        assert.equal(strategy.code, 0, strategy.stderr);
+        assert.deepEqual(lastPut(), { alg_setting: firmware === "new" ? "0" : "off" });
+      });
     });
   }
   await t.step("should refuse a value that is not on or off with exit code 2", async () => {
@@ -276,6 +285,21 @@ Deno.test("ess control", async (t) => {
       await ess(["control", "winter", "maybe", "--host", "127.0.0.1"]),
       2,
       /"maybe" is not on or off/,
+    );
+    assertOneLineError(
+      await ess(["control", "winter", "start", "--host", "127.0.0.1"]),
+      2,
+      /"start" is not on or off \(true\/false, on\/off, yes\/no, 1\/0 \(also y\/n, t\/f\)\)$/,
+    );
+    assertOneLineError(
+      await ess(["control", "active", "go", "--host", "127.0.0.1"]),
+      2,
+      /"go" is not on or off \(.*, or start\/stop\)$/,
+    );
+    assertOneLineError(
+      await ess(["control", "strategy", "turbo", "--host", "127.0.0.1"]),
+      2,
+      /unknown strategy "turbo": one of battery-care, fast-charge, weather-forecast$/,
     );
     assertOneLineError(
       await ess(["control", "backup", "on", "--soc", "120", "--host", "127.0.0.1"]),

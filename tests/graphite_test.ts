@@ -619,6 +619,18 @@ Deno.test("ess graphite --once", async (t) => {
       equal(bad.code, 2);
       match(bad.stderr, /unknown protocol "sctp": one of tcp, udp/);
     });
+
+    await t.step("should name the file and line of a bad graphite key", async () => {
+      const config = await Deno.makeTempFile({ suffix: ".conf" });
+      try {
+        await Deno.writeTextFile(config, "# carbon\ngraphite = a b\n");
+        const r = await ess(["graphite", "--once", "--config", config, ...deviceArgs]);
+        equal(r.code, 2);
+        match(r.stderr, /^ess: \S+\.conf:2: graphite server "a b" is not a host name or address/);
+      } finally {
+        await Deno.remove(config);
+      }
+    });
   } finally {
     await sim.close();
   }

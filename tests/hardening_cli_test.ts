@@ -81,6 +81,117 @@ Deno.test("ess data against answers that used to kill the process", async (t) =>
   }
 });
 
+Deno.test("ess data quotes a malformed answer head escaped, short and redacted", async (t) => {
+  const heads: [string, string, RegExp][] = [
+    [
+      "a header name with a terminal escape and a line feed",
+      `X-\x1b[2J\n${"y".repeat(60_000)}: 1`,
+      /not an HTTP answer \(malformed header line "X-\?\[2J y{20,}…"\)$/,
+    ],
+    [
+      "the password in a header name",
+      `X-${HOSTILE_PASSWORD} Echo: 1`,
+      /not an HTTP answer \(malformed header line "X-\*\*\* Echo: 1"\)$/,
+    ],
+    ["a NUL in a header value", "X-Echo: a\0b", /malformed header line "X-Echo: a\?b"\)$/],
+  ];
+  for (const [what, header, message] of heads) {
+    await t.step(`should exit 1 with one line on ${what}`, async () => {
+      const wire = `HTTP/1.1 200 OK\r\ncontent-length: 2\r\n${header}\r\n\r\n{}`;
+      await withHostile(
+        (r) => readsHome(r) ? (socket) => void socket.write(wire, "latin1") : undefined,
+        async (_device, args) => {
+          const run = await runCli(["data", ...args, ...password, "--only", "home"]);
+          assertOneLine(run, 1, message);
+          for (const raw of ["\0", "\x1b"]) {
+            assert.ok(!run.stderr.includes(raw), JSON.stringify(run.stderr));
+          }
+          assert.ok(run.stderr.length < 300, `${run.stderr.length} characters`);
+        },
+      );
+    });
+  }
+});
+
+Deno.test("a device's control characters reach the terminal as ?", async (t) => {
+  const steer = "\x1b[2J\u202e";
+  const home = { statistics: { [`load${steer}`]: `1\n${steer}` } };
+  const batt = { winter_setting: steer, winter_status: "on" };
+  const graph = {
+    db: "success",
+    loginfo: [{ time: `t${steer}`, generation: "7", feed_in: `1${steer}` }],
+  };
+  const misbehave = (r: HostileRequest) =>
+    readsHome(r)
+      ? json(home)
+      : r.method === "POST" && r.path === "/v1/user/setting/batt"
+      ? json(batt)
+      : r.path.startsWith("/v1/user/graph/")
+      ? json(graph)
+      : undefined;
+  const runs: [string, string[], string][] = [
+    [
+      "ess data --format table",
+      ["data", "--only", "home", "--format", "table"],
+      "home   statistics/load?[2J?  1??[2J?\n",
+    ],
+    [
+      "ess data --format flat",
+      ["data", "--only", "home", "--format", "flat"],
+      "home/statistics/load?[2J? 1??[2J?\n",
+    ],
+    [
+      "ess graph --format table",
+      ["graph", "pv", "day", "2024-06-15"],
+      "\nt?[2J?  7           1?[2J?\n",
+    ],
+    [
+      "ess graph --format chart",
+      ["graph", "pv", "day", "2024-06-15", "--format", "chart"],
+      "\nt?[2J? │" + "█".repeat(50) + " 7\n",
+    ],
+    [
+      "ess control winter on",
+      ["control", "winter", "on"],
+      'winter mode: ?[2J? (winter_setting="\\u001b[2J?" winter_status="on")\n',
+    ],
+  ];
+  for (const [what, command, tail] of runs) {
+    await t.step(`should show them in ${what}`, async () => {
+      await withHostile(misbehave, async (_device, args) => {
+        const run = await runCli([...command, ...args, ...password]);
+        assert.equal(run.code, 0, run.stderr);
+        assert.ok(run.stdout.endsWith(tail), JSON.stringify(run.stdout));
+        assert.ok(!run.stdout.includes("\x1b"), JSON.stringify(run.stdout));
+      });
+    });
+  }
+});
+
+Deno.test("ess data says when the device looks like an ESS Home 15", async () => {
+  const home15 = JSON.parse(
+    await Deno.readTextFile(new URL("../fixtures/home15/home.json", import.meta.url)),
+  );
+  const device = await startHostileDevice({ state: () => home15 });
+  try {
+    const run = await runCli([
+      "data",
+      "--config",
+      "/dev/null",
+      "--host",
+      device.host,
+      ...password,
+      "--only",
+      "home",
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stderr, `ess: info: ${device.host} looks like an ESS Home 15\n`);
+    assert.deepEqual(JSON.parse(run.stdout), { home: home15 });
+  } finally {
+    await device.close();
+  }
+});
+
 Deno.test("ess data and ess graph print tables of a device that sends a 500 kB key", async (t) => {
   // Within every answer limit, but padding each of the other rows to this key's length once
   // took the table past the 64 MB heap: V8 aborted the process (exit 133) with no line at all.
@@ -119,6 +230,33 @@ Deno.test("ess data and ess graph print tables of a device that sends a 500 kB k
       });
     });
   }
+});
+
+Deno.test("ess graph of 5,000 rows with a field of their own each", async (t) => {
+  // 10,000 values, within every answer limit; as a table of 5,000 rows by 5,000 columns it once
+  // took the process past the 64 MB heap (exit 133, no line at all).
+  const rows = Array.from({ length: 4999 }, (_, i) => ({ time: "20240615000000", [`k${i}`]: "1" }));
+  const misbehave = (r: HostileRequest) =>
+    r.path.startsWith("/v1/user/graph/") ? json({ db: "success", loginfo: rows }) : undefined;
+  const graph = ["graph", "pv", "day", "2024-06-15"];
+  for (const format of ["table", "csv", "chart"]) {
+    await t.step(`should refuse --format ${format} with one line`, async () => {
+      await withHostile(misbehave, async (_device, args) => {
+        assertOneLine(
+          await runCli([...graph, "--format", format, ...args, ...password]),
+          1,
+          /the pv graph has 4999 fields, more than ess puts in a \w+ \(a real one has 5\): --format json prints it/,
+        );
+      });
+    });
+  }
+  await t.step("should print it with --format json", async () => {
+    await withHostile(misbehave, async (_device, args) => {
+      const run = await runCli([...graph, "--format", "json", ...args, ...password]);
+      assert.equal(run.code, 0, run.stderr.slice(0, 2000));
+      assert.equal(JSON.parse(run.stdout).loginfo.length, rows.length);
+    });
+  });
 });
 
 Deno.test("one-shot commands try a transient failure once more", async (t) => {

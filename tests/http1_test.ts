@@ -127,6 +127,28 @@ Deno.test("ResponseParser refuses what is not HTTP or too large", async (t) => {
       "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
       /chunk size/,
     ],
+    ["a status beyond 599", "HTTP/1.1 999 Odd\r\n\r\n", /not an HTTP\/1\.x status line/],
+    ["a status below 100", "HTTP/1.1 042 Odd\r\n\r\n", /not an HTTP\/1\.x status line/],
+    [
+      "a control character in the reason phrase",
+      "HTTP/1.1 200 O\x1bK\r\n\r\n",
+      /not an HTTP\/1\.x status line: "HTTP\/1\.1 200 O\?K"/,
+    ],
+    [
+      "a header name that is no token",
+      "HTTP/1.1 200 OK\r\nX\x1b[2J Y: 1\r\n\r\n",
+      /malformed header line "X\?\[2J Y: 1"/,
+    ],
+    [
+      "a line feed inside a header name",
+      "HTTP/1.1 200 OK\r\nX\nY: 1\r\n\r\n",
+      /malformed header line "X Y: 1"/,
+    ],
+    [
+      "a NUL in a header value",
+      "HTTP/1.1 200 OK\r\nX: a\0b\r\n\r\n",
+      /malformed header line "X: a\?b"/,
+    ],
   ];
   for (const [what, wire, message] of cases) {
     await t.step(`should refuse ${what}`, () => {

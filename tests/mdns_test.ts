@@ -14,6 +14,7 @@ import {
   goodbye,
   httpsPort,
   matchesName,
+  MAX_CACHED_NAMES,
   parseTxt,
   queryTimes,
   ServiceCache,
@@ -145,6 +146,39 @@ Deno.test("ServiceCache", async (t) => {
     cache.add(overTheWire([PTR], [SRV, A]));
     deepEqual(cache.devices().map((d) => d.name), ["OTHER1", "TEST0815"]);
   });
+
+  await t.step("should ignore an instance whose name would steer a terminal", () => {
+    const cache = new ServiceCache();
+    const hostile = "LGE_ESS-\u001b[2J\u202e._pmsctrl._tcp.local";
+    equal(
+      cache.add(overTheWire([{ ...PTR, data: hostile } as Answer], [
+        { ...SRV, name: hostile } as Answer,
+        A,
+      ])),
+      true, // the A record is news, the instance is not
+    );
+    deepEqual(cache.devices(), []);
+    deepEqual(cache.missing(), []);
+  });
+
+  await t.step(
+    "should keep the newest instances and addresses of a flood, and find the device",
+    () => {
+      const cache = new ServiceCache();
+      const flood = (i: number) => `LGE_ESS-FAKE${i}._pmsctrl._tcp.local`;
+      for (let i = 0; i < 10 * MAX_CACHED_NAMES; i++) {
+        cache.add([
+          { ...PTR, data: flood(i) } as Answer,
+          { ...A, name: `fake${i}.local`, data: "192.0.2.99" } as Answer,
+        ]);
+      }
+      equal(cache.missing().length, 2 * MAX_CACHED_NAMES);
+      equal(cache.missing()[0]?.name, flood(9 * MAX_CACHED_NAMES));
+      cache.add(overTheWire([PTR], [SRV, TXT, A]));
+      deepEqual(cache.devices().map((d) => [d.name, d.address]), [["TEST0815", "192.0.2.20"]]);
+      equal(cache.missing().length, 2 * (MAX_CACHED_NAMES - 1));
+    },
+  );
 });
 
 Deno.test("parseTxt()", async (t) => {
@@ -170,6 +204,7 @@ Deno.test("deviceNameOf()", async (t) => {
     equal(deviceNameOf("Other._pmsctrl._tcp.local"), "Other");
     equal(deviceNameOf("LGE_ESS-DE1234._http._tcp.local"), undefined);
     equal(deviceNameOf("_pmsctrl._tcp.local"), undefined);
+    equal(deviceNameOf("LGE_ESS-DE\n1234._pmsctrl._tcp.local"), undefined);
   });
 });
 

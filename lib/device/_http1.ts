@@ -39,6 +39,10 @@ interface Head {
 }
 
 const latin1 = new TextDecoder("latin1");
+/** A header name (RFC 9110's token). */
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** What a header value or a reason phrase may hold: no control character but tab. */
+const FIELD_TEXT = /^[\t\x20-\x7e\x80-\xff]*$/;
 const BODY_CAP = `${MAX_BODY_BYTES / (1024 * 1024)} MiB`;
 
 function indexOfCrlf(bytes: Uint8Array, from: number): number {
@@ -55,17 +59,6 @@ function indexOfBlankLine(bytes: Uint8Array, from: number): number {
     }
   }
   return -1;
-}
-
-/** `parts` as one array of `length` bytes. */
-export function concat(parts: Uint8Array[], length: number): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
 
 /**
@@ -215,15 +208,21 @@ export class ResponseParser {
 
   #parseHead(text: string): Head {
     const lines = text.split("\r\n");
-    const match = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(lines[0] ?? "");
-    if (!match) {
+    // Checked here, in the grammar's own words, so that nothing the peer sent can make the
+    // Response built from it throw a message that quotes it unredacted and unshortened.
+    const match = /^HTTP\/1\.([01]) ([1-5]\d\d)(?: (.*))?$/.exec(lines[0] ?? "");
+    if (!match || !FIELD_TEXT.test(match[3] ?? "")) {
       throw new HttpParseError(`not an HTTP/1.x status line: ${this.#quote(lines[0] ?? "")}`);
     }
     const headers: [string, string][] = [];
     for (const line of lines.slice(1)) {
       const colon = line.indexOf(":");
-      if (colon <= 0) throw new HttpParseError(`malformed header line ${this.#quote(line)}`);
-      headers.push([line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim()]);
+      const name = line.slice(0, Math.max(0, colon)).trim();
+      const value = line.slice(colon + 1).trim();
+      if (!TOKEN.test(name) || !FIELD_TEXT.test(value)) {
+        throw new HttpParseError(`malformed header line ${this.#quote(line)}`);
+      }
+      headers.push([name.toLowerCase(), value]);
     }
     const connection = headers.filter(([n]) => n === "connection").map(([, v]) => v.toLowerCase());
     const keepAlive = match[1] === "1"

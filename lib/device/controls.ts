@@ -13,6 +13,7 @@ import {
   CHARGE_STRATEGY_OPTIONS,
   type ChargeStrategy,
   isOnSetting,
+  OPERATION_WORDS,
   parseChargeStrategy,
   parseSwitchWord,
   SWITCH_WORDS_TEXT,
@@ -69,7 +70,7 @@ export function parseControl(name: ControlName, payload: string): ControlCommand
   const SWITCH = `expected ${SWITCH_WORDS_TEXT}`;
   switch (name) {
     case "active": {
-      const on = parseSwitchWord(payload, { start: true, stop: false });
+      const on = parseSwitchWord(payload, OPERATION_WORDS);
       if (on === undefined) return `${SWITCH} or start/stop`;
       return {
         description: on ? "start the system" : "stop the system",

@@ -10,7 +10,7 @@
 import type multicastDns from "multicast-dns";
 // @ts-types="@types/dns-packet"
 import type { Answer, Question, TxtData } from "dns-packet";
-import { DiscoveryError } from "../errors.ts";
+import { DiscoveryError, isPrintable } from "../errors.ts";
 import { type Logger, silentLogger } from "../log.ts";
 
 /** The DNS-SD service type LG ESS devices announce. */
@@ -27,6 +27,22 @@ export const HTTPS_PORT_KEY = "https_port";
 
 const DNS_SD_SERVICES = "_services._dns-sd._udp.local";
 const MDNS_PORT = 5353;
+
+/**
+ * The most instances, and host addresses, a browse keeps; beyond, it forgets the oldest. A home
+ * has one or two ESS, but anyone on the network can answer, and a flood of made-up names would
+ * otherwise grow the cache, and the questions asked for it, for as long as the browse lasts. A
+ * device is reported the moment its records are complete, so forgetting never loses one that
+ * answers in full.
+ */
+export const MAX_CACHED_NAMES = 64;
+
+/** Makes room for one more key in `map` by forgetting its oldest, once it holds the most. */
+function makeRoom<K>(map: Map<K, unknown>, forget: (key: K) => void = (key) => map.delete(key)) {
+  if (map.size < MAX_CACHED_NAMES) return;
+  const oldest = map.keys().next();
+  if (!oldest.done) forget(oldest.value);
+}
 
 /**
  * The socket library, loaded on first use: commands given `--host` never browse, and should not
@@ -55,19 +71,21 @@ const SERVICE_SUFFIX = `.${SERVICE_TYPE}`;
 
 /**
  * The device name in an instance name (`LGE_ESS-DE1234._pmsctrl._tcp.local` -> `DE1234`), or
- * `undefined` for an instance of another service type.
+ * `undefined` for an instance of another service type, or a name with characters that would
+ * steer the terminal `ess discover` prints it to.
  *
  * @example
  * ```ts
  * import { equal } from "node:assert/strict";
  * equal(deviceNameOf("LGE_ESS-DE1234._pmsctrl._tcp.local."), "DE1234");
+ * equal(deviceNameOf("LGE_ESS-\u001b[2J._pmsctrl._tcp.local"), undefined);
  * ```
  */
 export function deviceNameOf(instance: string): string | undefined {
   const bare = instance.replace(/\.$/, "");
   if (!norm(bare).endsWith(SERVICE_SUFFIX)) return undefined;
   const label = bare.slice(0, -SERVICE_SUFFIX.length);
-  if (label === "") return undefined;
+  if (label === "" || !isPrintable(label)) return undefined;
   return label.toUpperCase().startsWith(INSTANCE_PREFIX.toUpperCase())
     ? label.slice(INSTANCE_PREFIX.length)
     : label;
@@ -163,6 +181,11 @@ export class ServiceCache {
       if (deviceNameOf(name) === undefined) return undefined;
       const key = norm(name);
       if (!this.#instances.has(key)) {
+        makeRoom(this.#instances, (oldest) => {
+          this.#instances.delete(oldest);
+          this.#srv.delete(oldest);
+          this.#txt.delete(oldest);
+        });
         this.#instances.set(key, name.replace(/\.$/, ""));
         learnt = true;
       }
@@ -190,12 +213,14 @@ export class ServiceCache {
           this.#txt.set(key, parseTxt(record.data));
           break;
         }
-        case "A":
-          if (IPV4.test(record.data)) {
-            if (this.#a.get(norm(record.name)) !== record.data) learnt = true;
-            this.#a.set(norm(record.name), record.data);
-          }
+        case "A": {
+          const host = norm(record.name);
+          if (!IPV4.test(record.data)) break;
+          if (!this.#a.has(host)) makeRoom(this.#a);
+          if (this.#a.get(host) !== record.data) learnt = true;
+          this.#a.set(host, record.data);
           break;
+        }
       }
     }
     return learnt;

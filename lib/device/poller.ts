@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { Backoff } from "../backoff.ts";
+import { Backoff, unlessAborted } from "../backoff.ts";
 import { errorText, WrongPasswordError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Device } from "./controls.ts";
@@ -97,19 +97,6 @@ export type PollEvent =
 
 /** Hears every {@link PollEvent}; the poller waits for it before the next device request. */
 export type PollListener = (event: PollEvent) => void | Promise<void>;
-
-/**
- * `work`'s result, or `fallback` as soon as `signal` aborts. Unlike a race against one
- * long-lived promise, it leaves nothing behind per call, so a loop can use it forever.
- */
-function unlessAborted<T>(work: Promise<T>, signal: AbortSignal, fallback: T): Promise<T> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return resolve(fallback);
-    const onAbort = () => resolve(fallback);
-    signal.addEventListener("abort", onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
-}
 
 /**
  * Polls one device and tells its listeners. All device work goes through one queue

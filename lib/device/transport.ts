@@ -11,14 +11,16 @@
  *
  * @module
  */
+import { Buffer } from "node:buffer";
 import tls from "node:tls";
-import { concat, HttpLimitError, type ParsedResponse, ResponseParser } from "./_http1.ts";
+import { HttpLimitError, type ParsedResponse, ResponseParser } from "./_http1.ts";
 import {
   AnswerLimitError,
   type DeviceError,
   errorText,
   EssError,
   PinMismatchError,
+  preview,
   TimeoutError,
   TlsError,
   TRANSIENT_HINT,
@@ -361,7 +363,14 @@ export function createDeviceFetch(options: DeviceFetchOptions = {}): DeviceFetch
             }),
           );
         } catch (err) {
-          fail(new UnreachableError(host, `Cannot talk to ${host}: ${errorText(err)}`));
+          // The parser lets through only what a Response takes; should one still refuse, its
+          // message may quote the peer's bytes, and this runs in a socket callback.
+          fail(
+            new UnreachableError(
+              host,
+              `Cannot talk to ${host}: not an HTTP answer (${preview(redact(errorText(err)))})`,
+            ),
+          );
         }
       };
       const onAbort = () => fail(signal?.reason);
@@ -394,10 +403,9 @@ export function createDeviceFetch(options: DeviceFetchOptions = {}): DeviceFetch
           settle(classify(err ?? { code: "ANSWER_CUT" }, host, url.hostname));
         },
       });
+      // One write, so that head and body leave in one segment (the socket sends without delay).
       const headBytes = encoder.encode(head);
-      conn.socket.write(
-        body === undefined ? headBytes : concat([headBytes, body], headBytes.length + body.length),
-      );
+      conn.socket.write(body === undefined ? headBytes : Buffer.concat([headBytes, body]));
     });
   };
 

@@ -16,6 +16,8 @@ export const ON_WORDS = ["y", "yes", "t", "true", "on", "1"] as const;
 export const OFF_WORDS = ["n", "no", "f", "false", "off", "0"] as const;
 /** How help and warnings name the switch words. */
 export const SWITCH_WORDS_TEXT = "true/false, on/off, yes/no, 1/0 (also y/n, t/f)";
+/** The words `active` takes besides the switch words: the device's own for its operation. */
+export const OPERATION_WORDS: Readonly<Record<string, boolean>> = { start: true, stop: false };
 
 /**
  * A switch word as `true` (on) or `false` (off), in any case and with blanks around it; anything
@@ -26,7 +28,7 @@ export const SWITCH_WORDS_TEXT = "true/false, on/off, yes/no, 1/0 (also y/n, t/f
  * import { equal } from "node:assert/strict";
  * equal(parseSwitchWord(" Yes "), true);
  * equal(parseSwitchWord("OFF"), false);
- * equal(parseSwitchWord("stop", { start: true, stop: false }), false);
+ * equal(parseSwitchWord("stop", OPERATION_WORDS), false);
  * equal(parseSwitchWord("maybe"), undefined);
  * ```
  */

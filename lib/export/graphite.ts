@@ -9,7 +9,7 @@
  */
 import dgram from "node:dgram";
 import { Buffer } from "node:buffer";
-import { Backoff, sleep as realSleep } from "../backoff.ts";
+import { Backoff, sleep as realSleep, unlessAborted } from "../backoff.ts";
 import {
   errorText,
   EssError,
@@ -400,8 +400,9 @@ export async function runGraphite(options: GraphiteLoopOptions): Promise<void> {
     const states: Record<string, JsonObject> = {};
     try {
       for (const state of METRIC_STATES) {
-        states[state] = await untilAborted(device.read(state), signal);
-        if (signal.aborted) return;
+        const answer = await unlessAborted(device.read(state), signal, undefined);
+        if (answer === undefined || signal.aborted) return;
+        states[state] = answer;
       }
     } catch (err) {
       if (signal.aborted) return;
@@ -450,17 +451,4 @@ export async function runGraphite(options: GraphiteLoopOptions): Promise<void> {
 function backoffCap(options: GraphiteLoopOptions): string {
   const ms = Math.max(options.intervalMs, options.maxBackoffMs ?? 300_000);
   return ms % 60_000 === 0 ? `${ms / 60_000} min` : `${Math.round(ms / 1000)} s`;
-}
-
-/** `promise`, or an early return (to a caller that checks `signal`) when `signal` aborts. */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) {
-    promise.catch(() => {});
-    return Promise.reject(signal.reason);
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
 }
