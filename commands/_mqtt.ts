@@ -131,6 +131,14 @@ export const HASS_OPTIONS = [
  */
 export function brokerUrl(server: string, port: number | undefined, tls: boolean): string {
   let text = server.trim();
+  // First, and not quoted, whatever the scheme: what comes before the @ is a user name and, as
+  // likely, a password.
+  if (text.includes("@")) {
+    throw new UsageError(
+      "--mqtt-server takes no user name or password in the address: give --mqtt-user and " +
+        "--mqtt-password (better MQTT_PASSWORD or mqtt_password in the config file)",
+    );
+  }
   let secure = tls;
   const url = /^([a-z][a-z0-9+.-]*):\/\/([^/]*)\/?$/i.exec(text);
   if (url) {
@@ -142,13 +150,6 @@ export function brokerUrl(server: string, port: number | undefined, tls: boolean
       );
     }
     text = url[2]!;
-  }
-  if (text.includes("@")) {
-    // Not quoted: what comes before the @ is a user name and, as likely, a password.
-    throw new UsageError(
-      "--mqtt-server takes no user name or password in the address: give --mqtt-user and " +
-        "--mqtt-password (better MQTT_PASSWORD or mqtt_password in the config file)",
-    );
   }
   const { hostname, port: p } = parseHostPort(
     text,

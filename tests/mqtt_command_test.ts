@@ -191,7 +191,13 @@ Deno.test("brokerUrl()", async (t) => {
   });
   await t.step("should refuse other schemes and credentials in the URL", () => {
     throws(() => brokerUrl("ws://broker.lan", undefined, false), UsageError);
-    for (const server of ["mqtt://user:s3cr3t@broker.lan", "user:s3cr3t@broker.lan:1883"]) {
+    for (
+      const server of [
+        "mqtt://user:s3cr3t@broker.lan",
+        "user:s3cr3t@broker.lan:1883",
+        "wss://user:s3cr3t@broker.lan",
+      ]
+    ) {
       throws(
         () => brokerUrl(server, undefined, false),
         (err: unknown) =>
