@@ -351,6 +351,39 @@ Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
     },
   );
 
+  await t.step(
+    "should end a session on a malformed packet, say what it was, and reconnect",
+    async () => {
+      const broker = new FakeBroker();
+      const [connection, events] = client(broker);
+      try {
+        const garbage = [
+          ["36 03 00 01 61", "PUBLISH with QoS 3"],
+          ["30 04 00 05 61 62", "PUBLISH topic runs past the end"],
+          ["30 04 00 02 ff fe", "PUBLISH topic is not UTF-8"],
+          ["40 03 00 01 00", "PUBACK should be 2 bytes long, not 3"],
+          ["50 02 00 01", "the broker sent PUBREC for a message never sent"],
+          ["20 02 00 00", "the broker sent a second CONNACK"],
+          ["c0 00", "a broker does not send packets of type 12"],
+          ["30 ff ff ff ff 7f", "a remaining length longer than four bytes"],
+        ] as const;
+        for (const [bytes, why] of garbage) {
+          const peer = await handshake(broker);
+          await until(() => connection.connected, "connect");
+          await peer.send(hex(bytes));
+          await until(() => !connection.connected, `the disconnect after ${bytes}`);
+          equal(events.log.at(-1), `disconnected: ${why}`);
+        }
+        await handshake(broker);
+        await until(() => connection.connected, "the reconnect");
+        deepEqual(events.messages, [], "nothing malformed was delivered");
+      } finally {
+        await connection.close();
+        await broker.close();
+      }
+    },
+  );
+
   await t.step("should give up on a broker that never sends CONNACK", async () => {
     const broker = new FakeBroker();
     const [connection, events] = client(broker, { connectTimeoutMs: 100, reconnectBaseMs: 60_000 });
