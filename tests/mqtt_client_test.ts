@@ -92,6 +92,7 @@ class Peer {
 class FakeBroker {
   #listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   #peers: Peer[] = [];
+  #stalled: Deno.Conn[] = [];
   readonly url = `mqtt://127.0.0.1:${(this.#listener.addr as Deno.NetAddr).port}`;
 
   async accept(): Promise<Peer> {
@@ -100,8 +101,23 @@ class FakeBroker {
     return peer;
   }
 
+  /** Accepts a connection, answers its CONNECT, and then reads nothing: a stalled broker. */
+  async acceptStalled(): Promise<void> {
+    const conn = await this.#listener.accept();
+    this.#stalled.push(conn);
+    await conn.read(new Uint8Array(4096));
+    await conn.write(CONNACK_OK);
+  }
+
   async close(): Promise<void> {
     this.#listener.close();
+    for (const conn of this.#stalled) {
+      try {
+        conn.close();
+      } catch {
+        // The client's side ended it first.
+      }
+    }
     await Promise.all(this.#peers.map((p) => p.close()));
   }
 }
@@ -306,6 +322,35 @@ Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
       deepEqual(await peer.next(), { type: 12, flags: 0, body: new Uint8Array(0) });
       await until(() => events.log.length === 2, "the disconnect");
       equal(events.log[1], "disconnected: the broker did not answer a ping within 0.1 s");
+    } finally {
+      await connection.close();
+      await broker.close();
+    }
+  });
+
+  await t.step("should not let a broker that stops reading hold publishing for ever", async () => {
+    const broker = new FakeBroker();
+    const [connection, events] = client(broker, {
+      keepaliveSeconds: 1,
+      pingTimeoutMs: 500,
+      reconnectBaseMs: 60_000,
+    });
+    try {
+      await broker.acceptStalled();
+      await until(() => connection.connected, "connect");
+      // The socket's buffers fill, then every publish waits for them: the ping queued behind
+      // the values is never answered, and that ends the connection.
+      const payload = "x".repeat(60_000);
+      let published = 0;
+      while (connection.connected) {
+        await connection.publish("ess/json/home", payload);
+        published++;
+      }
+      assert(published > 1, `${published} messages`);
+      deepEqual(events.log, [
+        "connected",
+        "disconnected: the broker did not answer a ping within 0.5 s",
+      ]);
     } finally {
       await connection.close();
       await broker.close();
