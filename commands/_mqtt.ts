@@ -212,22 +212,22 @@ export function hassSettings(
   };
 }
 
-/** `--hass-prefix`, checked. */
-function hassPrefix(p: Parsed<"hass-prefix", never>): string {
-  const prefix = p.string("hass-prefix") ?? DEFAULT_DISCOVERY_PREFIX;
+/** `prefix` from `option`, if it can begin topics: no wildcard, no "/" at either end. */
+function checkedPrefix(option: string, prefix: string): string {
   if (topicProblem(prefix) !== undefined || prefix.startsWith("/") || prefix.endsWith("/")) {
-    throw new UsageError(`--hass-prefix ${JSON.stringify(prefix)} is not a usable topic prefix`);
+    throw new UsageError(`${option} ${JSON.stringify(prefix)} is not a usable topic prefix`);
   }
   return prefix;
 }
 
+/** `--hass-prefix`, checked. */
+function hassPrefix(p: Parsed<"hass-prefix", never>): string {
+  return checkedPrefix("--hass-prefix", p.string("hass-prefix") ?? DEFAULT_DISCOVERY_PREFIX);
+}
+
 /** `--mqtt-prefix`, checked. */
 export function topicPrefix(p: Parsed<"mqtt-prefix", never>): string {
-  const prefix = p.string("mqtt-prefix") ?? DEFAULT_PREFIX;
-  if (topicProblem(prefix) !== undefined || prefix.startsWith("/") || prefix.endsWith("/")) {
-    throw new UsageError(`--mqtt-prefix ${JSON.stringify(prefix)} is not a usable topic prefix`);
-  }
-  return prefix;
+  return checkedPrefix("--mqtt-prefix", p.string("mqtt-prefix") ?? DEFAULT_PREFIX);
 }
 
 /** How to connect to the broker, from {@link MQTT_OPTIONS}; `will` is the last will, if any. */

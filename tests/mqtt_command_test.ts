@@ -167,6 +167,12 @@ Deno.test("ess mqtt options", async (t) => {
       await rejects(settingsFor(["--config", "/dev/null", "--publish-mode", "some"]), UsageError);
       await rejects(settingsFor(["--config", "/dev/null", "--mqtt-prefix", "ess/#"]), UsageError);
       await rejects(settingsFor(["--config", "/dev/null", "--mqtt-prefix", "ess\tx"]), UsageError);
+      for (const prefix of ["ha/#", "/ha", "ha/"]) {
+        await rejects(
+          settingsFor(["--config", "/dev/null", "--hass-prefix", prefix]),
+          new RegExp(`^UsageError: --hass-prefix "${prefix}" is not a usable topic prefix$`),
+        );
+      }
       await rejects(
         settingsFor(["--config", "/dev/null", "--mqtt-ca", "/nonexistent.pem"]),
         /--mqtt-ca \/nonexistent.pem: cannot read it/,
