@@ -131,6 +131,14 @@ export const HASS_OPTIONS = [
  */
 export function brokerUrl(server: string, port: number | undefined, tls: boolean): string {
   let text = server.trim();
+  // First, and not quoted, whatever the scheme: what comes before the @ is a user name and, as
+  // likely, a password.
+  if (text.includes("@")) {
+    throw new UsageError(
+      "--mqtt-server takes no user name or password in the address: give --mqtt-user and " +
+        "--mqtt-password (better MQTT_PASSWORD or mqtt_password in the config file)",
+    );
+  }
   let secure = tls;
   const url = /^([a-z][a-z0-9+.-]*):\/\/([^/]*)\/?$/i.exec(text);
   if (url) {
@@ -142,13 +150,6 @@ export function brokerUrl(server: string, port: number | undefined, tls: boolean
       );
     }
     text = url[2]!;
-  }
-  if (text.includes("@")) {
-    // Not quoted: what comes before the @ is a user name and, as likely, a password.
-    throw new UsageError(
-      "--mqtt-server takes no user name or password in the address: give --mqtt-user and " +
-        "--mqtt-password (better MQTT_PASSWORD or mqtt_password in the config file)",
-    );
   }
   const { hostname, port: p } = parseHostPort(
     text,
@@ -211,22 +212,22 @@ export function hassSettings(
   };
 }
 
-/** `--hass-prefix`, checked. */
-function hassPrefix(p: Parsed<"hass-prefix", never>): string {
-  const prefix = p.string("hass-prefix") ?? DEFAULT_DISCOVERY_PREFIX;
+/** `prefix` from `option`, if it can begin topics: no wildcard, no "/" at either end. */
+function checkedPrefix(option: string, prefix: string): string {
   if (topicProblem(prefix) !== undefined || prefix.startsWith("/") || prefix.endsWith("/")) {
-    throw new UsageError(`--hass-prefix ${JSON.stringify(prefix)} is not a usable topic prefix`);
+    throw new UsageError(`${option} ${JSON.stringify(prefix)} is not a usable topic prefix`);
   }
   return prefix;
 }
 
+/** `--hass-prefix`, checked. */
+function hassPrefix(p: Parsed<"hass-prefix", never>): string {
+  return checkedPrefix("--hass-prefix", p.string("hass-prefix") ?? DEFAULT_DISCOVERY_PREFIX);
+}
+
 /** `--mqtt-prefix`, checked. */
 export function topicPrefix(p: Parsed<"mqtt-prefix", never>): string {
-  const prefix = p.string("mqtt-prefix") ?? DEFAULT_PREFIX;
-  if (topicProblem(prefix) !== undefined || prefix.startsWith("/") || prefix.endsWith("/")) {
-    throw new UsageError(`--mqtt-prefix ${JSON.stringify(prefix)} is not a usable topic prefix`);
-  }
-  return prefix;
+  return checkedPrefix("--mqtt-prefix", p.string("mqtt-prefix") ?? DEFAULT_PREFIX);
 }
 
 /** How to connect to the broker, from {@link MQTT_OPTIONS}; `will` is the last will, if any. */

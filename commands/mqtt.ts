@@ -13,7 +13,6 @@ import { sleep } from "../lib/backoff.ts";
 import { UsageError } from "../lib/errors.ts";
 import { VERSION } from "../lib/version.ts";
 import { createHassPlugin } from "../lib/hass/plugin.ts";
-import type { Logger } from "../lib/log.ts";
 import { connectMqtt, type MqttConnectOptions } from "../lib/mqtt/client.ts";
 import { statusTopic } from "../lib/mqtt/topics.ts";
 import { SWITCH_WORDS_TEXT } from "../lib/device/vocabulary.ts";
@@ -43,20 +42,18 @@ import {
   serveSettings,
 } from "./_poll.ts";
 
-/** What the bridge's plugins are given: the options they own, parsed. */
+/** The bridge's plugins, as their options set them. */
 export interface PluginSettings {
-  prefix: string;
   /** `--no-hass` turns Home Assistant discovery off. */
   hass: boolean;
   /** How Home Assistant discovery is announced. */
   hassSettings: HassSettings;
-  logger: Logger;
 }
 
-/** Builds the bridge's plugins. */
-export const PLUGIN_FACTORIES: ((settings: PluginSettings) => BridgePlugin | undefined)[] = [
-  (s) => s.hass ? createHassPlugin({ version: VERSION, ...s.hassSettings }) : undefined,
-];
+/** The bridge's plugins: Home Assistant discovery, unless `--no-hass`. */
+function createPlugins(settings: PluginSettings): BridgePlugin[] {
+  return settings.hass ? [createHassPlugin({ version: VERSION, ...settings.hassSettings })] : [];
+}
 
 const PUBLISHING_OPTIONS = [
   {
@@ -173,12 +170,7 @@ export async function mqttSettings(p: ParsedOf<typeof OPTIONS>): Promise<MqttSet
       json: p.flag("json"),
       once,
     },
-    plugins: {
-      prefix,
-      hass: p.flag("hass"),
-      hassSettings: hassSettings(p),
-      logger: p.log,
-    },
+    plugins: { hass: p.flag("hass"), hassSettings: hassSettings(p) },
     serve: bridgeServeSettings(p, once),
   };
 }
@@ -221,9 +213,7 @@ const command = defineCommand({
   ],
   async run(p, io) {
     const settings = await mqttSettings(p);
-    const plugins = PLUGIN_FACTORIES.map((make) => make(settings.plugins)).filter((x) =>
-      x !== undefined
-    );
+    const plugins = createPlugins(settings.plugins);
     const session = await openDevice(p);
     try {
       // Serving shares the bridge's poller and control queue: one device session for both.

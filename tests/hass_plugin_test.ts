@@ -274,6 +274,32 @@ Deno.test("createHassPlugin() keeps trying while systeminfo cannot be read", () 
     equal(bridge.configs().length, 1);
   }));
 
+Deno.test("createHassPlugin() asks less and less often while systeminfo cannot be read", () =>
+  withPlugin({ random: () => 0.5 }, async ({ bridge, clock, plugin }) => {
+    bridge.publishStates();
+    bridge.failReads(true);
+    await plugin.onConnect!(bridge.ctx);
+    await plugin.idle();
+    const waits: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      waits.push(...clock.pending.map((p) => p.ms));
+      await clock.advance();
+      await plugin.idle();
+    }
+    deepEqual(waits, [1500, 3000, 6000, 12_000, 24_000, 45_000, 45_000], "doubling up to 60 s");
+    equal(bridge.reads.length, 8, "one read per wait, none in between");
+    equal(bridge.published.length, 0);
+    bridge.failReads(false);
+    await clock.advance();
+    await plugin.idle();
+    equal(bridge.configs().length, 1);
+    deepEqual(clock.pending.map((p) => p.ms), [2000], "announced: soon again, as always");
+    bridge.failReads(true);
+    await clock.advance();
+    await plugin.idle();
+    deepEqual(clock.pending.map((p) => p.ms), [60_000], "known systeminfo: no waiting for it");
+  }));
+
 Deno.test("createHassPlugin() warns once about unknown hass_autoconfig_sensors", () =>
   withPlugin(
     { sensors: ["ess/common/BATT/soc", "ess/common/PV/brand"], discoveryPrefix: "ha" },

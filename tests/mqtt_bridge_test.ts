@@ -277,6 +277,32 @@ for (const { name, start, ignore } of BROKERS) {
     );
 
     await t.step(
+      "should carry out a command sent retained while it runs, once: not at its next start",
+      () =>
+        withWorld(start, async (w) => {
+          try {
+            await withBridge(w, {}, async () => {
+              await w.watcher.until(() => allPublished(w), "every state topic");
+              // The broker hands a live message on without the flag, however it was sent.
+              await w.watcher.publish("ess/control/winter_mode", "on", true);
+              await w.watcher.until(() => w.sim.device.winterMode, "the command carried out");
+            });
+            equal(controlRequests(w.sim).length, 1);
+            const mark = w.log.length;
+            await withBridge(w, {}, async () => {
+              await w.watcher.until(
+                () => w.log.slice(mark).some((l) => /ignoring the retained message/.test(l)),
+                "the warning at the next start",
+              );
+            });
+            equal(controlRequests(w.sim).length, 1, "not carried out again");
+          } finally {
+            await w.watcher.publish("ess/control/winter_mode", "", true);
+          }
+        }),
+    );
+
+    await t.step(
       "should publish offline and exit 0 on SIGTERM (subprocess)",
       () =>
         withWorld(start, async (w) => {

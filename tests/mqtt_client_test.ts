@@ -92,6 +92,7 @@ class Peer {
 class FakeBroker {
   #listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   #peers: Peer[] = [];
+  #stalled: Deno.Conn[] = [];
   readonly url = `mqtt://127.0.0.1:${(this.#listener.addr as Deno.NetAddr).port}`;
 
   async accept(): Promise<Peer> {
@@ -100,8 +101,23 @@ class FakeBroker {
     return peer;
   }
 
+  /** Accepts a connection, answers its CONNECT, and then reads nothing: a stalled broker. */
+  async acceptStalled(): Promise<void> {
+    const conn = await this.#listener.accept();
+    this.#stalled.push(conn);
+    await conn.read(new Uint8Array(4096));
+    await conn.write(CONNACK_OK);
+  }
+
   async close(): Promise<void> {
     this.#listener.close();
+    for (const conn of this.#stalled) {
+      try {
+        conn.close();
+      } catch {
+        // The client's side ended it first.
+      }
+    }
     await Promise.all(this.#peers.map((p) => p.close()));
   }
 }
@@ -136,6 +152,21 @@ function client(
   return [connection, events];
 }
 
+/** A client of a new fake broker, with `extra` options, for `fn`; both closed again after it. */
+async function withClient(
+  extra: Partial<MqttConnectOptions>,
+  fn: (h: { broker: FakeBroker; connection: MqttConnection; events: Events }) => Promise<void>,
+): Promise<void> {
+  const broker = new FakeBroker();
+  const [connection, events] = client(broker, extra);
+  try {
+    await fn({ broker, connection, events });
+  } finally {
+    await connection.close();
+    await broker.close();
+  }
+}
+
 async function until(check: () => boolean, what: string): Promise<void> {
   const end = Date.now() + 5000;
   while (!check()) {
@@ -154,14 +185,12 @@ async function handshake(broker: FakeBroker): Promise<Peer> {
 
 Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
   await t.step("should send CONNECT with credentials and will, byte for byte", async () => {
-    const broker = new FakeBroker();
-    const [connection] = client(broker, {
+    await withClient({
       username: "u",
       password: "p",
       keepaliveSeconds: 30,
       will: { topic: "w", payload: "off", retain: true, qos: 1 },
-    });
-    try {
+    }, async ({ broker }) => {
       const peer = await broker.accept();
       const connect = await peer.next();
       deepEqual(connect, {
@@ -171,16 +200,11 @@ Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
           "00 04 4d 51 54 54 04 ee 00 1e 00 01 63 00 01 77 00 03 6f 66 66 00 01 75 00 01 70",
         ),
       });
-    } finally {
-      await connection.close();
-      await broker.close();
-    }
+    });
   });
 
   await t.step("should say why the broker refused the connection, and try again", async () => {
-    const broker = new FakeBroker();
-    const [connection, events] = client(broker);
-    try {
+    await withClient({}, async ({ broker, connection, events }) => {
       for (const code of ["04", "05"]) {
         const peer = await broker.accept();
         await peer.next();
@@ -194,16 +218,11 @@ Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
       await handshake(broker);
       await until(() => connection.connected, "the third try");
       equal(events.log.at(-1), "connected");
-    } finally {
-      await connection.close();
-      await broker.close();
-    }
+    });
   });
 
   await t.step("should read packets coalesced in one read and split over many", async () => {
-    const broker = new FakeBroker();
-    const [connection, events] = client(broker);
-    try {
+    await withClient({}, async ({ broker, events }) => {
       const peer = await broker.accept();
       await peer.next();
       // CONNACK, a retained QoS 1 message and a live QoS 0 one, in one write.
@@ -215,16 +234,11 @@ Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
       for (const byte of hex("30 05 00 01 64 6f 6b")) await peer.send(Uint8Array.of(byte));
       await until(() => events.messages.length === 3, "three messages");
       deepEqual(events.messages, [["a/b", "old", true], ["c", "ä!", false], ["d", "ok", false]]);
-    } finally {
-      await connection.close();
-      await broker.close();
-    }
+    });
   });
 
   await t.step("should deliver a QoS 2 message once and complete its handshake", async () => {
-    const broker = new FakeBroker();
-    const [connection, events] = client(broker);
-    try {
+    await withClient({}, async ({ broker, events }) => {
       const peer = await handshake(broker);
       await peer.send(hex("34 06 00 01 71 00 09 31"));
       deepEqual(await peer.next(), { type: 5, flags: 0, body: hex("00 09") });
@@ -234,16 +248,11 @@ Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
       await peer.send(hex("62 02 00 09"));
       deepEqual(await peer.next(), { type: 7, flags: 0, body: hex("00 09") });
       deepEqual(events.messages, [["q", "1", false]]);
-    } finally {
-      await connection.close();
-      await broker.close();
-    }
+    });
   });
 
   await t.step("should reject a refused subscription, naming the filter", async () => {
-    const broker = new FakeBroker();
-    const [connection] = client(broker);
-    try {
+    await withClient({}, async ({ broker, connection }) => {
       const peer = await handshake(broker);
       await until(() => connection.connected, "connect");
       const subscribed = connection.subscribe(["ok/#", "secret/#"]);
@@ -253,18 +262,13 @@ Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
       const id = subscribe!.body.subarray(0, 2);
       await peer.send(Uint8Array.of(0x90, 4, ...id, 0x01, 0x80));
       await rejectsWith(() => subscribed, EssError, /refused the subscription to secret\/#$/);
-    } finally {
-      await connection.close();
-      await broker.close();
-    }
+    });
   });
 
   await t.step(
     "should resolve QoS 1 on PUBACK and reject it when the connection drops",
     async () => {
-      const broker = new FakeBroker();
-      const [connection, events] = client(broker);
-      try {
+      await withClient({}, async ({ broker, connection, events }) => {
         const peer = await handshake(broker);
         await until(() => connection.connected, "connect");
         const first = connection.publish("s", "online", { qos: 1, retain: true });
@@ -283,21 +287,16 @@ Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
         await handshake(broker);
         await until(() => connection.connected, "the reconnect");
         deepEqual(events.log.filter((e) => e === "connected").length, 2);
-      } finally {
-        await connection.close();
-        await broker.close();
-      }
+      });
     },
   );
 
   await t.step("should ping and give up on a broker that stops answering", async () => {
-    const broker = new FakeBroker();
-    const [connection, events] = client(broker, {
+    await withClient({
       keepaliveSeconds: 1,
       pingTimeoutMs: 100,
       reconnectBaseMs: 60_000,
-    });
-    try {
+    }, async ({ broker, events }) => {
       const peer = await handshake(broker);
       const started = Date.now();
       deepEqual(await peer.next(), { type: 12, flags: 0, body: new Uint8Array(0) });
@@ -306,22 +305,41 @@ Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
       deepEqual(await peer.next(), { type: 12, flags: 0, body: new Uint8Array(0) });
       await until(() => events.log.length === 2, "the disconnect");
       equal(events.log[1], "disconnected: the broker did not answer a ping within 0.1 s");
-    } finally {
-      await connection.close();
-      await broker.close();
-    }
+    });
+  });
+
+  await t.step("should not let a broker that stops reading hold publishing for ever", async () => {
+    await withClient({
+      keepaliveSeconds: 1,
+      pingTimeoutMs: 500,
+      reconnectBaseMs: 60_000,
+    }, async ({ broker, connection, events }) => {
+      await broker.acceptStalled();
+      await until(() => connection.connected, "connect");
+      // The socket's buffers fill, then every publish waits for them: the ping queued behind
+      // the values is never answered, and that ends the connection.
+      const payload = "x".repeat(60_000);
+      let published = 0;
+      while (connection.connected) {
+        await connection.publish("ess/json/home", payload);
+        published++;
+      }
+      assert(published > 1, `${published} messages`);
+      deepEqual(events.log, [
+        "connected",
+        "disconnected: the broker did not answer a ping within 0.5 s",
+      ]);
+    });
   });
 
   await t.step(
     "should give up on a broker that answers pings but never a QoS 1 message or a subscription",
     async () => {
-      const broker = new FakeBroker();
-      const [connection, events] = client(broker, {
+      await withClient({
         keepaliveSeconds: 1,
         ackTimeoutMs: 2000,
         reconnectBaseMs: 20,
-      });
-      try {
+      }, async ({ broker, connection, events }) => {
         for (
           const [what, request] of [
             ["a message", () => connection.publish("ess/status", "online", { qos: 1 })],
@@ -344,33 +362,54 @@ Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
         }
         await handshake(broker);
         await until(() => connection.connected, "the reconnect");
-      } finally {
-        await connection.close();
-        await broker.close();
-      }
+      });
+    },
+  );
+
+  await t.step(
+    "should end a session on a malformed packet, say what it was, and reconnect",
+    async () => {
+      await withClient({}, async ({ broker, connection, events }) => {
+        const garbage = [
+          ["36 03 00 01 61", "PUBLISH with QoS 3"],
+          ["30 04 00 05 61 62", "PUBLISH topic runs past the end"],
+          ["30 04 00 02 ff fe", "PUBLISH topic is not UTF-8"],
+          ["40 03 00 01 00", "PUBACK should be 2 bytes long, not 3"],
+          ["50 02 00 01", "the broker sent PUBREC for a message never sent"],
+          ["20 02 00 00", "the broker sent a second CONNACK"],
+          ["c0 00", "a broker does not send packets of type 12"],
+          ["30 ff ff ff ff 7f", "a remaining length longer than four bytes"],
+        ] as const;
+        for (const [bytes, why] of garbage) {
+          const peer = await handshake(broker);
+          await until(() => connection.connected, "connect");
+          await peer.send(hex(bytes));
+          await until(() => !connection.connected, `the disconnect after ${bytes}`);
+          equal(events.log.at(-1), `disconnected: ${why}`);
+        }
+        await handshake(broker);
+        await until(() => connection.connected, "the reconnect");
+        deepEqual(events.messages, [], "nothing malformed was delivered");
+      });
     },
   );
 
   await t.step("should give up on a broker that never sends CONNACK", async () => {
-    const broker = new FakeBroker();
-    const [connection, events] = client(broker, { connectTimeoutMs: 100, reconnectBaseMs: 60_000 });
-    try {
-      const peer = await broker.accept();
-      await peer.next();
-      await until(() => events.log.length === 1, "the timeout");
-      deepEqual(events.log, ["disconnected: no answer from the broker within 0.1 s"]);
-    } finally {
-      await connection.close();
-      await broker.close();
-    }
+    await withClient(
+      { connectTimeoutMs: 100, reconnectBaseMs: 60_000 },
+      async ({ broker, events }) => {
+        const peer = await broker.accept();
+        await peer.next();
+        await until(() => events.log.length === 1, "the timeout");
+        deepEqual(events.log, ["disconnected: no answer from the broker within 0.1 s"]);
+      },
+    );
   });
 
   await t.step(
     "should acknowledge and discard a 2 MB message, warn once per topic, and stay connected",
     async () => {
-      const broker = new FakeBroker();
-      const [connection, events] = client(broker);
-      try {
+      await withClient({}, async ({ broker, connection, events }) => {
         const peer = await handshake(broker);
         await until(() => connection.connected, "connect");
         const huge = "x".repeat(2_000_000);
@@ -398,23 +437,18 @@ Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
           /^discarded a message of 2,000,022 bytes on "ess\/control\/active" from mqtt:\/\/127\.0\.0\.1:\d+: ess takes messages of up to 1 MiB; it is retained, .* clear it with an empty retained message$/,
         );
         assert(!events.warnings[0]!.includes("xxx"), "the payload stays out of the log");
-      } finally {
-        await connection.close();
-        await broker.close();
-      }
+      });
     },
   );
 
   await t.step(
     "should back off and warn once when the broker keeps closing the session right after CONNACK",
     async () => {
-      const broker = new FakeBroker();
-      const [connection, events] = client(broker, {
+      await withClient({
         clientId: "ess-kitchen",
         reconnectBaseMs: 100,
         reconnectMaxMs: 800,
-      });
-      try {
+      }, async ({ broker, connection, events }) => {
         const accepted: number[] = [];
         for (let i = 0; i < 5; i++) {
           const peer = await handshake(broker);
@@ -432,17 +466,12 @@ Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
         // Jitter 0.5 makes the delays 75, 150, 300, 600 ms; a reset at every CONNACK kept 75.
         const gaps = accepted.slice(1).map((at, i) => at - accepted[i]!);
         assert(gaps[3]! >= 550, `the delays grow: ${gaps.join(", ")} ms`);
-      } finally {
-        await connection.close();
-        await broker.close();
-      }
+      });
     },
   );
 
   await t.step("should say to use mqtts:// when the broker answers in TLS", async () => {
-    const broker = new FakeBroker();
-    const [connection, events] = client(broker, { reconnectBaseMs: 60_000 });
-    try {
+    await withClient({ reconnectBaseMs: 60_000 }, async ({ broker, events }) => {
       const peer = await broker.accept();
       await peer.next();
       // A TLS alert: what a TLS listener sends back for a plain CONNECT.
@@ -453,16 +482,11 @@ Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
         events.log[0]!,
         /^disconnected: the broker at 127\.0\.0\.1:\d+ answered in TLS: use mqtts:\/\/127\.0\.0\.1:\d+ \(or --mqtt-tls\)$/,
       );
-    } finally {
-      await connection.close();
-      await broker.close();
-    }
+    });
   });
 
   await t.step("close() should say DISCONNECT and not wait for ever on the broker", async () => {
-    const broker = new FakeBroker();
-    const [connection, events] = client(broker);
-    try {
+    await withClient({}, async ({ broker, connection, events }) => {
       const peer = await handshake(broker);
       await until(() => connection.connected, "connect");
       const started = Date.now();
@@ -473,9 +497,6 @@ Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
       equal(await peer.next(), undefined);
       equal(connection.connected, false);
       deepEqual(events.log, ["connected"]);
-    } finally {
-      await connection.close();
-      await broker.close();
-    }
+    });
   });
 });

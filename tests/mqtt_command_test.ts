@@ -167,6 +167,12 @@ Deno.test("ess mqtt options", async (t) => {
       await rejects(settingsFor(["--config", "/dev/null", "--publish-mode", "some"]), UsageError);
       await rejects(settingsFor(["--config", "/dev/null", "--mqtt-prefix", "ess/#"]), UsageError);
       await rejects(settingsFor(["--config", "/dev/null", "--mqtt-prefix", "ess\tx"]), UsageError);
+      for (const prefix of ["ha/#", "/ha", "ha/"]) {
+        await rejects(
+          settingsFor(["--config", "/dev/null", "--hass-prefix", prefix]),
+          new RegExp(`^UsageError: --hass-prefix "${prefix}" is not a usable topic prefix$`),
+        );
+      }
       await rejects(
         settingsFor(["--config", "/dev/null", "--mqtt-ca", "/nonexistent.pem"]),
         /--mqtt-ca \/nonexistent.pem: cannot read it/,
@@ -191,7 +197,13 @@ Deno.test("brokerUrl()", async (t) => {
   });
   await t.step("should refuse other schemes and credentials in the URL", () => {
     throws(() => brokerUrl("ws://broker.lan", undefined, false), UsageError);
-    for (const server of ["mqtt://user:s3cr3t@broker.lan", "user:s3cr3t@broker.lan:1883"]) {
+    for (
+      const server of [
+        "mqtt://user:s3cr3t@broker.lan",
+        "user:s3cr3t@broker.lan:1883",
+        "wss://user:s3cr3t@broker.lan",
+      ]
+    ) {
       throws(
         () => brokerUrl(server, undefined, false),
         (err: unknown) =>

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { sleep as sleepFor } from "../backoff.ts";
+import { Backoff, sleep as sleepFor } from "../backoff.ts";
 import { errorText } from "../errors.ts";
 import type { BridgeContext, BridgePlugin } from "../mqtt/bridge.ts";
 import type { JsonObject } from "../device/flatten.ts";
@@ -42,7 +42,10 @@ export interface HassPluginOptions {
   onlineDelayMs?: number | undefined;
   /** How often to look for entities to add or remove once announced, in ms (default 60 s). */
   recheckMs?: number | undefined;
-  /** How soon to look again while nothing can be announced yet or just was, in ms (default 2 s). */
+  /**
+   * How soon to look again while nothing can be announced yet or just was, in ms (default 2 s);
+   * while the device does not answer systeminfo, the wait doubles up to `recheckMs`.
+   */
   retryMs?: number | undefined;
   /** Uniform in [0, 1); `Math.random` unless a test seeds it. */
   random?: (() => number) | undefined;
@@ -83,40 +86,43 @@ export function createHassPlugin(options: HassPluginOptions): HassPlugin {
   let onlinePending = false;
   let pyessCleared = false;
   let warnedUnknown = false;
-  let warnedUnreadable = false;
+  // A device that does not answer systeminfo is asked less and less often, as the poller asks
+  // a device that does not answer at all: not every 2 s for as long as it fails.
+  const unreadable = new Backoff({ baseMs: retryMs, maxMs: Math.max(retryMs, recheckMs), random });
 
-  const serially = (fn: () => Promise<boolean>): Promise<boolean> => {
+  const serially = <T>(fn: () => Promise<T>): Promise<T> => {
     const run = queue.then(fn);
     queue = run.catch(() => {});
     return run;
   };
 
+  /** systeminfo, read again if `fresh`; `undefined` while it has never been read. */
   const readSysteminfo = async (ctx: BridgeContext, fresh: boolean) => {
     if (systeminfo !== undefined && !fresh) return systeminfo;
     try {
       systeminfo = await ctx.read("systeminfo");
-      warnedUnreadable = false;
+      unreadable.reset();
     } catch (err) {
-      if (systeminfo === undefined && !warnedUnreadable) {
+      if (systeminfo === undefined && unreadable.failures === 0) {
         ctx.logger.warning(
           `Home Assistant discovery waits for the device's systeminfo: ${errorText(err)}`,
         );
-        warnedUnreadable = true;
       }
     }
     return systeminfo;
   };
 
   /**
-   * Announces when something changed (or always, if forced). True when the announcement stands
-   * as it was; false when it could not announce yet, or just did, because the bridge may still
-   * be publishing the rest of a poll.
+   * Announces when something changed (or always, if forced). Returns how long to wait before
+   * looking again: `recheckMs` when the announcement stands as it was; `retryMs` when it could
+   * not announce yet, or just did, because the bridge may still be publishing the rest of a
+   * poll; longer each time systeminfo cannot be read.
    */
-  const announce = async (ctx: BridgeContext, force: boolean): Promise<boolean> => {
+  const announce = async (ctx: BridgeContext, force: boolean): Promise<number> => {
     const published = ctx.publishedTopics();
-    if (!ENTITY_TABLE.some((row) => published.has(rowTopic(ctx.prefix, row)))) return false;
+    if (!ENTITY_TABLE.some((row) => published.has(rowTopic(ctx.prefix, row)))) return retryMs;
     const info = await readSysteminfo(ctx, force || lastAnnounced === undefined);
-    if (info === undefined) return false;
+    if (info === undefined) return unreadable.next();
     const discovery = buildDiscovery({
       prefix: ctx.prefix,
       discoveryPrefix,
@@ -129,7 +135,7 @@ export function createHassPlugin(options: HassPluginOptions): HassPlugin {
       expireAfterSeconds: options.expireAfterSeconds,
     });
     const payload = JSON.stringify(discovery.config);
-    if (!force && payload === lastAnnounced) return true;
+    if (!force && payload === lastAnnounced) return recheckMs;
     await ctx.publish(discovery.topic, payload, { retain: true, qos: 1 });
     lastAnnounced = payload;
     ctx.logger.info(
@@ -152,24 +158,25 @@ export function createHassPlugin(options: HassPluginOptions): HassPlugin {
       );
       warnedUnknown = true;
     }
-    return false;
+    return retryMs;
   };
 
-  const attempt = async (ctx: BridgeContext, force: boolean): Promise<boolean> => {
+  /** {@link announce}, one at a time; a failure is logged, and tried again after `retryMs`. */
+  const attempt = async (ctx: BridgeContext, force: boolean): Promise<number> => {
     try {
       return await serially(() => announce(ctx, force));
     } catch (err) {
       ctx.logger.warning(`Home Assistant discovery failed: ${errorText(err)}`);
-      return false;
+      return retryMs;
     }
   };
 
   /** After the first attempt: keep the announcement in step with what the bridge publishes. */
-  const watch = async (ctx: BridgeContext, first: Promise<boolean>, signal: AbortSignal) => {
-    let settled = await first;
+  const watch = async (ctx: BridgeContext, first: Promise<number>, signal: AbortSignal) => {
+    let waitMs = await first;
     while (!signal.aborted) {
-      await sleep(settled ? recheckMs : retryMs, signal);
-      if (!signal.aborted) settled = await attempt(ctx, false);
+      await sleep(waitMs, signal);
+      if (!signal.aborted) waitMs = await attempt(ctx, false);
     }
   };
 

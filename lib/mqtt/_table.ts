@@ -77,11 +77,6 @@ export class TopicTable {
     this.#log = logger;
   }
 
-  /** How many topics the table holds. */
-  get size(): number {
-    return this.#entries.size;
-  }
-
   /** The topics published so far that the device still sends. */
   get published(): ReadonlySet<string> {
     return this.#published;
@@ -143,11 +138,6 @@ export class TopicTable {
   /** The last value of a topic, if the table holds it. */
   value(topic: string): string | undefined {
     return this.#entries.get(topic)?.value;
-  }
-
-  /** Whether the table holds `topic`. */
-  has(topic: string): boolean {
-    return this.#entries.has(topic);
   }
 
   /** Every topic, in the device's order. */

@@ -194,7 +194,7 @@ export class Bridge {
     this.#controls = deps.controls ??
       new ControlQueue({ poller: this.#poller, options: deps.options, logger, now, sleep });
     const prefix = deps.options.prefix;
-    this.#table = new TopicTable({ ...deps.options, prefix }, deps.logger);
+    this.#table = new TopicTable(deps.options, deps.logger);
     for (const name of CONTROL_NAMES) this.#controlTopics.set(controlTopic(prefix, name), name);
     for (const name of LEGACY_CONTROL_NAMES) {
       this.#controlTopics.set(legacyControlTopic(prefix, name), name);
