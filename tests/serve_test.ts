@@ -3,6 +3,7 @@ import { createHandler, type ServeOptions, startServer } from "../lib/serve/serv
 import { exposureNotice, isLoopback, parseListen } from "../lib/serve/listen.ts";
 import { ROUTES, type Schema } from "../lib/serve/routes.ts";
 import { UsageError } from "../lib/errors.ts";
+import { createLogger } from "../lib/log.ts";
 import { GraphCache } from "../lib/serve/_graph.ts";
 import { getJson, post } from "./_serve_http.ts";
 import { FakeSource, withSimSource } from "./_serve_source.ts";
@@ -513,6 +514,33 @@ Deno.test("ess serve never answers a secret, even when the device echoes it", as
         }
       }
       ok(bodies.some(([, body]) => body.includes("***")), "redaction happened");
+    });
+  });
+});
+
+Deno.test("ess serve keeps out what its logger's redactor holds", async (t) => {
+  // The CLI's logger holds the passwords and the token, and the device client adds each auth
+  // key it is given: the device may echo one in any field, not only under `auth_key`.
+  const logger = createLogger("error", () => {});
+  const key = "9c3f0e2a-5b7d-4e1f-8a6c-2d4b6f8e0a1c";
+  const mqtt = "mqtt-broker-password";
+  logger.redactor.add(mqtt);
+  const source = new FakeSource();
+  source.poll({
+    home: { pcs_fault: { pcs_status: `session ${key}` } },
+    systeminfo: { pms: { serialno: key, model: mqtt } },
+  });
+  source.graphAnswer = () => Promise.resolve({ loginfo: [{ time: key, note: mqtt }] });
+  await withServer(source, { logger }, async (url) => {
+    logger.redactor.add(key);
+    await t.step("should answer *** for a secret it learnt after it started", async () => {
+      const state = await (await fetch(`${url}/api/state`)).json();
+      equal(state.home.pcs_fault.pcs_status, "session ***");
+      equal(state.systeminfo.pms.model, "***");
+      for (const path of ["/api/state", "/metrics", "/api/graph/pv/day?date=2026-01-01"]) {
+        const text = await (await fetch(`${url}${path}`)).text();
+        ok(!text.includes(key) && !text.includes(mqtt), `${path}: ${text.slice(0, 300)}`);
+      }
     });
   });
 });

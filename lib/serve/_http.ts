@@ -37,14 +37,22 @@ const MAX_VALUE_DEPTH = 64;
 export class AnswerRedactor {
   #secrets = new Redactor();
   #more: () => readonly string[];
+  #shared: Redactor;
 
   /**
-   * `secrets` go to the one {@link Redactor} of lib/redact.ts (which ignores those under 4
+   * `secrets` go to a {@link Redactor} of lib/redact.ts (which ignores those under 4
    * characters: they would mangle ordinary text). `more` gives secrets learnt while running
-   * (values the device sent under `auth_key`).
+   * (values the device sent under `auth_key`). `shared` is the redactor the process already
+   * keeps (the logger's): it holds the passwords, and the auth keys the device client adds as
+   * it logs in, which the device may echo in any field.
    */
-  constructor(secrets: readonly (string | undefined)[], more: () => readonly string[] = () => []) {
+  constructor(
+    secrets: readonly (string | undefined)[],
+    more: () => readonly string[] = () => [],
+    shared: Redactor = new Redactor(),
+  ) {
     this.#more = more;
+    this.#shared = shared;
     for (const secret of secrets) this.#secrets.add(secret);
   }
 
@@ -65,7 +73,7 @@ export class AnswerRedactor {
         if (out.includes(spelling)) out = out.replaceAll(spelling, REDACTED);
       }
     }
-    return this.#secrets.redact(out);
+    return this.#shared.redact(this.#secrets.redact(out));
   }
 
   /**

@@ -96,6 +96,10 @@ export interface ServeOptions {
   secrets?: readonly (string | undefined)[];
   /** The poll interval, in seconds, for the dashboard. */
   intervalSeconds?: number;
+  /**
+   * Where requests and failures are logged. Its redactor also cleans every answer: the CLI's
+   * holds the passwords and the token, and the device client adds each auth key it receives.
+   */
   logger?: Logger;
   /** The clock, in ms since the epoch. */
   now?: () => number;
@@ -163,6 +167,7 @@ export function createHandler(options: ServeOptions): ServeHandler {
   const redactor = new AnswerRedactor(
     [token, ...(options.secrets ?? [])],
     () => echoedSecrets(source.snapshot()),
+    log.redactor,
   );
   const answers = new Answers(redactor);
   const hub = new SseHub({
