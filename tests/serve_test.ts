@@ -628,29 +628,59 @@ Deno.test("createHandler() opens no event stream once closed", async (t) => {
 Deno.test("GraphCache reads the device for at most so many graphs a minute", async (t) => {
   let clock = 0;
   const reads: string[] = [];
+  const empty = '{"loginfo":[]}\n';
   const cache = new GraphCache(
     (device, span, date) => {
       reads.push(`${device}/${span}/${date.day}`);
-      return Promise.resolve({ loginfo: [] });
+      return Promise.resolve(empty);
     },
-    { ttlMs: 60_000, maxEntries: 64, maxInFlight: 2, maxReadsPerMinute: 3 },
+    { ttlMs: 60_000, maxEntries: 64, maxChars: 1 << 20, maxInFlight: 2, maxReadsPerMinute: 3 },
     () => clock,
   );
   const day = (d: number) => ({ year: 2026, month: 6, day: d });
   await t.step("should answer busy beyond the rate, without asking the device", async () => {
-    for (const d of [1, 2, 3]) deepEqual(await cache.get("pv", "day", day(d)), { loginfo: [] });
+    for (const d of [1, 2, 3]) deepEqual(await cache.get("pv", "day", day(d)), empty);
     clock = 59_000;
     equal(await cache.get("pv", "day", day(4)), "busy");
     deepEqual(reads, ["pv/day/1", "pv/day/2", "pv/day/3"]);
   });
   await t.step("should still answer what it keeps", async () => {
-    deepEqual(await cache.get("pv", "day", day(2)), { loginfo: [] });
+    deepEqual(await cache.get("pv", "day", day(2)), empty);
     equal(reads.length, 3);
   });
   await t.step("should read again once the minute has passed", async () => {
     clock = 60_000;
-    deepEqual(await cache.get("pv", "day", day(4)), { loginfo: [] });
+    deepEqual(await cache.get("pv", "day", day(4)), empty);
     deepEqual(reads.at(-1), "pv/day/4");
+  });
+});
+
+Deno.test("GraphCache keeps at most so many characters of answers", async (t) => {
+  // A device may send 1 MiB per graph: kept by the dozen, they would not fit the heap.
+  const reads: number[] = [];
+  const cache = new GraphCache(
+    (_device, _span, date) => {
+      reads.push(date.day);
+      return Promise.resolve(date.day === 9 ? "x".repeat(5000) : `${date.day}`.repeat(400));
+    },
+    { ttlMs: 60_000, maxEntries: 64, maxChars: 1000, maxInFlight: 2, maxReadsPerMinute: 100 },
+    () => 0,
+  );
+  const get = (d: number) => cache.get("pv", "day", { year: 2026, month: 6, day: d });
+  await t.step("should drop the oldest answers to stay under the cap", async () => {
+    for (const d of [1, 2, 3]) equal((await get(d)).length, 400);
+    deepEqual(reads, [1, 2, 3]);
+    equal(await get(3), "3".repeat(400), "kept");
+    equal(await get(2), "2".repeat(400), "kept");
+    equal(await get(1), "1".repeat(400), "dropped, so read again");
+    deepEqual(reads, [1, 2, 3, 1]);
+  });
+  await t.step("should answer an answer over the cap, but not keep it", async () => {
+    equal((await get(9)).length, 5000);
+    equal((await get(9)).length, 5000);
+    deepEqual(reads.slice(4), [9, 9]);
+    equal(await get(3), "3".repeat(400), "still kept");
+    equal(reads.length, 6);
   });
 });
 

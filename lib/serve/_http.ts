@@ -76,6 +76,11 @@ export class AnswerRedactor {
     return this.#shared.redact(this.#secrets.redact(out));
   }
 
+  /** `value` {@link AnswerRedactor.value redacted}, as the JSON text of an answer. */
+  json(value: Json): string {
+    return `${JSON.stringify(this.value(value))}\n`;
+  }
+
   /**
    * A copy of `value` with every string in it, keys too, passed through
    * {@link AnswerRedactor.text}; numbers, booleans and the structure stay as they are.
@@ -102,8 +107,7 @@ export class Answers {
 
   /** A JSON answer, not to be cached, with every string in `body` redacted. */
   json(status: number, body: Json, headers: Record<string, string> = {}): Response {
-    const text = `${JSON.stringify(this.redactor.value(body))}\n`;
-    return this.text(status, text, "application/json", headers);
+    return this.text(status, this.redactor.json(body), "application/json", headers);
   }
 
   /** `{"error": message}` with `status`, the message redacted. */

@@ -177,10 +177,11 @@ export function createHandler(options: ServeOptions): ServeHandler {
     retryMs: 5_000,
   });
   const graphs = new GraphCache(
-    (device, span, date) => source.graph(device, span, date),
+    async (device, span, date) => redactor.json(await source.graph(device, span, date)),
     {
       ttlMs: limits.graphCacheMs,
       maxEntries: 64,
+      maxChars: 4 * 1024 * 1024,
       maxInFlight: limits.maxGraphReads,
       maxReadsPerMinute: limits.maxGraphReadsPerMinute,
     },
@@ -257,7 +258,7 @@ export function createHandler(options: ServeOptions): ServeHandler {
       if (result === "timeout") {
         return answers.error(504, `the device did not send the ${device} ${span} graph in time`);
       }
-      return answers.json(200, result);
+      return answers.text(200, result, JSON_TEXT);
     } catch (err) {
       return answers.error(502, `reading the ${device} ${span} graph failed: ${errorText(err)}`);
     } finally {
