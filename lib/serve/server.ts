@@ -29,7 +29,7 @@ import { type Listener, type ListenerLimits, listenHttp } from "./_listener.ts";
 import { authority, type ListenAddress, MIN_TOKEN_LENGTH } from "./listen.ts";
 import { matchRoutes, type RouteId } from "./routes.ts";
 import { openApiDocument } from "./openapi.ts";
-import { echoedSecrets, servedSnapshot, stateDocument } from "./state.ts";
+import { echoedSecrets, servedSnapshot, stateText } from "./state.ts";
 import type { ServeSnapshot, ServeSource } from "./source.ts";
 
 /** The server's limits; every one has a default. */
@@ -198,9 +198,9 @@ export function createHandler(options: ServeOptions): ServeHandler {
     if (!clean) served.set(latest, clean = servedSnapshot(latest, (v) => redactor.value(v)));
     return clean;
   };
-  const stateText = () => JSON.stringify(stateDocument(snapshot(), now()));
+  const stateNow = () => stateText(snapshot(), now());
   const unsubscribe = source.onPoll(() => {
-    if (hub.size > 0) hub.send(sseEvent("state", stateText()));
+    if (hub.size > 0) hub.send(sseEvent("state", stateNow()));
   });
 
   const info = `${
@@ -213,7 +213,7 @@ export function createHandler(options: ServeOptions): ServeHandler {
   }\n`;
 
   function events(): Response {
-    const first = sseEvent("state", stateText());
+    const first = sseEvent("state", stateNow());
     const stream = hub.open(first);
     if (stream === "closed") return answers.error(503, "ess is stopping");
     if (stream === "full") {
@@ -368,7 +368,7 @@ export function createHandler(options: ServeOptions): ServeHandler {
       case "icon":
         return answers.asset(ASSETS.icon, "image/svg+xml");
       case "state":
-        return answers.text(200, `${stateText()}\n`, JSON_TEXT);
+        return answers.text(200, `${stateNow()}\n`, JSON_TEXT);
       case "events":
         return events();
       case "info":
