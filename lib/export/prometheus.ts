@@ -63,8 +63,11 @@ function numberOf(raw: Json): number | undefined {
   return Number.isFinite(n) ? n : undefined;
 }
 
-/** Twelve significant digits: `63.81944 / 100` is 0.6381944, not 0.6381944000000001. */
-const tidy = (n: number) => Number(n.toPrecision(12));
+/**
+ * Twelve significant digits: `63.81944 / 100` is 0.6381944, not 0.6381944000000001. A value
+ * that is endless once scaled (1e308 Wh in joules) is none.
+ */
+const tidy = (n: number) => Number.isFinite(n) ? Number(n.toPrecision(12)) : undefined;
 
 const scaled = (factor: number): Convert => (raw) => {
   const n = numberOf(raw);
