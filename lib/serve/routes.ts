@@ -77,7 +77,7 @@ const text = (type: string, description: string): RouteResponse => ({
 const DEVICE_TREE: Schema = { type: "object", additionalProperties: true };
 
 /** The body of `/api/state` and of each `state` event. */
-export const STATE_SCHEMA: Schema = {
+const STATE_SCHEMA: Schema = {
   type: "object",
   properties: {
     lastSuccess: {
