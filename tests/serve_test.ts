@@ -518,6 +518,23 @@ Deno.test("ess serve never answers a secret, even when the device echoes it", as
   });
 });
 
+Deno.test("ess serve hides in prose the values of the keys it drops from trees", async (t) => {
+  const source = new FakeSource();
+  source.poll({ home: { statistics: { token: "t-0123456789", note: "ok" } } });
+  source.graphAnswer = () =>
+    Promise.reject(new Error('refused: {"token":"t-0123456789","secret":"s-9876543210"}'));
+  await withServer(source, {}, async (url) => {
+    await t.step("should drop a token key from the tree and its value from an error", async () => {
+      const state = await (await fetch(`${url}/api/state`)).json();
+      deepEqual(state.home, { statistics: { note: "ok" } });
+      const res = await fetch(`${url}/api/graph/pv/day?date=2026-01-01`);
+      equal(res.status, 502);
+      const { error } = await res.json();
+      match(error, /"token":"\*\*\*","secret":"\*\*\*"/);
+    });
+  });
+});
+
 Deno.test("ess serve keeps out what its logger's redactor holds", async (t) => {
   // The CLI's logger holds the passwords and the token, and the device client adds each auth
   // key it is given: the device may echo one in any field, not only under `auth_key`.

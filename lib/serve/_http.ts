@@ -18,12 +18,33 @@ const BASE_HEADERS: Readonly<Record<string, string>> = {
     "base-uri 'none'; form-action 'none'; object-src 'none'",
 };
 
+/** The words in a key that holds a secret: `auth_key`, `authkey`, `password`, `passwd`, ... */
+const SECRET_WORDS = "auth_?key|passw(?:or)?d|token|secret";
+
+const SECRET_KEY = new RegExp(SECRET_WORDS, "i");
+
+/**
+ * Whether a key of the device's may hold a secret, whatever its value looks like.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * equal(isSecretKey("wifi_password"), true);
+ * equal(isSecretKey("pcs_pv_total_power"), false);
+ * ```
+ */
+export function isSecretKey(key: string): boolean {
+  return SECRET_KEY.test(key);
+}
+
 /**
  * A key that holds a secret followed by its value, in JSON or in prose (`"auth_key": "…"`,
  * `password=…`, also JSON-escaped inside a string): how a device or an error message echoes one.
  */
-const SECRET_PAIR =
-  /((?:auth_?key|passw(?:or)?d)\\?["']?\s*[:=]\s*\\?["']?)([^"'\\\s,;{}[\]&]{4,})/gi;
+const SECRET_PAIR = new RegExp(
+  `((?:${SECRET_WORDS})\\\\?["']?\\s*[:=]\\s*\\\\?["']?)([^"'\\\\\\s,;{}[\\]&]{4,})`,
+  "gi",
+);
 
 /** Deeper than anything the server sends: the device's answers are cut well before this. */
 const MAX_VALUE_DEPTH = 64;

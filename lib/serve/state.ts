@@ -8,14 +8,13 @@ import { isJsonObject, type Json, type JsonObject } from "../device/flatten.ts";
 import { summaryValues } from "../export/prometheus.ts";
 import type { StateName } from "../device/states.ts";
 import type { ServeSnapshot } from "./source.ts";
+import { isSecretKey } from "./_http.ts";
 
-/** Keys the server never passes on, whatever the device put in them. */
-const SECRET_KEY = /auth_?key|passw(or)?d|token|secret/i;
 /** Deeper than any device answer: a hostile tree is cut here rather than walked. */
 const MAX_DEPTH = 16;
 
 /**
- * A copy of a device tree without keys that could hold a secret (`auth_key`, `password`, ...),
+ * A copy of a device tree without the keys that could hold a secret ({@link isSecretKey}),
  * cut at {@link MAX_DEPTH} levels.
  *
  * @example
@@ -27,7 +26,7 @@ const MAX_DEPTH = 16;
 export function withoutSecretKeys(tree: JsonObject, depth = 0): JsonObject {
   const copy: JsonObject = {};
   for (const [key, value] of Object.entries(tree)) {
-    if (SECRET_KEY.test(key)) continue;
+    if (isSecretKey(key)) continue;
     const clean = cleanValue(value, depth + 1);
     if (clean !== undefined) copy[key] = clean;
   }
@@ -66,7 +65,7 @@ export function echoedSecrets(snapshot: ServeSnapshot): readonly string[] {
       return;
     }
     for (const [key, value] of Object.entries(node)) {
-      if (typeof value === "string" && value.length >= 4 && SECRET_KEY.test(key)) found.add(value);
+      if (typeof value === "string" && value.length >= 4 && isSecretKey(key)) found.add(value);
       else walk(value, depth + 1);
     }
   };
