@@ -3,7 +3,7 @@ import { createHandler, type ServeOptions, startServer } from "../lib/serve/serv
 import { exposureNotice, isLoopback, parseListen } from "../lib/serve/listen.ts";
 import { ROUTES, type Schema } from "../lib/serve/routes.ts";
 import { UsageError } from "../lib/errors.ts";
-import { createLogger } from "../lib/log.ts";
+import { createLogger, type Logger } from "../lib/log.ts";
 import { GraphCache } from "../lib/serve/_graph.ts";
 import { getJson, post } from "./_serve_http.ts";
 import { FakeSource, withSimSource } from "./_serve_source.ts";
@@ -23,6 +23,13 @@ async function withServer(
   } finally {
     await server.close();
   }
+}
+
+/** A silent logger whose redactor holds `secrets`, as the CLI's holds the passwords. */
+function loggerWith(...secrets: string[]): Logger {
+  const logger = createLogger("error", () => {});
+  for (const secret of secrets) logger.redactor.add(secret);
+  return logger;
 }
 
 /** Reads SSE events from a stream until `count` `state` events came, or throws. */
@@ -478,44 +485,48 @@ Deno.test("ess serve never answers a secret, even when the device echoes it", as
   source.graphAnswer = () =>
     Promise.reject(new Error(`refused: {"status":"fail","auth_key":"${authKey}"} ${echo}`));
   source.controlAnswer = () => Promise.resolve({ outcome: "failed", error: echo });
-  await withServer(source, { controlToken: TOKEN, secrets: [device, mqtt] }, async (url) => {
-    const auth = { authorization: `Bearer ${TOKEN}` };
-    const bodies: [string, string][] = [];
-    const grab = async (what: string, res: Promise<Response>) => {
-      const r = await res;
-      bodies.push([what, await r.text()]);
-    };
-    await t.step("should keep secrets out of every route and every error", async () => {
-      for (const route of ROUTES.filter((r) => r.method === "GET" && r.id !== "events")) {
-        await grab(
-          route.path,
-          fetch(`${url}${route.path.replace("{device}", "pv").replace("{span}", "day")}`),
-        );
-      }
-      await grab("control ok", post(`${url}/api/control/active`, "start", auth));
-      await grab("control bad", post(`${url}/api/control/active`, `${device} ${TOKEN}`, auth));
-      await grab(
-        "control 401",
-        post(`${url}/api/control/active`, "start", { authorization: `Bearer ${device}` }),
-      );
-      await grab("404", fetch(`${url}/${TOKEN}/${device}`));
-      await grab("graph date", fetch(`${url}/api/graph/pv/day?date=${device}`));
-      const events = await fetch(`${url}/api/events`);
-      const reader = events.body!.pipeThrough(new TextDecoderStream()).getReader();
-      source.poll(source.snap.states);
-      let text = "";
-      while ((text.match(/event: state/g) ?? []).length < 2) text += (await reader.read()).value;
-      await reader.cancel();
-      bodies.push(["events", text]);
-      for (const [what, body] of bodies) {
-        for (const secret of secrets) {
-          ok(!body.includes(secret), `${what} contains ${secret}: ${body.slice(0, 300)}`);
-          ok(!body.includes(JSON.stringify(secret).slice(1, -1)), `${what} contains ${secret}`);
+  await withServer(
+    source,
+    { controlToken: TOKEN, logger: loggerWith(device, mqtt) },
+    async (url) => {
+      const auth = { authorization: `Bearer ${TOKEN}` };
+      const bodies: [string, string][] = [];
+      const grab = async (what: string, res: Promise<Response>) => {
+        const r = await res;
+        bodies.push([what, await r.text()]);
+      };
+      await t.step("should keep secrets out of every route and every error", async () => {
+        for (const route of ROUTES.filter((r) => r.method === "GET" && r.id !== "events")) {
+          await grab(
+            route.path,
+            fetch(`${url}${route.path.replace("{device}", "pv").replace("{span}", "day")}`),
+          );
         }
-      }
-      ok(bodies.some(([, body]) => body.includes("***")), "redaction happened");
-    });
-  });
+        await grab("control ok", post(`${url}/api/control/active`, "start", auth));
+        await grab("control bad", post(`${url}/api/control/active`, `${device} ${TOKEN}`, auth));
+        await grab(
+          "control 401",
+          post(`${url}/api/control/active`, "start", { authorization: `Bearer ${device}` }),
+        );
+        await grab("404", fetch(`${url}/${TOKEN}/${device}`));
+        await grab("graph date", fetch(`${url}/api/graph/pv/day?date=${device}`));
+        const events = await fetch(`${url}/api/events`);
+        const reader = events.body!.pipeThrough(new TextDecoderStream()).getReader();
+        source.poll(source.snap.states);
+        let text = "";
+        while ((text.match(/event: state/g) ?? []).length < 2) text += (await reader.read()).value;
+        await reader.cancel();
+        bodies.push(["events", text]);
+        for (const [what, body] of bodies) {
+          for (const secret of secrets) {
+            ok(!body.includes(secret), `${what} contains ${secret}: ${body.slice(0, 300)}`);
+            ok(!body.includes(JSON.stringify(secret).slice(1, -1)), `${what} contains ${secret}`);
+          }
+        }
+        ok(bodies.some(([, body]) => body.includes("***")), "redaction happened");
+      });
+    },
+  );
 });
 
 Deno.test("ess serve hides in prose the values of the keys it drops from trees", async (t) => {
@@ -538,10 +549,9 @@ Deno.test("ess serve hides in prose the values of the keys it drops from trees",
 Deno.test("ess serve keeps out what its logger's redactor holds", async (t) => {
   // The CLI's logger holds the passwords and the token, and the device client adds each auth
   // key it is given: the device may echo one in any field, not only under `auth_key`.
-  const logger = createLogger("error", () => {});
-  const key = "9c3f0e2a-5b7d-4e1f-8a6c-2d4b6f8e0a1c";
   const mqtt = "mqtt-broker-password";
-  logger.redactor.add(mqtt);
+  const logger = loggerWith(mqtt);
+  const key = "9c3f0e2a-5b7d-4e1f-8a6c-2d4b6f8e0a1c";
   const source = new FakeSource();
   source.poll({
     home: { pcs_fault: { pcs_status: `session ${key}` } },
@@ -601,35 +611,39 @@ Deno.test("ess serve keeps its answers well-formed whatever the secrets look lik
     home: { statistics: { pcs_pv_total_power: "2174", load_power: "488" } },
     systeminfo: { pms: { serialno: "ESS0000X", model: "it is true" } },
   }, at);
-  await withServer(source, { secrets, now: () => at + 4_000 }, async (url) => {
-    await t.step("should answer /api/state as JSON with ess's own fields intact", async () => {
-      const text = await (await fetch(`${url}/api/state`)).text();
-      const body = JSON.parse(text);
-      equal(body.up, true);
-      equal(body.lastSuccess, new Date(at).toISOString());
-      equal(body.age, 4);
-      equal(body.summary.pv_power_watts, 2174);
-      deepEqual(body.systeminfo.pms, { serialno: "ESS***X", model: "it is ***" });
-    });
-    await t.step("should send state events that parse", async () => {
-      const res = await fetch(`${url}/api/events`);
-      const { events } = await readEvents(res.body!, 1);
-      equal(events[0]!["up"], true);
-    });
-    await t.step("should keep every metrics line a valid sample", async () => {
-      const text = await (await fetch(`${url}/metrics`)).text();
-      for (const line of text.trimEnd().split("\n")) {
-        if (line.startsWith("# ")) continue;
-        match(line, /^[a-z_]+\{[^}]*\} -?\d+(\.\d+)?(e[-+]\d+)?$/, line);
-      }
-      match(text, /^ess_last_success_timestamp_seconds\{serial="ESS\*\*\*X"\} 1780000000$/m);
-    });
-    await t.step("should keep error answers JSON", async () => {
-      const res = await fetch(`${url}/api/graph/pv/day?date=true`);
-      equal(res.status, 400);
-      match((await res.json()).error, /bad date "\*\*\*"/);
-    });
-  });
+  await withServer(
+    source,
+    { logger: loggerWith(...secrets), now: () => at + 4_000 },
+    async (url) => {
+      await t.step("should answer /api/state as JSON with ess's own fields intact", async () => {
+        const text = await (await fetch(`${url}/api/state`)).text();
+        const body = JSON.parse(text);
+        equal(body.up, true);
+        equal(body.lastSuccess, new Date(at).toISOString());
+        equal(body.age, 4);
+        equal(body.summary.pv_power_watts, 2174);
+        deepEqual(body.systeminfo.pms, { serialno: "ESS***X", model: "it is ***" });
+      });
+      await t.step("should send state events that parse", async () => {
+        const res = await fetch(`${url}/api/events`);
+        const { events } = await readEvents(res.body!, 1);
+        equal(events[0]!["up"], true);
+      });
+      await t.step("should keep every metrics line a valid sample", async () => {
+        const text = await (await fetch(`${url}/metrics`)).text();
+        for (const line of text.trimEnd().split("\n")) {
+          if (line.startsWith("# ")) continue;
+          match(line, /^[a-z_]+\{[^}]*\} -?\d+(\.\d+)?(e[-+]\d+)?$/, line);
+        }
+        match(text, /^ess_last_success_timestamp_seconds\{serial="ESS\*\*\*X"\} 1780000000$/m);
+      });
+      await t.step("should keep error answers JSON", async () => {
+        const res = await fetch(`${url}/api/graph/pv/day?date=true`);
+        equal(res.status, 400);
+        match((await res.json()).error, /bad date "\*\*\*"/);
+      });
+    },
+  );
 });
 
 Deno.test("createHandler() opens no event stream once closed", async (t) => {

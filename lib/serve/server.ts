@@ -89,16 +89,12 @@ export interface ServeOptions {
    * control answers 403.
    */
   controlToken?: string | undefined;
-  /**
-   * Other strings no answer may contain, such as the device and MQTT passwords. The token is
-   * always one of them.
-   */
-  secrets?: readonly (string | undefined)[];
   /** The poll interval, in seconds, for the dashboard. */
   intervalSeconds?: number;
   /**
-   * Where requests and failures are logged. Its redactor also cleans every answer: the CLI's
-   * holds the passwords and the token, and the device client adds each auth key it receives.
+   * Where requests and failures are logged. Its redactor also cleans every answer (the token
+   * is kept out in any case): the CLI's holds the device and MQTT passwords and the token, and
+   * the device client adds each auth key it receives.
    */
   logger?: Logger;
   /** The clock, in ms since the epoch. */
@@ -165,7 +161,7 @@ export function createHandler(options: ServeOptions): ServeHandler {
     );
   }
   const redactor = new AnswerRedactor(
-    [token, ...(options.secrets ?? [])],
+    [token],
     () => echoedSecrets(source.snapshot()),
     log.redactor,
   );
