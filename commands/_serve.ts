@@ -22,8 +22,10 @@ export interface ServingOptions {
   client: EssClient;
   poll: PollerOptions & ControlQueueOptions;
   serve: ServeSettings;
-  /** Passwords no answer may contain (the token is always one). */
-  secrets: readonly (string | undefined)[];
+  /**
+   * The CLI's logger: its redactor, which holds the passwords and the token and learns each
+   * auth key as the client logs in, also keeps them out of every answer.
+   */
   logger: Logger;
 }
 
@@ -62,7 +64,6 @@ export async function startServing(options: ServingOptions): Promise<Serving> {
     server = await startServer(serve.address, {
       source,
       controlToken: serve.controlToken,
-      secrets: options.secrets,
       intervalSeconds: poll.intervalMs / 1000,
       logger,
     });

@@ -24,7 +24,7 @@ import {
   type OptionSpec,
   type ParsedOf,
 } from "./_cli.ts";
-import { devicePassword, openDevice } from "./_device.ts";
+import { openDevice } from "./_device.ts";
 import {
   HASS_OPTIONS,
   type HassSettings,
@@ -222,7 +222,6 @@ const command = defineCommand({
         client: session.client,
         poll: settings.bridge,
         serve: settings.serve,
-        secrets: [devicePassword(p), settings.connect.password],
         logger: p.log,
       });
       const mqtt = connectMqtt(settings.connect);

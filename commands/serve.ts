@@ -7,7 +7,7 @@
 import { UsageError } from "../lib/errors.ts";
 import { DEFAULT_LISTEN } from "../lib/serve/listen.ts";
 import { defineCommand, DEVICE_OPTIONS, GENERAL_OPTIONS } from "./_cli.ts";
-import { devicePassword, openDevice } from "./_device.ts";
+import { openDevice } from "./_device.ts";
 import {
   CONTROL_TOKEN_OPTION,
   DAEMON_OPTIONS,
@@ -64,7 +64,6 @@ const command = defineCommand({
         client: session.client,
         poll,
         serve,
-        secrets: [devicePassword(p)],
         logger: p.log,
       });
       p.log.info(`polling ${session.host.authority} every ${poll.intervalMs / 1000} s`);

@@ -11,6 +11,7 @@ import { flatten, type JsonObject } from "../lib/device/flatten.ts";
 import { LOGIN_PATHS, STATE_PATHS, type StateName } from "../lib/device/states.ts";
 import { type Simulator, startSimulator } from "../lib/sim/simulator.ts";
 import { startAedes } from "./_broker.ts";
+import { type HostileDevice, startHostileDevice } from "./_hostile_device.ts";
 import { type Daemon, runCli, spawnDaemon } from "./_cli.ts";
 import { getJson, post } from "./_serve_http.ts";
 import { deviceArgs, deviceTopics, NOON, withWorld, type World, worldArgs } from "./_world.ts";
@@ -440,4 +441,58 @@ Deno.test("ess mqtt --listen (subprocess) keeps polling and publishing under hos
       await ess.stop();
     }
   });
+});
+
+Deno.test("ess serve (subprocess) hides the device's auth key wherever the device echoes it", async (t) => {
+  // The device names the key it handed out in a field of its own, not under `auth_key`: only
+  // the client that logged in knows it is a secret.
+  const device: HostileDevice = await startHostileDevice({
+    state: (name) =>
+      name === "home"
+        ? {
+          statistics: { pcs_pv_total_power: "100" },
+          pcs_fault: { pcs_status: `session ${device.keys.at(-1)}` },
+        }
+        : name === "systeminfo"
+        ? { pms: { serialno: `S-${device.keys.at(-1)}`, model: "hostile" } }
+        : {},
+  });
+  const ess = spawnDaemon([
+    "serve",
+    "--config",
+    "/dev/null",
+    "--host",
+    device.host,
+    "--password",
+    device.password,
+    "--interval-seconds",
+    "1",
+    "--listen",
+    "127.0.0.1:0",
+  ]);
+  try {
+    const url = await served(ess);
+    await until(
+      async () => (await (await fetch(`${url}/metrics`)).text()).includes("ess_info"),
+      "systeminfo",
+    );
+    await t.step("should answer *** instead of the key on every route", async () => {
+      const key = device.keys.at(-1)!;
+      const state = await getJson(`${url}/api/state`);
+      const home = state.body["home"] as Record<string, Record<string, string>>;
+      equal(home["pcs_fault"]!["pcs_status"], "session ***");
+      const texts = [JSON.stringify(state.body)];
+      for (const path of ["/metrics", "/api/info"]) {
+        texts.push(await (await fetch(`${url}${path}`)).text());
+      }
+      const events = await fetch(`${url}/api/events`);
+      texts.push(JSON.stringify((await stateEvents(events.body!).next()).value));
+      await events.body!.cancel().catch(() => {});
+      for (const text of texts) ok(!text.includes(key), text.slice(0, 300));
+      match(texts[1]!, /^ess_up\{serial="S-\*\*\*"\} 1$/m);
+    });
+  } finally {
+    await ess.stop();
+    await device.close();
+  }
 });

@@ -359,6 +359,15 @@ Deno.test({
         });
       });
 
+      await t.step("should show a device word that names a JavaScript property", async () => {
+        // `constructor` is a key of every object: looked up in a plain table, it is a function.
+        const states = fixtureStates("classic");
+        states.systeminfo = { pms: { model: "toString" } };
+        states.batt = { ...states.batt, alg_setting: "constructor" };
+        const text = await show(states, "toString");
+        equal(text["m-strategy"], "Constructor");
+      });
+
       await t.step("should show markup from the device as text, never run it", async () => {
         const markup = `<img src=x onerror="window.hacked=1">`;
         const states = fixtureStates("classic");

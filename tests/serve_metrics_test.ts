@@ -4,7 +4,7 @@
  * test that needs one is skipped, and says why, where it is missing.
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
-import { escapeLabelValue, renderMetrics } from "../lib/export/prometheus.ts";
+import { escapeLabelValue, renderMetrics, summaryValues } from "../lib/export/prometheus.ts";
 import { type Simulator, startSimulator } from "../lib/sim/simulator.ts";
 import { spawnDaemon } from "./_cli.ts";
 import { fixtureStates } from "./_serve_source.ts";
@@ -147,6 +147,21 @@ Deno.test("renderMetrics() leaves out what the device did not send as a number",
     }, NOW);
     deepEqual([...samples(text).keys()], ['ess_up{serial="S1"}', 'ess_info{serial="S1"}']);
     equal(samples(text).get('ess_up{serial="S1"}'), 0);
+  });
+  await t.step("should omit a value that becomes endless in base units", () => {
+    // 1e308 Wh is a finite number, but not in joules; nor is 1e308 kW in watts.
+    const states = {
+      common: { PV: { today_pv_generation_sum: "1e308", capacity: "6120" } },
+      home: { statistics: { pv_total_power_01kW: 1e308, batt_conv_power_01kW: -1e308 } },
+      systeminfo: { pms: { serialno: "S1" } },
+    };
+    const text = renderMetrics({ states, lastSuccess: undefined, up: true }, NOW);
+    deepEqual([...samples(text).keys()], [
+      'ess_up{serial="S1"}',
+      'ess_info{serial="S1"}',
+      'ess_pv_capacity_watts{serial="S1"}',
+    ]);
+    deepEqual(summaryValues(states), { pv_capacity_watts: 6120 });
   });
   await t.step("should send only ess_up until systeminfo names the serial", () => {
     const text = renderMetrics({

@@ -3,6 +3,7 @@ import { createHandler, type ServeOptions, startServer } from "../lib/serve/serv
 import { exposureNotice, isLoopback, parseListen } from "../lib/serve/listen.ts";
 import { ROUTES, type Schema } from "../lib/serve/routes.ts";
 import { UsageError } from "../lib/errors.ts";
+import { createLogger, type Logger } from "../lib/log.ts";
 import { GraphCache } from "../lib/serve/_graph.ts";
 import { getJson, post } from "./_serve_http.ts";
 import { FakeSource, withSimSource } from "./_serve_source.ts";
@@ -22,6 +23,13 @@ async function withServer(
   } finally {
     await server.close();
   }
+}
+
+/** A silent logger whose redactor holds `secrets`, as the CLI's holds the passwords. */
+function loggerWith(...secrets: string[]): Logger {
+  const logger = createLogger("error", () => {});
+  for (const secret of secrets) logger.redactor.add(secret);
+  return logger;
 }
 
 /** Reads SSE events from a stream until `count` `state` events came, or throws. */
@@ -477,42 +485,89 @@ Deno.test("ess serve never answers a secret, even when the device echoes it", as
   source.graphAnswer = () =>
     Promise.reject(new Error(`refused: {"status":"fail","auth_key":"${authKey}"} ${echo}`));
   source.controlAnswer = () => Promise.resolve({ outcome: "failed", error: echo });
-  await withServer(source, { controlToken: TOKEN, secrets: [device, mqtt] }, async (url) => {
-    const auth = { authorization: `Bearer ${TOKEN}` };
-    const bodies: [string, string][] = [];
-    const grab = async (what: string, res: Promise<Response>) => {
-      const r = await res;
-      bodies.push([what, await r.text()]);
-    };
-    await t.step("should keep secrets out of every route and every error", async () => {
-      for (const route of ROUTES.filter((r) => r.method === "GET" && r.id !== "events")) {
-        await grab(
-          route.path,
-          fetch(`${url}${route.path.replace("{device}", "pv").replace("{span}", "day")}`),
-        );
-      }
-      await grab("control ok", post(`${url}/api/control/active`, "start", auth));
-      await grab("control bad", post(`${url}/api/control/active`, `${device} ${TOKEN}`, auth));
-      await grab(
-        "control 401",
-        post(`${url}/api/control/active`, "start", { authorization: `Bearer ${device}` }),
-      );
-      await grab("404", fetch(`${url}/${TOKEN}/${device}`));
-      await grab("graph date", fetch(`${url}/api/graph/pv/day?date=${device}`));
-      const events = await fetch(`${url}/api/events`);
-      const reader = events.body!.pipeThrough(new TextDecoderStream()).getReader();
-      source.poll(source.snap.states);
-      let text = "";
-      while ((text.match(/event: state/g) ?? []).length < 2) text += (await reader.read()).value;
-      await reader.cancel();
-      bodies.push(["events", text]);
-      for (const [what, body] of bodies) {
-        for (const secret of secrets) {
-          ok(!body.includes(secret), `${what} contains ${secret}: ${body.slice(0, 300)}`);
-          ok(!body.includes(JSON.stringify(secret).slice(1, -1)), `${what} contains ${secret}`);
+  await withServer(
+    source,
+    { controlToken: TOKEN, logger: loggerWith(device, mqtt) },
+    async (url) => {
+      const auth = { authorization: `Bearer ${TOKEN}` };
+      const bodies: [string, string][] = [];
+      const grab = async (what: string, res: Promise<Response>) => {
+        const r = await res;
+        bodies.push([what, await r.text()]);
+      };
+      await t.step("should keep secrets out of every route and every error", async () => {
+        for (const route of ROUTES.filter((r) => r.method === "GET" && r.id !== "events")) {
+          await grab(
+            route.path,
+            fetch(`${url}${route.path.replace("{device}", "pv").replace("{span}", "day")}`),
+          );
         }
+        await grab("control ok", post(`${url}/api/control/active`, "start", auth));
+        await grab("control bad", post(`${url}/api/control/active`, `${device} ${TOKEN}`, auth));
+        await grab(
+          "control 401",
+          post(`${url}/api/control/active`, "start", { authorization: `Bearer ${device}` }),
+        );
+        await grab("404", fetch(`${url}/${TOKEN}/${device}`));
+        await grab("graph date", fetch(`${url}/api/graph/pv/day?date=${device}`));
+        const events = await fetch(`${url}/api/events`);
+        const reader = events.body!.pipeThrough(new TextDecoderStream()).getReader();
+        source.poll(source.snap.states);
+        let text = "";
+        while ((text.match(/event: state/g) ?? []).length < 2) text += (await reader.read()).value;
+        await reader.cancel();
+        bodies.push(["events", text]);
+        for (const [what, body] of bodies) {
+          for (const secret of secrets) {
+            ok(!body.includes(secret), `${what} contains ${secret}: ${body.slice(0, 300)}`);
+            ok(!body.includes(JSON.stringify(secret).slice(1, -1)), `${what} contains ${secret}`);
+          }
+        }
+        ok(bodies.some(([, body]) => body.includes("***")), "redaction happened");
+      });
+    },
+  );
+});
+
+Deno.test("ess serve hides in prose the values of the keys it drops from trees", async (t) => {
+  const source = new FakeSource();
+  source.poll({ home: { statistics: { token: "t-0123456789", note: "ok" } } });
+  source.graphAnswer = () =>
+    Promise.reject(new Error('refused: {"token":"t-0123456789","secret":"s-9876543210"}'));
+  await withServer(source, {}, async (url) => {
+    await t.step("should drop a token key from the tree and its value from an error", async () => {
+      const state = await (await fetch(`${url}/api/state`)).json();
+      deepEqual(state.home, { statistics: { note: "ok" } });
+      const res = await fetch(`${url}/api/graph/pv/day?date=2026-01-01`);
+      equal(res.status, 502);
+      const { error } = await res.json();
+      match(error, /"token":"\*\*\*","secret":"\*\*\*"/);
+    });
+  });
+});
+
+Deno.test("ess serve keeps out what its logger's redactor holds", async (t) => {
+  // The CLI's logger holds the passwords and the token, and the device client adds each auth
+  // key it is given: the device may echo one in any field, not only under `auth_key`.
+  const mqtt = "mqtt-broker-password";
+  const logger = loggerWith(mqtt);
+  const key = "9c3f0e2a-5b7d-4e1f-8a6c-2d4b6f8e0a1c";
+  const source = new FakeSource();
+  source.poll({
+    home: { pcs_fault: { pcs_status: `session ${key}` } },
+    systeminfo: { pms: { serialno: key, model: mqtt } },
+  });
+  source.graphAnswer = () => Promise.resolve({ loginfo: [{ time: key, note: mqtt }] });
+  await withServer(source, { logger }, async (url) => {
+    logger.redactor.add(key);
+    await t.step("should answer *** for a secret it learnt after it started", async () => {
+      const state = await (await fetch(`${url}/api/state`)).json();
+      equal(state.home.pcs_fault.pcs_status, "session ***");
+      equal(state.systeminfo.pms.model, "***");
+      for (const path of ["/api/state", "/metrics", "/api/graph/pv/day?date=2026-01-01"]) {
+        const text = await (await fetch(`${url}${path}`)).text();
+        ok(!text.includes(key) && !text.includes(mqtt), `${path}: ${text.slice(0, 300)}`);
       }
-      ok(bodies.some(([, body]) => body.includes("***")), "redaction happened");
     });
   });
 });
@@ -556,35 +611,39 @@ Deno.test("ess serve keeps its answers well-formed whatever the secrets look lik
     home: { statistics: { pcs_pv_total_power: "2174", load_power: "488" } },
     systeminfo: { pms: { serialno: "ESS0000X", model: "it is true" } },
   }, at);
-  await withServer(source, { secrets, now: () => at + 4_000 }, async (url) => {
-    await t.step("should answer /api/state as JSON with ess's own fields intact", async () => {
-      const text = await (await fetch(`${url}/api/state`)).text();
-      const body = JSON.parse(text);
-      equal(body.up, true);
-      equal(body.lastSuccess, new Date(at).toISOString());
-      equal(body.age, 4);
-      equal(body.summary.pv_power_watts, 2174);
-      deepEqual(body.systeminfo.pms, { serialno: "ESS***X", model: "it is ***" });
-    });
-    await t.step("should send state events that parse", async () => {
-      const res = await fetch(`${url}/api/events`);
-      const { events } = await readEvents(res.body!, 1);
-      equal(events[0]!["up"], true);
-    });
-    await t.step("should keep every metrics line a valid sample", async () => {
-      const text = await (await fetch(`${url}/metrics`)).text();
-      for (const line of text.trimEnd().split("\n")) {
-        if (line.startsWith("# ")) continue;
-        match(line, /^[a-z_]+\{[^}]*\} -?\d+(\.\d+)?(e[-+]\d+)?$/, line);
-      }
-      match(text, /^ess_last_success_timestamp_seconds\{serial="ESS\*\*\*X"\} 1780000000$/m);
-    });
-    await t.step("should keep error answers JSON", async () => {
-      const res = await fetch(`${url}/api/graph/pv/day?date=true`);
-      equal(res.status, 400);
-      match((await res.json()).error, /bad date "\*\*\*"/);
-    });
-  });
+  await withServer(
+    source,
+    { logger: loggerWith(...secrets), now: () => at + 4_000 },
+    async (url) => {
+      await t.step("should answer /api/state as JSON with ess's own fields intact", async () => {
+        const text = await (await fetch(`${url}/api/state`)).text();
+        const body = JSON.parse(text);
+        equal(body.up, true);
+        equal(body.lastSuccess, new Date(at).toISOString());
+        equal(body.age, 4);
+        equal(body.summary.pv_power_watts, 2174);
+        deepEqual(body.systeminfo.pms, { serialno: "ESS***X", model: "it is ***" });
+      });
+      await t.step("should send state events that parse", async () => {
+        const res = await fetch(`${url}/api/events`);
+        const { events } = await readEvents(res.body!, 1);
+        equal(events[0]!["up"], true);
+      });
+      await t.step("should keep every metrics line a valid sample", async () => {
+        const text = await (await fetch(`${url}/metrics`)).text();
+        for (const line of text.trimEnd().split("\n")) {
+          if (line.startsWith("# ")) continue;
+          match(line, /^[a-z_]+\{[^}]*\} -?\d+(\.\d+)?(e[-+]\d+)?$/, line);
+        }
+        match(text, /^ess_last_success_timestamp_seconds\{serial="ESS\*\*\*X"\} 1780000000$/m);
+      });
+      await t.step("should keep error answers JSON", async () => {
+        const res = await fetch(`${url}/api/graph/pv/day?date=true`);
+        equal(res.status, 400);
+        match((await res.json()).error, /bad date "\*\*\*"/);
+      });
+    },
+  );
 });
 
 Deno.test("createHandler() opens no event stream once closed", async (t) => {
@@ -600,29 +659,59 @@ Deno.test("createHandler() opens no event stream once closed", async (t) => {
 Deno.test("GraphCache reads the device for at most so many graphs a minute", async (t) => {
   let clock = 0;
   const reads: string[] = [];
+  const empty = '{"loginfo":[]}\n';
   const cache = new GraphCache(
     (device, span, date) => {
       reads.push(`${device}/${span}/${date.day}`);
-      return Promise.resolve({ loginfo: [] });
+      return Promise.resolve(empty);
     },
-    { ttlMs: 60_000, maxEntries: 64, maxInFlight: 2, maxReadsPerMinute: 3 },
+    { ttlMs: 60_000, maxEntries: 64, maxChars: 1 << 20, maxInFlight: 2, maxReadsPerMinute: 3 },
     () => clock,
   );
   const day = (d: number) => ({ year: 2026, month: 6, day: d });
   await t.step("should answer busy beyond the rate, without asking the device", async () => {
-    for (const d of [1, 2, 3]) deepEqual(await cache.get("pv", "day", day(d)), { loginfo: [] });
+    for (const d of [1, 2, 3]) deepEqual(await cache.get("pv", "day", day(d)), empty);
     clock = 59_000;
     equal(await cache.get("pv", "day", day(4)), "busy");
     deepEqual(reads, ["pv/day/1", "pv/day/2", "pv/day/3"]);
   });
   await t.step("should still answer what it keeps", async () => {
-    deepEqual(await cache.get("pv", "day", day(2)), { loginfo: [] });
+    deepEqual(await cache.get("pv", "day", day(2)), empty);
     equal(reads.length, 3);
   });
   await t.step("should read again once the minute has passed", async () => {
     clock = 60_000;
-    deepEqual(await cache.get("pv", "day", day(4)), { loginfo: [] });
+    deepEqual(await cache.get("pv", "day", day(4)), empty);
     deepEqual(reads.at(-1), "pv/day/4");
+  });
+});
+
+Deno.test("GraphCache keeps at most so many characters of answers", async (t) => {
+  // A device may send 1 MiB per graph: kept by the dozen, they would not fit the heap.
+  const reads: number[] = [];
+  const cache = new GraphCache(
+    (_device, _span, date) => {
+      reads.push(date.day);
+      return Promise.resolve(date.day === 9 ? "x".repeat(5000) : `${date.day}`.repeat(400));
+    },
+    { ttlMs: 60_000, maxEntries: 64, maxChars: 1000, maxInFlight: 2, maxReadsPerMinute: 100 },
+    () => 0,
+  );
+  const get = (d: number) => cache.get("pv", "day", { year: 2026, month: 6, day: d });
+  await t.step("should drop the oldest answers to stay under the cap", async () => {
+    for (const d of [1, 2, 3]) equal((await get(d)).length, 400);
+    deepEqual(reads, [1, 2, 3]);
+    equal(await get(3), "3".repeat(400), "kept");
+    equal(await get(2), "2".repeat(400), "kept");
+    equal(await get(1), "1".repeat(400), "dropped, so read again");
+    deepEqual(reads, [1, 2, 3, 1]);
+  });
+  await t.step("should answer an answer over the cap, but not keep it", async () => {
+    equal((await get(9)).length, 5000);
+    equal((await get(9)).length, 5000);
+    deepEqual(reads.slice(4), [9, 9]);
+    equal(await get(3), "3".repeat(400), "still kept");
+    equal(reads.length, 6);
   });
 });
 

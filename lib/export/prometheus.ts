@@ -34,7 +34,7 @@ interface Source {
 }
 
 /** One metric: its name, its help, its sources, and the labels that tell its series apart. */
-export interface MetricRow {
+interface MetricRow {
   name: string;
   help: string;
   sources: readonly Source[];
@@ -43,7 +43,7 @@ export interface MetricRow {
 }
 
 /** The leaf at `path` (`home/statistics/load_power`), or `undefined`. */
-export function leafAt(states: MetricsInput["states"], path: string): Json | undefined {
+function leafAt(states: MetricsInput["states"], path: string): Json | undefined {
   let node: Json | undefined = states as unknown as Json;
   for (const key of path.split("/")) {
     if (Array.isArray(node)) node = node[Number(key)];
@@ -63,8 +63,11 @@ function numberOf(raw: Json): number | undefined {
   return Number.isFinite(n) ? n : undefined;
 }
 
-/** Twelve significant digits: `63.81944 / 100` is 0.6381944, not 0.6381944000000001. */
-const tidy = (n: number) => Number(n.toPrecision(12));
+/**
+ * Twelve significant digits: `63.81944 / 100` is 0.6381944, not 0.6381944000000001. A value
+ * that is endless once scaled (1e308 Wh in joules) is none.
+ */
+const tidy = (n: number) => Number.isFinite(n) ? Number(n.toPrecision(12)) : undefined;
 
 const scaled = (factor: number): Convert => (raw) => {
   const n = numberOf(raw);
@@ -126,7 +129,7 @@ const energy = (name: string, what: string, today: string, month: string): Metri
  * Every metric ess exports besides `ess_up`, the poll times and `ess_info`, with the device
  * fields it reads (see PROTOCOL.md). Rows of one name follow each other.
  */
-export const METRIC_TABLE: readonly MetricRow[] = [
+const METRIC_TABLE: readonly MetricRow[] = [
   row("ess_pv_power_watts", "Power the PV panels deliver, in watts.", [
     watts("home/statistics/pcs_pv_total_power"),
     deciKw("home/statistics/pv_total_power_01kW"),
@@ -276,7 +279,7 @@ function labelValue(raw: Json | undefined): string | undefined {
 }
 
 /** The device's serial number from `systeminfo` (Home 8/10 or Home 15), or `unknown`. */
-export function deviceSerial(states: MetricsInput["states"]): string {
+function deviceSerial(states: MetricsInput["states"]): string {
   return labelValue(leafAt(states, "systeminfo/pms/serialno")) ??
     labelValue(leafAt(states, "systeminfo/ess/0/serialno")) ?? "unknown";
 }

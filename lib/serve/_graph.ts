@@ -4,15 +4,17 @@
  *
  * @module
  */
-import type { GraphAnswer } from "../device/client.ts";
 import type { CalendarDate, GraphDevice, GraphSpan } from "../device/states.ts";
 
-/** Reads one graph from the device. */
+/**
+ * Reads one graph from the device and gives the body to answer with: the text is made once per
+ * read, and its length is what the cache counts.
+ */
 export type GraphReader = (
   device: GraphDevice,
   span: GraphSpan,
   date: CalendarDate,
-) => Promise<GraphAnswer>;
+) => Promise<string>;
 
 /** Limits of {@link GraphCache}. */
 export interface GraphCacheLimits {
@@ -20,6 +22,11 @@ export interface GraphCacheLimits {
   ttlMs: number;
   /** Answers kept at most. */
   maxEntries: number;
+  /**
+   * Characters kept in all at most. A real graph is a few kB, but the device may send up to
+   * 1 MiB per answer, and a few dozen of those would not fit the process's heap.
+   */
+  maxChars: number;
   /** Different graphs read from the device at once at most. */
   maxInFlight: number;
   /**
@@ -29,16 +36,18 @@ export interface GraphCacheLimits {
   maxReadsPerMinute: number;
 }
 
-/** Result of {@link GraphCache.get}: the answer, or `busy` when too many reads run or ran. */
-export type GraphResult = GraphAnswer | "busy";
+/** Result of {@link GraphCache.get}: the body, or `busy` when too many reads run or ran. */
+export type GraphResult = string | "busy";
 
 /** A small cache in front of the device's graph endpoints. */
 export class GraphCache {
   #read: GraphReader;
   #limits: GraphCacheLimits;
   #now: () => number;
-  #answers = new Map<string, { at: number; answer: GraphAnswer }>();
-  #pending = new Map<string, Promise<GraphAnswer>>();
+  /** Oldest first. */
+  #answers = new Map<string, { at: number; text: string }>();
+  #chars = 0;
+  #pending = new Map<string, Promise<string>>();
   /** When the reads of the last minute started, oldest first. */
   #readTimes: number[] = [];
 
@@ -52,7 +61,7 @@ export class GraphCache {
   get(device: GraphDevice, span: GraphSpan, date: CalendarDate): Promise<GraphResult> {
     const key = `${device}/${span}/${date.year}-${date.month}-${date.day}`;
     const kept = this.#answers.get(key);
-    if (kept && this.#now() - kept.at < this.#limits.ttlMs) return Promise.resolve(kept.answer);
+    if (kept && this.#now() - kept.at < this.#limits.ttlMs) return Promise.resolve(kept.text);
     const pending = this.#pending.get(key);
     if (pending) return pending;
     if (this.#pending.size >= this.#limits.maxInFlight) return Promise.resolve("busy");
@@ -62,15 +71,30 @@ export class GraphCache {
     }
     if (this.#readTimes.length >= this.#limits.maxReadsPerMinute) return Promise.resolve("busy");
     this.#readTimes.push(now);
-    const read = this.#read(device, span, date).then((answer) => {
-      this.#answers.delete(key);
-      this.#answers.set(key, { at: this.#now(), answer });
-      if (this.#answers.size > this.#limits.maxEntries) {
-        this.#answers.delete(this.#answers.keys().next().value!);
-      }
-      return answer;
+    const read = this.#read(device, span, date).then((text) => {
+      this.#keep(key, text);
+      return text;
     }).finally(() => this.#pending.delete(key));
     this.#pending.set(key, read);
     return read;
+  }
+
+  #keep(key: string, text: string): void {
+    this.#drop(key);
+    if (text.length > this.#limits.maxChars) return;
+    this.#answers.set(key, { at: this.#now(), text });
+    this.#chars += text.length;
+    while (
+      this.#answers.size > this.#limits.maxEntries || this.#chars > this.#limits.maxChars
+    ) {
+      this.#drop(this.#answers.keys().next().value!);
+    }
+  }
+
+  #drop(key: string): void {
+    const kept = this.#answers.get(key);
+    if (!kept) return;
+    this.#answers.delete(key);
+    this.#chars -= kept.text.length;
   }
 }

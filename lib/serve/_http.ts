@@ -18,12 +18,33 @@ const BASE_HEADERS: Readonly<Record<string, string>> = {
     "base-uri 'none'; form-action 'none'; object-src 'none'",
 };
 
+/** The words in a key that holds a secret: `auth_key`, `authkey`, `password`, `passwd`, ... */
+const SECRET_WORDS = "auth_?key|passw(?:or)?d|token|secret";
+
+const SECRET_KEY = new RegExp(SECRET_WORDS, "i");
+
+/**
+ * Whether a key of the device's may hold a secret, whatever its value looks like.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * equal(isSecretKey("wifi_password"), true);
+ * equal(isSecretKey("pcs_pv_total_power"), false);
+ * ```
+ */
+export function isSecretKey(key: string): boolean {
+  return SECRET_KEY.test(key);
+}
+
 /**
  * A key that holds a secret followed by its value, in JSON or in prose (`"auth_key": "…"`,
  * `password=…`, also JSON-escaped inside a string): how a device or an error message echoes one.
  */
-const SECRET_PAIR =
-  /((?:auth_?key|passw(?:or)?d)\\?["']?\s*[:=]\s*\\?["']?)([^"'\\\s,;{}[\]&]{4,})/gi;
+const SECRET_PAIR = new RegExp(
+  `((?:${SECRET_WORDS})\\\\?["']?\\s*[:=]\\s*\\\\?["']?)([^"'\\\\\\s,;{}[\\]&]{4,})`,
+  "gi",
+);
 
 /** Deeper than anything the server sends: the device's answers are cut well before this. */
 const MAX_VALUE_DEPTH = 64;
@@ -37,14 +58,22 @@ const MAX_VALUE_DEPTH = 64;
 export class AnswerRedactor {
   #secrets = new Redactor();
   #more: () => readonly string[];
+  #shared: Redactor;
 
   /**
-   * `secrets` go to the one {@link Redactor} of lib/redact.ts (which ignores those under 4
+   * `secrets` go to a {@link Redactor} of lib/redact.ts (which ignores those under 4
    * characters: they would mangle ordinary text). `more` gives secrets learnt while running
-   * (values the device sent under `auth_key`).
+   * (values the device sent under `auth_key`). `shared` is the redactor the process already
+   * keeps (the logger's): it holds the passwords, and the auth keys the device client adds as
+   * it logs in, which the device may echo in any field.
    */
-  constructor(secrets: readonly (string | undefined)[], more: () => readonly string[] = () => []) {
+  constructor(
+    secrets: readonly (string | undefined)[],
+    more: () => readonly string[] = () => [],
+    shared: Redactor = new Redactor(),
+  ) {
     this.#more = more;
+    this.#shared = shared;
     for (const secret of secrets) this.#secrets.add(secret);
   }
 
@@ -65,7 +94,12 @@ export class AnswerRedactor {
         if (out.includes(spelling)) out = out.replaceAll(spelling, REDACTED);
       }
     }
-    return this.#secrets.redact(out);
+    return this.#shared.redact(this.#secrets.redact(out));
+  }
+
+  /** `value` {@link AnswerRedactor.value redacted}, as the JSON text of an answer. */
+  json(value: Json): string {
+    return `${JSON.stringify(this.value(value))}\n`;
   }
 
   /**
@@ -94,8 +128,7 @@ export class Answers {
 
   /** A JSON answer, not to be cached, with every string in `body` redacted. */
   json(status: number, body: Json, headers: Record<string, string> = {}): Response {
-    const text = `${JSON.stringify(this.redactor.value(body))}\n`;
-    return this.text(status, text, "application/json", headers);
+    return this.text(status, this.redactor.json(body), "application/json", headers);
   }
 
   /** `{"error": message}` with `status`, the message redacted. */

@@ -77,7 +77,7 @@ const text = (type: string, description: string): RouteResponse => ({
 const DEVICE_TREE: Schema = { type: "object", additionalProperties: true };
 
 /** The body of `/api/state` and of each `state` event. */
-export const STATE_SCHEMA: Schema = {
+const STATE_SCHEMA: Schema = {
   type: "object",
   properties: {
     lastSuccess: {
@@ -250,7 +250,8 @@ export const ROUTES: readonly Route[] = [
       {
         name: "date",
         in: "query",
-        description: "A day in the span, YYYY-MM-DD; default today.",
+        description: "A day in the span, YYYY-MM-DD, from 2000-01-01 to 2099-12-31; default " +
+          "today (the server's local date).",
         required: false,
         schema: { type: "string", pattern: DATE_PATTERN },
       },
@@ -269,7 +270,7 @@ export const ROUTES: readonly Route[] = [
           },
         },
       },
-      "400": error("A bad date."),
+      "400": error("A date that is not YYYY-MM-DD, not a real day, or outside 2000 to 2099."),
       "404": error("No such device or span."),
       "502": error("The device could not be read."),
       "503": error("Too many graph requests at once, or in the last minute."),

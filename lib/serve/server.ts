@@ -29,7 +29,7 @@ import { type Listener, type ListenerLimits, listenHttp } from "./_listener.ts";
 import { authority, type ListenAddress, MIN_TOKEN_LENGTH } from "./listen.ts";
 import { matchRoutes, type RouteId } from "./routes.ts";
 import { openApiDocument } from "./openapi.ts";
-import { echoedSecrets, servedSnapshot, stateDocument } from "./state.ts";
+import { echoedSecrets, servedSnapshot, stateText } from "./state.ts";
 import type { ServeSnapshot, ServeSource } from "./source.ts";
 
 /** The server's limits; every one has a default. */
@@ -89,13 +89,13 @@ export interface ServeOptions {
    * control answers 403.
    */
   controlToken?: string | undefined;
-  /**
-   * Other strings no answer may contain, such as the device and MQTT passwords. The token is
-   * always one of them.
-   */
-  secrets?: readonly (string | undefined)[];
   /** The poll interval, in seconds, for the dashboard. */
   intervalSeconds?: number;
+  /**
+   * Where requests and failures are logged. Its redactor also cleans every answer (the token
+   * is kept out in any case): the CLI's holds the device and MQTT passwords and the token, and
+   * the device client adds each auth key it receives.
+   */
   logger?: Logger;
   /** The clock, in ms since the epoch. */
   now?: () => number;
@@ -161,8 +161,9 @@ export function createHandler(options: ServeOptions): ServeHandler {
     );
   }
   const redactor = new AnswerRedactor(
-    [token, ...(options.secrets ?? [])],
+    [token],
     () => echoedSecrets(source.snapshot()),
+    log.redactor,
   );
   const answers = new Answers(redactor);
   const hub = new SseHub({
@@ -172,10 +173,11 @@ export function createHandler(options: ServeOptions): ServeHandler {
     retryMs: 5_000,
   });
   const graphs = new GraphCache(
-    (device, span, date) => source.graph(device, span, date),
+    async (device, span, date) => redactor.json(await source.graph(device, span, date)),
     {
       ttlMs: limits.graphCacheMs,
       maxEntries: 64,
+      maxChars: 4 * 1024 * 1024,
       maxInFlight: limits.maxGraphReads,
       maxReadsPerMinute: limits.maxGraphReadsPerMinute,
     },
@@ -192,9 +194,9 @@ export function createHandler(options: ServeOptions): ServeHandler {
     if (!clean) served.set(latest, clean = servedSnapshot(latest, (v) => redactor.value(v)));
     return clean;
   };
-  const stateText = () => JSON.stringify(stateDocument(snapshot(), now()));
+  const stateNow = () => stateText(snapshot(), now());
   const unsubscribe = source.onPoll(() => {
-    if (hub.size > 0) hub.send(sseEvent("state", stateText()));
+    if (hub.size > 0) hub.send(sseEvent("state", stateNow()));
   });
 
   const info = `${
@@ -207,7 +209,7 @@ export function createHandler(options: ServeOptions): ServeHandler {
   }\n`;
 
   function events(): Response {
-    const first = sseEvent("state", stateText());
+    const first = sseEvent("state", stateNow());
     const stream = hub.open(first);
     if (stream === "closed") return answers.error(503, "ess is stopping");
     if (stream === "full") {
@@ -252,7 +254,7 @@ export function createHandler(options: ServeOptions): ServeHandler {
       if (result === "timeout") {
         return answers.error(504, `the device did not send the ${device} ${span} graph in time`);
       }
-      return answers.json(200, result);
+      return answers.text(200, result, JSON_TEXT);
     } catch (err) {
       return answers.error(502, `reading the ${device} ${span} graph failed: ${errorText(err)}`);
     } finally {
@@ -362,7 +364,7 @@ export function createHandler(options: ServeOptions): ServeHandler {
       case "icon":
         return answers.asset(ASSETS.icon, "image/svg+xml");
       case "state":
-        return answers.text(200, `${stateText()}\n`, JSON_TEXT);
+        return answers.text(200, `${stateNow()}\n`, JSON_TEXT);
       case "events":
         return events();
       case "info":

@@ -8,14 +8,13 @@ import { isJsonObject, type Json, type JsonObject } from "../device/flatten.ts";
 import { summaryValues } from "../export/prometheus.ts";
 import type { StateName } from "../device/states.ts";
 import type { ServeSnapshot } from "./source.ts";
+import { isSecretKey } from "./_http.ts";
 
-/** Keys the server never passes on, whatever the device put in them. */
-const SECRET_KEY = /auth_?key|passw(or)?d|token|secret/i;
 /** Deeper than any device answer: a hostile tree is cut here rather than walked. */
 const MAX_DEPTH = 16;
 
 /**
- * A copy of a device tree without keys that could hold a secret (`auth_key`, `password`, ...),
+ * A copy of a device tree without the keys that could hold a secret ({@link isSecretKey}),
  * cut at {@link MAX_DEPTH} levels.
  *
  * @example
@@ -27,7 +26,7 @@ const MAX_DEPTH = 16;
 export function withoutSecretKeys(tree: JsonObject, depth = 0): JsonObject {
   const copy: JsonObject = {};
   for (const [key, value] of Object.entries(tree)) {
-    if (SECRET_KEY.test(key)) continue;
+    if (isSecretKey(key)) continue;
     const clean = cleanValue(value, depth + 1);
     if (clean !== undefined) copy[key] = clean;
   }
@@ -66,7 +65,7 @@ export function echoedSecrets(snapshot: ServeSnapshot): readonly string[] {
       return;
     }
     for (const [key, value] of Object.entries(node)) {
-      if (typeof value === "string" && value.length >= 4 && SECRET_KEY.test(key)) found.add(value);
+      if (typeof value === "string" && value.length >= 4 && isSecretKey(key)) found.add(value);
       else walk(value, depth + 1);
     }
   };
@@ -109,29 +108,41 @@ export function servedSnapshot(
   return served;
 }
 
+const stateRests = new WeakMap<ServeSnapshot, string>();
+
 /**
- * The state document at `now` (ms since the epoch), from a {@link servedSnapshot}.
+ * The state document at `now` (ms since the epoch) as JSON text, from a {@link servedSnapshot}.
+ * Only its first fields change with the clock: the summary and the trees, nearly all of the
+ * text, are serialised once per snapshot rather than for every request and every new stream.
  *
  * @example
  * ```ts
  * import { equal } from "node:assert/strict";
- * const doc = stateDocument({ states: {}, lastSuccess: 1_000, up: true }, 3_500);
- * equal(doc["age"], 2.5);
- * equal(doc["lastSuccess"], "1970-01-01T00:00:01.000Z");
+ * const snapshot = { states: { home: { statistics: { load_power: "376" } } }, lastSuccess: 1_000, up: true };
+ * const doc = JSON.parse(stateText(snapshot, 3_500));
+ * equal(doc.age, 2.5);
+ * equal(doc.lastSuccess, "1970-01-01T00:00:01.000Z");
+ * equal(doc.summary.load_power_watts, 376);
+ * equal(JSON.parse(stateText(snapshot, 4_000)).age, 3);
  * ```
  */
-export function stateDocument(snapshot: ServeSnapshot, now: number): JsonObject {
+export function stateText(snapshot: ServeSnapshot, now: number): string {
   const { lastSuccess } = snapshot;
-  const states: Record<string, JsonObject> = {};
-  for (const [name, tree] of Object.entries(snapshot.states)) {
-    if (tree !== undefined) states[name] = tree;
-  }
-  const doc: JsonObject = {
+  const head: JsonObject = {
     lastSuccess: lastSuccess === undefined ? null : new Date(lastSuccess).toISOString(),
     up: snapshot.up ?? null,
     age: lastSuccess === undefined ? null : Math.max(0, now - lastSuccess) / 1000,
   };
-  if (snapshot.up === false && snapshot.error !== undefined) doc["error"] = snapshot.error;
-  doc["summary"] = summaryValues(states);
-  return { ...doc, ...states };
+  if (snapshot.up === false && snapshot.error !== undefined) head["error"] = snapshot.error;
+  let rest = stateRests.get(snapshot);
+  if (rest === undefined) {
+    const states: Record<string, JsonObject> = {};
+    for (const [name, tree] of Object.entries(snapshot.states)) {
+      if (tree !== undefined) states[name] = tree;
+    }
+    // `{"summary":...,"home":...}` without its `{`, to follow the head's fields.
+    rest = JSON.stringify({ summary: summaryValues(states), ...states }).slice(1);
+    stateRests.set(snapshot, rest);
+  }
+  return `${JSON.stringify(head).slice(0, -1)},${rest}`;
 }

@@ -142,7 +142,7 @@ function renderToday(s) {
 }
 
 function renderModes(st) {
-  const s = st.summary;
+  const s = st.summary ?? {};
   if (s.running === undefined) badge("m-system", "–", "off");
   else badge("m-system", s.running ? "Running" : "Stopped", s.running ? "on" : "off");
   setText("m-mode", at(st, "home/operation/mode") ?? "–");
@@ -376,7 +376,8 @@ function controlNow(control) {
   if (!state || !control) return undefined;
   const raw = at(state, control.source);
   if (raw === undefined) return undefined;
-  return control.valueMap?.[raw] ?? raw;
+  // Own keys only: a device that sends `constructor` must not get Object's.
+  return control.valueMap && Object.hasOwn(control.valueMap, raw) ? control.valueMap[raw] : raw;
 }
 
 function renderControlValues() {
@@ -509,6 +510,8 @@ async function send(control, value) {
 async function loadInfo() {
   try {
     const res = await fetch("/api/info");
+    // An error answer (from a proxy, say) has no control list: keep the read-only default.
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
     info = await res.json();
     setText("version", `ess ${info.version}`);
     buildControls();
