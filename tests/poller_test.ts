@@ -192,6 +192,25 @@ Deno.test("Poller device queue", async (t) => {
     },
   );
 
+  await t.step("should read a state once for callers who ask while it is read", async () => {
+    const h = harness();
+    let open!: () => void;
+    h.device.gate = new Promise((resolve) => open = resolve);
+    const poll = h.poller.refresh(["home"]);
+    const waiting = [h.poller.read("systeminfo"), h.poller.read("systeminfo")];
+    await settle();
+    h.device.gate = undefined;
+    open();
+    await poll;
+    const running = h.poller.read("systeminfo");
+    const answers = await Promise.all([...waiting, running]);
+    equal(answers[0], answers[1]);
+    equal(answers[1], answers[2]);
+    deepEqual(h.device.ops, ["read home", "read systeminfo"]);
+    await h.poller.read("systeminfo");
+    deepEqual(h.device.ops, ["read home", "read systeminfo", "read systeminfo"], "then anew");
+  });
+
   await t.step("should tell listeners of a refresh, and wait for them", async () => {
     const h = harness();
     let release!: () => void;

@@ -141,6 +141,8 @@ export class Poller {
   #maxBackoffMs: number;
   #listeners = new Set<PollListener>();
   #latest = new Map<StateName, { answer: JsonObject; at: number }>();
+  /** The reads {@link Poller.read} has queued or runs, by state. */
+  #reading = new Map<StateName, Promise<JsonObject>>();
   #queue: Promise<void> = Promise.resolve();
   #up: boolean | undefined;
   #failures = 0;
@@ -249,13 +251,22 @@ export class Poller {
     return this.#poll(states);
   }
 
-  /** Reads one state through the queue (for graphs, systeminfo and the like); rejects on failure. */
+  /**
+   * Reads one state through the queue (for systeminfo and the like); rejects on failure. Callers
+   * that ask for a state while a read of it waits or runs share that read: the dashboard and Home
+   * Assistant discovery both want systeminfo at start, and the device need not answer twice.
+   */
   read(state: StateName): Promise<JsonObject> {
-    return this.exclusive(async (device) => {
-      const answer = await device.read(state);
-      this.#latest.set(state, { answer, at: this.#now() });
-      return answer;
-    });
+    let reading = this.#reading.get(state);
+    if (!reading) {
+      reading = this.exclusive(async (device) => {
+        const answer = await device.read(state);
+        this.#latest.set(state, { answer, at: this.#now() });
+        return answer;
+      }).finally(() => this.#reading.delete(state));
+      this.#reading.set(state, reading);
+    }
+    return reading;
   }
 
   /**
