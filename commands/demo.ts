@@ -6,7 +6,7 @@
  * @module
  */
 import { sleep } from "../lib/backoff.ts";
-import { Bridge } from "../lib/mqtt/bridge.ts";
+import { Bridge, BRIDGE_DEFAULTS } from "../lib/mqtt/bridge.ts";
 import { EssClient } from "../lib/device/client.ts";
 import { STATE_NAMES } from "../lib/device/states.ts";
 import { createLogger } from "../lib/log.ts";
@@ -74,16 +74,7 @@ const MQTT_SECTION: DemoSection = {
     const bridge = new Bridge({
       device: ctx.client,
       mqtt: broker,
-      options: {
-        prefix: DEFAULT_PREFIX,
-        intervalMs: 1000,
-        commonDivisor: 1,
-        publishMode: "changes",
-        republishMs: 300_000,
-        retain: true,
-        json: false,
-        once: false,
-      },
+      options: { ...BRIDGE_DEFAULTS, intervalMs: 1000 },
       logger: createLogger("warning", (line) => ctx.io.err(`ess: ${line}\n`)),
       now: Date.now,
       sleep,

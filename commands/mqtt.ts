@@ -5,6 +5,7 @@
  */
 import {
   Bridge,
+  BRIDGE_DEFAULTS,
   type BridgeOptions,
   type BridgePlugin,
   PUBLISH_MODES,
@@ -62,7 +63,7 @@ const PUBLISHING_OPTIONS = [
     arg: "MODE",
     help: "changes: a value when it changes, everything every --republish-seconds; " +
       "all: everything every poll (as pyess did)",
-    default: "changes",
+    default: BRIDGE_DEFAULTS.publishMode,
     env: "ESS_PUBLISH_MODE",
     group: "Publishing",
   },
@@ -71,7 +72,7 @@ const PUBLISHING_OPTIONS = [
     type: "string",
     arg: "SECONDS",
     help: "in publish mode changes, publish everything again this often",
-    default: "300",
+    default: String(BRIDGE_DEFAULTS.republishMs / 1000),
     env: "ESS_REPUBLISH_SECONDS",
     group: "Publishing",
   },
@@ -80,7 +81,7 @@ const PUBLISHING_OPTIONS = [
     aliases: ["mqtt-retain"],
     type: "boolean",
     help: "publish state retained, so that new subscribers see it at once (--no-retain: not)",
-    default: true,
+    default: BRIDGE_DEFAULTS.retain,
     env: "MQTT_RETAIN",
     group: "Publishing",
   },
@@ -165,7 +166,7 @@ export async function mqttSettings(p: ParsedOf<typeof OPTIONS>): Promise<MqttSet
       ...pollSettings(p),
       prefix,
       publishMode: choose(p.string("publish-mode"), PUBLISH_MODES, "publish mode"),
-      republishMs: (p.seconds("republish-seconds") ?? 300) * 1000,
+      republishMs: (p.seconds("republish-seconds") ?? BRIDGE_DEFAULTS.republishMs / 1000) * 1000,
       retain: p.flag("retain"),
       json: p.flag("json"),
       once,

@@ -6,7 +6,7 @@
  */
 import { seededRandom } from "../lib/backoff.ts";
 import type { Device } from "../lib/device/controls.ts";
-import { Bridge, type BridgeOptions } from "../lib/mqtt/bridge.ts";
+import { Bridge, BRIDGE_DEFAULTS, type BridgeOptions } from "../lib/mqtt/bridge.ts";
 import { flatten } from "../lib/device/flatten.ts";
 import { PUBLISHED_STATES } from "../lib/mqtt/topics.ts";
 import { UnreachableError } from "../lib/errors.ts";
@@ -240,16 +240,7 @@ export async function settle(): Promise<void> {
 }
 
 /** The bridge's options in its unit tests: pyess's defaults at a 10 s interval. */
-export const BRIDGE_OPTIONS: BridgeOptions = {
-  prefix: "ess",
-  intervalMs: 10_000,
-  commonDivisor: 1,
-  publishMode: "changes",
-  republishMs: 300_000,
-  retain: true,
-  json: false,
-  once: false,
-};
+export const BRIDGE_OPTIONS: BridgeOptions = { ...BRIDGE_DEFAULTS, intervalMs: 10_000 };
 
 /** What {@link bridgeHarness} gives a test. */
 export interface BridgeHarness {

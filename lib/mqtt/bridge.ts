@@ -26,6 +26,7 @@ import { TopicTable } from "./_table.ts";
 import { CONTROL_NAMES, type ControlName } from "../device/controls.ts";
 import {
   controlTopic,
+  DEFAULT_PREFIX,
   jsonTopic,
   LEGACY_CONTROL_NAMES,
   legacyControlTopic,
@@ -102,6 +103,26 @@ export interface BridgeOptions extends PollerOptions, ControlQueueOptions {
   maxTopics?: number | undefined;
   plugins?: readonly BridgePlugin[] | undefined;
 }
+
+/**
+ * What `ess mqtt` does when no option says otherwise (all but the poll interval): pyess's
+ * topics, retained, with values published when they change and everything every five minutes.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * equal(BRIDGE_DEFAULTS.republishMs, 300_000);
+ * ```
+ */
+export const BRIDGE_DEFAULTS = {
+  prefix: DEFAULT_PREFIX,
+  commonDivisor: 1,
+  publishMode: "changes",
+  republishMs: 300_000,
+  retain: true,
+  json: false,
+  once: false,
+} as const satisfies Omit<BridgeOptions, "intervalMs">;
 
 /** Everything the bridge depends on. */
 export interface BridgeDeps {
