@@ -138,8 +138,11 @@ export class AnswerLimitError extends DeviceError {}
 /** The device understood the request and said no (`{"status": "fail"}` and the like). */
 export class DeviceRefusedError extends DeviceError {}
 
-/** Characters that could steer a terminal or reorder the text around them. */
-const UNPRINTABLE = /[\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069]/gu;
+/**
+ * Characters that could steer a terminal or reorder the text around them (controls, line and
+ * paragraph separators, direction overrides and isolates), and non-characters.
+ */
+const UNPRINTABLE = /[\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069]|\p{Noncharacter_Code_Point}/gu;
 
 /**
  * The first characters of a text from outside, on one line and in quotes, for an error message:
@@ -174,7 +177,21 @@ export function preview(body: string, max = 60): string {
  * ```
  */
 export function printable(text: string): string {
-  return text.replace(UNPRINTABLE, "?");
+  return replaceUnprintable(text, () => "?");
+}
+
+/**
+ * `text` with each character {@link printable} hides shown as `shown` gives it, for a log line
+ * that must say which character it was.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * equal(replaceUnprintable("a\u0085", (c) => `<${c.charCodeAt(0)}>`), "a<133>");
+ * ```
+ */
+export function replaceUnprintable(text: string, shown: (c: string) => string): string {
+  return text.replace(UNPRINTABLE, shown);
 }
 
 /**

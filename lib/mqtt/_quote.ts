@@ -4,14 +4,7 @@
  *
  * @module
  */
-
-/**
- * Characters JSON leaves as they are but a log line should not carry raw: DEL and the C1
- * controls, the line separators, the bidirectional overrides and isolates that reorder the rest
- * of a terminal line (as `preview()` of lib/errors.ts treats them), and non-characters.
- */
-const UNPRINTABLE =
-  /[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]|\p{Noncharacter_Code_Point}/gu;
+import { replaceUnprintable } from "../errors.ts";
 
 /**
  * `text` in double quotes with every control character escaped, cut to `max` characters with
@@ -27,8 +20,9 @@ const UNPRINTABLE =
  */
 export function quote(text: string, max = 100): string {
   const cut = text.length > max;
-  const json = JSON.stringify(cut ? text.slice(0, max) : text).replace(
-    UNPRINTABLE,
+  // JSON escapes the C0 controls; the rest that a log line should not carry raw is escaped too.
+  const json = replaceUnprintable(
+    JSON.stringify(cut ? text.slice(0, max) : text),
     (c) => `\\u${c.codePointAt(0)!.toString(16).padStart(4, "0")}`,
   );
   return cut ? `${json}… (${text.length.toLocaleString("en")} characters)` : json;
