@@ -16,7 +16,7 @@ import { VERSION } from "./lib/version.ts";
 function mainHelp(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length)) + 2;
   return [
-    `ess ${VERSION}: LG ESS home battery to MQTT, Home Assistant and Graphite`,
+    `ess ${VERSION}: LG ESS home battery to MQTT, Home Assistant, Graphite and a local dashboard`,
     "",
     "Usage: ess <command> [options]",
     "",
