@@ -444,3 +444,30 @@ Deno.test("listenHttp() close() lets the answers under way end", async (t) => {
     });
   }, handle);
 });
+
+Deno.test("listenHttp() close() does not wait on a client that reads nothing", async (t) => {
+  const stream = endless();
+  await t.step("should cut the answer off long before the write time-out", async () => {
+    await withListener(
+      async ({ port, close }) => {
+        const conn = await connect(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        // The body waits on the client: the socket's buffers are full.
+        let last = -1;
+        while (stream.state.pulled !== last) {
+          last = stream.state.pulled;
+          await pause(300);
+        }
+        let closed = false;
+        void close().then(() => closed = true);
+        try {
+          await until(() => closed, "close() with a client that reads nothing");
+          ok(stream.state.cancelled, "the body cancelled");
+        } finally {
+          conn.close();
+        }
+      },
+      () => Promise.resolve(new Response(stream.body)),
+      { writeTimeoutMs: 600_000 },
+    );
+  });
+});
