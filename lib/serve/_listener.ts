@@ -191,7 +191,11 @@ class Connection {
   readonly #server: Server;
   readonly #remote: string;
   readonly #buffer = new Uint8Array(READ_BYTES);
-  /** Bytes received and not used yet: part of a head or body, or the next request. */
+  /**
+   * Bytes received and not used yet: part of a head or body, or the next request. One read at
+   * most ({@link READ_BYTES}): every reader waits until it is empty before it reads again, so a
+   * client that sends on while it is answered waits on TCP, not on ess's memory.
+   */
   #pending: Uint8Array = EMPTY;
   /** The client has closed its side, or the connection has failed. */
   #eof = false;
@@ -298,11 +302,7 @@ class Connection {
       response = internalError();
     }
     // A body not read to its end: what follows it on the connection is no request.
-    if (
-      this.#unread > 0 || !head.keepAlive || asksClose(response.headers) || this.#server.closing
-    ) {
-      this.#closing = true;
-    }
+    if (this.#unread > 0 || !head.keepAlive || asksClose(response.headers)) this.#closing = true;
     await this.#send(request.method, response, head.version);
   }
 
@@ -383,7 +383,6 @@ class Connection {
     } catch {
       // Cut off mid-answer, the client cannot take what it got for a whole answer.
       this.#close();
-      await reader.cancel().catch(() => {});
     } finally {
       answering = false;
       void reader.cancel().catch(() => {});
