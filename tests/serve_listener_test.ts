@@ -136,6 +136,9 @@ Deno.test("listenHttp() frames answers without a body", async (t) => {
     const path = new URL(request.url).pathname;
     if (path === "/empty") return Promise.resolve(new Response(null, { status: 200 }));
     if (path === "/none") return Promise.resolve(new Response(null, { status: 204 }));
+    if (path === "/same") {
+      return Promise.resolve(new Response(null, { status: 304, headers: { etag: '"1"' } }));
+    }
     if (path === "/close") {
       return Promise.resolve(new Response("x", { headers: { connection: "close" } }));
     }
@@ -144,12 +147,13 @@ Deno.test("listenHttp() frames answers without a body", async (t) => {
   };
   await withListener(async ({ port }) => {
     await t.step(
-      "should say content-length: 0 for an empty body, and nothing for HEAD",
+      "should say content-length: 0 for an empty body, and nothing for HEAD, 204 and 304",
       async () => {
         const conn = await connect(
           port,
           "GET /empty HTTP/1.1\r\nHost: x\r\n\r\nHEAD / HTTP/1.1\r\nHost: x\r\n\r\n" +
-            "GET /none HTTP/1.1\r\nHost: x\r\n\r\nGET /empty HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET /none HTTP/1.1\r\nHost: x\r\n\r\nGET /same HTTP/1.1\r\nHost: x\r\n\r\n" +
+            "GET /empty HTTP/1.1\r\nHost: x\r\n\r\n",
         );
         const { text, closed } = await receive(conn, answers(2));
         conn.close();
@@ -159,6 +163,7 @@ Deno.test("listenHttp() frames answers without a body", async (t) => {
           "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n" +
             "HTTP/1.1 200 OK\r\ncontent-type: text/plain;charset=UTF-8\r\n\r\n" +
             "HTTP/1.1 204 No Content\r\n\r\n" +
+            'HTTP/1.1 304 Not Modified\r\netag: "1"\r\n\r\n' +
             "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
         );
       },
@@ -257,6 +262,15 @@ Deno.test("listenHttp() gives the handler the body its Content-Length says", asy
       conn.close();
       equal(bodies.at(-1), "on");
     });
+    await t.step("should not say 100 Continue to a body the handler does not read", async () => {
+      const text = await receiveAll(
+        await connect(
+          port,
+          "POST /ignore HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n",
+        ),
+      );
+      match(text, /^HTTP\/1\.1 200 OK\r\n.*connection: close\r\n\r\n7\r\n\/ignore\r\n0\r\n\r\n$/s);
+    });
     await t.step("should make the body err when the client leaves before its end", async () => {
       const conn = await connect(
         port,
@@ -351,21 +365,33 @@ Deno.test("listenHttp() writes a body only as fast as the client reads it", asyn
 });
 
 Deno.test("listenHttp() frees an event stream's place when its client leaves", async (t) => {
-  await t.step("should cancel a body that waits for data once the client closes", async () => {
-    let cancelled = false;
-    const idle = new ReadableStream<Uint8Array>({
-      start: (controller) => controller.enqueue(encoder.encode("data: 1\n\n")),
-      cancel: () => {
-        cancelled = true;
-      },
-    });
-    await withListener(async ({ port }) => {
-      const conn = await connect(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-      await receive(conn, (s) => s.includes("data: 1"));
+  const ways: [string, (conn: Deno.TcpConn) => Promise<void>][] = [
+    ["closes", (conn) => Promise.resolve(conn.close())],
+    // TCP cannot tell a half-close from a client that went away: both end the answer, as in
+    // Go's net/http and hyper.
+    ["half-closes", async (conn) => {
+      await conn.closeWrite();
+      equal((await receive(conn)).closed, true);
       conn.close();
-      await until(() => cancelled, "the body cancelled");
-    }, () => Promise.resolve(new Response(idle)));
-  });
+    }],
+  ];
+  for (const [how, leave] of ways) {
+    await t.step(`should cancel a body that waits for data once the client ${how}`, async () => {
+      let cancelled = false;
+      const idle = new ReadableStream<Uint8Array>({
+        start: (controller) => controller.enqueue(encoder.encode("data: 1\n\n")),
+        cancel: () => {
+          cancelled = true;
+        },
+      });
+      await withListener(async ({ port }) => {
+        const conn = await connect(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        await receive(conn, (s) => s.includes("data: 1"));
+        await leave(conn);
+        await until(() => cancelled, "the body cancelled");
+      }, () => Promise.resolve(new Response(idle)));
+    });
+  }
 });
 
 Deno.test("listenHttp() bounds the time between requests", async (t) => {
@@ -443,4 +469,96 @@ Deno.test("listenHttp() close() lets the answers under way end", async (t) => {
       await closing;
     });
   }, handle);
+});
+
+Deno.test("listenHttp() close() does not wait on a client that reads nothing", async (t) => {
+  const stream = endless();
+  await t.step("should cut the answer off long before the write time-out", async () => {
+    await withListener(
+      async ({ port, close }) => {
+        const conn = await connect(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        // The body waits on the client: the socket's buffers are full.
+        let last = -1;
+        while (stream.state.pulled !== last) {
+          last = stream.state.pulled;
+          await pause(300);
+        }
+        let closed = false;
+        void close().then(() => closed = true);
+        try {
+          await until(() => closed, "close() with a client that reads nothing");
+          ok(stream.state.cancelled, "the body cancelled");
+        } finally {
+          conn.close();
+        }
+      },
+      () => Promise.resolve(new Response(stream.body)),
+      { writeTimeoutMs: 600_000 },
+    );
+  });
+});
+
+Deno.test("listenHttp() reads no more of a client than the request it answers", async (t) => {
+  await t.step("should stop reading from a client that sends on while it is answered", async () => {
+    let end = () => {};
+    const waiting = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        controller.enqueue(encoder.encode("data: 1\n\n"));
+        end = () => controller.close();
+      },
+    });
+    await withListener(async ({ port, requests }) => {
+      const conn = await connect(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+      await receive(conn, (s) => s.includes("data: 1"));
+      // Bytes that are no request: a server that read them all would hold them all.
+      const piece = new Uint8Array(64 * 1024).fill(0x61);
+      let sent = 0;
+      const external = Deno.memoryUsage().external;
+      let sending = true;
+      const flood = (async () => {
+        while (sending) sent += await conn.write(piece);
+      })().catch(() => {});
+      let last = -1;
+      while (sent !== last) {
+        last = sent;
+        await pause(300);
+      }
+      // What the server holds of them: at most one read (4 KiB), however much the client sent.
+      const held = Deno.memoryUsage().external - external;
+      ok(held < 1_000_000, `${held} bytes more held after the client sent ${sent}`);
+      sending = false;
+      end();
+      // The flood is then read as the next request head, and refused for its size.
+      match((await receive(conn, (s) => s.includes("431"))).text, /0\r\n\r\nHTTP\/1\.1 431 /);
+      conn.close();
+      await flood;
+      equal(requests.length, 1);
+    }, () => Promise.resolve(new Response(waiting)));
+  });
+});
+
+Deno.test("listenHttp() keeps bytes over 127 in headers as they are", async () => {
+  const seen: string[] = [];
+  await withListener(async ({ port }) => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    await conn.write(
+      Uint8Array.from(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Name: caf\xe9\r\nConnection: close\r\n\r\n",
+        (c) => c.charCodeAt(0),
+      ),
+    );
+    const wire: number[] = [];
+    const buf = new Uint8Array(4096);
+    for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) {
+      wire.push(...buf.subarray(0, n));
+    }
+    conn.close();
+    equal(seen[0], "caf\xe9");
+    // One byte 0xE9, as it came: not UTF-8's two.
+    match(String.fromCharCode(...wire), /\r\nx-name: caf\xe9\r\n/);
+  }, (request) => {
+    const name = request.headers.get("x-name") ?? "";
+    seen.push(name);
+    return Promise.resolve(new Response("hi", { headers: { "x-name": name } }));
+  });
 });

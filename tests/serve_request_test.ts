@@ -110,6 +110,10 @@ Deno.test("RequestHeadParser reads a request head in pieces of any size", async 
     const wire = "POST /x HTTP/1.1\r\nHost: x\r\nExpect: 100-Continue\r\nContent-Length: 3\r\n\r\n";
     equal(parse(wire).head.expectsContinue, true);
   });
+  await t.step("should not have an HTTP/1.0 client told to go on: it knows no 1xx", () => {
+    const wire = "POST /x HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n";
+    equal(parse(wire).head.expectsContinue, false);
+  });
 });
 
 Deno.test("RequestHeadParser knows when a connection may carry another request", async (t) => {

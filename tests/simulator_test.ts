@@ -6,7 +6,12 @@ import assert from "node:assert/strict";
 import https from "node:https";
 import tls, { type TLSSocket } from "node:tls";
 import { createLogger } from "../lib/log.ts";
-import { type Simulator, type SimulatorOptions, startSimulator } from "../lib/sim/simulator.ts";
+import {
+  MAX_CONNECTIONS,
+  type Simulator,
+  type SimulatorOptions,
+  startSimulator,
+} from "../lib/sim/simulator.ts";
 
 interface Reply {
   status: number;
@@ -446,6 +451,38 @@ Deno.test("startSimulator() answers a body over 1 MiB 413, as nginx does, and ke
       assert.match(reply.text, /413 Request Entity Too Large/);
       assert.equal(sim.requests.length, 0, "never handled, so never recorded");
       assert.equal(typeof await login(sim), "string");
+    });
+  });
+});
+
+Deno.test("startSimulator() holds a bounded number of connections", async (t) => {
+  await withSim({}, async (sim) => {
+    const held: Deno.TcpConn[] = [];
+    try {
+      for (let i = 0; i < MAX_CONNECTIONS; i++) {
+        held.push(await Deno.connect({ hostname: "127.0.0.1", port: sim.port }));
+      }
+      await t.step(`should close connection ${MAX_CONNECTIONS + 1} at once`, async () => {
+        const extra = await Deno.connect({ hostname: "127.0.0.1", port: sim.port });
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const read = await Promise.race([
+          extra.read(new Uint8Array(16)).catch(() => null),
+          new Promise((resolve) => timer = setTimeout(() => resolve("still open after 5 s"), 5000)),
+        ]);
+        clearTimeout(timer);
+        extra.close();
+        assert.equal(read, null);
+      });
+    } finally {
+      for (const conn of held) conn.close();
+    }
+    await t.step("should serve again once they are gone", async () => {
+      let key: string | undefined;
+      for (let i = 0; i < 100 && key === undefined; i++) {
+        key = await login(sim).catch(() => undefined);
+        if (key === undefined) await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.equal(typeof key, "string");
     });
   });
 });

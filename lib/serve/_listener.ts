@@ -32,7 +32,11 @@ export type WebHandler = (request: Request, remote: string) => Promise<Response>
 export interface Listener {
   /** The address it listens on (the port picked, if asked for port 0). */
   readonly address: ListenAddress;
-  /** Stops listening, closes idle connections and waits for the answers under way. */
+  /**
+   * Stops listening, closes idle connections and lets the answers under way end, for
+   * {@link CLOSE_GRACE_MS} at most: then it closes their connections too (and waits only for
+   * handlers still running).
+   */
   close(): Promise<void>;
 }
 
@@ -41,6 +45,12 @@ const READ_BYTES = 4096;
 
 /** How long to wait before accepting again after accepting failed (out of file descriptors). */
 const ACCEPT_RETRY_MS = 200;
+
+/**
+ * How long {@link Listener.close} lets the answers under way go on: a client that takes nothing
+ * (an event stream's, say) would otherwise hold the stop up for the whole write time-out.
+ */
+const CLOSE_GRACE_MS = 1_000;
 
 const EMPTY = new Uint8Array(0);
 const CONTINUE = bytes("HTTP/1.1 100 Continue\r\n\r\n");
@@ -181,7 +191,11 @@ class Connection {
   readonly #server: Server;
   readonly #remote: string;
   readonly #buffer = new Uint8Array(READ_BYTES);
-  /** Bytes received and not used yet: part of a head or body, or the next request. */
+  /**
+   * Bytes received and not used yet: part of a head or body, or the next request. One read at
+   * most ({@link READ_BYTES}): every reader waits until it is empty before it reads again, so a
+   * client that sends on while it is answered waits on TCP, not on ess's memory.
+   */
   #pending: Uint8Array = EMPTY;
   /** The client has closed its side, or the connection has failed. */
   #eof = false;
@@ -242,6 +256,11 @@ class Connection {
     if (this.#waiting) this.#close();
   }
 
+  /** Ends the connection at once, in the middle of an answer too. */
+  abort(): void {
+    this.#close();
+  }
+
   async #readHead(): Promise<RequestHead | undefined> {
     const parser = new RequestHeadParser();
     for (;;) {
@@ -283,11 +302,7 @@ class Connection {
       response = internalError();
     }
     // A body not read to its end: what follows it on the connection is no request.
-    if (
-      this.#unread > 0 || !head.keepAlive || asksClose(response.headers) || this.#server.closing
-    ) {
-      this.#closing = true;
-    }
+    if (this.#unread > 0 || !head.keepAlive || asksClose(response.headers)) this.#closing = true;
     await this.#send(request.method, response, head.version);
   }
 
@@ -368,7 +383,6 @@ class Connection {
     } catch {
       // Cut off mid-answer, the client cannot take what it got for a whole answer.
       this.#close();
-      await reader.cancel().catch(() => {});
     } finally {
       answering = false;
       void reader.cancel().catch(() => {});
@@ -526,6 +540,11 @@ export function listenHttp(
         listener.close();
         for (const connection of serving.keys()) connection.shutdown();
         await accepting;
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const grace = new Promise<void>((resolve) => timer = setTimeout(resolve, CLOSE_GRACE_MS));
+        await Promise.race([Promise.all(serving.values()), grace]);
+        clearTimeout(timer);
+        for (const connection of serving.keys()) connection.abort();
         await Promise.all(serving.values());
       })(),
   });

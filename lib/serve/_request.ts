@@ -41,7 +41,10 @@ export interface RequestHead {
   contentLength: number;
   /** Whether the client lets the connection carry another request after this one. */
   keepAlive: boolean;
-  /** Whether the client waits for `100 Continue` before it sends its body. */
+  /**
+   * Whether the client waits for `100 Continue` before it sends its body: never for HTTP/1.0,
+   * which has no 1xx answers (RFC 9110 says to ignore its `Expect`).
+   */
   expectsContinue: boolean;
 }
 
@@ -221,6 +224,6 @@ function parseHead(text: string): RequestHead {
     contentLength: lengths.length > 0 ? Number(lengths[0]) : 0,
     keepAlive: !connection.includes("close") &&
       (version === "1" || connection.includes("keep-alive")),
-    expectsContinue: items(headers, "expect").includes("100-continue"),
+    expectsContinue: version === "1" && items(headers, "expect").includes("100-continue"),
   };
 }

@@ -18,7 +18,7 @@ function mix(h: number): number {
 }
 
 /** A value in [0, 1) determined by the seed, a channel and an integer key. */
-export function hash01(seed: number, channel: number, key: number): number {
+function hash01(seed: number, channel: number, key: number): number {
   const k = Math.floor(key);
   let h = mix((seed >>> 0) ^ 0x9e3779b9);
   h = mix(h ^ channel);

@@ -148,6 +148,13 @@ const MAX_REQUEST_BODY = 1024 * 1024;
 /** Auth keys valid at once; logging in beyond that drops the oldest. */
 const MAX_KEYS = 64;
 
+/**
+ * Connections held at once; one more is closed at once. Without a cap every idle connection
+ * holds about 30 kB until the TLS handshake times out (2 minutes), and `ess simulate --host
+ * 0.0.0.0` lets any machine open thousands.
+ */
+export const MAX_CONNECTIONS = 128;
+
 function jsonAnswer(body: JsonObject, status = 200): Response {
   return new Response(`${JSON.stringify(body, null, 4)}\n`, {
     status,
@@ -311,6 +318,7 @@ class RunningSimulator implements Simulator {
         { cause: err },
       );
     }
+    server.maxConnections = MAX_CONNECTIONS;
     this.#port = (server.address() as AddressInfo).port;
     this.#server = server;
   }
