@@ -219,7 +219,7 @@ function render(next) {
 }
 
 function connect() {
-  const events = new EventSource("/api/events");
+  const events = new EventSource("api/events");
   events.addEventListener("state", (e) => {
     streamOpen = true;
     render(JSON.parse(e.data));
@@ -294,7 +294,7 @@ const charts = {
     card.classList.toggle("load", this.device === "load");
     card.classList.toggle("batt", this.device === "batt");
     try {
-      const res = await fetch(`/api/graph/${this.device}/${this.span}?date=${ymd(this.date)}`);
+      const res = await fetch(`api/graph/${this.device}/${this.span}?date=${ymd(this.date)}`);
       const body = await res.json();
       if (seq !== this.seq) return;
       if (!res.ok) throw new Error(body.error ?? `HTTP ${res.status}`);
@@ -487,7 +487,7 @@ async function send(control, value) {
   if (!(await confirmDialog(control.label, `Set ${control.label} to ${label}?`))) return;
   result.textContent = `Sending ${control.label}: ${label}…`;
   try {
-    const res = await fetch(`/api/control/${encodeURIComponent(control.name)}`, {
+    const res = await fetch(`api/control/${encodeURIComponent(control.name)}`, {
       method: "POST",
       headers: { "content-type": "text/plain", authorization: `Bearer ${token}` },
       body: String(value),
@@ -509,7 +509,7 @@ async function send(control, value) {
 
 async function loadInfo() {
   try {
-    const res = await fetch("/api/info");
+    const res = await fetch("api/info");
     // An error answer (from a proxy, say) has no control list: keep the read-only default.
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     info = await res.json();
