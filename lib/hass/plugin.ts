@@ -58,6 +58,248 @@ export interface HassPlugin extends BridgePlugin {
   idle(): Promise<void>;
 }
 
+/** The options with every default filled in. */
+interface Settings {
+  version: string;
+  supportUrl: string | undefined;
+  discoveryPrefix: string;
+  fallbackId: string;
+  sensors: readonly string[] | undefined;
+  pyessTopics: readonly string[];
+  expireAfterSeconds: number | undefined;
+  onlineDelayMs: number;
+  recheckMs: number;
+  retryMs: number;
+  random: () => number;
+  sleep: Sleep;
+}
+
+function settingsOf(options: HassPluginOptions): Settings {
+  return {
+    version: options.version,
+    supportUrl: options.supportUrl,
+    discoveryPrefix: options.discoveryPrefix ?? DEFAULT_DISCOVERY_PREFIX,
+    fallbackId: options.fallbackId,
+    sensors: options.sensors,
+    pyessTopics: options.pyessTopics ?? [],
+    expireAfterSeconds: options.expireAfterSeconds,
+    onlineDelayMs: options.onlineDelayMs ?? 5000,
+    recheckMs: options.recheckMs ?? 60_000,
+    retryMs: options.retryMs ?? 2000,
+    random: options.random ?? Math.random,
+    sleep: options.sleep ?? sleepFor,
+  };
+}
+
+/** Runs work one piece after the other, in the order it was handed in. */
+class Serial {
+  #queue: Promise<unknown> = Promise.resolve();
+
+  /** Runs `fn` once everything handed in before has ended; its result or its error. */
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn);
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  /** Resolves when everything handed in so far has ended. */
+  idle(): Promise<void> {
+    return this.#queue.then(() => {});
+  }
+}
+
+/**
+ * The device's systeminfo, kept once read. A device that does not answer it is asked less and
+ * less often, as the poller asks a device that does not answer at all: not every 2 s for as long
+ * as it fails.
+ */
+class SysteminfoCache {
+  #systeminfo: JsonObject | undefined;
+  #unreadable: Backoff;
+
+  constructor(settings: Settings) {
+    const { retryMs, recheckMs, random } = settings;
+    this.#unreadable = new Backoff({
+      baseMs: retryMs,
+      maxMs: Math.max(retryMs, recheckMs),
+      random,
+    });
+  }
+
+  /** systeminfo, read again if `fresh`; `undefined` while it has never been read. */
+  async read(ctx: BridgeContext, fresh: boolean): Promise<JsonObject | undefined> {
+    if (this.#systeminfo !== undefined && !fresh) return this.#systeminfo;
+    try {
+      this.#systeminfo = await ctx.read("systeminfo");
+      this.#unreadable.reset();
+    } catch (err) {
+      if (this.#systeminfo === undefined && this.#unreadable.failures === 0) {
+        ctx.logger.warning(
+          `Home Assistant discovery waits for the device's systeminfo: ${errorText(err)}`,
+        );
+      }
+    }
+    return this.#systeminfo;
+  }
+
+  /** How long to wait before asking again after a read that gave nothing, in ms. */
+  retryWait(): number {
+    return this.#unreadable.next();
+  }
+}
+
+/** Clears the configs pyess announced, all at once, and says so. */
+async function clearPyessConfigs(ctx: BridgeContext, topics: readonly string[]): Promise<void> {
+  // All at once: they leave in one write and the broker's acknowledgements come back together,
+  // instead of one round trip after the other.
+  await Promise.all(topics.map((topic) => ctx.publish(topic, "", { retain: true, qos: 1 })));
+  ctx.logger.info(
+    `cleared pyess's Home Assistant configs for hass_autoconfig_sensors: ${topics.length} topics`,
+  );
+}
+
+/**
+ * Keeps the announcement in step with the entities the bridge can back: what was announced on
+ * this connection, and what is done once per process (pyess's configs, the unknown sensors).
+ */
+class Announcer {
+  #settings: Settings;
+  #systeminfo: SysteminfoCache;
+  #serial = new Serial();
+  #lastAnnounced: string | undefined;
+  #pyessCleared = false;
+  #warnedUnknown = false;
+
+  constructor(settings: Settings) {
+    this.#settings = settings;
+    this.#systeminfo = new SysteminfoCache(settings);
+  }
+
+  /** A new connection: the broker may have lost what was announced on the last one. */
+  forget(): void {
+    this.#lastAnnounced = undefined;
+  }
+
+  /**
+   * {@link Announcer.announce}, one at a time; a failure is logged, and tried again after
+   * `retryMs`. Returns how long to wait before looking again.
+   */
+  async attempt(ctx: BridgeContext, force: boolean): Promise<number> {
+    try {
+      return await this.#serial.run(() => this.announce(ctx, force));
+    } catch (err) {
+      ctx.logger.warning(`Home Assistant discovery failed: ${errorText(err)}`);
+      return this.#settings.retryMs;
+    }
+  }
+
+  /** Resolves when no announcement is under way. */
+  idle(): Promise<void> {
+    return this.#serial.idle();
+  }
+
+  /**
+   * Announces when something changed (or always, if forced). Returns how long to wait before
+   * looking again: `recheckMs` when the announcement stands as it was; `retryMs` when it could
+   * not announce yet, or just did, because the bridge may still be publishing the rest of a
+   * poll; longer each time systeminfo cannot be read.
+   */
+  async announce(ctx: BridgeContext, force: boolean): Promise<number> {
+    const { retryMs, recheckMs } = this.#settings;
+    const published = ctx.publishedTopics();
+    if (!ENTITY_TABLE.some((row) => published.has(rowTopic(ctx.prefix, row)))) return retryMs;
+    const info = await this.#systeminfo.read(ctx, force || this.#lastAnnounced === undefined);
+    if (info === undefined) return this.#systeminfo.retryWait();
+    const discovery = this.#discovery(ctx, info, published);
+    const payload = JSON.stringify(discovery.config);
+    if (!force && payload === this.#lastAnnounced) return recheckMs;
+    await ctx.publish(discovery.topic, payload, { retain: true, qos: 1 });
+    this.#lastAnnounced = payload;
+    ctx.logger.info(
+      `announced ${discovery.announced.length} entities to Home Assistant on ${discovery.topic}`,
+    );
+    if (!this.#pyessCleared && this.#settings.pyessTopics.length > 0) {
+      await clearPyessConfigs(ctx, this.#settings.pyessTopics);
+    }
+    this.#pyessCleared = true;
+    this.#warnUnknown(ctx, discovery.unknownSensors);
+    return retryMs;
+  }
+
+  #discovery(ctx: BridgeContext, systeminfo: JsonObject, published: ReadonlySet<string>) {
+    const settings = this.#settings;
+    return buildDiscovery({
+      prefix: ctx.prefix,
+      discoveryPrefix: settings.discoveryPrefix,
+      systeminfo,
+      published,
+      origin: { version: settings.version, supportUrl: settings.supportUrl },
+      fallbackId: settings.fallbackId,
+      sensors: settings.sensors,
+      lastValue: (topic) => ctx.lastValue(topic),
+      expireAfterSeconds: settings.expireAfterSeconds,
+    });
+  }
+
+  /** Once per process: the `hass_autoconfig_sensors` that became no entity. */
+  #warnUnknown(ctx: BridgeContext, unknown: readonly string[]): void {
+    if (unknown.length === 0 || this.#warnedUnknown) return;
+    ctx.logger.warning(
+      `hass_autoconfig_sensors: no entity for ${unknown.join(", ")} ` +
+        "(not a known field, or not published)",
+    );
+    this.#warnedUnknown = true;
+  }
+}
+
+/** After the first attempt on a connection: look again after each wait until `signal` aborts. */
+async function watch(
+  announcer: Announcer,
+  ctx: BridgeContext,
+  first: Promise<number>,
+  sleep: Sleep,
+  signal: AbortSignal,
+): Promise<void> {
+  let waitMs = await first;
+  while (!signal.aborted) {
+    await sleep(waitMs, signal);
+    if (!signal.aborted) waitMs = await announcer.attempt(ctx, false);
+  }
+}
+
+/**
+ * Home Assistant's birth message: announce again, even unchanged, after a random while, so that
+ * a restarted Home Assistant is not flooded by every device at the same moment. One wait at a
+ * time; a retained `online` is old news that the connect covered.
+ */
+class OnlineListener {
+  #settings: Settings;
+  #announcer: Announcer;
+  #pending = false;
+
+  constructor(settings: Settings, announcer: Announcer) {
+    this.#settings = settings;
+    this.#announcer = announcer;
+  }
+
+  /** A new connection: any wait under way ended with the old one. */
+  reset(): void {
+    this.#pending = false;
+  }
+
+  /** Handles a message on the status topic while connected (`signal`: the connection). */
+  onStatus(payload: string, retained: boolean, ctx: BridgeContext, signal: AbortSignal): void {
+    if (retained || payload.trim().toLowerCase() !== "online" || this.#pending) return;
+    this.#pending = true;
+    void (async () => {
+      const { sleep, random, onlineDelayMs } = this.#settings;
+      await sleep(Math.floor(random() * onlineDelayMs), signal);
+      this.#pending = false;
+      if (!signal.aborted) await this.#announcer.attempt(ctx, true);
+    })();
+  }
+}
+
 /**
  * Creates the plugin. Its first announcement on a connection is awaited; everything after that
  * runs in the background.
@@ -71,144 +313,32 @@ export interface HassPlugin extends BridgePlugin {
  * ```
  */
 export function createHassPlugin(options: HassPluginOptions): HassPlugin {
-  const discoveryPrefix = options.discoveryPrefix ?? DEFAULT_DISCOVERY_PREFIX;
-  const hassStatus = `${discoveryPrefix}/status`;
-  const sleep = options.sleep ?? sleepFor;
-  const random = options.random ?? Math.random;
-  const onlineDelayMs = options.onlineDelayMs ?? 5000;
-  const recheckMs = options.recheckMs ?? 60_000;
-  const retryMs = options.retryMs ?? 2000;
-
+  const settings = settingsOf(options);
+  const hassStatus = `${settings.discoveryPrefix}/status`;
+  const announcer = new Announcer(settings);
+  const online = new OnlineListener(settings, announcer);
   let connection: AbortController | undefined;
-  let queue: Promise<unknown> = Promise.resolve();
-  let systeminfo: JsonObject | undefined;
-  let lastAnnounced: string | undefined;
-  let onlinePending = false;
-  let pyessCleared = false;
-  let warnedUnknown = false;
-  // A device that does not answer systeminfo is asked less and less often, as the poller asks
-  // a device that does not answer at all: not every 2 s for as long as it fails.
-  const unreadable = new Backoff({ baseMs: retryMs, maxMs: Math.max(retryMs, recheckMs), random });
-
-  const serially = <T>(fn: () => Promise<T>): Promise<T> => {
-    const run = queue.then(fn);
-    queue = run.catch(() => {});
-    return run;
-  };
-
-  /** systeminfo, read again if `fresh`; `undefined` while it has never been read. */
-  const readSysteminfo = async (ctx: BridgeContext, fresh: boolean) => {
-    if (systeminfo !== undefined && !fresh) return systeminfo;
-    try {
-      systeminfo = await ctx.read("systeminfo");
-      unreadable.reset();
-    } catch (err) {
-      if (systeminfo === undefined && unreadable.failures === 0) {
-        ctx.logger.warning(
-          `Home Assistant discovery waits for the device's systeminfo: ${errorText(err)}`,
-        );
-      }
-    }
-    return systeminfo;
-  };
-
-  /**
-   * Announces when something changed (or always, if forced). Returns how long to wait before
-   * looking again: `recheckMs` when the announcement stands as it was; `retryMs` when it could
-   * not announce yet, or just did, because the bridge may still be publishing the rest of a
-   * poll; longer each time systeminfo cannot be read.
-   */
-  const announce = async (ctx: BridgeContext, force: boolean): Promise<number> => {
-    const published = ctx.publishedTopics();
-    if (!ENTITY_TABLE.some((row) => published.has(rowTopic(ctx.prefix, row)))) return retryMs;
-    const info = await readSysteminfo(ctx, force || lastAnnounced === undefined);
-    if (info === undefined) return unreadable.next();
-    const discovery = buildDiscovery({
-      prefix: ctx.prefix,
-      discoveryPrefix,
-      systeminfo: info,
-      published,
-      origin: { version: options.version, supportUrl: options.supportUrl },
-      fallbackId: options.fallbackId,
-      sensors: options.sensors,
-      lastValue: (topic) => ctx.lastValue(topic),
-      expireAfterSeconds: options.expireAfterSeconds,
-    });
-    const payload = JSON.stringify(discovery.config);
-    if (!force && payload === lastAnnounced) return recheckMs;
-    await ctx.publish(discovery.topic, payload, { retain: true, qos: 1 });
-    lastAnnounced = payload;
-    ctx.logger.info(
-      `announced ${discovery.announced.length} entities to Home Assistant on ${discovery.topic}`,
-    );
-    const pyess = options.pyessTopics ?? [];
-    if (!pyessCleared && pyess.length > 0) {
-      // All at once: they leave in one write and the broker's acknowledgements come back
-      // together, instead of one round trip after the other.
-      await Promise.all(pyess.map((topic) => ctx.publish(topic, "", { retain: true, qos: 1 })));
-      ctx.logger.info(
-        `cleared pyess's Home Assistant configs for hass_autoconfig_sensors: ${pyess.length} topics`,
-      );
-    }
-    pyessCleared = true;
-    if (discovery.unknownSensors.length > 0 && !warnedUnknown) {
-      ctx.logger.warning(
-        `hass_autoconfig_sensors: no entity for ${discovery.unknownSensors.join(", ")} ` +
-          "(not a known field, or not published)",
-      );
-      warnedUnknown = true;
-    }
-    return retryMs;
-  };
-
-  /** {@link announce}, one at a time; a failure is logged, and tried again after `retryMs`. */
-  const attempt = async (ctx: BridgeContext, force: boolean): Promise<number> => {
-    try {
-      return await serially(() => announce(ctx, force));
-    } catch (err) {
-      ctx.logger.warning(`Home Assistant discovery failed: ${errorText(err)}`);
-      return retryMs;
-    }
-  };
-
-  /** After the first attempt: keep the announcement in step with what the bridge publishes. */
-  const watch = async (ctx: BridgeContext, first: Promise<number>, signal: AbortSignal) => {
-    let waitMs = await first;
-    while (!signal.aborted) {
-      await sleep(waitMs, signal);
-      if (!signal.aborted) waitMs = await attempt(ctx, false);
-    }
-  };
-
   return {
     subscriptions: [hassStatus],
     async onConnect(ctx) {
       connection?.abort();
       connection = new AbortController();
-      lastAnnounced = undefined;
-      onlinePending = false;
+      announcer.forget();
+      online.reset();
       // Awaited, so that `ess mqtt --once` announces before it disconnects.
-      const first = attempt(ctx, false);
-      void watch(ctx, first, connection.signal);
+      const first = announcer.attempt(ctx, false);
+      void watch(announcer, ctx, first, settings.sleep, connection.signal);
       await first;
     },
     onMessage(topic, payload, retained, ctx) {
-      // Home Assistant's birth message; a retained one is old news that onConnect covered.
-      if (topic !== hassStatus || retained || payload.trim().toLowerCase() !== "online") return;
-      if (connection === undefined || onlinePending) return;
-      onlinePending = true;
-      const signal = connection.signal;
-      void (async () => {
-        await sleep(Math.floor(random() * onlineDelayMs), signal);
-        onlinePending = false;
-        if (!signal.aborted) await attempt(ctx, true);
-      })();
+      if (topic !== hassStatus || connection === undefined) return;
+      online.onStatus(payload, retained, ctx, connection.signal);
     },
     async onStop() {
       connection?.abort();
       connection = undefined;
-      await queue;
+      await announcer.idle();
     },
-    idle: () => queue.then(() => {}),
+    idle: () => announcer.idle(),
   };
 }
