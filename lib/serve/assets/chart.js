@@ -89,24 +89,70 @@ function layout(span, date) {
   return {
     slots: 12,
     slot: (t) => t.getMonth(),
-    label: (i) => new Date(2000, i, 1).toLocaleDateString([], { month: "narrow" }),
+    label: (i) => new Date(2000, i, 1).toLocaleDateString([], { month: "short" }),
+    narrow: (i) => new Date(2000, i, 1).toLocaleDateString([], { month: "narrow" }),
     name: (i) =>
       new Date(date.getFullYear(), i, 1).toLocaleDateString([], { month: "long", year: "numeric" }),
   };
 }
 
-function wh(value) {
-  return value >= 1000
-    ? `${(value / 1000).toFixed(value >= 10000 ? 1 : 2)} kWh`
-    : `${Math.round(value)} Wh`;
+/** Energy units, largest first: each is used from its factor up. */
+const UNITS = [["MWh", 1e6], ["kWh", 1e3], ["Wh", 1]];
+
+function unitOf(wh) {
+  return UNITS.find(([, factor]) => Math.abs(wh) >= factor) ?? UNITS[UNITS.length - 1];
 }
 
-/** A round axis maximum at or above `max`: 1, 2 or 5 times a power of ten. */
-function niceMax(max) {
-  if (max <= 0) return 1;
-  const p = 10 ** Math.floor(Math.log10(max));
-  for (const f of [1, 2, 5, 10]) if (f * p >= max) return f * p;
-  return 10 * p;
+/**
+ * An amount of energy in Wh as text, in the unit that fits it, with three significant digits
+ * from 1 kWh on: `850 Wh`, `1.00 kWh`, `12.3 kWh`, `4.57 MWh`.
+ */
+export function energyText(wh) {
+  const [unit, factor] = unitOf(wh);
+  if (factor === 1) return `${Math.round(wh)} Wh`;
+  const v = wh / factor;
+  const a = Math.abs(v);
+  return `${v.toFixed(a < 9.995 ? 2 : a < 99.95 ? 1 : 0)} ${unit}`;
+}
+
+/** Decimals that show `value` exactly (at most 3): 0.25 → 2, 1.5 → 1, 20 → 0. */
+function decimalsOf(value) {
+  for (let d = 0; d < 3; d++) {
+    const scaled = value * 10 ** d;
+    if (Math.abs(scaled - Math.round(scaled)) < 1e-6 * Math.max(1, scaled)) return d;
+  }
+  return 3;
+}
+
+/**
+ * The y axis for bars up to `max` Wh: at most four round steps (1, 2, 2.5 or 5 times a power of
+ * ten) from 0 to `top`, labelled in the one unit that fits `top`, all with the same decimals:
+ * `0`, `0.25 kWh` … `1.00 kWh`. An empty chart gets 0 to 1 kWh.
+ */
+export function axisTicks(max) {
+  const upper = max > 0 ? max : 1000;
+  const raw = upper / 4;
+  const p = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((f) => f * p).find((s) => s >= raw * (1 - 1e-9)) ??
+    10 * p;
+  const count = Math.max(1, Math.ceil(upper / step - 1e-9));
+  const top = step * count;
+  const [unit, factor] = unitOf(top);
+  const digits = decimalsOf(step / factor);
+  const ticks = [];
+  for (let k = 0; k <= count; k++) {
+    const value = step * k;
+    ticks.push({ value, label: k === 0 ? "0" : `${(value / factor).toFixed(digits)} ${unit}` });
+  }
+  return { top, ticks };
+}
+
+/** The rendered width of an SVG text in px, or an estimate while it is not laid out. */
+function textWidth(node) {
+  const measured = typeof node.getComputedTextLength === "function"
+    ? node.getComputedTextLength()
+    : 0;
+  return measured > 0 ? measured : node.textContent.length * 6.5;
 }
 
 /**
@@ -120,7 +166,7 @@ export function drawChart(svg, answer, device, span, date, onReadout) {
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   const series = SERIES[device];
   const rows = Array.isArray(answer?.loginfo) ? answer.loginfo : [];
-  const { slots, slot, label, name } = layout(span, date);
+  const { slots, slot, label, narrow, name } = layout(span, date);
   const a = new Array(slots).fill(null);
   const b = new Array(slots).fill(null);
   const line = new Array(slots).fill(null);
@@ -133,32 +179,49 @@ export function drawChart(svg, answer, device, span, date, onReadout) {
     b[i] = (b[i] ?? 0) + num(row[series.b.key]);
     if (series.line && row[series.line.key] !== undefined) line[i] = num(row[series.line.key]);
   }
-  const left = 52;
   const right = 10;
   const top = 10;
   const bottom = 24;
-  const plotW = width - left - right;
   const plotH = height - top - bottom;
-  const max = niceMax(Math.max(0, ...a.map((v) => v ?? 0), ...b.map((v) => v ?? 0)));
+  const axis = axisTicks(Math.max(0, ...a.map((v) => v ?? 0), ...b.map((v) => v ?? 0)));
+  const max = axis.top;
   const y = (v) => top + plotH - (v / max) * plotH;
-  for (let k = 0; k <= 4; k++) {
-    const v = (max * k) / 4;
-    svg.append(el("line", { class: "gridline", x1: left, x2: width - right, y1: y(v), y2: y(v) }));
-    svg.append(el("text", { x: left - 8, y: y(v) + 4, "text-anchor": "end" }, wh(v)));
+  // The labels first: the plot starts where the widest of them ends, so none is ever cut.
+  const tickLabels = axis.ticks.map(({ value, label }) => {
+    const text = el("text", { y: y(value) + 4, "text-anchor": "end" }, label);
+    svg.append(text);
+    return text;
+  });
+  const left = Math.ceil(Math.max(24, ...tickLabels.map(textWidth))) + 12;
+  const plotW = width - left - right;
+  for (const [k, { value }] of axis.ticks.entries()) {
+    tickLabels[k].setAttribute("x", String(left - 8));
+    svg.append(el("line", {
+      class: "gridline",
+      x1: left,
+      x2: width - right,
+      y1: y(value),
+      y2: y(value),
+    }));
   }
   const w = plotW / slots;
+  const slotLabels = [];
   for (let i = 0; i < slots; i++) {
     const x = left + i * w;
     const text = label(i);
     if (text) {
-      svg.append(
-        el("text", {
-          x: x + (span === "day" ? 0 : w / 2),
-          y: height - 6,
-          "text-anchor": span === "day" ? "start" : "middle",
-        }, text),
-      );
+      const node = el("text", {
+        x: x + (span === "day" ? 0 : w / 2),
+        y: height - 6,
+        "text-anchor": span === "day" ? "start" : "middle",
+      }, text);
+      svg.append(node);
+      slotLabels.push([i, node]);
     }
+  }
+  // Month names that do not fit their bars (a phone's year view) fall back to one letter.
+  if (narrow && slotLabels.some(([, node]) => textWidth(node) > w - 2)) {
+    for (const [i, node] of slotLabels) node.textContent = narrow(i);
   }
   if (rows.length === 0) {
     svg.append(
@@ -225,7 +288,10 @@ export function drawChart(svg, answer, device, span, date, onReadout) {
     if (i < 0 || i >= slots) return;
     hover.setAttribute("x", String(left + i * w));
     hover.setAttribute("visibility", "visible");
-    const parts = [`${series.a.label} ${wh(a[i] ?? 0)}`, `${series.b.label} ${wh(b[i] ?? 0)}`];
+    const parts = [
+      `${series.a.label} ${energyText(a[i] ?? 0)}`,
+      `${series.b.label} ${energyText(b[i] ?? 0)}`,
+    ];
     if (series.line && line[i] !== null) parts.push(`SOC ${Math.round(line[i])} %`);
     onReadout(`${name(i)} · ${parts.join(" · ")}`);
   };
@@ -234,5 +300,5 @@ export function drawChart(svg, answer, device, span, date, onReadout) {
     onReadout("");
   };
   const sum = (list) => list.reduce((t, v) => t + (v ?? 0), 0);
-  return `${series.a.label} ${wh(sum(a))} · ${series.b.label} ${wh(sum(b))}`;
+  return `${series.a.label} ${energyText(sum(a))} · ${series.b.label} ${energyText(sum(b))}`;
 }
