@@ -62,6 +62,13 @@ export interface OptionSpec {
    * (`--once True`): a switch word right after the flag is taken as its value.
    */
   readonly pyessValue?: boolean;
+  /** A string option that may be given several times on the command line: see {@link Parsed.all}. */
+  readonly multiple?: boolean;
+  /**
+   * Config file keys that start with this (`surplus.`) belong to the option, however they go
+   * on: see {@link Parsed.prefixed}.
+   */
+  readonly configPrefix?: string;
 }
 
 /** An option's value and where it came from, for error messages. */
@@ -174,6 +181,10 @@ export interface Parsed<S extends string = string, F extends string = string> {
   get(name: S | F): OptionValue | undefined;
   /** A string option's value. */
   string(name: S): string | undefined;
+  /** Every value of a {@link OptionSpec.multiple} option given on the command line, in order. */
+  all(name: S): OptionValue[];
+  /** The config file's entries under an option's {@link OptionSpec.configPrefix}, in order. */
+  prefixed(name: S): ConfigEntry[];
   /** Whether a flag is set. */
   flag(name: F): boolean;
   /** A whole number option within bounds; a bad value is a usage or config error. */
@@ -340,9 +351,11 @@ export async function parseCommand<O extends readonly OptionSpec[]>(
   for (const spec of specs) {
     for (const n of namesOf(spec)) {
       byName.set(n, spec);
-      options[n] = spec.short && n === spec.name
-        ? { type: spec.type, short: spec.short }
-        : { type: spec.type };
+      options[n] = {
+        type: spec.type,
+        ...(spec.short && n === spec.name ? { short: spec.short } : {}),
+        ...(spec.multiple ? { multiple: true } : {}),
+      };
       if (spec.type === "boolean") {
         flags.set(n, spec);
         byName.set(`no-${n}`, spec);
@@ -375,9 +388,16 @@ export async function parseCommand<O extends readonly OptionSpec[]>(
   }
 
   const cli = new Map<string, OptionValue>();
+  const repeated = new Map<string, OptionValue[]>();
   for (const [key, value] of Object.entries(parsed.values)) {
     const spec = byName.get(key);
     if (!spec || value === undefined) continue;
+    if (Array.isArray(value)) {
+      const list = repeated.get(spec.name) ?? [];
+      list.push(...value.map((v) => ({ value: v, origin: `--${key}` })));
+      repeated.set(spec.name, list);
+      continue;
+    }
     const negated = key.startsWith("no-") && !namesOf(spec).includes(key);
     cli.set(spec.name, {
       value: negated ? !value : value as string | boolean,
@@ -401,7 +421,13 @@ export async function parseCommand<O extends readonly OptionSpec[]>(
   }
   const fromFile = new Map<string, OptionValue>();
   const unknown: ConfigEntry[] = [];
+  const prefixed = new Map<string, ConfigEntry[]>();
   for (const entry of entries) {
+    const owner = specs.find((s) => s.configPrefix && entry.key.startsWith(s.configPrefix));
+    if (owner) {
+      prefixed.set(owner.name, [...prefixed.get(owner.name) ?? [], entry]);
+      continue;
+    }
     const spec = byName.get(kebab(entry.key)) ?? byName.get(snake(entry.key));
     if (spec && spec.config !== false) {
       fromFile.set(spec.name, { value: entry.value, origin: entry.origin });
@@ -470,6 +496,8 @@ export async function parseCommand<O extends readonly OptionSpec[]>(
     positionals: parsed.positionals,
     get: (name) => values.get(name),
     string,
+    all: (name) => repeated.get(name) ?? [],
+    prefixed: (name) => prefixed.get(name) ?? [],
     flag: (name) => values.get(name)?.value === true,
     integer: (name, min, max) =>
       numberOf(

@@ -69,6 +69,7 @@ export async function isKnownKey(key: string): Promise<boolean> {
     const { options } = (await entry.load()).default;
     const names = options.flatMap((o) => [o.name, ...o.aliases ?? []]);
     if (names.some((n) => n.replaceAll("_", "-") === key)) return true;
+    if (options.some((o) => o.configPrefix && key.startsWith(o.configPrefix))) return true;
   }
   return false;
 }

@@ -1,0 +1,86 @@
+/**
+ * The surplus options that `ess mqtt`, `ess serve` and `ess surplus` share: how the surplus is
+ * computed and the switching rules, from the command line and the config file.
+ *
+ * @module
+ */
+import { DEFAULT_SURPLUS_SETTINGS, type SurplusSettings } from "../lib/surplus/power.ts";
+import type { RuleSettings } from "../lib/surplus/rule.ts";
+import {
+  buildRules,
+  RULE_KEY_PREFIX,
+  ruleEntriesFromConfig,
+  ruleEntriesFromOption,
+} from "../lib/surplus/settings.ts";
+import { errorAt, type OptionSpec, type Parsed } from "./_cli.ts";
+
+/** The surplus options. */
+export const SURPLUS_OPTIONS = [
+  {
+    name: "surplus-priority-soc",
+    type: "string",
+    arg: "PERCENT",
+    help: "at or above this battery SoC, what the battery charges with counts as surplus; " +
+      "below it, only the export does",
+    default: String(DEFAULT_SURPLUS_SETTINGS.prioritySocPct),
+    env: "ESS_SURPLUS_PRIORITY_SOC",
+    group: "Surplus",
+  },
+  {
+    name: "surplus-reserve-watts",
+    type: "string",
+    arg: "WATTS",
+    help: "keep this much back from the surplus as a margin",
+    default: String(DEFAULT_SURPLUS_SETTINGS.reserveW),
+    env: "ESS_SURPLUS_RESERVE_WATTS",
+    group: "Surplus",
+  },
+  {
+    name: "surplus-window-seconds",
+    type: "string",
+    arg: "SECONDS",
+    help: "the surplus is the mean over this long, so that a passing cloud does not count",
+    default: String(DEFAULT_SURPLUS_SETTINGS.windowMs / 1000),
+    env: "ESS_SURPLUS_WINDOW_SECONDS",
+    group: "Surplus",
+  },
+  {
+    name: "surplus-rule",
+    type: "string",
+    arg: "NAME:KEY=VALUE,…",
+    help: "a load to switch on surplus, e.g. heater:on-watts=1500,off-watts=200,load-watts=2000 " +
+      "(repeat for more; keys and the config file's surplus.NAME.KEY lines: docs/surplus.md)",
+    multiple: true,
+    configPrefix: RULE_KEY_PREFIX,
+    group: "Surplus",
+  },
+] as const satisfies readonly OptionSpec[];
+
+/** The surplus and its rules, as configured. */
+export interface SurplusConfig {
+  surplus: SurplusSettings;
+  rules: RuleSettings[];
+}
+
+/** {@link SURPLUS_OPTIONS}, checked: a bad value names its option, or its file and line. */
+export function surplusConfig(
+  p: Parsed<
+    "surplus-priority-soc" | "surplus-reserve-watts" | "surplus-window-seconds" | "surplus-rule",
+    never
+  >,
+): SurplusConfig {
+  const entries = [
+    ...ruleEntriesFromConfig(p.prefixed("surplus-rule"), errorAt),
+    ...p.all("surplus-rule").flatMap((v) =>
+      ruleEntriesFromOption(String(v.value), v.origin, errorAt)
+    ),
+  ];
+  return {
+    surplus: {
+      prioritySocPct: p.integer("surplus-priority-soc", 0, 100) ?? 80,
+      reserveW: p.integer("surplus-reserve-watts", -100_000, 100_000) ?? 100,
+      windowMs: (p.seconds("surplus-window-seconds", 1) ?? 60) * 1000,
+    },
+    rules: buildRules(entries, errorAt),
+  };
+}
