@@ -5,7 +5,7 @@
  */
 import type { EssClient } from "../lib/device/client.ts";
 import { printable, UsageError } from "../lib/errors.ts";
-import type { JsonObject } from "../lib/device/flatten.ts";
+import { type JsonObject, ownValue } from "../lib/device/flatten.ts";
 import {
   backupModeOf,
   BATT_SETTINGS,
@@ -51,8 +51,8 @@ function parseStrategy(text: string | undefined): ChargeStrategy {
 }
 
 const show = (state: JsonObject, keys: string[]) =>
-  keys.filter((k) => state[k] !== undefined).map((k) => `${k}=${JSON.stringify(state[k])}`)
-    .join(" ");
+  keys.filter((k) => ownValue(state, k) !== undefined)
+    .map((k) => `${k}=${JSON.stringify(ownValue(state, k))}`).join(" ");
 
 /** Carries out one control and returns the device's new state, read back, as one line. */
 async function applyControl(

@@ -101,3 +101,20 @@ export function exceededLimit(
 export function isJsonObject(value: unknown): value is JsonObject {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
+
+/**
+ * The value `object` holds under `key` itself, never one it inherits: a device row that lacks
+ * `valueOf` or `constructor` gives `undefined` for it, not a function of `Object.prototype`.
+ * Every lookup of a key that the device or a user chose goes through here.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * equal(ownValue({ soc: "81" }, "soc"), "81");
+ * equal(ownValue({ soc: "81" }, "valueOf"), undefined);
+ * equal(ownValue(JSON.parse('{"__proto__": "x"}'), "__proto__"), "x");
+ * ```
+ */
+export function ownValue(object: Readonly<JsonObject>, key: string): Json | undefined {
+  return Object.hasOwn(object, key) ? object[key] : undefined;
+}

@@ -167,7 +167,7 @@ export const BATT_SETTINGS = {
  */
 export function backupModeOf(batt: Readonly<Record<string, unknown>>): unknown {
   for (const key of BATT_SETTINGS.backupMode.read) {
-    if (batt[key] !== undefined) return batt[key];
+    if (Object.hasOwn(batt, key) && batt[key] !== undefined) return batt[key];
   }
   return undefined;
 }

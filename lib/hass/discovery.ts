@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { isJsonObject, type Json, type JsonObject } from "../device/flatten.ts";
+import { isJsonObject, type Json, type JsonObject, ownValue } from "../device/flatten.ts";
 import { CONTROL_NAMES } from "../device/controls.ts";
 import { controlTopic, legacyControlTopic, statusTopic } from "../mqtt/topics.ts";
 import { ENTITY_TABLE, type EntityRow, KINDS, type Platform, rowTopic, slug } from "./entities.ts";
@@ -25,7 +25,7 @@ function findText(value: Json, key: string): string | undefined {
       if (found !== undefined) return found;
     }
   } else if (isJsonObject(value)) {
-    const own = value[key];
+    const own = ownValue(value, key);
     if ((typeof own === "string" && own.trim() !== "") || typeof own === "number") {
       return String(own).trim();
     }

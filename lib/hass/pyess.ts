@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { isJsonObject, type Json, type JsonObject } from "../device/flatten.ts";
+import { isJsonObject, type Json, type JsonObject, ownValue } from "../device/flatten.ts";
 import { UsageError } from "../errors.ts";
 import { statusTopic } from "../mqtt/topics.ts";
 import { DEFAULT_DISCOVERY_PREFIX, ORIGIN_NAME } from "./discovery.ts";
@@ -102,7 +102,10 @@ export function readAutoconfigSensors(text: string): AutoconfigSensors {
 export type ConfigOwner = "ess" | "pyess";
 
 function field(object: JsonObject, ...keys: string[]): Json | undefined {
-  for (const key of keys) if (object[key] !== undefined) return object[key];
+  for (const key of keys) {
+    const value = ownValue(object, key);
+    if (value !== undefined) return value;
+  }
   return undefined;
 }
 
