@@ -5,7 +5,7 @@
  * @module
  */
 import type { GraphAnswer } from "../lib/device/client.ts";
-import { flatten, type JsonObject } from "../lib/device/flatten.ts";
+import { flatten, type JsonObject, ownValue } from "../lib/device/flatten.ts";
 import { GRAPH_FIELDS, type GraphDevice, type GraphSpan } from "../lib/device/states.ts";
 import { EssError, preview, printable, UsageError } from "../lib/errors.ts";
 
@@ -65,9 +65,27 @@ export function barChart(items: readonly (readonly [string, number])[], width = 
   }).join("\n") + "\n";
 }
 
-/** A CSV field, quoted when it needs to be. */
-function csvField(text: string): string {
-  return /[",\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+/** What a spreadsheet takes for the start of a formula when a cell begins with it. */
+const FORMULA_START = /^[=+\-@\t\r]/;
+/** A plain decimal number, which a spreadsheet reads as the number it is. */
+const PLAIN_NUMBER = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
+
+/**
+ * A CSV field, quoted when it needs to be. The cells come from the device: one that a
+ * spreadsheet would run as a formula (`=`, `+`, `-`, `@`, a tab or a carriage return first) gets
+ * a `'` in front, so that it shows as the text it is; a number such as `-12.5` stays a number.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * equal(csvField("-12.5"), "-12.5");
+ * equal(csvField("=HYPERLINK(\"http://x\")"), `"'=HYPERLINK(""http://x"")"`);
+ * equal(csvField("@SUM(A1)"), "'@SUM(A1)");
+ * ```
+ */
+export function csvField(text: string): string {
+  const safe = FORMULA_START.test(text) && !PLAIN_NUMBER.test(text) ? `'${text}` : text;
+  return /[",\n\r]/.test(safe) ? `"${safe.replaceAll('"', '""')}"` : safe;
 }
 
 /** The formats of `ess data`. */
@@ -114,12 +132,25 @@ function graphColumns(device: GraphDevice, rows: GraphAnswer["loginfo"]): string
   return ["time", ...known, ...[...seen].filter((f) => !known.includes(f))];
 }
 
-/** A row's `time` (`YYYYMMDDhhmmss`) as a label fitting the span. */
-function timeLabel(time: string, span: GraphSpan): string {
+/**
+ * A row's `time` (`YYYYMMDDhhmmss`, the device's local time) as a label fitting the span: the
+ * table's and the chart's `hh:mm`, `YYYY-MM-DD` or `YYYY-MM`, or, with `full`, a date a
+ * spreadsheet reads (`YYYY-MM-DD hh:mm` for day rows). A time in another shape stays as it came.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * equal(timeLabel("20261130001500", "day"), "00:15");
+ * equal(timeLabel("20261130001500", "day", true), "2026-11-30 00:15");
+ * equal(timeLabel("20261130000000", "month", true), "2026-11-30");
+ * equal(timeLabel("20261100000000", "year", true), "2026-11");
+ * ```
+ */
+export function timeLabel(time: string, span: GraphSpan, full = false): string {
   const m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})/.exec(time);
   if (!m) return time;
   const [, y, mo, d, h, mi] = m;
-  if (span === "day") return `${h}:${mi}`;
+  if (span === "day") return full ? `${y}-${mo}-${d} ${h}:${mi}` : `${h}:${mi}`;
   if (span === "year") return `${y}-${mo}`;
   return `${y}-${mo}-${d}`;
 }
@@ -140,16 +171,21 @@ export function renderGraph(
         `(a real one has ${GRAPH_FIELDS[device].length}): --format json prints it as it came`,
     );
   }
+  // Own keys only: a row without `valueOf` has no value there, not Object.prototype's function.
   const cell = (row: GraphAnswer["loginfo"][number], column: string) => {
-    const v = row[column];
+    const v = ownValue(row, column);
     return v === undefined || v === null ? "" : typeof v === "string" ? v : JSON.stringify(v);
   };
   switch (format) {
     case "json":
       return `${JSON.stringify(answer, null, 2)}\n`;
     case "csv":
-      return [columns, ...rows.map((r) => columns.map((c) => cell(r, c)))]
-        .map((line) => line.map(csvField).join(",") + "\n").join("");
+      return [
+        columns,
+        ...rows.map((r) =>
+          columns.map((c) => c === "time" ? timeLabel(cell(r, c), span, true) : cell(r, c))
+        ),
+      ].map((line) => line.map(csvField).join(",") + "\n").join("");
     case "table":
       return table([
         columns,

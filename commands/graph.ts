@@ -4,7 +4,12 @@
  * @module
  */
 import { UsageError } from "../lib/errors.ts";
-import { type CalendarDate, GRAPH_DEVICES, GRAPH_SPANS } from "../lib/device/states.ts";
+import {
+  type CalendarDate,
+  GRAPH_DEVICES,
+  GRAPH_SPANS,
+  type GraphSpan,
+} from "../lib/device/states.ts";
 import { choose, defineCommand, DEVICE_OPTIONS, GENERAL_OPTIONS } from "./_cli.ts";
 import { openDevice } from "./_device.ts";
 import { GRAPH_FORMATS, renderGraph } from "./_format.ts";
@@ -26,6 +31,28 @@ function parseDate(text: string): CalendarDate {
 /** Today in local time. */
 function today(now = new Date()): CalendarDate {
   return { year: now.getFullYear(), month: now.getMonth() + 1, day: now.getDate() };
+}
+
+/**
+ * Refuses a request for statistics that cannot exist yet: a day or week after today, a month or
+ * year after the current one. The device answers those with no rows, which read like a day
+ * without sun and exited 0.
+ */
+function refuseFuture(date: CalendarDate, span: GraphSpan, now: CalendarDate): void {
+  const parts = span === "year" ? 1 : span === "month" ? 2 : 3;
+  const label = (d: CalendarDate) =>
+    [
+      String(d.year).padStart(4, "0"),
+      String(d.month).padStart(2, "0"),
+      String(d.day).padStart(2, "0"),
+    ]
+      .slice(0, parts).join("-");
+  // Zero-padded, the labels compare as the dates do.
+  if (label(date) <= label(now)) return;
+  const current = span === "year" ? "this year" : span === "month" ? "this month" : "today";
+  throw new UsageError(
+    `${label(date)} is after ${current} (${label(now)}): the device has no statistics for it yet`,
+  );
 }
 
 const command = defineCommand({
@@ -65,6 +92,7 @@ const command = defineCommand({
     const span = choose(spanArg, GRAPH_SPANS, "graph span");
     if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
     const date = dateArg === undefined ? today() : parseDate(dateArg);
+    refuseFuture(date, span, today());
     const format = choose(p.string("format"), GRAPH_FORMATS, "format");
     const session = await openDevice(p, { retryOnce: true });
     try {

@@ -198,7 +198,7 @@ Deno.test("ess graph", async (t) => {
         assert.equal(lines.length, 1 + rows.length);
         assert.equal(
           lines[1],
-          `${rows[0]!.time},${rows[0]!.consumption},${rows[0]!.purchase},${rows[0]!.self_suffi},${
+          `2024-06-01,${rows[0]!.consumption},${rows[0]!.purchase},${rows[0]!.self_suffi},${
             rows[0]!.total_consumption
           },${rows[0]!.total_purchase}`,
         );
