@@ -31,9 +31,29 @@ function writeAll(file: { writeSync(p: Uint8Array): number }, text: string): voi
   while (bytes.length > 0) bytes = bytes.subarray(file.writeSync(bytes));
 }
 
+/**
+ * The exit code when the reader of stdout went away (`ess data | head -c 10`): 128 + SIGPIPE, what
+ * a shell reports for a Unix tool that SIGPIPE ended there.
+ */
+export const EXIT_STDOUT_CLOSED = 141;
+
+/**
+ * Writes to stdout; when its reader has gone, ends the process at once and without a word, as a
+ * Unix tool does: nobody is left to read the rest, and the reason is no failure of ess's. Every
+ * command's output goes through here, including a daemon's and one written from a callback.
+ */
+function writeStdout(text: string): void {
+  try {
+    writeAll(Deno.stdout, text);
+  } catch (err) {
+    if (err instanceof Deno.errors.BrokenPipe) Deno.exit(EXIT_STDOUT_CLOSED);
+    throw err;
+  }
+}
+
 /** The process's own stdout, stderr and environment (an empty variable counts as unset). */
 export const processIo: Io = {
-  out: (text) => writeAll(Deno.stdout, text),
+  out: writeStdout,
   err: (text) => writeAll(Deno.stderr, text),
   stdoutIsTerminal: Deno.stdout.isTerminal(),
   stderrIsTerminal: Deno.stderr.isTerminal(),
