@@ -6,6 +6,13 @@
  * @module
  */
 
+/**
+ * The longest wait between tries of a device that does not answer, in ms. A LAN device costs
+ * nothing to try once a minute, and a longer cap only made ess notice a device back from a
+ * reboot up to 5 minutes late.
+ */
+export const DEVICE_MAX_BACKOFF_MS = 60_000;
+
 /** How delays grow. */
 export interface BackoffOptions {
   /** The delay before the first retry, in ms (before jitter). */

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { Backoff, unlessAborted } from "../backoff.ts";
+import { Backoff, DEVICE_MAX_BACKOFF_MS, unlessAborted } from "../backoff.ts";
 import { errorText, WrongPasswordError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Device } from "./controls.ts";
@@ -38,7 +38,7 @@ export interface PollerOptions {
    * 60 s): settings change only by a command, which is read back at once, or in LG's app.
    */
   settingsEveryMs?: number | undefined;
-  /** The longest wait between tries while the device fails, in ms (default 5 min). */
+  /** The longest wait between tries while the device fails, in ms (default 1 min). */
   maxBackoffMs?: number | undefined;
   /** The device counts as down after this many failed polls in a row (default 3)... */
   offlineAfterFailures?: number | undefined;
@@ -160,7 +160,10 @@ export class Poller {
     this.#log = deps.logger;
     this.#now = deps.now;
     this.#sleep = deps.sleep;
-    this.#maxBackoffMs = Math.max(deps.options.intervalMs, deps.options.maxBackoffMs ?? 300_000);
+    this.#maxBackoffMs = Math.max(
+      deps.options.intervalMs,
+      deps.options.maxBackoffMs ?? DEVICE_MAX_BACKOFF_MS,
+    );
     this.#backoff = new Backoff({
       baseMs: deps.options.intervalMs,
       maxMs: this.#maxBackoffMs,

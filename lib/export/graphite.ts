@@ -9,7 +9,7 @@
  */
 import dgram from "node:dgram";
 import { Buffer } from "node:buffer";
-import { Backoff, sleep as realSleep, unlessAborted } from "../backoff.ts";
+import { Backoff, DEVICE_MAX_BACKOFF_MS, sleep as realSleep, unlessAborted } from "../backoff.ts";
 import {
   errorText,
   EssError,
@@ -359,7 +359,7 @@ export interface GraphiteLoopOptions {
   random?: (() => number) | undefined;
   /** Stops the loop (between cycles, or while it waits). */
   signal?: AbortSignal | undefined;
-  /** Longest wait between device retries, in ms (default 5 min). */
+  /** Longest wait between device retries, in ms (default 1 min). */
   maxBackoffMs?: number | undefined;
 }
 
@@ -387,7 +387,7 @@ export async function runGraphite(options: GraphiteLoopOptions): Promise<void> {
   const { device, sender } = options;
   const backoff = new Backoff({
     baseMs: options.intervalMs,
-    maxMs: Math.max(options.intervalMs, options.maxBackoffMs ?? 300_000),
+    maxMs: Math.max(options.intervalMs, options.maxBackoffMs ?? DEVICE_MAX_BACKOFF_MS),
     random: options.random,
   });
   let cycles = 0;
@@ -449,6 +449,6 @@ export async function runGraphite(options: GraphiteLoopOptions): Promise<void> {
 }
 
 function backoffCap(options: GraphiteLoopOptions): string {
-  const ms = Math.max(options.intervalMs, options.maxBackoffMs ?? 300_000);
+  const ms = Math.max(options.intervalMs, options.maxBackoffMs ?? DEVICE_MAX_BACKOFF_MS);
   return ms % 60_000 === 0 ? `${ms / 60_000} min` : `${Math.round(ms / 1000)} s`;
 }
