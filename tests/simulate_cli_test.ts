@@ -77,7 +77,7 @@ for (const firmware of ["classic", "new"] as const) {
           "time,consumption,purchase,self_suffi,total_consumption,total_purchase",
         );
         assert.equal(lines.length, 1 + 30);
-        assert.match(lines[1]!, /^20240601000000,\d+,\d+,[\d.]+,\d+,\d+$/);
+        assert.match(lines[1]!, /^2024-06-01,\d+,\d+,[\d.]+,\d+,\d+$/);
         const request = sim.requests.findLast((r) => r.path === "/v1/user/graph/load/month");
         assert.equal((request?.body as Record<string, string>)["year_month"], "202406");
         const day = await runCli([
