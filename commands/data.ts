@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { detectFamily } from "../lib/device/client.ts";
+import { detectFamily, FAMILY_NAMES } from "../lib/model/normalise.ts";
 import { UsageError } from "../lib/errors.ts";
 import { isStateName, STATE_NAMES, type StateName } from "../lib/device/states.ts";
 import { probeFingerprint } from "../lib/device/transport.ts";
@@ -73,10 +73,9 @@ const command = defineCommand({
     const session = await openDevice(p, { retryOnce: true });
     try {
       const data = await session.client.readAll(states);
-      const sample = data["home"] ?? data["common"] ?? data["systeminfo"];
-      const family = sample && detectFamily(sample);
-      if (family && family !== "ESS Home 8/10") {
-        p.log.info(`${session.host.authority} looks like an ${family}`);
+      const family = detectFamily(data);
+      if (family === "home15" || family === "home5") {
+        p.log.info(`${session.host.authority} looks like an ${FAMILY_NAMES[family]}`);
       }
       io.out(renderData(data, format));
     } finally {

@@ -148,12 +148,15 @@ export class FakeDevice implements Device {
   }
   setFastCharge(on: boolean): Promise<void> {
     return this.#set(`fastcharge ${on ? "on" : "off"}`, () => {
-      this.states.batt["alg_setting"] = algSettingFor(on ? "fast-charge" : "battery-care", true)!;
+      this.states.batt["alg_setting"] = algSettingFor(
+        on ? "fast-charge" : "battery-care",
+        "digits",
+      )!;
     });
   }
   setChargeStrategy(strategy: ChargeStrategy): Promise<void> {
     return this.#set(`strategy ${strategy}`, () => {
-      this.states.batt["alg_setting"] = algSettingFor(strategy, true)!;
+      this.states.batt["alg_setting"] = algSettingFor(strategy, "digits")!;
     });
   }
   setBackupMode(on: boolean, reservePercent?: number): Promise<void> {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { rejectsWith } from "./_assert.ts";
-import { detectFamily, EssClient, readDevicePassword, utcStamp } from "../lib/device/client.ts";
+import { EssClient, readDevicePassword, utcStamp } from "../lib/device/client.ts";
 import {
   AuthError,
   BadAnswerError,
@@ -240,12 +240,6 @@ Deno.test("requests never overlap on the device", async () => {
   await Promise.all([client.read("home"), client.setWinterMode(true), client.read("common")]);
   assert.deepEqual(most, 1);
   assert.deepEqual(client.logins, 1);
-});
-
-Deno.test("detectFamily() tells ESS Home 15 from Home 8/10", () => {
-  assert.deepEqual(detectFamily(fixture("classic/home.json")), "ESS Home 8/10");
-  assert.deepEqual(detectFamily(fixture("home15/home.json")), "ESS Home 15");
-  assert.deepEqual(detectFamily(fixture("home15/systeminfo.json")), "ESS Home 15");
 });
 
 Deno.test("utcStamp() formats as timesync wants", () => {

@@ -339,21 +339,22 @@ Deno.test({
         },
       );
 
-      await t.step("should show ESS Home 15 (numbers, 0.1 kW, ess[] arrays)", async () => {
-        deepEqual(await show(fixtureStates("home15"), "D015KE1N211"), {
-          "title": "D015KE1N211",
-          "model": "serial ESSFIX0015 · PMS 1.0.3",
-          "v-pv": "2.10 kW",
-          "v-grid": "1.00 kW",
-          "d-grid": "Feeding in",
-          "d-batt": "Charging 600 W",
-          "soc": "64 %",
+      await t.step("should show ESS Home 15 (numbers, 0.1 kW, ess[] arrays, words)", async () => {
+        deepEqual(await show(fixtureStates("home15"), "D015KE1N212"), {
+          "title": "D015KE1N212",
+          "model": "serial ESSFIX015001 · PMS 1.1.2960",
+          // 0.1 kW: PV 3, grid 2 buying, battery 2 discharging.
+          "v-pv": "300 W",
+          "v-grid": "200 W",
+          "d-grid": "Buying",
+          "d-batt": "Discharging 200 W",
+          "soc": "63 %",
           "batt-reserve": "–",
           "m-system": "Running",
           "m-mode": "1",
-          "m-winter": "–",
-          "m-strategy": "–",
-          "m-backup": "–",
+          "m-winter": "Off",
+          "m-strategy": "Fast charge",
+          "m-backup": "On",
           "m-inverter": "pcs_ok",
           "t-pv": "–",
         });

@@ -184,15 +184,13 @@ Deno.test("renderMetrics() leaves out what the device did not send as a number",
     }, NOW);
     match(text, /^ess_up\{serial="ES\\"S\\\\1\\n2"\} 1$/m);
   });
-  await t.step("should read ESS Home 15's 0.1 kW powers and ess[] arrays", () => {
+  await t.step("should read ESS Home 15's 0.1 kW powers", () => {
     const s = samples(
       renderMetrics({ states: fixtureStates("home15"), lastSuccess: NOW, up: true }, NOW),
     );
-    equal(s.get('ess_pv_power_watts{serial="ESSFIX0015"}'), 2100);
-    equal(s.get('ess_battery_power_watts{serial="ESSFIX0015"}'), -600);
-    equal(s.get('ess_pv_string_voltage_volts{serial="ESSFIX0015",string="1"}'), 312.4, "0.1 V");
-    equal(s.get('ess_pv_string_current_amperes{serial="ESSFIX0015",string="1"}'), 3.68, "0.01 A");
-    equal(s.get('ess_pv_string_power_watts{serial="ESSFIX0015",string="1"}'), 1150);
+    // pv_total_power_01kW 3, batt_conv_power_01kW 2 while discharging.
+    equal(s.get('ess_pv_power_watts{serial="ESSFIX015001"}'), 300);
+    equal(s.get('ess_battery_power_watts{serial="ESSFIX015001"}'), 200);
   });
 });
 

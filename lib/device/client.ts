@@ -18,11 +18,12 @@ import {
 import { exceededLimit, isJsonObject, type Json, type JsonObject } from "./flatten.ts";
 import { MAX_BODY_BYTES } from "./limits.ts";
 import {
+  type AlgForm,
   algSettingFor,
+  algSettingForm,
   backupModeOf,
   BATT_SETTINGS,
   type ChargeStrategy,
-  isNumericAlgSetting,
 } from "./vocabulary.ts";
 import { type Logger, silentLogger } from "../log.ts";
 import { Redactor } from "../redact.ts";
@@ -71,19 +72,6 @@ interface Answer {
   status: number;
   text: string;
   json: JsonObject | undefined;
-}
-
-/** The device families ess knows apart. */
-export type DeviceFamily = "ESS Home 8/10" | "ESS Home 15";
-
-/**
- * Which family an answer (`home`, `common` or `systeminfo`) comes from: ESS Home 15 sends JSON
- * numbers, 0.1 kW power fields and `ess[]` arrays where the Home 8/10 sends strings.
- */
-export function detectFamily(answer: JsonObject): DeviceFamily {
-  const text = JSON.stringify(answer);
-  if (/_01kW"|"ess":\s*\[/.test(text) || /":\s*-?\d/.test(text)) return "ESS Home 15";
-  return "ESS Home 8/10";
 }
 
 /** Auth keys kept in the redactor: the current one and a few before it, which the device may still echo. */
@@ -230,11 +218,11 @@ export class EssClient {
 
   /**
    * Switches fast charge on or off, in the form the device itself reports for `alg_setting`:
-   * `on`/`off` on older firmware, `1` (fast charge) / `0` (battery care) on newer.
+   * `on`/`off` on older firmware, `1` (fast charge) / `0` (battery care) on newer (see
+   * {@link algSettingFor}).
    */
   async setFastCharge(on: boolean): Promise<void> {
-    const numeric = await this.#numericAlgSetting();
-    const value = algSettingFor(on ? "fast-charge" : "battery-care", numeric)!;
+    const value = algSettingFor(on ? "fast-charge" : "battery-care", await this.#algForm())!;
     await this.#control(
       BATT_SETTING_PATH,
       { [BATT_SETTINGS.chargeStrategy.write]: value },
@@ -248,7 +236,7 @@ export class EssClient {
    */
   async setChargeStrategy(strategy: ChargeStrategy): Promise<void> {
     const what = `Setting the charge strategy to ${strategy}`;
-    const value = algSettingFor(strategy, await this.#numericAlgSetting());
+    const value = algSettingFor(strategy, await this.#algForm());
     if (value === undefined) {
       throw new DeviceRefusedError(
         this.host,
@@ -302,8 +290,9 @@ export class EssClient {
     );
   }
 
-  async #numericAlgSetting(): Promise<boolean> {
-    return isNumericAlgSetting((await this.read("batt"))[BATT_SETTINGS.chargeStrategy.read]);
+  /** The form the device reports `alg_setting` in; older firmware's when it reports none ess knows. */
+  async #algForm(): Promise<AlgForm> {
+    return algSettingForm((await this.read("batt"))[BATT_SETTINGS.chargeStrategy.read]) ?? "switch";
   }
 
   async #control(path: string, body: JsonObject, what: string): Promise<void> {

@@ -60,7 +60,7 @@ export function isOnSetting(value: unknown): boolean {
 export interface ChargeStrategyRow {
   /** The CLI's name, `battery-care`. */
   readonly name: string;
-  /** The MQTT control's and Home Assistant's name, `battery_care`. */
+  /** The MQTT control's and Home Assistant's name, `battery_care`; also the firmware's word. */
   readonly option: string;
   /** `alg_setting` on newer firmware (`0`, `1`, `2`). */
   readonly numeric: string;
@@ -103,42 +103,81 @@ export function parseChargeStrategy(text: string): ChargeStrategy | undefined {
 }
 
 /**
- * Whether the device reports `alg_setting` in the numeric form of newer firmware (`"0"`..`"2"`)
- * rather than older firmware's `on`/`off`.
+ * The forms firmware reports `alg_setting` in: `switch` (older firmware: `on`/`off`, fast charge
+ * only), `digits` (newer: `"0"`..`"2"`, or JSON numbers), `words` (newer Home 8/10 and Home 15:
+ * `battery_care`, `fast_charge`, `weather_forecast`).
  */
-export function isNumericAlgSetting(alg: unknown): boolean {
-  return (typeof alg === "string" && /^\d+$/.test(alg)) || typeof alg === "number";
-}
+export type AlgForm = "switch" | "digits" | "words";
 
 /**
- * The charge strategy an `alg_setting` stands for, in either firmware form.
+ * The form an `alg_setting` is in, or `undefined` when it is none ess knows (nor absent).
  *
  * @example
  * ```ts
  * import { deepEqual } from "node:assert/strict";
- * deepEqual(["2", "on", "off", "7"].map(strategyOfAlgSetting), ["weather-forecast", "fast-charge", "battery-care", undefined]);
+ * deepEqual(["on", "2", 1, "fast_charge", "turbo", undefined].map(algSettingForm),
+ *   ["switch", "digits", "digits", "words", undefined, undefined]);
+ * ```
+ */
+export function algSettingForm(alg: unknown): AlgForm | undefined {
+  if (typeof alg === "number" || (typeof alg === "string" && /^\d+$/.test(alg))) return "digits";
+  if (alg === "on" || alg === "off") return "switch";
+  if (CHARGE_STRATEGY_TABLE.some((r) => r.option === alg)) return "words";
+  return undefined;
+}
+
+/**
+ * The charge strategy an `alg_setting` stands for, in any firmware form.
+ *
+ * @example
+ * ```ts
+ * import { deepEqual } from "node:assert/strict";
+ * deepEqual(["2", "on", "off", "battery_care", "7"].map(strategyOfAlgSetting),
+ *   ["weather-forecast", "fast-charge", "battery-care", "battery-care", undefined]);
  * ```
  */
 export function strategyOfAlgSetting(alg: unknown): ChargeStrategy | undefined {
   const text = typeof alg === "number" ? String(alg) : alg;
-  return CHARGE_STRATEGY_TABLE.find((r) => r.numeric === text || r.classic === text)?.name;
+  return CHARGE_STRATEGY_TABLE.find((r) =>
+    r.numeric === text || r.classic === text || r.option === text
+  )?.name;
 }
 
 /**
- * The `alg_setting` to write for `strategy`, in the form the device reports (`numeric` or not);
- * `undefined` where older firmware does not have the strategy.
+ * The strategies firmware reporting `alg_setting` in `form` accepts: older firmware (`switch`)
+ * has only fast charge on and off, so no weather forecast.
+ *
+ * @example
+ * ```ts
+ * import { deepEqual } from "node:assert/strict";
+ * deepEqual(strategiesFor("switch"), ["battery-care", "fast-charge"]);
+ * deepEqual(strategiesFor("words").length, 3);
+ * ```
+ */
+export function strategiesFor(form: AlgForm): readonly ChargeStrategy[] {
+  return form === "switch"
+    ? CHARGE_STRATEGY_TABLE.filter((r) => r.classic !== undefined).map((r) => r.name)
+    : CHARGE_STRATEGIES;
+}
+
+/**
+ * The `alg_setting` to write for `strategy` to firmware that reports it in `form`; `undefined`
+ * where that firmware does not have the strategy. Firmware that reports words is written digits:
+ * the projects that drive it in the field (dkarv/ha-lg-ess, Morluktom/ha-lg-ess) write `0`..`2`,
+ * and no write of a word has been seen accepted.
  *
  * @example
  * ```ts
  * import { equal } from "node:assert/strict";
- * equal(algSettingFor("fast-charge", true), "1");
- * equal(algSettingFor("fast-charge", false), "on");
- * equal(algSettingFor("weather-forecast", false), undefined);
+ * equal(algSettingFor("fast-charge", "digits"), "1");
+ * equal(algSettingFor("fast-charge", "words"), "1");
+ * equal(algSettingFor("fast-charge", "switch"), "on");
+ * equal(algSettingFor("weather-forecast", "switch"), undefined);
  * ```
  */
-export function algSettingFor(strategy: ChargeStrategy, numeric: boolean): string | undefined {
+export function algSettingFor(strategy: ChargeStrategy, form: AlgForm): string | undefined {
   const row = CHARGE_STRATEGY_TABLE.find((r) => r.name === strategy);
-  return numeric ? row?.numeric : row?.classic;
+  return form === "switch" ? row?.classic : row?.numeric;
 }
 
 /**

@@ -20,6 +20,7 @@ import {
   addDays,
   addEnergy,
   addFlows,
+  algFormOf,
   BATTERY_WH,
   batteryStatus,
   calendarDay,
@@ -226,8 +227,8 @@ export class SimDevice {
           break;
         }
         case "alg_setting": {
-          const numeric = this.firmware !== "classic";
-          const allowed = CHARGE_STRATEGIES.map((name) => algSettingFor(name, numeric));
+          const form = algFormOf(this.firmware);
+          const allowed = CHARGE_STRATEGIES.map((name) => algSettingFor(name, form));
           if (typeof value !== "string" || !allowed.includes(value)) return false;
           next.alg = value;
           break;

@@ -7,12 +7,17 @@
  */
 import type { JsonObject } from "../device/flatten.ts";
 import type { CalendarDate, GraphDevice, GraphSpan } from "../device/states.ts";
-import { algSettingFor, strategyOfAlgSetting } from "../device/vocabulary.ts";
+import { type AlgForm, algSettingFor, strategyOfAlgSetting } from "../device/vocabulary.ts";
 import { percent } from "./_format.ts";
 import type { House } from "./_house.ts";
 
 /** Which firmware the simulator imitates. */
 export type Firmware = "classic" | "new";
+
+/** The form the firmware reports and takes `alg_setting` in. */
+export function algFormOf(firmware: Firmware): AlgForm {
+  return firmware === "classic" ? "switch" : "digits";
+}
 
 /** Peak power of the simulated panels in W. */
 export const PV_CAPACITY = 6120;
@@ -123,7 +128,7 @@ export function defaultSettings(firmware: Firmware): Settings {
   return {
     running: true,
     winter: false,
-    alg: algSettingFor("battery-care", firmware !== "classic")!,
+    alg: algSettingFor("battery-care", algFormOf(firmware))!,
     saftySoc: 10,
     startdate: "1101",
     stopdate: "0315",
