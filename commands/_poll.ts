@@ -85,6 +85,18 @@ export const CONTROL_TOKEN_OPTION = {
   group: "Dashboard and API",
 } as const satisfies OptionSpec;
 
+/** `--allowed-clients`: the only IP addresses the server takes requests from. */
+export const ALLOWED_CLIENTS_OPTION = {
+  name: "allowed-clients",
+  type: "string",
+  arg: "IP,...",
+  help: "take requests only from these IP addresses, comma-separated (the Home Assistant " +
+    "add-on: 172.30.32.2, the Supervisor's ingress proxy); others get 403, but for /healthz " +
+    "(default: every client)",
+  env: "ESS_ALLOWED_CLIENTS",
+  group: "Dashboard and API",
+} as const satisfies OptionSpec;
+
 /** What both daemons take about the device: polling, then control spacing. */
 export const DAEMON_OPTIONS = [
   ...POLL_OPTIONS,
@@ -95,6 +107,7 @@ export const DAEMON_OPTIONS = [
 export const SERVE_OPTIONS = [
   LISTEN_OPTION,
   CONTROL_TOKEN_OPTION,
+  ALLOWED_CLIENTS_OPTION,
 ] as const satisfies readonly OptionSpec[];
 
 /** How a daemon polls and spaces its writes. */
@@ -125,6 +138,31 @@ export interface ServeSettings {
   address: ListenAddress;
   /** `undefined`: controls are off. */
   controlToken: string | undefined;
+  /** The only clients served; `undefined`: every client. */
+  allowedClients: readonly string[] | undefined;
+}
+
+/** Whether `text` is an IPv4 address (four numbers to 255) or an IPv6 one (hex and colons). */
+function isIpAddress(text: string): boolean {
+  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
+  if (v4) return v4.slice(1).every((n) => Number(n) <= 255);
+  return text.includes(":") && /^[0-9A-Fa-f:.]{2,45}$/.test(text);
+}
+
+/** {@link ALLOWED_CLIENTS_OPTION}, checked: a list of IP addresses, or `undefined`. */
+function allowedClients(p: Parsed<"allowed-clients", never>): string[] | undefined {
+  const option = p.get("allowed-clients");
+  if (typeof option?.value !== "string" || option.value.trim() === "") return undefined;
+  const list = option.value.split(",").map((ip) => ip.trim()).filter((ip) => ip !== "");
+  const bad = list.find((ip) => !isIpAddress(ip));
+  if (bad !== undefined) {
+    throw errorAt(
+      option.origin,
+      `allowed-clients takes IP addresses, comma-separated (e.g. 172.30.32.2,127.0.0.1), ` +
+        `not ${JSON.stringify(bad.slice(0, 50))}`,
+    );
+  }
+  return list;
 }
 
 /**
@@ -133,7 +171,7 @@ export interface ServeSettings {
  * error naming the option, or a config error naming the file and line.
  */
 export function serveSettings(
-  p: Parsed<"listen" | "control-token", never>,
+  p: Parsed<"listen" | "control-token" | "allowed-clients", never>,
 ): ServeSettings | undefined {
   const listen = p.get("listen");
   if (typeof listen?.value !== "string" || listen.value.trim() === "") return undefined;
@@ -143,9 +181,10 @@ export function serveSettings(
   } catch (err) {
     throw errorAt(listen.origin, (err as Error).message);
   }
+  const allowed = allowedClients(p);
   const token = p.get("control-token");
   if (typeof token?.value !== "string" || token.value === "") {
-    return { address, controlToken: undefined };
+    return { address, controlToken: undefined, allowedClients: allowed };
   }
   if (token.value.length < MIN_TOKEN_LENGTH) {
     throw errorAt(
@@ -154,7 +193,7 @@ export function serveSettings(
         `${MIN_TOKEN_LENGTH}, e.g. from 'openssl rand -hex 24'`,
     );
   }
-  return { address, controlToken: token.value };
+  return { address, controlToken: token.value, allowedClients: allowed };
 }
 
 /**

@@ -64,6 +64,7 @@ export async function startServing(options: ServingOptions): Promise<Serving> {
     server = await startServer(serve.address, {
       source,
       controlToken: serve.controlToken,
+      allowedClients: serve.allowedClients,
       intervalSeconds: poll.intervalMs / 1000,
       logger,
     });
@@ -76,7 +77,9 @@ export async function startServing(options: ServingOptions): Promise<Serving> {
       (serve.controlToken === undefined ? " (read-only: no control token)" : ""),
   );
   const notice = exposureNotice(server.address, serve.controlToken !== undefined);
-  if (notice !== undefined) logger.warning(notice);
+  if (serve.allowedClients !== undefined) {
+    logger.info(`taking requests only from ${serve.allowedClients.join(", ")} (and /healthz)`);
+  } else if (notice !== undefined) logger.warning(notice);
   return {
     poller,
     controls,

@@ -9,6 +9,7 @@ import { DEFAULT_LISTEN } from "../lib/serve/listen.ts";
 import { defineCommand, DEVICE_OPTIONS, GENERAL_OPTIONS } from "./_cli.ts";
 import { openDevice } from "./_device.ts";
 import {
+  ALLOWED_CLIENTS_OPTION,
   CONTROL_TOKEN_OPTION,
   DAEMON_OPTIONS,
   LISTEN_OPTION,
@@ -29,6 +30,7 @@ const command = defineCommand({
     "  /api/control/NAME   controls, with --control-token (POST, Authorization: Bearer TOKEN)",
     "  /metrics            Prometheus metrics",
     "  /api/openapi.json   the API's description",
+    "  /healthz            200 while ess runs (for 'ess health' and health checks)",
     "Polls, graphs and controls share one device session. The device lets one app session in",
     "at a time: next to 'ess mqtt', use 'ess mqtt --listen' instead, which serves the same.",
     "Keep it on your LAN and never forward the port to the internet. It runs until SIGINT or",
@@ -44,6 +46,7 @@ const command = defineCommand({
       default: DEFAULT_LISTEN,
     },
     CONTROL_TOKEN_OPTION,
+    ALLOWED_CLIENTS_OPTION,
     ...DAEMON_OPTIONS,
     ...GENERAL_OPTIONS,
   ],

@@ -20,7 +20,8 @@ export type RouteId =
   | "graph"
   | "control"
   | "metrics"
-  | "openapi";
+  | "openapi"
+  | "health";
 
 /** A JSON Schema fragment, as OpenAPI 3.1 takes it. */
 export type Schema = { [key: string]: unknown };
@@ -346,6 +347,34 @@ export const ROUTES: readonly Route[] = [
     tag: "metrics",
     params: [],
     responses: { "200": text("text/plain; version=0.0.4; charset=utf-8", "The metrics.") },
+  },
+  {
+    id: "health",
+    method: "GET",
+    path: "/healthz",
+    summary: "Whether ess is running",
+    description: "200 while ess serves, whatever the device's state (ess rides out device " +
+      "outages itself, so a restart would not help): for `ess health`, a container's health " +
+      "check and the Home Assistant add-on's watchdog. The only route open to every client " +
+      "when `--allowed-clients` is set; it tells nothing about the device but `up`.",
+    tag: "api",
+    params: [],
+    responses: {
+      "200": {
+        description: "ess is running.",
+        content: {
+          type: "application/json",
+          schema: {
+            type: "object",
+            properties: {
+              status: { type: "string", enum: ["ok"] },
+              up: { type: ["boolean", "null"] },
+            },
+            required: ["status", "up"],
+          },
+        },
+      },
+    },
   },
   {
     id: "openapi",

@@ -97,9 +97,34 @@ export interface ServeOptions {
    * the device client adds each auth key it receives.
    */
   logger?: Logger;
+  /**
+   * The IP addresses requests are taken from (`172.30.32.2`, the Supervisor's ingress proxy, in
+   * the Home Assistant add-on); every other client gets 403, but for `/healthz`. Default: all.
+   */
+  allowedClients?: readonly string[] | undefined;
   /** The clock, in ms since the epoch. */
   now?: () => number;
   limits?: Partial<ServeLimits>;
+}
+
+/** An IP address as {@link clientAddress} writes it: lowercase, an IPv4-mapped one as IPv4. */
+function normalAddress(ip: string): string {
+  return ip.toLowerCase().replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, "$1");
+}
+
+/**
+ * The IP address of a client named `host:port` (`[v6]:port` for IPv6), without an IPv4-mapped
+ * IPv6 prefix, so that `::ffff:172.30.32.2` is `172.30.32.2`.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * equal(clientAddress("[::ffff:172.30.32.2]:50122"), "172.30.32.2");
+ * equal(clientAddress("[::1]:8080"), "::1");
+ * ```
+ */
+export function clientAddress(remote: string): string {
+  return normalAddress(remote.replace(/:\d+$/, "").replace(/^\[(.*)\]$/, "$1"));
 }
 
 /** A request handler and what it holds. */
@@ -185,6 +210,7 @@ export function createHandler(options: ServeOptions): ServeHandler {
   );
   const openapi = `${JSON.stringify(openApiDocument(VERSION), null, 2)}\n`;
   let controlsWaiting = 0;
+  const allowed = options.allowedClients && new Set(options.allowedClients.map(normalAddress));
 
   const served = new WeakMap<ServeSnapshot, ServeSnapshot>();
   /** The latest snapshot, redacted once per poll rather than once per answer. */
@@ -377,12 +403,18 @@ export function createHandler(options: ServeOptions): ServeHandler {
         return answers.text(200, renderMetrics(snapshot(), now()), METRICS_CONTENT_TYPE);
       case "openapi":
         return answers.text(200, openapi, JSON_TEXT);
+      case "health":
+        return answers.json(200, { status: "ok", up: source.snapshot().up ?? null });
     }
   }
 
   async function handle(request: Request, remote: string): Promise<Response> {
     if (request.url.length > limits.maxUrlLength) return answers.error(414, "the URL is too long");
     const url = new URL(request.url);
+    if (allowed && !allowed.has(clientAddress(remote)) && url.pathname !== "/healthz") {
+      log.debug(`${request.method} ${url.pathname} from ${remote} -> 403 (not an allowed client)`);
+      return answers.error(403, "this server takes requests only from its allowed clients");
+    }
     const matches = matchRoutes(url.pathname);
     if (matches.length === 0) {
       return answers.error(404, `no such path: ${JSON.stringify(url.pathname.slice(0, 100))}`);
