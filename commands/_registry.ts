@@ -42,6 +42,10 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     summary: "a local dashboard, a JSON/SSE API and Prometheus metrics",
     load: () => import("./serve.ts"),
   },
+  health: {
+    summary: "ask a running ess serve or ess mqtt --listen whether it runs (health check)",
+    load: () => import("./health.ts"),
+  },
   hass: {
     summary: "announce the battery to Home Assistant once, print it, or remove it",
     load: () => import("./hass.ts"),
