@@ -7,6 +7,7 @@
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { type ConfigEntry, loadConfigFile, loadDefaultConfig } from "../lib/config.ts";
+import { loadAddonOptions } from "../lib/hass/addon.ts";
 import { parseSwitchWord, SWITCH_WORDS_TEXT } from "../lib/device/vocabulary.ts";
 import { ConfigError, errorText, EssError, preview, UsageError } from "../lib/errors.ts";
 import { createLogger, type Logger, type LogLevel, parseLogLevel } from "../lib/log.ts";
@@ -124,6 +125,16 @@ export const GENERAL_OPTIONS = [
       "config file (default: /etc/essmqtt.conf, then ~/.essmqtt.conf and ~/essmqtt.conf where present)",
     config: false,
     env: "ESS_CONFIG",
+    group: "General",
+  },
+  {
+    name: "options-file",
+    type: "string",
+    arg: "FILE",
+    help: "options as JSON, over the config file: the Home Assistant add-on's " +
+      "/data/options.json (keys as in the config file)",
+    config: false,
+    env: "ESS_OPTIONS_FILE",
     group: "General",
   },
   {
@@ -438,6 +449,12 @@ export async function parseCommand<O extends readonly OptionSpec[]>(
     entries = typeof path === "string"
       ? await loadConfigFile(resolve(context.cwd ?? Deno.cwd(), path))
       : await loadDefaultConfig(io.env("HOME"));
+  }
+  const optionsFile = specs.some((s) => s.name === "options-file")
+    ? cli.get("options-file")?.value ?? io.env("ESS_OPTIONS_FILE")
+    : undefined;
+  if (typeof optionsFile === "string") {
+    entries.push(...await loadAddonOptions(resolve(context.cwd ?? Deno.cwd(), optionsFile)));
   }
   const fromFile = new Map<string, OptionValue>();
   const unknown: ConfigEntry[] = [];

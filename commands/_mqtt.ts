@@ -6,6 +6,7 @@
  */
 import { readSmallTextFile } from "../lib/config.ts";
 import { UsageError } from "../lib/errors.ts";
+import { type SupervisorMqtt, supervisorMqtt } from "../lib/hass/addon.ts";
 import { DEFAULT_DISCOVERY_PREFIX } from "../lib/hass/discovery.ts";
 import { readAutoconfigSensors } from "../lib/hass/pyess.ts";
 import type { MqttConnectOptions } from "../lib/mqtt/client.ts";
@@ -230,20 +231,45 @@ export function topicPrefix(p: Parsed<"mqtt-prefix", never>): string {
   return checkedPrefix("--mqtt-prefix", p.string("mqtt-prefix") ?? DEFAULT_PREFIX);
 }
 
-/** How to connect to the broker, from {@link MQTT_OPTIONS}; `will` is the last will, if any. */
+/** Where an add-on reaches the Supervisor's API; `ESS_SUPERVISOR_URL` stands in for tests. */
+const SUPERVISOR_URL = "http://supervisor";
+
+/**
+ * The Supervisor's broker, when ess runs as a Home Assistant add-on (`SUPERVISOR_TOKEN` is set)
+ * and no option names a broker; `undefined` otherwise. Its password joins the redacted secrets.
+ */
+async function addonBroker(
+  p: ParsedOf<typeof MQTT_OPTIONS>,
+): Promise<SupervisorMqtt | undefined> {
+  const token = p.io.env("SUPERVISOR_TOKEN");
+  if (token === undefined || p.get("mqtt-server")?.origin !== "default") return undefined;
+  const broker = await supervisorMqtt({
+    baseUrl: p.io.env("ESS_SUPERVISOR_URL") ?? SUPERVISOR_URL,
+    token,
+  });
+  p.log.redactor.add(broker.password);
+  p.log.info(`MQTT broker from the Supervisor: ${broker.host}:${broker.port}`);
+  return broker;
+}
+
+/**
+ * How to connect to the broker, from {@link MQTT_OPTIONS}, or in a Home Assistant add-on without
+ * `mqtt_server` from the Supervisor (a user or password given in the options still win); `will`
+ * is the last will, if any.
+ */
 export async function mqttConnectOptions(
   p: ParsedOf<typeof MQTT_OPTIONS>,
   will: MqttConnectOptions["will"],
 ): Promise<MqttConnectOptions> {
   const caPath = p.string("mqtt-ca");
+  const broker = await addonBroker(p);
+  const tls = p.flag("mqtt-tls") || caPath !== undefined;
   return {
-    url: brokerUrl(
-      p.string("mqtt-server") ?? "localhost",
-      p.integer("mqtt-port", 1, 65535),
-      p.flag("mqtt-tls") || caPath !== undefined,
-    ),
-    username: p.string("mqtt-user"),
-    password: p.string("mqtt-password"),
+    url: broker === undefined
+      ? brokerUrl(p.string("mqtt-server") ?? "localhost", p.integer("mqtt-port", 1, 65535), tls)
+      : brokerUrl(broker.host, broker.port, broker.ssl || tls),
+    username: p.string("mqtt-user") ?? broker?.username,
+    password: p.string("mqtt-password") ?? broker?.password,
     ca: caPath === undefined ? undefined : await readCa(caPath),
     clientId: p.string("mqtt-client-id") ?? `ess-${randomId()}`,
     will,
