@@ -38,7 +38,8 @@ export function mosquittoPath(): string | undefined {
   return undefined;
 }
 
-function freePort(): number {
+/** A TCP port free on loopback right now. */
+export function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
