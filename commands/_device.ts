@@ -209,7 +209,7 @@ export function devicePassword(p: DeviceParsed): string {
   if (password === undefined || password === "") {
     throw new UsageError(
       "no device password: give --password, ESS_PASSWORD or ess_password in the config file " +
-        "('ess password' reads it on the device's Wi-Fi)",
+        "or the add-on's options ('ess password' reads it on the device's Wi-Fi)",
     );
   }
   return password;

@@ -1,0 +1,308 @@
+/**
+ * The Home Assistant add-on's start path without a Supervisor: a fake Supervisor API (its MQTT
+ * service, its token check), a fake /data/options.json whose password has `!`, `#` and quotes,
+ * and the dashboard in Chromium under an ingress path, through a proxy that adds
+ * `X-Ingress-Path` as the Supervisor's does.
+ */
+import { deepEqual, equal, match, ok } from "node:assert/strict";
+import { join } from "node:path";
+import { parseAddonOptions, supervisorMqtt } from "../lib/hass/addon.ts";
+import { createHandler } from "../lib/serve/server.ts";
+import { startSimulator } from "../lib/sim/simulator.ts";
+import { rejectsWith } from "./_assert.ts";
+import { startAedes, watch } from "./_broker.ts";
+import { chromiumPath, launchChromium } from "./_chromium.ts";
+import { runCli, spawnDaemon } from "./_cli.ts";
+import { FakeSource } from "./_serve_source.ts";
+
+const TOKEN = "supervisor-token-1234";
+const MQTT_PASSWORD = `mq!tt#"pa'ss`;
+
+/** A fake Supervisor: `/services/mqtt` for the right bearer token; 401 otherwise. */
+function fakeSupervisor(answer: () => Response): {
+  url: string;
+  asked: string[];
+  close(): Promise<void>;
+} {
+  const asked: string[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
+    asked.push(`${request.method} ${new URL(request.url).pathname}`);
+    if (request.headers.get("authorization") !== `Bearer ${TOKEN}`) {
+      return Response.json({ result: "error", message: "Unauthorized" }, { status: 401 });
+    }
+    if (new URL(request.url).pathname !== "/services/mqtt") {
+      return new Response(null, { status: 404 });
+    }
+    return answer();
+  });
+  return { url: `http://127.0.0.1:${server.addr.port}`, asked, close: () => server.shutdown() };
+}
+
+const mqttAnswer = (port: number) => () =>
+  Response.json({
+    result: "ok",
+    data: {
+      host: "127.0.0.1",
+      port,
+      ssl: false,
+      protocol: "3.1.1",
+      username: "addons",
+      password: MQTT_PASSWORD,
+    },
+  });
+
+Deno.test("supervisorMqtt() asks the Supervisor for its broker", async (t) => {
+  await t.step("should take the broker the Supervisor names", async () => {
+    const supervisor = fakeSupervisor(mqttAnswer(1883));
+    try {
+      deepEqual(await supervisorMqtt({ baseUrl: supervisor.url, token: TOKEN }), {
+        host: "127.0.0.1",
+        port: 1883,
+        ssl: false,
+        username: "addons",
+        password: MQTT_PASSWORD,
+      });
+      deepEqual(supervisor.asked, ["GET /services/mqtt"]);
+    } finally {
+      await supervisor.close();
+    }
+  });
+
+  await t.step(
+    "should say what to do when there is no broker, or the token is refused",
+    async () => {
+      const supervisor = fakeSupervisor(() =>
+        Response.json({ result: "error", message: "No mqtt service" }, { status: 400 })
+      );
+      try {
+        await rejectsWith(
+          () => supervisorMqtt({ baseUrl: supervisor.url, token: TOKEN }),
+          Error,
+          /answered HTTP 400\): install and start the Mosquitto broker add-on/,
+        );
+        await rejectsWith(
+          () => supervisorMqtt({ baseUrl: supervisor.url, token: "wrong" }),
+          Error,
+          /refused the add-on's token, HTTP 401/,
+        );
+      } finally {
+        await supervisor.close();
+      }
+    },
+  );
+
+  await t.step("should refuse an answer without a port, or too large", async () => {
+    for (
+      const [body, why] of [
+        [JSON.stringify({ data: { host: "core-mosquitto", password: MQTT_PASSWORD } }), /no host/],
+        [JSON.stringify({ data: { host: "x", port: 1, pad: "x".repeat(70_000) } }), /more than/],
+        ["<html>", /did not answer JSON/],
+      ] as const
+    ) {
+      const supervisor = fakeSupervisor(() => new Response(body));
+      try {
+        const err = await supervisorMqtt({ baseUrl: supervisor.url, token: TOKEN }).catch((e) => e);
+        match(err.message, why);
+        ok(!err.message.includes(MQTT_PASSWORD), "the answer's password stays out");
+      } finally {
+        await supervisor.close();
+      }
+    }
+  });
+});
+
+Deno.test("parseAddonOptions() names the option that is wrong", () => {
+  deepEqual(parseAddonOptions('{"log_level": "info", "mqtt_port": 1883, "x": true}', "o"), [
+    { key: "log_level", value: "info", origin: "o: log_level" },
+    { key: "mqtt_port", value: "1883", origin: "o: mqtt_port" },
+    { key: "x", value: "true", origin: "o: x" },
+  ]);
+  for (
+    const [text, message] of [
+      ['{"ess_host": ["a"]}', /^o: ess_host: expected a string, a number or true\/false$/],
+      ["[1]", /^o: expected a JSON object of options$/],
+      ["{", /^o: not JSON/],
+    ] as const
+  ) {
+    let error: Error | undefined;
+    try {
+      parseAddonOptions(text, "o");
+    } catch (err) {
+      error = err as Error;
+    }
+    match(error?.message ?? "", message);
+  }
+});
+
+Deno.test("ess reads the add-on's options file, and names the option in its errors", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ess-addon-" });
+  try {
+    const file = join(dir, "options.json");
+    await Deno.writeTextFile(file, JSON.stringify({ ess_host: "", interval_seconds: 0 }));
+    const bad = await runCli(["serve", "--config", "/dev/null", "--host", "127.0.0.1:9"], {
+      env: { ESS_OPTIONS_FILE: file },
+    });
+    equal(bad.code, 2, bad.stderr);
+    match(bad.stderr, /options\.json: interval_seconds: interval-seconds must be/);
+    const missing = await runCli(["data", "--options-file", join(dir, "none.json")]);
+    equal(missing.code, 2);
+    match(missing.stderr, /Cannot read the add-on options .*none\.json: no such file/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("--allowed-clients: only those clients are served, but /healthz answers anyone", async () => {
+  const handler = createHandler({ source: new FakeSource(), allowedClients: ["172.30.32.2"] });
+  try {
+    const ask = (path: string, remote: string) =>
+      handler.handle(new Request(`http://172.30.32.1:8099${path}`), remote);
+    const refused = await ask("/api/state", "192.168.1.50:41234");
+    equal(refused.status, 403);
+    match((await refused.json()).error, /allowed clients/);
+    equal((await ask("/healthz", "192.168.1.50:41234")).status, 200);
+    const proxy = await ask("/api/state", "172.30.32.2:50000");
+    equal(proxy.status, 200);
+    await proxy.body?.cancel();
+    const mapped = await ask("/", "[::ffff:172.30.32.2]:50000");
+    equal(mapped.status, 200, "an IPv4-mapped address is the same client");
+    await mapped.body?.cancel();
+  } finally {
+    handler.close();
+  }
+});
+
+/** The Supervisor's ingress path for the test's add-on. */
+const INGRESS = "/api/hassio_ingress/Xk3f-test-session";
+
+/**
+ * A proxy like the Supervisor's ingress: `INGRESS/…` goes to `target/…` with `X-Ingress-Path`;
+ * any other path is recorded in `outside` (a URL the page built absolute) and answered 404.
+ */
+function ingressProxy(target: string) {
+  const outside: string[] = [];
+  const upstream = new AbortController();
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    const url = new URL(req.url);
+    if (url.pathname !== INGRESS && !url.pathname.startsWith(`${INGRESS}/`)) {
+      outside.push(url.pathname);
+      return new Response("not under the ingress path", { status: 404 });
+    }
+    const headers = new Headers(req.headers);
+    headers.set("x-ingress-path", INGRESS);
+    const path = url.pathname.slice(INGRESS.length) || "/";
+    const answer = await fetch(`${target}${path}${url.search}`, {
+      method: req.method,
+      headers,
+      body: req.body,
+      signal: upstream.signal,
+    });
+    return new Response(answer.body, { status: answer.status, headers: answer.headers });
+  });
+  return {
+    url: `http://127.0.0.1:${server.addr.port}`,
+    outside,
+    async close() {
+      upstream.abort();
+      await server.shutdown();
+    },
+  };
+}
+
+const CHROMIUM = chromiumPath();
+const E2E = "the add-on starts from options.json and the Supervisor's broker, and serves ingress";
+
+Deno.test({
+  name: CHROMIUM ? E2E : `${E2E} (skipped: chromium is not installed)`,
+  ignore: CHROMIUM === undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn(t) {
+    // Noon today (the tests run in UTC): the sun shines and today's graph has bars.
+    const noon = new Date();
+    noon.setHours(12, 0, 0, 0);
+    const sim = await startSimulator({ password: `de!v#"ice'pw`, now: () => noon });
+    const broker = await startAedes();
+    const watcher = await watch(broker.url);
+    const supervisor = fakeSupervisor(mqttAnswer(broker.port));
+    const dir = await Deno.makeTempDir({ prefix: "ess-addon-" });
+    const options = join(dir, "options.json");
+    await Deno.writeTextFile(
+      options,
+      JSON.stringify({
+        ess_host: sim.host,
+        ess_password: sim.password,
+        fingerprint: sim.fingerprint,
+        interval_seconds: 1,
+        log_level: "info",
+      }),
+    );
+    const ess = spawnDaemon(["mqtt", "--config", "/dev/null"], {
+      env: {
+        ESS_OPTIONS_FILE: options,
+        SUPERVISOR_TOKEN: TOKEN,
+        ESS_SUPERVISOR_URL: supervisor.url,
+        ESS_LISTEN: "127.0.0.1:0",
+        ESS_ALLOWED_CLIENTS: "127.0.0.1",
+      },
+    });
+    let proxy: ReturnType<typeof ingressProxy> | undefined;
+    let browser: Awaited<ReturnType<typeof launchChromium>> | undefined;
+    try {
+      await t.step("should bridge with the broker the Supervisor named", async () => {
+        await ess.waitFor(new RegExp(`MQTT broker from the Supervisor: 127.0.0.1:${broker.port}`));
+        deepEqual(supervisor.asked, ["GET /services/mqtt"]);
+        await watcher.until(
+          () =>
+            watcher.last.has("ess/home/statistics/pcs_pv_total_power") &&
+            watcher.last.get("ess/status")?.payload === "online",
+          "the device's values on MQTT",
+        );
+      });
+
+      const url = (await ess.waitFor(/ on (http:\/\/\S+)/))[1]!;
+      proxy = ingressProxy(url);
+      browser = await launchChromium();
+      const { page } = browser;
+      await page.viewport(1280, 900);
+      await page.navigate(`${proxy.url}${INGRESS}/`);
+
+      await t.step("should show live values under the ingress path", async () => {
+        await page.waitFor(`document.getElementById("pill").textContent === "live"`, "live");
+        await page.waitFor(
+          `Number(document.getElementById("line-pv").dataset.watts) > 0`,
+          "the PV power",
+        );
+      });
+
+      await t.step("should draw the history under the ingress path", async () => {
+        await page.waitFor(`document.querySelectorAll("#chart rect.a").length >= 8`, "PV bars");
+      });
+
+      await t.step("should stay read-only without a control token", async () => {
+        equal(await page.evaluate(`document.getElementById("controls").hidden`), true);
+      });
+
+      await t.step("should have asked nothing outside the ingress path", () => {
+        deepEqual(proxy!.outside, []);
+        deepEqual(page.problems, []);
+      });
+
+      await t.step("should keep every secret out of its log", () => {
+        for (const secret of [sim.password, MQTT_PASSWORD, TOKEN]) {
+          ok(!ess.stderr.includes(secret), `the log shows a secret:\n${ess.stderr}`);
+        }
+      });
+    } finally {
+      await browser?.close();
+      await proxy?.close();
+      const { code, stderr } = await ess.stop();
+      equal(code, 0, stderr);
+      await supervisor.close();
+      await watcher.close();
+      await broker.close();
+      await sim.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
