@@ -175,15 +175,23 @@ Deno.test("--allowed-clients: only those clients are served, but /healthz answer
 /** The Supervisor's ingress path for the test's add-on. */
 const INGRESS = "/api/hassio_ingress/Xk3f-test-session";
 
+/** Home Assistant's frontend, reduced to what matters here: the add-on's page in an iframe. */
+const FRONTEND =
+  `<!doctype html><link rel="icon" href="data:,"><iframe src="${INGRESS}/" width="1200" height="850"></iframe>`;
+
 /**
  * A proxy like the Supervisor's ingress: `INGRESS/…` goes to `target/…` with `X-Ingress-Path`;
- * any other path is recorded in `outside` (a URL the page built absolute) and answered 404.
+ * `/` is the frontend that frames it; any other path is recorded in `outside` (a URL the page
+ * built absolute) and answered 404.
  */
 function ingressProxy(target: string) {
   const outside: string[] = [];
   const upstream = new AbortController();
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
     const url = new URL(req.url);
+    if (url.pathname === "/") {
+      return new Response(FRONTEND, { headers: { "content-type": "text/html" } });
+    }
     if (url.pathname !== INGRESS && !url.pathname.startsWith(`${INGRESS}/`)) {
       outside.push(url.pathname);
       return new Response("not under the ingress path", { status: 404 });
@@ -265,22 +273,27 @@ Deno.test({
       browser = await launchChromium();
       const { page } = browser;
       await page.viewport(1280, 900);
-      await page.navigate(`${proxy.url}${INGRESS}/`);
+      await page.navigate(`${proxy.url}/`);
+      // The add-on's page, framed by the frontend as Home Assistant shows it.
+      const framed = `document.querySelector("iframe").contentDocument`;
 
-      await t.step("should show live values under the ingress path", async () => {
-        await page.waitFor(`document.getElementById("pill").textContent === "live"`, "live");
+      await t.step("should show live values in the frontend's frame", async () => {
         await page.waitFor(
-          `Number(document.getElementById("line-pv").dataset.watts) > 0`,
+          `${framed}?.getElementById("pill")?.textContent === "live"`,
+          "live, framed",
+        );
+        await page.waitFor(
+          `Number(${framed}.getElementById("line-pv").dataset.watts) > 0`,
           "the PV power",
         );
       });
 
       await t.step("should draw the history under the ingress path", async () => {
-        await page.waitFor(`document.querySelectorAll("#chart rect.a").length >= 8`, "PV bars");
+        await page.waitFor(`${framed}.querySelectorAll("#chart rect.a").length >= 8`, "PV bars");
       });
 
       await t.step("should stay read-only without a control token", async () => {
-        equal(await page.evaluate(`document.getElementById("controls").hidden`), true);
+        equal(await page.evaluate(`${framed}.getElementById("controls").hidden`), true);
       });
 
       await t.step("should have asked nothing outside the ingress path", () => {

@@ -18,6 +18,23 @@ const BASE_HEADERS: Readonly<Record<string, string>> = {
     "base-uri 'none'; form-action 'none'; object-src 'none'",
 };
 
+/**
+ * Lets pages of the same origin frame an answer, as Home Assistant's ingress does (its frontend
+ * shows the add-on's page in an iframe of its own origin). Only for requests that came through
+ * an ingress proxy, which marks them with `X-Ingress-Path`: a browser never sends that header,
+ * so pages of other sites still cannot frame ess.
+ */
+export function allowSameOriginFrames(headers: Headers): void {
+  headers.set(
+    "content-security-policy",
+    BASE_HEADERS["content-security-policy"]!.replace(
+      "frame-ancestors 'none'",
+      "frame-ancestors 'self'",
+    ),
+  );
+  headers.set("x-frame-options", "SAMEORIGIN");
+}
+
 /** The words in a key that holds a secret: `auth_key`, `authkey`, `password`, `passwd`, ... */
 const SECRET_WORDS = "auth_?key|passw(?:or)?d|token|secret";
 

@@ -14,6 +14,7 @@ import { METRICS_CONTENT_TYPE, renderMetrics } from "../export/prometheus.ts";
 import { type CalendarDate, GRAPH_DEVICES, GRAPH_SPANS } from "../device/states.ts";
 import { CONTROL_NAMES, type ControlName, parseControl } from "../device/controls.ts";
 import {
+  allowSameOriginFrames,
   AnswerRedactor,
   Answers,
   type BodyProblem,
@@ -434,6 +435,7 @@ export function createHandler(options: ServeOptions): ServeHandler {
       return answers.error(400, "the path is not valid percent-encoding");
     }
     const response = await route(match.route.id, request, params, url, remote);
+    if (request.headers.has("x-ingress-path")) allowSameOriginFrames(response.headers);
     log.debug(`${request.method} ${url.pathname} from ${remote} -> ${response.status}`);
     if (request.method === "HEAD") {
       await response.body?.cancel();
