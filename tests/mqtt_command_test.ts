@@ -134,6 +134,7 @@ Deno.test("ess mqtt options", async (t) => {
       deepEqual(settings.serve, {
         address: { hostname: "0.0.0.0", port: 8080 },
         controlToken: "0123456789abcdef",
+        allowedClients: undefined,
       });
       deepEqual(io.errors, [], "known keys");
       equal((await settingsFor(["--config", file, "--once"])).settings.serve, undefined);
