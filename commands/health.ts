@@ -20,6 +20,13 @@ function askAt(address: ListenAddress): string {
   return `http://${authority({ hostname, port: address.port })}/healthz`;
 }
 
+/** Why `fetch` failed, in a few words: "Connection refused", or the time-out. */
+function whyNoAnswer(err: unknown, timeoutMs: number): string {
+  if ((err as Error).name === "TimeoutError") return `nothing within ${timeoutMs / 1000} s`;
+  const cause = errorText((err as Error).cause ?? err);
+  return /: ([^:]+?)(?: \(os error \d+\))?$/.exec(cause)?.[1] ?? cause;
+}
+
 /** The largest answer read from /healthz: ess's is a few dozen bytes. */
 const MAX_ANSWER_BYTES = 4096;
 
@@ -65,7 +72,7 @@ const command = defineCommand({
       text = await readCappedBody(answer, MAX_ANSWER_BYTES) ?? "";
     } catch (err) {
       throw new EssError(
-        `no answer from ${url}: ${errorText(err)} (is ess running with --listen ` +
+        `no answer from ${url}: ${whyNoAnswer(err, timeoutMs)} (is ess running with --listen ` +
           `${authority(address)}?)`,
       );
     }

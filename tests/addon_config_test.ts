@@ -103,6 +103,7 @@ Deno.test("the add-on's config.yaml follows the Supervisor's rules", async (t) =
     equal(env["ESS_OPTIONS_FILE"], "/data/options.json");
     equal(env["ESS_LISTEN"], `0.0.0.0:${config["ingress_port"]}`);
     equal(env["ESS_ALLOWED_CLIENTS"], "172.30.32.2");
+    equal(env["ESS_ALLOWED_HOSTS"], "*", "the Host is the one the browser gave Home Assistant");
     match(String(config["watchdog"]), new RegExp(`\\[PORT:${config["ingress_port"]}\\]`));
     ok(
       runFlags().some((f) => f.startsWith("--allow-env=") && f.includes("SUPERVISOR_TOKEN")),

@@ -7,7 +7,7 @@
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { join } from "node:path";
 import { parseAddonOptions, supervisorMqtt } from "../lib/hass/addon.ts";
-import { createHandler } from "../lib/serve/server.ts";
+import { createHandler, startServer } from "../lib/serve/server.ts";
 import { startSimulator } from "../lib/sim/simulator.ts";
 import { rejectsWith } from "./_assert.ts";
 import { startAedes, watch } from "./_broker.ts";
@@ -318,4 +318,32 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
+});
+
+Deno.test("ess health asks /healthz of the ess on --listen", async (t) => {
+  const source = new FakeSource();
+  source.snap = { states: {}, lastSuccess: Date.now(), up: true };
+  const server = await startServer({ hostname: "127.0.0.1", port: 0 }, { source });
+  try {
+    await t.step("should exit 0 and say so while ess runs", async () => {
+      const listen = `0.0.0.0:${server.address.port}`;
+      const r = await runCli(["health", "--config", "/dev/null"], { env: { ESS_LISTEN: listen } });
+      equal(r.code, 0, r.stderr);
+      equal(r.stdout, `ok: ess runs at ${listen} (device up)\n`);
+    });
+  } finally {
+    await server.close();
+  }
+  await t.step("should exit 1 with one line when nothing answers", async () => {
+    const r = await runCli([
+      "health",
+      "--config",
+      "/dev/null",
+      "--listen",
+      `127.0.0.1:${server.address.port}`,
+    ]);
+    equal(r.code, 1);
+    match(r.stderr, /^ess: no answer from http:\/\/127\.0\.0\.1:\d+\/healthz: Connection refused/);
+    equal(r.stderr.trim().split("\n").length, 1);
+  });
 });
