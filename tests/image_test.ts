@@ -5,7 +5,7 @@
  * checked by its own health check. Skipped, with the reason, where podman, buildah, runc or
  * mosquitto are missing.
  */
-import { equal, match, ok } from "node:assert/strict";
+import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { join } from "node:path";
 import { buildImage, buildLocalBase, hostArch } from "../image/build.ts";
 import { startSimulator } from "../lib/sim/simulator.ts";
@@ -52,6 +52,7 @@ Deno.test({
     const id = crypto.randomUUID().slice(0, 8);
     const work = await Deno.makeTempDir({ prefix: "ess-image-" });
     const tag = `localhost/ess-image-test:${id}`;
+    const addonTag = `localhost/ess-addon-image-test:${id}`;
     const name = `ess-image-test-${id}`;
     const sim = await startSimulator({ password: `pa!ss#"w'${id}` });
     const broker = await startMosquitto();
@@ -115,6 +116,47 @@ Deno.test({
         ok(direct.code === 0, direct.out);
       });
 
+      await t.step(
+        "should read a root-only /data/options.json in the add-on's variant",
+        async () => {
+          await buildImage({
+            platforms: [`linux/${hostArch()}`],
+            tag: addonTag,
+            base: `localhost/ess-base-test:${id}`,
+            addon: true,
+            workDir: work,
+          });
+          const options = join(work, "options.json");
+          await Deno.writeTextFile(
+            options,
+            JSON.stringify({
+              ess_host: sim.host,
+              ess_password: sim.password,
+              fingerprint: sim.fingerprint,
+            }),
+          );
+          await Deno.chmod(options, 0o600);
+          const data = await podman([
+            "run",
+            "--rm",
+            ...RUN,
+            "--health-interval=disable",
+            "--volume",
+            `${options}:/data/options.json:ro`,
+            "--env",
+            "ESS_OPTIONS_FILE=/data/options.json",
+            addonTag,
+            "data",
+            "--only",
+            "home",
+            "--format",
+            "flat",
+          ]);
+          equal(data.code, 0, data.out);
+          match(data.out, /statistics\/pcs_pv_total_power/);
+        },
+      );
+
       await t.step("should stop on SIGTERM with offline on ess/status", async () => {
         const stopped = await podman(["stop", "--time", "10", name]);
         equal(stopped.code, 0, stopped.out);
@@ -124,10 +166,13 @@ Deno.test({
         );
         const code = await podman(["inspect", name, "--format", "{{.State.ExitCode}}"]);
         equal(code.out.trim(), "0");
+        const logs = await podman(["logs", name]);
+        const foreign = logs.out.split("\n").filter((l) => l !== "" && !l.startsWith("ess: "));
+        deepEqual(foreign, [], "only ess's own lines: no warning of Deno's about its cache");
       });
     } finally {
       await podman(["rm", "--force", name]);
-      await podman(["rmi", "--force", tag, `localhost/ess-base-test:${id}`]);
+      await podman(["rmi", "--force", tag, addonTag, `localhost/ess-base-test:${id}`]);
       await watcher.close();
       await broker.close();
       await sim.close();
