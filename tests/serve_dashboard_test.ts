@@ -163,7 +163,7 @@ Deno.test({
           );
           equal(sim.device.winterMode, true);
           await page.waitFor(
-            `document.querySelector('[data-now="winter_mode"]').textContent === "now: on" &&
+            `document.querySelector('[data-now="winter_mode"]').textContent === "now: On" &&
              document.querySelector('[data-now="winter_mode"]').parentElement
                .querySelector("button.current").dataset.value === "on"`,
             "the new winter setting",
@@ -262,9 +262,18 @@ Deno.test({
 /** What the dashboard shows of the device, read from the page. */
 const shown = (page: Page) =>
   page.evaluate<Record<string, string>>(`Object.fromEntries(
-    ["title", "model", "v-pv", "v-grid", "d-grid", "d-batt", "soc", "batt-reserve", "m-system",
-     "m-mode", "m-winter", "m-strategy", "m-backup", "m-inverter", "t-pv"]
+    ["title", "model", "v-pv", "v-house", "v-grid", "d-grid", "d-batt", "soc", "batt-reserve",
+     "batt-status", "m-system", "m-mode", "m-winter", "m-strategy", "m-backup", "m-inverter",
+     "t-pv", "t-buy", "t-note"]
       .map((id) => [id, document.getElementById(id).textContent]))`);
+
+/** The controls the page offers, with a select's options: `["Winter mode", "Charge strategy: …"]`. */
+const offered = (page: Page) =>
+  page.evaluate<string[]>(`[...document.querySelectorAll(".control")].map((row) => {
+    const options = [...row.querySelectorAll("option")].map((o) => o.value);
+    const name = row.querySelector(".name").textContent;
+    return options.length ? name + ": " + options.join(" ") : name;
+  })`);
 
 Deno.test({
   name: CHROMIUM
@@ -278,6 +287,7 @@ Deno.test({
     source.poll(fixtureStates("classic"));
     const server = await startServer({ hostname: "127.0.0.1", port: 0 }, {
       source,
+      controlToken: TOKEN,
       intervalSeconds: 10,
     });
     const browser = await launchChromium();
@@ -303,22 +313,32 @@ Deno.test({
         "title": "LG ESS Home 10",
         "model": "serial ESSFIX0001 · PMS 10.05.6066",
         "v-pv": "2.17 kW",
+        "v-house": "488 W",
         "v-grid": "1.07 kW",
         "d-grid": "Feeding in",
         "d-batt": "Charging 612 W",
         "soc": "64 %",
         "batt-reserve": "10 %",
+        "batt-status": "Charging",
         "m-system": "Running",
-        "m-mode": "1",
+        "m-mode": "Normal",
         "m-winter": "Off",
         "m-strategy": "Battery care",
         "m-backup": "–",
-        "m-inverter": "pcs_ok",
+        "m-inverter": "OK",
+        // common.PV.today_pv_generation_sum 6318 Wh, GRID.today_grid_power_purchase_energy 904.
         "t-pv": "6.32 kWh",
+        "t-buy": "904 Wh",
+        "t-note": "",
       };
+      const switches = ["System", "Winter mode", "Fast charge"];
 
       await t.step("should show classic firmware (Home 10, alg_setting on/off)", async () => {
         deepEqual(await show(fixtureStates("classic"), "LG ESS Home 10"), classic);
+        deepEqual(await offered(page), [
+          ...switches,
+          "Charge strategy: battery_care fast_charge",
+        ]);
       });
 
       await t.step(
@@ -336,37 +356,96 @@ Deno.test({
             "m-strategy": "Fast charge",
             "m-backup": "Off · 20 %",
           });
+          deepEqual(await offered(page), [
+            ...switches,
+            "Charge strategy: battery_care fast_charge weather_forecast",
+            "Backup mode",
+            "Backup reserve",
+          ]);
         },
       );
+
+      await t.step("should show a newer Home 10 (alg_setting in words, safety_soc)", async () => {
+        deepEqual(await show(fixtureStates("home10"), "D010KE1N211"), {
+          "title": "D010KE1N211",
+          "model": "serial ESSFIX010001 · PMS 10.05.7501",
+          "v-pv": "2.40 kW",
+          "v-house": "700 W",
+          "v-grid": "500 W",
+          "d-grid": "Feeding in",
+          "d-batt": "Charging 1.20 kW",
+          "soc": "54 %",
+          // Backup mode is on: its reserve (backup_soc 30) holds, not safety_soc 20.
+          "batt-reserve": "30 %",
+          "batt-status": "Charging",
+          "m-system": "Running",
+          "m-mode": "Normal",
+          "m-winter": "Off",
+          "m-strategy": "Weather forecast",
+          "m-backup": "On · 30 %",
+          "m-inverter": "OK",
+          "t-pv": "12.0 kWh",
+          "t-buy": "1.50 kWh",
+          "t-note": "",
+        });
+      });
+
+      await t.step("should show an ESS Home 5 (discharging, winter mode in season)", async () => {
+        const text = await show(fixtureStates("home5"), "D005KD1N111");
+        deepEqual(
+          [text["v-house"], text["d-grid"], text["d-batt"], text["soc"], text["batt-reserve"]],
+          ["500 W", "Buying", "Discharging 350 W", "38 %", "15 %"],
+        );
+        deepEqual([text["m-winter"], text["batt-status"], text["t-pv"]], [
+          "On · in season",
+          "Discharging",
+          "8.80 kWh",
+        ]);
+        deepEqual(await offered(page), [
+          ...switches,
+          "Charge strategy: battery_care fast_charge",
+        ]);
+      });
 
       await t.step("should show ESS Home 15 (numbers, 0.1 kW, ess[] arrays, words)", async () => {
         deepEqual(await show(fixtureStates("home15"), "D015KE1N212"), {
           "title": "D015KE1N212",
           "model": "serial ESSFIX015001 · PMS 1.1.2960",
-          // 0.1 kW: PV 3, grid 2 buying, battery 2 discharging.
+          // 0.1 kW: PV 3, house 7, grid 2 buying, battery 2 discharging.
           "v-pv": "300 W",
+          "v-house": "700 W",
           "v-grid": "200 W",
           "d-grid": "Buying",
           "d-batt": "Discharging 200 W",
           "soc": "63 %",
-          "batt-reserve": "–",
+          // Backup mode `simple` is on, but the Home 15 has no backup_soc: reserved_soc 15 holds.
+          "batt-reserve": "15 %",
+          "batt-status": "Discharging",
           "m-system": "Running",
-          "m-mode": "1",
+          "m-mode": "Normal",
           "m-winter": "Off",
           "m-strategy": "Fast charge",
           "m-backup": "On",
-          "m-inverter": "pcs_ok",
+          "m-inverter": "OK",
           "t-pv": "–",
+          "t-buy": "–",
+          "t-note":
+            "This model's live answer has no energy counters; the history below has the day's.",
         });
+        deepEqual(await offered(page), [
+          ...switches,
+          "Charge strategy: battery_care fast_charge weather_forecast",
+          "Backup mode",
+        ]);
       });
 
-      await t.step("should show a device word that names a JavaScript property", async () => {
+      await t.step("should show a device code that names a JavaScript property", async () => {
         // `constructor` is a key of every object: looked up in a plain table, it is a function.
         const states = fixtureStates("classic");
         states.systeminfo = { pms: { model: "toString" } };
-        states.batt = { ...states.batt, alg_setting: "constructor" };
+        states.home = { ...states.home, operation: { status: "start", mode: "constructor" } };
         const text = await show(states, "toString");
-        equal(text["m-strategy"], "Constructor");
+        equal(text["m-mode"], "Unknown (constructor)");
       });
 
       await t.step("should show markup from the device as text, never run it", async () => {
@@ -380,8 +459,8 @@ Deno.test({
         states.batt = { ...states.batt, alg_setting: "<i>x</i>" };
         const text = await show(states, markup);
         equal(text["model"], "serial <b>S</b>");
-        equal(text["m-inverter"], "<script>window.hacked=2</script>");
-        equal(text["m-strategy"], "<i>x</i>");
+        equal(text["m-inverter"], "Unknown (<script>window.hacked=2</script>)");
+        equal(text["m-strategy"], "–", "no strategy ess knows");
         equal(
           await page.evaluate(`["title", "model", "m-inverter", "m-strategy"]
             .filter((id) => document.getElementById(id).querySelector("img, script, b, i"))

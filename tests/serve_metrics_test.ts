@@ -7,6 +7,7 @@ import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { escapeLabelValue, renderMetrics, summaryValues } from "../lib/export/prometheus.ts";
 import { type Simulator, startSimulator } from "../lib/sim/simulator.ts";
 import { spawnDaemon } from "./_cli.ts";
+import { normalise } from "../lib/model/normalise.ts";
 import { fixtureStates } from "./_serve_source.ts";
 import { deviceArgs, NOON } from "./_world.ts";
 
@@ -81,11 +82,13 @@ async function withServe(fn: (w: { sim: Simulator; url: string }) => Promise<voi
   }
 }
 
-Deno.test("renderMetrics() exports the device's figures in base units", async (t) => {
-  const text = renderMetrics(
-    { states: fixtureStates("classic"), lastSuccess: NOW - 4_000, up: true },
-    NOW,
-  );
+/** The exposition of a fixture family, as `ess serve` makes it: the states and their reading. */
+function metricsOf(family: string, lastSuccess = NOW, states = fixtureStates(family)): string {
+  return renderMetrics({ states, reading: normalise(states), lastSuccess, up: true }, NOW);
+}
+
+Deno.test("renderMetrics() exports the reading's figures in base units", async (t) => {
+  const text = metricsOf("classic", NOW - 4_000);
   const s = samples(text);
   const at = (name: string, labels = "") => s.get(`${name}{serial="ESSFIX0001"${labels}}`);
   await t.step("should sign battery and grid power by the device's direction flags", () => {
@@ -98,7 +101,7 @@ Deno.test("renderMetrics() exports the device's figures in base units", async (t
     equal(at("ess_battery_soc_ratio"), 0.6381944);
     equal(at("ess_pv_generation_today_joules"), 6318 * 3600);
     equal(at("ess_battery_discharge_today_joules"), 2210 * 3600);
-    equal(at("ess_grid_voltage_volts"), 229.6);
+    equal(at("ess_grid_voltage_volts", ',phase="a"'), 229.6);
     equal(at("ess_grid_frequency_hertz"), 50.02);
     equal(at("ess_pv_string_current_amperes", ',string="2"'), 3.43);
   });
@@ -108,15 +111,19 @@ Deno.test("renderMetrics() exports the device's figures in base units", async (t
     equal(at("ess_last_success_timestamp_seconds"), (NOW - 4_000) / 1000);
     ok(
       s.has(
-        'ess_info{serial="ESSFIX0001",model="LG ESS Home 10",pms_version="10.05.6066",' +
-          'pcs_version="LG P1 02.00.02.00 R1761",bms_version="LGBMS.01.01.02.00"}',
+        'ess_info{serial="ESSFIX0001",model="LG ESS Home 10",family="home10-classic",' +
+          'pms_version="10.05.6066",pcs_version="LG P1 02.00.02.00 R1761",' +
+          'bms_version="LGBMS.01.01.02.00"}',
       ),
     );
   });
-  await t.step("should give modes as 0/1 gauges", () => {
+  await t.step("should give modes as 0/1 gauges, and the strategies the firmware has", () => {
     equal(at("ess_running"), 1);
     equal(at("ess_winter_mode_enabled"), 0);
     equal(at("ess_fast_charge_enabled"), 0);
+    equal(at("ess_charge_strategy", ',strategy="battery-care"'), 1);
+    equal(at("ess_charge_strategy", ',strategy="fast-charge"'), 0);
+    equal(at("ess_charge_strategy", ',strategy="weather-forecast"'), undefined);
   });
   await t.step("should label every sample with the serial and type every family once", () => {
     for (const key of s.keys()) match(key, /\{serial="ESSFIX0001"/);
@@ -127,45 +134,98 @@ Deno.test("renderMetrics() exports the device's figures in base units", async (t
   });
 });
 
-Deno.test("renderMetrics() leaves out what the device did not send as a number", async (t) => {
+Deno.test("renderMetrics() gives every model the same names, from its own fields", async (t) => {
+  await t.step("should read ESS Home 15's 0.1 kW, 0.1 V, 0.1 Hz and 0.01 A", () => {
+    const s = samples(metricsOf("home15"));
+    const at = (name: string, labels = "") => s.get(`${name}{serial="ESSFIX015001"${labels}}`);
+    // home.statistics: *_01kW 3, 7, 2 (discharging), 2 (buying); GRID.freq 501.
+    equal(at("ess_pv_power_watts"), 300);
+    equal(at("ess_load_power_watts"), 700);
+    equal(at("ess_battery_power_watts"), 200);
+    equal(at("ess_grid_power_watts"), 200);
+    equal(at("ess_grid_frequency_hertz"), 50.1);
+    equal(at("ess_battery_soc_ratio"), 0.63);
+    // common.ess[0].pv[0]: voltage 3120, current 32, power 100; ess[1] is not installed.
+    equal(at("ess_pv_string_voltage_volts", ',string="1"'), 312);
+    equal(at("ess_pv_string_current_amperes", ',string="1"'), 0.32);
+    equal(at("ess_pv_string_power_watts", ',string="3"'), 70);
+    equal(at("ess_pv_string_power_watts", ',string="4"'), undefined);
+    equal(at("ess_grid_voltage_volts", ',phase="b"'), 232.4);
+    equal(at("ess_grid_phase_power_watts", ',phase="a"'), -150);
+    equal(at("ess_battery_safety_soc_ratio"), 0.15, "reserved_soc");
+    equal(at("ess_fast_charge_enabled"), 1, "alg_setting fast_charge");
+    equal(at("ess_backup_mode_enabled"), 1, "backup_setting simple");
+  });
+  await t.step("should read a newer Home 10's words and safety_soc", () => {
+    const s = samples(metricsOf("home10"));
+    const at = (name: string, labels = "") => s.get(`${name}{serial="ESSFIX010001"${labels}}`);
+    equal(at("ess_battery_power_watts"), -1200);
+    equal(at("ess_grid_power_watts"), -500);
+    equal(at("ess_battery_safety_soc_ratio"), 0.2);
+    equal(at("ess_backup_reserve_ratio"), 0.3);
+    equal(at("ess_charge_strategy", ',strategy="weather-forecast"'), 1);
+    equal(at("ess_grid_purchase_today_joules"), 1500 * 3600);
+  });
+  await t.step("should name the same metrics wherever the models share a figure", () => {
+    const names = (family: string) =>
+      new Set([...samples(metricsOf(family)).keys()].map((k) => k.slice(0, k.indexOf("{"))));
+    const home15 = names("home15");
+    const home10 = names("home10");
+    const home5 = names("home5");
+    for (
+      const name of ["ess_pv_power_watts", "ess_grid_frequency_hertz", "ess_battery_soc_ratio"]
+    ) {
+      ok(home15.has(name) && home10.has(name) && home5.has(name), name);
+    }
+    ok(!home15.has("ess_pv_generation_today_joules"), "no counters in a Home 15's live answer");
+  });
+});
+
+Deno.test("renderMetrics() leaves out what the reading does not have", async (t) => {
   await t.step("should omit empty, non-numeric and endless values", () => {
-    const text = renderMetrics({
-      states: {
-        home: {
-          statistics: {
-            pcs_pv_total_power: "",
-            load_power: "n/a",
-            batconv_power: "Infinity",
-            grid_power: "1e999",
-            bat_user_soc: "NaN",
-          },
+    const states = {
+      home: {
+        statistics: {
+          pcs_pv_total_power: "",
+          load_power: "n/a",
+          batconv_power: "Infinity",
+          grid_power: "1e999",
+          bat_user_soc: "NaN",
         },
-        systeminfo: { pms: { serialno: "S1" } },
       },
+      systeminfo: { pms: { serialno: "S1" } },
+    };
+    const text = renderMetrics({
+      states,
+      reading: normalise(states),
       lastSuccess: undefined,
       up: false,
     }, NOW);
-    deepEqual([...samples(text).keys()], ['ess_up{serial="S1"}', 'ess_info{serial="S1"}']);
+    const names = [...samples(text).keys()];
+    for (const name of ["power_watts", "soc_ratio"]) {
+      ok(!names.some((k) => k.includes(name)), `${name} in ${names}`);
+    }
+    ok(names.includes('ess_info{serial="S1",family="home10-classic"}'));
     equal(samples(text).get('ess_up{serial="S1"}'), 0);
   });
   await t.step("should omit a value that becomes endless in base units", () => {
-    // 1e308 Wh is a finite number, but not in joules; nor is 1e308 kW in watts.
+    // 1e308 Wh is a finite number, but not in joules.
     const states = {
       common: { PV: { today_pv_generation_sum: "1e308", capacity: "6120" } },
-      home: { statistics: { pv_total_power_01kW: 1e308, batt_conv_power_01kW: -1e308 } },
       systeminfo: { pms: { serialno: "S1" } },
     };
-    const text = renderMetrics({ states, lastSuccess: undefined, up: true }, NOW);
-    deepEqual([...samples(text).keys()], [
-      'ess_up{serial="S1"}',
-      'ess_info{serial="S1"}',
-      'ess_pv_capacity_watts{serial="S1"}',
-    ]);
-    deepEqual(summaryValues(states), { pv_capacity_watts: 6120 });
+    const reading = normalise(states);
+    const text = renderMetrics({ states, reading, lastSuccess: undefined, up: true }, NOW);
+    ok(!text.includes("ess_pv_generation_today_joules"));
+    equal(samples(text).get('ess_pv_capacity_watts{serial="S1"}'), 6120);
+    equal(summaryValues(reading)["pv_capacity_watts"], 6120);
+    equal(summaryValues(reading)["pv_generation_today_joules"], undefined);
   });
   await t.step("should send only ess_up until systeminfo names the serial", () => {
+    const states = { home: { statistics: { pcs_pv_total_power: "1200", load_power: "400" } } };
     const text = renderMetrics({
-      states: { home: { statistics: { pcs_pv_total_power: "1200", load_power: "400" } } },
+      states,
+      reading: normalise(states),
       lastSuccess: NOW - 2000,
       up: true,
     }, NOW);
@@ -177,20 +237,14 @@ Deno.test("renderMetrics() leaves out what the device did not send as a number",
   });
   await t.step("should escape backslashes, quotes and newlines in label values", () => {
     equal(escapeLabelValue('a\\b"c\nd'), 'a\\\\b\\"c\\nd');
+    const states = { systeminfo: { pms: { serialno: 'ES"S\\1\n2', model: "x" } } };
     const text = renderMetrics({
-      states: { systeminfo: { pms: { serialno: 'ES"S\\1\n2', model: "x" } } },
+      states,
+      reading: normalise(states),
       lastSuccess: undefined,
       up: true,
     }, NOW);
     match(text, /^ess_up\{serial="ES\\"S\\\\1\\n2"\} 1$/m);
-  });
-  await t.step("should read ESS Home 15's 0.1 kW powers", () => {
-    const s = samples(
-      renderMetrics({ states: fixtureStates("home15"), lastSuccess: NOW, up: true }, NOW),
-    );
-    // pv_total_power_01kW 3, batt_conv_power_01kW 2 while discharging.
-    equal(s.get('ess_pv_power_watts{serial="ESSFIX015001"}'), 300);
-    equal(s.get('ess_battery_power_watts{serial="ESSFIX015001"}'), 200);
   });
 });
 
@@ -200,13 +254,9 @@ Deno.test({
     : "ess serve /metrics passes promtool check metrics (skipped: promtool is not installed)",
   ignore: PROMTOOL === undefined,
   async fn(t) {
-    for (const family of ["classic", "new", "home15"]) {
+    for (const family of ["classic", "new", "home10", "home5", "home15"]) {
       await t.step(`should pass with the ${family} fixtures`, async () => {
-        const text = renderMetrics(
-          { states: fixtureStates(family), lastSuccess: NOW, up: true },
-          NOW + 1500,
-        );
-        deepEqual(await promtoolCheck(text), { code: 0, output: "" });
+        deepEqual(await promtoolCheck(metricsOf(family)), { code: 0, output: "" });
       });
     }
     await t.step("should pass as a running ess serve serves it", async () => {

@@ -1,3 +1,4 @@
+import type { Reading } from "../lib/model/reading.ts";
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { createHandler, type ServeOptions, startServer } from "../lib/serve/server.ts";
 import { exposureNotice, isLoopback, parseListen } from "../lib/serve/listen.ts";
@@ -118,6 +119,22 @@ Deno.test("ess serve /api/state and /api/events show the simulator's live state"
               (sim.device.read("home")["statistics"] as Record<string, string>)["bat_user_soc"],
             ) / 100).toPrecision(12),
           ),
+        );
+      });
+      await t.step("should answer the reading and the controls the firmware has", async () => {
+        const { body } = await getJson(`${url}/api/state`);
+        const reading = body["reading"] as Reading;
+        const home = sim.device.read("home") as Record<string, Record<string, string>>;
+        equal(reading.power.loadW, Number(home["statistics"]!["load_power"]));
+        equal(reading.socPct, Number(home["statistics"]!["bat_user_soc"]));
+        const pms = sim.device.read("systeminfo")["pms"] as Record<string, string>;
+        equal(reading.serial, pms["serialno"]);
+        const controls = body["controls"] as Record<string, { now: string; options?: string[] }>;
+        equal(controls["winter_mode"]?.now, sim.device.winterMode ? "on" : "off");
+        equal(controls["active"]?.now, "on");
+        deepEqual(
+          controls["charge_strategy"]?.options,
+          reading.settings.chargeStrategies?.map((s) => s.replace("-", "_")),
         );
       });
       await t.step("should send the state at once and again after the clock moves", async () => {

@@ -95,6 +95,28 @@ const STATE_SCHEMA: Schema = {
       description: "Seconds since the device last answered a poll.",
     },
     error: { type: "string", description: "Why the device counts as unreachable." },
+    reading: {
+      type: "object",
+      description: "The answers normalised, the same on every model: `family`, `model`, " +
+        "`serial`, `power` (`pvW`, `loadW`, `batteryW` positive while discharging, `gridW` " +
+        "positive while buying), `socPct`, `pvStrings`, `grid` (`frequencyHz`, `phases`), " +
+        "`energy` (Wh today and this month, with their `source`), `status` (codes as " +
+        "`{code, word}`), `settings`, `versions`. A figure the model lacks is absent.",
+    },
+    controls: {
+      type: "object",
+      additionalProperties: {
+        type: "object",
+        properties: {
+          now: { type: "string" },
+          options: { type: "array", items: { type: "string" } },
+        },
+        required: ["now"],
+      },
+      description: "The controls this firmware has, by name, each with its setting now " +
+        "(`on`/`off`, an option or a number) and, for the charge strategy, the options the " +
+        "firmware accepts.",
+    },
     summary: {
       type: "object",
       additionalProperties: { type: "number" },
@@ -107,7 +129,7 @@ const STATE_SCHEMA: Schema = {
     batt: DEVICE_TREE,
     systeminfo: DEVICE_TREE,
   },
-  required: ["lastSuccess", "up", "age", "summary"],
+  required: ["lastSuccess", "up", "age", "reading", "controls", "summary"],
 };
 
 const DATE_PATTERN = "^\\d{4}-\\d{2}-\\d{2}$";
@@ -171,7 +193,8 @@ export const ROUTES: readonly Route[] = [
     path: "/api/state",
     summary: "The device's latest answers",
     description: "`home`, `common`, the `batt` settings and `systeminfo` as `ess data --format " +
-      "json` prints them, with the time of the last successful poll and a summary in base units.",
+      "json` prints them, with the time of the last successful poll, their normalised reading, " +
+      "the controls the firmware has, and a summary in base units.",
     tag: "api",
     params: [],
     responses: {

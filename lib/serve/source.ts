@@ -10,11 +10,14 @@ import type { JsonObject } from "../device/flatten.ts";
 import type { CalendarDate, GraphDevice, GraphSpan, StateName } from "../device/states.ts";
 import type { ControlCommand, ControlName } from "../device/controls.ts";
 import type { ControlResult } from "../device/control_queue.ts";
+import type { Reading } from "../model/reading.ts";
 
 /** The device as the last polls saw it. */
 export interface ServeSnapshot {
   /** The latest answer of each state read so far, with the device's values unchanged. */
   states: Partial<Record<StateName, JsonObject>>;
+  /** Those answers normalised, where the source has made the reading already. */
+  reading?: Reading | undefined;
   /** When the last poll succeeded (ms since the epoch), `undefined` before the first one. */
   lastSuccess: number | undefined;
   /** Whether the device counts as reachable; `undefined` until the first poll has told. */

@@ -1,14 +1,18 @@
 /**
  * The body of `/api/state` and of each SSE `state` event: the device's trees as `ess data
- * --format json` prints them, when the device last answered, and the main figures in base units.
+ * --format json` prints them, when the device last answered, their normalised reading, the
+ * controls this firmware has with their settings, and the main figures in base units.
  *
  * @module
  */
 import { isJsonObject, type Json, type JsonObject } from "../device/flatten.ts";
 import { summaryValues } from "../export/prometheus.ts";
 import type { StateName } from "../device/states.ts";
+import { normalise } from "../model/normalise.ts";
+import type { Reading } from "../model/reading.ts";
 import type { ServeSnapshot } from "./source.ts";
 import { isSecretKey } from "./_http.ts";
+import { controlsNow } from "./_controls.ts";
 
 /** Deeper than any device answer: a hostile tree is cut here rather than walked. */
 const MAX_DEPTH = 16;
@@ -77,8 +81,9 @@ export function echoedSecrets(snapshot: ServeSnapshot): readonly string[] {
 
 /**
  * The snapshot as the server may pass it on: each tree {@link withoutSecretKeys}, and every
- * string from the device (keys, values, the error) through `redact`. Answers and metrics are
- * made from this, so that no secret reaches them while their own syntax stays untouched.
+ * string from the device (keys, values, the error) through `redact`, with its reading (the
+ * source's, or made here from the clean trees). Answers and metrics are made from this, so that
+ * no secret reaches them while their own syntax stays untouched.
  *
  * @example
  * ```ts
@@ -99,8 +104,12 @@ export function servedSnapshot(
     const clean = redact(withoutSecretKeys(tree));
     if (isJsonObject(clean)) states[name] = clean;
   }
+  const reading = snapshot.reading === undefined
+    ? normalise(states)
+    : redact(snapshot.reading as unknown as Json) as unknown as Reading;
   const served: ServeSnapshot = {
     states,
+    reading,
     lastSuccess: snapshot.lastSuccess,
     up: snapshot.up,
   };
@@ -112,8 +121,9 @@ const stateRests = new WeakMap<ServeSnapshot, string>();
 
 /**
  * The state document at `now` (ms since the epoch) as JSON text, from a {@link servedSnapshot}.
- * Only its first fields change with the clock: the summary and the trees, nearly all of the
- * text, are serialised once per snapshot rather than for every request and every new stream.
+ * Only its first fields change with the clock: the reading, the summary and the trees, nearly
+ * all of the text, are serialised once per snapshot rather than for every request and every new
+ * stream.
  *
  * @example
  * ```ts
@@ -140,8 +150,14 @@ export function stateText(snapshot: ServeSnapshot, now: number): string {
     for (const [name, tree] of Object.entries(snapshot.states)) {
       if (tree !== undefined) states[name] = tree;
     }
-    // `{"summary":...,"home":...}` without its `{`, to follow the head's fields.
-    rest = JSON.stringify({ summary: summaryValues(states), ...states }).slice(1);
+    const reading = snapshot.reading ?? normalise(states);
+    // `{"reading":...,"summary":...,"home":...}` without its `{`, to follow the head's fields.
+    rest = JSON.stringify({
+      reading,
+      controls: controlsNow(reading),
+      summary: summaryValues(reading),
+      ...states,
+    }).slice(1);
     stateRests.set(snapshot, rest);
   }
   return `${JSON.stringify(head).slice(0, -1)},${rest}`;

@@ -1,7 +1,7 @@
 // The ess dashboard: live state over Server-Sent Events, history charts from the graph API, and
 // the controls when the server has a token. Device text only ever reaches the page through
 // textContent: the device is not trusted to send harmless strings.
-import { drawChart, seriesOf } from "./chart.js";
+import { drawChart, energyText, seriesOf } from "./chart.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -16,14 +16,8 @@ function power(watts) {
   return w < 1000 ? `${Math.round(w)} W` : `${(w / 1000).toFixed(w < 10000 ? 2 : 1)} kW`;
 }
 
-function energyJ(joules) {
-  if (joules === undefined) return "–";
-  const kwh = joules / 3.6e6;
-  return `${kwh.toFixed(kwh < 10 ? 2 : kwh < 100 ? 1 : 0)} kWh`;
-}
-
-function percent(ratio, digits = 0) {
-  return ratio === undefined ? "–" : `${(ratio * 100).toFixed(digits)} %`;
+function percent(pct, digits = 0) {
+  return pct === undefined ? "–" : `${pct.toFixed(digits)} %`;
 }
 
 function ago(ms) {
@@ -38,15 +32,6 @@ function clock(date) {
   return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
 
-function at(tree, path) {
-  let node = tree;
-  for (const key of path.split("/")) {
-    if (node === null || typeof node !== "object" || !Object.hasOwn(node, key)) return undefined;
-    node = node[key];
-  }
-  return typeof node === "object" ? undefined : String(node);
-}
-
 function setText(id, text) {
   const el = $(id);
   if (el.textContent !== text) el.textContent = text;
@@ -56,6 +41,12 @@ function sentence(text) {
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
+/** A code's word as the reading has it (`normal`, `unknown (7)`), or `–`. */
+function word(codeWord) {
+  if (!codeWord) return "–";
+  return codeWord.word.length <= 2 ? codeWord.word.toUpperCase() : sentence(codeWord.word);
+}
+
 function badge(id, text, kind) {
   const el = $(id);
   el.textContent = "";
@@ -63,6 +54,19 @@ function badge(id, text, kind) {
   span.className = `badge ${kind}`;
   span.textContent = text;
   el.append(span);
+}
+
+/** The reading of a state document, with every part there even before the first poll. */
+function readingOf(st) {
+  const r = st?.reading ?? {};
+  return {
+    ...r,
+    power: r.power ?? {},
+    energy: r.energy ?? {},
+    status: r.status ?? {},
+    settings: r.settings ?? {},
+    versions: r.versions ?? {},
+  };
 }
 
 // ---------- live state
@@ -78,11 +82,8 @@ function setLine(id, watts, forward) {
   line.dataset.watts = String(Math.round(watts ?? 0));
 }
 
-function renderFlow(s) {
-  const pv = s.pv_power_watts;
-  const grid = s.grid_power_watts;
-  const batt = s.battery_power_watts;
-  const load = s.load_power_watts;
+function renderFlow(r) {
+  const { pvW: pv, gridW: grid, batteryW: batt, loadW: load } = r.power;
   setLine("line-pv", pv, true);
   setLine("line-grid", grid, (grid ?? 0) > 0);
   setLine("line-batt", batt, (batt ?? 0) > 0);
@@ -94,17 +95,17 @@ function renderFlow(s) {
     "d-grid",
     grid === undefined || Math.abs(grid) < 5 ? "Grid" : grid > 0 ? "Buying" : "Feeding in",
   );
-  const soc = s.battery_soc_ratio;
+  const soc = r.socPct;
   setText("v-batt", percent(soc));
   setText("d-batt", batteryWord(batt) + (batt && Math.abs(batt) >= 5 ? ` ${power(batt)}` : ""));
   // Of the power the house uses, the share that does not come from the grid.
   const fromGrid = Math.max(0, grid ?? 0);
   setText(
     "self-now",
-    load ? percent(Math.min(1, Math.max(0, 1 - fromGrid / load))) : "–",
+    load ? percent(100 * Math.min(1, Math.max(0, 1 - fromGrid / load))) : "–",
   );
   const fill = $("batt-fill");
-  const h = 20 * Math.min(1, Math.max(0, soc ?? 0));
+  const h = 20 * Math.min(1, Math.max(0, (soc ?? 0) / 100));
   fill.setAttribute("height", h.toFixed(1));
   fill.setAttribute("y", (10 - h).toFixed(1));
 }
@@ -116,67 +117,92 @@ function batteryWord(watts) {
   return "Idle";
 }
 
-function renderBattery(s) {
-  const soc = s.battery_soc_ratio;
+function renderBattery(r) {
+  const soc = r.socPct;
+  const batt = r.power.batteryW;
   setText("soc", percent(soc));
   const arc = $("soc-arc");
-  arc.style.strokeDasharray = `${((soc ?? 0) * 100).toFixed(1)} 100`;
-  arc.classList.toggle("low", soc !== undefined && soc < 0.15);
-  setText("batt-state", batteryWord(s.battery_power_watts));
-  setText("batt-power", s.battery_power_watts === undefined ? "–" : power(s.battery_power_watts));
-  // The backup reserve holds only while backup mode is on; otherwise the safety reserve does.
-  const reserve = s.backup_mode_enabled ? s.backup_reserve_ratio : undefined;
-  setText("batt-reserve", percent(reserve ?? s.battery_safety_soc_ratio));
+  arc.style.strokeDasharray = `${(soc ?? 0).toFixed(1)} 100`;
+  arc.classList.toggle("low", soc !== undefined && soc < 15);
+  setText("batt-state", batteryWord(batt));
+  setText("batt-power", batt === undefined ? "–" : power(batt));
+  setText("batt-status", word(r.status.batteryStatus));
+  // The backup reserve holds only while backup mode is on; otherwise the reserve the model
+  // reports (safety, or reserved, SoC) does.
+  const { settings } = r;
+  const reserve = settings.backupMode ? settings.backupReservePct : undefined;
+  setText("batt-reserve", percent(reserve ?? settings.reservePct));
 }
 
-function renderToday(s) {
-  setText("t-pv", energyJ(s.pv_generation_today_joules));
-  setText("t-load", energyJ(s.load_consumption_today_joules));
-  setText("t-feed", energyJ(s.grid_feed_in_today_joules));
-  setText("t-buy", energyJ(s.grid_purchase_today_joules));
-  setText("t-charge", energyJ(s.battery_charge_today_joules));
-  setText("t-discharge", energyJ(s.battery_discharge_today_joules));
-  const self = s.self_consumption_today_ratio;
+/** Today's tiles and the energy counter each shows. */
+const TODAY = [
+  ["t-pv", "pvGeneration"],
+  ["t-load", "loadConsumption"],
+  ["t-feed", "gridFeedIn"],
+  ["t-buy", "gridPurchase"],
+  ["t-charge", "batteryCharge"],
+  ["t-discharge", "batteryDischarge"],
+];
+
+/** Where the day's figures come from, as the reading says. */
+const SOURCES = {
+  device: "",
+  graph: "From the device's history graphs.",
+  integrated: "Worked out by ess from the polled power since it started today.",
+};
+
+function renderToday(r) {
+  const sources = new Set();
+  for (const [id, name] of TODAY) {
+    const counter = r.energy[name];
+    setText(id, counter?.todayWh === undefined ? "–" : energyText(counter.todayWh));
+    if (counter?.todayWh !== undefined) sources.add(counter.source);
+  }
+  const self = r.selfConsumptionTodayPct;
   setText("t-self", percent(self));
-  $("t-self-bar").style.width = `${Math.min(100, Math.max(0, (self ?? 0) * 100))}%`;
+  $("t-self-bar").style.width = `${Math.min(100, Math.max(0, self ?? 0))}%`;
+  let note = [...sources].map((s) => SOURCES[s] ?? "").filter(Boolean).join(" ");
+  if (r.family !== undefined && sources.size === 0) {
+    note = "This model's live answer has no energy counters; the history below has the day's.";
+  }
+  const el = $("t-note");
+  el.hidden = note === "";
+  setText("t-note", note);
 }
 
-function renderModes(st) {
-  const s = st.summary ?? {};
-  if (s.running === undefined) badge("m-system", "–", "off");
-  else badge("m-system", s.running ? "Running" : "Stopped", s.running ? "on" : "off");
-  setText("m-mode", at(st, "home/operation/mode") ?? "–");
-  if (s.winter_mode_enabled === undefined) badge("m-winter", "–", "off");
-  else if (s.winter_mode_enabled) {
-    badge("m-winter", s.winter_mode_active ? "On · in season" : "On · off season", "on");
+function renderModes(r) {
+  const { status, settings } = r;
+  if (status.running === undefined) badge("m-system", "–", "off");
+  else badge("m-system", status.running ? "Running" : "Stopped", status.running ? "on" : "off");
+  setText("m-mode", word(status.operatingMode));
+  if (settings.winterMode === undefined) badge("m-winter", "–", "off");
+  else if (settings.winterMode) {
+    badge("m-winter", status.winterActive ? "On · in season" : "On · off season", "on");
   } else badge("m-winter", "Off", "off");
-  // The server's control list knows what each firmware's alg_setting stands for.
-  const strategy = controlNow(info.controlList.find((c) => c.name === "charge_strategy"));
+  const strategy = settings.chargeStrategy;
   badge(
     "m-strategy",
-    strategy === undefined ? "–" : sentence(strategy.replaceAll("_", " ")),
-    strategy === "fast_charge" ? "hot" : "off",
+    strategy === undefined ? "–" : sentence(strategy.replaceAll("-", " ")),
+    strategy === "fast-charge" ? "hot" : "off",
   );
-  if (s.backup_mode_enabled === undefined) badge("m-backup", "–", "off");
+  if (settings.backupMode === undefined) badge("m-backup", "–", "off");
   else {
-    const reserve = s.backup_reserve_ratio === undefined
+    const reserve = settings.backupReservePct === undefined
       ? ""
-      : ` · ${percent(s.backup_reserve_ratio)}`;
+      : ` · ${percent(settings.backupReservePct)}`;
     badge(
       "m-backup",
-      (s.backup_mode_enabled ? "On" : "Off") + reserve,
-      s.backup_mode_enabled ? "on" : "off",
+      (settings.backupMode ? "On" : "Off") + reserve,
+      settings.backupMode ? "on" : "off",
     );
   }
-  setText("m-inverter", at(st, "home/pcs_fault/pcs_status") ?? "–");
+  setText("m-inverter", word(status.inverterStatus));
 }
 
-function renderHeader(st) {
-  const model = at(st, "systeminfo/pms/model") ?? at(st, "systeminfo/ess/0/model");
-  const serial = at(st, "systeminfo/pms/serialno") ?? at(st, "systeminfo/ess/0/serialno");
-  const pms = at(st, "systeminfo/version/pms_version") ?? at(st, "systeminfo/ess/0/version");
-  if (model) setText("title", model);
-  const parts = [serial && `serial ${serial}`, pms && `PMS ${pms}`].filter(Boolean);
+function renderHeader(r) {
+  const parts = [r.serial && `serial ${r.serial}`, r.versions.pms && `PMS ${r.versions.pms}`]
+    .filter(Boolean);
+  if (r.model) setText("title", r.model);
   if (parts.length) setText("model", parts.join(" · "));
 }
 
@@ -207,14 +233,14 @@ function renderStatus() {
 
 function render(next) {
   state = next;
-  const s = next.summary ?? {};
-  renderHeader(next);
-  renderFlow(s);
-  renderBattery(s);
-  renderToday(s);
-  renderModes(next);
+  const r = readingOf(next);
+  renderHeader(r);
+  renderFlow(r);
+  renderBattery(r);
+  renderToday(r);
+  renderModes(r);
   renderStatus();
-  renderControlValues();
+  renderControls();
   charts.refreshIfLive();
 }
 
@@ -372,20 +398,18 @@ function periodLabel(span, d) {
 
 const TOKEN_KEY = "ess-control-token";
 
-function controlNow(control) {
-  if (!state || !control) return undefined;
-  const raw = at(state, control.source);
-  if (raw === undefined) return undefined;
-  // Own keys only: a device that sends `constructor` must not get Object's.
-  return control.valueMap && Object.hasOwn(control.valueMap, raw) ? control.valueMap[raw] : raw;
+/** What the state says of a control: `{ now, options }`, or undefined if the firmware lacks it. */
+function controlState(control) {
+  const all = state?.controls;
+  return all && Object.hasOwn(all, control.name) ? all[control.name] : undefined;
 }
 
 function renderControlValues() {
   for (const control of info.controlList) {
     const el = document.querySelector(`[data-now="${control.name}"]`);
     if (!el) continue;
-    const now = controlNow(control);
-    el.textContent = now === undefined ? "now: unknown" : `now: ${now}`;
+    const now = controlState(control)?.now;
+    el.textContent = now === undefined ? "now: unknown" : `now: ${choiceLabel(control, now)}`;
     for (const b of el.parentElement.querySelectorAll("button[data-value]")) {
       b.classList.toggle("current", b.dataset.value === now);
     }
@@ -398,17 +422,46 @@ function choiceLabel(control, value) {
   if (control.name === "active") return value === control.on ? "Start" : "Stop";
   if (control.kind === "switch") return value === control.on ? "On" : "Off";
   if (control.kind === "number") return `${value} ${control.range?.unit ?? ""}`.trim();
-  return String(value).replaceAll("_", " ");
+  return sentence(String(value).replaceAll("_", " "));
 }
 
-function buildControls() {
+let tokenReady = false;
+let builtFor = "";
+
+/**
+ * Shows the controls this firmware has, each select with the options it accepts; built again
+ * only when those change.
+ */
+function renderControls() {
   if (!info.controls) return;
+  const offered = info.controlList.filter((c) => controlState(c) !== undefined);
+  const key = JSON.stringify(offered.map((c) => [c.name, controlState(c).options ?? []]));
+  if (key !== builtFor) {
+    builtFor = key;
+    buildControls(offered);
+  }
+  renderControlValues();
+}
+
+function buildControls(offered) {
   $("controls").hidden = false;
-  const token = $("token");
-  token.value = sessionStorage.getItem(TOKEN_KEY) ?? "";
-  token.addEventListener("input", () => sessionStorage.setItem(TOKEN_KEY, token.value));
+  if (!tokenReady) {
+    tokenReady = true;
+    const token = $("token");
+    token.value = sessionStorage.getItem(TOKEN_KEY) ?? "";
+    token.addEventListener("input", () => sessionStorage.setItem(TOKEN_KEY, token.value));
+  }
   const list = $("control-list");
-  for (const control of info.controlList) {
+  list.textContent = "";
+  if (offered.length === 0) {
+    const none = document.createElement("p");
+    none.className = "muted";
+    none.textContent = state?.reading
+      ? "This device reports none of the settings ess can change."
+      : "Waiting for the device's settings…";
+    list.append(none);
+  }
+  for (const control of offered) {
     const row = document.createElement("div");
     row.className = "control";
     const name = document.createElement("span");
@@ -432,7 +485,7 @@ function buildControls() {
       );
     } else if (control.kind === "select") {
       const select = document.createElement("select");
-      for (const option of control.options ?? []) {
+      for (const option of controlState(control).options ?? []) {
         const o = document.createElement("option");
         o.value = option;
         o.textContent = choiceLabel(control, option);
@@ -445,7 +498,7 @@ function buildControls() {
       input.min = String(control.range?.min ?? 0);
       input.max = String(control.range?.max ?? 100);
       input.step = String(control.range?.step ?? 1);
-      input.value = controlNow(control) ?? "20";
+      input.value = controlState(control)?.now ?? "20";
       input.size = 4;
       acts.append(input, button("Set", () => input.value, true));
     }
@@ -455,7 +508,6 @@ function buildControls() {
     row.append(name, acts, now);
     list.append(row);
   }
-  renderControlValues();
 }
 
 function confirmDialog(title, text) {
@@ -514,8 +566,7 @@ async function loadInfo() {
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     info = await res.json();
     setText("version", `ess ${info.version}`);
-    buildControls();
-    if (state) renderModes(state);
+    if (state) renderControls();
   } catch {
     // The dashboard works without it; only the controls stay hidden.
   }
