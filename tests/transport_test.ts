@@ -16,6 +16,7 @@ import {
   probeFingerprint,
 } from "../lib/device/transport.ts";
 import { rejectsWith } from "./_assert.ts";
+import { runCli } from "./_cli.ts";
 
 const TLS = new URL("../fixtures/tls/", import.meta.url);
 const KEY = Deno.readTextFileSync(new URL("device.key", TLS));
@@ -305,4 +306,58 @@ Deno.test("normalizeFingerprint() accepts openssl's and plain hex spellings", ()
   assert.equal(normalizeFingerprint(`sha256 Fingerprint=${FINGERPRINT}`), FINGERPRINT);
   assert.equal(normalizeFingerprint(FINGERPRINT.toLowerCase().replaceAll(":", "")), FINGERPRINT);
   assert.equal(normalizeFingerprint("12:1E"), undefined);
+});
+
+Deno.test("a port that takes the connection but never answers the TLS handshake", async (t) => {
+  // A plain TCP listener that accepts and says nothing: TCP connects, the handshake never ends.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const conn of listener) held.push(conn);
+  })();
+  const host = `127.0.0.1:${listener.addr.port}`;
+  const handshake = new RegExp(
+    `^TLS handshake with 127\\.0\\.0\\.1:${listener.addr.port} failed: the port took the ` +
+      `connection but did not answer the handshake within 0\\.3 s \\(is it the device's HTTPS ` +
+      `port, normally 443\\?\\)$`,
+  );
+  try {
+    await t.step("should be named as a handshake timeout by createDeviceFetch()", async () => {
+      const deviceFetch = createDeviceFetch({ connectTimeoutMs: 300 });
+      try {
+        await rejectsWith(() => deviceFetch(`https://${host}/x`), TimeoutError, handshake);
+      } finally {
+        deviceFetch.close();
+      }
+    });
+    await t.step("should be named as a handshake timeout by probeFingerprint()", async () => {
+      await rejectsWith(
+        () => probeFingerprint("127.0.0.1", listener.addr.port, 300),
+        TimeoutError,
+        handshake,
+      );
+    });
+    await t.step("should be named so by ess data, in one line", async () => {
+      const run = await runCli([
+        "data",
+        "--config",
+        "/dev/null",
+        "--host",
+        host,
+        "--password",
+        "a1b2c3d4e5f6",
+        "--timeout",
+        "1",
+      ]);
+      assert.equal(run.code, 1, run.stderr);
+      assert.match(
+        run.stderr,
+        /^ess: TLS handshake with 127\.0\.0\.1:\d+ failed: the port took the connection but did not answer the handshake within 1 s \(is it the device's HTTPS port, normally 443\?\)\n$/,
+      );
+    });
+  } finally {
+    listener.close();
+    await accepting.catch(() => {});
+    held.forEach((conn) => conn.close());
+  }
 });

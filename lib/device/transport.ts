@@ -18,16 +18,15 @@ import {
   AnswerLimitError,
   type DeviceError,
   errorText,
-  EssError,
   PinMismatchError,
   preview,
   TimeoutError,
   TlsError,
-  TRANSIENT_HINT,
   UnreachableError,
   UsageError,
 } from "../errors.ts";
 import type { Redactor } from "../redact.ts";
+import { classify, connectTimeout } from "./_socket_errors.ts";
 
 /** The shape of `fetch` that the client depends on. */
 export type FetchLike = (input: string | URL, init?: RequestInit) => Promise<Response>;
@@ -70,93 +69,6 @@ export function normalizeFingerprint(text: string): string | undefined {
   const hex = text.trim().replace(/^.*=/, "").replace(/[:\s]/g, "").toUpperCase();
   if (!/^[0-9A-F]{64}$/.test(hex)) return undefined;
   return hex.match(/../g)!.join(":");
-}
-
-/** How a socket error reads in a message: what happened, what to try, and whether to try again. */
-interface Explanation {
-  /** A failure of the TLS handshake, not of the network. */
-  tls?: true;
-  /** It happened on a connection that was up: "Cannot talk to", not "Cannot reach". */
-  talking?: true;
-  transient?: true;
-  why(hostname: string): string;
-}
-
-/**
- * The socket and TLS errors a device connection meets, by Node's error code, as one line each
- * (raw library text such as `getaddrinfo ENOTFOUND` tells a user little).
- */
-const SOCKET_ERRORS: Record<string, Explanation> = {
-  ENOTFOUND: {
-    why: (name) =>
-      `the name ${name} cannot be resolved (check the spelling, or give the device's IP address)`,
-  },
-  EAI_AGAIN: {
-    transient: true,
-    why: (name) =>
-      `the name ${name} cannot be resolved right now (DNS did not answer; check the network, or ` +
-      `give the device's IP address)`,
-  },
-  ECONNREFUSED: {
-    transient: true,
-    why: () => "connection refused (is it the ESS, is the port right, and is it on this network?)",
-  },
-  ECONNRESET: { talking: true, transient: true, why: () => "the device reset the connection" },
-  EPIPE: { talking: true, transient: true, why: () => "the connection broke while sending" },
-  ETIMEDOUT: {
-    why: () => "the connection timed out (is the address right, and is the device on?)",
-  },
-  EHOSTUNREACH: { why: () => "no route to the device (is it on this network?)" },
-  ENETUNREACH: { why: () => "the network is unreachable (is this machine connected?)" },
-  EADDRNOTAVAIL: { why: () => "that address is not available from this machine" },
-  ERR_SSL_WRONG_VERSION_NUMBER: {
-    tls: true,
-    why: () => "that port does not speak TLS (is it the device's HTTPS port, normally 443?)",
-  },
-  /** Node's code for a peer that hung up in the middle of the handshake. */
-  HANDSHAKE_CLOSED: {
-    tls: true,
-    transient: true,
-    why: () => "the device closed the connection during the TLS handshake",
-  },
-  /** Not a socket error: the peer closed the connection in the middle of an answer. */
-  ANSWER_CUT: {
-    talking: true,
-    transient: true,
-    why: () => "the connection closed before the answer was complete",
-  },
-};
-
-/** The code of {@link SOCKET_ERRORS} that describes `err`, if one does. */
-function socketErrorCode(code: string, message: string): string | undefined {
-  if (/before secure TLS connection/i.test(message)) return "HANDSHAKE_CLOSED";
-  if (/wrong version number/i.test(message)) return "ERR_SSL_WRONG_VERSION_NUMBER";
-  if (code === "EAI_NONAME") return "ENOTFOUND";
-  return Object.hasOwn(SOCKET_ERRORS, code) ? code : undefined;
-}
-
-/** Turns a socket-level error into one of ess's device errors; a missing permission stays itself. */
-function classify(err: unknown, host: string, hostname: string): Error {
-  if (err instanceof EssError || err instanceof Deno.errors.NotCapable) return err;
-  const e = err as { code?: string; message?: string };
-  const message = e.message ?? String(err);
-  const code = socketErrorCode(e.code ?? "", message);
-  const known = code === undefined ? undefined : SOCKET_ERRORS[code];
-  if (known) {
-    const transient = known.transient ?? false;
-    const what = known.tls
-      ? `TLS handshake with ${host} failed`
-      : `${known.talking ? "Cannot talk to" : "Cannot reach"} ${host}`;
-    const text = `${what}: ${known.why(hostname)}${transient ? `; ${TRANSIENT_HINT}` : ""}`;
-    const options = { cause: err, transient };
-    return known.tls
-      ? new TlsError(host, text, options)
-      : new UnreachableError(host, text, options);
-  }
-  if (/tls|ssl|handshake|certificate|EPROTO/i.test(`${e.code ?? ""} ${message}`)) {
-    return new TlsError(host, `TLS handshake with ${host} failed: ${message}`, { cause: err });
-  }
-  return new UnreachableError(host, `Cannot talk to ${host}: ${message}`, { cause: err });
 }
 
 /** The device error for an answer the parser refused. */
@@ -234,6 +146,249 @@ class Connection {
   }
 }
 
+/** What opening a connection to the device needs. */
+interface ConnectSettings {
+  /** The pinned fingerprint, normalised, if any. */
+  readonly pinned: string | undefined;
+  readonly connectTimeoutMs: number;
+  /** Hears the fingerprint of every certificate the device shows. */
+  readonly onFingerprint: (fingerprint: string) => void;
+}
+
+/**
+ * Opens a TLS connection to the device `url` names: TCP and the handshake within the connect
+ * timeout, the certificate checked against the pin if there is one.
+ */
+function connectDevice(
+  url: URL,
+  settings: ConnectSettings,
+  signal: AbortSignal | undefined,
+): Promise<Connection> {
+  const host = url.host;
+  return new Promise<Connection>((resolve, reject) => {
+    const hostname = url.hostname.replace(/^\[|\]$/g, "");
+    // Accepting the self-signed certificate is scoped to this socket, which only ever talks
+    // to the device; nothing global changes. `ca: []` skips loading the public CAs.
+    const socket = tls.connect({
+      host: hostname,
+      port: url.port === "" ? 443 : Number(url.port),
+      rejectUnauthorized: false,
+      ca: [],
+    });
+    let tcpConnected = false;
+    const settle = (err: unknown, conn?: Connection) => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+      socket.off("error", onError);
+      if (conn) return resolve(conn);
+      socket.destroy();
+      reject(err);
+    };
+    const onError = (err: unknown) => settle(classify(err, host, hostname));
+    const onAbort = () => settle(signal?.reason);
+    const timer = setTimeout(
+      () => settle(connectTimeout(host, settings.connectTimeoutMs, tcpConnected)),
+      settings.connectTimeoutMs,
+    );
+    signal?.addEventListener("abort", onAbort, { once: true });
+    socket.once("error", onError);
+    socket.once("connect", () => tcpConnected = true);
+    socket.once("secureConnect", () => {
+      const seen = socket.getPeerCertificate()?.fingerprint256;
+      if (seen) settings.onFingerprint(seen);
+      if (settings.pinned !== undefined && seen !== settings.pinned) {
+        return settle(new PinMismatchError(host, seen ?? "(none)", settings.pinned));
+      }
+      settle(undefined, new Connection(url.host, socket));
+    });
+  });
+}
+
+/** One request as it goes out: the head (with `Host` and `Content-Length`) and the body. */
+function requestBytes(url: URL, method: string, init: RequestInit | undefined): Uint8Array {
+  const body = bodyBytes(init?.body);
+  const headers = new Headers(init?.headers);
+  headers.set("host", url.host);
+  if (body !== undefined || method === "POST" || method === "PUT") {
+    headers.set("content-length", String(body?.byteLength ?? 0));
+  }
+  let head = `${method} ${url.pathname}${url.search} HTTP/1.1\r\n`;
+  headers.forEach((value, name) => head += `${name}: ${value}\r\n`);
+  head += "\r\n";
+  const headBytes = encoder.encode(head);
+  return body === undefined ? headBytes : Buffer.concat([headBytes, body]);
+}
+
+/** One request on one connection, as {@link awaitAnswer} carries it out. */
+interface Request {
+  readonly url: URL;
+  readonly method: string;
+  readonly bytes: Uint8Array;
+  readonly signal: AbortSignal | undefined;
+  readonly timeoutMs: number;
+  readonly redact: (text: string) => string;
+  /** Whether the fetch was closed by its owner (then any failure is "ess closed it first"). */
+  readonly closed: () => boolean;
+  /**
+   * Sends the request again on a new connection, when this one was reused and the device closed
+   * it before answering (its keep-alive ended just then); undefined when that was tried already.
+   */
+  readonly retry: (() => Promise<Response>) | undefined;
+}
+
+/** Sends `request` on `conn` and reads the answer, within the request's timeout. */
+function awaitAnswer(conn: Connection, request: Request): Promise<Response> {
+  const { url, method, signal, redact } = request;
+  const host = url.host;
+  const reused = conn.used;
+  conn.used = true;
+  return new Promise<Response>((resolve, reject) => {
+    const parser = new ResponseParser(method, redact);
+    let received = false;
+    let settled = false;
+    const stop = () => {
+      settled = true;
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+    };
+    const settle = (err: unknown, res?: Response) => {
+      if (settled) return;
+      stop();
+      conn.serve(undefined);
+      if (res) resolve(res);
+      else reject(err);
+    };
+    const fail = (err: unknown) => {
+      conn.destroy();
+      settle(err);
+    };
+    const complete = (answer: ParsedResponse) => {
+      if (!answer.keepAlive || parser.leftover > 0) conn.destroy();
+      try {
+        settle(
+          undefined,
+          new Response(NO_BODY_STATUS.has(answer.status) ? null : answer.body, {
+            status: answer.status,
+            statusText: answer.statusText,
+            headers: answer.headers,
+          }),
+        );
+      } catch (err) {
+        // The parser lets through only what a Response takes; should one still refuse, its
+        // message may quote the peer's bytes, and this runs in a socket callback.
+        fail(
+          new UnreachableError(
+            host,
+            `Cannot talk to ${host}: not an HTTP answer (${preview(redact(errorText(err)))})`,
+          ),
+        );
+      }
+    };
+    const onAbort = () => fail(signal?.reason);
+    const timer = setTimeout(() => {
+      fail(new TimeoutError(host, `No answer from ${host} within ${request.timeoutMs / 1000} s`));
+    }, request.timeoutMs);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    conn.serve({
+      data(chunk) {
+        received = true;
+        try {
+          const answer = parser.push(chunk);
+          if (answer) complete(answer);
+        } catch (err) {
+          fail(refusedAnswer(err, host));
+        }
+      },
+      closed(err) {
+        if (request.closed()) return settle(closedError(host));
+        const answer = parser.end();
+        if (answer) return complete(answer);
+        // A keep-alive connection the device closed while idle: reconnect once.
+        if (request.retry && reused && !received) {
+          stop();
+          request.retry().then(resolve, reject);
+          return;
+        }
+        settle(classify(err ?? { code: "ANSWER_CUT" }, host, url.hostname));
+      },
+    });
+    // One write, so that head and body leave in one segment (the socket sends without delay).
+    conn.socket.write(request.bytes);
+  });
+}
+
+/**
+ * The state behind one {@link DeviceFetch}: its keep-alive connection, the queue that lets one
+ * request at a time through, and whether its owner closed it.
+ */
+class DeviceSession {
+  peerFingerprint: string | undefined;
+  #connection: Connection | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
+  #closed = false;
+  #settings: ConnectSettings;
+  #timeoutMs: number;
+  #redact: (text: string) => string;
+
+  constructor(pinned: string | undefined, options: DeviceFetchOptions) {
+    this.#settings = {
+      pinned,
+      connectTimeoutMs: options.connectTimeoutMs ?? 5000,
+      onFingerprint: (fingerprint) => this.peerFingerprint = fingerprint,
+    };
+    this.#timeoutMs = options.timeoutMs ?? 10000;
+    const redactor = options.redactor;
+    this.#redact = (text) => redactor?.redact(text) ?? text;
+  }
+
+  /** Queues a request behind the one under way. */
+  fetch(input: string | URL, init?: RequestInit): Promise<Response> {
+    const run = this.#queue.then(() => this.#exchange(new URL(String(input)), init, true));
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#connection?.destroy();
+    this.#connection = undefined;
+  }
+
+  async #exchange(url: URL, init: RequestInit | undefined, retry: boolean): Promise<Response> {
+    if (this.#closed) throw closedError(url.host);
+    const signal = init?.signal ?? undefined;
+    signal?.throwIfAborted();
+    const method = (init?.method ?? "GET").toUpperCase();
+    const bytes = requestBytes(url, method, init);
+    const conn = await this.#connectionTo(url, signal);
+    return awaitAnswer(conn, {
+      url,
+      method,
+      bytes,
+      signal,
+      timeoutMs: this.#timeoutMs,
+      redact: this.#redact,
+      closed: () => this.#closed,
+      retry: retry ? () => this.#exchange(url, init, false) : undefined,
+    });
+  }
+
+  /** The keep-alive connection if it is still good for `url`, else a new one. */
+  async #connectionTo(url: URL, signal: AbortSignal | undefined): Promise<Connection> {
+    const current = this.#connection;
+    if (current !== undefined && current.alive && current.key === url.host) return current;
+    current?.destroy();
+    this.#connection = undefined;
+    const conn = await connectDevice(url, this.#settings, signal);
+    if (this.#closed) {
+      conn.destroy();
+      throw closedError(url.host);
+    }
+    this.#connection = conn;
+    return conn;
+  }
+}
+
 /**
  * A fetch-shaped function for the device at whatever host the URLs name: HTTP/1.1 over one
  * keep-alive `node:tls` connection, one request at a time.
@@ -257,173 +412,12 @@ export function createDeviceFetch(options: DeviceFetchOptions = {}): DeviceFetch
       `--fingerprint must be a SHA-256 fingerprint (64 hex digits, colons allowed)`,
     );
   }
-  const connectTimeoutMs = options.connectTimeoutMs ?? 5000;
-  const timeoutMs = options.timeoutMs ?? 10000;
-  const redactor = options.redactor;
-  const redact = (text: string) => redactor?.redact(text) ?? text;
-  let connection: Connection | undefined;
-  let peerFingerprint: string | undefined;
-  let queue: Promise<unknown> = Promise.resolve();
-  let closed = false;
-
-  const connect = (url: URL, host: string, signal: AbortSignal | undefined) =>
-    new Promise<Connection>((resolve, reject) => {
-      const hostname = url.hostname.replace(/^\[|\]$/g, "");
-      // Accepting the self-signed certificate is scoped to this socket, which only ever talks
-      // to the device; nothing global changes. `ca: []` skips loading the public CAs.
-      const socket = tls.connect({
-        host: hostname,
-        port: url.port === "" ? 443 : Number(url.port),
-        rejectUnauthorized: false,
-        ca: [],
-      });
-      const settle = (err: unknown, conn?: Connection) => {
-        clearTimeout(timer);
-        signal?.removeEventListener("abort", onAbort);
-        socket.off("error", onError);
-        if (conn) return resolve(conn);
-        socket.destroy();
-        reject(err);
-      };
-      const onError = (err: unknown) => settle(classify(err, host, hostname));
-      const onAbort = () => settle(signal?.reason);
-      const timer = setTimeout(() => {
-        settle(
-          new TimeoutError(
-            host,
-            `Cannot reach ${host}: no connection within ${connectTimeoutMs / 1000} s`,
-          ),
-        );
-      }, connectTimeoutMs);
-      signal?.addEventListener("abort", onAbort, { once: true });
-      socket.once("error", onError);
-      socket.once("secureConnect", () => {
-        const seen = socket.getPeerCertificate()?.fingerprint256;
-        if (seen) peerFingerprint = seen;
-        if (pinned !== undefined && seen !== pinned) {
-          return settle(new PinMismatchError(host, seen ?? "(none)", pinned));
-        }
-        settle(undefined, new Connection(url.host, socket));
-      });
-    });
-
-  const exchange = async (url: URL, init: RequestInit | undefined, retry: boolean) => {
-    const host = url.host;
-    if (closed) throw closedError(host);
-    const signal = init?.signal ?? undefined;
-    signal?.throwIfAborted();
-    const method = (init?.method ?? "GET").toUpperCase();
-    const body = bodyBytes(init?.body);
-    if (connection === undefined || !connection.alive || connection.key !== url.host) {
-      connection?.destroy();
-      connection = undefined;
-      connection = await connect(url, host, signal);
-      if (closed) {
-        connection.destroy();
-        throw closedError(host);
-      }
-    }
-    const conn = connection;
-    const reused = conn.used;
-    conn.used = true;
-    const headers = new Headers(init?.headers);
-    headers.set("host", url.host);
-    if (body !== undefined || method === "POST" || method === "PUT") {
-      headers.set("content-length", String(body?.byteLength ?? 0));
-    }
-    let head = `${method} ${url.pathname}${url.search} HTTP/1.1\r\n`;
-    headers.forEach((value, name) => head += `${name}: ${value}\r\n`);
-    head += "\r\n";
-    return new Promise<Response>((resolve, reject) => {
-      const parser = new ResponseParser(method, redact);
-      let received = false;
-      let settled = false;
-      const settle = (err: unknown, res?: Response) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        signal?.removeEventListener("abort", onAbort);
-        conn.serve(undefined);
-        if (res) resolve(res);
-        else reject(err);
-      };
-      const fail = (err: unknown) => {
-        conn.destroy();
-        settle(err);
-      };
-      const complete = (answer: ParsedResponse) => {
-        if (!answer.keepAlive || parser.leftover > 0) conn.destroy();
-        try {
-          settle(
-            undefined,
-            new Response(NO_BODY_STATUS.has(answer.status) ? null : answer.body, {
-              status: answer.status,
-              statusText: answer.statusText,
-              headers: answer.headers,
-            }),
-          );
-        } catch (err) {
-          // The parser lets through only what a Response takes; should one still refuse, its
-          // message may quote the peer's bytes, and this runs in a socket callback.
-          fail(
-            new UnreachableError(
-              host,
-              `Cannot talk to ${host}: not an HTTP answer (${preview(redact(errorText(err)))})`,
-            ),
-          );
-        }
-      };
-      const onAbort = () => fail(signal?.reason);
-      const timer = setTimeout(() => {
-        fail(new TimeoutError(host, `No answer from ${host} within ${timeoutMs / 1000} s`));
-      }, timeoutMs);
-      signal?.addEventListener("abort", onAbort, { once: true });
-      conn.serve({
-        data(chunk) {
-          received = true;
-          try {
-            const answer = parser.push(chunk);
-            if (answer) complete(answer);
-          } catch (err) {
-            fail(refusedAnswer(err, host));
-          }
-        },
-        closed(err) {
-          if (closed) return settle(closedError(host));
-          const answer = parser.end();
-          if (answer) return complete(answer);
-          // A keep-alive connection the device closed while idle: reconnect once.
-          if (retry && reused && !received) {
-            settled = true;
-            clearTimeout(timer);
-            signal?.removeEventListener("abort", onAbort);
-            exchange(url, init, false).then(resolve, reject);
-            return;
-          }
-          settle(classify(err ?? { code: "ANSWER_CUT" }, host, url.hostname));
-        },
-      });
-      // One write, so that head and body leave in one segment (the socket sends without delay).
-      const headBytes = encoder.encode(head);
-      conn.socket.write(body === undefined ? headBytes : Buffer.concat([headBytes, body]));
-    });
-  };
-
-  const deviceFetch = (input: string | URL, init?: RequestInit): Promise<Response> => {
-    const run = queue.then(() => exchange(new URL(String(input)), init, true));
-    queue = run.catch(() => {});
-    return run;
-  };
+  const session = new DeviceSession(pinned, options);
+  const deviceFetch = (input: string | URL, init?: RequestInit) => session.fetch(input, init);
   // defineProperties, not Object.assign: the getter must stay live.
   return Object.defineProperties(deviceFetch, {
-    close: {
-      value: () => {
-        closed = true;
-        connection?.destroy();
-        connection = undefined;
-      },
-    },
-    peerFingerprint: { get: () => peerFingerprint },
+    close: { value: () => session.close() },
+    peerFingerprint: { get: () => session.peerFingerprint },
   }) as DeviceFetch;
 }
 
@@ -444,14 +438,11 @@ export function probeFingerprint(
       rejectUnauthorized: false,
       ca: [],
     });
+    let tcpConnected = false;
+    socket.once("connect", () => tcpConnected = true);
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(
-        new TimeoutError(
-          host,
-          `Cannot reach ${host}: no TLS handshake within ${timeoutMs / 1000} s`,
-        ),
-      );
+      reject(connectTimeout(host, timeoutMs, tcpConnected));
     }, timeoutMs);
     socket.once("secureConnect", () => {
       clearTimeout(timer);
