@@ -6,18 +6,20 @@ import { seededRandom } from "../lib/backoff.ts";
 import { GraphiteError, UnreachableError, WrongPasswordError } from "../lib/errors.ts";
 import type { JsonObject } from "../lib/device/flatten.ts";
 import {
-  type Connection,
-  datagrams,
   MAX_METRIC_PATH,
   metricLines,
   metricNode,
-  type MetricSender,
   metricValue,
   runGraphite,
   type StateReader,
+} from "../lib/export/graphite.ts";
+import {
+  type Connection,
+  datagrams,
+  type MetricSender,
   TcpSender,
   UdpSender,
-} from "../lib/export/graphite.ts";
+} from "../lib/export/graphite_senders.ts";
 import { createLogger } from "../lib/log.ts";
 import { EssClient } from "../lib/device/client.ts";
 import { type Simulator, startSimulator } from "../lib/sim/simulator.ts";
@@ -160,6 +162,7 @@ function fakeConnection() {
       return Promise.resolve(p.length);
     },
     read: () => new Promise((resolve) => endRead = () => resolve(null)),
+    closeWrite: () => Promise.resolve(),
     close() {
       closed = true;
       endRead?.();
@@ -252,7 +255,7 @@ Deno.test("TcpSender", async (t) => {
     }
   });
 
-  await t.step("should notice the server closing and connect again", async () => {
+  await t.step("should count the server closing as a failure, then connect again", async () => {
     const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const received: string[] = [];
     let connections = 0;
@@ -268,13 +271,32 @@ Deno.test("TcpSender", async (t) => {
         }
       }
     })();
-    const sender = new TcpSender({ hostname: "127.0.0.1", port: listener.addr.port });
+    let clock = 0;
+    const sender = new TcpSender({
+      hostname: "127.0.0.1",
+      port: listener.addr.port,
+      now: () => clock,
+      random: () => 0.5,
+    });
+    const until = async (done: () => boolean, what: string) => {
+      const deadline = Date.now() + 5000;
+      while (!done()) {
+        if (Date.now() > deadline) throw new Error(`no ${what} within 5 s`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    };
     try {
       await sender.send(["lost 1 1\n"]).catch(() => {});
-      while (sender.connected) await new Promise((r) => setTimeout(r, 5));
-      await sender.send(["kept 2 2\n"]);
+      await until(() => !sender.connected, "end of the first connection");
+      await rejects(
+        sender.send(["dropped 2 2\n"]),
+        /^GraphiteError: Cannot send to Graphite tcp:\/\/127\.0\.0\.1:\d+: (it closed the connection|Connection reset by peer); the last metrics sent may be lost$/,
+      );
+      clock += 750; // the first back-off, with random 0.5
+      equal(await sender.send(["kept 3 3\n"]), false, "a new connection proves nothing yet");
+      equal(await sender.send(["kept 4 4\n"]), true, "it carried a batch and is still open");
       await sender.close();
-      while (received.join("") !== "kept 2 2\n") await new Promise((r) => setTimeout(r, 5));
+      await until(() => received.join("") === "kept 3 3\nkept 4 4\n", "batches at carbon");
       equal(connections, 2);
     } finally {
       await sender.close();
@@ -360,8 +382,9 @@ function recordingSender(fail: (batch: number) => boolean = () => false) {
         );
       }
       batches.push([...lines]);
-      return Promise.resolve();
+      return Promise.resolve(true);
     },
+    finish: () => Promise.resolve(),
     close: () => Promise.resolve(),
   };
   return { sender, batches };

@@ -1,19 +1,15 @@
 /**
  * Feeding Graphite (carbon's plaintext protocol, `<path> <value> <unix-seconds>\n`) with the
  * device's `home` and `common` states under pyess's metric names (`home.statistics.load_power`,
- * `common.BATT.soc`). The metric building is pure; the senders keep one TCP connection (or send
- * UDP datagrams); the loop survives both an unreachable device and an unreachable server, with
+ * `common.BATT.soc`). The metric building is pure; the senders (graphite_senders.ts) keep one TCP
+ * connection or send UDP datagrams; the loop survives both an unreachable device and an unreachable server, with
  * capped, jittered back-off, logging once per change of state.
  *
  * @module
  */
-import dgram from "node:dgram";
-import { Buffer } from "node:buffer";
 import { Backoff, DEVICE_MAX_BACKOFF_MS, sleep as realSleep, unlessAborted } from "../backoff.ts";
 import {
-  errorText,
   EssError,
-  GraphiteError,
   LoginPathNotFoundError,
   PinMismatchError,
   WrongPasswordError,
@@ -21,6 +17,7 @@ import {
 import { flatten, type JsonObject } from "../device/flatten.ts";
 import { reportedWordValue } from "../device/vocabulary.ts";
 import { type Logger, silentLogger } from "../log.ts";
+import { type MetricSender, reason, TcpSender, UdpSender } from "./graphite_senders.ts";
 import type { StateName } from "../device/states.ts";
 
 /** The states sent to Graphite: pyess's `home.*` and `common.*` metrics. */
@@ -109,224 +106,6 @@ export function metricLines(
   return lines;
 }
 
-/**
- * Splits a batch of lines into UDP datagrams of at most `maxBytes` (a line is never cut; carbon
- * reads each datagram on its own).
- */
-export function datagrams(lines: readonly string[], maxBytes = 1400): string[] {
-  const packets: string[] = [];
-  let current = "";
-  for (const line of lines) {
-    if (current !== "" && Buffer.byteLength(current + line) > maxBytes) {
-      packets.push(current);
-      current = "";
-    }
-    current += line;
-  }
-  if (current !== "") packets.push(current);
-  return packets;
-}
-
-/** Where metrics go. `send` throws a {@link GraphiteError} when a batch cannot be delivered. */
-export interface MetricSender {
-  /** `tcp://host:port` or `udp://host:port`, for messages. */
-  readonly target: string;
-  send(lines: readonly string[]): Promise<void>;
-  close(): Promise<void>;
-}
-
-/** The part of a TCP connection the sender uses (`Deno.TcpConn` has it). */
-export interface Connection {
-  write(p: Uint8Array): Promise<number>;
-  read(p: Uint8Array): Promise<number | null>;
-  close(): void;
-}
-
-/** Options of {@link TcpSender}. */
-export interface TcpSenderOptions {
-  hostname: string;
-  port: number;
-  /** Opens a connection; `Deno.connect` unless a test stubs it. */
-  connect?: ((options: Deno.ConnectOptions) => Promise<Connection>) | undefined;
-  /** Clock in ms, for the reconnect back-off. */
-  now?: (() => number) | undefined;
-  random?: (() => number) | undefined;
-  /** How long connecting and writing one batch may take, in ms (default 5000). */
-  timeoutMs?: number | undefined;
-}
-
-/** The message of an error, without Deno's `(os error 111)` tail. */
-function reason(err: unknown): string {
-  const message = errorText(err);
-  return message.replace(/\s*\(os error \d+\)$/, "");
-}
-
-/**
- * Sends each batch over one persistent TCP connection. A failed connection is closed and
- * reconnected on a later batch, no sooner than a capped, jittered back-off (1 s up to 1 min)
- * allows; until then batches fail at once without touching the network.
- */
-export class TcpSender implements MetricSender {
-  readonly target: string;
-  #hostname: string;
-  #port: number;
-  #connect: (options: Deno.ConnectOptions) => Promise<Connection>;
-  #now: () => number;
-  #timeoutMs: number;
-  #backoff: Backoff;
-  #conn: Connection | undefined;
-  #reader: Promise<void> | undefined;
-  #retryAt = 0;
-  #lastError = "";
-
-  constructor(options: TcpSenderOptions) {
-    this.#hostname = options.hostname;
-    this.#port = options.port;
-    this.target = `tcp://${
-      options.hostname.includes(":") ? `[${options.hostname}]` : options.hostname
-    }:${options.port}`;
-    this.#connect = options.connect ?? Deno.connect;
-    this.#now = options.now ?? Date.now;
-    this.#timeoutMs = options.timeoutMs ?? 5000;
-    this.#backoff = new Backoff({ baseMs: 1000, maxMs: 60_000, random: options.random });
-  }
-
-  /** Whether a connection is open now. */
-  get connected(): boolean {
-    return this.#conn !== undefined;
-  }
-
-  async send(lines: readonly string[]): Promise<void> {
-    const conn = this.#conn ?? await this.#open();
-    const bytes = new TextEncoder().encode(lines.join(""));
-    try {
-      await this.#withTimeout(conn, async () => {
-        let rest = bytes;
-        while (rest.length > 0) rest = rest.subarray(await conn.write(rest));
-      });
-    } catch (err) {
-      this.#fail(err);
-      throw new GraphiteError(`Cannot send to Graphite ${this.target}: ${this.#lastError}`, {
-        cause: err,
-      });
-    }
-  }
-
-  async close(): Promise<void> {
-    this.#drop();
-    await this.#reader;
-  }
-
-  async #open(): Promise<Connection> {
-    const now = this.#now();
-    if (now < this.#retryAt) {
-      throw new GraphiteError(
-        `Cannot send to Graphite ${this.target}: ${this.#lastError} (next try in ${
-          Math.ceil((this.#retryAt - now) / 1000)
-        } s)`,
-      );
-    }
-    try {
-      const conn = await this.#connect({
-        hostname: this.#hostname,
-        port: this.#port,
-        signal: AbortSignal.timeout(this.#timeoutMs),
-      });
-      this.#conn = conn;
-      this.#backoff.reset();
-      this.#reader = this.#watch(conn);
-      return conn;
-    } catch (err) {
-      this.#fail(err);
-      throw new GraphiteError(`Cannot connect to Graphite ${this.target}: ${this.#lastError}`, {
-        cause: err,
-      });
-    }
-  }
-
-  /** Carbon never writes: a read that ends means the server closed the connection. */
-  async #watch(conn: Connection): Promise<void> {
-    const buffer = new Uint8Array(512);
-    try {
-      while (await conn.read(buffer) !== null) { /* discard */ }
-    } catch {
-      // Closing the connection ends the pending read with an error: nothing to report.
-    }
-    if (this.#conn === conn) this.#drop();
-  }
-
-  async #withTimeout(conn: Connection, write: () => Promise<void>): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        if (this.#conn === conn) this.#drop();
-        reject(new Error(`no progress writing for ${this.#timeoutMs / 1000} s`));
-      }, this.#timeoutMs);
-    });
-    try {
-      await Promise.race([write(), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  #fail(err: unknown): void {
-    this.#lastError = reason(err);
-    this.#drop();
-    this.#retryAt = this.#now() + this.#backoff.next();
-  }
-
-  #drop(): void {
-    const conn = this.#conn;
-    this.#conn = undefined;
-    try {
-      conn?.close();
-    } catch {
-      // Already closed by the peer.
-    }
-  }
-}
-
-/** Sends each batch as UDP datagrams, as pyess did (nothing tells whether carbon got them). */
-export class UdpSender implements MetricSender {
-  readonly target: string;
-  #hostname: string;
-  #port: number;
-  #socket: dgram.Socket | undefined;
-
-  constructor(options: { hostname: string; port: number }) {
-    this.#hostname = options.hostname;
-    this.#port = options.port;
-    this.target = `udp://${
-      options.hostname.includes(":") ? `[${options.hostname}]` : options.hostname
-    }:${options.port}`;
-  }
-
-  async send(lines: readonly string[]): Promise<void> {
-    this.#socket ??= dgram.createSocket(this.#hostname.includes(":") ? "udp6" : "udp4");
-    const socket = this.#socket;
-    for (const packet of datagrams(lines)) {
-      await new Promise<void>((resolve, reject) =>
-        socket.send(Buffer.from(packet), this.#port, this.#hostname, (err) => {
-          if (err) {
-            reject(
-              new GraphiteError(`Cannot send to Graphite ${this.target}: ${reason(err)}`, {
-                cause: err,
-              }),
-            );
-          } else resolve();
-        })
-      );
-    }
-  }
-
-  close(): Promise<void> {
-    const socket = this.#socket;
-    this.#socket = undefined;
-    return socket ? new Promise((resolve) => socket.close(() => resolve())) : Promise.resolve();
-  }
-}
-
 /** The sender for `protocol`. */
 export function createSender(
   protocol: GraphiteProtocol,
@@ -350,7 +129,10 @@ export interface GraphiteLoopOptions {
   prefix?: string | undefined;
   /** One cycle every this many ms. */
   intervalMs: number;
-  /** One cycle, then return; any failure is thrown instead of retried. */
+  /**
+   * One cycle, then return once the server confirmed it read the batch
+   * ({@link MetricSender.finish}); any failure is thrown instead of retried.
+   */
   once?: boolean | undefined;
   logger?: Logger | undefined;
   /** Clock in ms (timestamps and cycle timing). */
@@ -425,9 +207,16 @@ export async function runGraphite(options: GraphiteLoopOptions): Promise<void> {
 
     const lines = metricLines(states, Math.floor(now() / 1000), options.prefix);
     try {
-      await sender.send(lines);
+      const taking = await sender.send(lines);
+      if (options.once) {
+        await sender.finish();
+        log.debug(`delivered ${lines.length} metrics to ${sender.target}`);
+        return;
+      }
       log.debug(`sent ${lines.length} metrics to ${sender.target}`);
-      if (senderDown) {
+      // Only a connection that has carried a batch and is still open counts as a recovery: a
+      // server that takes connections and drops them is one outage, not one per connection.
+      if (senderDown && taking) {
         log.info(`Graphite ${sender.target} takes metrics again (${dropped} batches dropped)`);
         senderDown = false;
         dropped = 0;
