@@ -165,7 +165,11 @@ export class TcpSender implements MetricSender {
         },
       );
     } catch (err) {
-      this.#fail(err);
+      // A server that ends the connection during the write fails it too; its reason says more
+      // than the write's.
+      const lost = this.#lost;
+      this.#lost = undefined;
+      this.#fail(lost ?? err);
       throw new GraphiteError(`Cannot send to Graphite ${this.target}: ${this.#lastError}`, {
         cause: err,
       });
