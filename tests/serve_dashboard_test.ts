@@ -1,8 +1,9 @@
 /**
  * The dashboard in a real browser: headless Chromium against the server over the simulator, and
  * against a real `ess mqtt --listen` process.
- * With ESS_SCREENSHOTS=1 it also writes docs/dashboard.png, docs/dashboard-phone.png and
- * docs/dashboard-dark.png.
+ * With ESS_SCREENSHOTS=1 it also writes docs/dashboard.png, docs/dashboard-phone.png,
+ * docs/dashboard-dark.png, and, from the ESS Home 15 fixture with the graph fixtures moved to
+ * today, docs/dashboard-home15.png and docs/dashboard-home15-phone.png.
  */
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { startServer } from "../lib/serve/server.ts";
@@ -11,6 +12,8 @@ import { startAedes } from "./_broker.ts";
 import { chromiumPath, launchChromium, type Page } from "./_chromium.ts";
 import { spawnDaemon } from "./_cli.ts";
 import { FakeSource, fixtureStates, withSimSource } from "./_serve_source.ts";
+import type { GraphAnswer } from "../lib/device/client.ts";
+import type { CalendarDate, GraphDevice, GraphSpan } from "../lib/device/states.ts";
 import { worldArgs } from "./_world.ts";
 
 const CHROMIUM = chromiumPath();
@@ -65,6 +68,31 @@ async function followsClock(
   move();
   const expected = await showsSimulator(page, sim, "the new PV power");
   ok(expected.pv !== before.pv, "the PV power differs at the new time");
+}
+
+/**
+ * The graph fixture of `device` and `span` moved to `date` (its rows keep their time of day, day
+ * of the week or month), for pictures of a device that has no simulator of its own.
+ */
+function graphOn(device: GraphDevice, span: GraphSpan, date: CalendarDate): GraphAnswer {
+  const file = new URL(`../fixtures/graph/${device}_${span}.json`, import.meta.url);
+  const answer = JSON.parse(Deno.readTextFileSync(file)) as { loginfo: Record<string, string>[] };
+  const p = (n: number) => String(n).padStart(2, "0");
+  const day = new Date(date.year, date.month - 1, date.day);
+  const monday = new Date(day);
+  monday.setDate(day.getDate() - ((day.getDay() + 6) % 7));
+  const loginfo = answer.loginfo.map((row, i) => {
+    const time = row["time"] ?? "";
+    const at = span === "week" ? new Date(monday.getTime() + i * 864e5) : day;
+    const ymd = `${at.getFullYear()}${p(at.getMonth() + 1)}${p(at.getDate())}`;
+    const moved = span === "day" || span === "week"
+      ? ymd + time.slice(8)
+      : span === "month"
+      ? ymd.slice(0, 6) + time.slice(6)
+      : String(date.year) + time.slice(4);
+    return { ...row, time: moved };
+  });
+  return { ...answer, loginfo };
 }
 
 async function saveScreenshot(page: Page, file: string, maxHeight: number): Promise<void> {
@@ -285,6 +313,7 @@ Deno.test({
   async fn(t) {
     const source = new FakeSource();
     source.poll(fixtureStates("classic"));
+    source.graphAnswer = (device, span, date) => Promise.resolve(graphOn(device, span, date));
     const server = await startServer({ hostname: "127.0.0.1", port: 0 }, {
       source,
       controlToken: TOKEN,
@@ -438,6 +467,27 @@ Deno.test({
           "Backup mode",
         ]);
       });
+
+      if (Deno.env.get("ESS_SCREENSHOTS") === "1") {
+        await t.step("should write the ESS Home 15 screenshots", async () => {
+          for (
+            const [file, width, height, mobile, maxHeight] of [
+              ["dashboard-home15.png", 1280, 900, false, 1400],
+              ["dashboard-home15-phone.png", 390, 844, true, 1800],
+            ] as const
+          ) {
+            await page.viewport(width, height, mobile);
+            await page.navigate(`${server.url}/`);
+            await page.waitFor(
+              `document.getElementById("title").textContent === "D015KE1N212"`,
+              "",
+            );
+            await page.waitFor(`document.querySelectorAll("#chart rect.a").length >= 8`, "bars");
+            await saveScreenshot(page, file, maxHeight);
+          }
+          await page.viewport(1280, 900);
+        });
+      }
 
       await t.step("should show a device code that names a JavaScript property", async () => {
         // `constructor` is a key of every object: looked up in a plain table, it is a function.
