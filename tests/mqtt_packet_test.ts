@@ -1,4 +1,4 @@
-import { deepEqual, equal, match, throws } from "node:assert/strict";
+import { deepEqual, equal, match, ok as assert, throws } from "node:assert/strict";
 import {
   connackRefusal,
   DISCONNECT,
@@ -8,12 +8,10 @@ import {
   encodeRemainingLength,
   encodeSubscribe,
   MqttProtocolError,
-  PacketReader,
   PacketType,
-  payloadText,
   PINGREQ,
-  type ServerPacket,
 } from "../lib/mqtt/_packet.ts";
+import { PacketReader, payloadText, type ServerPacket } from "../lib/mqtt/_reader.ts";
 import { seededRandom } from "../lib/backoff.ts";
 
 /** Bytes from hex with spaces, and ASCII text in quotes: `10 0f "MQTT"`. */
@@ -259,6 +257,12 @@ Deno.test("PacketReader", async (t) => {
       ["60 02 00 01", /reserved flags/],
       ["20 03 00 00 00", /CONNACK should be 2 bytes/],
       ["90 02 00 01", /without return codes/],
+      ["90 03 00 01 03", /SUBACK with the return code 3/],
+      ["32 05 00 01 74 00 00", /PUBLISH of QoS 1 with packet identifier 0/],
+      ["34 06 00 01 74 00 00 78", /PUBLISH of QoS 2 with packet identifier 0/],
+      ["40 02 00 00", /PUBACK with packet identifier 0/],
+      ["62 02 00 00", /PUBREL with packet identifier 0/],
+      ["90 03 00 00 01", /SUBACK with packet identifier 0/],
     ];
     for (const [hex, message] of cases) {
       throws(() => read(bytes(hex)), (err: Error) => {
@@ -324,7 +328,36 @@ Deno.test("PacketReader", async (t) => {
     ]);
   });
 
+  await t.step("should join a packet in many small reads once, not at every read", () => {
+    const reader = new PacketReader();
+    const payload = new Uint8Array(1_000_000).fill(0x78);
+    const packet = encodePublish({
+      topic: "ess/json/home",
+      payload,
+      qos: 1,
+      retain: false,
+      packetId: 3,
+    });
+    const packets: ServerPacket[] = [];
+    for (let at = 0; at < packet.length; at += 100) {
+      packets.push(...reader.push(packet.subarray(at, at + 100)));
+    }
+    equal(packets.length, 1);
+    const [message] = packets;
+    equal(message?.type === "publish" && message.payload.length, payload.length);
+    const copied = reader.bytesCopied;
+    // Each byte a bounded number of times: copying all that came at every read was 5 GB.
+    assert(copied <= 3 * packet.length, `${copied.toLocaleString("en")} bytes copied`);
+  });
+
   await t.step("should refuse an oversized PUBLISH that is malformed", () => {
+    throws(
+      () =>
+        new PacketReader(10).push(
+          Uint8Array.from([0x32, 0x20, 0, 1, 0x74, 0, 0, ...new Uint8Array(27)]),
+        ),
+      /PUBLISH of QoS 1 with packet identifier 0/,
+    );
     throws(() => new PacketReader(10).push(bytes("36 20 00 01 74")), /QoS 3/);
     throws(() => new PacketReader(10).push(bytes("30 20 00 40 74")), /past the end/);
     throws(
