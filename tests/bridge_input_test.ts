@@ -205,6 +205,7 @@ Deno.test("Bridge.run() with odd messages from the broker", async (t) => {
       h.mqtt.connect();
       h.mqtt.deliver("ess/control/active", "false", true);
     }
+    h.time.now += 60_000;
     h.mqtt.deliver("ess/control/active", "true", true);
     await settle();
     const said = warnings(h.logger.lines).filter((l) => /retained/.test(l));
@@ -212,6 +213,42 @@ Deno.test("Bridge.run() with odd messages from the broker", async (t) => {
     deepEqual(h.device.calls, []);
     await h.stop();
   });
+
+  await t.step(
+    "should warn about retained commands that keep changing once a minute per topic",
+    async () => {
+      const h = bridgeHarness();
+      h.start();
+      await h.time.sleeping();
+      const values = ["true", "false", "1"];
+      for (let i = 0; i < 100_000; i++) {
+        h.mqtt.deliver("ess/control/active", values[i % 3]!, true);
+        h.mqtt.deliver("ess/control/fastcharge", values[i % 2]!, true);
+      }
+      await settle();
+      deepEqual(
+        warnings(h.logger.lines).map((l) => l.replace(/ on .*/, "")),
+        [
+          'warning: ignoring the retained message "true"',
+          'warning: ignoring the retained message "true"',
+        ],
+        "one per topic",
+      );
+      h.time.now += 60_000;
+      h.mqtt.deliver("ess/control/active", "0", true);
+      await settle();
+      const said = warnings(h.logger.lines);
+      equal(said.length, 3);
+      assert(
+        said[2]!.endsWith(
+          "(and 99,999 more on this topic in the last 60 s, not each warned about)",
+        ),
+        String(said[2]),
+      );
+      deepEqual(h.device.calls, []);
+      await h.stop();
+    },
+  );
 
   await t.step(
     "should warn about a connection that keeps dropping once, and pass on the client's warnings",

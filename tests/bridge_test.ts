@@ -7,7 +7,7 @@ import {
 import { parseControl } from "../lib/device/controls.ts";
 import { BadAnswerError, WrongPasswordError } from "../lib/errors.ts";
 import { flatten } from "../lib/device/flatten.ts";
-import { topicMatches } from "../lib/mqtt/client.ts";
+import { topicMatches } from "../lib/mqtt/topics.ts";
 import { CONTROL_NAMES } from "../lib/device/controls.ts";
 import { bridgeHarness, expectedLeaves, FakeDevice, settle } from "./_bridge_fakes.ts";
 

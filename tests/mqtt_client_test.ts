@@ -7,6 +7,7 @@ import { deepEqual, equal, match, ok as assert } from "node:assert/strict";
 import { EssError } from "../lib/errors.ts";
 import { encodePublish } from "../lib/mqtt/_packet.ts";
 import { connectMqtt, type MqttConnection, type MqttConnectOptions } from "../lib/mqtt/client.ts";
+import { MAX_IN_FLIGHT } from "../lib/mqtt/_in_flight.ts";
 import { rejectsWith } from "./_assert.ts";
 
 /** One packet as the client sent it. */
@@ -173,6 +174,19 @@ async function until(check: () => boolean, what: string): Promise<void> {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
+}
+
+/** The payload of a PUBLISH the client sent, as text. */
+function published(frame: Frame): string {
+  const topicLength = (frame.body[0]! << 8) | frame.body[1]!;
+  const qos = (frame.flags >> 1) & 3;
+  return new TextDecoder().decode(frame.body.subarray(2 + topicLength + (qos > 0 ? 2 : 0)));
+}
+
+/** The packet identifier of a QoS 1 PUBLISH the client sent. */
+function packetIdOf(frame: Frame): number {
+  const at = 2 + ((frame.body[0]! << 8) | frame.body[1]!);
+  return (frame.body[at]! << 8) | frame.body[at + 1]!;
 }
 
 /** Accepts the next connection, checks its CONNECT, and accepts it. */
@@ -378,6 +392,11 @@ Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
           ["50 02 00 01", "the broker sent PUBREC for a message never sent"],
           ["20 02 00 00", "the broker sent a second CONNACK"],
           ["c0 00", "a broker does not send packets of type 12"],
+          // A command the client could not acknowledge: refused before it is delivered.
+          [
+            "32 17 00 12 65 73 73 2f 63 6f 6e 74 72 6f 6c 2f 61 63 74 69 76 65 00 00 31",
+            "PUBLISH of QoS 1 with packet identifier 0",
+          ],
           ["30 ff ff ff ff 7f", "a remaining length longer than four bytes"],
         ] as const;
         for (const [bytes, why] of garbage) {
@@ -393,6 +412,105 @@ Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
       });
     },
   );
+
+  await t.step("should end the session on a SUBACK that leaves out a filter", async () => {
+    await withClient({}, async ({ broker, connection, events }) => {
+      const peer = await handshake(broker);
+      await until(() => connection.connected, "connect");
+      const subscribed = connection.subscribe(["ess/control/#", "homeassistant/status"]);
+      const subscribe = await peer.next();
+      const id = subscribe!.body.subarray(0, 2);
+      await peer.send(Uint8Array.of(0x90, 3, ...id, 0x01));
+      await rejectsWith(() => subscribed, EssError, /Lost the connection to mqtt:\/\/127/);
+      await until(() => !connection.connected, "the disconnect");
+      equal(
+        events.log.at(-1),
+        "disconnected: the broker answered a subscription to 2 topic filters with 1 return code",
+      );
+    });
+  });
+
+  await t.step(
+    `should keep at most ${MAX_IN_FLIGHT} messages unacknowledged and send the rest as acknowledgements come`,
+    async () => {
+      await withClient({ ackTimeoutMs: 60_000 }, async ({ broker, connection }) => {
+        const peer = await handshake(broker);
+        await until(() => connection.connected, "connect");
+        const count = MAX_IN_FLIGHT + 4;
+        const sent = Promise.allSettled(Array.from(
+          { length: count },
+          (_, i) => connection.publish("ess/status", `m${i}`, { qos: 1 }),
+        ));
+        // Not held back: it proves that the messages past the limit were.
+        await connection.publish("ess/sentinel", "after", { qos: 0 });
+        const frames: Frame[] = [];
+        for (let i = 0; i <= MAX_IN_FLIGHT; i++) frames.push((await peer.next())!);
+        deepEqual(
+          frames.map(published),
+          [...Array.from({ length: MAX_IN_FLIGHT }, (_, i) => `m${i}`), "after"],
+        );
+        const ids = frames.slice(0, -1).map(packetIdOf);
+        equal(new Set(ids).size, MAX_IN_FLIGHT, "an identifier each");
+        for (const id of ids.slice(0, 4)) {
+          await peer.send(Uint8Array.of(0x40, 2, id >> 8, id & 255));
+        }
+        const rest: Frame[] = [];
+        for (let i = 0; i < 4; i++) rest.push((await peer.next())!);
+        deepEqual(rest.map(published), [
+          `m${count - 4}`,
+          `m${count - 3}`,
+          `m${count - 2}`,
+          `m${count - 1}`,
+        ]);
+        for (const id of [...ids.slice(4), ...rest.map(packetIdOf)]) {
+          await peer.send(Uint8Array.of(0x40, 2, id >> 8, id & 255));
+        }
+        deepEqual(
+          (await sent).filter((r) => r.status !== "fulfilled"),
+          [],
+          "all acknowledged",
+        );
+      });
+    },
+  );
+
+  await t.step(
+    "should fail the messages waiting for a place when the broker acknowledges none in time",
+    async () => {
+      await withClient(
+        { maxInFlight: 1, ackTimeoutMs: 200, reconnectBaseMs: 60_000 },
+        async ({ broker, connection, events }) => {
+          const peer = await handshake(broker);
+          await until(() => connection.connected, "connect");
+          const first = connection.publish("ess/status", "online", { qos: 1 });
+          const second = connection.publish("ess/status", "again", { qos: 1 });
+          equal(published((await peer.next())!), "online");
+          await rejectsWith(() => first, EssError, /Lost the connection/);
+          await rejectsWith(() => second, EssError, /Lost the connection/);
+          equal(
+            events.log.at(-1),
+            "disconnected: the broker did not acknowledge a message within 0.2 s",
+          );
+          equal(await peer.next(), undefined, "the second was never sent");
+        },
+      );
+    },
+  );
+
+  await t.step("should take a 1 MB message that comes in 100-byte pieces", async () => {
+    await withClient({}, async ({ broker, connection, events }) => {
+      const peer = await handshake(broker);
+      await until(() => connection.connected, "connect");
+      const payload = "y".repeat(1_000_000);
+      const packet = encodePublish({ topic: "ess/json/home", payload, qos: 0, retain: false });
+      for (let at = 0; at < packet.length; at += 100) {
+        await peer.send(packet.subarray(at, at + 100));
+      }
+      await until(() => events.messages.length === 1, "the message");
+      equal(events.messages[0]![1], payload);
+      deepEqual(events.log, ["connected"]);
+    });
+  });
 
   await t.step("should give up on a broker that never sends CONNACK", async () => {
     await withClient(

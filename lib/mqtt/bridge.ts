@@ -20,7 +20,7 @@ import {
 } from "../device/poller.ts";
 import type { StateName } from "../device/states.ts";
 import type { Logger } from "../log.ts";
-import { type MqttConnection, type MqttListener, topicMatches } from "./client.ts";
+import type { MqttConnection, MqttListener } from "./client.ts";
 import { quote } from "./_quote.ts";
 import { TopicTable } from "./_table.ts";
 import { CONTROL_NAMES, type ControlName } from "../device/controls.ts";
@@ -31,6 +31,7 @@ import {
   LEGACY_CONTROL_NAMES,
   legacyControlTopic,
   statusTopic,
+  topicMatches,
 } from "./topics.ts";
 
 /** `changes`: a value when it changes plus a full republish now and then; `all`: every cycle. */
@@ -41,9 +42,9 @@ export type PublishMode = typeof PUBLISH_MODES[number];
 /** A connection lost sooner than this after it was made counts as a flap (and as quiet). */
 const STABLE_CONNECTION_MS = 60_000;
 /**
- * The least time between two warnings about commands that are no command, per control topic:
- * anyone who may publish there could otherwise write a log line per message, a thousand a
- * second. The ones in between are counted, and logged at debug level.
+ * The least time between two warnings about commands that are no command or are retained, per
+ * control topic: anyone who may publish there could otherwise write a log line per message, a
+ * thousand a second. The ones in between are counted, and logged at debug level.
  */
 export const BAD_COMMAND_WARNING_MS = 60_000;
 
@@ -173,7 +174,7 @@ export class Bridge {
   #table: TopicTable;
   /** Last JSON document of every state, when `--json`. */
   #documents = new Map<string, string>();
-  /** The retained command last warned about per control topic, so that it is warned once. */
+  /** The retained command last seen per control topic, so that its copies are not warned about. */
   #retainedWarned = new Map<string, string>();
   /** Per control topic: when a bad command was last warned about, and how many came since. */
   #badWarned = new Map<string, { at: number; since: number }>();
@@ -370,10 +371,12 @@ export class Bridge {
     if (retained) {
       // A retained command would switch the device at every start-up: never act on one. The
       // broker sends it again at every reconnect, so it is warned about once.
+      // One that keeps changing is warned about as often as a bad command.
       const seen = `${payload.length} ${payload.slice(0, 100)}`;
       if (this.#retainedWarned.get(topic) === seen) return;
       this.#retainedWarned.set(topic, seen);
-      this.#log.warning(
+      this.#badCommand(
+        topic,
         `ignoring the retained message ${quote(payload)} on ${topic}: commands must be sent ` +
           `without the retain flag (clear it with an empty retained message)`,
       );
@@ -385,28 +388,31 @@ export class Bridge {
     }
     const command = parseControl(name, payload);
     if (typeof command === "string") {
-      this.#badCommand(topic, `ignoring ${quote(payload)} on ${topic}: ${command}`);
+      this.#badCommand(
+        topic,
+        `ignoring ${quote(payload)} on ${topic}: ${command}; nothing sent to the device`,
+      );
       return;
     }
     void this.#controls.submit(name, command, topic);
   }
 
   /** Says why a command was ignored: a warning, or debug within {@link BAD_COMMAND_WARNING_MS}. */
-  #badCommand(topic: string, why: string): void {
+  #badCommand(topic: string, message: string): void {
     const now = this.#now();
     const last = this.#badWarned.get(topic);
     if (last !== undefined && now - last.at < BAD_COMMAND_WARNING_MS) {
       last.since++;
-      this.#log.debug(`${why}; nothing sent to the device`);
+      this.#log.debug(message);
       return;
     }
     const more = last?.since
-      ? ` (and ${last.since} more on this topic in the last ${
+      ? ` (and ${last.since.toLocaleString("en")} more on this topic in the last ${
         Math.round((now - last.at) / 1000)
       } s, not each warned about)`
       : "";
     this.#badWarned.set(topic, { at: now, since: 0 });
-    this.#log.warning(`${why}; nothing sent to the device${more}`);
+    this.#log.warning(`${message}${more}`);
   }
 
   async #publishStates(answers: readonly PolledAnswer[], forceAll: boolean): Promise<void> {

@@ -1,8 +1,10 @@
 /**
  * The MQTT connection the bridge depends on, and ess's own MQTT 3.1.1 client behind it. The
  * bridge sees only {@link MqttConnection}; tests give it a fake, the CLI gives it
- * {@link connectMqtt}. The packets are in lib/mqtt/_packet.ts; this module adds the socket
- * (Deno's own TCP and TLS), keepalive and reconnecting.
+ * {@link connectMqtt}. The packets are in lib/mqtt/_packet.ts (what the client sends) and
+ * lib/mqtt/_reader.ts (what the broker sends), the requests awaiting an answer in
+ * lib/mqtt/_in_flight.ts; this module adds the socket (Deno's own TCP and TLS), keepalive and
+ * reconnecting.
  *
  * @module
  */
@@ -14,13 +16,12 @@ import {
   encodeConnect,
   encodePublish,
   encodeSubscribe,
-  PacketReader,
   PacketType,
-  payloadText,
   PINGREQ,
-  type ServerPacket,
   SUBACK_FAILURE,
 } from "./_packet.ts";
+import { PacketReader, payloadText, type ServerPacket } from "./_reader.ts";
+import { InFlight, type Pending, type RequestKind } from "./_in_flight.ts";
 import { Backoff, sleep } from "../backoff.ts";
 import { errorText, EssError } from "../errors.ts";
 import { quote } from "./_quote.ts";
@@ -92,39 +93,12 @@ export interface MqttConnectOptions {
   connectTimeoutMs?: number | undefined;
   /** A message longer than this, in bytes, is discarded with a warning (default 1 MiB). */
   maxPacketBytes?: number | undefined;
-}
-
-/**
- * Whether an MQTT topic filter (with `+` and `#`) matches a topic.
- *
- * @example
- * ```ts
- * import { equal } from "node:assert/strict";
- * equal(topicMatches("homeassistant/+/status", "homeassistant/x/status"), true);
- * equal(topicMatches("ess/#", "ess/home/statistics/load_power"), true);
- * equal(topicMatches("ess/+", "ess/home/statistics"), false);
- * ```
- */
-export function topicMatches(filter: string, topic: string): boolean {
-  const f = filter.split("/");
-  const t = topic.split("/");
-  for (let i = 0; i < f.length; i++) {
-    // `#` also matches the parent level: `ess/#` matches `ess`.
-    if (f[i] === "#") return true;
-    if (i >= t.length) return false;
-    if (f[i] !== "+" && f[i] !== t[i]) return false;
-  }
-  return f.length === t.length;
-}
-
-/** A QoS 1 publish or a subscription waiting for the broker's answer. */
-interface Waiter {
-  kind: "puback" | "suback";
-  done: Promise<number[]>;
-  resolve(returnCodes: number[]): void;
-  reject(err: Error): void;
-  /** Ends the connection if the answer does not come in time. */
-  timer: ReturnType<typeof setTimeout>;
+  /**
+   * The most QoS 1 messages and subscriptions that await the broker's acknowledgement at one
+   * time (default and most: `MAX_IN_FLIGHT`, 256); past it, `publish()` and `subscribe()` wait
+   * until the broker acknowledges an earlier one.
+   */
+  maxInFlight?: number | undefined;
 }
 
 /** Above this many unwritten bytes, publishing waits for the socket instead of queueing more. */
@@ -204,8 +178,7 @@ class Client implements MqttConnection {
   /** Whether the broker (or the network), not ess, ended the accepted connection. */
   #brokerClosed = false;
   #endReason: string | undefined;
-  #waiters = new Map<number, Waiter>();
-  #lastId = 0;
+  #inFlight: InFlight;
   #out: Uint8Array[] = [];
   #outBytes = 0;
   #flushing: Promise<void> | undefined;
@@ -226,6 +199,7 @@ class Client implements MqttConnection {
       maxMs: options.reconnectMaxMs ?? 30_000,
       random: options.random,
     });
+    this.#inFlight = new InFlight(options.maxInFlight);
     this.#done = this.#run();
   }
 
@@ -254,13 +228,18 @@ class Client implements MqttConnection {
     }
     await this.#request(
       "puback",
+      0,
       (packetId) => encodePublish({ topic, payload, qos, retain, packetId }),
     );
   }
 
   async subscribe(topics: readonly string[]): Promise<void> {
     if (!this.#up || topics.length === 0) return;
-    const codes = await this.#request("suback", (packetId) => encodeSubscribe(packetId, topics, 1));
+    const codes = await this.#request(
+      "suback",
+      topics.length,
+      (packetId) => encodeSubscribe(packetId, topics, 1),
+    );
     const refused = topics.filter((_, i) => codes[i] === SUBACK_FAILURE);
     if (refused.length > 0) {
       throw new EssError(`${this.broker} refused the subscription to ${refused.join(", ")}`);
@@ -278,7 +257,7 @@ class Client implements MqttConnection {
     }, this.#options.closeTimeoutMs ?? 1000);
     try {
       if (conn && this.#up) {
-        await Promise.allSettled([...this.#waiters.values()].map((w) => w.done));
+        await this.#inFlight.settled();
         if (this.#conn === conn) {
           await this.#send(DISCONNECT);
           // The broker closes its side on DISCONNECT, which ends the session's read loop.
@@ -462,14 +441,11 @@ class Client implements MqttConnection {
         this.#send(encodeAck(PacketType.PUBCOMP, packet.packetId));
         return;
       case "puback":
-      case "suback": {
-        const waiter = this.#waiters.get(packet.packetId);
-        if (waiter?.kind !== packet.type) return;
-        this.#waiters.delete(packet.packetId);
-        clearTimeout(waiter.timer);
-        waiter.resolve(packet.type === "suback" ? packet.returnCodes : []);
+        this.#inFlight.answer("puback", packet.packetId, []);
         return;
-      }
+      case "suback":
+        this.#inFlight.answer("suback", packet.packetId, packet.returnCodes);
+        return;
       case "pingresp":
         clearTimeout(this.#pong);
         this.#pong = undefined;
@@ -520,20 +496,34 @@ class Client implements MqttConnection {
    * bridge's status, and with it the device queue behind the poll) for as long as it likes: no
    * answer in time ends the connection, which rejects every waiter and reconnects.
    */
-  #request(kind: Waiter["kind"], encode: (packetId: number) => Uint8Array): Promise<number[]> {
-    do this.#lastId = this.#lastId % 0xffff + 1; while (this.#waiters.has(this.#lastId));
-    const packetId = this.#lastId;
-    const packet = encode(packetId);
-    const { promise, resolve, reject } = Promise.withResolvers<number[]>();
+  #request(
+    kind: RequestKind,
+    filters: number,
+    encode: (packetId: number) => Uint8Array,
+  ): Promise<number[]> {
+    const conn = this.#conn;
     const ackTimeoutMs = this.#options.ackTimeoutMs ?? 10_000;
     const what = kind === "puback" ? "a message" : "a subscription";
-    const conn = this.#conn;
-    const timer = setTimeout(() => {
+    const placed = this.#inFlight.add(kind, filters, ackTimeoutMs, () => {
       this.#kill(`the broker did not acknowledge ${what} within ${ackTimeoutMs / 1000} s`, conn);
-    }, ackTimeoutMs);
-    this.#waiters.set(packetId, { kind, done: promise, resolve, reject, timer });
+    });
+    // Sent at once when there is a place, in order with the messages of QoS 0.
+    if (placed instanceof Promise) {
+      return placed.then((pending) => this.#sendRequest(pending, encode));
+    }
+    return this.#sendRequest(placed, encode);
+  }
+
+  #sendRequest(pending: Pending, encode: (packetId: number) => Uint8Array): Promise<number[]> {
+    let packet: Uint8Array;
+    try {
+      packet = encode(pending.packetId);
+    } catch (err) {
+      this.#inFlight.cancel(pending.packetId);
+      return Promise.reject(err);
+    }
     this.#send(packet);
-    return promise;
+    return pending.answered;
   }
 
   /** Queues bytes for the socket; resolves once they are written or the connection is gone. */
@@ -588,11 +578,8 @@ class Client implements MqttConnection {
     this.#outBytes = 0;
     this.#flushing = undefined;
     this.#qos2.clear();
-    const lost = new EssError(`Lost the connection to ${this.broker} before the broker answered`);
-    for (const waiter of this.#waiters.values()) {
-      clearTimeout(waiter.timer);
-      waiter.reject(lost);
-    }
-    this.#waiters.clear();
+    this.#inFlight.fail(
+      new EssError(`Lost the connection to ${this.broker} before the broker answered`),
+    );
   }
 }

@@ -1,7 +1,8 @@
 /**
  * The MQTT topic layout, pyess-compatible, and the one rule for what can be a topic. The bridge,
  * Home Assistant discovery and the docs all derive their topics from here; the bridge and the
- * MQTT client check topics with {@link topicProblem}.
+ * MQTT client check topics with {@link topicProblem}, and messages against a subscription with
+ * {@link topicMatches}.
  *
  * @module
  */
@@ -116,4 +117,27 @@ export function topicProblem(
     }
   }
   return undefined;
+}
+
+/**
+ * Whether an MQTT topic filter (with `+` and `#`) matches a topic.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * equal(topicMatches("homeassistant/+/status", "homeassistant/x/status"), true);
+ * equal(topicMatches("ess/#", "ess/home/statistics/load_power"), true);
+ * equal(topicMatches("ess/+", "ess/home/statistics"), false);
+ * ```
+ */
+export function topicMatches(filter: string, topic: string): boolean {
+  const f = filter.split("/");
+  const t = topic.split("/");
+  for (let i = 0; i < f.length; i++) {
+    // `#` also matches the parent level: `ess/#` matches `ess`.
+    if (f[i] === "#") return true;
+    if (i >= t.length) return false;
+    if (f[i] !== "+" && f[i] !== t[i]) return false;
+  }
+  return f.length === t.length;
 }
