@@ -564,6 +564,28 @@ Deno.test("Bridge plugins", async (t) => {
     },
   );
 
+  await t.step("should fail a plugin's publish that does not go out", async () => {
+    let context: BridgeContext | undefined;
+    const h = bridgeHarness({ plugins: [{ onConnect: (ctx) => void (context = ctx) }] }, false);
+    h.start();
+    await h.time.sleeping();
+    h.mqtt.connect();
+    await settle();
+    const ctx = context!;
+    await ctx.publish("homeassistant/device/x/config", "{}", { retain: true, qos: 1 });
+    equal(h.mqtt.last("homeassistant/device/x/config"), "{}");
+    const publish = h.mqtt.publish;
+    h.mqtt.publish = () => Promise.reject(new RangeError("topic is longer than 65535 bytes"));
+    await rejects(ctx.publish("homeassistant/device/y/config", "{}"), /longer than 65535/);
+    h.mqtt.publish = publish;
+    h.mqtt.drop();
+    await rejects(
+      ctx.publish("homeassistant/device/x/config", "{}", { qos: 1 }),
+      /^EssError: Not connected to mqtt:\/\/broker\.test:1883$/,
+    );
+    await h.stop();
+  });
+
   await t.step("should log a failing plugin and keep running", async () => {
     const h = bridgeHarness({
       plugins: [{

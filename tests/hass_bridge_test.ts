@@ -3,7 +3,7 @@
  * mosquitto when installed), the bridge with the discovery plugin, and `ess hass` itself as a
  * subprocess. The broker's retained messages are what Home Assistant would read.
  */
-import { deepEqual, equal, ok } from "node:assert/strict";
+import { deepEqual, equal, match, ok } from "node:assert/strict";
 import type { Json, JsonObject } from "../lib/device/flatten.ts";
 import { createHassPlugin } from "../lib/hass/plugin.ts";
 import type { Firmware } from "../lib/sim/simulator.ts";
@@ -280,6 +280,36 @@ for (const { name, start, ignore } of BROKERS) {
               await w.watcher.until(() => count() > before, "a fresh announcement");
             });
           }),
+      );
+
+      await t.step(
+        "should announce a device with a 70,000-character serial under a short id, and say so",
+        () =>
+          withWorld(
+            start,
+            async (w) => {
+              await withBridge(w, { intervalMs: 60_000, plugins: [hassPlugin(w)] }, async () => {
+                const { topic, config } = await announcement(w);
+                match(topic, /^homeassistant\/device\/ess_[a-z0-9_]{39}_[0-9a-f]{8}\/config$/);
+                const device = config["device"] as JsonObject;
+                equal((device["serial_number"] as string).length, 100);
+                await w.watcher.until(
+                  () => w.log.some((l) => l.startsWith("info: announced")),
+                  "the announcement in the log",
+                );
+              });
+              const said = w.log.filter((l) => !l.startsWith("debug"));
+              equal(said.filter((l) => l.startsWith("warning")).length, 0, said.join("\n"));
+              ok(said.every((l) => l.length < 200), said.map((l) => l.length).join(", "));
+            },
+            "classic",
+            {
+              extraKeys: (state) =>
+                state === "systeminfo"
+                  ? { pms: { model: "LG ESS Home 8", serialno: "412KHAB".repeat(10_000) } }
+                  : undefined,
+            },
+          ),
       );
 
       await t.step(

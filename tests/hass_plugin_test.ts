@@ -1,4 +1,4 @@
-import { deepEqual, equal } from "node:assert/strict";
+import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { flatten, type JsonObject } from "../lib/device/flatten.ts";
 import type { BridgeContext } from "../lib/mqtt/bridge.ts";
 import {
@@ -36,9 +36,11 @@ function fakeBridge() {
   const logs: string[] = [];
   const reads: StateName[] = [];
   let failReads = false;
+  let failPublish: Error | undefined;
   const ctx: BridgeContext = {
     prefix: "ess",
     publish(topic, payload, opts) {
+      if (failPublish) return Promise.reject(failPublish);
       published.push({ topic, payload, retain: opts?.retain ?? false });
       return Promise.resolve();
     },
@@ -66,6 +68,8 @@ function fakeBridge() {
     logs,
     reads,
     failReads: (fail: boolean) => failReads = fail,
+    /** Publishing fails with `err` (the bridge's publish, when the message does not go out). */
+    failPublish: (err: Error | undefined) => failPublish = err,
     configs: () => published.filter((p) => p.topic.includes("/device/")),
   };
 }
@@ -317,3 +321,56 @@ Deno.test("createHassPlugin() warns once about unknown hass_autoconfig_sensors",
       ]);
     },
   ));
+
+Deno.test("createHassPlugin() says it announced only once the announcement went out", () =>
+  withPlugin({ random: () => 0.5 }, async ({ bridge, clock, plugin }) => {
+    bridge.publishStates();
+    bridge.failPublish(new Error("Not connected to mqtt://broker.test:1883"));
+    await plugin.onConnect!(bridge.ctx);
+    await plugin.idle();
+    for (let i = 0; i < 3; i++) {
+      await clock.advance();
+      await plugin.idle();
+    }
+    deepEqual(bridge.logs.filter((l) => !l.startsWith("debug:")), [
+      "warning: Home Assistant discovery failed: Not connected to mqtt://broker.test:1883",
+    ]);
+    deepEqual(clock.pending.map((p) => p.ms), [12_000], "trying less and less often");
+    bridge.failPublish(undefined);
+    await clock.advance();
+    await plugin.idle();
+    equal(bridge.configs().length, 1);
+    const said = bridge.logs.filter((l) => l.startsWith("info:"));
+    equal(said.length, 1);
+    match(
+      said[0]!,
+      /^info: announced \d+ entities to Home Assistant on homeassistant\/device\/ess_412khab0815\/config$/,
+    );
+    deepEqual(clock.pending.map((p) => p.ms), [2000], "announced: soon again, as always");
+  }));
+
+Deno.test("createHassPlugin() keeps the ids of a device with a 70,000-character serial short", () =>
+  withPlugin({}, async ({ bridge, plugin }) => {
+    const serial = "412KHAB".repeat(10_000);
+    bridge.ctx.read = (state) =>
+      Promise.resolve(
+        state === "systeminfo"
+          ? {
+            ...device.systeminfo,
+            pms: { ...device.systeminfo!["pms"] as JsonObject, serialno: serial },
+          }
+          : device[state]!,
+      );
+    bridge.publishStates();
+    await plugin.onConnect!(bridge.ctx);
+    await plugin.idle();
+    const [config] = bridge.configs();
+    match(config!.topic, /^homeassistant\/device\/ess_(412khab){5}412k_[0-9a-f]{8}\/config$/);
+    const { device: block, components } = JSON.parse(config!.payload);
+    equal(block.serial_number.length, 100);
+    for (const c of Object.values(components) as { unique_id?: string }[]) {
+      ok((c.unique_id ?? "").length < 100, String(c.unique_id));
+    }
+    ok(config!.payload.length < 40_000, `${config!.payload.length} characters`);
+    ok(bridge.logs.every((l) => l.length < 200), bridge.logs.map((l) => l.length).join(", "));
+  }));

@@ -108,10 +108,43 @@ export interface Discovery {
   unknownSensors: string[];
 }
 
-/** `ess_<serial>`, the device's identifier and discovery object id. */
+/**
+ * The longest device identifier, without `ess_`. Real serial numbers are a dozen characters; a
+ * device (or anything answering as one) that sends 70,000 made a discovery topic no broker takes,
+ * and unique ids of 70 KB each.
+ */
+export const MAX_ID_LENGTH = 48;
+
+/** FNV-1a, 32 bits, as 8 hex digits: tells apart long serials that begin alike. */
+function fnv1a(text: string): string {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
+  return (hash >>> 0).toString(16).padStart(8, "0");
+}
+
+/**
+ * `ess_<serial>`, the device's identifier and discovery object id; a serial longer than
+ * {@link MAX_ID_LENGTH} is cut, and ends in a hash of the whole.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * equal(deviceId({ pms: { serialno: "412KHAB0815" } }, "192.168.1.20"), "ess_412khab0815");
+ * equal(deviceId({ pms: { serialno: "A".repeat(70_000) } }, "192.168.1.20").length, 4 + 48);
+ * ```
+ */
 export function deviceId(systeminfo: JsonObject, fallbackId: string): string {
-  const serial = findText(systeminfo, "serialno");
-  return `ess_${slug(serial ?? fallbackId) || "device"}`;
+  const id = slug(findText(systeminfo, "serialno") ?? fallbackId) || "device";
+  if (id.length <= MAX_ID_LENGTH) return `ess_${id}`;
+  return `ess_${id.slice(0, MAX_ID_LENGTH - 9)}_${fnv1a(id)}`;
+}
+
+/** The longest text from systeminfo that the device block of the announcement shows. */
+const MAX_DEVICE_TEXT = 100;
+
+/** `text`, cut to {@link MAX_DEVICE_TEXT} characters. */
+function deviceText(text: string): string {
+  return text.length <= MAX_DEVICE_TEXT ? text : `${text.slice(0, MAX_DEVICE_TEXT - 1)}…`;
 }
 
 /** The device discovery topic for a device id. */
@@ -261,10 +294,10 @@ export function buildDiscovery(input: DiscoveryInput): Discovery {
     identifiers: [id],
     name: "LG ESS",
     manufacturer: "LG",
-    model: model ?? "ESS",
+    model: deviceText(model ?? "ESS"),
   };
-  if (serial !== undefined) device["serial_number"] = serial;
-  if (sw !== undefined) device["sw_version"] = sw;
+  if (serial !== undefined) device["serial_number"] = deviceText(serial);
+  if (sw !== undefined) device["sw_version"] = deviceText(sw);
   const origin: Record<string, Json> = { name: ORIGIN_NAME, sw_version: input.origin.version };
   if (input.origin.supportUrl !== undefined) origin["support_url"] = input.origin.supportUrl;
 

@@ -91,6 +91,11 @@ function settingsOf(options: HassPluginOptions): Settings {
   };
 }
 
+/** Waits from `retryMs` doubling up to `recheckMs`, for what keeps failing. */
+function backoffOf({ retryMs, recheckMs, random }: Settings): Backoff {
+  return new Backoff({ baseMs: retryMs, maxMs: Math.max(retryMs, recheckMs), random });
+}
+
 /** Runs work one piece after the other, in the order it was handed in. */
 class Serial {
   #queue: Promise<unknown> = Promise.resolve();
@@ -118,12 +123,7 @@ class SysteminfoCache {
   #unreadable: Backoff;
 
   constructor(settings: Settings) {
-    const { retryMs, recheckMs, random } = settings;
-    this.#unreadable = new Backoff({
-      baseMs: retryMs,
-      maxMs: Math.max(retryMs, recheckMs),
-      random,
-    });
+    this.#unreadable = backoffOf(settings);
   }
 
   /** systeminfo, read again if `fresh`; `undefined` while it has never been read. */
@@ -169,10 +169,13 @@ class Announcer {
   #lastAnnounced: string | undefined;
   #pyessCleared = false;
   #warnedUnknown = false;
+  /** Announcements that failed in a row. */
+  #failing: Backoff;
 
   constructor(settings: Settings) {
     this.#settings = settings;
     this.#systeminfo = new SysteminfoCache(settings);
+    this.#failing = backoffOf(settings);
   }
 
   /** A new connection: the broker may have lost what was announced on the last one. */
@@ -181,15 +184,19 @@ class Announcer {
   }
 
   /**
-   * {@link Announcer.announce}, one at a time; a failure is logged, and tried again after
-   * `retryMs`. Returns how long to wait before looking again.
+   * {@link Announcer.announce}, one at a time. Returns how long to wait before looking again. A
+   * failure is a warning, the ones right after it debug lines, and it is tried again after
+   * `retryMs`, the wait doubling up to `recheckMs` while it keeps failing.
    */
   async attempt(ctx: BridgeContext, force: boolean): Promise<number> {
     try {
-      return await this.#serial.run(() => this.announce(ctx, force));
+      const waitMs = await this.#serial.run(() => this.announce(ctx, force));
+      this.#failing.reset();
+      return waitMs;
     } catch (err) {
-      ctx.logger.warning(`Home Assistant discovery failed: ${errorText(err)}`);
-      return this.#settings.retryMs;
+      const level = this.#failing.failures === 0 ? "warning" : "debug";
+      ctx.logger[level](`Home Assistant discovery failed: ${errorText(err)}`);
+      return this.#failing.next();
     }
   }
 

@@ -52,7 +52,10 @@ export const BAD_COMMAND_WARNING_MS = 60_000;
 export interface BridgeContext {
   /** The topic prefix (`ess`). */
   prefix: string;
-  /** Publishes through the bridge's connection (default: not retained, QoS 0). */
+  /**
+   * Publishes through the bridge's connection (default: not retained, QoS 0); rejects when not
+   * connected, or when the message cannot be sent or (QoS 1) is not acknowledged.
+   */
   publish(topic: string, payload: string, opts?: { retain?: boolean; qos?: 0 | 1 }): Promise<void>;
   /** Reads a state through the device (requests never overlap on the device). */
   read(state: StateName): Promise<JsonObject>;
@@ -223,8 +226,7 @@ export class Bridge {
     }
     this.#ctx = {
       prefix,
-      publish: (topic, payload, opts) =>
-        this.#publish(topic, payload, opts?.retain ?? false, opts?.qos ?? 0, true),
+      publish: (topic, payload, opts) => this.#publishForPlugin(topic, payload, opts),
       read: (state) => this.#poller.read(state),
       publishedTopics: () => this.#table.published,
       lastValue: (topic) => this.#table.value(topic),
@@ -475,8 +477,8 @@ export class Bridge {
   }
 
   /**
-   * Publishes unless stopping (`force`: plugins and the final `offline`); a failed publish is
-   * only logged, because a reconnect republishes everything.
+   * Publishes unless stopping (`force`: the final `offline`); a failed publish is only logged,
+   * because a reconnect republishes everything.
    */
   async #publish(
     topic: string,
@@ -491,6 +493,22 @@ export class Bridge {
     } catch (err) {
       this.#log.debug(`publishing ${quote(topic)} failed: ${errorText(err)}`);
     }
+  }
+
+  /**
+   * A plugin's publish, even while stopping; unlike the bridge's own it fails when the message
+   * cannot go out, so that a plugin says it did something only once it did.
+   */
+  async #publishForPlugin(
+    topic: string,
+    payload: string,
+    opts: { retain?: boolean; qos?: 0 | 1 } | undefined,
+  ): Promise<void> {
+    if (!this.#mqtt.connected) throw new EssError(`Not connected to ${this.#mqtt.broker}`);
+    await this.#mqtt.publish(topic, payload, {
+      retain: opts?.retain ?? false,
+      qos: opts?.qos ?? 0,
+    });
   }
 
   #background(work: Promise<unknown>): void {
