@@ -152,8 +152,8 @@ export async function runDiscover(
     throw new DiscoveryError(
       SERVICE_TYPE,
       `No LG ESS${name === undefined ? "" : ` named ${JSON.stringify(name)}`} answered on mDNS ` +
-        `within ${((Date.now() - started) / 1000).toFixed(1)} s (is this computer on the ESS's ` +
-        "network segment? try a longer --timeout)",
+        `within ${(Math.min(Date.now() - started, timeoutMs) / 1000).toFixed(1)} s (is this ` +
+        "computer on the ESS's network segment? try a longer --timeout)",
     );
   }
   return 0;
