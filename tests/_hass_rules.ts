@@ -9,6 +9,22 @@ import { parseControl } from "../lib/device/controls.ts";
 import { isJsonObject, type Json, type JsonObject } from "../lib/device/flatten.ts";
 import { CONTROL_NAMES, type ControlName } from "../lib/device/controls.ts";
 import { controlTopic, statusTopic } from "../lib/mqtt/topics.ts";
+import { parseRuleNumber } from "../lib/surplus/settings.ts";
+
+/**
+ * A surplus rule's topics: `<prefix>/surplus/<rule>` (its on/off), `…/why`, `…/<setting>` and
+ * `…/<setting>/set`. The rule's on/off is what the user switches loads by: not diagnostic.
+ */
+const SURPLUS_RULE = /\/surplus\/[a-z0-9_]+$/;
+const SURPLUS_SET = /\/surplus\/[a-z0-9_]+\/([a-z-]+)\/set$/;
+
+/** The unit a surplus rule's number must have, by its setting's name. */
+function surplusUnit(setting: string): string | undefined {
+  if (setting.endsWith("-watts")) return "W";
+  if (setting.endsWith("-seconds")) return "s";
+  if (setting === "min-soc") return "%";
+  return undefined;
+}
 
 /** Units Home Assistant accepts for each device class ess uses (sensor DEVICE_CLASS_UNITS). */
 const CLASS_UNITS: Record<string, readonly string[]> = {
@@ -39,7 +55,7 @@ interface Expected {
 
 /** What the issue says a field must look like, by the field's own name. */
 function expectedFor(key: string): Expected | undefined {
-  if (/^(pcs_status|pcs_stauts|status|bat_status|mode|operation_mode|\w+_version)$/.test(key)) {
+  if (/^(pcs_status|pcs_stauts|status|bat_status|mode|operation_mode|\w+_version|why)$/.test(key)) {
     return { units: [], diagnostic: true };
   }
   if (/(energy|enery|enegy|_sum)$/.test(key)) {
@@ -225,7 +241,19 @@ function checkEntity(
   const command = text(c["command_topic"]);
   const isControl = ["switch", "select", "number"].includes(platform);
   if (isControl !== (command !== undefined)) fail(`${cid}: command_topic present on a ${platform}`);
-  if (command !== undefined && !controls.has(command)) {
+  const surplusSetting = command === undefined ? undefined : SURPLUS_SET.exec(command)?.[1];
+  if (surplusSetting !== undefined) {
+    // A surplus rule's number: its unit follows its name, and the plugin takes every value
+    // Home Assistant can send.
+    if (platform !== "number") fail(`${cid}: a surplus setting on a ${platform}`);
+    if (c["unit_of_measurement"] !== surplusUnit(surplusSetting)) {
+      fail(`${cid}: unit ${c["unit_of_measurement"]} for ${surplusSetting}`);
+    }
+    for (const payload of commandPayloads(c, platform)) {
+      const refused = parseRuleNumber(surplusSetting, payload);
+      if (typeof refused === "string") fail(`${cid}: ${command} refuses ${payload}: ${refused}`);
+    }
+  } else if (command !== undefined && !controls.has(command)) {
     fail(`${cid}: command_topic ${command} is not a control topic`);
   } else if (command !== undefined) {
     // Every payload Home Assistant can send must be one the bridge carries out.
@@ -251,7 +279,11 @@ function checkEntity(
     if (c["payload_on"] !== on || c["payload_off"] !== off) {
       fail(`${cid}: binary sensor payloads are not ${on}/${off}`);
     }
-    if (!flagTopic && category !== "diagnostic") fail(`${cid}: status flag is not diagnostic`);
+    const surplusRule = SURPLUS_RULE.test(state ?? "");
+    if (!flagTopic && !surplusRule && category !== "diagnostic") {
+      fail(`${cid}: status flag is not diagnostic`);
+    }
+    if (surplusRule && category !== undefined) fail(`${cid}: a surplus rule is not ${category}`);
   }
   if (platform === "switch" && (c["payload_on"] !== "true" || c["payload_off"] !== "false")) {
     fail(`${cid}: switch commands are not true/false`);
@@ -260,7 +292,7 @@ function checkEntity(
     const options = c["options"];
     if (!Array.isArray(options) || options.length === 0) fail(`${cid}: select without options`);
   }
-  if (platform === "number") {
+  if (platform === "number" && surplusSetting === undefined) {
     if (c["min"] !== 0 || c["max"] !== 100 || c["unit_of_measurement"] !== "%") {
       fail(`${cid}: number is not 0-100 %`);
     }

@@ -10,6 +10,7 @@
  */
 import type { JsonObject } from "../device/flatten.ts";
 import type { EnergyName, Reading } from "../model/reading.ts";
+import { type SurplusDocument, surplusMetricLines } from "../surplus/report.ts";
 
 /** What the exposition is made from: the latest reading and the poll status. */
 export interface MetricsInput {
@@ -21,6 +22,8 @@ export interface MetricsInput {
   lastSuccess: number | undefined;
   /** Whether the device counts as reachable. */
   up: boolean | undefined;
+  /** The surplus and its rules, where ess computes them. */
+  surplus?: SurplusDocument | undefined;
 }
 
 /** The content type of the exposition. */
@@ -336,5 +339,6 @@ export function renderMetrics(input: MetricsInput, now: number): string {
       metric.samples(reading).map(([labels, value]) => [{ ...base, ...labels }, value]),
     );
   }
+  if (input.surplus) out.push(...surplusMetricLines(input.surplus, labelText(base).slice(1, -1)));
   return out.join("\n") + "\n";
 }

@@ -152,6 +152,35 @@ export function deviceConfigTopic(id: string, discoveryPrefix = DEFAULT_DISCOVER
   return `${discoveryPrefix}/device/${id}/config`;
 }
 
+/**
+ * The device block of a discovery message: its identifier ({@link deviceId}), name, maker,
+ * model, serial number and firmware, from systeminfo. Every message about the battery carries
+ * the same one, so that Home Assistant files their entities under one device.
+ *
+ * @example
+ * ```ts
+ * import { deepEqual } from "node:assert/strict";
+ * deepEqual(deviceInfo({ pms: { model: "LG ESS Home 8", serialno: "S123" } }, "host"), {
+ *   identifiers: ["ess_s123"], name: "LG ESS", manufacturer: "LG", model: "LG ESS Home 8",
+ *   serial_number: "S123",
+ * });
+ * ```
+ */
+export function deviceInfo(systeminfo: JsonObject, fallbackId: string): Record<string, Json> {
+  const serial = findText(systeminfo, "serialno");
+  const model = findText(systeminfo, "model");
+  const sw = firmware(systeminfo);
+  const device: Record<string, Json> = {
+    identifiers: [deviceId(systeminfo, fallbackId)],
+    name: "LG ESS",
+    manufacturer: "LG",
+    model: deviceText(model ?? "ESS"),
+  };
+  if (serial !== undefined) device["serial_number"] = deviceText(serial);
+  if (sw !== undefined) device["sw_version"] = deviceText(sw);
+  return device;
+}
+
 function firmware(systeminfo: JsonObject): string | undefined {
   const pms = findText(systeminfo, "pms_version");
   const others = [["PCS", "pcs_version"], ["BMS", "bms_version"]]
@@ -287,17 +316,7 @@ export function buildDiscovery(input: DiscoveryInput): Discovery {
   );
   const unknownSensors = [...(picked ?? [])].filter((t) => !readable.has(t) && !controls.has(t));
 
-  const serial = findText(systeminfo, "serialno");
-  const model = findText(systeminfo, "model");
-  const sw = firmware(systeminfo);
-  const device: Record<string, Json> = {
-    identifiers: [id],
-    name: "LG ESS",
-    manufacturer: "LG",
-    model: deviceText(model ?? "ESS"),
-  };
-  if (serial !== undefined) device["serial_number"] = deviceText(serial);
-  if (sw !== undefined) device["sw_version"] = deviceText(sw);
+  const device = deviceInfo(systeminfo, input.fallbackId);
   const origin: Record<string, Json> = { name: ORIGIN_NAME, sw_version: input.origin.version };
   if (input.origin.supportUrl !== undefined) origin["support_url"] = input.origin.supportUrl;
 

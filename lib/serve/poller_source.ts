@@ -14,6 +14,7 @@ import type { CalendarDate, GraphDevice, GraphSpan } from "../device/states.ts";
 import { errorText } from "../errors.ts";
 import { type Logger, silentLogger } from "../log.ts";
 import type { ServeSnapshot, ServeSource } from "./source.ts";
+import type { SurplusDocument } from "../surplus/report.ts";
 
 /**
  * The states the server shows. Never `network`: it holds the device's Wi-Fi settings, and the
@@ -41,6 +42,8 @@ export interface PollerSourceOptions {
   logger?: Logger | undefined;
   /** The poller's clock, in ms. */
   now?: (() => number) | undefined;
+  /** The surplus, where ess computes it (the same object until it changes). */
+  surplus?: (() => SurplusDocument) | undefined;
 }
 
 /** A {@link ServeSource} that can stop listening to its poller. */
@@ -149,7 +152,8 @@ export function pollerSource(
   return {
     snapshot() {
       const states = SERVED_STATES.map((state) => poller.latest(state)?.answer);
-      const parts = [...states, poller.up, poller.lastSuccessAt, poller.lastError];
+      const surplus = options.surplus?.();
+      const parts = [...states, poller.up, poller.lastSuccessAt, poller.lastError, surplus];
       // The same object until something changes: the server caches per snapshot.
       if (cached && parts.every((part, i) => part === cached!.parts[i])) return cached.snapshot;
       const snapshot: ServeSnapshot = {
@@ -158,6 +162,7 @@ export function pollerSource(
         up: poller.up,
         error: poller.lastError,
       };
+      if (surplus !== undefined) snapshot.surplus = surplus;
       SERVED_STATES.forEach((state, i) => {
         const answer = states[i];
         if (answer !== undefined) snapshot.states[state] = answer;

@@ -11,6 +11,7 @@ import type { CalendarDate, GraphDevice, GraphSpan, StateName } from "../device/
 import type { ControlCommand, ControlName } from "../device/controls.ts";
 import type { ControlResult } from "../device/control_queue.ts";
 import type { Reading } from "../model/reading.ts";
+import type { SurplusDocument } from "../surplus/report.ts";
 
 /** The device as the last polls saw it. */
 export interface ServeSnapshot {
@@ -24,6 +25,8 @@ export interface ServeSnapshot {
   up: boolean | undefined;
   /** Why the device counts as down, while it does; never contains a secret. */
   error?: string | undefined;
+  /** The surplus and its rules, where ess computes them. */
+  surplus?: SurplusDocument | undefined;
 }
 
 /**

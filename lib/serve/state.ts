@@ -114,6 +114,7 @@ export function servedSnapshot(
     up: snapshot.up,
   };
   if (snapshot.error !== undefined) served.error = String(redact(snapshot.error));
+  if (snapshot.surplus !== undefined) served.surplus = snapshot.surplus;
   return served;
 }
 
@@ -151,11 +152,13 @@ export function stateText(snapshot: ServeSnapshot, now: number): string {
       if (tree !== undefined) states[name] = tree;
     }
     const reading = snapshot.reading ?? normalise(states);
+    const surplus = snapshot.surplus === undefined ? {} : { surplus: snapshot.surplus };
     // `{"reading":...,"summary":...,"home":...}` without its `{`, to follow the head's fields.
     rest = JSON.stringify({
       reading,
       controls: controlsNow(reading),
       summary: summaryValues(reading),
+      ...surplus,
       ...states,
     }).slice(1);
     stateRests.set(snapshot, rest);

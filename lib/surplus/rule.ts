@@ -37,7 +37,7 @@ export interface RuleSwitch {
 
 /** One rule's settings. */
 export interface RuleSettings extends RuleNumbers {
-  /** Its name: lowercase letters, digits, `_` and `-` (it becomes a topic, an id and a label). */
+  /** Its name: lowercase letters, digits and `_` (it becomes a topic, an id and a label). */
   name: string;
   /** Optional direct switching. */
   switch?: RuleSwitch | undefined;

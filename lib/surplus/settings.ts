@@ -26,7 +26,7 @@ export const RULE_KEY_PREFIX = "surplus.";
 export const MAX_RULES = 32;
 
 /** A rule name: it becomes an MQTT topic level, a Home Assistant id and a metric label. */
-export const RULE_NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+export const RULE_NAME = /^[a-z0-9][a-z0-9_]{0,31}$/;
 
 /** The switching settings, besides the numbers of {@link RULE_FIELDS}. */
 const SWITCH_KEYS = ["topic", "payload-on", "payload-off"] as const;
@@ -142,11 +142,14 @@ export function ruleProblem(settings: RuleNumbers): string | undefined {
 /** The settings of one rule, defaults filled in. */
 function buildRule(name: string, entries: readonly RuleEntry[], errorAt: ErrorAt): RuleSettings {
   const first = entries[0]!.origin;
+  if (name === "power") {
+    throw errorAt(first, "rule name power is taken: <prefix>/surplus/power is the surplus itself");
+  }
   if (!RULE_NAME.test(name)) {
     throw errorAt(
       first,
       `rule name ${JSON.stringify(name.slice(0, 40))}: use lowercase ` +
-        "letters, digits, _ and -, at most 32, starting with a letter or digit",
+        "letters, digits and _, at most 32, starting with a letter or digit",
     );
   }
   const numbers: Partial<Record<keyof RuleNumbers, number>> = {};
