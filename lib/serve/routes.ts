@@ -14,6 +14,7 @@ export type RouteId =
   | "chart"
   | "style"
   | "icon"
+  | "surplus"
   | "state"
   | "events"
   | "info"
@@ -162,6 +163,16 @@ export const ROUTES: readonly Route[] = [
     method: "GET",
     path: "/chart.js",
     summary: "The dashboard's chart drawing",
+    description: "Embedded in ess.",
+    tag: "dashboard",
+    params: [],
+    responses: { "200": text("text/javascript; charset=utf-8", "The script.") },
+  },
+  {
+    id: "surplus",
+    method: "GET",
+    path: "/surplus.js",
+    summary: "The dashboard's surplus card",
     description: "Embedded in ess.",
     tag: "dashboard",
     params: [],

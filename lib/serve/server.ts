@@ -386,6 +386,8 @@ export function createHandler(options: ServeOptions): ServeHandler {
         return answers.asset(ASSETS.script, "text/javascript; charset=utf-8");
       case "chart":
         return answers.asset(ASSETS.chart, "text/javascript; charset=utf-8");
+      case "surplus":
+        return answers.asset(ASSETS.surplus, "text/javascript; charset=utf-8");
       case "style":
         return answers.asset(ASSETS.style, "text/css; charset=utf-8");
       case "icon":

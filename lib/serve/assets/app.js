@@ -2,6 +2,7 @@
 // the controls when the server has a token. Device text only ever reaches the page through
 // textContent: the device is not trusted to send harmless strings.
 import { drawChart, energyText, seriesOf } from "./chart.js";
+import { renderSurplus } from "./surplus.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -239,6 +240,7 @@ function render(next) {
   renderBattery(r);
   renderToday(r);
   renderModes(r);
+  renderSurplus(next);
   renderStatus();
   renderControls();
   charts.refreshIfLive();
