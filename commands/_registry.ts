@@ -46,6 +46,10 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     summary: "ask a running ess serve or ess mqtt --listen whether it runs (health check)",
     load: () => import("./health.ts"),
   },
+  surplus: {
+    summary: "the spare solar power now, and what each switching rule would do with it",
+    load: () => import("./surplus.ts"),
+  },
   hass: {
     summary: "announce the battery to Home Assistant once, print it, or remove it",
     load: () => import("./hass.ts"),

@@ -15,6 +15,7 @@ import { exposureNotice } from "../lib/serve/listen.ts";
 import { pollerSource } from "../lib/serve/poller_source.ts";
 import { type RunningServer, startServer } from "../lib/serve/server.ts";
 import type { ServeSettings } from "./_poll.ts";
+import type { SurplusDocument } from "../lib/surplus/report.ts";
 
 /** What {@link startServing} serves, and for whom. */
 export interface ServingOptions {
@@ -27,6 +28,11 @@ export interface ServingOptions {
    * auth key as the client logs in, also keeps them out of every answer.
    */
   logger: Logger;
+  /**
+   * The surplus, where the daemon computes it: `attach` starts feeding it from the poller before
+   * the server listens, so that each state the server sends has that poll's surplus.
+   */
+  surplus?: { attach(poller: Poller): void; document(): SurplusDocument } | undefined;
 }
 
 /**
@@ -58,7 +64,11 @@ export async function startServing(options: ServingOptions): Promise<Serving> {
     random: Math.random,
   });
   const controls = new ControlQueue({ poller, options: poll, logger, now, sleep });
-  const source = pollerSource(poller, controls, client, { logger });
+  options.surplus?.attach(poller);
+  const source = pollerSource(poller, controls, client, {
+    logger,
+    surplus: options.surplus?.document,
+  });
   let server: RunningServer;
   try {
     server = await startServer(serve.address, {

@@ -4,7 +4,13 @@
  *
  * @module
  */
+import type { Poller } from "../lib/device/poller.ts";
+import type { JsonObject } from "../lib/device/flatten.ts";
+import { normalise } from "../lib/model/normalise.ts";
+import type { Reading } from "../lib/model/reading.ts";
+import { SurplusEngine, type SurplusState } from "../lib/surplus/engine.ts";
 import { DEFAULT_SURPLUS_SETTINGS, type SurplusSettings } from "../lib/surplus/power.ts";
+import { latestSurplusDocument, type SurplusDocument } from "../lib/surplus/report.ts";
 import type { RuleSettings } from "../lib/surplus/rule.ts";
 import {
   buildRules,
@@ -82,5 +88,66 @@ export function surplusConfig(
       windowMs: (p.seconds("surplus-window-seconds", 1) ?? 60) * 1000,
     },
     rules: buildRules(entries, errorAt),
+  };
+}
+
+/** The surplus of a daemon: its engine, fed by every poll. */
+export interface DaemonSurplus {
+  engine: SurplusEngine;
+  /** The state as `/api/state` and `/metrics` show it; the same object until it changes. */
+  document(): SurplusDocument;
+  /**
+   * Feeds each of `poller`'s polls to the engine (a failed poll as no reading), then hands the
+   * new state to `after`. Listen before anyone who shows the surplus, so that they see this
+   * poll's. Returns the function that stops it.
+   */
+  follow(
+    poller: Pick<Poller, "listen" | "latest">,
+    after?: (state: SurplusState) => Promise<void> | void,
+  ): () => void;
+}
+
+/** The reading of the poller's latest answers. */
+export type ReadingOf = (poller: Pick<Poller, "latest">) => Reading;
+
+/** The normalised reading of the answers to `home`, `common` and `batt` (any may be missing). */
+export function readingOfAnswers(
+  answers: Readonly<Record<string, JsonObject | undefined>>,
+): Reading {
+  const states: { -readonly [K in "home" | "common" | "batt"]?: JsonObject } = {};
+  for (const state of ["home", "common", "batt"] as const) {
+    const answer = answers[state];
+    if (answer !== undefined) states[state] = answer;
+  }
+  return normalise(states);
+}
+
+/** The normalised reading of the latest answers the poller has. */
+export const latestReading: ReadingOf = (poller) =>
+  readingOfAnswers({
+    home: poller.latest("home")?.answer,
+    common: poller.latest("common")?.answer,
+    batt: poller.latest("batt")?.answer,
+  });
+
+/**
+ * A daemon's surplus from its settings. `graceMs`: the poller's offline rule, after which the
+ * rules fail safe.
+ */
+export function daemonSurplus(
+  config: SurplusConfig,
+  graceMs: number,
+  readingOf: ReadingOf,
+): DaemonSurplus {
+  const engine = new SurplusEngine({ surplus: config.surplus, rules: config.rules, graceMs });
+  return {
+    engine,
+    document: () => latestSurplusDocument(engine),
+    follow(poller, after) {
+      return poller.listen(async (event) => {
+        const state = engine.update(event.at, event.ok ? readingOf(poller) : undefined);
+        await after?.(state);
+      });
+    },
   };
 }

@@ -27,6 +27,15 @@ import {
 } from "./_cli.ts";
 import { openDevice } from "./_device.ts";
 import {
+  daemonSurplus,
+  latestReading,
+  SURPLUS_OPTIONS,
+  type SurplusConfig,
+  surplusConfig,
+} from "./_surplus.ts";
+import { OFFLINE_AFTER_MS, Poller } from "../lib/device/poller.ts";
+import { createSurplusPlugin } from "../lib/surplus/mqtt.ts";
+import {
   HASS_OPTIONS,
   type HassSettings,
   hassSettings,
@@ -122,6 +131,7 @@ const OPTIONS = [
   ...DAEMON_OPTIONS,
   ...PLUGIN_OPTIONS,
   ...SERVE_OPTIONS,
+  ...SURPLUS_OPTIONS,
   ...GENERAL_OPTIONS,
 ] as const satisfies readonly OptionSpec[];
 
@@ -132,6 +142,8 @@ export interface MqttSettings {
   plugins: PluginSettings;
   /** Where the bridge also serves the dashboard, the API and the metrics, if anywhere. */
   serve: ServeSettings | undefined;
+  /** The surplus and its rules; a one-shot run has none (the surplus is a mean over time). */
+  surplus: SurplusConfig | undefined;
 }
 
 /**
@@ -173,6 +185,7 @@ export async function mqttSettings(p: ParsedOf<typeof OPTIONS>): Promise<MqttSet
     },
     plugins: { hass: p.flag("hass"), hassSettings: hassSettings(p) },
     serve: bridgeServeSettings(p, once),
+    surplus: once ? undefined : surplusConfig(p),
   };
 }
 
@@ -215,6 +228,20 @@ const command = defineCommand({
   async run(p, io) {
     const settings = await mqttSettings(p);
     const plugins = createPlugins(settings.plugins);
+    const surplus = settings.surplus &&
+      daemonSurplus(
+        settings.surplus,
+        settings.bridge.offlineAfterMs ?? OFFLINE_AFTER_MS,
+        latestReading,
+      );
+    const surplusPlugin = surplus && createSurplusPlugin({
+      engine: surplus.engine,
+      prefix: settings.bridge.prefix,
+      hass: settings.plugins.hass
+        ? { version: VERSION, ...settings.plugins.hassSettings }
+        : undefined,
+    });
+    if (surplusPlugin) plugins.push(surplusPlugin);
     const session = await openDevice(p);
     try {
       // Serving shares the bridge's poller and control queue: one device session for both.
@@ -224,11 +251,24 @@ const command = defineCommand({
         poll: settings.bridge,
         serve: settings.serve,
         logger: p.log,
+        surplus: surplus && {
+          attach: (poller) => void surplus.follow(poller, surplusPlugin?.publish),
+          document: surplus.document,
+        },
       });
+      const poller = serving?.poller ?? new Poller({
+        device: session.client,
+        options: settings.bridge,
+        logger: p.log,
+        now: Date.now,
+        sleep,
+        random: Math.random,
+      });
+      if (!serving) surplus?.follow(poller, surplusPlugin?.publish);
       const mqtt = connectMqtt(settings.connect);
       const bridge = new Bridge({
         device: session.client,
-        poller: serving?.poller,
+        poller,
         controls: serving?.controls,
         mqtt,
         options: { ...settings.bridge, plugins },

@@ -18,6 +18,8 @@ import {
   serveSettings,
 } from "./_poll.ts";
 import { startServing } from "./_serve.ts";
+import { daemonSurplus, latestReading, SURPLUS_OPTIONS, surplusConfig } from "./_surplus.ts";
+import { OFFLINE_AFTER_MS } from "../lib/device/poller.ts";
 
 const command = defineCommand({
   name: "serve",
@@ -48,6 +50,7 @@ const command = defineCommand({
     CONTROL_TOKEN_OPTION,
     ALLOWED_CLIENTS_OPTION,
     ...DAEMON_OPTIONS,
+    ...SURPLUS_OPTIONS,
     ...GENERAL_OPTIONS,
   ],
   examples: [
@@ -61,6 +64,7 @@ const command = defineCommand({
     if (serve === undefined) {
       throw new UsageError(`--listen is empty: give ADDR:PORT, e.g. ${DEFAULT_LISTEN}`);
     }
+    const surplus = daemonSurplus(surplusConfig(p), OFFLINE_AFTER_MS, latestReading);
     const session = await openDevice(p);
     try {
       const serving = await startServing({
@@ -68,6 +72,7 @@ const command = defineCommand({
         poll,
         serve,
         logger: p.log,
+        surplus: { attach: (poller) => void surplus.follow(poller), document: surplus.document },
       });
       p.log.info(`polling ${session.host.authority} every ${poll.intervalMs / 1000} s`);
       return await runDaemon(io, async (signal) => {
