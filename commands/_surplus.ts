@@ -123,12 +123,13 @@ export function readingOfAnswers(
 }
 
 /** The normalised reading of the latest answers the poller has. */
-export const latestReading: ReadingOf = (poller) =>
-  readingOfAnswers({
+export function latestReading(poller: Pick<Poller, "latest">): Reading {
+  return readingOfAnswers({
     home: poller.latest("home")?.answer,
     common: poller.latest("common")?.answer,
     batt: poller.latest("batt")?.answer,
   });
+}
 
 /**
  * A daemon's surplus from its settings. `graceMs`: the poller's offline rule, after which the
