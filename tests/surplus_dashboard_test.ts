@@ -49,7 +49,7 @@ Deno.test({
         rule: document.querySelector("#surplus-rules dt").textContent,
         why: document.querySelector("#surplus-rules .why").textContent,
       })`);
-      match(card.watts!, /^−?\d+(\.\d\d k)? ?k?W$|^−?\d+ W$|^−?\d+\.\d\d kW$/);
+      match(card.watts!, /^−?\d+ W$|^−?\d+\.\d\d kW$/);
       match(card.note!, /^averaged over 60 s; now /);
       equal(card.rule, "heater");
       match(card.why!, /≥ (on|off) at -100000 W/);
