@@ -75,8 +75,13 @@ export function surplusConfig(
     never
   >,
 ): SurplusConfig {
+  // A `surplus_rule = NAME:KEY=VALUE,…` line in the file is one rule, as on the command line.
+  const fromFile = p.get("surplus-rule");
   const entries = [
     ...ruleEntriesFromConfig(p.prefixed("surplus-rule"), errorAt),
+    ...(typeof fromFile?.value === "string"
+      ? ruleEntriesFromOption(fromFile.value, fromFile.origin, errorAt)
+      : []),
     ...p.all("surplus-rule").flatMap((v) =>
       ruleEntriesFromOption(String(v.value), v.origin, errorAt)
     ),

@@ -377,12 +377,16 @@ for (const { name, start, ignore } of BROKERS) {
             ]);
             const output = child.output();
             let device: string | undefined;
+            let surplus: string | undefined;
             try {
               device = (await announcement(w)).topic;
               await w.watcher.until(
                 () => ours.every((t) => w.watcher.last.get(t)?.payload === ""),
                 "pyess's configs cleared",
               );
+              // The surplus's entities have a message of their own on the same device.
+              surplus = device.replace(/\/config$/, "_surplus/config");
+              await w.watcher.until(() => w.watcher.last.has(surplus!), "the surplus announced");
             } finally {
               child.kill("SIGTERM");
             }
@@ -400,7 +404,11 @@ for (const { name, start, ignore } of BROKERS) {
               w.watcher.all.slice(mark).filter((m) => m.topic.startsWith("homeassistant/"))
                 .map((m) => m.topic),
             );
-            deepEqual(touched, new Set([device!, ...ours]), "no other discovery topic touched");
+            deepEqual(
+              touched,
+              new Set([device!, surplus!, ...ours]),
+              "no other discovery topic touched",
+            );
             // pyess 0.1.14 made ess/control/active a sensor; 0.1.23 left that config behind.
             const early = PYESS_EARLY.configs.map((m) => m.topic).filter((t) => !ours.includes(t));
             deepEqual(early, [
@@ -409,11 +417,12 @@ for (const { name, start, ignore } of BROKERS) {
             ]);
             deepEqual(
               await retainedConfigs(w.broker),
-              [device!, ...early, ...STRANGERS.map((m) => m.topic)].sort(),
+              [device!, surplus!, ...early, ...STRANGERS.map((m) => m.topic)].sort(),
             );
 
             await removeLeavesStrangers(w, [
               [device!, "ess"],
+              [surplus!, "ess"],
               ...early.map((t) => [t, "pyess"] as [string, string]),
             ]);
           }),

@@ -59,6 +59,7 @@ const CONFIG = [
   "surplus.heater.topic = shellies/heater/relay/0/command",
   "surplus.pump.on-watts = 600",
   "surplus.pump.min-soc = 40",
+  "surplus_rule = dryer:on-watts=900",
   "",
 ].join("\n");
 
@@ -73,7 +74,7 @@ Deno.test("surplusConfig() reads the surplus options and rules", async (t) => {
     assert.equal(out.errors.length, 1);
     assert.match(out.errors[0]!, /:1: unknown key "ess_host" ignored/);
     assert.deepEqual(config.surplus, { prioritySocPct: 90, reserveW: 100, windowMs: 60_000 });
-    assert.deepEqual(config.rules.map((r) => r.name), ["heater", "pump"]);
+    assert.deepEqual(config.rules.map((r) => r.name), ["heater", "pump", "dryer"]);
     const [heater, pump] = config.rules;
     assert.deepEqual(
       [heater!.onWatts, heater!.offWatts, heater!.loadWatts, heater!.onDelaySeconds],

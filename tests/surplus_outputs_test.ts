@@ -8,7 +8,7 @@ import { buildSurplusDiscovery } from "../lib/surplus/hass.ts";
 import { createSurplusPlugin, type SurplusPlugin } from "../lib/surplus/mqtt.ts";
 import { surplusDocument } from "../lib/surplus/report.ts";
 import type { RuleSettings } from "../lib/surplus/rule.ts";
-import { memoryLogger } from "./_bridge_fakes.ts";
+import { memoryLogger, settle } from "./_bridge_fakes.ts";
 import { discoveryProblems } from "./_hass_rules.ts";
 
 const SYSTEMINFO: JsonObject = { pms: { model: "LG ESS Home 10", serialno: "S123" } };
@@ -147,6 +147,9 @@ Deno.test("the surplus on MQTT", async (t) => {
     const broker = fakeBroker();
     await plugin.onConnect!(broker.ctx);
     const topic = "homeassistant/device/ess_s123_surplus/config";
+    assert.equal(broker.retained.get(topic), undefined, "announced before the device answered");
+    await plugin.publish(engine.update(0, reading(-1700)));
+    await settle();
     const config = JSON.parse(broker.retained.get(topic)!);
     const published = new Set(broker.retained.keys());
     assert.deepEqual(discoveryProblems(config, published, "ess"), []);

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { errorText } from "../errors.ts";
+import { errorText, WrongPasswordError } from "../errors.ts";
 import type { BridgeContext, BridgePlugin } from "../mqtt/bridge.ts";
 import { quote } from "../mqtt/_quote.ts";
 import type { SurplusEngine, SurplusState } from "./engine.ts";
@@ -113,6 +113,7 @@ export function createSurplusPlugin(options: SurplusPluginOptions): SurplusPlugi
   const warned = new Map<string, number>();
   let ctx: BridgeContext | undefined;
   let announced = false;
+  let announcing = false;
   let discoveryAfter = 0;
 
   const warn = (c: BridgeContext, key: string, message: string) => {
@@ -141,9 +142,14 @@ export function createSurplusPlugin(options: SurplusPluginOptions): SurplusPlugi
     }
   };
 
+  /**
+   * Announces to Home Assistant once per connection. It reads systeminfo through the device
+   * queue, so it runs beside the poll that called it (which holds the queue), never awaited.
+   */
   const announce = async (c: BridgeContext) => {
     const hass = options.hass;
-    if (!hass || announced || now() < discoveryAfter) return;
+    if (!hass || announced || announcing || now() < discoveryAfter) return;
+    announcing = true;
     try {
       const systeminfo = await c.read("systeminfo");
       const discovery = buildSurplusDiscovery({
@@ -159,7 +165,12 @@ export function createSurplusPlugin(options: SurplusPluginOptions): SurplusPlugi
       c.logger.info(`announced the surplus and ${engine.rules.length} rules on ${discovery.topic}`);
     } catch (err) {
       discoveryAfter = now() + DISCOVERY_RETRY_MS;
-      warn(c, "discovery", `Home Assistant discovery of the surplus failed: ${errorText(err)}`);
+      // A wrong password ends ess with its own line.
+      if (!(err instanceof WrongPasswordError)) {
+        warn(c, "discovery", `Home Assistant discovery of the surplus failed: ${errorText(err)}`);
+      }
+    } finally {
+      announcing = false;
     }
   };
 
@@ -178,7 +189,8 @@ export function createSurplusPlugin(options: SurplusPluginOptions): SurplusPlugi
         c.logger.info(`surplus rule ${status.name}: ${status.why}; sent ${plug.topic}`);
       }
     }
-    await announce(c);
+    // Only once the device has answered: before, its systeminfo could not be read anyway.
+    if (state.instantW !== undefined) void announce(c);
   };
 
   /** Applies `next` as `rule`'s overrides; `undefined`, or why not. */

@@ -93,16 +93,11 @@ export const MAX_SAMPLES = 4096;
  */
 export class SurplusWindow {
   readonly #samples: SurplusSample[] = [];
-  #windowMs: number;
+  readonly #windowMs: number;
 
   /** A window `windowMs` long. */
   constructor(windowMs: number) {
     this.#windowMs = windowMs;
-  }
-
-  /** Changes the window's length. */
-  set windowMs(ms: number) {
-    this.#windowMs = ms;
   }
 
   /** Adds a sample, dropping those that fell out of the window (and the oldest past the cap). */
