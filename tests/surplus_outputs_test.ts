@@ -3,6 +3,7 @@ import type { JsonObject } from "../lib/device/flatten.ts";
 import { renderMetrics } from "../lib/export/prometheus.ts";
 import type { BridgeContext } from "../lib/mqtt/bridge.ts";
 import { stateText } from "../lib/serve/state.ts";
+import { normalise } from "../lib/model/normalise.ts";
 import { SurplusEngine } from "../lib/surplus/engine.ts";
 import { buildSurplusDiscovery } from "../lib/surplus/hass.ts";
 import { createSurplusPlugin, type SurplusPlugin } from "../lib/surplus/mqtt.ts";
@@ -179,6 +180,7 @@ function servedWithSurplus() {
   engine.update(1_750_000_000_000, reading(-1700));
   return {
     states: { systeminfo: SYSTEMINFO },
+    reading: normalise({ systeminfo: SYSTEMINFO }),
     lastSuccess: 1_750_000_000_000,
     up: true,
     surplus: surplusDocument(engine),
