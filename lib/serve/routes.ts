@@ -125,6 +125,14 @@ const STATE_SCHEMA: Schema = {
         "`ess_`: `pv_power_watts`, `battery_power_watts` (positive: discharging), " +
         "`grid_power_watts` (positive: buying), `battery_soc_ratio`, `pv_generation_today_joules`, ...",
     },
+    surplus: {
+      type: "object",
+      description: "The spare solar power and the switching rules (docs/surplus.md): `watts` " +
+        "(averaged; null while unknown), `instantWatts`, `failSafe`, `prioritySoc`, " +
+        "`reserveWatts`, `windowSeconds`, and `rules`, each with `name`, `on`, `reason` (a word: " +
+        "`on-delay`, `min-on`, `offline`, ...), `why` (in words), `availableWatts`, `changedAt`, " +
+        "`settings` and `switchTopic`.",
+    },
     home: DEVICE_TREE,
     common: DEVICE_TREE,
     batt: DEVICE_TREE,
