@@ -107,6 +107,11 @@ export function nginxPage(status: number): Behaviour {
   );
 }
 
+/** `wire`, exactly as given: a head (and body) framed however the test likes. */
+export function raw(wire: string): Behaviour {
+  return (socket) => socket.write(wire);
+}
+
 /** Resets the connection (TCP RST) instead of answering. */
 export function reset(): Behaviour {
   return (socket) => socket.resetAndDestroy();

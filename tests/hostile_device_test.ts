@@ -23,6 +23,7 @@ import {
   json,
   manyKeys,
   nginxPage,
+  raw,
   readsHome,
   reset,
   startHostileDevice,
@@ -110,6 +111,77 @@ Deno.test("EssClient refuses answers beyond the limits instead of dying", async 
         }
       },
     );
+  });
+});
+
+Deno.test("EssClient refuses an answer that could mean two things", async (t) => {
+  const body = '{"statistics":{"load_power":"410"}}';
+  const answer = (headers: string, payload = body) =>
+    `HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n${headers}\r\n${payload}`;
+  const chunked = `${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`;
+  const cases: [string, string, RegExp][] = [
+    [
+      "two different Content-Length values",
+      answer(`Content-Length: 2\r\nContent-Length: ${body.length}\r\n`),
+      /Content-Length headers that differ/,
+    ],
+    [
+      "a transfer coding besides chunked",
+      answer("Transfer-Encoding: gzip, chunked\r\n", chunked),
+      /unsupported transfer encoding "gzip, chunked": ess takes chunked only/,
+    ],
+    [
+      "both Transfer-Encoding and Content-Length",
+      answer(`Transfer-Encoding: chunked\r\nContent-Length: ${chunked.length}\r\n`, chunked),
+      /both Transfer-Encoding and Content-Length/,
+    ],
+    [
+      "a space before the colon",
+      answer(`Content-Length : ${body.length}\r\n`),
+      /malformed header line "Content-Length : \d+"/,
+    ],
+    [
+      "a folded header line",
+      answer(`Content-Length: ${body.length}\r\nX-Note: a\r\n b: c\r\n`),
+      /malformed header line "b: c"/,
+    ],
+  ];
+  for (const [what, wire, message] of cases) {
+    await t.step(`should refuse ${what}`, async () => {
+      await withHostileDevice((r) => readsHome(r) ? raw(wire) : undefined, async (device) => {
+        const { client, close } = clientOf(device);
+        try {
+          await rejectsWith(
+            () => client.read("home"),
+            UnreachableError,
+            new RegExp(
+              `^Cannot talk to 127\\.0\\.0\\.1:\\d+: not an HTTP answer \\(.*${message.source}`,
+            ),
+          );
+          assert.equal(Object.keys(await client.read("batt")).length > 0, true, "it goes on");
+        } finally {
+          close();
+        }
+      });
+    });
+  }
+  await t.step("should take plain chunked, and one length repeated", async () => {
+    for (
+      const headers of [
+        "Transfer-Encoding: Chunked\r\n",
+        `Content-Length: ${body.length}, ${body.length}\r\n`,
+      ]
+    ) {
+      const wire = answer(headers, headers.startsWith("Transfer") ? chunked : body);
+      await withHostileDevice((r) => readsHome(r) ? raw(wire) : undefined, async (device) => {
+        const { client, close } = clientOf(device);
+        try {
+          assert.deepEqual(await client.read("home"), JSON.parse(body));
+        } finally {
+          close();
+        }
+      });
+    }
   });
 });
 

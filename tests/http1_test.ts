@@ -119,7 +119,38 @@ Deno.test("ResponseParser refuses what is not HTTP or too large", async (t) => {
   const cases: [string, string, RegExp][] = [
     ["a non-HTTP peer", "SSH-2.0-OpenSSH_9.2\r\n\r\n", /not an HTTP\/1\.x status line/],
     ["a broken header", "HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", /malformed header/],
-    ["a bad length", "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", /invalid Content-Length/],
+    ["a bad length", "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", /not a number of bytes/],
+    [
+      "differing lengths",
+      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok",
+      /Content-Length headers that differ/,
+    ],
+    ["two lengths in one", "HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\nok", /differ/],
+    [
+      "a coded chunked body",
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+      /unsupported transfer encoding "gzip, chunked"/,
+    ],
+    [
+      "chunked twice",
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+      /unsupported transfer encoding "chunked, chunked"/,
+    ],
+    [
+      "chunked and a length",
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+      /both Transfer-Encoding and Content-Length/,
+    ],
+    [
+      "a space before the colon",
+      "HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok",
+      /malformed header line "Content-Length : 2"/,
+    ],
+    [
+      "a folded line",
+      "HTTP/1.1 200 OK\r\nX-A: 1\r\n\t2: 3\r\nContent-Length: 2\r\n\r\nok",
+      /malformed header line/,
+    ],
     ["a huge length", "HTTP/1.1 200 OK\r\nContent-Length: 999999999\r\n\r\n", /too large/],
     ["gzip framing", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", /unsupported transfer/],
     [

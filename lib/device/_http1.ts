@@ -3,11 +3,20 @@
  * by `Content-Length`, `Transfer-Encoding: chunked` or the end of the connection. Fed with the
  * bytes as they arrive; it never buffers more than one answer's worth (with the caps of
  * limits.ts), so a broken or hostile peer cannot make ess grow without bound, and bytes that
- * trickle in one at a time cost linear time, not quadratic.
+ * trickle in one at a time cost linear time, not quadratic. Its header fields follow the rules
+ * the server's request parser follows (lib/_http_fields.ts): an answer that could be framed two
+ * ways is refused.
  *
  * @module
  */
 import { preview } from "../errors.ts";
+import {
+  contentLength,
+  FieldError,
+  fieldItems,
+  fieldValues,
+  parseFieldLine,
+} from "../_http_fields.ts";
 import { MAX_BODY_BYTES, MAX_HEAD_BYTES, MAX_INTERIM_ANSWERS } from "./limits.ts";
 
 /** An answer that is not HTTP/1.x. */
@@ -39,8 +48,6 @@ interface Head {
 }
 
 const latin1 = new TextDecoder("latin1");
-/** A header name (RFC 9110's token). */
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** What a header value or a reason phrase may hold: no control character but tab. */
 const FIELD_TEXT = /^[\t\x20-\x7e\x80-\xff]*$/;
 const BODY_CAP = `${MAX_BODY_BYTES / (1024 * 1024)} MiB`;
@@ -216,41 +223,54 @@ export class ResponseParser {
     }
     const headers: [string, string][] = [];
     for (const line of lines.slice(1)) {
-      const colon = line.indexOf(":");
-      const name = line.slice(0, Math.max(0, colon)).trim();
-      const value = line.slice(colon + 1).trim();
-      if (!TOKEN.test(name) || !FIELD_TEXT.test(value)) {
+      // As strict as ess's server is with requests: no folded line, no space before the colon.
+      const field = parseFieldLine(line);
+      if (field === undefined || !FIELD_TEXT.test(field[1])) {
         throw new HttpParseError(`malformed header line ${this.#quote(line)}`);
       }
-      headers.push([name.toLowerCase(), value]);
+      headers.push([field[0].toLowerCase(), field[1]]);
     }
-    const connection = headers.filter(([n]) => n === "connection").map(([, v]) => v.toLowerCase());
+    const connection = fieldItems(headers, "connection");
     const keepAlive = match[1] === "1"
-      ? !connection.some((v) => v.includes("close"))
-      : connection.some((v) => v.includes("keep-alive"));
+      ? !connection.includes("close")
+      : connection.includes("keep-alive");
     return { status: Number(match[2]), statusText: match[3] ?? "", headers, keepAlive };
   }
 
+  /**
+   * How the body is framed. Only plain `chunked` is a transfer coding ess takes (a coded body,
+   * `gzip, chunked`, would reach the JSON parser still coded), never together with a
+   * `Content-Length`, and differing lengths are refused rather than the first believed.
+   */
   #start(head: Head): void {
     this.#head = head;
-    const get = (name: string) => head.headers.find(([n]) => n === name)?.[1];
-    const transferEncoding = get("transfer-encoding")?.toLowerCase();
-    const contentLength = get("content-length");
+    const codings = fieldItems(head.headers, "transfer-encoding");
+    let length: number | undefined;
+    try {
+      length = contentLength(head.headers);
+    } catch (err) {
+      if (err instanceof FieldError) throw new HttpParseError(err.message);
+      throw err;
+    }
+    if (codings.length > 0 && fieldValues(head.headers, "content-length").length > 0) {
+      throw new HttpParseError("an answer with both Transfer-Encoding and Content-Length");
+    }
     if (
       this.#method === "HEAD" || head.status === 204 || head.status === 304
     ) {
       this.#framing = "none";
-    } else if (transferEncoding !== undefined && transferEncoding !== "identity") {
-      if (!transferEncoding.endsWith("chunked")) {
-        throw new HttpParseError(`unsupported transfer encoding ${this.#quote(transferEncoding)}`);
+    } else if (codings.length > 0) {
+      if (codings.length !== 1 || codings[0] !== "chunked") {
+        throw new HttpParseError(
+          `unsupported transfer encoding ${
+            this.#quote(codings.join(", "))
+          }: ess takes chunked only`,
+        );
       }
       this.#framing = "chunked";
       this.#chunkState = "size";
-    } else if (contentLength !== undefined) {
-      if (!/^\d+$/.test(contentLength)) {
-        throw new HttpParseError(`invalid Content-Length ${this.#quote(contentLength)}`);
-      }
-      this.#remaining = Number(contentLength);
+    } else if (length !== undefined) {
+      this.#remaining = length;
       if (this.#remaining > MAX_BODY_BYTES) {
         throw new HttpLimitError(
           `an answer of ${this.#remaining} bytes is too large (at most ${BODY_CAP})`,

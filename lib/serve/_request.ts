@@ -3,12 +3,21 @@
  * line and the headers), fed with the bytes as they arrive. It is strict wherever leniency would
  * let one request mean two things to two parsers (request smuggling): lines end in CRLF, no
  * control characters, no folded or spaced header names, no Transfer-Encoding, no two different
- * Content-Length values. And it bounds what a client can make the server hold before any
+ * Content-Length values (rules the device transport's answer parser shares, in
+ * lib/_http_fields.ts). And it bounds what a client can make the server hold before any
  * handler runs: {@link MAX_HEAD_BYTES} of head in at most {@link MAX_HEADERS} headers, each byte
  * looked at once however the head is cut into pieces.
  *
  * @module
  */
+import {
+  contentLength,
+  FieldError,
+  fieldItems,
+  fieldValues,
+  parseFieldLine,
+  TOKEN,
+} from "../_http_fields.ts";
 
 /** The longest request head taken, request line and headers together, in bytes (431 beyond). */
 export const MAX_HEAD_BYTES = 16 * 1024;
@@ -58,7 +67,6 @@ const CR = 13;
 const LF = 10;
 const TAB = 9;
 const DEL = 127;
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** A path, perhaps with a query: visible ASCII only, so never a space or a byte over 127. */
 const ORIGIN_FORM = /^\/[\x21-\x7e]*$/;
 
@@ -161,16 +169,6 @@ export class RequestHeadParser {
   }
 }
 
-/** The values of every `name` header (lower-case), in order. */
-function values(headers: [string, string][], name: string): string[] {
-  return headers.filter(([n]) => n.toLowerCase() === name).map(([, v]) => v);
-}
-
-/** The comma-separated items of every `name` header, trimmed and lower-cased. */
-function items(headers: [string, string][], name: string): string[] {
-  return values(headers, name).flatMap((v) => v.split(",")).map((v) => v.trim().toLowerCase());
-}
-
 /** Checks a complete head (lines joined by CRLF, no control characters but tabs). */
 function parseHead(text: string): RequestHead {
   const [requestLine = "", ...fields] = text.split("\r\n");
@@ -188,42 +186,40 @@ function parseHead(text: string): RequestHead {
   if (!ORIGIN_FORM.test(target)) throw new RequestError(400, "the request target is not a path");
   const headers: [string, string][] = [];
   for (const field of fields) {
-    const colon = field.indexOf(":");
-    // A name that is not a token also catches a folded line (leading space) and a space
-    // before the colon, which RFC 9112 says to refuse.
-    if (colon <= 0 || !TOKEN.test(field.slice(0, colon))) {
+    const parsed = parseFieldLine(field);
+    if (parsed === undefined) {
       throw new RequestError(400, `header line ${headers.length + 1} is not NAME: VALUE`);
     }
-    headers.push([field.slice(0, colon), field.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, "")]);
+    headers.push(parsed);
   }
-  const hosts = values(headers, "host").length;
+  const hosts = fieldValues(headers, "host").length;
   if (hosts > 1 || (version === "1" && hosts === 0)) {
     throw new RequestError(400, "an HTTP/1.1 request needs exactly one Host header");
   }
-  const lengths = items(headers, "content-length");
-  if (values(headers, "transfer-encoding").length > 0) {
-    if (lengths.length > 0) {
+  if (fieldValues(headers, "transfer-encoding").length > 0) {
+    if (fieldValues(headers, "content-length").length > 0) {
       throw new RequestError(400, "a request with both Transfer-Encoding and Content-Length");
     }
-    throw items(headers, "transfer-encoding").at(-1) === "chunked"
+    throw fieldItems(headers, "transfer-encoding").at(-1) === "chunked"
       ? new RequestError(411, "send the body with a Content-Length, not chunked")
       : new RequestError(501, "no transfer coding is taken: send the body with a Content-Length");
   }
-  if (lengths.some((length) => !/^\d{1,15}$/.test(length))) {
-    throw new RequestError(400, "the Content-Length is not a number of bytes");
+  let length: number | undefined;
+  try {
+    length = contentLength(headers);
+  } catch (err) {
+    if (err instanceof FieldError) throw new RequestError(400, err.message);
+    throw err;
   }
-  if (new Set(lengths.map(Number)).size > 1) {
-    throw new RequestError(400, "Content-Length headers that differ");
-  }
-  const connection = items(headers, "connection");
+  const connection = fieldItems(headers, "connection");
   return {
     method,
     target,
     version: version === "1" ? "1.1" : "1.0",
     headers,
-    contentLength: lengths.length > 0 ? Number(lengths[0]) : 0,
+    contentLength: length ?? 0,
     keepAlive: !connection.includes("close") &&
       (version === "1" || connection.includes("keep-alive")),
-    expectsContinue: version === "1" && items(headers, "expect").includes("100-continue"),
+    expectsContinue: version === "1" && fieldItems(headers, "expect").includes("100-continue"),
   };
 }
