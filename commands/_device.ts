@@ -5,14 +5,16 @@
  */
 import { EssClient } from "../lib/device/client.ts";
 import { retryOnce } from "../lib/device/retry.ts";
-import { ConfigError, DiscoveryError, UsageError } from "../lib/errors.ts";
+import { ConfigError, DiscoveryError, preview, UsageError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
 import {
   browse,
   deviceAuthority,
   type EssDevice,
+  HTTPS_PORT_KEY,
   INSTANCE_PREFIX,
   matchesName,
+  reasonableHttpsPort,
   SERVICE_TYPE,
 } from "../lib/device/mdns.ts";
 import { createDeviceFetch, type DeviceFetch } from "../lib/device/transport.ts";
@@ -153,6 +155,16 @@ export const discoverOnce: Discover = cachedDiscover(browseDevices);
 
 const label = (d: EssDevice) => `${INSTANCE_PREFIX}${d.name} (${deviceAuthority(d)})`;
 
+/** The most devices a message names; the others are counted. */
+const NAMED_IN_MESSAGE = 5;
+
+/** `devices` for a message: the first few by name, then how many more. */
+function labels(devices: readonly EssDevice[]): string {
+  const named = devices.slice(0, NAMED_IN_MESSAGE).map(label).join(", ");
+  const more = devices.length - NAMED_IN_MESSAGE;
+  return more > 0 ? `${named} and ${more} more` : named;
+}
+
 /**
  * The one device to use among those discovered: the one called `name`, or the only one. None is
  * a {@link DiscoveryError}; several without a name is a {@link UsageError} listing them.
@@ -166,7 +178,7 @@ export function pickDevice(devices: readonly EssDevice[], name: string | undefin
     throw new DiscoveryError(
       SERVICE_TYPE,
       `No LG ESS named ${JSON.stringify(name)} answered on mDNS within ${seconds} s${
-        devices.length > 0 ? ` (found ${devices.map(label).join(", ")})` : ""
+        devices.length > 0 ? ` (found ${labels(devices)})` : ""
       }: check --name, or ${hint}`,
     );
   }
@@ -180,7 +192,7 @@ export function pickDevice(devices: readonly EssDevice[], name: string | undefin
   }
   if (others.length > 0) {
     throw new UsageError(
-      `Several LG ESS answered on mDNS: ${devices.map(label).join(", ")}; ` +
+      `Several LG ESS answered on mDNS: ${labels(devices)}; ` +
         "pick one with --name NAME or --host",
     );
   }
@@ -199,7 +211,15 @@ export async function deviceHost(
   if (typeof host?.value === "string" && host.value.trim() !== "") return hostPortOption(host, 443);
   const name = p.string("name")?.trim() || undefined;
   const device = pickDevice(await discover(name, p.log), name);
-  p.log.debug(`found ${label(device)} by mDNS`);
+  const port = device.txt[HTTPS_PORT_KEY];
+  if (port !== undefined && !reasonableHttpsPort(port)) {
+    p.log.warning(
+      `${INSTANCE_PREFIX}${device.name} announces ${HTTPS_PORT_KEY} ${preview(port, 20)}, ` +
+        "which ess does not use (only 443 or 1024-65535): trying port 443",
+    );
+  }
+  // Anyone on the network can answer mDNS: say where the password goes before it goes.
+  p.log.info(`found ${label(device)} by mDNS; logging in there`);
   return parseHostPort(deviceAuthority(device), 443);
 }
 

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { announce } from "../lib/device/mdns.ts";
+import { announce } from "../lib/device/mdns_announce.ts";
 import { startSimulator } from "../lib/sim/simulator.ts";
 
 const [name = "", address = "", port = "443"] = Deno.args;

@@ -144,6 +144,18 @@ Deno.test("pickDevice()", async (t) => {
         ) && /--name/.test(e.message),
     );
   });
+  await t.step("should name five of a flood of devices in a short line, and count the rest", () => {
+    const flood = Array.from({ length: 2000 }, (_, i) => device(`FAKE${i}`, "192.0.2.99"));
+    for (const name of [undefined, "OTHER"]) {
+      throws(
+        () => pickDevice(flood, name),
+        (e: unknown) =>
+          e instanceof Error && e.message.length < 400 &&
+          /LGE_ESS-FAKE4 \(192\.0\.2\.99\) and 1995 more/.test(e.message) &&
+          !e.message.includes("FAKE5 "),
+      );
+    }
+  });
   await t.step("should say none answered, and how to give --host", () => {
     throws(
       () => pickDevice([], undefined),
@@ -230,6 +242,33 @@ Deno.test("deviceHost()", async (t) => {
     const host = await deviceHost(await parsed([]), discover);
     deepEqual(host, { hostname: "192.0.2.21", port: 8443, authority: "192.0.2.21:8443" });
     deepEqual(names, [undefined]);
+  });
+  await t.step("should say where it logs in before it does", async () => {
+    const { io, err } = fakeIo();
+    const p = await parseFor(
+      { ...spec, options: [...DEVICE_OPTIONS, ...GENERAL_OPTIONS] },
+      [],
+      io,
+    );
+    await deviceHost(p, discoverer([TWO]).discover);
+    deepEqual(err, [
+      "ess: info: found LGE_ESS-TEST4711 (192.0.2.21:8443) by mDNS; logging in there\n",
+    ]);
+  });
+  await t.step("should warn about an https_port it does not use, and use 443", async () => {
+    const { io, err } = fakeIo();
+    const p = await parseFor(
+      { ...spec, options: [...DEVICE_OPTIONS, ...GENERAL_OPTIONS] },
+      [],
+      io,
+    );
+    const sshPort = device("TEST4711", "192.0.2.21", { https_port: "22" });
+    equal((await deviceHost(p, discoverer([sshPort]).discover)).authority, "192.0.2.21");
+    deepEqual(err, [
+      'ess: warning: LGE_ESS-TEST4711 announces https_port "22", which ess does not use ' +
+      "(only 443 or 1024-65535): trying port 443\n",
+      "ess: info: found LGE_ESS-TEST4711 (192.0.2.21) by mDNS; logging in there\n",
+    ]);
   });
   await t.step("should pass --name to the discovery and pick that device", async () => {
     const { discover, names } = discoverer([ONE, TWO]);

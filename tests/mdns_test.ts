@@ -4,19 +4,20 @@ import * as dnsPacket from "dns-packet";
 import type { Answer } from "dns-packet";
 import { Buffer } from "node:buffer";
 import { deepEqual, equal } from "node:assert/strict";
+import { announcementRecords, answerQuestions, goodbye } from "../lib/device/mdns_announce.ts";
 import {
-  announcementRecords,
-  answerQuestions,
   browseQuestions,
   deviceAuthority,
   deviceNameOf,
   type EssDevice,
-  goodbye,
+  FoundDevices,
   httpsPort,
   matchesName,
   MAX_CACHED_NAMES,
+  MAX_FOUND_DEVICES,
   parseTxt,
   queryTimes,
+  reasonableHttpsPort,
   ServiceCache,
 } from "../lib/device/mdns.ts";
 
@@ -136,6 +137,43 @@ Deno.test("ServiceCache", async (t) => {
     equal(cache.devices().length, 1);
   });
 
+  await t.step("should refuse addresses no device can have, and ignore AAAA", () => {
+    for (
+      const address of [
+        "127.0.0.1",
+        "127.1.2.3",
+        "0.0.0.0",
+        "0.1.2.3",
+        "224.0.0.251",
+        "239.255.255.250",
+        "240.0.0.1",
+        "255.255.255.255",
+      ]
+    ) {
+      const cache = new ServiceCache();
+      equal(cache.add(overTheWire([PTR], [SRV, TXT, { ...A, data: address } as Answer])), true);
+      deepEqual(cache.devices(), [], address);
+      deepEqual(cache.missing(), [{ name: "ess-test.local", type: "A" }], address);
+    }
+    const cache = new ServiceCache();
+    cache.add(
+      overTheWire([PTR], [SRV, TXT, {
+        type: "AAAA",
+        name: "ess-test.local",
+        ttl: 120,
+        data: "::1",
+      }]),
+    );
+    deepEqual(cache.devices(), []);
+    for (
+      const address of ["10.0.0.5", "169.254.10.20", "172.16.0.9", "192.168.1.20", "223.1.1.1"]
+    ) {
+      const cache = new ServiceCache();
+      cache.add(overTheWire([PTR], [SRV, TXT, { ...A, data: address } as Answer]));
+      equal(cache.devices()[0]?.address, address);
+    }
+  });
+
   await t.step("should list several devices in the order they were first heard", () => {
     const cache = new ServiceCache();
     const other = "LGE_ESS-OTHER1._pmsctrl._tcp.local";
@@ -234,6 +272,48 @@ Deno.test("deviceAuthority()", async (t) => {
     equal(httpsPort(device({ https_port: "8443" })), 8443);
     equal(deviceAuthority(device({ https_port: "99999" })), "192.0.2.20");
     equal(deviceAuthority(device({ https_port: "x" })), "192.0.2.20");
+  });
+  await t.step("should take 443 or 1024-65535, never another service's port", () => {
+    for (const port of ["1024", "8443", "65535", "443"]) {
+      equal(httpsPort(device({ https_port: port })), Number(port), port);
+      equal(reasonableHttpsPort(port), true, port);
+    }
+    for (
+      const port of ["0", "22", "25", "80", "631", "1023", "65536", " 8443", "8443.0", "+8443"]
+    ) {
+      equal(deviceAuthority(device({ https_port: port })), "192.0.2.20", port);
+      equal(reasonableHttpsPort(port), false, port);
+    }
+  });
+});
+
+Deno.test("FoundDevices", async (t) => {
+  const device = (i: number): EssDevice => ({
+    name: `FAKE${i}`,
+    instance: `LGE_ESS-FAKE${i}._pmsctrl._tcp.local`,
+    address: "192.0.2.99",
+    port: 443,
+    txt: {},
+  });
+  await t.step(`should keep each instance once, and at most ${MAX_FOUND_DEVICES}`, () => {
+    const found = new FoundDevices();
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 2000; i++) found.add(device(i));
+    }
+    equal(found.list.length, MAX_FOUND_DEVICES);
+    deepEqual(
+      found.list.map((d) => d.name),
+      Array.from({ length: MAX_FOUND_DEVICES }, (_, i) => `FAKE${i}`),
+    );
+    equal(found.overflowed, true);
+    equal(found.has(device(0)), true);
+    equal(found.has(device(MAX_FOUND_DEVICES)), false);
+  });
+  await t.step("should tell names apart only by more than case and a trailing dot", () => {
+    const found = new FoundDevices();
+    equal(found.add(device(1)), true);
+    equal(found.add({ ...device(1), instance: "lge_ess-fake1._PMSCTRL._tcp.local." }), false);
+    equal(found.overflowed, false);
   });
 });
 

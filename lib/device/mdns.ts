@@ -1,8 +1,8 @@
 /**
- * Finding LG ESS devices by mDNS / DNS-SD (`_pmsctrl._tcp.local`), and announcing one the way a
- * device does (for the simulator). The record handling is pure (a {@link ServiceCache} fed with
- * answer records, {@link answerQuestions} for the responder), so it is tested without sockets;
- * {@link browse} and {@link announce} only add the multicast socket and the timing.
+ * Finding LG ESS devices by mDNS / DNS-SD (`_pmsctrl._tcp.local`). The record handling is pure
+ * (a {@link ServiceCache} fed with answer records), so it is tested without sockets; {@link browse}
+ * only adds the multicast socket and the timing. Announcing one as a device does (for the
+ * simulator) is lib/device/mdns_announce.ts.
  *
  * @module
  */
@@ -25,8 +25,8 @@ export const DEVICE_TXT: Readonly<Record<string, string>> = { Device: "LGEESS", 
  */
 export const HTTPS_PORT_KEY = "https_port";
 
-const DNS_SD_SERVICES = "_services._dns-sd._udp.local";
-const MDNS_PORT = 5353;
+/** The mDNS port, on which devices answer and browsers listen. */
+export const MDNS_PORT = 5353;
 
 /**
  * The most instances, and host addresses, a browse keeps; beyond, it forgets the oldest. A home
@@ -48,7 +48,7 @@ function makeRoom<K>(map: Map<K, unknown>, forget: (key: K) => void = (key) => m
  * The socket library, loaded on first use: commands given `--host` never browse, and should not
  * pay for loading it.
  */
-async function loadMulticastDns(): Promise<typeof multicastDns> {
+export async function loadMulticastDns(): Promise<typeof multicastDns> {
   return (await import("multicast-dns")).default as typeof multicastDns;
 }
 
@@ -66,7 +66,8 @@ export interface EssDevice {
   txt: Record<string, string>;
 }
 
-const norm = (name: string) => name.toLowerCase().replace(/\.$/, "");
+/** A DNS name as compared: lower case, without the trailing dot. */
+export const norm = (name: string): string => name.toLowerCase().replace(/\.$/, "");
 const SERVICE_SUFFIX = `.${SERVICE_TYPE}`;
 
 /**
@@ -104,20 +105,41 @@ export function matchesName(device: EssDevice, name: string): boolean {
 }
 
 /**
+ * Whether a TXT `https_port` is one ess goes to: 443, or an unprivileged port (1024–65535), where
+ * a simulator or a port forward listens. Anyone on the network can answer mDNS; a port below
+ * 1024 but 443 is another service's (SSH, SMTP, a printer's), and the password is not sent there.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * equal(reasonableHttpsPort("8443"), true);
+ * equal(reasonableHttpsPort("22"), false);
+ * ```
+ */
+export function reasonableHttpsPort(text: string): boolean {
+  if (!/^\d{1,5}$/.test(text)) return false;
+  const port = Number(text);
+  return port === 443 || (port >= 1024 && port <= 65535);
+}
+
+/**
  * Where the device's HTTPS API is, as `--host` takes it: the address on port 443 (what every
- * client has always used), or on the port ess's own announcer put in TXT `https_port`.
+ * client has always used), or on the port ess's own announcer put in TXT `https_port` when it is
+ * {@link reasonableHttpsPort reasonable}.
  *
  * @example
  * ```ts
  * import { equal } from "node:assert/strict";
  * const device = { name: "X", instance: "", address: "192.168.1.20", port: 80, txt: {} };
  * equal(deviceAuthority(device), "192.168.1.20");
+ * equal(deviceAuthority({ ...device, txt: { https_port: "8443" } }), "192.168.1.20:8443");
+ * equal(deviceAuthority({ ...device, txt: { https_port: "25" } }), "192.168.1.20");
  * ```
  */
 export function deviceAuthority(device: EssDevice): string {
-  const port = Number(device.txt[HTTPS_PORT_KEY]);
-  return Number.isInteger(port) && port > 0 && port < 65536 && port !== 443
-    ? `${device.address}:${port}`
+  const text = device.txt[HTTPS_PORT_KEY];
+  return text !== undefined && text !== "443" && reasonableHttpsPort(text)
+    ? `${device.address}:${Number(text)}`
     : device.address;
 }
 
@@ -149,12 +171,35 @@ export function parseTxt(data: TxtData): Record<string, string> {
   return txt;
 }
 
-const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
+/** A dotted-quad IPv4 address. */
+export const IPV4: RegExp = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
+
+/**
+ * Whether an A record's address can be a device on the network: not loopback (127/8), not
+ * "this network" (0/8, the unspecified 0.0.0.0), not multicast (224/4), not reserved or the
+ * broadcast address (240/4, 255.255.255.255). Anyone on the network can answer mDNS: an answer
+ * pointing at 127.0.0.1 would make ess send the device password to whatever listens on this
+ * computer. (AAAA records are not used at all: ess reaches the device over IPv4.)
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * equal(usableAddress("192.168.1.20"), true);
+ * equal(usableAddress("127.0.0.1"), false);
+ * equal(usableAddress("255.255.255.255"), false);
+ * ```
+ */
+export function usableAddress(address: string): boolean {
+  if (!IPV4.test(address)) return false;
+  const first = Number(address.split(".")[0]);
+  return first !== 0 && first !== 127 && first < 224;
+}
 
 /**
  * What a browser has heard so far: instances of the service with their SRV, TXT and A records,
  * from answers and additional records alike, in any order. Foreign service types are ignored;
- * goodbye records (TTL 0) are ignored too.
+ * goodbye records (TTL 0) are ignored too, and so are addresses no device can have (see
+ * {@link usableAddress}).
  *
  * @example
  * ```ts
@@ -215,7 +260,7 @@ export class ServiceCache {
         }
         case "A": {
           const host = norm(record.name);
-          if (!IPV4.test(record.data)) break;
+          if (!usableAddress(record.data)) break;
           if (!this.#a.has(host)) makeRoom(this.#a);
           if (this.#a.get(host) !== record.data) learnt = true;
           this.#a.set(host, record.data);
@@ -278,6 +323,62 @@ export interface BrowseOptions {
   logger?: Logger | undefined;
 }
 
+/**
+ * The most devices one browse reports. A home has one or two ESS; past this many, the others are
+ * left out with one warning, so that a flood of made-up answers cannot grow the list, the output
+ * or an error message that names the devices found.
+ */
+export const MAX_FOUND_DEVICES = 64;
+
+/**
+ * The devices a browse has reported: each instance once (looked up by name, not by going through
+ * the list), at most {@link MAX_FOUND_DEVICES}.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * const found = new FoundDevices();
+ * const device = { name: "X", instance: "LGE_ESS-X._pmsctrl._tcp.local", address: "192.168.1.20", port: 443, txt: {} };
+ * equal(found.add(device), true);
+ * equal(found.add({ ...device, instance: "lge_ess-x._pmsctrl._tcp.local." }), false);
+ * equal(found.list.length, 1);
+ * ```
+ */
+export class FoundDevices {
+  #byInstance = new Map<string, EssDevice>();
+  #full = false;
+
+  /** Whether `device` is new and now in the list; `false` for a repeat, or when the list is full. */
+  add(device: EssDevice): boolean {
+    const key = norm(device.instance);
+    if (this.#byInstance.has(key)) return false;
+    if (this.#byInstance.size >= MAX_FOUND_DEVICES) {
+      this.#full = true;
+      return false;
+    }
+    this.#byInstance.set(key, device);
+    return true;
+  }
+
+  /** Whether `device` is in the list. */
+  has(device: EssDevice): boolean {
+    return this.#byInstance.has(norm(device.instance));
+  }
+
+  /** Whether a new device came after the list was full, and was left out. */
+  get overflowed(): boolean {
+    return this.#full;
+  }
+
+  /** The devices, in the order they were reported. */
+  get list(): EssDevice[] {
+    return [...this.#byInstance.values()];
+  }
+}
+
+/** The least time between two follow-up queries (for the SRV, TXT and A records still missing). */
+const FOLLOW_UP_MS = 100;
+
 /** When the browse asks again, in ms after the start (mDNS spaces repeated queries 1 s, 2 s, 4 s …). */
 export function queryTimes(timeoutMs: number): number[] {
   const times = [0];
@@ -301,10 +402,12 @@ export async function browse(options: BrowseOptions): Promise<EssDevice[]> {
   const log = options.logger ?? silentLogger;
   const multicastDns = await loadMulticastDns();
   return await new Promise((resolve, reject) => {
-    const found: EssDevice[] = [];
+    const found = new FoundDevices();
     const cache = new ServiceCache();
     const timers: ReturnType<typeof setTimeout>[] = [];
     let settle: ReturnType<typeof setTimeout> | undefined;
+    let followUp: ReturnType<typeof setTimeout> | undefined;
+    let lastFollowUp = -Infinity;
     let done = false;
     const mdns = multicastDns({
       bind: "0.0.0.0",
@@ -317,10 +420,17 @@ export async function browse(options: BrowseOptions): Promise<EssDevice[]> {
       done = true;
       for (const t of timers) clearTimeout(t);
       clearTimeout(settle);
+      clearTimeout(followUp);
+      if (found.overflowed) {
+        log.warning(
+          `more than ${MAX_FOUND_DEVICES} LG ESS answered on mDNS; only the first ` +
+            `${MAX_FOUND_DEVICES} are listed (is something on the network flooding mDNS?)`,
+        );
+      }
       options.signal?.removeEventListener("abort", onAbort);
       mdns.removeAllListeners();
       mdns.on("error", () => {});
-      mdns.destroy(() => error ? reject(error) : resolve(found));
+      mdns.destroy(() => error ? reject(error) : resolve(found.list));
     };
     const onAbort = () => finish();
     const ask = (questions: Question[]) => {
@@ -341,14 +451,28 @@ export async function browse(options: BrowseOptions): Promise<EssDevice[]> {
           },
         ),
       ));
+    /**
+     * Asks for what is still missing, at most every {@link FOLLOW_UP_MS}: a flood of answers,
+     * each naming new instances, would otherwise make a query of each.
+     */
+    const followUpSoon = () => {
+      if (followUp !== undefined) return;
+      const waitMs = lastFollowUp + FOLLOW_UP_MS - performance.now();
+      followUp = setTimeout(() => {
+        followUp = undefined;
+        lastFollowUp = performance.now();
+        ask(cache.missing());
+      }, Math.max(0, waitMs));
+    };
+
     mdns.on("warning", (err: Error) => log.debug(`mDNS: ${err.message}`));
     mdns.on("response", (packet) => {
       if (done) return;
       if (!cache.add([...packet.answers ?? [], ...packet.additionals ?? []])) return;
       for (const device of cache.devices()) {
-        if (found.some((d) => norm(d.instance) === norm(device.instance))) continue;
+        if (found.has(device)) continue;
         if (options.name !== undefined && !matchesName(device, options.name)) continue;
-        found.push(device);
+        if (!found.add(device)) continue;
         options.onFound?.(device);
         if (options.first) return finish();
         if (options.settleMs !== undefined) {
@@ -356,7 +480,7 @@ export async function browse(options: BrowseOptions): Promise<EssDevice[]> {
           settle = setTimeout(() => finish(), options.settleMs);
         }
       }
-      ask(cache.missing());
+      followUpSoon();
     });
     mdns.on("ready", () => {
       for (const at of queryTimes(options.timeoutMs)) {
@@ -368,175 +492,4 @@ export async function browse(options: BrowseOptions): Promise<EssDevice[]> {
     options.signal?.addEventListener("abort", onAbort);
     timers.push(setTimeout(() => finish(), options.timeoutMs));
   });
-}
-
-/** What {@link announce} announces. */
-export interface AnnounceInfo {
-  /** Device name: the instance is `LGE_ESS-<name>._pmsctrl._tcp.local`. */
-  name: string;
-  /** Port of the SRV record, where the HTTPS API listens. */
-  port: number;
-  /**
-   * Host name in the SRV and A records (default `lge-ess-<name>.local`); an IPv4 address here is
-   * taken as the address to announce instead.
-   */
-  hostname?: string | undefined;
-  /**
-   * IPv4 address in the A record (default: an IPv4 `hostname` other than 0.0.0.0, else
-   * `interfaceAddress`, else the first non-loopback one).
-   */
-  address?: string | undefined;
-  /** IPv4 address of the network interface to answer on (default: all). */
-  interfaceAddress?: string | undefined;
-  /** TXT entries on top of the device's `Device=LGEESS` and `HWRevison=1.5`. */
-  txt?: Record<string, string> | undefined;
-}
-
-/** The four records of an announced device: PTR, SRV, TXT and A. */
-export function announcementRecords(
-  info: AnnounceInfo & { hostname: string; address: string },
-): Answer[] {
-  const instance = instanceName(info.name);
-  const txt = {
-    ...DEVICE_TXT,
-    ...(info.port === 443 ? {} : { [HTTPS_PORT_KEY]: String(info.port) }),
-    ...info.txt,
-  };
-  return [
-    { type: "PTR", name: SERVICE_TYPE, ttl: 4500, data: instance },
-    {
-      type: "SRV",
-      name: instance,
-      ttl: 120,
-      flush: true,
-      data: { port: info.port, target: info.hostname, priority: 0, weight: 0 },
-    },
-    {
-      type: "TXT",
-      name: instance,
-      ttl: 4500,
-      flush: true,
-      data: Object.entries(txt).map(([k, v]) => `${k}=${v}`),
-    },
-    { type: "A", name: info.hostname, ttl: 120, flush: true, data: info.address },
-  ];
-}
-
-/**
- * The answer a responder owning `records` gives to `questions`: the records asked for (`ANY`
- * matches every type), plus, as additional records, what the asker needs next (SRV, TXT and A
- * after a PTR; A after an SRV). Empty when none of the questions concern these records.
- */
-export function answerQuestions(
-  records: readonly Answer[],
-  questions: readonly Question[],
-): { answers: Answer[]; additionals: Answer[] } {
-  const answers = new Set<Answer>();
-  const additionals = new Set<Answer>();
-  const byName = (name: string, type?: string) =>
-    records.filter((r) => norm(r.name) === norm(name) && (type === undefined || r.type === type));
-  for (const q of questions) {
-    if (q.type === "PTR" && norm(q.name) === DNS_SD_SERVICES) {
-      answers.add({ type: "PTR", name: DNS_SD_SERVICES, ttl: 4500, data: SERVICE_TYPE });
-      continue;
-    }
-    const matched = records.filter((r) =>
-      norm(r.name) === norm(q.name) && (q.type as string === "ANY" || r.type === q.type)
-    );
-    for (const record of matched) {
-      answers.add(record);
-      if (record.type === "PTR") {
-        for (const extra of byName(record.data)) additionals.add(extra);
-      }
-      const srv = record.type === "PTR"
-        ? byName(record.data, "SRV")
-        : record.type === "SRV"
-        ? [record]
-        : [];
-      for (const s of srv) {
-        if (s.type === "SRV") { for (const a of byName(s.data.target, "A")) additionals.add(a); }
-      }
-    }
-  }
-  return { answers: [...answers], additionals: [...additionals].filter((r) => !answers.has(r)) };
-}
-
-/** The same records with TTL 0: "this service is gone" (RFC 6762 §10.1). */
-export function goodbye(records: readonly Answer[]): Answer[] {
-  return records.map((r) => ({ ...r, ttl: 0 }) as Answer);
-}
-
-function firstExternalIpv4(): string {
-  const ifaces = Deno.networkInterfaces();
-  return ifaces.find((i) => i.family === "IPv4" && !i.address.startsWith("127."))?.address ??
-    "127.0.0.1";
-}
-
-/** A running announcement. */
-export interface Announcer {
-  /** Resolves once the socket listens and the first announcement has been sent. */
-  ready: Promise<void>;
-  /** Says goodbye (TTL 0) and closes the socket. */
-  close(): Promise<void>;
-}
-
-/**
- * Answers mDNS queries for `_pmsctrl._tcp.local` as an LG ESS does (PTR, SRV, TXT and A, with
- * `Device=LGEESS` and `HWRevison=1.5` in TXT), announces itself once at start, and says goodbye
- * on `close()`. Used by `ess simulate --mdns` and the discovery tests.
- *
- * @example
- * ```ts ignore
- * const announcer = announce({ name: "DE1234", port: 8443, address: "10.213.0.1" });
- * await announcer.close();
- * ```
- */
-export function announce(info: AnnounceInfo): Announcer {
-  // A server's listen address given as the host name (the simulator's `127.0.0.1`, say) is where
-  // it can be reached, unless it is the wildcard.
-  const literal = info.hostname !== undefined && IPV4.test(info.hostname)
-    ? info.hostname
-    : undefined;
-  const hostname = (literal === undefined ? info.hostname : undefined) ??
-    `lge-ess-${info.name.toLowerCase().replace(/[^a-z0-9-]/g, "-")}.local`;
-  const address = info.address ?? (literal !== "0.0.0.0" ? literal : undefined) ??
-    info.interfaceAddress ?? firstExternalIpv4();
-  const records = announcementRecords({ ...info, hostname, address });
-  const socket = loadMulticastDns().then((multicastDns) => {
-    const mdns = multicastDns({
-      bind: "0.0.0.0",
-      interface: info.interfaceAddress,
-      port: MDNS_PORT,
-    });
-    mdns.on("error", () => {});
-    mdns.on("warning", () => {});
-    mdns.on("query", (query, rinfo) => {
-      const reply = answerQuestions(records, query.questions ?? []);
-      if (reply.answers.length === 0) return;
-      // A query from a port other than 5353 is a one-shot (legacy unicast) query: answer it
-      // directly.
-      if (rinfo.port !== MDNS_PORT) {
-        mdns.respond(reply, { port: rinfo.port, address: rinfo.address });
-      } else mdns.respond(reply);
-    });
-    return mdns;
-  });
-  const ready = socket.then((mdns) =>
-    new Promise<void>((resolve) =>
-      mdns.on("ready", () => mdns.respond({ answers: records }, () => resolve()))
-    )
-  );
-  let closed: Promise<void> | undefined;
-  return {
-    ready,
-    close() {
-      closed ??= socket.then((mdns) =>
-        new Promise<void>((resolve) => {
-          mdns.removeAllListeners("query");
-          mdns.respond({ answers: goodbye(records) }, () => mdns.destroy(() => resolve()));
-        })
-      );
-      return closed;
-    },
-  };
 }

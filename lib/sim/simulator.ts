@@ -26,7 +26,7 @@ export { BATTERY_MAX_W, BATTERY_WH, GRID_CHARGE_W, PV_CAPACITY, WINTER_RESERVE }
 /** The simulator's password unless told otherwise: a made-up MAC address, like a real one. */
 export const DEFAULT_PASSWORD = "a1b2c3d4e5f6";
 
-/** What an mDNS announcer gets to know about the simulator (a subset of lib/device/mdns.ts's). */
+/** What an mDNS announcer gets to know about the simulator (a subset of mdns_announce.ts's). */
 export interface AnnounceInfo {
   /** Registration number: the instance is `LGE_ESS-<name>._pmsctrl._tcp.local.`. */
   name: string;
@@ -72,7 +72,7 @@ export interface SimulatorOptions {
    * default: it sends multicast.
    */
   mdns?: boolean | { interfaceAddress?: string };
-  /** The mDNS announcer that {@link SimulatorOptions.mdns} uses; default lib/device/mdns.ts's. */
+  /** The mDNS announcer that {@link SimulatorOptions.mdns} uses; default mdns_announce.ts's. */
   announce?: Announce;
   /** Where requests are logged (debug). */
   logger?: Logger;
@@ -520,7 +520,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   checkFaults(options);
   // Loaded only when asked for, so that a simulator without mDNS never loads multicast code.
   const announce = options.mdns
-    ? options.announce ?? (await import("../device/mdns.ts")).announce
+    ? options.announce ?? (await import("../device/mdns_announce.ts")).announce
     : undefined;
   const sim = new RunningSimulator(options, await sha256Fingerprint(SIM_CERT));
   await sim.listen();
