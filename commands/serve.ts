@@ -10,6 +10,7 @@ import { defineCommand, DEVICE_OPTIONS, GENERAL_OPTIONS } from "./_cli.ts";
 import { openDevice } from "./_device.ts";
 import {
   ALLOWED_CLIENTS_OPTION,
+  ALLOWED_HOSTS_OPTION,
   CONTROL_TOKEN_OPTION,
   DAEMON_OPTIONS,
   LISTEN_OPTION,
@@ -47,6 +48,7 @@ const command = defineCommand({
     },
     CONTROL_TOKEN_OPTION,
     ALLOWED_CLIENTS_OPTION,
+    ALLOWED_HOSTS_OPTION,
     ...DAEMON_OPTIONS,
     ...GENERAL_OPTIONS,
   ],

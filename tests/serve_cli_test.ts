@@ -398,7 +398,7 @@ Deno.test("ess mqtt --listen (subprocess) keeps polling and publishing under hos
       // 32 event streams (the most the server keeps open) whose clients read the status line
       // and never anything after it.
       for (let i = 0; i < 32; i++) {
-        const conn = await raw("GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n");
+        const conn = await raw("GET /api/events HTTP/1.1\r\nHost: localhost\r\n\r\n");
         const head = new Uint8Array(16);
         const n = await conn.read(head);
         equal(new TextDecoder().decode(head.subarray(0, n ?? 0)).slice(0, 12), "HTTP/1.1 200");

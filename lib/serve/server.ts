@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { errorText, EssError, UsageError } from "../errors.ts";
+import { errorText, EssError, preview, UsageError } from "../errors.ts";
 import { type Logger, silentLogger } from "../log.ts";
 import { VERSION } from "../version.ts";
 import { METRICS_CONTENT_TYPE, renderMetrics } from "../export/prometheus.ts";
@@ -28,6 +28,7 @@ import { CONTROL_LIST } from "./_controls.ts";
 import { ASSETS } from "./_assets.ts";
 import { type Listener, type ListenerLimits, listenHttp } from "./_listener.ts";
 import { authority, type ListenAddress, MIN_TOKEN_LENGTH } from "./listen.ts";
+import { hostCheck, hostOfHeader, machineNames } from "./hosts.ts";
 import { matchRoutes, type RouteId } from "./routes.ts";
 import { openApiDocument } from "./openapi.ts";
 import { echoedSecrets, servedSnapshot, stateText } from "./state.ts";
@@ -103,6 +104,14 @@ export interface ServeOptions {
    * the Home Assistant add-on); every other client gets 403, but for `/healthz`. Default: all.
    */
   allowedClients?: readonly string[] | undefined;
+  /**
+   * Host names the server answers to besides its own (`localhost`, IP addresses, the listen
+   * name and this machine's names): the names of a reverse proxy in front of it. `*` answers
+   * every name. Any other `Host` gets 421 and no data (DNS rebinding; see hosts.ts).
+   */
+  allowedHosts?: readonly string[];
+  /** This machine's names (default: from its host name, see `machineNames`). */
+  machineNames?: readonly string[];
   /** The clock, in ms since the epoch. */
   now?: () => number;
   limits?: Partial<ServeLimits>;
@@ -170,11 +179,14 @@ const BODY_PROBLEMS: Record<BodyProblem, [number, string]> = {
   "timeout": [408, "the body did not arrive in time"],
 };
 
+/** How many refused host names are logged as warnings; the rest only at debug level. */
+const LOGGED_HOSTS = 8;
+
 /**
- * Builds the request handler; {@link startServer} puts it behind a socket. Throws a
- * `UsageError` for a control token shorter than {@link MIN_TOKEN_LENGTH}.
+ * Builds the request handler; {@link startServer} puts it behind a socket listening on
+ * `listenHost`. Throws a `UsageError` for a control token shorter than {@link MIN_TOKEN_LENGTH}.
  */
-export function createHandler(options: ServeOptions): ServeHandler {
+export function createHandler(options: ServeOptions, listenHost = "localhost"): ServeHandler {
   const { source } = options;
   const limits: ServeLimits = { ...DEFAULT_LIMITS, ...options.limits };
   const log = options.logger ?? silentLogger;
@@ -212,6 +224,12 @@ export function createHandler(options: ServeOptions): ServeHandler {
   const openapi = `${JSON.stringify(openApiDocument(VERSION), null, 2)}\n`;
   let controlsWaiting = 0;
   const allowed = options.allowedClients && new Set(options.allowedClients.map(normalAddress));
+  const isOwnHost = hostCheck({
+    listenHost,
+    machine: options.machineNames ?? machineNames(),
+    allowed: options.allowedHosts ?? [],
+  });
+  const refusedHosts = new Set<string>();
 
   const served = new WeakMap<ServeSnapshot, ServeSnapshot>();
   /** The latest snapshot, redacted once per poll rather than once per answer. */
@@ -409,7 +427,21 @@ export function createHandler(options: ServeOptions): ServeHandler {
     }
   }
 
+  function refuseHost(host: string, remote: string): Response {
+    const name = hostOfHeader(host) ?? "(not a host name)";
+    const first = !refusedHosts.has(name) && refusedHosts.size < LOGGED_HOSTS;
+    if (first) refusedHosts.add(name);
+    (first ? log.warning : log.debug)(
+      `refused a request from ${remote} for host ${preview(name, 80)}: not a name of this ` +
+        `server (a web page rebinding its name to this machine?); if it is yours, add it ` +
+        `with --allowed-hosts`,
+    );
+    return answers.error(421, "this server does not answer to that host name");
+  }
+
   async function handle(request: Request, remote: string): Promise<Response> {
+    const host = request.headers.get("host");
+    if (!isOwnHost(host)) return refuseHost(host!, remote);
     if (request.url.length > limits.maxUrlLength) return answers.error(414, "the URL is too long");
     const url = new URL(request.url);
     if (allowed && !allowed.has(clientAddress(remote)) && url.pathname !== "/healthz") {
@@ -488,7 +520,7 @@ export async function startServer(
 ): Promise<RunningServer> {
   const log = options.logger ?? silentLogger;
   const limits: ServeLimits = { ...DEFAULT_LIMITS, ...options.limits };
-  const handler = createHandler(options);
+  const handler = createHandler(options, address.hostname);
   let listener: Listener;
   try {
     listener = await listenHttp(
