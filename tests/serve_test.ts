@@ -805,7 +805,10 @@ Deno.test("ess serve bounds connections and the time a request's head may take",
     });
     await t.step("should answer 400 to a request a Web Request cannot carry", async () => {
       for (const head of ["TRACE / HTTP/1.1", "GET * HTTP/1.1"]) {
-        const conn = await rawConnection(url, `${head}\r\nHost: localhost\r\nConnection: close\r\n\r\n`);
+        const conn = await rawConnection(
+          url,
+          `${head}\r\nHost: localhost\r\nConnection: close\r\n\r\n`,
+        );
         match(await readToEnd(conn), /^HTTP\/1\.1 400 /, head);
       }
     });
