@@ -9,9 +9,15 @@ import type { ControlQueueOptions } from "../lib/device/control_queue.ts";
 import type { PollerOptions } from "../lib/device/poller.ts";
 import { MIN_POLL_SECONDS } from "../lib/device/states.ts";
 import { WrongPasswordError } from "../lib/errors.ts";
-import { type ListenAddress, MIN_TOKEN_LENGTH, parseListen } from "../lib/serve/listen.ts";
+import {
+  type ListenAddress,
+  MIN_TOKEN_LENGTH,
+  parseListen,
+  tokenProblem,
+} from "../lib/serve/listen.ts";
 import { parseAllowedHosts } from "../lib/serve/hosts.ts";
 import { errorAt, type Io, type OptionSpec, type Parsed } from "./_cli.ts";
+import type { Logger } from "../lib/log.ts";
 
 /** Exit code for a wrong device password (EX_CONFIG): the systemd unit does not restart on it. */
 export const EXIT_WRONG_PASSWORD = 78;
@@ -210,24 +216,20 @@ export function serveSettings(
   if (typeof token?.value !== "string" || token.value === "") {
     return { address, controlToken: undefined, allowedClients: allowed, allowedHosts };
   }
-  if (token.value.length < MIN_TOKEN_LENGTH) {
-    throw errorAt(
-      token.origin,
-      `the control token has ${token.value.length} characters: use at least ` +
-        `${MIN_TOKEN_LENGTH}, e.g. from 'openssl rand -hex 24'`,
-    );
-  }
+  const problem = tokenProblem(token.value);
+  if (problem !== undefined) throw errorAt(token.origin, problem);
   return { address, controlToken: token.value, allowedClients: allowed, allowedHosts };
 }
 
 /**
  * Runs a daemon's `work` until SIGINT or SIGTERM aborts its signal; returns the exit code: 0
- * once stopped, {@link EXIT_WRONG_PASSWORD} (after one line on stderr) when the device refused
+ * once stopped (and `log` says so), {@link EXIT_WRONG_PASSWORD} (after one line on stderr) when the device refused
  * the password. However the device, the broker or an HTTP client hang, the signal ends it
  * within 2 s.
  */
 export async function runDaemon(
   io: Io,
+  log: Logger,
   work: (signal: AbortSignal) => Promise<void>,
 ): Promise<number> {
   const stop = new AbortController();
@@ -252,5 +254,6 @@ export async function runDaemon(
     clearTimeout(deadline);
     for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
   }
+  if (stop.signal.aborted) log.info("stopped");
   return 0;
 }

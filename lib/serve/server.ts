@@ -27,8 +27,9 @@ import { GraphCache, type GraphResult } from "./_graph.ts";
 import { CONTROL_LIST } from "./_controls.ts";
 import { ASSETS } from "./_assets.ts";
 import { type Listener, type ListenerLimits, listenHttp } from "./_listener.ts";
-import { authority, type ListenAddress, MIN_TOKEN_LENGTH } from "./listen.ts";
+import { authority, type ListenAddress, MIN_TOKEN_LENGTH, tokenProblem } from "./listen.ts";
 import { hostCheck, hostOfHeader, machineNames } from "./hosts.ts";
+import { MAX_TOKEN_DELAY_MS, TokenGuard } from "./_token_guard.ts";
 import { matchRoutes, type RouteId } from "./routes.ts";
 import { openApiDocument } from "./openapi.ts";
 import { echoedSecrets, servedSnapshot, stateText } from "./state.ts";
@@ -184,7 +185,7 @@ const LOGGED_HOSTS = 8;
 
 /**
  * Builds the request handler; {@link startServer} puts it behind a socket listening on
- * `listenHost`. Throws a `UsageError` for a control token shorter than {@link MIN_TOKEN_LENGTH}.
+ * `listenHost`. Throws a `UsageError` for a control token that `tokenProblem` refuses.
  */
 export function createHandler(options: ServeOptions, listenHost = "localhost"): ServeHandler {
   const { source } = options;
@@ -192,12 +193,8 @@ export function createHandler(options: ServeOptions, listenHost = "localhost"): 
   const log = options.logger ?? silentLogger;
   const now = options.now ?? Date.now;
   const token = options.controlToken === "" ? undefined : options.controlToken;
-  if (token !== undefined && token.length < MIN_TOKEN_LENGTH) {
-    throw new UsageError(
-      `the control token is too short: use at least ${MIN_TOKEN_LENGTH} characters, e.g. ` +
-        `from 'openssl rand -hex 24'`,
-    );
-  }
+  const problem = token === undefined ? undefined : tokenProblem(token);
+  if (problem !== undefined) throw new UsageError(problem);
   const redactor = new AnswerRedactor(
     [token],
     () => echoedSecrets(source.snapshot()),
@@ -230,6 +227,7 @@ export function createHandler(options: ServeOptions, listenHost = "localhost"): 
     allowed: options.allowedHosts ?? [],
   });
   const refusedHosts = new Set<string>();
+  const guard = new TokenGuard(now);
 
   const served = new WeakMap<ServeSnapshot, ServeSnapshot>();
   /** The latest snapshot, redacted once per poll rather than once per answer. */
@@ -319,11 +317,21 @@ export function createHandler(options: ServeOptions, listenHost = "localhost"): 
     if (token === undefined) {
       return answers.error(403, "controls are off: start ess with --control-token to allow them");
     }
+    const address = clientAddress(remote);
+    const waitMs = guard.waitMs(address);
+    if (waitMs > 0) {
+      const seconds = Math.ceil(waitMs / 1000);
+      return answers.error(429, `too many wrong tokens: try again in ${seconds} s`, {
+        "retry-after": String(seconds),
+      });
+    }
     if (!hasBearerToken(request, token)) {
+      if (request.headers.has("authorization")) wrongToken(address);
       return answers.error(401, "a control needs the header Authorization: Bearer <token>", {
         "www-authenticate": 'Bearer realm="ess"',
       });
     }
+    guard.succeeded(address);
     if (isCrossOrigin(request)) {
       return answers.error(403, "controls are not taken from pages of another origin");
     }
@@ -344,6 +352,21 @@ export function createHandler(options: ServeOptions, listenHost = "localhost"): 
     }
   }
 
+  function wrongToken(address: string): void {
+    const failure = guard.failed(address);
+    if (failure.first) {
+      log.warning(
+        `wrong control token from ${address}: each further wrong one makes it wait longer, ` +
+          `up to ${MAX_TOKEN_DELAY_MS / 1000} s`,
+      );
+    } else {
+      log.debug(
+        `wrong control token from ${address} (${failure.failures} in a row; it waits ` +
+          `${failure.delayMs / 1000} s)`,
+      );
+    }
+  }
+
   async function queueControl(
     request: Request,
     name: ControlName,
@@ -359,7 +382,8 @@ export function createHandler(options: ServeOptions, listenHost = "localhost"): 
     if (typeof command === "string") {
       return answers.error(400, `${name}: ${command}; nothing sent to the device`);
     }
-    log.info(`control ${name} from ${remote}: ${command.description}`);
+    // The control queue logs each command it writes, with this request as its source.
+    log.debug(`control ${name} from ${remote}: ${command.description}`);
     const wait = timeout(limits.controlWaitMs, "queued" as const);
     try {
       const outcome = await Promise.race([
