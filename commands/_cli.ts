@@ -352,6 +352,27 @@ function flagValues(argv: readonly string[], flags: ReadonlyMap<string, OptionSp
   return out;
 }
 
+/**
+ * The error for an argument a command does not take. Right after a flag (`--once maybe`), it
+ * names the flag and the values it does take, since the user meant the word for it.
+ */
+function strayArgument(
+  command: string,
+  argv: readonly string[],
+  argument: string,
+  flags: ReadonlyMap<string, OptionSpec>,
+): UsageError {
+  const before = argv[argv.indexOf(argument) - 1];
+  const flag = before === undefined ? undefined : /^--(?:no-)?([^=]+)$/.exec(before)?.[1];
+  if (flag !== undefined && flags.has(flag)) {
+    return new UsageError(
+      `ess ${command}: ${before} takes no value (got ${JSON.stringify(argument)}): give the ` +
+        `flag alone, or --${flag}=VALUE with one of ${SWITCH_WORDS_TEXT}`,
+    );
+  }
+  return new UsageError(`ess ${command} takes no arguments (got ${JSON.stringify(argument)})`);
+}
+
 /** What {@link parseCommand} needs besides the command line. */
 export interface ParseContext {
   /**
@@ -360,6 +381,8 @@ export interface ParseContext {
    * knows is worth a warning. Default: none does.
    */
   isKnownKey?: (key: string) => boolean | Promise<boolean>;
+  /** A known key close to the unknown `key` (kebab-case), for "did you mean". Default: none. */
+  suggestKey?: (key: string) => string | undefined | Promise<string | undefined>;
   /** The folder relative `--config` paths start from (default: the working directory). */
   cwd?: string | undefined;
 }
@@ -437,9 +460,7 @@ export async function parseCommand<O extends readonly OptionSpec[]>(
   }
   if (cli.get("help")?.value === true) return "help";
   if (!command.positionals && parsed.positionals.length > 0) {
-    throw new UsageError(
-      `ess ${command.name} takes no arguments (got ${JSON.stringify(parsed.positionals[0])})`,
-    );
+    throw strayArgument(command.name, argv, parsed.positionals[0]!, flags);
   }
 
   const configSpec = specs.find((s) => s.name === "config");
@@ -510,7 +531,13 @@ export async function parseCommand<O extends readonly OptionSpec[]>(
     if (typeof secret === "string") redactor.add(secret);
   }
   const log = createLogger(logLevel, (line) => io.err(`ess: ${line}\n`), { redactor });
-  for (const entry of unknown) log.warning(`${entry.origin}: unknown key "${entry.key}" ignored`);
+  for (const entry of unknown) {
+    const near = await context.suggestKey?.(kebab(entry.key));
+    log.warning(
+      `${entry.origin}: unknown key "${entry.key}" ignored` +
+        (near === undefined ? "" : ` (did you mean ${near}?)`),
+    );
+  }
 
   const string = (name: string) => {
     const v = values.get(name)?.value;

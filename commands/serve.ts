@@ -72,7 +72,7 @@ const command = defineCommand({
         logger: p.log,
       });
       p.log.info(`polling ${session.host.authority} every ${poll.intervalMs / 1000} s`);
-      return await runDaemon(io, async (signal) => {
+      return await runDaemon(io, p.log, async (signal) => {
         try {
           await serving.poller.run(signal);
         } finally {
