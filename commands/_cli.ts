@@ -9,6 +9,7 @@ import { parseArgs } from "node:util";
 import { type ConfigEntry, loadConfigFile, loadDefaultConfig } from "../lib/config.ts";
 import { loadAddonOptions } from "../lib/hass/addon.ts";
 import { parseSwitchWord, SWITCH_WORDS_TEXT } from "../lib/device/vocabulary.ts";
+import { flagValues, strayArgument } from "./_flags.ts";
 import { ConfigError, errorText, EssError, preview, UsageError } from "../lib/errors.ts";
 import { createLogger, type Logger, type LogLevel, parseLogLevel } from "../lib/log.ts";
 import { Redactor } from "../lib/redact.ts";
@@ -308,69 +309,6 @@ export function errorAt(origin: string, message: string): EssError {
   return fromConfigFile(origin)
     ? new ConfigError(`${origin}: ${message}`)
     : new UsageError(`${origin}: ${message}`);
-}
-
-/**
- * pyess's spellings of a boolean flag with a value, as ConfigArgParse took them: `--once=true`
- * for any flag, and `--once True` for the flags pyess declared with `type=bool`. Each becomes
- * the plain flag or its `--no-` form; any other value after `=` is a usage error.
- */
-function flagValues(argv: readonly string[], flags: ReadonlyMap<string, OptionSpec>): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === "--") {
-      out.push(...argv.slice(i));
-      break;
-    }
-    const m = /^--([^=]+)(?:=(.*))?$/s.exec(arg);
-    const spec = m ? flags.get(m[1]!) : undefined;
-    if (!m || !spec) {
-      out.push(arg);
-      continue;
-    }
-    let value = m[2];
-    const next = argv[i + 1];
-    if (value === undefined && spec.pyessValue && next !== undefined) {
-      if (parseSwitchWord(next) !== undefined) {
-        value = next;
-        i++;
-      }
-    }
-    if (value === undefined) {
-      out.push(arg);
-      continue;
-    }
-    const on = parseSwitchWord(value);
-    if (on === undefined) {
-      throw new UsageError(
-        `--${m[1]}=${JSON.stringify(value)}: a flag takes no value, or one of ${SWITCH_WORDS_TEXT}`,
-      );
-    }
-    out.push(on ? `--${m[1]}` : `--no-${m[1]}`);
-  }
-  return out;
-}
-
-/**
- * The error for an argument a command does not take. Right after a flag (`--once maybe`), it
- * names the flag and the values it does take, since the user meant the word for it.
- */
-function strayArgument(
-  command: string,
-  argv: readonly string[],
-  argument: string,
-  flags: ReadonlyMap<string, OptionSpec>,
-): UsageError {
-  const before = argv[argv.indexOf(argument) - 1];
-  const flag = before === undefined ? undefined : /^--(?:no-)?([^=]+)$/.exec(before)?.[1];
-  if (flag !== undefined && flags.has(flag)) {
-    return new UsageError(
-      `ess ${command}: ${before} takes no value (got ${JSON.stringify(argument)}): give the ` +
-        `flag alone, or --${flag}=VALUE with one of ${SWITCH_WORDS_TEXT}`,
-    );
-  }
-  return new UsageError(`ess ${command} takes no arguments (got ${JSON.stringify(argument)})`);
 }
 
 /** What {@link parseCommand} needs besides the command line. */

@@ -27,7 +27,7 @@ import { GraphCache, type GraphResult } from "./_graph.ts";
 import { CONTROL_LIST } from "./_controls.ts";
 import { ASSETS } from "./_assets.ts";
 import { type Listener, type ListenerLimits, listenHttp } from "./_listener.ts";
-import { authority, type ListenAddress, MIN_TOKEN_LENGTH, tokenProblem } from "./listen.ts";
+import { authority, type ListenAddress, tokenProblem } from "./listen.ts";
 import { hostCheck, hostOfHeader, machineNames } from "./hosts.ts";
 import { MAX_TOKEN_DELAY_MS, TokenGuard } from "./_token_guard.ts";
 import { matchRoutes, type RouteId } from "./routes.ts";
@@ -88,7 +88,7 @@ export interface ServeOptions {
   /** The device side: snapshots, poll events, graphs, controls. */
   source: ServeSource;
   /**
-   * The token controls need, at least {@link MIN_TOKEN_LENGTH} characters; without one, every
+   * The token controls need, at least `MIN_TOKEN_LENGTH` (listen.ts) characters; without one, every
    * control answers 403.
    */
   controlToken?: string | undefined;
