@@ -9,6 +9,7 @@ import { parseArgs } from "node:util";
 import { type ConfigEntry, loadConfigFile, loadDefaultConfig } from "../lib/config.ts";
 import { loadAddonOptions } from "../lib/hass/addon.ts";
 import { parseSwitchWord, SWITCH_WORDS_TEXT } from "../lib/device/vocabulary.ts";
+import { flagValues, strayArgument } from "./_flags.ts";
 import { ConfigError, errorText, EssError, preview, UsageError } from "../lib/errors.ts";
 import { createLogger, type Logger, type LogLevel, parseLogLevel } from "../lib/log.ts";
 import { Redactor } from "../lib/redact.ts";
@@ -310,48 +311,6 @@ export function errorAt(origin: string, message: string): EssError {
     : new UsageError(`${origin}: ${message}`);
 }
 
-/**
- * pyess's spellings of a boolean flag with a value, as ConfigArgParse took them: `--once=true`
- * for any flag, and `--once True` for the flags pyess declared with `type=bool`. Each becomes
- * the plain flag or its `--no-` form; any other value after `=` is a usage error.
- */
-function flagValues(argv: readonly string[], flags: ReadonlyMap<string, OptionSpec>): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === "--") {
-      out.push(...argv.slice(i));
-      break;
-    }
-    const m = /^--([^=]+)(?:=(.*))?$/s.exec(arg);
-    const spec = m ? flags.get(m[1]!) : undefined;
-    if (!m || !spec) {
-      out.push(arg);
-      continue;
-    }
-    let value = m[2];
-    const next = argv[i + 1];
-    if (value === undefined && spec.pyessValue && next !== undefined) {
-      if (parseSwitchWord(next) !== undefined) {
-        value = next;
-        i++;
-      }
-    }
-    if (value === undefined) {
-      out.push(arg);
-      continue;
-    }
-    const on = parseSwitchWord(value);
-    if (on === undefined) {
-      throw new UsageError(
-        `--${m[1]}=${JSON.stringify(value)}: a flag takes no value, or one of ${SWITCH_WORDS_TEXT}`,
-      );
-    }
-    out.push(on ? `--${m[1]}` : `--no-${m[1]}`);
-  }
-  return out;
-}
-
 /** What {@link parseCommand} needs besides the command line. */
 export interface ParseContext {
   /**
@@ -360,45 +319,45 @@ export interface ParseContext {
    * knows is worth a warning. Default: none does.
    */
   isKnownKey?: (key: string) => boolean | Promise<boolean>;
+  /** A known key close to the unknown `key` (kebab-case), for "did you mean". Default: none. */
+  suggestKey?: (key: string) => string | undefined | Promise<string | undefined>;
   /** The folder relative `--config` paths start from (default: the working directory). */
   cwd?: string | undefined;
 }
 
-/**
- * Parses `argv` for `command`: strict (unknown options are a {@link UsageError}), then fills in
- * each option from the command line, its environment variable, the config file or its default.
- * Returns `"help"` for `--help`, without reading any config.
- */
-export async function parseCommand<O extends readonly OptionSpec[]>(
-  command: Omit<Command<O>, "run">,
-  argv: readonly string[],
-  io: Io,
-  context: ParseContext = {},
-): Promise<ParsedOf<O> | "help"> {
-  const specs: readonly OptionSpec[] = [...command.options, HELP_OPTION];
-  const byName = new Map<string, OptionSpec>();
-  const flags = new Map<string, OptionSpec>();
-  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {};
+/** Each name an option answers to, and what `node:util`'s parseArgs is told of it. */
+interface OptionTable {
+  byName: Map<string, OptionSpec>;
+  flags: Map<string, OptionSpec>;
+  options: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }>;
+}
+
+function optionTable(specs: readonly OptionSpec[]): OptionTable {
+  const table: OptionTable = { byName: new Map(), flags: new Map(), options: {} };
   for (const spec of specs) {
     for (const n of namesOf(spec)) {
-      byName.set(n, spec);
-      options[n] = {
+      table.byName.set(n, spec);
+      table.options[n] = {
         type: spec.type,
         ...(spec.short && n === spec.name ? { short: spec.short } : {}),
         ...(spec.multiple ? { multiple: true } : {}),
       };
       if (spec.type === "boolean") {
-        flags.set(n, spec);
-        byName.set(`no-${n}`, spec);
-        options[`no-${n}`] = { type: "boolean" };
+        table.flags.set(n, spec);
+        table.byName.set(`no-${n}`, spec);
+        table.options[`no-${n}`] = { type: "boolean" };
       }
     }
   }
-  let parsed: ReturnType<typeof parseArgs>;
+  return table;
+}
+
+/** `argv` parsed strictly; what parseArgs refuses becomes one usage error naming the option. */
+function readArgv(name: string, argv: readonly string[], table: OptionTable) {
   try {
-    parsed = parseArgs({
-      args: flagValues(argv, flags),
-      options,
+    return parseArgs({
+      args: flagValues(argv, table.flags),
+      options: table.options,
       strict: true,
       allowPositionals: true,
     });
@@ -415,12 +374,18 @@ export async function parseCommand<O extends readonly OptionSpec[]>(
       : /does not take an argument/.test(text)
       ? `option ${option} takes no value`
       : text.split("\n")[0];
-    throw new UsageError(`ess ${command.name}: ${why}; see 'ess ${command.name} --help'`);
+    throw new UsageError(`ess ${name}: ${why}; see 'ess ${name} --help'`);
   }
+}
 
+/** The command line's values by option name; a repeatable option's values in a list. */
+function cliValues(
+  parsed: Record<string, string | boolean | (string | boolean)[] | undefined>,
+  byName: ReadonlyMap<string, OptionSpec>,
+) {
   const cli = new Map<string, OptionValue>();
   const repeated = new Map<string, OptionValue[]>();
-  for (const [key, value] of Object.entries(parsed.values)) {
+  for (const [key, value] of Object.entries(parsed)) {
     const spec = byName.get(key);
     if (!spec || value === undefined) continue;
     if (Array.isArray(value)) {
@@ -430,32 +395,44 @@ export async function parseCommand<O extends readonly OptionSpec[]>(
       continue;
     }
     const negated = key.startsWith("no-") && !namesOf(spec).includes(key);
-    cli.set(spec.name, {
-      value: negated ? !value : value as string | boolean,
-      origin: `--${key}`,
-    });
+    cli.set(spec.name, { value: negated ? !value : value, origin: `--${key}` });
   }
-  if (cli.get("help")?.value === true) return "help";
-  if (!command.positionals && parsed.positionals.length > 0) {
-    throw new UsageError(
-      `ess ${command.name} takes no arguments (got ${JSON.stringify(parsed.positionals[0])})`,
-    );
-  }
+  return { cli, repeated };
+}
 
-  const configSpec = specs.find((s) => s.name === "config");
+/** The entries of the config file (`--config`, else the default ones) and the add-on's options. */
+async function fileEntries(
+  specs: readonly OptionSpec[],
+  cli: ReadonlyMap<string, OptionValue>,
+  io: Io,
+  cwd: string,
+): Promise<ConfigEntry[]> {
   let entries: ConfigEntry[] = [];
-  if (configSpec) {
+  if (specs.some((s) => s.name === "config")) {
     const path = cli.get("config")?.value ?? io.env("ESS_CONFIG");
     entries = typeof path === "string"
-      ? await loadConfigFile(resolve(context.cwd ?? Deno.cwd(), path))
+      ? await loadConfigFile(resolve(cwd, path))
       : await loadDefaultConfig(io.env("HOME"));
   }
   const optionsFile = specs.some((s) => s.name === "options-file")
     ? cli.get("options-file")?.value ?? io.env("ESS_OPTIONS_FILE")
     : undefined;
   if (typeof optionsFile === "string") {
-    entries.push(...await loadAddonOptions(resolve(context.cwd ?? Deno.cwd(), optionsFile)));
+    entries.push(...await loadAddonOptions(resolve(cwd, optionsFile)));
   }
+  return entries;
+}
+
+/**
+ * The file's entries sorted: values of this command's options, entries under an option's
+ * `configPrefix`, and keys no command of ess knows (for a warning).
+ */
+async function sortEntries(
+  entries: readonly ConfigEntry[],
+  specs: readonly OptionSpec[],
+  byName: ReadonlyMap<string, OptionSpec>,
+  context: ParseContext,
+) {
   const fromFile = new Map<string, OptionValue>();
   const unknown: ConfigEntry[] = [];
   const prefixed = new Map<string, ConfigEntry[]>();
@@ -470,21 +447,23 @@ export async function parseCommand<O extends readonly OptionSpec[]>(
       fromFile.set(spec.name, { value: entry.value, origin: entry.origin });
     } else if (!spec && !await context.isKnownKey?.(kebab(entry.key))) unknown.push(entry);
   }
+  return { fromFile, unknown, prefixed };
+}
 
-  const resolveOption = (spec: OptionSpec): OptionValue | undefined => {
-    const fromCli = cli.get(spec.name);
-    if (fromCli) return fromCli;
-    const envValue = spec.env ? io.env(spec.env) : undefined;
-    if (envValue !== undefined) {
-      return { value: envValue, origin: `env ${spec.env}` };
-    }
-    const file = fromFile.get(spec.name);
-    if (file) return file;
-    return spec.default === undefined ? undefined : { value: spec.default, origin: "default" };
-  };
+/** Each option's value: command line, then environment, then file, then default. */
+function resolveValues(
+  specs: readonly OptionSpec[],
+  cli: ReadonlyMap<string, OptionValue>,
+  fromFile: ReadonlyMap<string, OptionValue>,
+  io: Io,
+): Map<string, OptionValue> {
   const values = new Map<string, OptionValue>();
   for (const spec of specs) {
-    const v = resolveOption(spec);
+    const envValue = spec.env ? io.env(spec.env) : undefined;
+    const v = cli.get(spec.name) ??
+      (envValue === undefined ? undefined : { value: envValue, origin: `env ${spec.env}` }) ??
+      fromFile.get(spec.name) ??
+      (spec.default === undefined ? undefined : { value: spec.default, origin: "default" });
     if (v === undefined) continue;
     if (spec.type === "boolean" && typeof v.value === "string") {
       const b = parseSwitchWord(v.value);
@@ -494,29 +473,20 @@ export async function parseCommand<O extends readonly OptionSpec[]>(
       values.set(spec.name, { value: b, origin: v.origin });
     } else values.set(spec.name, v);
   }
+  return values;
+}
 
-  const levelValue = values.get("log-level");
-  let logLevel: LogLevel = "info";
-  if (levelValue && typeof levelValue.value === "string") {
-    const level = parseLogLevel(levelValue.value);
-    if (!level) {
-      throw errorAt(levelValue.origin, "log level must be debug, info, warning or error");
-    }
-    logLevel = level;
-  }
-  const redactor = io.redactor ?? new Redactor();
-  for (const name of SECRET_OPTIONS) {
-    const secret = values.get(name)?.value;
-    if (typeof secret === "string") redactor.add(secret);
-  }
-  const log = createLogger(logLevel, (line) => io.err(`ess: ${line}\n`), { redactor });
-  for (const entry of unknown) log.warning(`${entry.origin}: unknown key "${entry.key}" ignored`);
+function logLevelOf(values: ReadonlyMap<string, OptionValue>): LogLevel {
+  const value = values.get("log-level");
+  if (!value || typeof value.value !== "string") return "info";
+  const level = parseLogLevel(value.value);
+  if (!level) throw errorAt(value.origin, "log level must be debug, info, warning or error");
+  return level;
+}
 
-  const string = (name: string) => {
-    const v = values.get(name)?.value;
-    return typeof v === "string" ? v : undefined;
-  };
-  const numberOf = (name: string, pattern: RegExp, check: (n: number) => boolean, what: string) => {
+/** Reads a number option: `undefined` if unset, an error naming the source if not `what`. */
+function numberReader(values: ReadonlyMap<string, OptionValue>) {
+  return (name: string, pattern: RegExp, check: (n: number) => boolean, what: string) => {
     const v = values.get(name);
     if (v === undefined) return undefined;
     const text = String(v.value).trim();
@@ -529,10 +499,52 @@ export async function parseCommand<O extends readonly OptionSpec[]>(
     }
     return n;
   };
-  const result: Parsed = {
+}
+
+/**
+ * Parses `argv` for `command`: strict (unknown options are a {@link UsageError}), then fills in
+ * each option from the command line, its environment variable, the config file or its default.
+ * Returns `"help"` for `--help`, without reading any config.
+ */
+export async function parseCommand<O extends readonly OptionSpec[]>(
+  command: Omit<Command<O>, "run">,
+  argv: readonly string[],
+  io: Io,
+  context: ParseContext = {},
+): Promise<ParsedOf<O> | "help"> {
+  const specs: readonly OptionSpec[] = [...command.options, HELP_OPTION];
+  const table = optionTable(specs);
+  const parsed = readArgv(command.name, argv, table);
+  const { cli, repeated } = cliValues(parsed.values, table.byName);
+  if (cli.get("help")?.value === true) return "help";
+  if (!command.positionals && parsed.positionals.length > 0) {
+    throw strayArgument(command.name, argv, parsed.positionals[0]!, table.flags);
+  }
+  const entries = await fileEntries(specs, cli, io, context.cwd ?? Deno.cwd());
+  const { fromFile, unknown, prefixed } = await sortEntries(entries, specs, table.byName, context);
+  const values = resolveValues(specs, cli, fromFile, io);
+  const logLevel = logLevelOf(values);
+  const redactor = io.redactor ?? new Redactor();
+  for (const name of SECRET_OPTIONS) {
+    const secret = values.get(name)?.value;
+    if (typeof secret === "string") redactor.add(secret);
+  }
+  const log = createLogger(logLevel, (line) => io.err(`ess: ${line}\n`), { redactor });
+  for (const entry of unknown) {
+    const near = await context.suggestKey?.(kebab(entry.key));
+    log.warning(
+      `${entry.origin}: unknown key "${entry.key}" ignored` +
+        (near === undefined ? "" : ` (did you mean ${near}?)`),
+    );
+  }
+  const numberOf = numberReader(values);
+  return {
     positionals: parsed.positionals,
     get: (name) => values.get(name),
-    string,
+    string: (name) => {
+      const v = values.get(name)?.value;
+      return typeof v === "string" ? v : undefined;
+    },
     all: (name) => repeated.get(name) ?? [],
     prefixed: (name) => prefixed.get(name) ?? [],
     flag: (name) => values.get(name)?.value === true,
@@ -555,8 +567,7 @@ export async function parseCommand<O extends readonly OptionSpec[]>(
     log,
     logLevel,
     io,
-  };
-  return result;
+  } satisfies Parsed as ParsedOf<O>;
 }
 
 /** Throws a usage error unless `value` is one of `choices`. */

@@ -18,8 +18,10 @@ import {
   SERVICE_TYPE,
 } from "../lib/device/mdns.ts";
 import { createDeviceFetch, type DeviceFetch } from "../lib/device/transport.ts";
+import { MAX_PASSWORD_LENGTH } from "../lib/device/limits.ts";
 import {
   type DEVICE_OPTIONS,
+  errorAt,
   fromConfigFile,
   type OptionValue,
   type Parsed,
@@ -225,14 +227,22 @@ export async function deviceHost(
 
 /** The device password from `--password`, `ESS_PASSWORD` or `ess_password`. */
 export function devicePassword(p: DeviceParsed): string {
-  const password = p.string("password");
-  if (password === undefined || password === "") {
+  const password = p.get("password");
+  if (typeof password?.value !== "string" || password.value === "") {
     throw new UsageError(
       "no device password: give --password, ESS_PASSWORD or ess_password in the config file " +
         "or the add-on's options ('ess password' reads it on the device's Wi-Fi)",
     );
   }
-  return password;
+  if (password.value.length > MAX_PASSWORD_LENGTH) {
+    throw errorAt(
+      password.origin,
+      `the device password has ${password.value.length} characters, more than ` +
+        `${MAX_PASSWORD_LENGTH}: the device's is its wired MAC address, 12 characters ` +
+        `(see 'ess password')`,
+    );
+  }
+  return password.value;
 }
 
 /** The fetch-shaped transport for the device, from `--fingerprint` and `--timeout`. */

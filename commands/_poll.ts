@@ -9,8 +9,15 @@ import type { ControlQueueOptions } from "../lib/device/control_queue.ts";
 import type { PollerOptions } from "../lib/device/poller.ts";
 import { MIN_POLL_SECONDS } from "../lib/device/states.ts";
 import { WrongPasswordError } from "../lib/errors.ts";
-import { type ListenAddress, MIN_TOKEN_LENGTH, parseListen } from "../lib/serve/listen.ts";
+import {
+  type ListenAddress,
+  MIN_TOKEN_LENGTH,
+  parseListen,
+  tokenProblem,
+} from "../lib/serve/listen.ts";
+import { parseAllowedHosts } from "../lib/serve/hosts.ts";
 import { errorAt, type Io, type OptionSpec, type Parsed } from "./_cli.ts";
+import type { Logger } from "../lib/log.ts";
 
 /** Exit code for a wrong device password (EX_CONFIG): the systemd unit does not restart on it. */
 export const EXIT_WRONG_PASSWORD = 78;
@@ -97,6 +104,19 @@ export const ALLOWED_CLIENTS_OPTION = {
   group: "Dashboard and API",
 } as const satisfies OptionSpec;
 
+/** `--allowed-hosts`: the names a reverse proxy or an ingress reaches the server by. */
+export const ALLOWED_HOSTS_OPTION = {
+  name: "allowed-hosts",
+  type: "string",
+  arg: "NAMES",
+  help: "answer requests for these host names too (comma-separated; '*' for any), besides " +
+    "localhost, IP addresses, the --listen name and this machine's names: the names a " +
+    "reverse proxy reaches ess by; a request for any other name gets 421 (against DNS " +
+    "rebinding)",
+  env: "ESS_ALLOWED_HOSTS",
+  group: "Dashboard and API",
+} as const satisfies OptionSpec;
+
 /** What both daemons take about the device: polling, then control spacing. */
 export const DAEMON_OPTIONS = [
   ...POLL_OPTIONS,
@@ -108,6 +128,7 @@ export const SERVE_OPTIONS = [
   LISTEN_OPTION,
   CONTROL_TOKEN_OPTION,
   ALLOWED_CLIENTS_OPTION,
+  ALLOWED_HOSTS_OPTION,
 ] as const satisfies readonly OptionSpec[];
 
 /** How a daemon polls and spaces its writes. */
@@ -140,6 +161,8 @@ export interface ServeSettings {
   controlToken: string | undefined;
   /** The only clients served; `undefined`: every client. */
   allowedClients: readonly string[] | undefined;
+  /** Host names answered besides the server's own (`--allowed-hosts`). */
+  allowedHosts: string[];
 }
 
 /** Whether `text` is an IPv4 address (four numbers to 255) or an IPv6 one (hex and colons). */
@@ -171,7 +194,7 @@ function allowedClients(p: Parsed<"allowed-clients", never>): string[] | undefin
  * error naming the option, or a config error naming the file and line.
  */
 export function serveSettings(
-  p: Parsed<"listen" | "control-token" | "allowed-clients", never>,
+  p: Parsed<"listen" | "control-token" | "allowed-clients" | "allowed-hosts", never>,
 ): ServeSettings | undefined {
   const listen = p.get("listen");
   if (typeof listen?.value !== "string" || listen.value.trim() === "") return undefined;
@@ -182,28 +205,31 @@ export function serveSettings(
     throw errorAt(listen.origin, (err as Error).message);
   }
   const allowed = allowedClients(p);
+  const hosts = p.get("allowed-hosts");
+  let allowedHosts: string[] = [];
+  try {
+    if (typeof hosts?.value === "string") allowedHosts = parseAllowedHosts(hosts.value);
+  } catch (err) {
+    throw errorAt(hosts!.origin, (err as Error).message);
+  }
   const token = p.get("control-token");
   if (typeof token?.value !== "string" || token.value === "") {
-    return { address, controlToken: undefined, allowedClients: allowed };
+    return { address, controlToken: undefined, allowedClients: allowed, allowedHosts };
   }
-  if (token.value.length < MIN_TOKEN_LENGTH) {
-    throw errorAt(
-      token.origin,
-      `the control token has ${token.value.length} characters: use at least ` +
-        `${MIN_TOKEN_LENGTH}, e.g. from 'openssl rand -hex 24'`,
-    );
-  }
-  return { address, controlToken: token.value, allowedClients: allowed };
+  const problem = tokenProblem(token.value);
+  if (problem !== undefined) throw errorAt(token.origin, problem);
+  return { address, controlToken: token.value, allowedClients: allowed, allowedHosts };
 }
 
 /**
  * Runs a daemon's `work` until SIGINT or SIGTERM aborts its signal; returns the exit code: 0
- * once stopped, {@link EXIT_WRONG_PASSWORD} (after one line on stderr) when the device refused
+ * once stopped (and `log` says so), {@link EXIT_WRONG_PASSWORD} (after one line on stderr) when the device refused
  * the password. However the device, the broker or an HTTP client hang, the signal ends it
  * within 2 s.
  */
 export async function runDaemon(
   io: Io,
+  log: Logger,
   work: (signal: AbortSignal) => Promise<void>,
 ): Promise<number> {
   const stop = new AbortController();
@@ -228,5 +254,6 @@ export async function runDaemon(
     clearTimeout(deadline);
     for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
   }
+  if (stop.signal.aborted) log.info("stopped");
   return 0;
 }

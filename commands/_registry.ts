@@ -68,6 +68,49 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
   },
 };
 
+/** The number of single-character edits (insert, delete, replace) from `a` to `b`. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(
+        previous[j]! + 1,
+        row[j - 1]! + 1,
+        previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    previous = row;
+  }
+  return previous[b.length]!;
+}
+
+/**
+ * The option of any command of ess closest to the unknown `key` (kebab-case), as the config
+ * file spells keys (`mqtt_server`), when it is at most two edits away; for the unknown-key
+ * warning's "did you mean".
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * equal(await suggestKey("mqtt-sever"), "mqtt_server");
+ * equal(await suggestKey("colour"), undefined);
+ * ```
+ */
+export async function suggestKey(key: string): Promise<string | undefined> {
+  if (key.length > 64) return undefined;
+  let best: [number, string] | undefined;
+  for (const entry of Object.values(COMMANDS)) {
+    for (const option of (await entry.load()).default.options) {
+      for (const name of [option.name, ...option.aliases ?? []]) {
+        const distance = editDistance(key, name.replaceAll("_", "-"));
+        if (distance <= 2 && (best === undefined || distance < best[0])) best = [distance, name];
+      }
+    }
+  }
+  return best?.[1].replaceAll("-", "_");
+}
+
 /**
  * Whether any command of ess has an option called `key` (kebab-case), for the config file's
  * unknown-key warning. The commands load only when a key is foreign to the running one.

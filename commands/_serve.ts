@@ -75,6 +75,7 @@ export async function startServing(options: ServingOptions): Promise<Serving> {
       source,
       controlToken: serve.controlToken,
       allowedClients: serve.allowedClients,
+      allowedHosts: serve.allowedHosts,
       intervalSeconds: poll.intervalMs / 1000,
       logger,
     });

@@ -280,7 +280,7 @@ const command = defineCommand({
       p.log.info(
         `bridging ${session.host.authority} and ${mqtt.broker} under ${settings.bridge.prefix}/`,
       );
-      return await runDaemon(io, async (signal) => {
+      return await runDaemon(io, p.log, async (signal) => {
         try {
           await bridge.run(signal);
         } finally {

@@ -10,6 +10,7 @@ import { defineCommand, DEVICE_OPTIONS, GENERAL_OPTIONS } from "./_cli.ts";
 import { openDevice } from "./_device.ts";
 import {
   ALLOWED_CLIENTS_OPTION,
+  ALLOWED_HOSTS_OPTION,
   CONTROL_TOKEN_OPTION,
   DAEMON_OPTIONS,
   LISTEN_OPTION,
@@ -49,6 +50,7 @@ const command = defineCommand({
     },
     CONTROL_TOKEN_OPTION,
     ALLOWED_CLIENTS_OPTION,
+    ALLOWED_HOSTS_OPTION,
     ...DAEMON_OPTIONS,
     ...SURPLUS_OPTIONS,
     ...GENERAL_OPTIONS,
@@ -75,7 +77,7 @@ const command = defineCommand({
         surplus: { attach: (poller) => void surplus.follow(poller), document: surplus.document },
       });
       p.log.info(`polling ${session.host.authority} every ${poll.intervalMs / 1000} s`);
-      return await runDaemon(io, async (signal) => {
+      return await runDaemon(io, p.log, async (signal) => {
         try {
           await serving.poller.run(signal);
         } finally {

@@ -159,8 +159,11 @@ export interface Browser {
   close(): Promise<void>;
 }
 
-/** Starts headless Chromium on a free debugging port with a fresh profile. */
-export async function launchChromium(): Promise<Browser> {
+/**
+ * Starts headless Chromium on a free debugging port with a fresh profile; `args` are added to
+ * its command line (`--host-resolver-rules=...` to point a name at loopback).
+ */
+export async function launchChromium(args: readonly string[] = []): Promise<Browser> {
   const path = chromiumPath();
   if (!path) throw new Error("chromium is not installed");
   const profile = await Deno.makeTempDir({ prefix: "ess-chromium-" });
@@ -179,6 +182,7 @@ export async function launchChromium(): Promise<Browser> {
       "--remote-debugging-address=127.0.0.1",
       "--remote-debugging-port=0",
       `--user-data-dir=${profile}`,
+      ...args,
       "about:blank",
     ],
     stdin: "null",

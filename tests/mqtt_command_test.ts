@@ -129,12 +129,16 @@ Deno.test("ess mqtt options", async (t) => {
   await t.step("should serve with a listen key, but not with --once", async () => {
     const file = await Deno.makeTempFile();
     try {
-      await Deno.writeTextFile(file, "listen = 0.0.0.0:8080\ncontrol_token = 0123456789abcdef\n");
+      await Deno.writeTextFile(
+        file,
+        "listen = 0.0.0.0:8080\ncontrol_token = 0123456789abcdef\nallowed_hosts = ess.lan, ha\n",
+      );
       const { settings, io } = await settingsFor(["--config", file]);
       deepEqual(settings.serve, {
         address: { hostname: "0.0.0.0", port: 8080 },
         controlToken: "0123456789abcdef",
         allowedClients: undefined,
+        allowedHosts: ["ess.lan", "ha"],
       });
       deepEqual(io.errors, [], "known keys");
       equal((await settingsFor(["--config", file, "--once"])).settings.serve, undefined);

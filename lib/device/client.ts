@@ -16,7 +16,7 @@ import {
   WrongPasswordError,
 } from "../errors.ts";
 import { exceededLimit, isJsonObject, type Json, type JsonObject } from "./flatten.ts";
-import { MAX_BODY_BYTES } from "./limits.ts";
+import { MAX_AUTH_KEY_LENGTH, MAX_BODY_BYTES } from "./limits.ts";
 import {
   type AlgForm,
   algSettingFor,
@@ -73,6 +73,9 @@ interface Answer {
   text: string;
   json: JsonObject | undefined;
 }
+
+/** The length of the auth keys a real device hands out (UUIDs), for messages. */
+const AUTH_KEY_EXAMPLE_LENGTH = 36;
 
 /** Auth keys kept in the redactor: the current one and a few before it, which the device may still echo. */
 const REDACTED_KEYS = 4;
@@ -390,6 +393,15 @@ export class EssClient {
     for (const path of paths) {
       const answer = await this.#send("PUT", path, { password: this.#password }, "Login");
       const offered = answer.json?.["auth_key"];
+      if (typeof offered === "string" && offered.length > MAX_AUTH_KEY_LENGTH) {
+        // Neither learnt nor quoted: the answer is refused before anything can quote it.
+        throw new AnswerLimitError(
+          this.host,
+          `Login on ${this.host}: refusing an auth key of ${offered.length} characters (the ` +
+            `device hands out ${AUTH_KEY_EXAMPLE_LENGTH}-character keys, at most ` +
+            `${MAX_AUTH_KEY_LENGTH} are taken): is ${this.host} the ESS?`,
+        );
+      }
       // Before anything can quote this answer: a key in a failed login is still a secret.
       if (typeof offered === "string") this.#learnKey(offered);
       if (answer.status === 404) {

@@ -94,6 +94,9 @@ const SLOT_OF: Partial<Record<ControlName, string>> = {
   charge_strategy: "alg_setting",
 };
 
+/** `1 command`, `2 commands`. */
+const commands = (n: number) => `${n} command${n === 1 ? "" : "s"}`;
+
 /**
  * The queue between those who command the device and the device.
  *
@@ -190,7 +193,9 @@ export class ControlQueue {
       slot.waiting = undefined;
       dropped++;
     }
-    if (dropped > 0) this.#log.info(`dropped ${dropped} commands not yet written: stopping`);
+    if (dropped > 0) {
+      this.#log.info(`dropped ${commands(dropped)} not yet written: stopping`);
+    }
   }
 
   #slot(name: ControlName): Slot {
@@ -294,7 +299,7 @@ export class ControlQueue {
     if (burst.failed > 0) parts.push(`${burst.failed} failed`);
     const seconds = Math.round((this.#now() - burst.startedAt) / 1000);
     this.#log.info(
-      `${burst.received} commands in ${seconds} s: ${parts.join(", ")} (the latest command for ` +
+      `${commands(burst.received)} in ${seconds} s: ${parts.join(", ")} (the latest command for ` +
         `a control wins; a control is written at most every ${this.#controlSpacingMs / 1000} s, ` +
         `active every ${this.#activeSpacingMs / 1000} s)`,
     );

@@ -34,3 +34,16 @@ export const MAX_JSON_DEPTH = 32;
  * message, so 10,000 is as far as a broker and Home Assistant should be asked to go.
  */
 export const MAX_JSON_LEAVES = 10_000;
+
+/**
+ * The longest auth key taken from a login answer. The device hands out UUIDs (36 characters);
+ * a key is a secret, so every line ess logs is searched for it, and a key of many kilobytes
+ * would make each of those searches, and every request that carries it, that much larger.
+ */
+export const MAX_AUTH_KEY_LENGTH = 256;
+
+/**
+ * The longest device password ess sends. The device's is its wired MAC address, 12 characters;
+ * anything near this bound is a pasted file or a mistake, not a password.
+ */
+export const MAX_PASSWORD_LENGTH = 256;

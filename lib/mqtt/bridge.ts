@@ -99,7 +99,10 @@ export interface BridgeOptions extends PollerOptions, ControlQueueOptions {
   json: boolean;
   /** Poll once, publish, and return. */
   once: boolean;
-  /** How long `once` waits for the broker, in ms (default 30 s). */
+  /**
+   * How long `once` waits for the broker, in ms (default 10 s, as `ess hass`); a broker that
+   * refuses the connection fails it at once.
+   */
   connectTimeoutMs?: number | undefined;
   /** A topic the device stopped sending leaves the republish table after this many polls. */
   staleAfterPolls?: number | undefined;
@@ -193,7 +196,10 @@ export class Bridge {
   #flaps = 0;
   #stop = new AbortController();
   #stopping = false;
-  #connectedOnce: (() => void) | undefined;
+  /** In `once`, hears the first connection or the first failure to connect. */
+  #onceWaiter: ((failure?: string) => void) | undefined;
+  /** In `once`, why the first attempt to connect failed. */
+  #onceFailure: string | undefined;
 
   /** A bridge over `deps`; it works once `run()` is called. */
   constructor(deps: BridgeDeps) {
@@ -270,29 +276,40 @@ export class Bridge {
     for (const state of POLLED_STATES) {
       answers.push({ state, answer: await this.#poller.read(state) });
     }
-    if (!this.#mqtt.connected) {
-      const timeoutMs = this.#options.connectTimeoutMs ?? 30_000;
-      const waiting = new AbortController();
-      this.#connectedOnce = () => waiting.abort();
-      await this.#sleep(timeoutMs, AbortSignal.any([waiting.signal, this.#stop.signal]));
-      this.#connectedOnce = undefined;
-      if (!this.#mqtt.connected) {
-        throw new EssError(
-          `Cannot reach the MQTT broker at ${this.#mqtt.broker} within ${timeoutMs / 1000} s`,
-        );
-      }
-    }
+    if (!this.#mqtt.connected) await this.#brokerOnce();
     await this.#publishStates(answers, true);
     for (const plugin of this.#plugins) {
       await this.#hook("onConnect", () => plugin.onConnect?.(this.#ctx));
     }
   }
 
+  /**
+   * Waits for the broker in `once`: resolves once connected; fails at the first refused
+   * attempt, or after {@link BridgeOptions.connectTimeoutMs}, with the reason.
+   */
+  async #brokerOnce(): Promise<void> {
+    const timeoutMs = this.#options.connectTimeoutMs ?? 10_000;
+    if (this.#onceFailure === undefined) {
+      const waiting = new AbortController();
+      this.#onceWaiter = () => waiting.abort();
+      await this.#sleep(timeoutMs, AbortSignal.any([waiting.signal, this.#stop.signal]));
+      this.#onceWaiter = undefined;
+    }
+    if (this.#mqtt.connected) return;
+    const failure = this.#onceFailure;
+    throw new EssError(
+      failure === undefined
+        ? `Cannot reach the MQTT broker at ${this.#mqtt.broker} within ${timeoutMs / 1000} s`
+        : `Cannot reach the MQTT broker at ${this.#mqtt.broker}: ${failure}`,
+    );
+  }
+
   /** Publishes what a poll read, and the status when the device came or went. */
   async #onPoll(event: PollEvent): Promise<void> {
     if (this.#stopping) return;
     if (event.ok) {
-      if (!this.#announced) {
+      // Said once something is published: with no broker, the warnings say what is wrong.
+      if (!this.#announced && this.#mqtt.connected) {
         this.#announced = true;
         this.#log.info(
           `publishing under ${this.#options.prefix}/ every ${this.#options.intervalMs / 1000} s`,
@@ -315,11 +332,17 @@ export class Bridge {
         this.#connectedAt = this.#now();
         this.#fresh = true;
         this.#statusSent = undefined;
-        this.#connectedOnce?.();
+        this.#onceWaiter?.();
         this.#background(this.#onConnect());
       },
       disconnected: (reason) => {
         if (this.#stopping) return;
+        if (this.#options.once) {
+          // `once` ends with this reason, rather than a line that promises a reconnection.
+          this.#onceFailure ??= reason;
+          this.#onceWaiter?.(reason);
+          return;
+        }
         const text = `${this.#mqtt.broker}: ${reason}`;
         if (this.#brokerUp) {
           // A connection that keeps dropping soon after it was made is said once, not forever.

@@ -10,6 +10,36 @@ import { UsageError } from "../errors.ts";
 
 /** The shortest control token taken: shorter ones are guessed too easily. */
 export const MIN_TOKEN_LENGTH = 16;
+/** The longest control token taken: the server reads no longer one from a request. */
+export const MAX_TOKEN_LENGTH = 1024;
+
+/**
+ * Why `token` can never be sent as a bearer token, or `undefined` if it can: too short to be
+ * safe, too long for the server to read, or holding a blank (a space, a tab, a line break), which
+ * the `Authorization` header cannot carry.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * equal(tokenProblem("0123456789abcdef"), undefined);
+ * equal(tokenProblem("0123456789abcdef\n"), "the control token contains a blank (a space, a tab or a line break), which no Authorization header can carry");
+ * ```
+ */
+export function tokenProblem(token: string): string | undefined {
+  if (token.length < MIN_TOKEN_LENGTH) {
+    return `the control token has ${token.length} characters: use at least ` +
+      `${MIN_TOKEN_LENGTH}, e.g. from 'openssl rand -hex 24'`;
+  }
+  if (token.length > MAX_TOKEN_LENGTH) {
+    return `the control token has ${token.length} characters: use at most ${MAX_TOKEN_LENGTH}, ` +
+      `e.g. from 'openssl rand -hex 24'`;
+  }
+  if (/\s/.test(token)) {
+    return "the control token contains a blank (a space, a tab or a line break), which no " +
+      "Authorization header can carry";
+  }
+  return undefined;
+}
 
 /** Where the server listens unless told otherwise: this machine only. */
 export const DEFAULT_LISTEN = "127.0.0.1:8080";

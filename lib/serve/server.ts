@@ -11,23 +11,17 @@ import { errorText, EssError, UsageError } from "../errors.ts";
 import { type Logger, silentLogger } from "../log.ts";
 import { VERSION } from "../version.ts";
 import { METRICS_CONTENT_TYPE, renderMetrics } from "../export/prometheus.ts";
-import { type CalendarDate, GRAPH_DEVICES, GRAPH_SPANS } from "../device/states.ts";
-import { CONTROL_NAMES, type ControlName, parseControl } from "../device/controls.ts";
-import {
-  allowSameOriginFrames,
-  AnswerRedactor,
-  Answers,
-  type BodyProblem,
-  hasBearerToken,
-  isCrossOrigin,
-  readCappedText,
-} from "./_http.ts";
+import { allowSameOriginFrames, AnswerRedactor, Answers } from "./_http.ts";
 import { sseEvent, SseHub } from "./_sse.ts";
-import { GraphCache, type GraphResult } from "./_graph.ts";
+import { GraphCache } from "./_graph.ts";
 import { CONTROL_LIST } from "./_controls.ts";
 import { ASSETS } from "./_assets.ts";
 import { type Listener, type ListenerLimits, listenHttp } from "./_listener.ts";
-import { authority, type ListenAddress, MIN_TOKEN_LENGTH } from "./listen.ts";
+import { authority, type ListenAddress, tokenProblem } from "./listen.ts";
+import { hostCheck, machineNames } from "./hosts.ts";
+import { ControlEndpoint, GraphEndpoint, HostFilter } from "./_endpoints.ts";
+
+export { parseQueryDate } from "./_endpoints.ts";
 import { matchRoutes, type RouteId } from "./routes.ts";
 import { openApiDocument } from "./openapi.ts";
 import { echoedSecrets, servedSnapshot, stateText } from "./state.ts";
@@ -86,7 +80,7 @@ export interface ServeOptions {
   /** The device side: snapshots, poll events, graphs, controls. */
   source: ServeSource;
   /**
-   * The token controls need, at least {@link MIN_TOKEN_LENGTH} characters; without one, every
+   * The token controls need, at least `MIN_TOKEN_LENGTH` (listen.ts) characters; without one, every
    * control answers 403.
    */
   controlToken?: string | undefined;
@@ -103,6 +97,14 @@ export interface ServeOptions {
    * the Home Assistant add-on); every other client gets 403, but for `/healthz`. Default: all.
    */
   allowedClients?: readonly string[] | undefined;
+  /**
+   * Host names the server answers to besides its own (`localhost`, IP addresses, the listen
+   * name and this machine's names): the names of a reverse proxy in front of it. `*` answers
+   * every name. Any other `Host` gets 421 and no data (DNS rebinding; see hosts.ts).
+   */
+  allowedHosts?: readonly string[];
+  /** This machine's names (default: from its host name, see `machineNames`). */
+  machineNames?: readonly string[];
   /** The clock, in ms since the epoch. */
   now?: () => number;
   limits?: Partial<ServeLimits>;
@@ -138,54 +140,48 @@ export interface ServeHandler {
 
 const JSON_TEXT = "application/json";
 
-function timeout<T>(ms: number, value: T): { promise: Promise<T>; cancel(): void } {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const promise = new Promise<T>((resolve) => timer = setTimeout(() => resolve(value), ms));
-  return { promise, cancel: () => clearTimeout(timer) };
+/**
+ * The route for `method` on `path`, with its parameters decoded; or the answer when there is
+ * none: 404 for a path no route has, 405 (with `Allow`) for a method it does not take, 400 for
+ * parameters that are not valid percent-encoding.
+ */
+function findRoute(
+  method: string,
+  path: string,
+  answers: Answers,
+): { id: RouteId; params: Record<string, string> } | Response {
+  const matches = matchRoutes(path);
+  if (matches.length === 0) {
+    return answers.error(404, `no such path: ${JSON.stringify(path.slice(0, 100))}`);
+  }
+  const wanted = method === "HEAD" ? "GET" : method;
+  const match = matches.find((m) => m.route.method === wanted);
+  if (!match) {
+    const allow = [...new Set(matches.map((m) => m.route.method))].join(", ");
+    return answers.error(405, `${method} is not allowed here: use ${allow}`, { allow });
+  }
+  try {
+    const params = Object.fromEntries(
+      Object.entries(match.params).map(([k, v]) => [k, decodeURIComponent(v)]),
+    );
+    return { id: match.route.id, params };
+  } catch {
+    return answers.error(400, "the path is not valid percent-encoding");
+  }
 }
 
 /**
- * Parses a `YYYY-MM-DD` query value into a real calendar date from 2000 to 2099 (the device
- * knows nothing older, and nothing gains from asking it about the far future).
- *
- * @example
- * ```ts
- * import { deepEqual, equal } from "node:assert/strict";
- * deepEqual(parseQueryDate("2024-06-15"), { year: 2024, month: 6, day: 15 });
- * equal(parseQueryDate("2024-02-30"), undefined);
- * ```
+ * Builds the request handler; {@link startServer} puts it behind a socket listening on
+ * `listenHost`. Throws a `UsageError` for a control token that `tokenProblem` refuses.
  */
-export function parseQueryDate(text: string): CalendarDate | undefined {
-  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(text);
-  if (!m) return undefined;
-  const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])];
-  const check = new Date(Date.UTC(year, month - 1, day));
-  const real = check.getUTCFullYear() === year && check.getUTCMonth() === month - 1 &&
-    check.getUTCDate() === day;
-  return real && year >= 2000 && year <= 2099 ? { year, month, day } : undefined;
-}
-
-const BODY_PROBLEMS: Record<BodyProblem, [number, string]> = {
-  "too-large": [413, "the body is too large"],
-  "timeout": [408, "the body did not arrive in time"],
-};
-
-/**
- * Builds the request handler; {@link startServer} puts it behind a socket. Throws a
- * `UsageError` for a control token shorter than {@link MIN_TOKEN_LENGTH}.
- */
-export function createHandler(options: ServeOptions): ServeHandler {
+export function createHandler(options: ServeOptions, listenHost = "localhost"): ServeHandler {
   const { source } = options;
   const limits: ServeLimits = { ...DEFAULT_LIMITS, ...options.limits };
   const log = options.logger ?? silentLogger;
   const now = options.now ?? Date.now;
   const token = options.controlToken === "" ? undefined : options.controlToken;
-  if (token !== undefined && token.length < MIN_TOKEN_LENGTH) {
-    throw new UsageError(
-      `the control token is too short: use at least ${MIN_TOKEN_LENGTH} characters, e.g. ` +
-        `from 'openssl rand -hex 24'`,
-    );
-  }
+  const problem = token === undefined ? undefined : tokenProblem(token);
+  if (problem !== undefined) throw new UsageError(problem);
   const redactor = new AnswerRedactor(
     [token],
     () => echoedSecrets(source.snapshot()),
@@ -210,8 +206,17 @@ export function createHandler(options: ServeOptions): ServeHandler {
     now,
   );
   const openapi = `${JSON.stringify(openApiDocument(VERSION), null, 2)}\n`;
-  let controlsWaiting = 0;
   const allowed = options.allowedClients && new Set(options.allowedClients.map(normalAddress));
+  const hosts = new HostFilter(
+    hostCheck({
+      listenHost,
+      machine: options.machineNames ?? machineNames(),
+      allowed: options.allowedHosts ?? [],
+    }),
+    log,
+  );
+  const graph = new GraphEndpoint(graphs, answers, limits.graphTimeoutMs, now);
+  const control = new ControlEndpoint({ source, token, limits, answers, log, now });
 
   const served = new WeakMap<ServeSnapshot, ServeSnapshot>();
   /** The latest snapshot, redacted once per poll rather than once per answer. */
@@ -247,131 +252,6 @@ export function createHandler(options: ServeOptions): ServeHandler {
     return answers.stream(stream, "text/event-stream; charset=utf-8");
   }
 
-  async function graph(params: Record<string, string>, url: URL): Promise<Response> {
-    const device = GRAPH_DEVICES.find((d) => d === params["device"]);
-    const span = GRAPH_SPANS.find((s) => s === params["span"]);
-    if (!device || !span) {
-      return answers.error(
-        404,
-        `no such graph: use /api/graph/{${GRAPH_DEVICES.join("|")}}/{${GRAPH_SPANS.join("|")}}`,
-      );
-    }
-    const dateText = url.searchParams.get("date");
-    let date: CalendarDate | undefined;
-    if (dateText === null || dateText === "") {
-      const today = new Date(now());
-      date = { year: today.getFullYear(), month: today.getMonth() + 1, day: today.getDate() };
-    } else {
-      date = parseQueryDate(dateText);
-      if (!date) {
-        return answers.error(
-          400,
-          `bad date ${JSON.stringify(dateText.slice(0, 40))}: use YYYY-MM-DD, 2000 to 2099`,
-        );
-      }
-    }
-    const wait = timeout<GraphResult | "timeout">(limits.graphTimeoutMs, "timeout");
-    try {
-      const result = await Promise.race([graphs.get(device, span, date), wait.promise]);
-      if (result === "busy") {
-        return answers.error(503, "the device is busy with other graphs; try again soon", {
-          "retry-after": "5",
-        });
-      }
-      if (result === "timeout") {
-        return answers.error(504, `the device did not send the ${device} ${span} graph in time`);
-      }
-      return answers.text(200, result, JSON_TEXT);
-    } catch (err) {
-      return answers.error(502, `reading the ${device} ${span} graph failed: ${errorText(err)}`);
-    } finally {
-      wait.cancel();
-    }
-  }
-
-  async function control(
-    request: Request,
-    params: Record<string, string>,
-    remote: string,
-  ): Promise<Response> {
-    const name = CONTROL_NAMES.find((n) => n === params["name"]);
-    if (!name) {
-      return answers.error(404, `no such control: one of ${CONTROL_NAMES.join(", ")}`);
-    }
-    if (token === undefined) {
-      return answers.error(403, "controls are off: start ess with --control-token to allow them");
-    }
-    if (!hasBearerToken(request, token)) {
-      return answers.error(401, "a control needs the header Authorization: Bearer <token>", {
-        "www-authenticate": 'Bearer realm="ess"',
-      });
-    }
-    if (isCrossOrigin(request)) {
-      return answers.error(403, "controls are not taken from pages of another origin");
-    }
-    const type = request.headers.get("content-type");
-    if (type !== null && !/^text\/plain\s*(;.*)?$/i.test(type)) {
-      return answers.error(415, "send the command as text/plain");
-    }
-    if (controlsWaiting >= limits.maxControlsWaiting) {
-      return answers.error(503, "too many control requests are waiting; try again", {
-        "retry-after": "5",
-      });
-    }
-    controlsWaiting++;
-    try {
-      return await queueControl(request, name, remote);
-    } finally {
-      controlsWaiting--;
-    }
-  }
-
-  async function queueControl(
-    request: Request,
-    name: ControlName,
-    remote: string,
-  ): Promise<Response> {
-    const body = await readCappedText(request, limits.maxBodyBytes, limits.bodyTimeoutMs);
-    if (body === "too-large" || body === "timeout") {
-      const [status, message] = BODY_PROBLEMS[body];
-      return answers.error(status, message);
-    }
-    if (body.trim() === "") return answers.error(400, `the body is empty: send the ${name} value`);
-    const command = parseControl(name, body);
-    if (typeof command === "string") {
-      return answers.error(400, `${name}: ${command}; nothing sent to the device`);
-    }
-    log.info(`control ${name} from ${remote}: ${command.description}`);
-    const wait = timeout(limits.controlWaitMs, "queued" as const);
-    try {
-      const outcome = await Promise.race([
-        source.control(name, command, `http ${remote}`),
-        wait.promise,
-      ]);
-      if (outcome === "queued") {
-        return answers.json(202, { result: "queued", command: command.description });
-      }
-      switch (outcome.outcome) {
-        case "written":
-        case "unchanged":
-          return answers.json(200, { result: outcome.outcome, command: command.description });
-        case "merged":
-          return answers.json(202, { result: "merged", command: command.description });
-        case "failed":
-          return answers.error(
-            502,
-            `${command.description} failed: ${outcome.error ?? "the device refused it"}`,
-          );
-        case "stopped":
-          return answers.error(503, `${command.description} was dropped: ess is stopping`);
-      }
-    } catch (err) {
-      return answers.error(502, `${command.description} failed: ${errorText(err)}`);
-    } finally {
-      wait.cancel();
-    }
-  }
-
   function route(
     id: RouteId,
     request: Request,
@@ -399,9 +279,9 @@ export function createHandler(options: ServeOptions): ServeHandler {
       case "info":
         return answers.text(200, info, JSON_TEXT);
       case "graph":
-        return graph(params, url);
+        return graph.answer(params, url);
       case "control":
-        return control(request, params, remote);
+        return control.answer(request, params, remote, clientAddress(remote));
       case "metrics":
         return answers.text(200, renderMetrics(snapshot(), now()), METRICS_CONTENT_TYPE);
       case "openapi":
@@ -412,31 +292,18 @@ export function createHandler(options: ServeOptions): ServeHandler {
   }
 
   async function handle(request: Request, remote: string): Promise<Response> {
+    if (hosts.refuses(request.headers.get("host"), remote)) {
+      return answers.error(421, "this server does not answer to that host name");
+    }
     if (request.url.length > limits.maxUrlLength) return answers.error(414, "the URL is too long");
     const url = new URL(request.url);
     if (allowed && !allowed.has(clientAddress(remote)) && url.pathname !== "/healthz") {
       log.debug(`${request.method} ${url.pathname} from ${remote} -> 403 (not an allowed client)`);
       return answers.error(403, "this server takes requests only from its allowed clients");
     }
-    const matches = matchRoutes(url.pathname);
-    if (matches.length === 0) {
-      return answers.error(404, `no such path: ${JSON.stringify(url.pathname.slice(0, 100))}`);
-    }
-    const method = request.method === "HEAD" ? "GET" : request.method;
-    const match = matches.find((m) => m.route.method === method);
-    if (!match) {
-      const allow = [...new Set(matches.map((m) => m.route.method))].join(", ");
-      return answers.error(405, `${request.method} is not allowed here: use ${allow}`, { allow });
-    }
-    let params: Record<string, string>;
-    try {
-      params = Object.fromEntries(
-        Object.entries(match.params).map(([k, v]) => [k, decodeURIComponent(v)]),
-      );
-    } catch {
-      return answers.error(400, "the path is not valid percent-encoding");
-    }
-    const response = await route(match.route.id, request, params, url, remote);
+    const match = findRoute(request.method, url.pathname, answers);
+    if (match instanceof Response) return match;
+    const response = await route(match.id, request, match.params, url, remote);
     if (request.headers.has("x-ingress-path")) allowSameOriginFrames(response.headers);
     log.debug(`${request.method} ${url.pathname} from ${remote} -> ${response.status}`);
     if (request.method === "HEAD") {
@@ -490,7 +357,7 @@ export async function startServer(
 ): Promise<RunningServer> {
   const log = options.logger ?? silentLogger;
   const limits: ServeLimits = { ...DEFAULT_LIMITS, ...options.limits };
-  const handler = createHandler(options);
+  const handler = createHandler(options, address.hostname);
   let listener: Listener;
   try {
     listener = await listenHttp(
