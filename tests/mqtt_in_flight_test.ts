@@ -103,6 +103,22 @@ Deno.test("InFlight", async (t) => {
     inFlight.answer("puback", packetId, []);
   });
 
+  await t.step("should settle only when those waiting for a place are answered too", async () => {
+    const inFlight = new InFlight(1);
+    const first = placed(inFlight);
+    const second = inFlight.add("puback", 0, 60_000, never);
+    let settled = false;
+    const all = inFlight.settled().then(() => settled = true);
+    inFlight.answer("puback", first.packetId, []);
+    const { packetId } = await second;
+    // Every promise reaction runs before a timer: whatever was to settle has.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    equal(settled, false, "the second is in flight now");
+    inFlight.answer("puback", packetId, []);
+    await all;
+    equal(settled, true);
+  });
+
   await t.step("should throw on a SUBACK that does not answer each filter", async () => {
     const inFlight = new InFlight();
     const subscription = placed(inFlight, "suback", 2);

@@ -157,9 +157,14 @@ export class InFlight {
     this.#admit();
   }
 
-  /** Resolves when every request in flight now has been answered or failed. */
+  /**
+   * Resolves when every request, in flight or waiting for a place, has been answered or has
+   * failed (for a goodbye that comes after the last acknowledgement).
+   */
   async settled(): Promise<void> {
-    await Promise.allSettled([...this.#waiters.values()].map((w) => w.done));
+    while (this.#waiters.size > 0) {
+      await Promise.allSettled([...this.#waiters.values()].map((w) => w.done));
+    }
   }
 
   /** The connection is lost: every request in flight, and every one waiting for a place, fails. */
