@@ -100,7 +100,9 @@ for (const { name, start, ignore } of BROKERS) {
           const w = await watch(broker.url);
           try {
             await connection.close();
-            await new Promise((resolve) => setTimeout(resolve, 200));
+            // The sentinel: a message published after the close; a will would have come first.
+            await w.publish("t/sync", "after the close");
+            await w.until(() => w.last.has("t/sync"), "the message published after the close");
             equal(w.last.get("t/status"), undefined);
           } finally {
             await w.close();

@@ -432,15 +432,18 @@ Deno.test("listenHttp() reports what goes wrong", async (t) => {
 });
 
 Deno.test("listenHttp() close() lets the answers under way end", async (t) => {
-  let release = () => {};
-  const handle: WebHandler = async () => {
-    await new Promise<void>((resolve) => release = resolve);
+  const release = new Map<string, () => void>();
+  const handle: WebHandler = async (request) => {
+    await new Promise<void>((resolve) => release.set(new URL(request.url).pathname, resolve));
     return new Response("late");
   };
+  const LATE = /connection: close\r\n\r\n4\r\nlate\r\n0\r\n\r\n$/;
   await withListener(async ({ port, close, requests }) => {
     const idle = await connect(port);
-    const busy = await connect(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-    await waitFor(() => requests.length === 1, { what: "the request reached the handler" });
+    const first = await connect(port, "GET /first HTTP/1.1\r\nHost: x\r\n\r\n");
+    const second = await connect(port, "GET /second HTTP/1.1\r\nHost: x\r\n\r\n");
+    await waitFor(() => release.size === 2, { what: "both requests to reach the handler" });
+    equal(requests.length, 2);
     let closed = false;
     const closing = close().then(() => closed = true);
     await t.step("should close idle connections at once", async () => {
@@ -449,11 +452,14 @@ Deno.test("listenHttp() close() lets the answers under way end", async (t) => {
     await t.step("should refuse new connections", async () => {
       await rejects(connect(port));
     });
-    await t.step("should finish the answer under way, then resolve", async () => {
-      await pause(100);
+    await t.step("should finish the answers under way, then resolve", async () => {
+      release.get("/first")!();
+      match(await receiveAll(first), LATE);
+      // The sentinel: one answer begun before close() has ended since; the other still runs,
+      // so close() has not resolved.
       equal(closed, false);
-      release();
-      match(await receiveAll(busy), /connection: close\r\n\r\n4\r\nlate\r\n0\r\n\r\n$/);
+      release.get("/second")!();
+      match(await receiveAll(second), LATE);
       await closing;
     });
   }, handle);
