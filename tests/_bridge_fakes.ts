@@ -15,6 +15,7 @@ import { createLogger, type Logger } from "../lib/log.ts";
 import type { MqttConnection, MqttListener, PublishOptions } from "../lib/mqtt/client.ts";
 import type { StateName } from "../lib/device/states.ts";
 import { algSettingFor, type ChargeStrategy } from "../lib/device/vocabulary.ts";
+import { withDeadline } from "./_wait.ts";
 
 /** One message the fake broker got. */
 export interface Sent {
@@ -199,9 +200,14 @@ export class FakeTime {
 
   /** Waits until the code sleeps, and returns for how long the sleep due first is. */
   async sleeping(): Promise<number> {
-    while (this.#pending.length === 0) {
-      await new Promise<void>((resolve) => this.#waiters.push(resolve));
-    }
+    await withDeadline(
+      (async () => {
+        while (this.#pending.length === 0) {
+          await new Promise<void>((resolve) => this.#waiters.push(resolve));
+        }
+      })(),
+      { what: "the code to sleep" },
+    );
     return this.#pending[0]!.ms;
   }
 

@@ -9,6 +9,7 @@ import { createServer, type Server } from "node:net";
 import { createServer as createTlsServer } from "node:tls";
 import { Aedes } from "aedes";
 import mqtt from "mqtt";
+import { waitFor } from "./_wait.ts";
 
 /** A broker a test owns. */
 export interface TestBroker {
@@ -155,7 +156,7 @@ export interface Watcher {
   last: Map<string, Seen>;
   /** Every message, in order. */
   all: { topic: string; payload: string; retained: boolean }[];
-  /** Waits until `check()` holds; throws with `what` after `timeoutMs`. */
+  /** Waits until `check()` holds; throws naming `what` after `timeoutMs` (see _wait.ts). */
   until(check: () => boolean, what: string, timeoutMs?: number): Promise<void>;
   publish(topic: string, payload: string, retain?: boolean): Promise<void>;
   close(): Promise<void>;
@@ -179,13 +180,8 @@ export async function watch(url: string): Promise<Watcher> {
   return {
     last,
     all,
-    async until(check, what, timeoutMs = 10_000) {
-      const until = Date.now() + timeoutMs;
-      while (!check()) {
-        if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-    },
+    until: (check, what, timeoutMs) =>
+      waitFor(check, timeoutMs === undefined ? { what } : { what, timeoutMs }),
     async publish(topic, payload, retain = false) {
       await client.publishAsync(topic, payload, { retain, qos: 1 });
     },

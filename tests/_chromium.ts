@@ -5,6 +5,8 @@
  * @module
  */
 
+import { waitFor } from "./_wait.ts";
+
 /** Where Chromium is installed, if it is. */
 export function chromiumPath(): string | undefined {
   const names = ["chromium", "chromium-browser", "google-chrome", "google-chrome-stable"];
@@ -104,12 +106,12 @@ export class Page {
   }
 
   /** Waits until `expression` is truthy in the page; throws naming `what` after `timeoutMs`. */
-  async waitFor(expression: string, what: string, timeoutMs = 10_000): Promise<void> {
-    const until = Date.now() + timeoutMs;
-    while (!(await this.evaluate(expression))) {
-      if (Date.now() > until) throw new Error(`timed out waiting for ${what} (${expression})`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+  waitFor(expression: string, what: string, timeoutMs = 10_000): Promise<void> {
+    return waitFor(async () => Boolean(await this.evaluate(expression)), {
+      what: `${what} (${expression})`,
+      timeoutMs,
+      everyMs: 50,
+    });
   }
 
   /** Sets the viewport (CSS pixels), as a phone (touch, mobile) or a desktop. */

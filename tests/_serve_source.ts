@@ -18,6 +18,7 @@ import { pollerSource } from "../lib/serve/poller_source.ts";
 import { type Simulator, startSimulator } from "../lib/sim/simulator.ts";
 import type { ControlCommand, ControlName } from "../lib/device/controls.ts";
 import type { ControlOutcome, ServeSnapshot, ServeSource } from "../lib/serve/source.ts";
+import { waitFor } from "./_wait.ts";
 
 /** Calls listeners; the result of `add` removes one again. */
 class Listeners {
@@ -98,11 +99,9 @@ export async function withSimSource(
   const stop = new AbortController();
   const running = poller.run(stop.signal);
   try {
-    const until = Date.now() + 10_000;
-    while (real.snapshot().states.systeminfo === undefined) {
-      if (Date.now() > until) throw new Error("the simulator sent no systeminfo within 10 s");
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await waitFor(() => real.snapshot().states.systeminfo !== undefined, {
+      what: "the simulator's systeminfo",
+    });
     await fn({ sim, source, setTime: (date) => time = date });
   } finally {
     stop.abort();

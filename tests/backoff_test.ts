@@ -1,5 +1,6 @@
 import { deepEqual, equal, ok as assert, rejects } from "node:assert/strict";
 import { Backoff, nextDelay, seededRandom, sleep, unlessAborted } from "../lib/backoff.ts";
+import { withDeadline } from "./_wait.ts";
 
 Deno.test("nextDelay()", async (t) => {
   await t.step("should double from baseMs and stay in the upper half of the nominal delay", () => {
@@ -43,17 +44,35 @@ Deno.test("seededRandom()", async (t) => {
   });
 });
 
+/** Which settles first: `sleeping`, or a timer of 0 ms set now (the next turn of the loop). */
+async function beforeNextTimer(sleeping: Promise<void>): Promise<"sleep" | "timer"> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      sleeping.then(() => "sleep" as const),
+      new Promise<"timer">((resolve) => timer = setTimeout(() => resolve("timer"), 0)),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 Deno.test("sleep()", async (t) => {
   await t.step("should resolve at once when the signal is already aborted", async () => {
     const stop = new AbortController();
     stop.abort();
-    await sleep(60_000, stop.signal);
+    equal(await beforeNextTimer(sleep(60_000, stop.signal)), "sleep");
   });
   await t.step("should resolve early when the signal aborts", async () => {
     const stop = new AbortController();
     const waiting = sleep(60_000, stop.signal);
+    equal(await beforeNextTimer(waiting), "timer", "asleep while the signal holds");
     stop.abort();
-    await waiting;
+    equal(await beforeNextTimer(waiting), "sleep", "awake as soon as it aborts");
+  });
+  await t.step("should resolve after its time when nothing aborts it", async () => {
+    const waiting = sleep(1, new AbortController().signal);
+    await withDeadline(waiting, { what: "a 1 ms sleep to end" });
   });
 });
 

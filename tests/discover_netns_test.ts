@@ -4,6 +4,7 @@
 // never sees an interface, an address or a packet of this test.
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { PERMISSIONS, runCli } from "./_cli.ts";
+import { readUntil } from "./_wait.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const NS_A = `ess-t-${Deno.pid}-a`;
@@ -111,13 +112,9 @@ Deno.test({
         stderr: "inherit",
       }).spawn();
       const reader = announcer.stdout.pipeThrough(new TextDecoderStream()).getReader();
-      let said = "";
-      while (!said.includes("\n")) {
-        const chunk = await reader.read();
-        if (chunk.done) break;
-        said += chunk.value;
-      }
-      await reader.cancel();
+      const said = await readUntil(reader, (text) => text.includes("\n"), {
+        what: "the announcer's first line",
+      }).finally(() => reader.cancel());
       equal(said.trim(), "ready", "the announcer starts");
 
       await t.step("should list the device's name and address with --json", async () => {

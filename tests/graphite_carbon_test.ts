@@ -8,6 +8,7 @@ import { runGraphite, type StateReader } from "../lib/export/graphite.ts";
 import { TcpSender } from "../lib/export/graphite_senders.ts";
 import { startSimulator } from "../lib/sim/simulator.ts";
 import { runCli } from "./_cli.ts";
+import { waitFor } from "./_wait.ts";
 
 /** How the carbon treats each connection. */
 type Carbon = "closes at once" | "resets" | "honest";
@@ -40,15 +41,6 @@ async function hostileCarbon(initial: Carbon) {
       return new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
-}
-
-/** Waits for `done`, failing after a deadline. */
-async function until(done: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 const DEVICE: StateReader = {
@@ -86,7 +78,7 @@ for (const hostile of ["closes at once", "resets"] as const) {
           sleep: async (ms) => {
             cycles++;
             if (carbon.state.mode !== "honest") {
-              await until(() => !sender.connected, "carbon ends the connection");
+              await waitFor(() => !sender.connected, { what: "carbon ends the connection" });
             }
             if (cycles === 12) carbon.state.mode = "honest";
             if (lines.length === 2 || cycles === 40) stop.abort();

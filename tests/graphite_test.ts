@@ -25,6 +25,7 @@ import { EssClient } from "../lib/device/client.ts";
 import { type Simulator, startSimulator } from "../lib/sim/simulator.ts";
 import { createDeviceFetch } from "../lib/device/transport.ts";
 import { runCli, spawnCli } from "./_cli.ts";
+import { readUntil, waitFor, withDeadline } from "./_wait.ts";
 
 /** Our own values, shaped like an ESS Home 8/10's answers. */
 const HOME: JsonObject = {
@@ -246,7 +247,7 @@ Deno.test("TcpSender", async (t) => {
       await sender.send(["a 1 1\n"]);
       await sender.send(["b 2 2\n", "c 3 3\n"]);
       await sender.close();
-      while (accepted.length < 2) await new Promise((r) => setTimeout(r, 5));
+      await waitFor(() => accepted.length >= 2, { what: "the connection to end" });
       deepEqual(accepted, ["conn", "a 1 1\nb 2 2\nc 3 3\n"]);
     } finally {
       await sender.close();
@@ -278,16 +279,9 @@ Deno.test("TcpSender", async (t) => {
       now: () => clock,
       random: () => 0.5,
     });
-    const until = async (done: () => boolean, what: string) => {
-      const deadline = Date.now() + 5000;
-      while (!done()) {
-        if (Date.now() > deadline) throw new Error(`no ${what} within 5 s`);
-        await new Promise((r) => setTimeout(r, 5));
-      }
-    };
     try {
       await sender.send(["lost 1 1\n"]).catch(() => {});
-      await until(() => !sender.connected, "end of the first connection");
+      await waitFor(() => !sender.connected, { what: "the end of the first connection" });
       await rejects(
         sender.send(["dropped 2 2\n"]),
         /^GraphiteError: Cannot send to Graphite tcp:\/\/127\.0\.0\.1:\d+: (it closed the connection|Connection reset by peer); the last metrics sent may be lost$/,
@@ -296,7 +290,9 @@ Deno.test("TcpSender", async (t) => {
       equal(await sender.send(["kept 3 3\n"]), false, "a new connection proves nothing yet");
       equal(await sender.send(["kept 4 4\n"]), true, "it carried a batch and is still open");
       await sender.close();
-      await until(() => received.join("") === "kept 3 3\nkept 4 4\n", "batches at carbon");
+      await waitFor(() => received.join("") === "kept 3 3\nkept 4 4\n", {
+        what: "both batches at carbon",
+      });
       equal(connections, 2);
     } finally {
       await sender.close();
@@ -326,9 +322,9 @@ Deno.test("UdpSender", async (t) => {
     try {
       const lines = Array.from({ length: 120 }, (_, i) => `home.statistics.m${i} ${i} 7\n`);
       await sender.send(lines);
-      while (listener.packets.join("").length < lines.join("").length) {
-        await new Promise((r) => setTimeout(r, 5));
-      }
+      await waitFor(() => listener.packets.join("").length >= lines.join("").length, {
+        what: "every line",
+      });
       ok(listener.packets.length > 1, "split into several datagrams");
       equal(listener.packets.join(""), lines.join(""));
     } finally {
@@ -342,7 +338,7 @@ Deno.test("UdpSender", async (t) => {
     try {
       const home = { statistics: { ["k".repeat(70_000)]: "1", load_power: "376" } };
       await sender.send(metricLines({ home }, 7));
-      while (listener.packets.length === 0) await new Promise((r) => setTimeout(r, 5));
+      await waitFor(() => listener.packets.length > 0, { what: "a datagram" });
       deepEqual(listener.packets, ["home.statistics.load_power 376 7\n"]);
     } finally {
       await sender.close();
@@ -516,7 +512,7 @@ Deno.test("runGraphite()", async (t) => {
       intervalMs: 3_600_000,
       signal: stop.signal,
     });
-    while (batches.length === 0) await new Promise((r) => setTimeout(r, 1));
+    await waitFor(() => batches.length > 0, { what: "the first batch", everyMs: 1 });
     stop.abort();
     await running;
     equal(batches.length, 1);
@@ -538,7 +534,7 @@ Deno.test("runGraphite()", async (t) => {
       intervalMs: 10_000,
       signal: stop.signal,
     });
-    while (!reading) await new Promise((r) => setTimeout(r, 1));
+    await waitFor(() => reading, { what: "the device read", everyMs: 1 });
     stop.abort();
     await running;
   });
@@ -611,9 +607,9 @@ Deno.test("ess graphite --once", async (t) => {
         ]);
         equal(r.code, 0, r.stderr);
         const want = (await expectedPaths(sim)).length;
-        while (parseLines(listener.packets.join("")).length < want) {
-          await new Promise((r) => setTimeout(r, 5));
-        }
+        await waitFor(() => parseLines(listener.packets.join("")).length >= want, {
+          what: `${want} metrics`,
+        });
         const lines = parseLines(listener.packets.join(""));
         deepEqual(
           lines.map((l) => l.path).sort(),
@@ -678,10 +674,11 @@ Deno.test("ess graphite", async (t) => {
       { env: { ESS_CONFIG: "/dev/null" } },
     );
     try {
-      const conn = await listener.accept();
+      const conn = await withDeadline(listener.accept(), { what: "ess to connect" });
       const reader = conn.readable.pipeThrough(new TextDecoderStream()).getReader();
-      let text = "";
-      while (!text.includes("common.BATT.soc")) text += (await reader.read()).value ?? "";
+      await readUntil(reader, (text) => text.includes("common.BATT.soc"), {
+        what: "the battery's state of charge",
+      });
       child.kill("SIGTERM");
       const out = await child.output();
       await reader.cancel();

@@ -9,8 +9,6 @@ import { STATE_PATHS } from "../lib/device/states.ts";
 import { BROKERS } from "./_broker.ts";
 import { controlRequests, deviceTopics, withBridge, withWorld, type World } from "./_world.ts";
 
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 const online = (w: World) =>
   w.watcher.until(() => w.watcher.last.get("ess/status")?.payload === "online", "online");
 
@@ -133,7 +131,13 @@ for (const { name, start, ignore } of BROKERS) {
                 () => w.log.some((l) => /another client with the id "ess-twin"/.test(l)),
                 "the warning",
               );
-              await pause(1500);
+              // The sentinel: three more sessions taken from ess after the warning, each one a
+              // chance to say it again.
+              const seen = connects(w).length;
+              await w.watcher.until(
+                () => connects(w).length >= seen + 3,
+                "three more sessions after the warning",
+              );
             } finally {
               await twin.endAsync(true);
             }

@@ -9,6 +9,7 @@ import { encodePublish } from "../lib/mqtt/_packet.ts";
 import { connectMqtt, type MqttConnection, type MqttConnectOptions } from "../lib/mqtt/client.ts";
 import { MAX_IN_FLIGHT } from "../lib/mqtt/_in_flight.ts";
 import { rejectsWith } from "./_assert.ts";
+import { waitFor, withDeadline } from "./_wait.ts";
 
 /** One packet as the client sent it. */
 interface Frame {
@@ -69,9 +70,14 @@ class Peer {
 
   /** The next packet from the client, or `undefined` once it has hung up. */
   async next(): Promise<Frame | undefined> {
-    while (this.#frames.length === 0 && !this.#ended) {
-      await new Promise<void>((resolve) => this.#wake = resolve);
-    }
+    await withDeadline(
+      (async () => {
+        while (this.#frames.length === 0 && !this.#ended) {
+          await new Promise<void>((resolve) => this.#wake = resolve);
+        }
+      })(),
+      { what: "a packet from the client" },
+    );
     return this.#frames.shift();
   }
 
@@ -168,14 +174,6 @@ async function withClient(
   }
 }
 
-async function until(check: () => boolean, what: string): Promise<void> {
-  const end = Date.now() + 5000;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
 /** The payload of a PUBLISH the client sent, as text. */
 function published(frame: Frame): string {
   const topicLength = (frame.body[0]! << 8) | frame.body[1]!;
@@ -224,13 +222,13 @@ Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
         await peer.next();
         await peer.send(hex(`20 02 00 ${code}`));
       }
-      await until(() => events.log.length === 2, "two refusals");
+      await waitFor(() => events.log.length === 2, { what: "two refusals" });
       deepEqual(events.log, [
         "disconnected: the broker refused the user name or password",
         "disconnected: the broker says this client is not authorised to connect",
       ]);
       await handshake(broker);
-      await until(() => connection.connected, "the third try");
+      await waitFor(() => connection.connected, { what: "the third try" });
       equal(events.log.at(-1), "connected");
     });
   });
@@ -246,7 +244,7 @@ Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
       const ack = await peer.next();
       deepEqual(ack, { type: 4, flags: 0, body: hex("00 07") });
       for (const byte of hex("30 05 00 01 64 6f 6b")) await peer.send(Uint8Array.of(byte));
-      await until(() => events.messages.length === 3, "three messages");
+      await waitFor(() => events.messages.length === 3, { what: "three messages" });
       deepEqual(events.messages, [["a/b", "old", true], ["c", "ä!", false], ["d", "ok", false]]);
     });
   });
@@ -268,7 +266,7 @@ Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
   await t.step("should reject a refused subscription, naming the filter", async () => {
     await withClient({}, async ({ broker, connection }) => {
       const peer = await handshake(broker);
-      await until(() => connection.connected, "connect");
+      await waitFor(() => connection.connected, { what: "connect" });
       const subscribed = connection.subscribe(["ok/#", "secret/#"]);
       const subscribe = await peer.next();
       equal(subscribe?.type, 8);
@@ -284,7 +282,7 @@ Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
     async () => {
       await withClient({}, async ({ broker, connection, events }) => {
         const peer = await handshake(broker);
-        await until(() => connection.connected, "connect");
+        await waitFor(() => connection.connected, { what: "connect" });
         const first = connection.publish("s", "online", { qos: 1, retain: true });
         const publish = await peer.next();
         equal(publish?.flags, 3);
@@ -294,12 +292,12 @@ Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
         await peer.next();
         await peer.close();
         await rejectsWith(() => second, EssError, /Lost the connection to mqtt:\/\/127\.0\.0\.1/);
-        await until(() => events.log.length === 2, "the disconnect");
+        await waitFor(() => events.log.length === 2, { what: "the disconnect" });
         match(events.log[1]!, /^disconnected: the broker closed the connection$/);
         equal(connection.connected, false);
         await connection.publish("s", "dropped", { qos: 1 });
         await handshake(broker);
-        await until(() => connection.connected, "the reconnect");
+        await waitFor(() => connection.connected, { what: "the reconnect" });
         deepEqual(events.log.filter((e) => e === "connected").length, 2);
       });
     },
@@ -317,7 +315,7 @@ Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
       assert(Date.now() - started >= 900, "the first ping comes after the keepalive interval");
       await peer.send(hex("d0 00"));
       deepEqual(await peer.next(), { type: 12, flags: 0, body: new Uint8Array(0) });
-      await until(() => events.log.length === 2, "the disconnect");
+      await waitFor(() => events.log.length === 2, { what: "the disconnect" });
       equal(events.log[1], "disconnected: the broker did not answer a ping within 0.1 s");
     });
   });
@@ -329,15 +327,20 @@ Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
       reconnectBaseMs: 60_000,
     }, async ({ broker, connection, events }) => {
       await broker.acceptStalled();
-      await until(() => connection.connected, "connect");
+      await waitFor(() => connection.connected, { what: "connect" });
       // The socket's buffers fill, then every publish waits for them: the ping queued behind
       // the values is never answered, and that ends the connection.
       const payload = "x".repeat(60_000);
       let published = 0;
-      while (connection.connected) {
-        await connection.publish("ess/json/home", payload);
-        published++;
-      }
+      await withDeadline(
+        (async () => {
+          while (connection.connected) {
+            await connection.publish("ess/json/home", payload);
+            published++;
+          }
+        })(),
+        { what: "the unanswered ping to end the connection" },
+      );
       assert(published > 1, `${published} messages`);
       deepEqual(events.log, [
         "connected",
@@ -361,21 +364,21 @@ Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
           ] as const
         ) {
           const peer = await handshake(broker);
-          await until(() => connection.connected, "connect");
+          await waitFor(() => connection.connected, { what: "connect" });
           const waiting = request();
           equal((await peer.next())?.type, what === "a message" ? 3 : 8);
           // A ping comes after a second, before the acknowledgement is overdue: answered.
           deepEqual(await peer.next(), { type: 12, flags: 0, body: new Uint8Array(0) });
           await peer.send(hex("d0 00"));
           await rejectsWith(() => waiting, EssError, /Lost the connection to mqtt:\/\/127/);
-          await until(() => !connection.connected, "the disconnect");
+          await waitFor(() => !connection.connected, { what: "the disconnect" });
           equal(
             events.log.at(-1),
             `disconnected: the broker did not acknowledge ${what} within 2 s`,
           );
         }
         await handshake(broker);
-        await until(() => connection.connected, "the reconnect");
+        await waitFor(() => connection.connected, { what: "the reconnect" });
       });
     },
   );
@@ -401,13 +404,13 @@ Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
         ] as const;
         for (const [bytes, why] of garbage) {
           const peer = await handshake(broker);
-          await until(() => connection.connected, "connect");
+          await waitFor(() => connection.connected, { what: "connect" });
           await peer.send(hex(bytes));
-          await until(() => !connection.connected, `the disconnect after ${bytes}`);
+          await waitFor(() => !connection.connected, { what: `the disconnect after ${bytes}` });
           equal(events.log.at(-1), `disconnected: ${why}`);
         }
         await handshake(broker);
-        await until(() => connection.connected, "the reconnect");
+        await waitFor(() => connection.connected, { what: "the reconnect" });
         deepEqual(events.messages, [], "nothing malformed was delivered");
       });
     },
@@ -416,13 +419,13 @@ Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
   await t.step("should end the session on a SUBACK that leaves out a filter", async () => {
     await withClient({}, async ({ broker, connection, events }) => {
       const peer = await handshake(broker);
-      await until(() => connection.connected, "connect");
+      await waitFor(() => connection.connected, { what: "connect" });
       const subscribed = connection.subscribe(["ess/control/#", "homeassistant/status"]);
       const subscribe = await peer.next();
       const id = subscribe!.body.subarray(0, 2);
       await peer.send(Uint8Array.of(0x90, 3, ...id, 0x01));
       await rejectsWith(() => subscribed, EssError, /Lost the connection to mqtt:\/\/127/);
-      await until(() => !connection.connected, "the disconnect");
+      await waitFor(() => !connection.connected, { what: "the disconnect" });
       equal(
         events.log.at(-1),
         "disconnected: the broker answered a subscription to 2 topic filters with 1 return code",
@@ -435,7 +438,7 @@ Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
     async () => {
       await withClient({ ackTimeoutMs: 60_000 }, async ({ broker, connection }) => {
         const peer = await handshake(broker);
-        await until(() => connection.connected, "connect");
+        await waitFor(() => connection.connected, { what: "connect" });
         const count = MAX_IN_FLIGHT + 4;
         const sent = Promise.allSettled(Array.from(
           { length: count },
@@ -481,7 +484,7 @@ Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
         { maxInFlight: 1, ackTimeoutMs: 200, reconnectBaseMs: 60_000 },
         async ({ broker, connection, events }) => {
           const peer = await handshake(broker);
-          await until(() => connection.connected, "connect");
+          await waitFor(() => connection.connected, { what: "connect" });
           const first = connection.publish("ess/status", "online", { qos: 1 });
           const second = connection.publish("ess/status", "again", { qos: 1 });
           equal(published((await peer.next())!), "online");
@@ -500,13 +503,13 @@ Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
   await t.step("should take a 1 MB message that comes in 100-byte pieces", async () => {
     await withClient({}, async ({ broker, connection, events }) => {
       const peer = await handshake(broker);
-      await until(() => connection.connected, "connect");
+      await waitFor(() => connection.connected, { what: "connect" });
       const payload = "y".repeat(1_000_000);
       const packet = encodePublish({ topic: "ess/json/home", payload, qos: 0, retain: false });
       for (let at = 0; at < packet.length; at += 100) {
         await peer.send(packet.subarray(at, at + 100));
       }
-      await until(() => events.messages.length === 1, "the message");
+      await waitFor(() => events.messages.length === 1, { what: "the message" });
       equal(events.messages[0]![1], payload);
       deepEqual(events.log, ["connected"]);
     });
@@ -518,7 +521,7 @@ Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
       async ({ broker, events }) => {
         const peer = await broker.accept();
         await peer.next();
-        await until(() => events.log.length === 1, "the timeout");
+        await waitFor(() => events.log.length === 1, { what: "the timeout" });
         deepEqual(events.log, ["disconnected: no answer from the broker within 0.1 s"]);
       },
     );
@@ -529,7 +532,7 @@ Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
     async () => {
       await withClient({}, async ({ broker, connection, events }) => {
         const peer = await handshake(broker);
-        await until(() => connection.connected, "connect");
+        await waitFor(() => connection.connected, { what: "connect" });
         const huge = "x".repeat(2_000_000);
         for (const packetId of [9, 10]) {
           await peer.send(
@@ -546,7 +549,7 @@ Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
         await peer.send(
           encodePublish({ topic: "ess/control/active", payload: "on", qos: 0, retain: false }),
         );
-        await until(() => events.messages.length === 1, "the next message");
+        await waitFor(() => events.messages.length === 1, { what: "the next message" });
         deepEqual(events.messages, [["ess/control/active", "on", false]]);
         deepEqual(events.log, ["connected"], "one session throughout");
         equal(events.warnings.length, 1, events.warnings.join("\n"));
@@ -571,11 +574,11 @@ Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
         for (let i = 0; i < 5; i++) {
           const peer = await handshake(broker);
           accepted.push(Date.now());
-          await until(() => connection.connected, "connect");
+          await waitFor(() => connection.connected, { what: "connect" });
           // What a broker does to the older of two clients with one id.
           await peer.close();
         }
-        await until(() => events.warnings.length === 1, "the warning");
+        await waitFor(() => events.warnings.length === 1, { what: "the warning" });
         match(
           events.warnings[0]!,
           /closed the connection soon after accepting it 3 times in a row: another client with the id "ess-kitchen" is probably connected/,
@@ -595,7 +598,7 @@ Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
       // A TLS alert: what a TLS listener sends back for a plain CONNECT.
       await peer.send(hex("15 03 03 00 02 02 32"));
       await peer.close();
-      await until(() => events.log.length === 1, "the disconnect");
+      await waitFor(() => events.log.length === 1, { what: "the disconnect" });
       match(
         events.log[0]!,
         /^disconnected: the broker at 127\.0\.0\.1:\d+ answered in TLS: use mqtts:\/\/127\.0\.0\.1:\d+ \(or --mqtt-tls\)$/,
@@ -606,7 +609,7 @@ Deno.test("connectMqtt() with a broker that misbehaves", async (t) => {
   await t.step("close() should say DISCONNECT and not wait for ever on the broker", async () => {
     await withClient({}, async ({ broker, connection, events }) => {
       const peer = await handshake(broker);
-      await until(() => connection.connected, "connect");
+      await waitFor(() => connection.connected, { what: "connect" });
       const started = Date.now();
       // The broker keeps its side open: close() drops the socket after closeTimeoutMs.
       await connection.close();

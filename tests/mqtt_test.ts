@@ -1,6 +1,7 @@
 import { deepEqual, equal, match, ok as assert } from "node:assert/strict";
 import { connectMqtt, type MqttConnection } from "../lib/mqtt/client.ts";
 import { BROKERS, startAedes, watch } from "./_broker.ts";
+import { waitFor } from "./_wait.ts";
 
 interface Events {
   log: string[];
@@ -24,14 +25,6 @@ function connect(url: string, events: Events, will = false): MqttConnection {
   return connection;
 }
 
-async function until(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 for (const { name, start, ignore } of BROKERS) {
   Deno.test({
     name: `connectMqtt() against ${name}`,
@@ -47,11 +40,11 @@ for (const { name, start, ignore } of BROKERS) {
             const events: Events = { log: [], messages: [] };
             const connection = connect(broker.url, events);
             try {
-              await until(() => connection.connected, "connect");
+              await waitFor(() => connection.connected, { what: "connect" });
               await connection.subscribe(["t/cmd"]);
-              await until(() => events.messages.length === 1, "the retained message");
+              await waitFor(() => events.messages.length === 1, { what: "the retained message" });
               await watcher.publish("t/cmd", "new");
-              await until(() => events.messages.length === 2, "the live message");
+              await waitFor(() => events.messages.length === 2, { what: "the live message" });
               deepEqual(events.messages, [
                 { topic: "t/cmd", payload: "old", retained: true },
                 { topic: "t/cmd", payload: "new", retained: false },
@@ -71,21 +64,22 @@ for (const { name, start, ignore } of BROKERS) {
             const events: Events = { log: [], messages: [] };
             const connection = connect(broker.url, events, true);
             try {
-              await until(() => connection.connected, "connect");
+              await waitFor(() => connection.connected, { what: "connect" });
               await broker.stop();
-              await until(() => events.log.includes("disconnected"), "the disconnect");
+              await waitFor(() => events.log.includes("disconnected"), { what: "the disconnect" });
               equal(connection.connected, false);
               await connection.publish("t/lost", "x");
               await broker.start();
-              await until(
-                () => events.log.filter((e) => e === "connected").length === 2,
-                "reconnect",
-              );
+              await waitFor(() => events.log.filter((e) => e === "connected").length === 2, {
+                what: "reconnect",
+              });
               await connection.subscribe(["t/again"]);
               const again = await watch(broker.url);
               try {
                 await again.publish("t/again", "yes");
-                await until(() => events.messages.some((m) => m.topic === "t/again"), "message");
+                await waitFor(() => events.messages.some((m) => m.topic === "t/again"), {
+                  what: "message",
+                });
                 await connection.publish("t/state", "after", { retain: true });
                 await again.until(() => again.last.get("t/state")?.payload === "after", "t/state");
                 equal(again.last.get("t/lost"), undefined, "nothing queued while disconnected");
@@ -102,11 +96,13 @@ for (const { name, start, ignore } of BROKERS) {
         await t.step("should send no last will on close()", async () => {
           const events: Events = { log: [], messages: [] };
           const connection = connect(broker.url, events, true);
-          await until(() => connection.connected, "connect");
+          await waitFor(() => connection.connected, { what: "connect" });
           const w = await watch(broker.url);
           try {
             await connection.close();
-            await new Promise((resolve) => setTimeout(resolve, 200));
+            // The sentinel: a message published after the close; a will would have come first.
+            await w.publish("t/sync", "after the close");
+            await w.until(() => w.last.has("t/sync"), "the message published after the close");
             equal(w.last.get("t/status"), undefined);
           } finally {
             await w.close();
@@ -132,7 +128,7 @@ Deno.test("connectMqtt() over TLS", async (t) => {
         clientId: "ess-tls-test",
       });
       try {
-        await until(() => connection.connected, "a TLS connection");
+        await waitFor(() => connection.connected, { what: "a TLS connection" });
         await connection.publish("t/tls", "ok");
       } finally {
         await connection.close();
@@ -153,7 +149,7 @@ Deno.test("connectMqtt() over TLS", async (t) => {
         message: () => {},
       });
       try {
-        await until(() => reasons.length > 0, "the refusal");
+        await waitFor(() => reasons.length > 0, { what: "the refusal" });
         assert(!connection.connected);
         assert(/certificate|issuer|unknown/i.test(reasons[0]!), String(reasons[0]));
         deepEqual(events.log, []);
@@ -183,7 +179,7 @@ async function firstRefusal(url: string): Promise<string> {
     message: () => {},
   });
   try {
-    await until(() => reasons.length > 0, "the first try");
+    await waitFor(() => reasons.length > 0, { what: "the first try" });
     return reasons[0]!;
   } finally {
     await connection.close();

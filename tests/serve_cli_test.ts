@@ -15,24 +15,19 @@ import { type HostileDevice, startHostileDevice } from "./_hostile_device.ts";
 import { type Daemon, runCli, spawnDaemon } from "./_cli.ts";
 import { getJson, post } from "./_serve_http.ts";
 import { deviceArgs, deviceTopics, NOON, withWorld, type World, worldArgs } from "./_world.ts";
+import { waitFor, withDeadline } from "./_wait.ts";
 
 const TOKEN = "cli-test-control-token-0123";
 /** The line that says where it serves, with the URL (the port picked for `:0`). */
 const SERVING = /info: serving the dashboard, the API and \/metrics on (http:\/\/\S+)/;
 const SERVED_STATES: readonly StateName[] = ["home", "common", "batt", "systeminfo"];
 
-async function until(check: () => boolean | Promise<boolean>, what: string, ms = 15_000) {
-  const deadline = Date.now() + ms;
-  while (!await check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 /** Starts the daemon and waits until it serves the device's first poll; returns its URL. */
 async function served(ess: Daemon): Promise<string> {
   const url = (await ess.waitFor(SERVING))[1]!;
-  await until(async () => (await getJson(`${url}/api/state`)).body["up"] === true, "a poll");
+  await waitFor(async () => (await getJson(`${url}/api/state`)).body["up"] === true, {
+    what: "a poll",
+  });
   return url;
 }
 
@@ -113,10 +108,16 @@ Deno.test("ess serve (subprocess) serves the simulator's live state, metrics and
             "pcs_pv_total_power"
           ],
       );
-      for await (const event of events) {
-        const stats = (event["home"] as Record<string, Record<string, string>>)["statistics"]!;
-        if (stats["pcs_pv_total_power"] === later) break;
-      }
+      await withDeadline(
+        (async () => {
+          for await (const event of events) {
+            const home = event["home"] as Record<string, Record<string, string>>;
+            if (home["statistics"]!["pcs_pv_total_power"] === later) return;
+          }
+          throw new Error("the event stream ended");
+        })(),
+        { what: "an event with the new PV power" },
+      );
       await res.body!.cancel().catch(() => {});
     });
 
@@ -186,9 +187,9 @@ Deno.test("ess serve (subprocess) on every address says who can reach it", async
     );
     match(ess.stderr, / on http:\/\/0\.0\.0\.0:\d+ \(read-only: no control token\)/);
     const port = Number(/listening on 0\.0\.0\.0:(\d+)/.exec(line)![1]);
-    await until(
+    await waitFor(
       async () => (await getJson(`http://127.0.0.1:${port}/api/state`)).body["up"] === true,
-      "a poll",
+      { what: "a poll" },
     );
     const res = await post(`http://127.0.0.1:${port}/api/control/active`, "stop");
     equal(res.status, 403, "no token: no controls");
@@ -356,9 +357,9 @@ Deno.test("ess mqtt --listen (subprocess) serves while it bridges, over one devi
 
       await t.step("should carry a control from MQTT to /api/state", async () => {
         await w.watcher.publish("ess/control/winter_mode", "false");
-        await until(
+        await waitFor(
           async () => ((await state())["batt"] as JsonObject)["winter_setting"] === "off",
-          "winter_setting off in /api/state",
+          { what: "winter_setting off in /api/state" },
         );
         equal(w.sim.device.winterMode, false);
       });
@@ -371,7 +372,7 @@ Deno.test("ess mqtt --listen (subprocess) serves while it bridges, over one devi
 
       await t.step("should log in once and use that one session for everything", async () => {
         const polls = homePolls(w.sim);
-        await until(() => homePolls(w.sim) >= polls + 3, "three more polls");
+        await waitFor(() => homePolls(w.sim) >= polls + 3, { what: "three more polls" });
         equal(logins(w.sim), 1, "one login");
         equal(authKeys(w.sim).size, 1, "one auth key for polls, graphs, controls, systeminfo");
         ok(w.sim.requests.some((r) => r.path === STATE_PATHS.systeminfo));
@@ -431,10 +432,9 @@ Deno.test("ess mqtt --listen (subprocess) keeps polling and publishing under hos
       const topic = "ess/home/statistics/pcs_pv_total_power";
       const published = () => w.watcher.all.filter((m) => m.topic === topic).length;
       const [polls, messages] = [homePolls(w.sim), published()];
-      await until(
-        () => homePolls(w.sim) >= polls + 4 && published() >= messages + 4,
-        "four more polls published",
-      );
+      await waitFor(() => homePolls(w.sim) >= polls + 4 && published() >= messages + 4, {
+        what: "four more polls published",
+      });
       equal((await getJson(`${url}/api/state`)).status, 200);
 
       const { code, ms, stderr } = await ess.stop();
@@ -485,10 +485,9 @@ Deno.test("ess serve (subprocess) hides the device's auth key wherever the devic
   ]);
   try {
     const url = await served(ess);
-    await until(
-      async () => (await (await fetch(`${url}/metrics`)).text()).includes("ess_info"),
-      "systeminfo",
-    );
+    await waitFor(async () => (await (await fetch(`${url}/metrics`)).text()).includes("ess_info"), {
+      what: "systeminfo",
+    });
     await t.step("should answer *** instead of the key on every route", async () => {
       const key = device.keys.at(-1)!;
       const state = await getJson(`${url}/api/state`);
@@ -499,7 +498,8 @@ Deno.test("ess serve (subprocess) hides the device's auth key wherever the devic
         texts.push(await (await fetch(`${url}${path}`)).text());
       }
       const events = await fetch(`${url}/api/events`);
-      texts.push(JSON.stringify((await stateEvents(events.body!).next()).value));
+      const first = stateEvents(events.body!).next();
+      texts.push(JSON.stringify((await withDeadline(first, { what: "a state event" })).value));
       await events.body!.cancel().catch(() => {});
       for (const text of texts) ok(!text.includes(key), text.slice(0, 300));
       match(texts[1]!, /^ess_up\{serial="S-\*\*\*"\} 1$/m);

@@ -1,6 +1,7 @@
 import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
 import { type ListenerLimits, listenHttp, type WebHandler } from "../lib/serve/_listener.ts";
 import { MAX_HEAD_BYTES } from "../lib/serve/_request.ts";
+import { waitFor, waitForStill } from "./_wait.ts";
 
 const LIMITS: ListenerLimits = {
   maxConnections: 8,
@@ -278,8 +279,7 @@ Deno.test("listenHttp() gives the handler the body its Content-Length says", asy
       );
       await pause(50);
       conn.close();
-      const until = Date.now() + 5_000;
-      while (errors.length === 0 && Date.now() < until) await pause(20);
+      await waitFor(() => errors.length > 0, { what: "the body to err" });
       match(String(errors[0]), /closed the connection before its body ended/);
     });
   }, handle);
@@ -308,43 +308,29 @@ function endless() {
   return { body, state };
 }
 
-/** Waits until `check()` holds, for at most 5 s. */
-async function until(check: () => boolean, what: string): Promise<void> {
-  const end = Date.now() + 5_000;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`not within 5 s: ${what}`);
-    await pause(20);
-  }
-}
-
 Deno.test("listenHttp() writes a body only as fast as the client reads it", async (t) => {
   let stream = endless();
   const handle: WebHandler = () => Promise.resolve(new Response(stream.body));
   await t.step("should stop reading the body while the client reads nothing", async () => {
     await withListener(async ({ port }) => {
       const conn = await connect(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-      let last = -1;
-      while (stream.state.pulled !== last) {
-        last = stream.state.pulled;
-        await pause(300);
-      }
+      await waitForStill(() => stream.state.pulled, { what: "the body to stop being read" });
+      const last = stream.state.pulled;
       ok(stream.state.pulled < 64 * 1024 * 1024, `${stream.state.pulled} bytes taken`);
       // More than was taken when it stalled: the body is read on as the client reads.
       const { text } = await receive(conn, (s) => s.length > last + 1_000_000);
       ok(text.length > last && stream.state.pulled > last);
       conn.close();
-      await until(() => stream.state.cancelled, "the body cancelled when the client left");
+      await waitFor(() => stream.state.cancelled, {
+        what: "the body cancelled when the client left",
+      });
     }, handle);
   });
   await t.step("should close the connection at once when the body errs", async () => {
     stream = endless();
     await withListener(async ({ port }) => {
       const conn = await connect(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-      let last = -1;
-      while (stream.state.pulled !== last) {
-        last = stream.state.pulled;
-        await pause(300);
-      }
+      await waitForStill(() => stream.state.pulled, { what: "the body to stop being read" });
       stream.state.controller!.error(new Error("the client does not keep up"));
       const text = await receiveAll(conn);
       ok(!text.endsWith("0\r\n\r\n"), "the body is cut, not ended");
@@ -355,7 +341,9 @@ Deno.test("listenHttp() writes a body only as fast as the client reads it", asyn
     await withListener(
       async ({ port }) => {
         const conn = await connect(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-        await until(() => stream.state.cancelled, "the body cancelled after the write time-out");
+        await waitFor(() => stream.state.cancelled, {
+          what: "the body cancelled after the write time-out",
+        });
         conn.close();
       },
       handle,
@@ -388,7 +376,7 @@ Deno.test("listenHttp() frees an event stream's place when its client leaves", a
         const conn = await connect(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
         await receive(conn, (s) => s.includes("data: 1"));
         await leave(conn);
-        await until(() => cancelled, "the body cancelled");
+        await waitFor(() => cancelled, { what: "the body cancelled" });
       }, () => Promise.resolve(new Response(idle)));
     });
   }
@@ -444,15 +432,18 @@ Deno.test("listenHttp() reports what goes wrong", async (t) => {
 });
 
 Deno.test("listenHttp() close() lets the answers under way end", async (t) => {
-  let release = () => {};
-  const handle: WebHandler = async () => {
-    await new Promise<void>((resolve) => release = resolve);
+  const release = new Map<string, () => void>();
+  const handle: WebHandler = async (request) => {
+    await new Promise<void>((resolve) => release.set(new URL(request.url).pathname, resolve));
     return new Response("late");
   };
+  const LATE = /connection: close\r\n\r\n4\r\nlate\r\n0\r\n\r\n$/;
   await withListener(async ({ port, close, requests }) => {
     const idle = await connect(port);
-    const busy = await connect(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-    await until(() => requests.length === 1, "the request reached the handler");
+    const first = await connect(port, "GET /first HTTP/1.1\r\nHost: x\r\n\r\n");
+    const second = await connect(port, "GET /second HTTP/1.1\r\nHost: x\r\n\r\n");
+    await waitFor(() => release.size === 2, { what: "both requests to reach the handler" });
+    equal(requests.length, 2);
     let closed = false;
     const closing = close().then(() => closed = true);
     await t.step("should close idle connections at once", async () => {
@@ -461,11 +452,14 @@ Deno.test("listenHttp() close() lets the answers under way end", async (t) => {
     await t.step("should refuse new connections", async () => {
       await rejects(connect(port));
     });
-    await t.step("should finish the answer under way, then resolve", async () => {
-      await pause(100);
+    await t.step("should finish the answers under way, then resolve", async () => {
+      release.get("/first")!();
+      match(await receiveAll(first), LATE);
+      // The sentinel: one answer begun before close() has ended since; the other still runs,
+      // so close() has not resolved.
       equal(closed, false);
-      release();
-      match(await receiveAll(busy), /connection: close\r\n\r\n4\r\nlate\r\n0\r\n\r\n$/);
+      release.get("/second")!();
+      match(await receiveAll(second), LATE);
       await closing;
     });
   }, handle);
@@ -478,15 +472,11 @@ Deno.test("listenHttp() close() does not wait on a client that reads nothing", a
       async ({ port, close }) => {
         const conn = await connect(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
         // The body waits on the client: the socket's buffers are full.
-        let last = -1;
-        while (stream.state.pulled !== last) {
-          last = stream.state.pulled;
-          await pause(300);
-        }
+        await waitForStill(() => stream.state.pulled, { what: "the body to stop being read" });
         let closed = false;
         void close().then(() => closed = true);
         try {
-          await until(() => closed, "close() with a client that reads nothing");
+          await waitFor(() => closed, { what: "close() with a client that reads nothing" });
           ok(stream.state.cancelled, "the body cancelled");
         } finally {
           conn.close();
@@ -518,11 +508,7 @@ Deno.test("listenHttp() reads no more of a client than the request it answers", 
       const flood = (async () => {
         while (sending) sent += await conn.write(piece);
       })().catch(() => {});
-      let last = -1;
-      while (sent !== last) {
-        last = sent;
-        await pause(300);
-      }
+      await waitForStill(() => sent, { what: "the client's writes to stall" });
       // What the server holds of them: at most one read (4 KiB), however much the client sent.
       const held = Deno.memoryUsage().external - external;
       ok(held < 1_000_000, `${held} bytes more held after the client sent ${sent}`);

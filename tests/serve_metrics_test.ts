@@ -10,6 +10,7 @@ import { spawnDaemon } from "./_cli.ts";
 import { normalise } from "../lib/model/normalise.ts";
 import { fixtureStates } from "./_serve_source.ts";
 import { deviceArgs, NOON } from "./_world.ts";
+import { waitFor } from "./_wait.ts";
 
 function which(name: string): string | undefined {
   for (const dir of (Deno.env.get("PATH") ?? "").split(":").concat(["/usr/bin"])) {
@@ -69,11 +70,10 @@ async function withServe(fn: (w: { sim: Simulator; url: string }) => Promise<voi
   ]);
   try {
     const url = (await ess.waitFor(/ on (http:\/\/\S+)/))[1]!;
-    const until = Date.now() + 15_000;
-    while ((await (await fetch(`${url}/api/state`)).json())["up"] !== true) {
-      if (Date.now() > until) throw new Error(`ess serve did not poll in 15 s:\n${ess.stderr}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await waitFor(async () => (await (await fetch(`${url}/api/state`)).json())["up"] === true, {
+      what: "ess serve to poll",
+      everyMs: 100,
+    });
     await fn({ sim, url });
   } finally {
     const { code, stderr } = await ess.stop();
@@ -314,13 +314,12 @@ Deno.test({
       };
       try {
         await t.step("should return ess_up and the PV power through its query API", async () => {
-          const until = Date.now() + 45_000;
           let result: { metric: Record<string, string>; value: [number, string] }[] = [];
-          while (result.length === 0) {
-            if (Date.now() > until) throw new Error("Prometheus never returned ess_up");
-            await new Promise((resolve) => setTimeout(resolve, 250));
-            result = await query("ess_up");
-          }
+          await waitFor(async () => (result = await query("ess_up")).length > 0, {
+            what: "Prometheus to return ess_up",
+            timeoutMs: 45_000,
+            everyMs: 250,
+          });
           equal(result[0]!.value[1], "1");
           const serial = (sim.device.read("systeminfo")["pms"] as Record<string, string>)[
             "serialno"

@@ -9,6 +9,7 @@ import { GraphCache } from "../lib/serve/_graph.ts";
 import { getJson, post } from "./_serve_http.ts";
 import { FakeSource, withSimSource } from "./_serve_source.ts";
 import type { ServeSource } from "../lib/serve/source.ts";
+import { readUntil, withDeadline } from "./_wait.ts";
 
 const TOKEN = "s3cret-control-token";
 
@@ -42,24 +43,26 @@ async function readEvents(
   const reader = body.pipeThrough(new TextDecoderStream()).getReader();
   let text = "";
   const events: Record<string, unknown>[] = [];
-  const until = Date.now() + 10_000;
-  while (events.length < count) {
-    if (Date.now() > until) throw new Error(`only ${events.length} events in 10 s`);
-    const { value, done } = await reader.read();
-    if (done) break;
-    text += value;
-    let end;
-    while ((end = text.indexOf("\n\n")) >= 0) {
-      const block = text.slice(0, end);
-      text = text.slice(end + 2);
-      const data = /^event: state\ndata: (.*)$/m.exec(block);
-      if (data) {
-        events.push(JSON.parse(data[1]!));
-        await onEvent(events.length);
+  await withDeadline(
+    (async () => {
+      while (events.length < count) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += value;
+        let end;
+        while ((end = text.indexOf("\n\n")) >= 0) {
+          const block = text.slice(0, end);
+          text = text.slice(end + 2);
+          const data = /^event: state\ndata: (.*)$/m.exec(block);
+          if (data) {
+            events.push(JSON.parse(data[1]!));
+            await onEvent(events.length);
+          }
+        }
       }
-    }
-  }
-  await reader.cancel();
+    })(),
+    { what: `${count} state events` },
+  ).finally(() => reader.cancel());
   return { events, text };
 }
 
@@ -166,8 +169,9 @@ Deno.test("ess serve /api/events bounds its clients", async (t) => {
       await t.step("should send a retry hint and keep-alive comments", async () => {
         const res = await fetch(`${url}/api/events`);
         const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-        let text = "";
-        while (!text.includes(": keep-alive\n\n")) text += (await reader.read()).value ?? "";
+        const text = await readUntil(reader, (text) => text.includes(": keep-alive\n\n"), {
+          what: "a keep-alive comment",
+        });
         match(text, /^retry: \d+\n\nevent: state\ndata: \{/);
         await reader.cancel();
       });
@@ -209,11 +213,12 @@ Deno.test("ess serve /api/events bounds its clients", async (t) => {
         equal((await getJson(`${url}/api/state`)).status, 200, "the server still answers");
         let received = 0;
         const buf = new Uint8Array(65536);
-        for (;;) {
-          const n = await conn.read(buf).catch(() => null);
-          if (n === null) break;
-          received += n;
-        }
+        await withDeadline(
+          (async () => {
+            for (let n; (n = await conn.read(buf).catch(() => null)) !== null;) received += n;
+          })(),
+          { what: "the server to cut the stream" },
+        );
         conn.close();
         ok(received < 400 * 100_000 / 2, `the stream was cut (${received} bytes arrived)`);
       });
@@ -535,8 +540,9 @@ Deno.test("ess serve never answers a secret, even when the device echoes it", as
         const events = await fetch(`${url}/api/events`);
         const reader = events.body!.pipeThrough(new TextDecoderStream()).getReader();
         source.poll(source.snap.states);
-        let text = "";
-        while ((text.match(/event: state/g) ?? []).length < 2) text += (await reader.read()).value;
+        const text = await readUntil(reader, (t) => (t.match(/event: state/g) ?? []).length >= 2, {
+          what: "two state events",
+        });
         await reader.cancel();
         bodies.push(["events", text]);
         for (const [what, body] of bodies) {
@@ -748,12 +754,14 @@ async function rawConnection(url: string, text: string): Promise<Deno.TcpConn> {
 async function readToEnd(conn: Deno.TcpConn): Promise<string> {
   const buf = new Uint8Array(4096);
   let text = "";
-  for (;;) {
-    const n = await conn.read(buf).catch(() => null);
-    if (n === null) break;
-    text += new TextDecoder().decode(buf.subarray(0, n));
-  }
-  conn.close();
+  await withDeadline(
+    (async () => {
+      for (let n; (n = await conn.read(buf).catch(() => null)) !== null;) {
+        text += new TextDecoder().decode(buf.subarray(0, n));
+      }
+    })(),
+    { what: "the server to close the connection" },
+  ).finally(() => conn.close());
   return text;
 }
 

@@ -11,6 +11,7 @@ import {
   startSimulator,
 } from "../lib/sim/simulator.ts";
 import { type CliResult, runCli, spawnCli } from "./_cli.ts";
+import { readUntil, withDeadline } from "./_wait.ts";
 
 async function withSim(options: SimulatorOptions, fn: (sim: Simulator) => Promise<void>) {
   const sim = await startSimulator(options);
@@ -196,14 +197,11 @@ Deno.test("ess simulate", async (t) => {
       for (let r = await reader.read(); !r.done; r = await reader.read()) text += r.value;
       return text;
     };
-    let banner = "";
     let after: [string, string, Deno.CommandStatus];
     try {
-      while (!/\nfingerprint: .+\n/.test(banner)) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        banner += value;
-      }
+      const banner = await readUntil(reader, (text) => /\nfingerprint: .+\n/.test(text), {
+        what: "the banner's fingerprint line",
+      });
       const host = /^host: +(\S+)$/m.exec(banner)?.[1];
       assert.match(host ?? "", /^127\.0\.0\.1:\d+$/, banner);
       assert.doesNotMatch(host!, /:0$/);
@@ -223,7 +221,10 @@ Deno.test("ess simulate", async (t) => {
       assert.equal(JSON.parse(data.stdout).batt.alg_setting, "0");
     } finally {
       child.kill("SIGTERM");
-      after = await Promise.all([drain(), new Response(child.stderr).text(), child.status]);
+      after = await withDeadline(
+        Promise.all([drain(), new Response(child.stderr).text(), child.status]),
+        { what: "the simulator to stop on SIGTERM" },
+      );
     }
     const [rest, stderr, status] = after;
     assert.equal(status.code, 0, stderr);

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { runCli, spawnCli } from "./_cli.ts";
 import { createNetnsPair, netnsUnavailable } from "./_netns.ts";
+import { readUntil } from "./_wait.ts";
 
 const skip = await netnsUnavailable();
 const PORT = 8443;
@@ -33,13 +34,9 @@ Deno.test({
         "5",
       ], { netns: pair.a.ns });
       const reader = sim.stdout.pipeThrough(new TextDecoderStream()).getReader();
-      let banner = "";
-      while (!/\nmdns: .+\n/.test(banner)) {
-        const chunk = await reader.read();
-        if (chunk.done) break;
-        banner += chunk.value;
-      }
-      await reader.cancel();
+      const banner = await readUntil(reader, (text) => /\nmdns: .+\n/.test(text), {
+        what: "the simulator's mdns line",
+      }).finally(() => reader.cancel());
       assert.match(
         banner,
         new RegExp(`^mdns: +LGE_ESS-${NAME}\\._pmsctrl\\._tcp\\.local\\.$`, "m"),

@@ -17,6 +17,7 @@ import {
 } from "../lib/device/transport.ts";
 import { rejectsWith } from "./_assert.ts";
 import { runCli } from "./_cli.ts";
+import { waitFor } from "./_wait.ts";
 
 const TLS = new URL("../fixtures/tls/", import.meta.url);
 const KEY = Deno.readTextFileSync(new URL("device.key", TLS));
@@ -200,7 +201,7 @@ Deno.test("createDeviceFetch() failures", async (t) => {
           await (await deviceFetch(`${base}/x`)).text();
           const stalled = deviceFetch(`${base}/sleep`);
           const later = deviceFetch(`${base}/x`);
-          while (stats.requests < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+          await waitFor(() => stats.requests >= 2, { what: "both requests to arrive" });
           deviceFetch.close();
           await rejectsWith(() => stalled, UnreachableError, closed);
           await rejectsWith(() => later, UnreachableError, closed);
