@@ -16,7 +16,7 @@ import { at, objectAt, text } from "./_values.ts";
 
 /** The state answers one poll read, by state name; any may be missing. */
 export type DeviceStates = Readonly<
-  Partial<Record<"home" | "common" | "batt" | "systeminfo", JsonObject>>
+  Partial<Record<"home" | "common" | "batt" | "systeminfo", JsonObject | undefined>>
 >;
 
 /** How people name each family. */
