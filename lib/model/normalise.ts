@@ -28,6 +28,9 @@ export const FAMILY_NAMES: Readonly<Record<Family, string>> = {
   unknown: "an LG ESS of unknown shape",
 };
 
+/** Settings that mark a Home 8/10 or Home 5 `batt` answer. */
+const BATT_MARKS = ["winter_setting", "alg_setting", "safty_soc", "safety_soc", "backup_status"];
+
 /** Fields of the Home 8/10 statistics that mark the string-valued family. */
 const HOME10_MARKS = ["pcs_pv_total_power", "batconv_power", "load_power", "grid_power"];
 
@@ -57,7 +60,7 @@ export function detectFamily(states: DeviceStates): Family {
   ) return "home15";
   const stringShaped = statKeys.some((k) => HOME10_MARKS.includes(k)) ||
     ["PV", "BATT", "GRID"].some((g) => isJsonObject(common?.[g])) ||
-    batt?.["alg_setting"] !== undefined || isJsonObject(systeminfo?.["pms"]);
+    BATT_MARKS.some((k) => batt?.[k] !== undefined) || isJsonObject(systeminfo?.["pms"]);
   if (!stringShaped) return "unknown";
   if (text(at(systeminfo, "pms", "model"))?.startsWith("D005")) return "home5";
   const settings = [batt, objectAt(common, "BATT")];

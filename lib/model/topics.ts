@@ -43,6 +43,36 @@ export const ENERGY_TOPIC_NAMES: Readonly<Record<EnergyName, string>> = {
   batteryDischarge: "battery_discharge",
 };
 
+/** Units of the reading's topics, by pattern (`#` a PV string's number or a phase letter). */
+const UNITS: readonly [RegExp, string][] = [
+  [/^power\//, "W"],
+  [/^battery\/soc$/, "%"],
+  [/^pv\/\d+\/power$/, "W"],
+  [/^pv\/\d+\/voltage$/, "V"],
+  [/^pv\/\d+\/current$/, "A"],
+  [/^pv\/capacity$/, "W"],
+  [/^grid\/frequency$/, "Hz"],
+  [/^grid\/[abc]\/voltage$/, "V"],
+  [/^grid\/[abc]\/power$/, "W"],
+  [/^energy\//, "Wh"],
+  [/^self_consumption\//, "%"],
+  [/^settings\/(reserve|backup_reserve|winter_reserve|feed_in_limit)$/, "%"],
+];
+
+/**
+ * The unit of a reading topic (`power/pv` → `W`), or `undefined` for words, switches and text.
+ *
+ * @example
+ * ```ts
+ * import { deepEqual } from "node:assert/strict";
+ * deepEqual(["power/grid", "pv/2/current", "energy/grid_feed_in/month", "status/battery"]
+ *   .map(readingUnit), ["W", "A", "Wh", undefined]);
+ * ```
+ */
+export function readingUnit(topic: string): string | undefined {
+  return UNITS.find(([pattern]) => pattern.test(topic))?.[1];
+}
+
 const onOff = (v: boolean | undefined) => v === undefined ? undefined : v ? "on" : "off";
 const number = (v: number | undefined) => v === undefined ? undefined : String(v);
 
