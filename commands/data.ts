@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { detectFamily, FAMILY_NAMES, normalise } from "../lib/model/normalise.ts";
+import { detectFamily, FAMILY_NAMES, fieldsText, normalise } from "../lib/model/normalise.ts";
 import { UsageError } from "../lib/errors.ts";
 import { isStateName, STATE_NAMES, type StateName } from "../lib/device/states.ts";
 import { probeFingerprint } from "../lib/device/transport.ts";
@@ -85,9 +85,7 @@ const command = defineCommand({
         p.log.warning(
           `${session.host.authority} sent fields ess does not understand (${
             FAMILY_NAMES[family]
-          }); they are shown as sent, without units: ${unknownFields.slice(0, 20).join(", ")}${
-            unknownFields.length > 20 ? `, … (${unknownFields.length} in all)` : ""
-          }`,
+          }); they are shown as sent, without units: ${fieldsText(unknownFields)}`,
         );
       }
       io.out(renderData(data, format));

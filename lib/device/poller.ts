@@ -14,7 +14,7 @@ import type { Device } from "./controls.ts";
 import type { JsonObject } from "./flatten.ts";
 import type { StateName } from "./states.ts";
 import { EnergyIntegrator } from "../model/energy.ts";
-import { normalise } from "../model/normalise.ts";
+import { fieldsText, normalise } from "../model/normalise.ts";
 import type { Reading } from "../model/reading.ts";
 
 /**
@@ -236,20 +236,22 @@ export class Poller {
     return this.#lastReading;
   }
 
-  /** One warning for each set of fields ess has not met before and does not understand. */
+  /**
+   * One warning, the first time, naming the fields ess does not understand; fields first met
+   * later are logged at debug level (a device that invents keys must not fill the log).
+   */
   #warnUnknown(reading: Reading): void {
+    if (this.#warnedUnknown.size >= MAX_WARNED_FIELDS) return;
     const fresh = reading.unknownFields.filter((f) => !this.#warnedUnknown.has(f));
-    if (fresh.length === 0 || this.#warnedUnknown.size >= MAX_WARNED_FIELDS) return;
-    for (const field of fresh) this.#warnedUnknown.add(field);
-    const shown = fresh.slice(0, 20).join(", ") +
-      (fresh.length > 20 ? `, … (${fresh.length} in all)` : "");
-    this.#log.warning(
-      reading.family === "unknown"
-        ? `the device answers in a shape ess does not know; its values are published raw ` +
-          `only, without units: ${shown}`
-        : `the device sent fields ess does not understand; they are published raw only, ` +
-          `without units: ${shown}`,
-    );
+    if (fresh.length === 0) return;
+    const first = this.#warnedUnknown.size === 0;
+    for (const field of fresh.slice(0, MAX_WARNED_FIELDS)) this.#warnedUnknown.add(field);
+    const what = reading.family === "unknown"
+      ? "the device answers in a shape ess does not know; its values are published raw only, " +
+        "without units"
+      : "the device sent fields ess does not understand; they are published raw only, " +
+        "without units";
+    this.#log[first ? "warning" : "debug"](`${what}: ${fieldsText(fresh)}`);
   }
 
   /** Adds a listener for every poll from now on; returns a function that removes it. */

@@ -8,6 +8,7 @@
  */
 import { isJsonObject, type JsonObject } from "../device/flatten.ts";
 import { algSettingForm } from "../device/vocabulary.ts";
+import { preview } from "../errors.ts";
 import { type FieldPattern, unknownFields } from "./_fields.ts";
 import { HOME10_FIELDS, readHome10 } from "./_home10.ts";
 import { HOME15_FIELDS, readHome15 } from "./_home15.ts";
@@ -71,6 +72,33 @@ export function detectFamily(states: DeviceStates): Family {
     )
   );
   return newer ? "home10-new" : "home10-classic";
+}
+
+/** The most characters {@link fieldsText} spends on the fields it names. */
+const FIELDS_TEXT_BUDGET = 300;
+
+/**
+ * Field paths for a log line: each quoted, cut and shown printable (they are the device's keys),
+ * as many as fit in about 300 characters, then how many there are in all.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * equal(fieldsText(["home/x", "home/a\nb"]), '"home/x", "home/a b"');
+ * equal(fieldsText(Array.from({ length: 100 }, (_, i) => `common/NEW/field_${i}`)).endsWith("(100 in all)"), true);
+ * ```
+ */
+export function fieldsText(fields: readonly string[]): string {
+  const shown: string[] = [];
+  let length = 0;
+  for (const field of fields) {
+    const text = preview(field, 60);
+    if (shown.length > 0 && length + text.length > FIELDS_TEXT_BUDGET) break;
+    shown.push(text);
+    length += text.length + 2;
+  }
+  const more = fields.length > shown.length ? `, … (${fields.length} in all)` : "";
+  return shown.join(", ") + more;
 }
 
 /** The fields each family's module knows. */
