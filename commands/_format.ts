@@ -8,6 +8,9 @@ import type { GraphAnswer } from "../lib/device/client.ts";
 import { flatten, type JsonObject, ownValue } from "../lib/device/flatten.ts";
 import { GRAPH_FIELDS, type GraphDevice, type GraphSpan } from "../lib/device/states.ts";
 import { EssError, preview, printable, UsageError } from "../lib/errors.ts";
+import { codeMeaning } from "../lib/model/codes.ts";
+import { normalise } from "../lib/model/normalise.ts";
+import { readingTopics, readingUnit } from "../lib/model/topics.ts";
 
 /**
  * The widest a column is padded to. The cells come from the device: one odd key of 500 kB would
@@ -89,17 +92,30 @@ export function csvField(text: string): string {
 }
 
 /** The formats of `ess data`. */
-export const DATA_FORMATS = ["json", "table", "flat"] as const;
+export const DATA_FORMATS = ["json", "table", "flat", "reading", "reading-json"] as const;
 
 /**
- * Output of `ess data` in each format: `json` exactly as the device sent it, `table` and `flat`
- * one line per value, with characters that would steer the terminal or break the line as `?`.
+ * Output of `ess data` in each format: `json` exactly as the device sent it, `table` (with the
+ * meaning of each code) and `flat` one line per value, `reading` the normalised reading as a
+ * table in SI units and words, `reading-json` as JSON; characters that would steer the terminal
+ * or break the line show as `?`.
  */
 export function renderData(
   data: Record<string, JsonObject>,
   format: typeof DATA_FORMATS[number],
 ): string {
   if (format === "json") return `${JSON.stringify(data, null, 2)}\n`;
+  if (format === "reading-json") return `${JSON.stringify(normalise(data), null, 2)}\n`;
+  if (format === "reading") {
+    return table([
+      ["READING", "VALUE", "UNIT"],
+      ...readingTopics(normalise(data)).map(([topic, value]) => [
+        topic,
+        value,
+        readingUnit(topic) ?? "",
+      ]),
+    ]);
+  }
   const leaves = Object.entries(data).flatMap(([state, answer]) =>
     flatten(answer, [state]).map(({ path, value }) => [path, value] as const)
   );
@@ -107,8 +123,11 @@ export function renderData(
     return leaves.map(([path, value]) => `${printable(`${path.join("/")} ${value}`)}\n`).join("");
   }
   return table([
-    ["STATE", "FIELD", "VALUE"],
-    ...leaves.map(([[state = "", ...rest], value]) => [state, rest.join("/"), value]),
+    ["STATE", "FIELD", "VALUE", "MEANING"],
+    ...leaves.map(([path, value]) => {
+      const [state = "", ...rest] = path;
+      return [state, rest.join("/"), value, codeMeaning(path.join("/"), value) ?? ""];
+    }),
   ]);
 }
 

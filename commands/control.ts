@@ -7,17 +7,15 @@ import type { EssClient } from "../lib/device/client.ts";
 import { printable, UsageError } from "../lib/errors.ts";
 import { type JsonObject, ownValue } from "../lib/device/flatten.ts";
 import {
-  backupModeOf,
   BATT_SETTINGS,
   CHARGE_STRATEGIES,
   type ChargeStrategy,
-  isOnSetting,
   OPERATION_WORDS,
   parseChargeStrategy,
   parseSwitchWord,
-  strategyOfAlgSetting,
   SWITCH_WORDS_TEXT,
 } from "../lib/device/vocabulary.ts";
+import { normalise } from "../lib/model/normalise.ts";
 import { choose, defineCommand, DEVICE_OPTIONS, GENERAL_OPTIONS } from "./_cli.ts";
 import { openDevice } from "./_device.ts";
 
@@ -54,7 +52,15 @@ const show = (state: JsonObject, keys: string[]) =>
   keys.filter((k) => ownValue(state, k) !== undefined)
     .map((k) => `${k}=${JSON.stringify(ownValue(state, k))}`).join(" ");
 
-/** Carries out one control and returns the device's new state, read back, as one line. */
+const onOff = (on: boolean | undefined) => on === undefined ? "unknown" : on ? "on" : "off";
+
+/** What the model layer makes of the settings read back (and of `home`, for `active`). */
+const settingsOf = (batt: JsonObject) => normalise({ batt }).settings;
+
+/**
+ * Carries out one control and returns the device's new state, read back, as one line: what the
+ * model layer makes of it, then the device's own fields.
+ */
 async function applyControl(
   client: EssClient,
   target: Target,
@@ -65,44 +71,46 @@ async function applyControl(
     case "active": {
       await client.setOperation(parseSwitch(value, "active"));
       const home = await client.read("home");
-      const operation = home["operation"] as JsonObject | undefined;
-      const status = operation?.["status"];
-      return `active: ${status === "start" ? "on" : status === "stop" ? "off" : "unknown"} ` +
+      const status = ownValue(home["operation"] as JsonObject | undefined ?? {}, "status");
+      return `active: ${onOff(normalise({ home }).status.running)} ` +
         `(operation status=${JSON.stringify(status ?? null)})`;
     }
     case "winter": {
       await client.setWinterMode(parseSwitch(value, "winter"));
       const batt = await client.read("batt");
       const { read } = BATT_SETTINGS.winterMode;
-      return `winter mode: ${batt[read] ?? "unknown"} (${show(batt, [read, "winter_status"])})`;
+      return `winter mode: ${onOff(settingsOf(batt).winterMode)} (${
+        show(batt, [read, "winter_status"])
+      })`;
     }
     case "fastcharge": {
       await client.setFastCharge(parseSwitch(value, "fastcharge"));
       const batt = await client.read("batt");
-      const alg = batt[BATT_SETTINGS.chargeStrategy.read];
-      return `fast charge: ${isOnSetting(alg) ? "on" : "off"} (alg_setting=${
-        JSON.stringify(alg ?? null)
-      })`;
+      const strategy = settingsOf(batt).chargeStrategy;
+      return `fast charge: ${
+        strategy === undefined ? "unknown" : onOff(strategy === "fast-charge")
+      } (${show(batt, [BATT_SETTINGS.chargeStrategy.read])})`;
     }
     case "strategy": {
       await client.setChargeStrategy(parseStrategy(value));
       const batt = await client.read("batt");
-      const alg = String(batt[BATT_SETTINGS.chargeStrategy.read] ?? "");
-      const name = strategyOfAlgSetting(alg) ?? "unknown";
-      return `charge strategy: ${name} (alg_setting=${JSON.stringify(alg)})`;
+      return `charge strategy: ${settingsOf(batt).chargeStrategy ?? "unknown"} (${
+        show(batt, [BATT_SETTINGS.chargeStrategy.read])
+      })`;
     }
     case "backup": {
       await client.setBackupMode(parseSwitch(value, "backup"), reserve);
       const batt = await client.read("batt");
-      return `backup mode: ${backupModeOf(batt) ?? "unknown"} (${
+      return `backup mode: ${onOff(settingsOf(batt).backupMode)} (${
         show(batt, [...BATT_SETTINGS.backupMode.read, BATT_SETTINGS.backupReserve.read])
       })`;
     }
     case "gridcharge": {
       await client.setGridCharge(parseSwitch(value, "gridcharge"));
       const batt = await client.read("batt");
-      const { read } = BATT_SETTINGS.gridCharge;
-      return `grid charging: ${isOnSetting(batt[read]) ? "on" : "off"} (${show(batt, [read])})`;
+      return `grid charging: ${onOff(settingsOf(batt).gridCharge)} (${
+        show(batt, [BATT_SETTINGS.gridCharge.read])
+      })`;
     }
   }
 }

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { detectFamily, FAMILY_NAMES } from "../lib/model/normalise.ts";
+import { detectFamily, FAMILY_NAMES, fieldsText, normalise } from "../lib/model/normalise.ts";
 import { UsageError } from "../lib/errors.ts";
 import { isStateName, STATE_NAMES, type StateName } from "../lib/device/states.ts";
 import { probeFingerprint } from "../lib/device/transport.ts";
@@ -28,7 +28,7 @@ function parseStates(text: string | undefined): StateName[] {
 
 const command = defineCommand({
   name: "data",
-  usage: "data [--only STATES] [--format json|table|flat]",
+  usage: "data [--only STATES] [--format json|table|flat|reading|reading-json]",
   description: "Reads the device's states and prints them with the values exactly as the device " +
     "sent them.\nStates: " + STATE_NAMES.join(", ") + ".",
   options: [
@@ -43,7 +43,9 @@ const command = defineCommand({
       name: "format",
       type: "string",
       arg: "FORMAT",
-      help: "json (as the device sent it), table, or flat (home/statistics/load_power 376)",
+      help: "json (as the device sent it), table (with the meaning of codes), flat " +
+        "(home/statistics/load_power 376), reading (what ess makes of it: SI units and words), " +
+        "or reading-json",
       default: "json",
       config: false,
     },
@@ -59,6 +61,7 @@ const command = defineCommand({
   examples: [
     "ess data --host 192.168.1.20 --password a1b2c3d4e5f6",
     "ess data --only home,batt --format table",
+    "ess data --format reading",
     "ess data --host 192.168.1.20 --show-fingerprint",
   ],
   async run(p, io) {
@@ -76,6 +79,14 @@ const command = defineCommand({
       const family = detectFamily(data);
       if (family === "home15" || family === "home5") {
         p.log.info(`${session.host.authority} looks like an ${FAMILY_NAMES[family]}`);
+      }
+      const { unknownFields } = normalise(data);
+      if (unknownFields.length > 0) {
+        p.log.warning(
+          `${session.host.authority} sent fields ess does not understand (${
+            FAMILY_NAMES[family]
+          }); they are shown as sent, without units: ${fieldsText(unknownFields)}`,
+        );
       }
       io.out(renderData(data, format));
     } finally {

@@ -6,6 +6,7 @@
 import { UsageError } from "../lib/errors.ts";
 import {
   type Firmware,
+  SIM_MODELS,
   type Simulator,
   type SimulatorOptions,
   startSimulator,
@@ -17,7 +18,7 @@ const FIRMWARES = ["classic", "new"] as const satisfies readonly Firmware[];
 /** The lines `ess simulate` prints once it listens: where, the password, the fingerprint. */
 function banner(sim: Simulator, mdns: boolean): string {
   return [
-    `LG ESS simulator (${sim.firmware} firmware) listening on https://${sim.host}`,
+    `LG ESS simulator (${sim.model}, ${sim.firmware} firmware) listening on https://${sim.host}`,
     `host:        ${sim.host}`,
     `password:    ${sim.password}`,
     `fingerprint: ${sim.fingerprint}`,
@@ -51,6 +52,7 @@ function simulatorOptions(p: Parsed): SimulatorOptions {
     hostname,
     port: p.integer("port", 0, 65535) ?? 0,
     firmware: choose(p.string("firmware"), FIRMWARES, "firmware"),
+    model: choose(p.string("model"), SIM_MODELS, "model"),
   };
   const rate = errorRate(p);
   const keyLifetime = p.seconds("key-lifetime");
@@ -83,7 +85,8 @@ function nextStopSignal(): Promise<Deno.Signal> {
 
 const command = defineCommand({
   name: "simulate",
-  usage: "simulate [--port N] [--host 127.0.0.1] [--password PW] [--firmware classic|new]",
+  usage: "simulate [--port N] [--host 127.0.0.1] [--password PW] [--firmware classic|new] " +
+    "[--model home5|home10|home15]",
   description: "Serves the device's HTTPS API with a simulated house behind it: PV follows the " +
     "time of day,\nthe battery charges and discharges, controls take effect. Prints where it " +
     "listens,\nthe password and the certificate fingerprint; runs until Ctrl+C (SIGINT) or " +
@@ -119,6 +122,15 @@ const command = defineCommand({
       help: "classic: login at /v1/user/setting/login, fast charge on/off; new: login at " +
         "/v1/login, charge strategies 0/1/2",
       default: "classic",
+      config: false,
+    },
+    {
+      name: "model",
+      type: "string",
+      arg: "home5|home10|home15",
+      help: "whose answers, field for field as real devices give them: home10 (the firmware's " +
+        "shape), home5, or home15 (numbers, 0.1 kW, ess[] units, charge strategies as words)",
+      default: "home10",
       config: false,
     },
     {
@@ -162,6 +174,7 @@ const command = defineCommand({
   examples: [
     "ess simulate",
     "ess simulate --port 8443 --firmware new",
+    "ess simulate --model home15",
     "ess simulate --key-lifetime 60 --error-rate 0.1 --latency 300",
     "ess simulate --host 0.0.0.0 --port 443 --mdns",
   ],

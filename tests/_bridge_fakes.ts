@@ -14,6 +14,8 @@ import type { JsonObject } from "../lib/device/flatten.ts";
 import { createLogger, type Logger } from "../lib/log.ts";
 import type { MqttConnection, MqttListener, PublishOptions } from "../lib/mqtt/client.ts";
 import type { StateName } from "../lib/device/states.ts";
+import { normalise } from "../lib/model/normalise.ts";
+import { readingTopics } from "../lib/model/topics.ts";
 import { algSettingFor, type ChargeStrategy } from "../lib/device/vocabulary.ts";
 import { withDeadline } from "./_wait.ts";
 
@@ -309,6 +311,9 @@ export function expectedLeaves(device: FakeDevice): Map<string, string> {
     for (const { path, value } of flatten(device.states[state])) {
       leaves.set(["ess", state, ...path].join("/"), value);
     }
+  }
+  for (const [topic, payload] of readingTopics(normalise(device.states))) {
+    leaves.set(`ess/reading/${topic}`, payload);
   }
   return leaves;
 }

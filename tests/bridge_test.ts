@@ -43,6 +43,7 @@ Deno.test("Bridge.run() publishing", async (t) => {
     await h.time.advance();
     deepEqual(h.mqtt.take().map((m) => `${m.topic} ${m.payload}`), [
       "ess/home/statistics/load_power 999",
+      "ess/reading/power/load 999",
     ]);
     for (let i = 0; i < 4; i++) await h.time.advance();
     equal(h.mqtt.take().length, 0, "nothing changed within the minute");
@@ -57,10 +58,14 @@ Deno.test("Bridge.run() publishing", async (t) => {
     await h.time.sleeping();
     h.mqtt.take();
     await h.time.advance();
+    const reading = [...expectedLeaves(h.device).keys()].filter((t) =>
+      t.startsWith("ess/reading/")
+    );
     equal(
       h.mqtt.take().length,
-      flatten(h.device.states.home).length + flatten(h.device.states.common).length,
-      "every leaf of what was read (batt is read about once a minute)",
+      flatten(h.device.states.home).length + flatten(h.device.states.common).length +
+        reading.length,
+      "every leaf of what was read (batt is read about once a minute), and the reading",
     );
     await h.stop();
   });
@@ -190,16 +195,30 @@ Deno.test("Bridge.run() controls", async (t) => {
       "ess/home/wintermode/winter_status on",
       "ess/common/BATT/winter_setting on",
       "ess/batt/winter_setting on",
+      "ess/reading/status/winter_active on",
+      "ess/reading/settings/winter_mode on",
     ]);
     await h.stop();
   });
 
   for (
     const [topic, payload, published] of [
-      ["ess/control/fastcharge", "on", ["ess/batt/alg_setting 1"]],
-      ["ess/control/charge_strategy", "weather_forecast", ["ess/batt/alg_setting 2"]],
-      ["ess/control/backup_mode", "on", ["ess/batt/backup_setting on"]],
-      ["ess/control/backup_soc", "45", ["ess/batt/backup_soc 45"]],
+      ["ess/control/fastcharge", "on", [
+        "ess/batt/alg_setting 1",
+        "ess/reading/settings/charge_strategy fast_charge",
+      ]],
+      ["ess/control/charge_strategy", "weather_forecast", [
+        "ess/batt/alg_setting 2",
+        "ess/reading/settings/charge_strategy weather_forecast",
+      ]],
+      ["ess/control/backup_mode", "on", [
+        "ess/batt/backup_setting on",
+        "ess/reading/settings/backup_mode on",
+      ]],
+      ["ess/control/backup_soc", "45", [
+        "ess/batt/backup_soc 45",
+        "ess/reading/settings/backup_reserve 45",
+      ]],
     ] as const
   ) {
     await t.step(

@@ -150,7 +150,7 @@ for (const firmware of ["classic", "new"] as const) {
           "--format",
           "table",
         ]);
-        assert.match(table.stdout, /^STATE\s+FIELD\s+VALUE$/m);
+        assert.match(table.stdout, /^STATE\s+FIELD\s+VALUE\s+MEANING$/m);
         assert.match(table.stdout, /^common\s+GRID\/a_phase\s+229\.600000$/m);
       });
       await t.step(

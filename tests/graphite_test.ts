@@ -137,6 +137,18 @@ Deno.test("metricLines()", async (t) => {
       ["common.ess.0.soc 55 9\n", "common.ess.0.ok 1 9\n", "common.x.a_b 1 9\n"],
     );
   });
+  await t.step("should leave out the garbage of Home 15 units not installed", () => {
+    const common = {
+      ess: [
+        { installed: true, sum_of_pv_power: 300, batt: [{ installed: false, soc: 212693561 }] },
+        { installed: false, sum_of_pv_power: -35371816 },
+      ],
+    };
+    deepEqual(metricLines({ common }, 9), [
+      "common.ess.0.installed 1 9\n",
+      "common.ess.0.sum_of_pv_power 300 9\n",
+    ]);
+  });
 });
 
 Deno.test("datagrams()", async (t) => {

@@ -5,8 +5,7 @@
 import { deepEqual, equal } from "node:assert/strict";
 import { detectFamily, type DeviceStates, normalise } from "../lib/model/normalise.ts";
 import type { Reading } from "../lib/model/reading.ts";
-import { installedLeaves } from "../lib/model/_fields.ts";
-import type { JsonObject } from "../lib/device/flatten.ts";
+import { flattenInstalled, type JsonObject } from "../lib/device/flatten.ts";
 
 function states(family: string): DeviceStates {
   const result: Record<string, JsonObject> = {};
@@ -200,7 +199,7 @@ Deno.test("detectFamily() tells every fixture's family", () => {
 Deno.test("normalise() leaves out Home 15 units that are not installed", async (t) => {
   const home15 = states("home15");
   await t.step("should keep no leaf of ess[1] or ess[2], nor of ess[0].batt[1]", () => {
-    const paths = installedLeaves("common", home15.common!).map((l) => l.path.join("/"));
+    const paths = flattenInstalled(home15.common!, ["common"]).map((l) => l.path.join("/"));
     equal(paths.some((p) => /^common\/ess\/[12]\//.test(p)), false);
     equal(paths.some((p) => p.startsWith("common/ess/0/batt/1/")), false);
     equal(paths.includes("common/ess/0/sum_of_pv_power"), true);

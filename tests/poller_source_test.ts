@@ -68,9 +68,12 @@ Deno.test("pollerSource() serves what the poller reads", async (t) => {
       lastSuccess: undefined,
       up: undefined,
       error: undefined,
+      reading: undefined,
     });
     await h.poll();
     const first = h.source.snapshot();
+    equal(first.reading, h.poller.reading, "the poller's reading, made once per poll");
+    equal(first.reading?.model, "LG ESS Home 10");
     deepEqual(first.states, {
       home: h.device.states.home,
       common: h.device.states.common,

@@ -53,7 +53,7 @@ for (const firmware of ["classic", "new"] as const) {
       await t.step("should print a table and flat lines", async () => {
         const table = await runCli(["data", ...device(sim), "--format", "table"]);
         assertOk(table);
-        assert.match(table.stdout, /^STATE +FIELD +VALUE\n/);
+        assert.match(table.stdout, /^STATE +FIELD +VALUE +MEANING\n/);
         assert.match(table.stdout, /\ncommon +GRID\/a_phase +\d{3}\.\d{6}\n/);
         const flat = await runCli(["data", ...device(sim), "--format", "flat", "--only", "home"]);
         assertOk(flat);

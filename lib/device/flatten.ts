@@ -66,6 +66,47 @@ export function flatten(value: Json, prefix: string[] = []): Leaf[] {
 }
 
 /**
+ * {@link flatten}, without the leaves below an object marked `installed: false`: an ESS Home 15
+ * unit or battery that is not there, whose values are garbage (`sum_of_pv_power: -35371816`).
+ * Array items keep their numbers (`ess/2` stays `ess/2`).
+ *
+ * @example
+ * ```ts
+ * import { deepEqual } from "node:assert/strict";
+ * const common = { ess: [{ installed: true, soc: 63 }, { installed: false, soc: 212693561 }] };
+ * deepEqual(flattenInstalled(common, ["common"]).map((l) => l.path.join("/")),
+ *   ["common/ess/0/installed", "common/ess/0/soc"]);
+ * ```
+ */
+export function flattenInstalled(value: Json, prefix: string[] = []): Leaf[] {
+  const skipped = uninstalledPaths(value).map((p) => [...prefix, ...p].join("/") + "/");
+  const leaves = flatten(value, prefix);
+  if (skipped.length === 0) return leaves;
+  return leaves.filter((leaf) => {
+    const path = leaf.path.join("/") + "/";
+    return !skipped.some((start) => path.startsWith(start));
+  });
+}
+
+/** The paths of the objects in `value` marked `installed: false`, outermost only. */
+function uninstalledPaths(value: Json): string[][] {
+  const found: string[][] = [];
+  const stack: [Json, string[]][] = [[value, []]];
+  while (stack.length > 0) {
+    const [v, path] = stack.pop()!;
+    if (isJsonObject(v) && v["installed"] === false) {
+      found.push(path);
+      continue;
+    }
+    if (Array.isArray(v)) v.forEach((child, i) => stack.push([child, [...path, String(i)]]));
+    else if (isJsonObject(v)) {
+      for (const [k, child] of Object.entries(v)) stack.push([child, [...path, k]]);
+    }
+  }
+  return found;
+}
+
+/**
  * Why `value` is beyond the limits (nested deeper than `maxDepth` levels, or more than
  * `maxLeaves` values), or `undefined` when it is within them. It stops at the first limit
  * passed, so neither a deep nor a wide value costs more than the limits themselves.

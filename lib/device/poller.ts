@@ -13,6 +13,9 @@ import type { Logger } from "../log.ts";
 import type { Device } from "./controls.ts";
 import type { JsonObject } from "./flatten.ts";
 import type { StateName } from "./states.ts";
+import { EnergyIntegrator } from "../model/energy.ts";
+import { fieldsText, normalise } from "../model/normalise.ts";
+import type { Reading } from "../model/reading.ts";
 
 /**
  * The states the poller reads: `home` (live flows) every poll, `common` every N-th poll, and the
@@ -21,6 +24,9 @@ import type { StateName } from "./states.ts";
 export const POLLED_STATES = ["home", "common", "batt"] as const;
 /** One of {@link POLLED_STATES}. */
 export type PolledState = typeof POLLED_STATES[number];
+
+/** Unknown fields remembered as warned about, at most (the device's answers are untrusted). */
+const MAX_WARNED_FIELDS = 1_000;
 
 /** The grace rule's defaults: the device is down after this many failed polls in a row... */
 export const OFFLINE_AFTER_FAILURES = 3;
@@ -78,6 +84,11 @@ export type PollEvent =
     at: number;
     /** The states read, in the order read. */
     answers: readonly PolledAnswer[];
+    /**
+     * What the latest answers of every state mean ({@link Poller.reading}), made once per poll
+     * so that every output reads the same object.
+     */
+    reading: Reading;
     up: true;
     /** Whether the device was not counted as up before this poll. */
     upChanged: boolean;
@@ -141,6 +152,9 @@ export class Poller {
   #maxBackoffMs: number;
   #listeners = new Set<PollListener>();
   #latest = new Map<StateName, { answer: JsonObject; at: number }>();
+  #energy = new EnergyIntegrator();
+  #warnedUnknown = new Set<string>();
+  #lastReading: Reading | undefined;
   /** The reads {@link Poller.read} has queued or runs, by state. */
   #reading = new Map<StateName, Promise<JsonObject>>();
   #queue: Promise<void> = Promise.resolve();
@@ -194,6 +208,50 @@ export class Poller {
   /** The latest answer of a state and when it came, from a poll or {@link Poller.read}. */
   latest(state: StateName): { answer: JsonObject; at: number } | undefined {
     return this.#latest.get(state);
+  }
+
+  /**
+   * The normalised reading of the latest answers (`home`, `common`, `batt`, `systeminfo`), with
+   * energy integrated from the polled power where the model reports none; `undefined` before
+   * the first answer.
+   */
+  get reading(): Reading | undefined {
+    return this.#lastReading;
+  }
+
+  /** The reading of the latest answers; with `at`, after integrating this poll's power. */
+  #read(at?: number): Reading {
+    const answer = (state: StateName) => this.#latest.get(state)?.answer;
+    const reading = normalise({
+      home: answer("home"),
+      common: answer("common"),
+      batt: answer("batt"),
+      systeminfo: answer("systeminfo"),
+    });
+    if (at !== undefined) {
+      this.#energy.add(reading, at);
+      this.#warnUnknown(reading);
+    }
+    this.#lastReading = this.#energy.apply(reading);
+    return this.#lastReading;
+  }
+
+  /**
+   * One warning, the first time, naming the fields ess does not understand; fields first met
+   * later are logged at debug level (a device that invents keys must not fill the log).
+   */
+  #warnUnknown(reading: Reading): void {
+    if (this.#warnedUnknown.size >= MAX_WARNED_FIELDS) return;
+    const fresh = reading.unknownFields.filter((f) => !this.#warnedUnknown.has(f));
+    if (fresh.length === 0) return;
+    const first = this.#warnedUnknown.size === 0;
+    for (const field of fresh.slice(0, MAX_WARNED_FIELDS)) this.#warnedUnknown.add(field);
+    const what = reading.family === "unknown"
+      ? "the device answers in a shape ess does not know; its values are published raw only, " +
+        "without units"
+      : "the device sent fields ess does not understand; they are published raw only, " +
+        "without units";
+    this.#log[first ? "warning" : "debug"](`${what}: ${fieldsText(fresh)}`);
   }
 
   /** Adds a listener for every poll from now on; returns a function that removes it. */
@@ -265,6 +323,7 @@ export class Poller {
       reading = this.exclusive(async (device) => {
         const answer = await device.read(state);
         this.#latest.set(state, { answer, at: this.#now() });
+        if (state !== "network") this.#read();
         return answer;
       }).finally(() => this.#reading.delete(state));
       this.#reading.set(state, reading);
@@ -318,7 +377,8 @@ export class Poller {
     this.#failures = 0;
     this.#lastError = undefined;
     this.#lastSuccessAt = at;
-    return { ok: true, at, answers, up: true, upChanged: wasUp !== true };
+    const reading = this.#read(at);
+    return { ok: true, at, answers, reading, up: true, upChanged: wasUp !== true };
   }
 
   #failed(err: unknown): PollEvent {

@@ -14,7 +14,7 @@ import {
   PinMismatchError,
   WrongPasswordError,
 } from "../errors.ts";
-import { flatten, type JsonObject } from "../device/flatten.ts";
+import { flattenInstalled, type JsonObject } from "../device/flatten.ts";
 import { reportedWordValue } from "../device/vocabulary.ts";
 import { type Logger, silentLogger } from "../log.ts";
 import { type MetricSender, reason, TcpSender, UdpSender } from "./graphite_senders.ts";
@@ -95,7 +95,7 @@ export function metricLines(
   const head = (prefix ?? "").split(".").filter((n) => n !== "").map(metricNode);
   const lines: string[] = [];
   for (const [state, answer] of Object.entries(states)) {
-    for (const { path, value } of flatten(answer, [state])) {
+    for (const { path, value } of flattenInstalled(answer, [state])) {
       const number = metricValue(value);
       if (number === undefined) continue;
       const name = path.map(metricNode).join(".");

@@ -1,12 +1,12 @@
 /**
  * Which raw fields a family's knowledge covers, and which units are not installed. A family
  * module lists the fields it knows as path patterns; a leaf no pattern matches is one ess does
- * not understand, published raw with one warning. Units a Home 15 marks `installed: false` hold
- * garbage (`sum_of_pv_power: -35371816`): their leaves are left out of everything.
+ * not understand, published raw with one warning. Leaves of units not installed are not counted
+ * ({@link flattenInstalled}).
  *
  * @module
  */
-import { flatten, isJsonObject, type Json, type JsonObject, type Leaf } from "../device/flatten.ts";
+import { flattenInstalled, type JsonObject } from "../device/flatten.ts";
 
 /**
  * A path pattern: segments joined by `/`; `#` matches an array index, `*` any one segment.
@@ -34,46 +34,6 @@ export function matches(pattern: FieldPattern, path: readonly string[]): boolean
 }
 
 /**
- * The leaves of one state answer, `state` first in each path, without those below an object
- * marked `installed: false` (a Home 15 unit or battery that is not there).
- *
- * @example
- * ```ts
- * import { deepEqual } from "node:assert/strict";
- * const common = { ess: [{ installed: true, soc: 63 }, { installed: false, soc: 212693561 }] };
- * deepEqual(installedLeaves("common", common).map((l) => l.path.join("/")),
- *   ["common/ess/0/installed", "common/ess/0/soc"]);
- * ```
- */
-export function installedLeaves(state: string, answer: JsonObject): Leaf[] {
-  const skipped = uninstalledPaths(answer).map((p) => [state, ...p].join("/") + "/");
-  const leaves = flatten(answer, [state]);
-  if (skipped.length === 0) return leaves;
-  return leaves.filter((leaf) => {
-    const path = leaf.path.join("/") + "/";
-    return !skipped.some((prefix) => path.startsWith(prefix));
-  });
-}
-
-/** The paths of the objects below `answer` marked `installed: false`, outermost only. */
-function uninstalledPaths(answer: Json): string[][] {
-  const found: string[][] = [];
-  const stack: [Json, string[]][] = [[answer, []]];
-  while (stack.length > 0) {
-    const [value, path] = stack.pop()!;
-    if (isJsonObject(value) && value["installed"] === false) {
-      found.push(path);
-      continue;
-    }
-    if (Array.isArray(value)) value.forEach((v, i) => stack.push([v, [...path, String(i)]]));
-    else if (isJsonObject(value)) {
-      for (const [k, v] of Object.entries(value)) stack.push([v, [...path, k]]);
-    }
-  }
-  return found;
-}
-
-/**
  * The leaves of `states` (installed units only) that none of `known` matches, as
  * `state/path` text, in the device's order.
  */
@@ -84,7 +44,7 @@ export function unknownFields(
   const unknown: string[] = [];
   for (const [state, answer] of Object.entries(states)) {
     if (answer === undefined) continue;
-    for (const leaf of installedLeaves(state, answer)) {
+    for (const leaf of flattenInstalled(answer, [state])) {
       if (!known.some((p) => matches(p, leaf.path))) unknown.push(leaf.path.join("/"));
     }
   }

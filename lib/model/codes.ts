@@ -61,3 +61,29 @@ export function codeWord(table: CodeTable, value: Json | undefined): CodeWord | 
   }
   return { code, word: Object.hasOwn(table, code) ? table[code]! : `unknown (${code})` };
 }
+
+/** The raw fields that hold a code, and their tables (`#`: an array index). */
+const CODE_FIELDS: readonly [RegExp, CodeTable][] = [
+  [/^home\/operation\/mode$/, OPERATING_MODES],
+  [/^home\/pcs_fault\/pcs_status$/, INVERTER_STATUSES],
+  [/^home\/statistics\/bat_status$/, BATTERY_STATUSES],
+  [/^common\/BATT\/status$/, BATTERY_STATUSES],
+  [/^common\/ess\/\d+\/batt\/\d+\/status$/, BATTERY_STATUSES],
+];
+
+/**
+ * What a raw field's value means when the field holds a code (`home/statistics/bat_status` 2 →
+ * `discharging`), or `undefined` for other fields.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * equal(codeMeaning("home/statistics/bat_status", "2"), "discharging");
+ * equal(codeMeaning("home/operation/mode", "9"), "unknown (9)");
+ * equal(codeMeaning("home/statistics/load_power", "700"), undefined);
+ * ```
+ */
+export function codeMeaning(path: string, value: string): string | undefined {
+  const table = CODE_FIELDS.find(([pattern]) => pattern.test(path))?.[1];
+  return table && codeWord(table, value)?.word;
+}

@@ -8,6 +8,7 @@
  */
 import { isJsonObject, type JsonObject } from "../device/flatten.ts";
 import { algSettingForm } from "../device/vocabulary.ts";
+import { preview } from "../errors.ts";
 import { type FieldPattern, unknownFields } from "./_fields.ts";
 import { HOME10_FIELDS, readHome10 } from "./_home10.ts";
 import { HOME15_FIELDS, readHome15 } from "./_home15.ts";
@@ -16,7 +17,7 @@ import { at, objectAt, text } from "./_values.ts";
 
 /** The state answers one poll read, by state name; any may be missing. */
 export type DeviceStates = Readonly<
-  Partial<Record<"home" | "common" | "batt" | "systeminfo", JsonObject>>
+  Partial<Record<"home" | "common" | "batt" | "systeminfo", JsonObject | undefined>>
 >;
 
 /** How people name each family. */
@@ -27,6 +28,9 @@ export const FAMILY_NAMES: Readonly<Record<Family, string>> = {
   home5: "ESS Home 5",
   unknown: "an LG ESS of unknown shape",
 };
+
+/** Settings that mark a Home 8/10 or Home 5 `batt` answer. */
+const BATT_MARKS = ["winter_setting", "alg_setting", "safty_soc", "safety_soc", "backup_status"];
 
 /** Fields of the Home 8/10 statistics that mark the string-valued family. */
 const HOME10_MARKS = ["pcs_pv_total_power", "batconv_power", "load_power", "grid_power"];
@@ -57,7 +61,7 @@ export function detectFamily(states: DeviceStates): Family {
   ) return "home15";
   const stringShaped = statKeys.some((k) => HOME10_MARKS.includes(k)) ||
     ["PV", "BATT", "GRID"].some((g) => isJsonObject(common?.[g])) ||
-    batt?.["alg_setting"] !== undefined || isJsonObject(systeminfo?.["pms"]);
+    BATT_MARKS.some((k) => batt?.[k] !== undefined) || isJsonObject(systeminfo?.["pms"]);
   if (!stringShaped) return "unknown";
   if (text(at(systeminfo, "pms", "model"))?.startsWith("D005")) return "home5";
   const settings = [batt, objectAt(common, "BATT")];
@@ -68,6 +72,33 @@ export function detectFamily(states: DeviceStates): Family {
     )
   );
   return newer ? "home10-new" : "home10-classic";
+}
+
+/** The most characters {@link fieldsText} spends on the fields it names. */
+const FIELDS_TEXT_BUDGET = 300;
+
+/**
+ * Field paths for a log line: each quoted, cut and shown printable (they are the device's keys),
+ * as many as fit in about 300 characters, then how many there are in all.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * equal(fieldsText(["home/x", "home/a\nb"]), '"home/x", "home/a b"');
+ * equal(fieldsText(Array.from({ length: 100 }, (_, i) => `common/NEW/field_${i}`)).endsWith("(100 in all)"), true);
+ * ```
+ */
+export function fieldsText(fields: readonly string[]): string {
+  const shown: string[] = [];
+  let length = 0;
+  for (const field of fields) {
+    const text = preview(field, 60);
+    if (shown.length > 0 && length + text.length > FIELDS_TEXT_BUDGET) break;
+    shown.push(text);
+    length += text.length + 2;
+  }
+  const more = fields.length > shown.length ? `, … (${fields.length} in all)` : "";
+  return shown.join(", ") + more;
 }
 
 /** The fields each family's module knows. */

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { flatten, type JsonObject } from "../device/flatten.ts";
+import { flattenInstalled, type JsonObject } from "../device/flatten.ts";
 import type { Logger } from "../log.ts";
 import { quote } from "./_quote.ts";
 import { stateTopic, topicProblem } from "./topics.ts";
@@ -91,7 +91,7 @@ export class TopicTable {
     this.#polls.set(state, poll);
     const changed: string[] = [];
     const sent = new Set<string>();
-    for (const { path, value } of flatten(answer)) {
+    for (const { path, value } of flattenInstalled(answer)) {
       const topic = stateTopic(this.#prefix, state, path);
       const problem = leafProblem(path, topic);
       if (problem !== undefined) {

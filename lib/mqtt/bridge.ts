@@ -10,7 +10,9 @@
 import { errorText, EssError } from "../errors.ts";
 import { type Device, parseControl } from "../device/controls.ts";
 import { ControlQueue, type ControlQueueOptions } from "../device/control_queue.ts";
-import type { JsonObject } from "../device/flatten.ts";
+import { isJsonObject, type JsonObject } from "../device/flatten.ts";
+import type { Reading } from "../model/reading.ts";
+import { READING_TOPIC, readingTopics } from "../model/topics.ts";
 import {
   POLLED_STATES,
   type PolledAnswer,
@@ -38,6 +40,24 @@ import {
 export const PUBLISH_MODES = ["changes", "all"] as const;
 /** One of {@link PUBLISH_MODES}. */
 export type PublishMode = typeof PUBLISH_MODES[number];
+
+/**
+ * The reading as one more answer for the topic table, under `<prefix>/reading/` in the layout
+ * of {@link readingTopics}.
+ */
+function readingAnswer(reading: Reading): { state: string; answer: JsonObject } {
+  const answer: JsonObject = {};
+  for (const [topic, payload] of readingTopics(reading)) {
+    const path = topic.split("/");
+    let node = answer;
+    for (const key of path.slice(0, -1)) {
+      const next = node[key];
+      node = isJsonObject(next) ? next : (node[key] = {});
+    }
+    node[path[path.length - 1]!] = payload;
+  }
+  return { state: READING_TOPIC, answer };
+}
 
 /** A connection lost sooner than this after it was made counts as a flap (and as quiet). */
 const STABLE_CONNECTION_MS = 60_000;
@@ -277,7 +297,8 @@ export class Bridge {
       answers.push({ state, answer: await this.#poller.read(state) });
     }
     if (!this.#mqtt.connected) await this.#brokerOnce();
-    await this.#publishStates(answers, true);
+    const reading = this.#poller.reading;
+    await this.#publishStates(reading ? [...answers, readingAnswer(reading)] : answers, true);
     for (const plugin of this.#plugins) {
       await this.#hook("onConnect", () => plugin.onConnect?.(this.#ctx));
     }
@@ -315,7 +336,7 @@ export class Bridge {
           `publishing under ${this.#options.prefix}/ every ${this.#options.intervalMs / 1000} s`,
         );
       }
-      await this.#publishStates(event.answers, false);
+      await this.#publishStates([...event.answers, readingAnswer(event.reading)], false);
     }
     if (event.upChanged) await this.#publishStatus();
   }
@@ -440,7 +461,10 @@ export class Bridge {
     this.#log.warning(`${message}${more}`);
   }
 
-  async #publishStates(answers: readonly PolledAnswer[], forceAll: boolean): Promise<void> {
+  async #publishStates(
+    answers: readonly { state: string; answer: JsonObject }[],
+    forceAll: boolean,
+  ): Promise<void> {
     const sent: string[] = [];
     const changed: string[] = [];
     for (const { state, answer } of answers) {

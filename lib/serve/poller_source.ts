@@ -28,7 +28,7 @@ const SYSTEMINFO_RETRY_MS = 60_000;
 /** What the source needs of the poller. */
 export type SourcePoller = Pick<
   Poller,
-  "latest" | "listen" | "read" | "exclusive" | "up" | "lastError" | "lastSuccessAt"
+  "latest" | "listen" | "read" | "exclusive" | "up" | "lastError" | "lastSuccessAt" | "reading"
 >;
 
 /** What the source needs of the device besides the poller: its graphs. */
@@ -153,7 +153,14 @@ export function pollerSource(
     snapshot() {
       const states = SERVED_STATES.map((state) => poller.latest(state)?.answer);
       const surplus = options.surplus?.();
-      const parts = [...states, poller.up, poller.lastSuccessAt, poller.lastError, surplus];
+      const parts = [
+        ...states,
+        poller.up,
+        poller.lastSuccessAt,
+        poller.lastError,
+        poller.reading,
+        surplus,
+      ];
       // The same object until something changes: the server caches per snapshot.
       if (cached && parts.every((part, i) => part === cached!.parts[i])) return cached.snapshot;
       const snapshot: ServeSnapshot = {
@@ -161,6 +168,7 @@ export function pollerSource(
         lastSuccess: poller.lastSuccessAt,
         up: poller.up,
         error: poller.lastError,
+        reading: poller.reading,
       };
       if (surplus !== undefined) snapshot.surplus = surplus;
       SERVED_STATES.forEach((state, i) => {

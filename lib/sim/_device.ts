@@ -13,7 +13,8 @@ import {
   type GraphSpan,
   type StateName,
 } from "../device/states.ts";
-import { algSettingFor, CHARGE_STRATEGIES } from "../device/vocabulary.ts";
+import { algSettingFor, CHARGE_STRATEGIES, CHARGE_STRATEGY_OPTIONS } from "../device/vocabulary.ts";
+import { shapeAnswer } from "./_shapes.ts";
 import { House } from "./_house.ts";
 import { counter, fixed6, flag, percent, stamp, whole } from "./_format.ts";
 import {
@@ -48,6 +49,7 @@ import {
   reserveOf,
   selfConsumption,
   type Settings,
+  type SimModel,
   sumDay,
 } from "./_model.ts";
 
@@ -55,6 +57,8 @@ import {
 export interface SimDeviceOptions {
   /** Which firmware it imitates. */
   firmware: Firmware;
+  /** Which model's answers it gives (default `home10`). */
+  model?: SimModel | undefined;
   /** Seed of the weather, the household and the history. */
   seed: number;
   /** The clock it lives by. */
@@ -70,6 +74,8 @@ export interface SimDeviceOptions {
 export class SimDevice {
   /** Which firmware it imitates. */
   readonly firmware: Firmware;
+  /** Which model's answers it gives. */
+  readonly model: SimModel;
   /** Registration number (`regnum` in the login answer). */
   readonly name: string;
   readonly #house: House;
@@ -88,10 +94,11 @@ export class SimDevice {
   /** Starts the device at today's midnight and lives it up to `now()`. */
   constructor(options: SimDeviceOptions) {
     this.firmware = options.firmware;
+    this.model = options.model ?? "home10";
     this.name = options.name;
     this.#now = options.now;
     this.#house = new House(options.seed, PV_CAPACITY);
-    this.#settings = defaultSettings(options.firmware);
+    this.#settings = defaultSettings(options.firmware, this.model);
     // Begin at today's midnight with the month so far reconstructed, then live up to now.
     const start = options.now();
     const today = calendarDay(start);
@@ -177,9 +184,16 @@ export class SimDevice {
     this.#lastTimesync = dateTime;
   }
 
-  /** A state as the device answers it. */
+  /** A state as the device answers it, in its model's shape. */
   read(state: StateName): JsonObject {
     this.#catchUp();
+    const f = this.#flowsNow();
+    const ctx = { settings: this.#settings, name: this.name, gridW: f.purchase - f.feedIn };
+    return shapeAnswer(this.model, state, this.#base(state), ctx);
+  }
+
+  /** A state in the Home 8/10 shape. */
+  #base(state: StateName): JsonObject {
     switch (state) {
       case "home":
         return this.#home();
@@ -227,10 +241,11 @@ export class SimDevice {
           break;
         }
         case "alg_setting": {
-          const form = algFormOf(this.firmware);
+          const form = algFormOf(this.firmware, this.model);
           const allowed = CHARGE_STRATEGIES.map((name) => algSettingFor(name, form));
           if (typeof value !== "string" || !allowed.includes(value)) return false;
-          next.alg = value;
+          // Firmware that reports words takes digits (see algSettingFor) and reports the word.
+          next.alg = form === "words" ? CHARGE_STRATEGY_OPTIONS[Number(value)]! : value;
           break;
         }
         case "backupmode":
@@ -393,7 +408,7 @@ export class SimDevice {
     const cached = this.#history.get(key);
     if (cached) return cached;
     const midnight = localDate(day.year, day.month, day.day);
-    const settings = defaultSettings(this.firmware);
+    const settings = defaultSettings(this.firmware, this.model);
     const record: DayRecord = [];
     const next = addDays(day, 1);
     const endSoc = integrate(

@@ -11,11 +11,21 @@ import { type AlgForm, algSettingFor, strategyOfAlgSetting } from "../device/voc
 import { percent } from "./_format.ts";
 import type { House } from "./_house.ts";
 
+/** The models the simulator imitates (`_shapes.ts` gives each its answers' shape). */
+export const SIM_MODELS = ["home5", "home10", "home15"] as const;
+/** One of {@link SIM_MODELS}. */
+export type SimModel = typeof SIM_MODELS[number];
+
 /** Which firmware the simulator imitates. */
 export type Firmware = "classic" | "new";
 
-/** The form the firmware reports and takes `alg_setting` in. */
-export function algFormOf(firmware: Firmware): AlgForm {
+/**
+ * The form the firmware reports `alg_setting` in: the Home 15 in words, the Home 5 as on/off,
+ * the Home 8/10 by its firmware.
+ */
+export function algFormOf(firmware: Firmware, model: SimModel = "home10"): AlgForm {
+  if (model === "home15") return "words";
+  if (model === "home5") return "switch";
   return firmware === "classic" ? "switch" : "digits";
 }
 
@@ -124,11 +134,12 @@ export interface Settings {
 }
 
 /** The settings a device comes with, in the form its firmware writes them. */
-export function defaultSettings(firmware: Firmware): Settings {
+export function defaultSettings(firmware: Firmware, model: SimModel = "home10"): Settings {
+  const form = algFormOf(firmware, model);
   return {
     running: true,
     winter: false,
-    alg: algSettingFor("battery-care", algFormOf(firmware))!,
+    alg: form === "words" ? "battery_care" : algSettingFor("battery-care", form)!,
     saftySoc: 10,
     startdate: "1101",
     stopdate: "0315",

@@ -16,12 +16,19 @@ import * as api from "../device/states.ts";
 import type { StateName } from "../device/states.ts";
 import { SIM_CERT, SIM_KEY } from "./_cert.ts";
 import { SimDevice } from "./_device.ts";
-import type { Firmware } from "./_model.ts";
+import type { Firmware, SimModel } from "./_model.ts";
 import { seededRandom } from "../backoff.ts";
 
 export type { SimDevice } from "./_device.ts";
-export type { Energy, Firmware, Flows } from "./_model.ts";
-export { BATTERY_MAX_W, BATTERY_WH, GRID_CHARGE_W, PV_CAPACITY, WINTER_RESERVE } from "./_model.ts";
+export type { Energy, Firmware, Flows, SimModel } from "./_model.ts";
+export {
+  BATTERY_MAX_W,
+  BATTERY_WH,
+  GRID_CHARGE_W,
+  PV_CAPACITY,
+  SIM_MODELS,
+  WINTER_RESERVE,
+} from "./_model.ts";
 
 /** The simulator's password unless told otherwise: a made-up MAC address, like a real one. */
 export const DEFAULT_PASSWORD = "a1b2c3d4e5f6";
@@ -55,6 +62,11 @@ export interface SimulatorOptions {
    * `0`/`1`/`2`.
    */
   firmware?: Firmware;
+  /**
+   * Whose answers, field for field: `home10` (default; the shape of the firmware), `home5`, or
+   * `home15` (JSON numbers, 0.1 kW, `ess[]` units, `alg_setting` in words).
+   */
+  model?: SimModel;
   /** The clock the house lives by; a fast one makes a fast day. */
   now?: () => Date;
   /** Seed of everything random (readings, history, which answers fail); default 1. */
@@ -124,6 +136,8 @@ export interface Simulator {
   readonly fingerprint: string;
   /** Which firmware it imitates. */
   readonly firmware: Firmware;
+  /** Whose answers it gives. */
+  readonly model: SimModel;
   /** Every request received, in order, for tests to check what reached the device (empty with
    * `recordRequests: false`). */
   readonly requests: SimRequest[];
@@ -209,6 +223,7 @@ class RunningSimulator implements Simulator {
   readonly password: string;
   readonly fingerprint: string;
   readonly firmware: Firmware;
+  readonly model: SimModel;
   readonly requests: SimRequest[] = [];
   readonly device: SimDevice;
   #port: number;
@@ -233,6 +248,7 @@ class RunningSimulator implements Simulator {
     this.#port = options.port ?? 0;
     this.password = options.password ?? DEFAULT_PASSWORD;
     this.firmware = options.firmware ?? "classic";
+    this.model = options.model ?? "home10";
     this.fingerprint = fingerprint;
     this.#now = options.now ?? (() => new Date());
     this.#log = options.logger ?? silentLogger;
@@ -244,6 +260,7 @@ class RunningSimulator implements Simulator {
     this.#keyLifetimeSeconds = options.keyLifetimeSeconds;
     this.device = new SimDevice({
       firmware: this.firmware,
+      model: this.model,
       seed,
       now: this.#now,
       name: options.name ?? `SIM${String(seed >>> 0).padStart(10, "0")}`,
