@@ -7,6 +7,7 @@
  *
  * @module
  */
+import type { Reading } from "../model/reading.ts";
 import { errorText, EssError } from "../errors.ts";
 import { type Device, parseControl } from "../device/controls.ts";
 import { ControlQueue, type ControlQueueOptions } from "../device/control_queue.ts";
@@ -83,6 +84,8 @@ export interface BridgeContext {
   publishedTopics(): ReadonlySet<string>;
   /** The last value read for a state topic. */
   lastValue(topic: string): string | undefined;
+  /** The latest poll's normalised reading, where the bridge has one. */
+  reading?(): Reading | undefined;
   logger: Logger;
 }
 
