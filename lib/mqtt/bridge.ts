@@ -7,7 +7,6 @@
  *
  * @module
  */
-import type { Reading } from "../model/reading.ts";
 import { errorText, EssError } from "../errors.ts";
 import { type Device, parseControl } from "../device/controls.ts";
 import { ControlQueue, type ControlQueueOptions } from "../device/control_queue.ts";
@@ -253,6 +252,7 @@ export class Bridge {
       read: (state) => this.#poller.read(state),
       publishedTopics: () => this.#table.published,
       lastValue: (topic) => this.#table.value(topic),
+      reading: () => this.#poller.reading,
       logger: this.#log,
     };
   }
