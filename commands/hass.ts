@@ -6,11 +6,13 @@
  */
 import { UsageError } from "../lib/errors.ts";
 import { VERSION } from "../lib/version.ts";
-import { flatten, type JsonObject } from "../lib/device/flatten.ts";
+import type { JsonObject } from "../lib/device/flatten.ts";
 import { buildDiscovery } from "../lib/hass/discovery.ts";
 import { publishRetained, removeDiscovery } from "../lib/hass/publish.ts";
 import { connectMqtt } from "../lib/mqtt/client.ts";
-import { PUBLISHED_STATES, stateTopic } from "../lib/mqtt/topics.ts";
+import { normalise } from "../lib/model/normalise.ts";
+import { READING_TOPIC, readingTopics } from "../lib/model/topics.ts";
+import { PUBLISHED_STATES } from "../lib/mqtt/topics.ts";
 import { defineCommand, DEVICE_OPTIONS, GENERAL_OPTIONS } from "./_cli.ts";
 import { openDevice } from "./_device.ts";
 import {
@@ -84,22 +86,18 @@ const command = defineCommand({
     } finally {
       session.close();
     }
-    // Exactly the topics 'ess mqtt' publishes for this device, and their values.
-    const values = new Map(
-      PUBLISHED_STATES.flatMap((state) =>
-        flatten(data[state] ?? {}).map((
-          { path, value },
-        ) => [stateTopic(prefix, state, path), value])
-      ),
+    // Exactly the reading topics 'ess mqtt' publishes for this device, which the entities read.
+    const reading = normalise(data);
+    const published = new Set(
+      readingTopics(reading).map(([path]) => `${prefix}/${READING_TOPIC}/${path}`),
     );
-    const published = new Set(values.keys());
     const discovery = buildDiscovery({
       ...hass,
       prefix,
       systeminfo: data["systeminfo"] ?? {},
       published,
       origin: { version: VERSION },
-      lastValue: (topic) => values.get(topic),
+      reading,
     });
     if (discovery.unknownSensors.length > 0) {
       p.log.warning(

@@ -82,6 +82,42 @@ function expectedFor(key: string): Expected | undefined {
   return undefined;
 }
 
+/**
+ * What a topic of the normalised reading (`<prefix>/reading/<path>`) must look like, by its path
+ * in the documented layout: SI units, energy in Wh, codes and versions as diagnostic text.
+ */
+function expectedForReading(path: string): Expected | undefined {
+  const power = { device_class: "power", units: ["W"], state_class: "measurement" };
+  if (/^(power\/(pv|load|battery|grid)|pv\/\d+\/power|grid\/[abc]\/power)$/.test(path)) {
+    return power;
+  }
+  if (path === "pv/capacity") return { ...power, diagnostic: true };
+  if (path === "battery/soc") {
+    return { device_class: "battery", units: ["%"], state_class: "measurement" };
+  }
+  if (/^(pv\/\d+|grid\/[abc])\/voltage$/.test(path)) {
+    return { device_class: "voltage", units: ["V"], state_class: "measurement" };
+  }
+  if (/^pv\/\d+\/current$/.test(path)) {
+    return { device_class: "current", units: ["A"], state_class: "measurement" };
+  }
+  if (path === "grid/frequency") {
+    return { device_class: "frequency", units: ["Hz"], state_class: "measurement" };
+  }
+  if (/^energy\/[a-z_]+\/(today|month)$/.test(path)) {
+    return { device_class: "energy", units: ["Wh", "kWh"], state_class: "total_increasing" };
+  }
+  if (
+    path === "self_consumption/today" ||
+    /^settings\/(reserve|backup_reserve|winter_reserve|feed_in_limit)$/.test(path)
+  ) return { units: ["%"], state_class: "measurement" };
+  if (
+    /^(status\/(operating_mode|inverter|battery)|version\/\w+|settings\/winter_(start|stop))$/
+      .test(path)
+  ) return { units: [], diagnostic: true };
+  return undefined;
+}
+
 function keysDeep(value: Json, out: string[] = []): string[] {
   if (Array.isArray(value)) value.forEach((v) => keysDeep(v, out));
   else if (isJsonObject(value)) {
@@ -202,7 +238,7 @@ export function discoveryProblems(
       continue;
     }
     if (Object.keys(c).length === 1) continue;
-    checkEntity(cid, c, platform!, deviceId ?? "", published, controls, fail);
+    checkEntity(cid, c, platform!, deviceId ?? "", published, controls, prefix, fail);
     const expires = c["expire_after"];
     if (expires !== undefined && !EXPIRING.includes(platform!)) {
       fail(`${cid}: Home Assistant's ${platform} has no expire_after`);
@@ -223,6 +259,7 @@ function checkEntity(
   deviceId: string,
   published: ReadonlySet<string>,
   controls: ReadonlySet<string>,
+  prefix: string,
   fail: (what: string) => void,
 ): void {
   if (!text(c["name"])) fail(`${cid}: no name`);
@@ -273,7 +310,16 @@ function checkEntity(
     fail(`${cid}: Home Assistant allows entity_category config only on entities you can set`);
   }
   const key = state?.split("/").at(-1) ?? "";
-  if (platform === "binary_sensor") {
+  const readingPath = state?.startsWith(`${prefix}/reading/`)
+    ? state.slice(prefix.length + "/reading/".length)
+    : undefined;
+  if (platform === "binary_sensor" && readingPath !== undefined) {
+    if (c["payload_on"] !== "on" || c["payload_off"] !== "off") {
+      fail(`${cid}: binary sensor payloads are not on/off`);
+    }
+    const live = /^status\/(battery_charging|grid_selling)$/.test(readingPath);
+    if (!live && category !== "diagnostic") fail(`${cid}: status flag is not diagnostic`);
+  } else if (platform === "binary_sensor") {
     const flagTopic = /\/home\/direction\//.test(state ?? "");
     const [on, off] = flagTopic ? ["1", "0"] : ["on", "off"];
     if (c["payload_on"] !== on || c["payload_off"] !== off) {
@@ -298,9 +344,9 @@ function checkEntity(
     }
   }
   if (platform !== "sensor") return;
-  const expected = expectedFor(key);
+  const expected = readingPath === undefined ? expectedFor(key) : expectedForReading(readingPath);
   if (expected === undefined) {
-    fail(`${cid}: no rule covers the field ${key}`);
+    fail(`${cid}: no rule covers the field ${readingPath ?? key}`);
     return;
   }
   const dc = text(c["device_class"]);

@@ -19,6 +19,7 @@ import { type Simulator, startSimulator } from "../lib/sim/simulator.ts";
 import type { ControlCommand, ControlName } from "../lib/device/controls.ts";
 import type { ControlOutcome, ServeSnapshot, ServeSource } from "../lib/serve/source.ts";
 import { waitFor } from "./_wait.ts";
+import type { Reading } from "../lib/model/reading.ts";
 
 /** Calls listeners; the result of `add` removes one again. */
 class Listeners {
@@ -155,9 +156,9 @@ export class FakeSource implements ServeSource {
   control(name: ControlName, command: ControlCommand): Promise<ControlOutcome> {
     return this.controlAnswer(name, command);
   }
-  /** Sets the states as a successful poll and tells the listeners. */
-  poll(states: Partial<Record<StateName, JsonObject>>, at = Date.now()): void {
-    this.snap = { states, lastSuccess: at, up: true };
+  /** Sets the states (and the reading a poller made of them, if given) as a successful poll and tells the listeners. */
+  poll(states: Partial<Record<StateName, JsonObject>>, at = Date.now(), reading?: Reading): void {
+    this.snap = { states, lastSuccess: at, up: true, ...(reading ? { reading } : {}) };
     this.#listeners.call();
   }
   /** A failed poll. */

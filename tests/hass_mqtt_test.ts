@@ -15,7 +15,7 @@ import { PYESS_LATEST, PYESS_LEFT_BEHIND, PYESS_SENSORS } from "./_hass_pyess.ts
 const input = (prefix: string, serial: string) => ({
   prefix,
   systeminfo: { pms: { serialno: serial } },
-  published: new Set([`${prefix}/home/statistics/bat_user_soc`]),
+  published: new Set([`${prefix}/reading/battery/soc`]),
   origin: { version: "0.1.0" },
   fallbackId: "h",
 });

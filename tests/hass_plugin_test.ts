@@ -1,5 +1,7 @@
 import { deepEqual, equal, match, ok } from "node:assert/strict";
-import { flatten, type JsonObject } from "../lib/device/flatten.ts";
+import type { JsonObject } from "../lib/device/flatten.ts";
+import { normalise } from "../lib/model/normalise.ts";
+import type { Reading } from "../lib/model/reading.ts";
 import type { BridgeContext } from "../lib/mqtt/bridge.ts";
 import {
   createHassPlugin,
@@ -10,17 +12,13 @@ import {
 import { readAutoconfigSensors } from "../lib/hass/pyess.ts";
 import { createLogger } from "../lib/log.ts";
 import type { StateName } from "../lib/device/states.ts";
-import { PUBLISHED_STATES, stateTopic } from "../lib/mqtt/topics.ts";
+import { PUBLISHED_STATES } from "../lib/mqtt/topics.ts";
 import { discoveryProblems } from "./_hass_rules.ts";
+import { readingTopics } from "./_reading_topics.ts";
 
 const device = JSON.parse(
   await Deno.readTextFile(new URL("../fixtures/hass_device.json", import.meta.url)),
 ) as Record<string, JsonObject>;
-
-const leavesOf = (state: string) =>
-  flatten(device[state]!).map(({ path, value }) =>
-    [stateTopic("ess", state, path), value] as const
-  );
 
 interface Published {
   topic: string;
@@ -37,6 +35,8 @@ function fakeBridge() {
   const reads: StateName[] = [];
   let failReads = false;
   let failPublish: Error | undefined;
+  let reading: Reading | undefined;
+  const polled: Record<string, JsonObject> = {};
   const ctx: BridgeContext = {
     prefix: "ess",
     publish(topic, payload, opts) {
@@ -51,6 +51,7 @@ function fakeBridge() {
     },
     publishedTopics: () => topics,
     lastValue: (topic) => values.get(topic),
+    reading: () => reading,
     logger: createLogger("debug", (line) => logs.push(line)),
   };
   return {
@@ -58,9 +59,11 @@ function fakeBridge() {
     published,
     topics,
     values,
-    /** The bridge publishes every leaf of these states. */
-    publishStates(states: readonly string[] = PUBLISHED_STATES) {
-      for (const [topic, value] of states.flatMap(leavesOf)) {
+    /** The bridge has polled these states (as the fixture has them, or as given). */
+    publishStates(states: readonly string[] = PUBLISHED_STATES, tree?: JsonObject) {
+      for (const state of states) polled[state] = tree ?? device[state]!;
+      reading = normalise(polled);
+      for (const [topic, value] of readingTopics("ess", reading)) {
         topics.add(topic);
         values.set(topic, value);
       }
@@ -205,8 +208,8 @@ Deno.test("createHassPlugin() re-announces when the entities it can back change"
     await clock.advance();
     await plugin.idle();
     equal(bridge.configs().length, 1, "nothing changed, nothing sent");
-    deepEqual(JSON.parse(bridge.configs()[0]!.payload).components.fast_charge, {
-      platform: "switch",
+    deepEqual(JSON.parse(bridge.configs()[0]!.payload).components.backup_reserve, {
+      platform: "number",
     });
     bridge.publishStates(["batt"]);
     await clock.advance();
@@ -228,7 +231,7 @@ Deno.test("createHassPlugin() offers the charge strategies the firmware has", ()
     const options = () =>
       JSON.parse(bridge.configs().at(-1)!.payload).components.charge_strategy.options;
     deepEqual(options(), ["battery_care", "fast_charge", "weather_forecast"], "alg_setting 1");
-    bridge.values.set("ess/batt/alg_setting", "off");
+    bridge.publishStates(["batt"], { ...device["batt"], alg_setting: "off" });
     await clock.advance();
     await plugin.idle();
     deepEqual(options(), ["battery_care", "fast_charge"], "older firmware: alg_setting off");
@@ -313,8 +316,8 @@ Deno.test("createHassPlugin() warns once about unknown hass_autoconfig_sensors",
       await plugin.onConnect!(bridge.ctx);
       await plugin.idle();
       const config = JSON.parse(bridge.configs()[0]!.payload);
-      equal(config.components.battery_soc_bms.state_topic, "ess/common/BATT/soc");
-      deepEqual(config.components.battery_soc, { platform: "sensor" });
+      equal(config.components.battery_soc.state_topic, "ess/reading/battery/soc");
+      deepEqual(config.components.pv_power, { platform: "sensor" });
       deepEqual(bridge.logs.filter((l) => l.startsWith("warning:")), [
         "warning: hass_autoconfig_sensors: no entity for ess/common/PV/brand " +
         "(not a known field, or not published)",

@@ -1,5 +1,5 @@
 import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
-import { flatten, type JsonObject } from "../lib/device/flatten.ts";
+import type { JsonObject } from "../lib/device/flatten.ts";
 import {
   buildDiscovery,
   deviceId,
@@ -14,25 +14,22 @@ import {
   readAutoconfigSensors,
 } from "../lib/hass/pyess.ts";
 import { UsageError } from "../lib/errors.ts";
-import { PUBLISHED_STATES, stateTopic } from "../lib/mqtt/topics.ts";
+import { normalise } from "../lib/model/normalise.ts";
+import type { Reading } from "../lib/model/reading.ts";
 import { PYESS_EARLY, PYESS_LATEST, PYESS_SENSORS } from "./_hass_pyess.ts";
 import { discoveryProblems, renderState } from "./_hass_rules.ts";
+import { readingTopics } from "./_reading_topics.ts";
 
 const device = JSON.parse(
   await Deno.readTextFile(new URL("../fixtures/hass_device.json", import.meta.url)),
 ) as Record<string, JsonObject>;
 const systeminfo = device["systeminfo"]!;
+/** The fixture device (an ESS Home 8, alg_setting `1`) as the model layer reads it. */
+const reading = normalise(device);
 
-/** The topics the bridge publishes for the fixture device: every leaf of home, common and batt. */
-function publishedTopics(
-  prefix: string,
-  states: readonly string[] = PUBLISHED_STATES,
-): Set<string> {
-  return new Set(
-    states.flatMap((state) =>
-      flatten(device[state]!).map(({ path }) => stateTopic(prefix, state, path))
-    ),
-  );
+/** The topics the bridge publishes for `r` (the fixture device's reading unless given). */
+function publishedTopics(prefix: string, r: Reading = reading): Set<string> {
+  return new Set(readingTopics(prefix, r).keys());
 }
 
 const origin = { version: "0.1.0" };
@@ -46,6 +43,7 @@ const announced = (input: Partial<DiscoveryInput> = {}): Discovery["config"] =>
       published: publishedTopics(input.prefix ?? "ess"),
       origin,
       fallbackId: "host",
+      reading,
       ...input,
     }).config,
   ));
@@ -61,9 +59,16 @@ Deno.test("buildDiscovery() announces every table row valid by Home Assistant's 
   }
 });
 
-Deno.test("buildDiscovery() for a device that publishes home, common and batt", async (t) => {
+Deno.test("buildDiscovery() for a device's reading topics", async (t) => {
   const published = publishedTopics("ess");
-  const d = buildDiscovery({ prefix: "ess", systeminfo, published, origin, fallbackId: "host" });
+  const d = buildDiscovery({
+    prefix: "ess",
+    systeminfo,
+    published,
+    origin,
+    fallbackId: "host",
+    reading,
+  });
   const components = d.config.components;
 
   await t.step("should be valid by the rules", () => {
@@ -97,7 +102,7 @@ Deno.test("buildDiscovery() for a device that publishes home, common and batt", 
       name: "Battery SOC",
       unique_id: "ess_412khab0815_battery_soc",
       default_entity_id: "sensor.ess_battery_soc",
-      state_topic: "ess/home/statistics/bat_user_soc",
+      state_topic: "ess/reading/battery/soc",
       device_class: "battery",
       unit_of_measurement: "%",
       state_class: "measurement",
@@ -111,14 +116,14 @@ Deno.test("buildDiscovery() for a device that publishes home, common and batt", 
       name: "System",
       unique_id: "ess_412khab0815_system",
       default_entity_id: "switch.ess_system",
-      state_topic: "ess/home/operation/status",
+      state_topic: "ess/reading/status/running",
       command_topic: "ess/control/active",
       payload_on: "true",
       payload_off: "false",
-      state_on: "start",
-      state_off: "stop",
+      state_on: "on",
+      state_off: "off",
     });
-    equal(components["winter_mode"]?.["state_topic"], "ess/common/BATT/winter_setting");
+    equal(components["winter_mode"]?.["state_topic"], "ess/reading/settings/winter_mode");
     equal(components["winter_mode"]?.["command_topic"], "ess/control/winter_mode");
     equal(components["winter_mode"]?.["entity_category"], "config");
   });
@@ -126,7 +131,7 @@ Deno.test("buildDiscovery() for a device that publishes home, common and batt", 
   await t.step("should list rows without a published topic with only their platform", () => {
     deepEqual(components["backup_mode"], { platform: "switch" }, "no backup_setting in batt");
     deepEqual(components["pv3_power"], { platform: "sensor" });
-    deepEqual(components["pms_version"], { platform: "sensor" });
+    deepEqual(components["grid_power_b"], { platform: "sensor" });
   });
 
   await t.step("should describe the device from systeminfo", () => {
@@ -143,38 +148,48 @@ Deno.test("buildDiscovery() for a device that publishes home, common and batt", 
     equal(d.config.availability_topic, "ess/status");
   });
 
-  await t.step("should keep duplicates off unless picked", () => {
-    equal(components["battery_soc_bms"]?.["enabled_by_default"], false);
-    equal(components["battery_soc"]?.["enabled_by_default"], undefined);
+  await t.step("should say where the energy figures come from", () => {
+    const c = components["pv_generation_today"]!;
+    equal(c["json_attributes_topic"], "ess/reading/energy/pv_generation/today");
+    deepEqual(JSON.parse(String(c["json_attributes_template"])), {
+      source: "device",
+      source_text: "the device's own counter, from its live answer",
+    });
   });
 });
 
-Deno.test("buildDiscovery() announces the batt controls once batt is published", async (t) => {
-  await t.step("should leave them out while only home and common are published", () => {
-    const published = publishedTopics("ess", ["home", "common"]);
+Deno.test("buildDiscovery() announces the batt controls once the reading has the settings", async (t) => {
+  await t.step("should leave them out while batt was not read yet", () => {
+    const r = normalise({ ...device, batt: {} });
+    const published = publishedTopics("ess", r);
     const d = buildDiscovery({ prefix: "ess", systeminfo, published, origin, fallbackId: "host" });
     const c = d.config.components;
-    deepEqual(c["fast_charge"], { platform: "switch" });
-    deepEqual(c["charge_strategy"], { platform: "select" });
     deepEqual(c["backup_reserve"], { platform: "number" });
-    ok(c["winter_mode"]?.["command_topic"], "winter mode reads common");
+    deepEqual(c["backup_mode"], { platform: "switch" });
   });
 
-  await t.step("should announce them with their control topics once batt is published", () => {
+  await t.step("should announce them with their control topics once batt is read", () => {
     const published = publishedTopics("ess");
-    const d = buildDiscovery({ prefix: "ess", systeminfo, published, origin, fallbackId: "host" });
+    const d = buildDiscovery({
+      prefix: "ess",
+      systeminfo,
+      published,
+      origin,
+      fallbackId: "host",
+      reading,
+    });
     deepEqual(discoveryProblems(JSON.parse(JSON.stringify(d.config)), published, "ess"), []);
     const c = d.config.components;
-    equal(c["fast_charge"]?.["state_topic"], "ess/batt/alg_setting");
+    equal(c["fast_charge"]?.["state_topic"], "ess/reading/settings/charge_strategy");
     equal(c["fast_charge"]?.["command_topic"], "ess/control/fastcharge");
-    equal(c["charge_strategy"]?.["state_topic"], "ess/batt/alg_setting");
+    equal(c["charge_strategy"]?.["state_topic"], "ess/reading/settings/charge_strategy");
     equal(c["charge_strategy"]?.["command_topic"], "ess/control/charge_strategy");
     deepEqual(c["charge_strategy"]?.["options"], [
       "battery_care",
       "fast_charge",
       "weather_forecast",
     ]);
-    equal(c["backup_reserve"]?.["state_topic"], "ess/batt/backup_soc");
+    equal(c["backup_reserve"]?.["state_topic"], "ess/reading/settings/backup_reserve");
     equal(c["backup_reserve"]?.["command_topic"], "ess/control/backup_soc");
     for (const id of ["fast_charge", "charge_strategy", "backup_reserve"]) {
       equal(c[id]?.["entity_category"], "config", id);
@@ -182,53 +197,66 @@ Deno.test("buildDiscovery() announces the batt controls once batt is published",
   });
 
   await t.step("should announce backup mode where batt has backup_setting", () => {
-    const published = new Set([...publishedTopics("ess"), "ess/batt/backup_setting"]);
+    const r = normalise({ ...device, batt: { ...device["batt"], backup_setting: "on" } });
+    const published = publishedTopics("ess", r);
     const d = buildDiscovery({ prefix: "ess", systeminfo, published, origin, fallbackId: "host" });
     deepEqual(discoveryProblems(JSON.parse(JSON.stringify(d.config)), published, "ess"), []);
     const c = d.config.components["backup_mode"];
-    equal(c?.["state_topic"], "ess/batt/backup_setting");
+    equal(c?.["state_topic"], "ess/reading/settings/backup_mode");
     equal(c?.["command_topic"], "ess/control/backup_mode");
   });
 });
 
-Deno.test("buildDiscovery() reads alg_setting in both firmware forms", async (t) => {
-  const published = new Set([...publishedTopics("ess"), "ess/batt/backup_setting"]);
-  const announce = (alg: string) =>
-    buildDiscovery({
+Deno.test("buildDiscovery() reads alg_setting in every firmware form", async (t) => {
+  /** The announcement and the strategy topic's payload for a batt with `alg`. */
+  const announce = (alg: string) => {
+    const r = normalise({ ...device, batt: { ...device["batt"], alg_setting: alg } });
+    const topics = readingTopics("ess", r);
+    const d = buildDiscovery({
       prefix: "ess",
       systeminfo,
-      published,
+      published: new Set(topics.keys()),
       origin,
       fallbackId: "host",
-      lastValue: (topic) => topic === "ess/batt/alg_setting" ? alg : undefined,
-    }).config.components;
-  // alg_setting → the select's option and the fast charge switch, as PROTOCOL.md describes them.
+      reading: r,
+    });
+    return {
+      c: d.config.components,
+      value: topics.get("ess/reading/settings/charge_strategy")!,
+    };
+  };
+  // alg_setting → the select's option and the fast charge switch.
   const firmwares = {
     classic: { off: ["battery_care", "off"], on: ["fast_charge", "on"] },
-    new: {
+    digits: {
       "0": ["battery_care", "off"],
       "1": ["fast_charge", "on"],
       "2": ["weather_forecast", "off"],
+    },
+    words: {
+      battery_care: ["battery_care", "off"],
+      fast_charge: ["fast_charge", "on"],
+      weather_forecast: ["weather_forecast", "off"],
     },
   } as const;
   for (const [firmware, values] of Object.entries(firmwares)) {
     await t.step(`should show the strategy and fast charge on ${firmware} firmware`, () => {
       for (const [alg, [option, fast]] of Object.entries(values)) {
-        const c = announce(alg);
+        const { c, value } = announce(alg);
         const select = c["charge_strategy"]!;
         const fastCharge = c["fast_charge"]!;
-        equal(renderState(select, alg), option, `select for ${alg}`);
+        equal(renderState(select, value), option, `select for ${alg}`);
         ok((select["options"] as string[]).includes(option), `${option} is an option`);
-        const state = renderState(fastCharge, alg);
+        const state = renderState(fastCharge, value);
         equal(state, fastCharge[fast === "on" ? "state_on" : "state_off"], `switch for ${alg}`);
       }
     });
   }
 
   await t.step("should offer older firmware only the strategies it has", () => {
-    deepEqual(announce("off")["charge_strategy"]?.["options"], ["battery_care", "fast_charge"]);
-    deepEqual(announce("on")["charge_strategy"]?.["options"], ["battery_care", "fast_charge"]);
-    deepEqual(announce("2")["charge_strategy"]?.["options"], [
+    deepEqual(announce("off").c["charge_strategy"]?.["options"], ["battery_care", "fast_charge"]);
+    deepEqual(announce("on").c["charge_strategy"]?.["options"], ["battery_care", "fast_charge"]);
+    deepEqual(announce("2").c["charge_strategy"]?.["options"], [
       "battery_care",
       "fast_charge",
       "weather_forecast",
@@ -236,9 +264,13 @@ Deno.test("buildDiscovery() reads alg_setting in both firmware forms", async (t)
   });
 
   await t.step("should show backup mode simple as on", () => {
-    const c = announce("0")["backup_mode"]!;
-    for (const [value, state] of [["on", "on"], ["off", "off"], ["simple", "on"]] as const) {
-      equal(renderState(c, value), c[state === "on" ? "state_on" : "state_off"], value);
+    for (const [mode, state] of [["on", "on"], ["off", "off"], ["simple", "on"]] as const) {
+      const r = normalise({ ...device, batt: { ...device["batt"], backup_setting: mode } });
+      const topics = readingTopics("ess", r);
+      const c = announced({ published: new Set(topics.keys()), reading: r }).components[
+        "backup_mode"
+      ]!;
+      equal(renderState(c, topics.get("ess/reading/settings/backup_mode")!), c[`state_${state}`]);
     }
   });
 });
@@ -256,23 +288,20 @@ Deno.test("buildDiscovery() with hass_autoconfig_sensors", async (t) => {
     origin,
     fallbackId: "host",
     sensors,
+    reading,
   });
 
   await t.step("should announce only the picked sensors, and every control", () => {
     deepEqual(d.announced.map((r) => r.id), [
+      "battery_soc",
       "pv_power",
-      "battery_soc_bms",
       "system",
       "winter_mode",
       "fast_charge",
       "charge_strategy",
       "backup_reserve",
     ]);
-    deepEqual(d.config.components["battery_soc"], { platform: "sensor" });
-  });
-
-  await t.step("should enable a picked duplicate", () => {
-    equal(d.config.components["battery_soc_bms"]?.["enabled_by_default"], undefined);
+    deepEqual(d.config.components["load_power"], { platform: "sensor" });
   });
 
   await t.step("should report picked topics it cannot announce, but not controls", () => {
@@ -281,7 +310,7 @@ Deno.test("buildDiscovery() with hass_autoconfig_sensors", async (t) => {
 });
 
 Deno.test("buildDiscovery() for ess mqtt --once", async (t) => {
-  const published = new Set([...publishedTopics("ess"), "ess/batt/backup_setting"]);
+  const published = publishedTopics("ess");
   const once = announced({ published, expireAfterSeconds: 900 });
   const daemon = announced({ published });
 
@@ -295,7 +324,7 @@ Deno.test("buildDiscovery() for ess mqtt --once", async (t) => {
   await t.step("should let sensors and binary sensors expire, and nothing else", () => {
     const expiring = Object.entries(once.components)
       .filter(([, c]) => c["expire_after"] !== undefined);
-    ok(expiring.length > 40);
+    ok(expiring.length > 30);
     ok(expiring.every(([, c]) => ["sensor", "binary_sensor"].includes(String(c["platform"]))));
     equal(once.components["battery_charging"]?.["expire_after"], 900);
     equal(once.components["system"]?.["expire_after"], undefined);

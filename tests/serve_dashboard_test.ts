@@ -12,6 +12,7 @@ import { startAedes } from "./_broker.ts";
 import { chromiumPath, launchChromium, type Page } from "./_chromium.ts";
 import { spawnDaemon } from "./_cli.ts";
 import { FakeSource, fixtureStates, withSimSource } from "./_serve_source.ts";
+import { normalise } from "../lib/model/normalise.ts";
 import type { GraphAnswer } from "../lib/device/client.ts";
 import type { CalendarDate, GraphDevice, GraphSpan } from "../lib/device/states.ts";
 import { worldArgs } from "./_world.ts";
@@ -465,6 +466,23 @@ Deno.test({
           ...switches,
           "Charge strategy: battery_care fast_charge weather_forecast",
           "Backup mode",
+        ]);
+      });
+
+      await t.step("should show a Home 15's energy as ess integrated it, and say so", async () => {
+        const states = fixtureStates("home15");
+        const reading = normalise(states);
+        reading.energy = {
+          pvGeneration: { todayWh: 1204, source: "integrated" },
+          gridPurchase: { todayWh: 310, source: "integrated" },
+        };
+        source.poll(states, Date.now(), reading);
+        await page.waitFor(`document.getElementById("t-pv").textContent === "1.20 kWh"`, "Today");
+        const text = await shown(page);
+        deepEqual([text["t-pv"], text["t-buy"], text["t-note"]], [
+          "1.20 kWh",
+          "310 Wh",
+          "Worked out by ess from the polled power since it started today.",
         ]);
       });
 

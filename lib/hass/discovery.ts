@@ -1,6 +1,7 @@
 /**
  * Home Assistant MQTT discovery: the device discovery message (`homeassistant/device/<id>/config`)
- * built from the entity table in `entities.ts`. pyess's old configs are in `pyess.ts`.
+ * built from the entity table in `entities.ts`, whose entities read the normalised reading's
+ * topics. pyess's old configs are in `pyess.ts`.
  *
  * Everything here is pure: the bridge plugin (`lib/hass/plugin.ts`) and `ess hass` do the MQTT.
  *
@@ -9,6 +10,8 @@
 import { isJsonObject, type Json, type JsonObject, ownValue } from "../device/flatten.ts";
 import { CONTROL_NAMES } from "../device/controls.ts";
 import { controlTopic, legacyControlTopic, statusTopic } from "../mqtt/topics.ts";
+import { CHARGE_STRATEGY_TABLE } from "../device/vocabulary.ts";
+import type { EnergyCounter, Reading } from "../model/reading.ts";
 import { ENTITY_TABLE, type EntityRow, KINDS, type Platform, rowTopic, slug } from "./entities.ts";
 
 /** Home Assistant's default discovery prefix. */
@@ -60,15 +63,15 @@ export interface DiscoveryInput {
    */
   fallbackId: string;
   /**
-   * pyess's `hass_autoconfig_sensors`: when given, only these state topics become sensors and
-   * binary sensors (controls are always announced).
+   * pyess's `hass_autoconfig_sensors`: when given, only the sensors and binary sensors for these
+   * raw state topics are announced (controls always are).
    */
   sensors?: readonly string[] | undefined;
   /**
-   * The last value of a published state topic, where known: the charge strategy select offers
-   * older firmware (`alg_setting` `on`/`off`) only the two strategies it has.
+   * The latest reading, where known: the charge strategy select offers only the strategies the
+   * firmware accepts, and each energy sensor says where its figures come from.
    */
-  lastValue?: ((topic: string) => string | undefined) | undefined;
+  reading?: Reading | undefined;
   /**
    * Announce for one-shot runs (`ess mqtt --once`, from cron): no availability topic, and
    * sensors and binary sensors expire this many seconds after their last value (see
@@ -102,8 +105,8 @@ export interface Discovery {
   /** The rows announced as entities. */
   announced: EntityRow[];
   /**
-   * Topics in `sensors` that no row reads or that the bridge does not publish; control topics
-   * are not among them, as every control is announced.
+   * Topics in `sensors` that no announced entity stands for; control topics are not among them,
+   * as every control is announced.
    */
   unknownSensors: string[];
 }
@@ -199,12 +202,25 @@ function mapTemplate(map: Readonly<Record<string, string>>): string {
   return `{{ {${pairs.join(", ")}}.get(value, value) }}`;
 }
 
-/** `value`: the source's last value, where known. */
+/** Where an energy counter's figures come from, in words for the entity's attributes. */
+const ENERGY_SOURCES: Readonly<Record<EnergyCounter["source"], string>> = {
+  device: "the device's own counter, from its live answer",
+  graph: "the device's history graphs",
+  integrated: "ess, integrating the polled power",
+};
+
+/** The select's options: the firmware's own strategies where the reading names them. */
+function selectOptions(row: EntityRow, reading: Reading | undefined): string[] {
+  const accepted = reading?.settings.chargeStrategies;
+  if (row.control !== "charge_strategy" || accepted === undefined) return [...row.options ?? []];
+  return CHARGE_STRATEGY_TABLE.filter((r) => accepted.includes(r.name)).map((r) => r.option);
+}
+
 function component(
   row: EntityRow,
   prefix: string,
   id: string,
-  value: string | undefined,
+  reading: Reading | undefined,
   expireAfterSeconds: number | undefined,
 ): Component {
   const c: Component = {
@@ -223,23 +239,19 @@ function component(
       break;
     case "binary_sensor":
       if (row.binaryClass !== undefined) c["device_class"] = row.binaryClass;
-      c["payload_on"] = row.on ?? "1";
-      c["payload_off"] = row.off ?? "0";
+      c["payload_on"] = "on";
+      c["payload_off"] = "off";
       break;
     case "switch":
       c["command_topic"] = controlTopic(prefix, row.control!);
       c["payload_on"] = "true";
       c["payload_off"] = "false";
-      c["state_on"] = row.on ?? "on";
-      c["state_off"] = row.off ?? "off";
+      c["state_on"] = "on";
+      c["state_off"] = "off";
       break;
     case "select":
       c["command_topic"] = controlTopic(prefix, row.control!);
-      c["options"] = [
-        ...(row.classicOptions !== undefined && (value === "on" || value === "off")
-          ? row.classicOptions
-          : row.options ?? []),
-      ];
+      c["options"] = selectOptions(row, reading);
       break;
     case "number": {
       const range = row.range ?? { min: 0, max: 100, step: 1, unit: "%" };
@@ -251,6 +263,16 @@ function component(
       c["unit_of_measurement"] = range.unit;
       break;
     }
+  }
+  const source = row.energy === undefined ? undefined : reading?.energy[row.energy]?.source;
+  if (source !== undefined) {
+    // A template without placeholders: the attributes come with every value and say where the
+    // figures come from.
+    c["json_attributes_topic"] = rowTopic(prefix, row);
+    c["json_attributes_template"] = JSON.stringify({
+      source,
+      source_text: ENERGY_SOURCES[source],
+    });
   }
   if (expireAfterSeconds !== undefined && EXPIRING_PLATFORMS.includes(row.platform)) {
     c["expire_after"] = expireAfterSeconds;
@@ -269,7 +291,7 @@ function component(
  * const input = {
  *   prefix: "ess",
  *   systeminfo: { pms: { model: "LG ESS Home 8", serialno: "S123" } },
- *   published: new Set(["ess/home/statistics/bat_user_soc"]),
+ *   published: new Set(["ess/reading/battery/soc"]),
  *   origin: { version: "0.1.0" },
  *   fallbackId: "192.168.1.20",
  * };
@@ -289,27 +311,22 @@ export function buildDiscovery(input: DiscoveryInput): Discovery {
   const picked = input.sensors === undefined ? undefined : new Set(input.sensors);
   const isSensor = (row: EntityRow) =>
     row.platform === "sensor" || row.platform === "binary_sensor";
+  const pyessTopics = (row: EntityRow) => (row.pyess ?? []).map((t) => `${prefix}/${t}`);
 
   const components: Record<string, Component> = {};
   const announced: EntityRow[] = [];
   for (const row of ENTITY_TABLE) {
     const topic = rowTopic(prefix, row);
     const wanted = published.has(topic) && (picked === undefined || !isSensor(row) ||
-      picked.has(topic));
+      pyessTopics(row).some((t) => picked.has(t)));
     if (!wanted) {
       components[row.id] = { platform: row.platform };
       continue;
     }
-    const c = component(row, prefix, id, input.lastValue?.(topic), input.expireAfterSeconds);
-    if (row.duplicate && picked === undefined) c["enabled_by_default"] = false;
-    components[row.id] = c;
+    components[row.id] = component(row, prefix, id, input.reading, input.expireAfterSeconds);
     announced.push(row);
   }
-  const readable = new Set(
-    ENTITY_TABLE.filter(isSensor).map((row) => rowTopic(prefix, row)).filter((t) =>
-      published.has(t)
-    ),
-  );
+  const readable = new Set(announced.filter(isSensor).flatMap(pyessTopics));
   // pyess users listed a control topic to get its switch; ess announces every control anyway.
   const controls = new Set(
     CONTROL_NAMES.flatMap((n) => [controlTopic(prefix, n), legacyControlTopic(prefix, n)]),

@@ -1,16 +1,13 @@
 /**
- * The one table that maps the device's fields to Home Assistant entities: platform, name, source
- * topic, device class and unit, and the control each setting sends to. Discovery
- * (`discovery.ts`) builds its message from it; anything else that needs to know which field is
- * what (units, kinds) reads it here.
+ * The one table that maps the normalised reading to Home Assistant entities: platform, name, the
+ * reading topic (`<prefix>/reading/…`, the same on every model, in SI units), device class and
+ * unit, and the control each setting sends to. Discovery (`discovery.ts`) builds its message from
+ * it; anything else that needs to know which entity is what (units, kinds) reads it here.
  *
  * @module
  */
-import {
-  CHARGE_STRATEGY_OPTIONS,
-  CHARGE_STRATEGY_TABLE,
-  type ChargeStrategyRow,
-} from "../device/vocabulary.ts";
+import { CHARGE_STRATEGY_OPTIONS, CHARGE_STRATEGY_TABLE } from "../device/vocabulary.ts";
+import type { EnergyName } from "../model/reading.ts";
 import type { ControlName } from "../device/controls.ts";
 import { stateTopic } from "../mqtt/topics.ts";
 
@@ -82,41 +79,41 @@ export const KINDS: Readonly<
   text: {},
 };
 
-/** One entity ess can announce, and the device field it reads. */
+/** One entity ess can announce, and the reading topic it reads. */
 export interface EntityRow {
   /** Component id, and the tail of the entity id: `battery_soc` → `sensor.ess_battery_soc`. */
   id: string;
   platform: Platform;
   /** Entity name; Home Assistant shows it after the device name. */
   name: string;
-  /** The state and leaf path the entity reads: `home/statistics/bat_user_soc`. */
+  /** The reading topic the entity reads, under the prefix: `reading/battery/soc`. */
   source: string;
+  /**
+   * pyess's raw topics (under the prefix) for the same figure, so that a
+   * `hass_autoconfig_sensors` list written for pyess picks this entity.
+   */
+  pyess?: readonly string[];
   /** For sensors. */
   kind?: Kind;
-  /** Status, fault codes, modes and versions: shown under "Diagnostic". */
+  /** Status, codes, modes and versions: shown under "Diagnostic". */
   diagnostic?: boolean;
   /** A setting of the device: shown under "Configuration". */
   setting?: boolean;
-  /** Repeats another row's quantity from another part of the answer: off unless picked. */
-  duplicate?: boolean;
   /** binary_sensor device class (`battery_charging`). */
   binaryClass?: string;
-  /** Payloads of the source that mean on and off (binary sensors, switches). */
-  on?: string;
-  off?: string;
   /** For controls: the command topic under `<prefix>/control/`. */
   control?: ControlName;
   /**
-   * The device's text → what the entity shows (`on`/`off` or an option), where firmware spells
-   * it differently; text it does not list is shown as it is. Becomes the `value_template`.
+   * The published text → what the entity shows (`on`/`off` or an option), where it differs;
+   * text it does not list is shown as it is. Becomes the `value_template`.
    */
   valueMap?: Readonly<Record<string, string>>;
-  /** select options, as the bridge's control topic takes them. */
+  /** select options, as the bridge's control topic takes them; the firmware's own are offered. */
   options?: readonly string[];
-  /** The fewer select options of older firmware, which spells the source `on`/`off`. */
-  classicOptions?: readonly string[];
   /** number range. */
   range?: { min: number; max: number; step: number; unit: string };
+  /** An energy counter: its attributes say where the reading's figures come from. */
+  energy?: EnergyName;
 }
 
 const sensor = (
@@ -125,276 +122,280 @@ const sensor = (
   source: string,
   kind: Kind,
   extra: Partial<EntityRow> = {},
-): EntityRow => ({ id, platform: "sensor", name, source, kind, ...extra });
+): EntityRow => ({ id, platform: "sensor", name, source: `reading/${source}`, kind, ...extra });
 
-const flag = (
+const binary = (
   id: string,
   name: string,
-  key: string,
+  source: string,
   extra: Partial<EntityRow> = {},
-): EntityRow => ({
-  id,
-  platform: "binary_sensor",
-  name,
-  source: `home/direction/${key}`,
-  on: "1",
-  off: "0",
-  ...extra,
-});
+): EntityRow => ({ id, platform: "binary_sensor", name, source: `reading/${source}`, ...extra });
 
 const diagnostic = { diagnostic: true } as const;
-const duplicate = { duplicate: true } as const;
+const pyess = (...topics: string[]) => ({ pyess: topics });
 
-/** The strategies older firmware has (fast charge on/off). */
-const CLASSIC_STRATEGIES = CHARGE_STRATEGY_TABLE.filter((r: ChargeStrategyRow) =>
-  r.classic !== undefined
+/** The reading's strategy words, in either spelling, → the select's options. */
+const STRATEGY_OPTIONS: Readonly<Record<string, string>> = Object.fromEntries(
+  CHARGE_STRATEGY_TABLE.flatMap((r) => [[r.name, r.option], [r.option, r.option]]),
 );
 
-/**
- * The charge strategy each `alg_setting` stands for: older firmware has only fast charge
- * `on`/`off`, newer firmware `0`/`1`/`2` (see {@link CHARGE_STRATEGY_TABLE}).
- */
-const ALG_SETTING_STRATEGIES: Readonly<Record<string, string>> = Object.fromEntries([
-  ...CLASSIC_STRATEGIES.map((r) => [r.classic, r.option]),
-  ...CHARGE_STRATEGY_TABLE.map((r) => [r.numeric, r.option]),
-]);
+/** The reading's energy counters: entity id, name, topic part and pyess's raw topics. */
+const ENERGY_ROWS: readonly [EnergyName, string, string, string, [string, string]][] = [
+  ["pvGeneration", "pv_generation", "PV generation", "pv_generation", [
+    "common/PV/today_pv_generation_sum",
+    "common/PV/today_month_pv_generation_sum",
+  ]],
+  ["loadConsumption", "load_consumption", "Load consumption", "load_consumption", [
+    "common/LOAD/today_load_consumption_sum",
+    "common/LOAD/month_load_consumption_sum",
+  ]],
+  ["pvDirectConsumption", "direct_consumption", "PV direct consumption", "pv_direct_consumption", [
+    "common/LOAD/today_pv_direct_consumption_enegy",
+    "common/LOAD/month_pv_direct_consumption_energy",
+  ]],
+  ["gridFeedIn", "grid_feed_in", "Grid feed-in", "grid_feed_in", [
+    "common/GRID/today_grid_feed_in_energy",
+    "common/GRID/month_grid_feed_in_energy",
+  ]],
+  ["gridPurchase", "grid_purchase", "Grid purchase", "grid_purchase", [
+    "common/GRID/today_grid_power_purchase_energy",
+    "common/GRID/month_grid_power_purchase_energy",
+  ]],
+  ["batteryCharge", "battery_charge", "Battery charge", "battery_charge", [
+    "common/BATT/today_batt_charge_energy",
+    "common/BATT/month_batt_charge_energy",
+  ]],
+  ["batteryDischarge", "battery_discharge", "Battery discharge", "battery_discharge", [
+    "common/BATT/today_batt_discharge_enery",
+    "common/BATT/month_batt_discharge_energy",
+  ]],
+];
 
 /**
- * Every entity ess knows, in the order Home Assistant lists them. Only rows whose source topic
- * the bridge publishes are announced.
+ * Every entity ess knows, in the order Home Assistant lists them. Each reads one topic of the
+ * normalised reading, the same on every model; only rows whose topic the bridge publishes (the
+ * model has the figure) are announced.
  */
 export const ENTITY_TABLE: readonly EntityRow[] = [
-  sensor("battery_soc", "Battery SOC", "home/statistics/bat_user_soc", "battery"),
-  sensor("pv_power", "PV power", "home/statistics/pcs_pv_total_power", "power"),
-  sensor("load_power", "Load power", "home/statistics/load_power", "power"),
-  sensor("grid_power", "Grid power", "home/statistics/grid_power", "power"),
-  sensor("battery_power", "Battery power", "home/statistics/batconv_power", "power"),
+  sensor(
+    "battery_soc",
+    "Battery SOC",
+    "battery/soc",
+    "battery",
+    pyess("home/statistics/bat_user_soc", "common/BATT/soc"),
+  ),
+  sensor(
+    "pv_power",
+    "PV power",
+    "power/pv",
+    "power",
+    pyess("home/statistics/pcs_pv_total_power"),
+  ),
+  sensor(
+    "load_power",
+    "Load power",
+    "power/load",
+    "power",
+    pyess("home/statistics/load_power", "common/LOAD/load_power"),
+  ),
+  sensor(
+    "grid_power",
+    "Grid power",
+    "power/grid",
+    "power",
+    pyess("home/statistics/grid_power", "common/GRID/active_power"),
+  ),
+  sensor(
+    "battery_power",
+    "Battery power",
+    "power/battery",
+    "power",
+    pyess("home/statistics/batconv_power"),
+  ),
   sensor(
     "self_consumption_today",
     "Self-consumption today",
-    "home/statistics/current_day_self_consumption",
+    "self_consumption/today",
     "percent",
+    pyess("home/statistics/current_day_self_consumption"),
   ),
-  sensor(
-    "pv_generation_today_live",
-    "PV generation today (live)",
-    "home/statistics/current_pv_generation_sum",
-    "energy",
-    duplicate,
-  ),
-  sensor(
-    "grid_feed_in_today_live",
-    "Grid feed-in today (live)",
-    "home/statistics/current_grid_feed_in_energy",
-    "energy",
-    duplicate,
-  ),
-  sensor("battery_status", "Battery status", "home/statistics/bat_status", "text", diagnostic),
-  flag("battery_charging", "Battery charging", "is_battery_charging_", {
+  binary("battery_charging", "Battery charging", "status/battery_charging", {
     binaryClass: "battery_charging",
+    ...pyess("home/direction/is_battery_charging_"),
   }),
-  flag("battery_discharging", "Battery discharging", "is_battery_discharging_"),
-  flag("grid_feed_in", "Grid feed-in", "is_grid_selling_"),
-  flag("grid_purchase", "Grid purchase", "is_grid_buying_"),
-  flag("direct_consumption", "PV direct consumption", "is_direct_consuming_"),
-  flag("charging_from_grid", "Charging from grid", "is_charging_from_grid_"),
-  sensor("operation_status", "Operation status", "home/operation/status", "text", diagnostic),
-  sensor("operation_mode", "Operation mode", "home/operation/mode", "text", diagnostic),
-  {
-    id: "winter_mode_active",
-    platform: "binary_sensor",
-    name: "Winter mode active",
-    source: "home/wintermode/winter_status",
-    on: "on",
-    off: "off",
-    diagnostic: true,
-  },
-  sensor("inverter_status", "Inverter status", "home/pcs_fault/pcs_status", "text", diagnostic),
+  binary("grid_feed_in", "Grid feed-in", "status/grid_selling", {
+    ...pyess("home/direction/is_grid_selling_"),
+  }),
+  binary("winter_mode_active", "Winter mode active", "status/winter_active", {
+    ...diagnostic,
+    ...pyess("home/wintermode/winter_status"),
+  }),
+  sensor("operation_mode", "Operation mode", "status/operating_mode", "text", {
+    ...diagnostic,
+    ...pyess("home/operation/mode"),
+  }),
+  sensor("inverter_status", "Inverter status", "status/inverter", "text", {
+    ...diagnostic,
+    ...pyess("home/pcs_fault/pcs_status"),
+  }),
+  sensor("battery_status", "Battery status", "status/battery", "text", {
+    ...diagnostic,
+    ...pyess("home/statistics/bat_status"),
+  }),
 
-  ...[1, 2, 3].flatMap((n) => [
-    sensor(`pv${n}_power`, `PV${n} power`, `common/PV/pv${n}_power`, "power"),
-    sensor(`pv${n}_voltage`, `PV${n} voltage`, `common/PV/pv${n}_voltage`, "voltage"),
-    sensor(`pv${n}_current`, `PV${n} current`, `common/PV/pv${n}_current`, "current"),
+  ...[1, 2, 3, 4].flatMap((n) => [
+    sensor(
+      `pv${n}_power`,
+      `PV${n} power`,
+      `pv/${n}/power`,
+      "power",
+      pyess(`common/PV/pv${n}_power`),
+    ),
+    sensor(
+      `pv${n}_voltage`,
+      `PV${n} voltage`,
+      `pv/${n}/voltage`,
+      "voltage",
+      pyess(`common/PV/pv${n}_voltage`),
+    ),
+    sensor(
+      `pv${n}_current`,
+      `PV${n} current`,
+      `pv/${n}/current`,
+      "current",
+      pyess(`common/PV/pv${n}_current`),
+    ),
   ]),
+  sensor("pv_capacity", "PV capacity", "pv/capacity", "power", {
+    ...diagnostic,
+    ...pyess("common/PV/capacity"),
+  }),
+
   sensor(
-    "pv_generation_today",
-    "PV generation today",
-    "common/PV/today_pv_generation_sum",
-    "energy",
+    "grid_voltage",
+    "Grid voltage",
+    "grid/a/voltage",
+    "voltage",
+    pyess("common/GRID/a_phase"),
+  ),
+  sensor("grid_voltage_b", "Grid voltage (phase B)", "grid/b/voltage", "voltage"),
+  sensor("grid_voltage_c", "Grid voltage (phase C)", "grid/c/voltage", "voltage"),
+  ...(["a", "b", "c"] as const).map((phase) =>
+    sensor(
+      `grid_power_${phase}`,
+      `Grid power (phase ${phase.toUpperCase()})`,
+      `grid/${phase}/power`,
+      "power",
+    )
   ),
   sensor(
-    "pv_generation_month",
-    "PV generation this month",
-    "common/PV/today_month_pv_generation_sum",
-    "energy",
+    "grid_frequency",
+    "Grid frequency",
+    "grid/frequency",
+    "frequency",
+    pyess("common/GRID/freq"),
   ),
 
-  sensor("battery_soc_bms", "Battery SOC (BMS)", "common/BATT/soc", "battery", duplicate),
-  sensor("battery_dc_power", "Battery DC power", "common/BATT/dc_power", "power"),
-  sensor(
-    "battery_charge_today",
-    "Battery charge today",
-    "common/BATT/today_batt_charge_energy",
-    "energy",
-  ),
-  sensor(
-    "battery_discharge_today",
-    "Battery discharge today",
-    "common/BATT/today_batt_discharge_enery",
-    "energy",
-  ),
-  sensor(
-    "battery_charge_month",
-    "Battery charge this month",
-    "common/BATT/month_batt_charge_energy",
-    "energy",
-  ),
-  sensor(
-    "battery_discharge_month",
-    "Battery discharge this month",
-    "common/BATT/month_batt_discharge_energy",
-    "energy",
-  ),
-  sensor(
-    "battery_safety_soc",
-    "Battery safety SOC",
-    "common/BATT/safty_soc",
-    "percent",
-    diagnostic,
-  ),
-  sensor("battery_state", "Battery state", "common/BATT/status", "text", diagnostic),
+  ...ENERGY_ROWS.flatMap(([energy, id, name, part, [today, month]]) => [
+    sensor(`${id}_today`, `${name} today`, `energy/${part}/today`, "energy", {
+      energy,
+      ...pyess(today),
+    }),
+    sensor(`${id}_month`, `${name} this month`, `energy/${part}/month`, "energy", {
+      energy,
+      ...pyess(month),
+    }),
+  ]),
 
-  sensor("grid_active_power", "Grid active power", "common/GRID/active_power", "power"),
-  sensor("grid_voltage", "Grid voltage", "common/GRID/a_phase", "voltage"),
-  sensor("grid_frequency", "Grid frequency", "common/GRID/freq", "frequency"),
-  sensor(
-    "grid_feed_in_today",
-    "Grid feed-in today",
-    "common/GRID/today_grid_feed_in_energy",
-    "energy",
-  ),
-  sensor(
-    "grid_purchase_today",
-    "Grid purchase today",
-    "common/GRID/today_grid_power_purchase_energy",
-    "energy",
-  ),
-  sensor(
-    "grid_feed_in_month",
-    "Grid feed-in this month",
-    "common/GRID/month_grid_feed_in_energy",
-    "energy",
-  ),
-  sensor(
-    "grid_purchase_month",
-    "Grid purchase this month",
-    "common/GRID/month_grid_power_purchase_energy",
-    "energy",
-  ),
+  sensor("battery_safety_soc", "Battery reserve", "settings/reserve", "percent", {
+    ...diagnostic,
+    ...pyess("common/BATT/safty_soc", "batt/safty_soc"),
+  }),
+  sensor("winter_reserve", "Winter reserve", "settings/winter_reserve", "percent", diagnostic),
+  sensor("feed_in_limit", "Feed-in limit", "settings/feed_in_limit", "percent", {
+    ...diagnostic,
+    ...pyess("common/PCS/feed_in_limitation"),
+  }),
+  sensor("winter_start", "Winter season start", "settings/winter_start", "text", {
+    ...diagnostic,
+    ...pyess("batt/startdate"),
+  }),
+  sensor("winter_stop", "Winter season end", "settings/winter_stop", "text", {
+    ...diagnostic,
+    ...pyess("batt/stopdate"),
+  }),
+  binary("grid_charge", "Charging from grid allowed", "settings/grid_charge", {
+    ...diagnostic,
+    ...pyess("batt/auto_charge"),
+  }),
 
-  sensor("load_power_common", "Load power (common)", "common/LOAD/load_power", "power", duplicate),
-  sensor(
-    "load_consumption_today",
-    "Load consumption today",
-    "common/LOAD/today_load_consumption_sum",
-    "energy",
-  ),
-  sensor(
-    "load_consumption_month",
-    "Load consumption this month",
-    "common/LOAD/month_load_consumption_sum",
-    "energy",
-  ),
-  sensor(
-    "direct_consumption_today",
-    "PV direct consumption today",
-    "common/LOAD/today_pv_direct_consumption_enegy",
-    "energy",
-  ),
-  sensor(
-    "direct_consumption_month",
-    "PV direct consumption this month",
-    "common/LOAD/month_pv_direct_consumption_energy",
-    "energy",
-  ),
-
-  sensor("feed_in_limit", "Feed-in limit", "common/PCS/feed_in_limitation", "percent", diagnostic),
-  sensor("inverter_state", "Inverter state", "common/PCS/pcs_stauts", "text", diagnostic),
-  sensor(
-    "inverter_operation_mode",
-    "Inverter operation mode",
-    "common/PCS/operation_mode",
-    "text",
-    diagnostic,
-  ),
-
-  sensor("pms_version", "PMS version", "systeminfo/version/pms_version", "text", diagnostic),
-  sensor("pcs_version", "PCS version", "systeminfo/version/pcs_version", "text", diagnostic),
-  sensor("bms_version", "BMS version", "systeminfo/version/bms_version", "text", diagnostic),
+  sensor("pms_version", "PMS version", "version/pms", "text", {
+    ...diagnostic,
+    ...pyess("systeminfo/version/pms_version"),
+  }),
+  sensor("pcs_version", "PCS version", "version/pcs", "text", {
+    ...diagnostic,
+    ...pyess("systeminfo/version/pcs_version"),
+  }),
+  sensor("bms_version", "BMS version", "version/bms", "text", {
+    ...diagnostic,
+    ...pyess("systeminfo/version/bms_version"),
+  }),
 
   {
     id: "system",
     platform: "switch",
     name: "System",
-    source: "home/operation/status",
+    source: "reading/status/running",
     control: "active",
-    on: "start",
-    off: "stop",
   },
   {
     id: "winter_mode",
     platform: "switch",
     name: "Winter mode",
-    source: "common/BATT/winter_setting",
+    source: "reading/settings/winter_mode",
     control: "winter_mode",
-    on: "on",
-    off: "off",
     setting: true,
   },
   {
     id: "fast_charge",
     platform: "switch",
     name: "Fast charge",
-    source: "batt/alg_setting",
+    source: "reading/settings/charge_strategy",
     control: "fastcharge",
     valueMap: Object.fromEntries(
-      Object.entries(ALG_SETTING_STRATEGIES).map(([value, strategy]) => [
-        value,
-        strategy === "fast_charge" ? "on" : "off",
+      Object.entries(STRATEGY_OPTIONS).map(([word, option]) => [
+        word,
+        option === "fast_charge" ? "on" : "off",
       ]),
     ),
-    on: "on",
-    off: "off",
     setting: true,
   },
   {
     id: "charge_strategy",
     platform: "select",
     name: "Charge strategy",
-    source: "batt/alg_setting",
+    source: "reading/settings/charge_strategy",
     control: "charge_strategy",
     options: CHARGE_STRATEGY_OPTIONS,
-    classicOptions: CLASSIC_STRATEGIES.map((r) => r.option),
-    valueMap: ALG_SETTING_STRATEGIES,
+    valueMap: Object.fromEntries(
+      Object.entries(STRATEGY_OPTIONS).filter(([word, option]) => word !== option),
+    ),
     setting: true,
   },
-  // Some firmware has a third backup mode, `simple`; it is on all the same.
   {
     id: "backup_mode",
     platform: "switch",
     name: "Backup mode",
-    source: "batt/backup_setting",
+    source: "reading/settings/backup_mode",
     control: "backup_mode",
-    valueMap: { simple: "on" },
-    on: "on",
-    off: "off",
     setting: true,
   },
   {
     id: "backup_reserve",
     platform: "number",
     name: "Backup reserve",
-    source: "batt/backup_soc",
+    source: "reading/settings/backup_reserve",
     control: "backup_soc",
     range: { min: 0, max: 100, step: 1, unit: "%" },
     setting: true,

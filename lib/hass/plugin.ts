@@ -243,7 +243,7 @@ class Announcer {
       origin: { version: settings.version, supportUrl: settings.supportUrl },
       fallbackId: settings.fallbackId,
       sensors: settings.sensors,
-      lastValue: (topic) => ctx.lastValue(topic),
+      reading: ctx.reading?.(),
       expireAfterSeconds: settings.expireAfterSeconds,
     });
   }

@@ -83,6 +83,8 @@ export interface BridgeContext {
   publishedTopics(): ReadonlySet<string>;
   /** The last value read for a state topic. */
   lastValue(topic: string): string | undefined;
+  /** The latest poll's normalised reading, where the bridge has one. */
+  reading?(): Reading | undefined;
   logger: Logger;
 }
 
@@ -256,6 +258,7 @@ export class Bridge {
       read: (state) => this.#poller.read(state),
       publishedTopics: () => this.#table.published,
       lastValue: (topic) => this.#table.value(topic),
+      reading: () => this.#poller.reading,
       logger: this.#log,
     };
   }
