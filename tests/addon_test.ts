@@ -172,6 +172,30 @@ Deno.test("--allowed-clients: only those clients are served, but /healthz answer
   }
 });
 
+Deno.test("the add-on's ingress port answers the Host the browser gave Home Assistant", async () => {
+  // The Supervisor's proxy passes on the browser's Host, which ess cannot know; the add-on
+  // allows any (ESS_ALLOWED_HOSTS=*), as only the proxy's requests are served.
+  const request = () =>
+    new Request("http://172.30.32.1:8099/api/state", {
+      headers: { host: "homeassistant.local:8123", "x-ingress-path": INGRESS },
+    });
+  for (const [allowedHosts, status] of [[["*"], 200], [[], 421]] as const) {
+    const handler = createHandler({
+      source: new FakeSource(),
+      allowedClients: ["172.30.32.2"],
+      allowedHosts,
+      machineNames: [],
+    });
+    try {
+      const answer = await handler.handle(request(), "172.30.32.2:50000");
+      equal(answer.status, status);
+      await answer.body?.cancel();
+    } finally {
+      handler.close();
+    }
+  }
+});
+
 /** The Supervisor's ingress path for the test's add-on. */
 const INGRESS = "/api/hassio_ingress/Xk3f-test-session";
 
