@@ -10,6 +10,7 @@ import { createServer as createTlsServer } from "node:tls";
 import { Aedes } from "aedes";
 import mqtt from "mqtt";
 import { waitFor } from "./_wait.ts";
+import { peerCheck } from "./_peers.ts";
 
 /** A broker a test owns. */
 export interface TestBroker {
@@ -191,15 +192,23 @@ export async function watch(url: string): Promise<Watcher> {
   };
 }
 
+const mosquitto = peerCheck(
+  "mosquitto",
+  mosquittoPath() ? undefined : "mosquitto is not installed",
+);
+
 /**
  * The brokers every MQTT suite runs against: aedes in-process always, and a real mosquitto
- * where it is installed (otherwise the test is ignored, and its name says why).
+ * where it is installed (otherwise the test is ignored, and its name says why; see _peers.ts).
  */
 export const BROKERS: { name: string; start: () => Promise<TestBroker>; ignore: boolean }[] = [
   { name: "aedes", start: () => startAedes(), ignore: false },
   {
-    name: mosquittoPath() ? "mosquitto" : "mosquitto (skipped: mosquitto is not installed)",
-    start: startMosquitto,
-    ignore: mosquittoPath() === undefined,
+    name: `mosquitto${mosquitto.label}`,
+    start: () => {
+      mosquitto.assertPresent();
+      return startMosquitto();
+    },
+    ignore: mosquitto.ignore,
   },
 ];

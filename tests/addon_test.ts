@@ -14,6 +14,7 @@ import { startAedes, watch } from "./_broker.ts";
 import { chromiumPath, launchChromium } from "./_chromium.ts";
 import { runCli, spawnDaemon } from "./_cli.ts";
 import { FakeSource } from "./_serve_source.ts";
+import { peerCheck } from "./_peers.ts";
 
 const TOKEN = "supervisor-token-1234";
 const MQTT_PASSWORD = `mq!tt#"pa'ss`;
@@ -242,14 +243,16 @@ function ingressProxy(target: string) {
 }
 
 const CHROMIUM = chromiumPath();
+const chromium = peerCheck("chromium", CHROMIUM ? undefined : "chromium is not installed");
 const E2E = "the add-on starts from options.json and the Supervisor's broker, and serves ingress";
 
 Deno.test({
-  name: CHROMIUM ? E2E : `${E2E} (skipped: chromium is not installed)`,
-  ignore: CHROMIUM === undefined,
+  name: `${E2E}${chromium.label}`,
+  ignore: chromium.ignore,
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
+    chromium.assertPresent();
     // Noon today (the tests run in UTC): the sun shines and today's graph has bars.
     const noon = new Date();
     noon.setHours(12, 0, 0, 0);

@@ -8,8 +8,10 @@ import { startServer } from "../lib/serve/server.ts";
 import { chromiumPath, launchChromium } from "./_chromium.ts";
 import { FakeSource, fixtureStates } from "./_serve_source.ts";
 import type { GraphDevice, GraphSpan } from "../lib/device/states.ts";
+import { peerCheck } from "./_peers.ts";
 
 const CHROMIUM = chromiumPath();
+const chromium = peerCheck("chromium", CHROMIUM ? undefined : "chromium is not installed");
 
 const labels = (max: number) =>
   (axisTicks(max) as { ticks: { label: string }[] }).ticks.map((t) => t.label);
@@ -69,13 +71,13 @@ function graph(device: GraphDevice, span: GraphSpan, value: number) {
 }
 
 Deno.test({
-  name: CHROMIUM
-    ? "dashboard chart: every axis label fits, with its unit, in every span and size"
-    : "dashboard chart: every axis label fits, with its unit, in every span and size (skipped: chromium is not installed)",
-  ignore: CHROMIUM === undefined,
+  name:
+    `dashboard chart: every axis label fits, with its unit, in every span and size${chromium.label}`,
+  ignore: chromium.ignore,
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
+    chromium.assertPresent();
     const source = new FakeSource();
     source.poll(fixtureStates("classic"));
     // The server keeps graph answers a while: each device and span always has the same rows.

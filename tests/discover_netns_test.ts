@@ -5,6 +5,7 @@
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { PERMISSIONS, runCli } from "./_cli.ts";
 import { readUntil } from "./_wait.ts";
+import { peerCheck } from "./_peers.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const NS_A = `ess-t-${Deno.pid}-a`;
@@ -42,7 +43,7 @@ async function whyNot(): Promise<string | undefined> {
   return undefined;
 }
 
-const skip = await whyNot();
+const netns = peerCheck("netns", await whyNot());
 
 /** Runs `ess <args>` inside namespace B with the flags of the compiled binary. */
 async function essInB(args: string[]) {
@@ -52,12 +53,11 @@ async function essInB(args: string[]) {
 }
 
 Deno.test({
-  name: skip
-    ? `ess discover across two network namespaces (SKIPPED: ${skip})`
-    : "ess discover across two network namespaces",
-  ignore: skip !== undefined,
+  name: `ess discover across two network namespaces${netns.label}`,
+  ignore: netns.ignore,
   sanitizeResources: false,
   async fn(t) {
+    netns.assertPresent();
     let announcer: Deno.ChildProcess | undefined;
     try {
       await ip("netns", "add", NS_A);

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { buildImage, buildLocalBase, hostArch } from "../image/build.ts";
 import { startSimulator } from "../lib/sim/simulator.ts";
 import { freePort, mosquittoPath, startMosquitto, watch } from "./_broker.ts";
+import { peerCheck } from "./_peers.ts";
 
 /** The first of `programs` that is not installed, if any. */
 function missing(programs: readonly string[]): string | undefined {
@@ -27,6 +28,7 @@ function missing(programs: readonly string[]): string | undefined {
 
 const absent = missing(["podman", "buildah", "runc"]) ??
   (mosquittoPath() === undefined ? "mosquitto" : undefined);
+const podmanPeer = peerCheck("podman", absent && `${absent} is not installed`);
 const TITLE = "the container image runs ess mqtt against the simulator and mosquitto";
 
 /** podman as the development machines run it: runc, no systemd, bounded limits. */
@@ -44,11 +46,12 @@ async function podman(args: readonly string[]): Promise<{ code: number; out: str
 }
 
 Deno.test({
-  name: absent ? `${TITLE} (skipped: ${absent} is not installed)` : TITLE,
-  ignore: absent !== undefined,
+  name: `${TITLE}${podmanPeer.label}`,
+  ignore: podmanPeer.ignore,
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
+    podmanPeer.assertPresent();
     const id = crypto.randomUUID().slice(0, 8);
     const work = await Deno.makeTempDir({ prefix: "ess-image-" });
     const tag = `localhost/ess-image-test:${id}`;

@@ -6,8 +6,9 @@
 import { equal, match, ok } from "node:assert/strict";
 import { PERMISSIONS, runCli } from "./_cli.ts";
 import { createNetnsPair, type NetnsPair, netnsUnavailable } from "./_netns.ts";
+import { peerCheck } from "./_peers.ts";
 
-const skip = await netnsUnavailable();
+const netns = peerCheck("netns", await netnsUnavailable());
 const ROOT = new URL("..", import.meta.url).pathname;
 const MAX_FOUND_DEVICES = 64;
 
@@ -60,11 +61,10 @@ async function stop(peer: Deno.ChildProcess): Promise<void> {
 }
 
 Deno.test({
-  name: skip
-    ? `ess against hostile mDNS answers across two network namespaces (SKIPPED: ${skip})`
-    : "ess against hostile mDNS answers across two network namespaces",
-  ignore: skip !== undefined,
+  name: `ess against hostile mDNS answers across two network namespaces${netns.label}`,
+  ignore: netns.ignore,
   async fn(t) {
+    netns.assertPresent();
     const pair = await createNetnsPair(`ess-h-${Deno.pid}`, "10.213.3");
     const inB = (args: string[]) =>
       runCli(args, { netns: pair.b.ns, env: { ESS_CONFIG: "/dev/null" } });

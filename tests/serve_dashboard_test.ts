@@ -16,8 +16,10 @@ import { normalise } from "../lib/model/normalise.ts";
 import type { GraphAnswer } from "../lib/device/client.ts";
 import type { CalendarDate, GraphDevice, GraphSpan } from "../lib/device/states.ts";
 import { worldArgs } from "./_world.ts";
+import { peerCheck } from "./_peers.ts";
 
 const CHROMIUM = chromiumPath();
+const chromium = peerCheck("chromium", CHROMIUM ? undefined : "chromium is not installed");
 const TOKEN = "dashboard-test-token";
 /**
  * Today at a time, local time (the tests run with TZ=UTC). The simulator lives on today's date
@@ -106,13 +108,12 @@ async function saveScreenshot(page: Page, file: string, maxHeight: number): Prom
 }
 
 Deno.test({
-  name: CHROMIUM
-    ? "ess serve dashboard shows the simulator live in Chromium"
-    : "ess serve dashboard shows the simulator live in Chromium (skipped: chromium is not installed)",
-  ignore: CHROMIUM === undefined,
+  name: `ess serve dashboard shows the simulator live in Chromium${chromium.label}`,
+  ignore: chromium.ignore,
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
+    chromium.assertPresent();
     await withSimSource(async ({ sim, source, setTime }) => {
       const server = await startServer({ hostname: "127.0.0.1", port: 0 }, {
         source,
@@ -225,13 +226,12 @@ Deno.test({
 });
 
 Deno.test({
-  name: CHROMIUM
-    ? "ess mqtt --listen (subprocess) shows the simulator live in Chromium"
-    : "ess mqtt --listen (subprocess) shows the simulator live in Chromium (skipped: chromium is not installed)",
-  ignore: CHROMIUM === undefined,
+  name: `ess mqtt --listen (subprocess) shows the simulator live in Chromium${chromium.label}`,
+  ignore: chromium.ignore,
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
+    chromium.assertPresent();
     let time = todayAt(12, 0);
     const sim = await startSimulator({ now: () => time });
     const broker = await startAedes();
@@ -305,13 +305,13 @@ const offered = (page: Page) =>
   })`);
 
 Deno.test({
-  name: CHROMIUM
-    ? "ess serve dashboard shows each firmware's answers, and device text only as text"
-    : "ess serve dashboard shows each firmware's answers, and device text only as text (skipped: chromium is not installed)",
-  ignore: CHROMIUM === undefined,
+  name:
+    `ess serve dashboard shows each firmware's answers, and device text only as text${chromium.label}`,
+  ignore: chromium.ignore,
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
+    chromium.assertPresent();
     const source = new FakeSource();
     source.poll(fixtureStates("classic"));
     source.graphAnswer = (device, span, date) => Promise.resolve(graphOn(device, span, date));

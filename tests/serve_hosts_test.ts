@@ -13,8 +13,10 @@ import { runCli, spawnDaemon } from "./_cli.ts";
 import { startAedes } from "./_broker.ts";
 import { chromiumPath, launchChromium } from "./_chromium.ts";
 import { HOSTILE_PASSWORD, startHostileDevice } from "./_hostile_device.ts";
+import { peerCheck } from "./_peers.ts";
 
 const CHROMIUM = chromiumPath();
+const chromium = peerCheck("chromium", CHROMIUM ? undefined : "chromium is not installed");
 
 /** A source with a reading whose serial a leak would show. */
 function sourceWithData(): FakeSource {
@@ -180,13 +182,12 @@ Deno.test("ess mqtt --listen answers a foreign Host with 421", async () => {
 });
 
 Deno.test({
-  name: CHROMIUM
-    ? "a page on a name rebound to 127.0.0.1 cannot read ess serve in Chromium"
-    : "a page on a name rebound to 127.0.0.1 cannot read ess serve in Chromium (skipped: chromium is not installed)",
-  ignore: CHROMIUM === undefined,
+  name: `a page on a name rebound to 127.0.0.1 cannot read ess serve in Chromium${chromium.label}`,
+  ignore: chromium.ignore,
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
+    chromium.assertPresent();
     const server = await startServer({ hostname: "127.0.0.1", port: 0 }, {
       source: sourceWithData(),
     });

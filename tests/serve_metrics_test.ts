@@ -11,6 +11,7 @@ import { normalise } from "../lib/model/normalise.ts";
 import { fixtureStates } from "./_serve_source.ts";
 import { deviceArgs, NOON } from "./_world.ts";
 import { waitFor } from "./_wait.ts";
+import { peerCheck } from "./_peers.ts";
 
 function which(name: string): string | undefined {
   for (const dir of (Deno.env.get("PATH") ?? "").split(":").concat(["/usr/bin"])) {
@@ -24,7 +25,9 @@ function which(name: string): string | undefined {
 }
 
 const PROMTOOL = which("promtool");
+const promtool = peerCheck("promtool", PROMTOOL ? undefined : "promtool is not installed");
 const PROMETHEUS = which("prometheus");
+const prometheus = peerCheck("prometheus", PROMETHEUS ? undefined : "prometheus is not installed");
 
 /** `name{labels} value` lines as a map from `name{labels}` to the value. */
 function samples(text: string): Map<string, number> {
@@ -249,11 +252,10 @@ Deno.test("renderMetrics() leaves out what the reading does not have", async (t)
 });
 
 Deno.test({
-  name: PROMTOOL
-    ? "ess serve /metrics passes promtool check metrics"
-    : "ess serve /metrics passes promtool check metrics (skipped: promtool is not installed)",
-  ignore: PROMTOOL === undefined,
+  name: `ess serve /metrics passes promtool check metrics${promtool.label}`,
+  ignore: promtool.ignore,
   async fn(t) {
+    promtool.assertPresent();
     for (const family of ["classic", "new", "home10", "home5", "home15"]) {
       await t.step(`should pass with the ${family} fixtures`, async () => {
         deepEqual(await promtoolCheck(metricsOf(family)), { code: 0, output: "" });
@@ -277,11 +279,10 @@ function freePort(): number {
 }
 
 Deno.test({
-  name: PROMETHEUS
-    ? "ess serve /metrics is scraped by a real Prometheus"
-    : "ess serve /metrics is scraped by a real Prometheus (skipped: prometheus is not installed)",
-  ignore: PROMETHEUS === undefined,
+  name: `ess serve /metrics is scraped by a real Prometheus${prometheus.label}`,
+  ignore: prometheus.ignore,
   async fn(t) {
+    prometheus.assertPresent();
     await withServe(async ({ sim, url }) => {
       const target = new URL(url).host;
       const dir = await Deno.makeTempDir({ prefix: "ess-prometheus-" });

@@ -7,17 +7,17 @@ import assert from "node:assert/strict";
 import { runCli, spawnCli } from "./_cli.ts";
 import { createNetnsPair, netnsUnavailable } from "./_netns.ts";
 import { readUntil } from "./_wait.ts";
+import { peerCheck } from "./_peers.ts";
 
-const skip = await netnsUnavailable();
+const netns = peerCheck("netns", await netnsUnavailable());
 const PORT = 8443;
 const NAME = "SIM0000000005";
 
 Deno.test({
-  name: skip
-    ? `ess simulate --mdns across two network namespaces (SKIPPED: ${skip})`
-    : "ess simulate --mdns across two network namespaces",
-  ignore: skip !== undefined,
+  name: `ess simulate --mdns across two network namespaces${netns.label}`,
+  ignore: netns.ignore,
   async fn(t) {
+    netns.assertPresent();
     const pair = await createNetnsPair(`ess-s-${Deno.pid}`, "10.213.2");
     let sim: Deno.ChildProcess | undefined;
     try {

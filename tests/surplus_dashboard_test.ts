@@ -10,17 +10,18 @@ import { startSimulator } from "../lib/sim/simulator.ts";
 import { chromiumPath, launchChromium } from "./_chromium.ts";
 import { spawnDaemon } from "./_cli.ts";
 import { deviceArgs } from "./_world.ts";
+import { peerCheck } from "./_peers.ts";
 
 const CHROMIUM = chromiumPath();
+const chromium = peerCheck("chromium", CHROMIUM ? undefined : "chromium is not installed");
 
 Deno.test({
-  name: CHROMIUM
-    ? "the dashboard shows the surplus and each rule's state and why"
-    : "the dashboard shows the surplus and each rule's state and why (skipped: chromium is not installed)",
-  ignore: CHROMIUM === undefined,
+  name: `the dashboard shows the surplus and each rule's state and why${chromium.label}`,
+  ignore: chromium.ignore,
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
+    chromium.assertPresent();
     const sim = await startSimulator({ now: () => new Date("2026-06-21T12:00:00Z") });
     const ess = spawnDaemon([
       "serve",

@@ -11,6 +11,7 @@ import { surplusDocument } from "../lib/surplus/report.ts";
 import type { RuleSettings } from "../lib/surplus/rule.ts";
 import { memoryLogger, settle } from "./_bridge_fakes.ts";
 import { discoveryProblems } from "./_hass_rules.ts";
+import { peerCheck } from "./_peers.ts";
 
 const SYSTEMINFO: JsonObject = { pms: { model: "LG ESS Home 10", serialno: "S123" } };
 
@@ -196,13 +197,13 @@ const PROMTOOL = (Deno.env.get("PATH") ?? "").split(":").map((dir) => `${dir}/pr
     }
   },
 );
+const promtool = peerCheck("promtool", PROMTOOL ? undefined : "promtool is not installed");
 
 Deno.test({
-  name: PROMTOOL
-    ? "the surplus's metrics pass promtool check metrics"
-    : "the surplus's metrics pass promtool check metrics (skipped: promtool is not installed)",
-  ignore: PROMTOOL === undefined,
+  name: `the surplus's metrics pass promtool check metrics${promtool.label}`,
+  ignore: promtool.ignore,
   async fn() {
+    promtool.assertPresent();
     const child = new Deno.Command(PROMTOOL!, {
       args: ["check", "metrics"],
       stdin: "piped",

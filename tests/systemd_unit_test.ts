@@ -5,6 +5,7 @@
  * port. systemd-analyze, where installed, checks that systemd reads every line.
  */
 import assert from "node:assert/strict";
+import { peerCheck } from "./_peers.ts";
 
 const UNIT = new URL("../systemd/ess-mqtt.service", import.meta.url);
 
@@ -33,13 +34,16 @@ Deno.test("the systemd unit keeps SIGUSR1 and the debugger's port from the servi
 });
 
 const ANALYZE = systemdAnalyze();
+const analyze = peerCheck(
+  "systemd-analyze",
+  ANALYZE ? undefined : "systemd-analyze is not installed",
+);
 
 Deno.test({
-  name: ANALYZE
-    ? "systemd-analyze reads every line of the unit"
-    : "systemd-analyze reads every line of the unit (skipped: systemd-analyze is not installed)",
-  ignore: ANALYZE === undefined,
+  name: `systemd-analyze reads every line of the unit${analyze.label}`,
+  ignore: analyze.ignore,
   async fn() {
+    analyze.assertPresent();
     // verify wants the program to exist: the same unit, with a program that does.
     const dir = await Deno.makeTempDir({ prefix: "ess-unit-" });
     try {
