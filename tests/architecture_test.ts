@@ -1,5 +1,5 @@
 /**
- * The shape STYLE.md asks of the code, checked: data flows one way (`main.ts` → `commands/` →
+ * The code's shape as README.md's Development section describes it, checked: data flows one way (`main.ts` → `commands/` →
  * `lib/`), no module imports another in a loop, no product file passes 600 lines, and every
  * library is imported under its own name.
  *

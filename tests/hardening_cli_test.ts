@@ -326,7 +326,7 @@ Deno.test("secrets a device echoes never reach the terminal", async (t) => {
 });
 
 Deno.test("ess control reads backup settings back in the firmware's own spelling", async (t) => {
-  // Before the write, and after it: backup_status alone (PROTOCOL.md), numbers as ESS Home 15.
+  // Before the write, and after it: backup_status alone (docs/protocol.md#controls), numbers as ESS Home 15.
   const batt = (_: StateName, count: number) => ({
     winter_setting: "off",
     backup_status: count === 0 ? "off" : "on",

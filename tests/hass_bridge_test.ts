@@ -67,7 +67,7 @@ async function announcement(
   return { topic: topic!, config: config! };
 }
 
-/** `alg_setting` for each charge strategy, as each firmware spells it (PROTOCOL.md). */
+/** `alg_setting` for each charge strategy, as each firmware spells it (docs/protocol.md#controls). */
 const ALG_SETTING: Record<Firmware, Record<string, string>> = {
   classic: { battery_care: "off", fast_charge: "on" },
   new: { battery_care: "0", fast_charge: "1", weather_forecast: "2" },
