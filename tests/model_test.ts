@@ -229,6 +229,12 @@ Deno.test("normalise() lists what it does not understand, and guesses nothing", 
     });
     deepEqual(reading.power, { loadW: 300, batteryW: 0 });
   });
+  await t.step("should report no charge strategy when the answer has no alg_setting", () => {
+    for (const family of ["home15", "home10", "home5", "classic", "new"]) {
+      const { batt: _batt, ...rest } = states(family);
+      equal(normalise(rest).settings.chargeStrategy, undefined, family);
+    }
+  });
   await t.step("should say unknown codes as unknown (n) and drop garbage", () => {
     const reading = normalise({
       home: {

@@ -132,12 +132,15 @@ export function algSettingForm(alg: unknown): AlgForm | undefined {
  * @example
  * ```ts
  * import { deepEqual } from "node:assert/strict";
- * deepEqual(["2", "on", "off", "battery_care", "7"].map(strategyOfAlgSetting),
- *   ["weather-forecast", "fast-charge", "battery-care", "battery-care", undefined]);
+ * deepEqual(["2", "on", "off", "battery_care", "7", undefined, null].map(strategyOfAlgSetting),
+ *   ["weather-forecast", "fast-charge", "battery-care", "battery-care", undefined, undefined, undefined]);
  * ```
  */
 export function strategyOfAlgSetting(alg: unknown): ChargeStrategy | undefined {
   const text = typeof alg === "number" ? String(alg) : alg;
+  // An absent setting is no strategy: weather forecast has no classic spelling, so its
+  // `classic` is undefined too and would otherwise match.
+  if (typeof text !== "string") return undefined;
   return CHARGE_STRATEGY_TABLE.find((r) =>
     r.numeric === text || r.classic === text || r.option === text
   )?.name;
