@@ -11,7 +11,7 @@ import { runCli } from "./_cli.ts";
 import { waitFor } from "./_wait.ts";
 
 /** How the carbon treats each connection. */
-type Carbon = "closes at once" | "resets" | "honest";
+type Carbon = "closes at once" | "resets at once" | "resets" | "honest";
 
 /**
  * A carbon on 127.0.0.1 whose behaviour a test can change; `text` is what it read from the
@@ -27,6 +27,7 @@ async function hostileCarbon(initial: Carbon) {
     socket.on("close", () => sockets.delete(socket));
     socket.on("error", () => {});
     if (state.mode === "closes at once") return socket.destroy();
+    if (state.mode === "resets at once") return socket.resetAndDestroy();
     if (state.mode === "resets") return socket.once("data", () => socket.resetAndDestroy());
     socket.setEncoding("utf8");
     socket.on("data", (chunk: string) => state.text += chunk);
@@ -106,7 +107,10 @@ for (const hostile of ["closes at once", "resets"] as const) {
 Deno.test("ess graphite --once against a hostile carbon", async (t) => {
   const sim = await startSimulator({ port: 0 });
   try {
-    for (const hostile of ["closes at once", "resets"] as const) {
+    // A carbon that closes (FIN) at once is caught only when its close reaches ess before ess's
+    // own half-close, which a loaded machine may reorder (docs/commands.md says so); one that
+    // resets at once is caught however the events are ordered.
+    for (const hostile of ["resets at once", "resets"] as const) {
       await t.step(`should exit 1 with one line when carbon ${hostile}`, async () => {
         const carbon = await hostileCarbon(hostile);
         try {
@@ -128,7 +132,7 @@ Deno.test("ess graphite --once against a hostile carbon", async (t) => {
           equal(r.stderr.trimEnd().split("\n").length, 1, r.stderr);
           match(
             r.stderr,
-            /^ess: Cannot (send to|confirm delivery to) Graphite tcp:\/\/127\.0\.0\.1:\d+: .+/,
+            /^ess: Cannot (connect to|send to|confirm delivery to) Graphite tcp:\/\/127\.0\.0\.1:\d+: .+/,
           );
         } finally {
           await carbon.close();
