@@ -13,7 +13,7 @@ import {
 } from "../lib/sim/simulator.ts";
 import { choose, defineCommand, type Parsed } from "./_cli.ts";
 
-const FIRMWARES = ["classic", "new"] as const satisfies readonly Firmware[];
+const FIRMWARES = ["classic", "new", "words"] as const satisfies readonly Firmware[];
 
 /** The lines `ess simulate` prints once it listens: where, the password, the fingerprint. */
 function banner(sim: Simulator, mdns: boolean): string {
@@ -85,7 +85,7 @@ function nextStopSignal(): Promise<Deno.Signal> {
 
 const command = defineCommand({
   name: "simulate",
-  usage: "simulate [--port N] [--host 127.0.0.1] [--password PW] [--firmware classic|new] " +
+  usage: "simulate [--port N] [--host 127.0.0.1] [--password PW] [--firmware classic|new|words] " +
     "[--model home5|home10|home15]",
   description: "Serves the device's HTTPS API with a simulated house behind it: PV follows the " +
     "time of day,\nthe battery charges and discharges, controls take effect. Prints where it " +
@@ -118,9 +118,10 @@ const command = defineCommand({
     {
       name: "firmware",
       type: "string",
-      arg: "classic|new",
+      arg: "classic|new|words",
       help: "classic: login at /v1/user/setting/login, fast charge on/off; new: login at " +
-        "/v1/login, charge strategies 0/1/2",
+        "/v1/login, charge strategies 0/1/2; words: as new, but the Home 10 answers recorded " +
+        "as D010KE1N211 (strategies reported as words, written as digits; safety_soc)",
       default: "classic",
       config: false,
     },
@@ -175,6 +176,7 @@ const command = defineCommand({
     "ess simulate",
     "ess simulate --port 8443 --firmware new",
     "ess simulate --model home15",
+    "ess simulate --firmware words",
     "ess simulate --key-lifetime 60 --error-rate 0.1 --latency 300",
     "ess simulate --host 0.0.0.0 --port 443 --mdns",
   ],

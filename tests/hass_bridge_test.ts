@@ -71,6 +71,11 @@ async function announcement(
 const ALG_SETTING: Record<Firmware, Record<string, string>> = {
   classic: { battery_care: "off", fast_charge: "on" },
   new: { battery_care: "0", fast_charge: "1", weather_forecast: "2" },
+  words: {
+    battery_care: "battery_care",
+    fast_charge: "fast_charge",
+    weather_forecast: "weather_forecast",
+  },
 };
 
 /** Everything the broker retains (topic → payload): what a Home Assistant starting now reads. */

@@ -81,6 +81,77 @@ Deno.test("the simulated ESS Home 15 reads back consistently", async (t) => {
   });
 });
 
+Deno.test("the newer Home 10 firmware (--firmware words) answers as D010KE1N211 does", async (t) => {
+  const sim = new SimDevice({
+    firmware: "words",
+    model: "home10",
+    seed: 7,
+    now: () => new Date("2026-06-17T13:10:00"),
+    name: "SIMTEST01",
+  });
+  for (const state of ["home", "common", "batt", "systeminfo"] as const) {
+    await t.step(`should give ${state} the recorded shape`, () => {
+      assert.deepEqual(shape(sim.read(state)), shape(fixture("home10", state)));
+    });
+  }
+  await t.step("should keep the house's live values and spell safety_soc", () => {
+    const common = sim.read("common");
+    assert.equal((common["BATT"] as JsonObject)["safety_soc"], "10");
+    assert.equal(sim.read("batt")["safety_soc"], "10");
+    const load = Number((common["LOAD"] as JsonObject)["load_power"]);
+    assert.equal(load, Math.round(sim.flows.load));
+    assert.ok(Number((common["PV"] as JsonObject)["pv1_power"]) > 0, "midday sun");
+  });
+  await t.step("should be read by the model layer as a Home 10 with words", () => {
+    const reading = normalise({
+      home: sim.read("home"),
+      common: sim.read("common"),
+      batt: sim.read("batt"),
+      systeminfo: sim.read("systeminfo"),
+    });
+    assert.equal(reading.model, "D010KE1N211");
+    assert.equal(reading.family, "home10-new");
+    assert.deepEqual(reading.unknownFields, []);
+  });
+});
+
+Deno.test("a charge strategy written through the client to --firmware words reads back", async () => {
+  const sim = await startSimulator({ model: "home10", firmware: "words" });
+  const ess = (...args: string[]) =>
+    runCli([
+      ...args,
+      "--config",
+      "/dev/null",
+      "--host",
+      sim.host,
+      "--password",
+      sim.password,
+      "--fingerprint",
+      sim.fingerprint,
+    ]);
+  try {
+    assert.equal(sim.device.algSetting, "battery_care");
+    for (
+      const [strategy, word] of [
+        ["fast-charge", "fast_charge"],
+        ["weather-forecast", "weather_forecast"],
+        ["battery-care", "battery_care"],
+      ]
+    ) {
+      const set = await ess("control", "strategy", strategy!);
+      assert.equal(set.code, 0, set.stderr);
+      assert.equal(sim.device.algSetting, word, "the device reports the strategy in words");
+      assert.match(set.stdout, new RegExp(`charge strategy: ${strategy}`));
+      const read = await ess("data", "--format", "reading");
+      assert.equal(read.code, 0, read.stderr);
+      assert.match(read.stdout, new RegExp(`^settings/charge_strategy +${word}$`, "m"));
+      assert.match(read.stdout, /^settings\/reserve +10 +%$/m, "safety_soc read");
+    }
+  } finally {
+    await sim.close();
+  }
+});
+
 Deno.test("ess data --format reading against ess simulate --model home15", async () => {
   const sim = await startSimulator({ model: "home15" });
   try {

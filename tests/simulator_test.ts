@@ -70,8 +70,12 @@ async function withSim(options: SimulatorOptions, fn: (sim: Simulator) => Promis
   }
 }
 
-const LOGIN = { classic: "/v1/user/setting/login", new: "/v1/login" } as const;
-const OTHER_LOGIN = { classic: "/v1/login", new: "/v1/user/setting/login" } as const;
+const LOGIN = { classic: "/v1/user/setting/login", new: "/v1/login", words: "/v1/login" } as const;
+const OTHER_LOGIN = {
+  classic: "/v1/login",
+  new: "/v1/user/setting/login",
+  words: "/v1/user/setting/login",
+} as const;
 
 async function login(sim: Simulator): Promise<string> {
   const reply = await call(sim, "PUT", LOGIN[sim.firmware], { password: sim.password });

@@ -188,7 +188,12 @@ export class SimDevice {
   read(state: StateName): JsonObject {
     this.#catchUp();
     const f = this.#flowsNow();
-    const ctx = { settings: this.#settings, name: this.name, gridW: f.purchase - f.feedIn };
+    const ctx = {
+      settings: this.#settings,
+      name: this.name,
+      gridW: f.purchase - f.feedIn,
+      firmware: this.firmware,
+    };
     return shapeAnswer(this.model, state, this.#base(state), ctx);
   }
 

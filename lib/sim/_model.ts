@@ -16,8 +16,12 @@ export const SIM_MODELS = ["home5", "home10", "home15"] as const;
 /** One of {@link SIM_MODELS}. */
 export type SimModel = typeof SIM_MODELS[number];
 
-/** Which firmware the simulator imitates. */
-export type Firmware = "classic" | "new";
+/**
+ * Which firmware the simulator imitates: `classic` (fast charge `on`/`off`), `new` (charge
+ * strategy `0`/`1`/`2`) or `words` (the newer Home 8/10 firmware recorded as D010KE1N211:
+ * `new`'s login, the strategy reported in words, `safety_soc`, more fields).
+ */
+export type Firmware = "classic" | "new" | "words";
 
 /**
  * The form the firmware reports `alg_setting` in: the Home 15 in words, the Home 5 as on/off,
@@ -26,7 +30,7 @@ export type Firmware = "classic" | "new";
 export function algFormOf(firmware: Firmware, model: SimModel = "home10"): AlgForm {
   if (model === "home15") return "words";
   if (model === "home5") return "switch";
-  return firmware === "classic" ? "switch" : "digits";
+  return firmware === "classic" ? "switch" : firmware === "words" ? "words" : "digits";
 }
 
 /** Peak power of the simulated panels in W. */
@@ -123,7 +127,7 @@ export type DayRecord = (Bucket | undefined)[];
 export interface Settings {
   running: boolean;
   winter: boolean;
-  /** `on`/`off` (classic firmware) or `0`/`1`/`2` (newer). */
+  /** `on`/`off` (classic firmware), `0`/`1`/`2` (newer) or words (`battery_care`, …). */
   alg: string;
   saftySoc: number;
   startdate: string;

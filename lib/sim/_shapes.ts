@@ -9,7 +9,7 @@
  */
 import type { Json, JsonObject } from "../device/flatten.ts";
 import type { StateName } from "../device/states.ts";
-import { PV_CAPACITY, type Settings, type SimModel } from "./_model.ts";
+import { type Firmware, PV_CAPACITY, type Settings, type SimModel } from "./_model.ts";
 
 /** What a model's answer needs besides the Home 8/10 answer. */
 export interface ShapeContext {
@@ -18,6 +18,8 @@ export interface ShapeContext {
   name: string;
   /** The grid flow in W, positive while buying. */
   gridW: number;
+  /** The firmware imitated (default `classic`). */
+  firmware?: Firmware;
 }
 
 const n = (v: Json | undefined) => Number(v ?? 0) || 0;
@@ -33,7 +35,9 @@ export function shapeAnswer(
   base: JsonObject,
   ctx: ShapeContext,
 ): JsonObject {
-  if (model === "home10") return base;
+  if (model === "home10") {
+    return ctx.firmware === "words" ? home10Words(state, base, ctx.settings) : base;
+  }
   if (model === "home5") return home5(state, base);
   switch (state) {
     case "home":
@@ -63,6 +67,93 @@ function home5(state: StateName, base: JsonObject): JsonObject {
     return Object.fromEntries([...keys, "stopdate"].map((k) => [k, base[k] ?? ""]));
   }
   return base;
+}
+
+/**
+ * The newer Home 8/10 firmware recorded as D010KE1N211 (fixtures/home10/): the same values with
+ * more fields, `safety_soc` spelt right, and the charge strategy (`settings.alg`) in words.
+ */
+function home10Words(state: StateName, base: JsonObject, s: Settings): JsonObject {
+  const onOff = (on: boolean) => on ? "on" : "off";
+  const backupOn = s.backup !== "off";
+  switch (state) {
+    case "home": {
+      const running = obj(base["operation"])["status"] === "start";
+      return {
+        statistics: { ...obj(base["statistics"]), ac_output_power: "10" },
+        direction: { ...obj(base["direction"]), is_discharging_to_grid_: "0" },
+        operation: {
+          ...obj(base["operation"]),
+          pcs_standbymode: "false",
+          drm_mode0: "0",
+          remote_mode: "0",
+          drm_control: "0",
+        },
+        wintermode: { winter_status: onOff(s.winter), backup_status: onOff(backupOn) },
+        backupmode: "",
+        pcs_fault: { pcs_status: "pcs_ok", pcs_op_status: running ? "pcs_run" : "pcs_stop" },
+        heatpump: {
+          heatpump_protocol: "0",
+          heatpump_activate: "off",
+          current_temp: "0",
+          heatpump_working: "off",
+        },
+        evcharger: { ev_activate: "off", ev_power: "0" },
+        gridWaitingTime: "0",
+      };
+    }
+    case "common": {
+      const { safty_soc: safety, ...batt } = obj(base["BATT"]);
+      return {
+        ...base,
+        PV: {
+          ...obj(base["PV"]),
+          pv3_voltage: "0.000000",
+          pv3_power: "0",
+          pv3_current: "0.000000",
+        },
+        BATT: {
+          ...batt,
+          safety_soc: safety ?? String(s.saftySoc),
+          backup_setting: s.backup,
+          backup_status: onOff(backupOn),
+          backup_soc: String(s.backupSoc),
+        },
+      };
+    }
+    case "batt": {
+      const { safty_soc: safety, ...batt } = base;
+      return {
+        ...batt,
+        safety_soc: safety ?? String(s.saftySoc),
+        charging_from_grid_to_keep_soc: s.autoCharge ? "1" : "0",
+        auto_charge: onOff(s.autoCharge),
+        internet_connection: "connected",
+        enervu_activated: "true",
+        enervu_upload: "on",
+      };
+    }
+    case "systeminfo": {
+      const batt = obj(base["batt"]);
+      return {
+        ...base,
+        batt: {
+          capacity: batt["capacity"] ?? "98",
+          type: "hbp",
+          hbc_cycle_count_1: "412",
+          hbc_cycle_count_2: "0",
+          install_date: batt["install_date"] ?? "2021-04-12",
+        },
+        version: {
+          ...obj(base["version"]),
+          pms_version: "10.05.7501",
+          pms_build_date: "2023-03-08 R7501",
+        },
+      };
+    }
+    default:
+      return base;
+  }
 }
 
 function home15Home(base: JsonObject): JsonObject {

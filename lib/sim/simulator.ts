@@ -59,7 +59,8 @@ export interface SimulatorOptions {
   /**
    * `classic` (default): login at `/v1/user/setting/login`, timesync, `alg_setting` `on`/`off`.
    * `new`: that login answers 404, login is `/v1/login`, no timesync (404), `alg_setting`
-   * `0`/`1`/`2`.
+   * `0`/`1`/`2`. `words`: `new`'s endpoints with the Home 10 answers recorded as D010KE1N211
+   * (`alg_setting` reported in words, written in digits; `safety_soc`).
    */
   firmware?: Firmware;
   /**
