@@ -106,6 +106,11 @@ for (const hostile of ["closes at once", "resets"] as const) {
 
 Deno.test("ess graphite --once against a hostile carbon", async (t) => {
   const sim = await startSimulator({ port: 0 });
+  const graphiteOnce = (port: number, ...extra: string[]) =>
+    runCli(
+      ["graphite", "--once", ...extra, "--graphite", `127.0.0.1:${port}`, "--host", sim.host],
+      { env: { ESS_CONFIG: "/dev/null", ESS_PASSWORD: sim.password } },
+    );
   try {
     // A carbon that closes (FIN) at once is caught only when its close reaches ess before ess's
     // own half-close, which a loaded machine may reorder (docs/commands.md says so); one that
@@ -114,19 +119,7 @@ Deno.test("ess graphite --once against a hostile carbon", async (t) => {
       await t.step(`should exit 1 with one line when carbon ${hostile}`, async () => {
         const carbon = await hostileCarbon(hostile);
         try {
-          const r = await runCli(
-            [
-              "graphite",
-              "--once",
-              "--graphite",
-              `127.0.0.1:${carbon.port}`,
-              "--host",
-              sim.host,
-              "--password",
-              sim.password,
-            ],
-            { env: { ESS_CONFIG: "/dev/null" } },
-          );
+          const r = await graphiteOnce(carbon.port);
           equal(r.code, 1, r.stderr);
           equal(r.stdout, "");
           equal(r.stderr.trimEnd().split("\n").length, 1, r.stderr);
@@ -142,21 +135,7 @@ Deno.test("ess graphite --once against a hostile carbon", async (t) => {
     await t.step("should exit 0 when carbon read the batch and closed after ess", async () => {
       const carbon = await hostileCarbon("honest");
       try {
-        const r = await runCli(
-          [
-            "graphite",
-            "--once",
-            "--log-level",
-            "debug",
-            "--graphite",
-            `127.0.0.1:${carbon.port}`,
-            "--host",
-            sim.host,
-            "--password",
-            sim.password,
-          ],
-          { env: { ESS_CONFIG: "/dev/null" } },
-        );
+        const r = await graphiteOnce(carbon.port, "--log-level", "debug");
         equal(r.code, 0, r.stderr);
         match(r.stderr, /delivered \d+ metrics to tcp:\/\/127\.0\.0\.1:\d+/);
         match(carbon.state.text, /^common\.BATT\.soc [\d.]+ \d+$/m);

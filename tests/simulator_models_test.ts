@@ -9,6 +9,7 @@ import { normalise } from "../lib/model/normalise.ts";
 import { SimDevice } from "../lib/sim/_device.ts";
 import { startSimulator } from "../lib/sim/simulator.ts";
 import { runCli } from "./_cli.ts";
+import { deviceArgs } from "./_world.ts";
 
 /** Keys (sorted), nesting and JSON types of a value; arrays by their items' shapes. */
 function shape(value: Json): Json {
@@ -120,14 +121,7 @@ Deno.test("a charge strategy written through the client to --firmware words read
   const ess = (...args: string[]) =>
     runCli([
       ...args,
-      "--config",
-      "/dev/null",
-      "--host",
-      sim.host,
-      "--password",
-      sim.password,
-      "--fingerprint",
-      sim.fingerprint,
+      ...deviceArgs(sim),
     ]);
   try {
     assert.equal(sim.device.algSetting, "battery_care");
@@ -157,14 +151,7 @@ Deno.test("ess data --format reading against ess simulate --model home15", async
   try {
     const run = await runCli([
       "data",
-      "--config",
-      "/dev/null",
-      "--host",
-      sim.host,
-      "--password",
-      sim.password,
-      "--fingerprint",
-      sim.fingerprint,
+      ...deviceArgs(sim),
       "--format",
       "reading",
     ]);
