@@ -91,6 +91,11 @@ export interface OptionSpec {
    * on: see {@link Parsed.prefixed}.
    */
   readonly configPrefix?: string;
+  /**
+   * Whether a `[device NAME]` section of the config file may set it for that device alone
+   * (its address, password, polling); the others apply to the whole process.
+   */
+  readonly perDevice?: boolean;
 }
 
 /** An option's value and where it came from, for error messages. */
@@ -154,6 +159,7 @@ export const GENERAL_OPTIONS = [
 export const DEVICE_OPTIONS = [
   {
     name: "host",
+    perDevice: true,
     aliases: ["ess-host"],
     type: "string",
     arg: "HOST[:PORT]",
@@ -163,6 +169,7 @@ export const DEVICE_OPTIONS = [
   },
   {
     name: "name",
+    perDevice: true,
     aliases: ["ess-name"],
     type: "string",
     arg: "NAME",
@@ -172,6 +179,7 @@ export const DEVICE_OPTIONS = [
   },
   {
     name: "password",
+    perDevice: true,
     aliases: ["ess-password"],
     type: "string",
     arg: "PASSWORD",
@@ -182,6 +190,7 @@ export const DEVICE_OPTIONS = [
   },
   {
     name: "fingerprint",
+    perDevice: true,
     type: "string",
     arg: "SHA256",
     help:
@@ -191,6 +200,7 @@ export const DEVICE_OPTIONS = [
   },
   {
     name: "timeout",
+    perDevice: true,
     type: "string",
     arg: "SECONDS",
     help: "give up on a device request after this long",
@@ -198,6 +208,21 @@ export const DEVICE_OPTIONS = [
     group: "Device",
   },
 ] as const satisfies readonly OptionSpec[];
+
+/**
+ * `--device NAME`: which of the config's `[device NAME]` sections a one-shot command talks to;
+ * needed only when the config declares several.
+ */
+export const DEVICE_SELECT_OPTION = {
+  name: "device",
+  type: "string",
+  arg: "NAME",
+  help: "the device of the config's [device NAME] sections to talk to (needed when it " +
+    "declares several)",
+  config: false,
+  env: "ESS_DEVICE",
+  group: "Device",
+} as const satisfies OptionSpec;
 
 /** The names of `O`'s options of type `T`; any name where `O` is not known. */
 type NamesOf<O extends readonly OptionSpec[], T extends OptionSpec["type"]> = string extends
@@ -226,9 +251,25 @@ export interface Parsed<S extends string = string, F extends string = string> {
    * 0) and at most a day.
    */
   seconds(name: S, min?: number): number | undefined;
+  /**
+   * The config file's `[device NAME]` sections, in order, each with the command's options as
+   * that device sees them: command line, then environment, then its section, then the lines
+   * above every section, then defaults. Empty when the config declares no device section.
+   */
+  devices: readonly DeviceView<S, F>[];
   log: Logger;
   logLevel: LogLevel;
   io: Io;
+}
+
+/** One `[device NAME]` section of the config, and the options as they apply to it. */
+export interface DeviceView<S extends string = string, F extends string = string> {
+  /** The section's name: `garage` for `[device garage]`. */
+  name: string;
+  /** `file:line` of its header, for messages. */
+  origin: string;
+  /** The options, resolved for this device; its own {@link Parsed.devices} is empty. */
+  p: Parsed<S, F>;
 }
 
 /** {@link Parsed} for the option table `O`. */
@@ -423,9 +464,41 @@ async function fileEntries(
   return entries;
 }
 
+/** One device section's values from the file, and where its header is. */
+interface SectionValues {
+  origin: string;
+  fromFile: Map<string, OptionValue>;
+}
+
+/**
+ * An entry of a `[device NAME]` section, filed under its device: only an option that may be
+ * set per device ({@link OptionSpec.perDevice}) may stand there; any other of this command's
+ * is a {@link ConfigError} naming the file and line.
+ */
+function sectionEntry(
+  entry: ConfigEntry & { device: string },
+  spec: OptionSpec | undefined,
+  sections: Map<string, SectionValues>,
+): void {
+  let section = sections.get(entry.device);
+  if (section === undefined) {
+    section = { origin: entry.deviceOrigin ?? entry.origin, fromFile: new Map() };
+    sections.set(entry.device, section);
+  }
+  if (spec === undefined || spec.config === false) return;
+  if (!spec.perDevice) {
+    throw new ConfigError(
+      `${entry.origin}: ${entry.key} applies to the whole process, not to one device: move ` +
+        `it above the first [device] section`,
+    );
+  }
+  section.fromFile.set(spec.name, { value: entry.value, origin: entry.origin });
+}
+
 /**
  * The file's entries sorted: values of this command's options, entries under an option's
- * `configPrefix`, and keys no command of ess knows (for a warning).
+ * `configPrefix`, each device section's values, and keys no command of ess knows (for a
+ * warning).
  */
 async function sortEntries(
   entries: readonly ConfigEntry[],
@@ -436,18 +509,28 @@ async function sortEntries(
   const fromFile = new Map<string, OptionValue>();
   const unknown: ConfigEntry[] = [];
   const prefixed = new Map<string, ConfigEntry[]>();
+  const sections = new Map<string, SectionValues>();
   for (const entry of entries) {
     const owner = specs.find((s) => s.configPrefix && entry.key.startsWith(s.configPrefix));
+    if (owner && entry.device !== undefined) {
+      throw new ConfigError(
+        `${entry.origin}: ${entry.key} applies to the whole process, not to one device: move ` +
+          `it above the first [device] section`,
+      );
+    }
     if (owner) {
       prefixed.set(owner.name, [...prefixed.get(owner.name) ?? [], entry]);
       continue;
     }
     const spec = byName.get(kebab(entry.key)) ?? byName.get(snake(entry.key));
-    if (spec && spec.config !== false) {
+    if (!spec && !await context.isKnownKey?.(kebab(entry.key))) unknown.push(entry);
+    if (entry.device !== undefined) {
+      sectionEntry({ ...entry, device: entry.device }, spec, sections);
+    } else if (spec && spec.config !== false) {
       fromFile.set(spec.name, { value: entry.value, origin: entry.origin });
-    } else if (!spec && !await context.isKnownKey?.(kebab(entry.key))) unknown.push(entry);
+    }
   }
-  return { fromFile, unknown, prefixed };
+  return { fromFile, unknown, prefixed, sections };
 }
 
 /** Each option's value: command line, then environment, then file, then default. */
@@ -521,13 +604,25 @@ export async function parseCommand<O extends readonly OptionSpec[]>(
     throw strayArgument(command.name, argv, parsed.positionals[0]!, table.flags);
   }
   const entries = await fileEntries(specs, cli, io, context.cwd ?? Deno.cwd());
-  const { fromFile, unknown, prefixed } = await sortEntries(entries, specs, table.byName, context);
+  const { fromFile, unknown, prefixed, sections } = await sortEntries(
+    entries,
+    specs,
+    table.byName,
+    context,
+  );
   const values = resolveValues(specs, cli, fromFile, io);
   const logLevel = logLevelOf(values);
   const redactor = io.redactor ?? new Redactor();
-  for (const name of SECRET_OPTIONS) {
-    const secret = values.get(name)?.value;
-    if (typeof secret === "string") redactor.add(secret);
+  const sectionValues = [...sections].map(([name, section]) => ({
+    name,
+    origin: section.origin,
+    values: resolveValues(specs, cli, new Map([...fromFile, ...section.fromFile]), io),
+  }));
+  for (const resolved of [values, ...sectionValues.map((s) => s.values)]) {
+    for (const name of SECRET_OPTIONS) {
+      const secret = resolved.get(name)?.value;
+      if (typeof secret === "string") redactor.add(secret);
+    }
   }
   const log = createLogger(logLevel, (line) => io.err(`ess: ${line}\n`), { redactor });
   for (const entry of unknown) {
@@ -537,9 +632,34 @@ export async function parseCommand<O extends readonly OptionSpec[]>(
         (near === undefined ? "" : ` (did you mean ${near}?)`),
     );
   }
+  const common = { positionals: parsed.positionals, repeated, prefixed, log, logLevel, io };
+  const devices = sectionValues.map(({ name, origin, values }) => ({
+    name,
+    origin,
+    p: parsedOver(values, [], common),
+  }));
+  return parsedOver(values, devices, common) as ParsedOf<O>;
+}
+
+/** What every {@link Parsed} of one command line shares, whichever device it resolves for. */
+interface ParsedCommon {
+  positionals: string[];
+  repeated: ReadonlyMap<string, OptionValue[]>;
+  prefixed: ReadonlyMap<string, ConfigEntry[]>;
+  log: Logger;
+  logLevel: LogLevel;
+  io: Io;
+}
+
+/** The {@link Parsed} over resolved `values`. */
+function parsedOver(
+  values: ReadonlyMap<string, OptionValue>,
+  devices: readonly DeviceView[],
+  { positionals, repeated, prefixed, log, logLevel, io }: ParsedCommon,
+): Parsed {
   const numberOf = numberReader(values);
   return {
-    positionals: parsed.positionals,
+    positionals,
     get: (name) => values.get(name),
     string: (name) => {
       const v = values.get(name)?.value;
@@ -564,10 +684,11 @@ export async function parseCommand<O extends readonly OptionSpec[]>(
           ? "a number of seconds, like 10 or 2.5"
           : `a number of seconds from ${min} to 86400, like 10 or 2.5`,
       ),
+    devices,
     log,
     logLevel,
     io,
-  } satisfies Parsed as ParsedOf<O>;
+  };
 }
 
 /** Throws a usage error unless `value` is one of `choices`. */

@@ -26,6 +26,7 @@ export const EXIT_WRONG_PASSWORD = 78;
 const POLL_OPTIONS = [
   {
     name: "interval-seconds",
+    perDevice: true,
     type: "string",
     arg: "SECONDS",
     help: `poll the device this often (at least ${MIN_POLL_SECONDS} s)`,
@@ -35,6 +36,7 @@ const POLL_OPTIONS = [
   },
   {
     name: "common-divisor",
+    perDevice: true,
     type: "string",
     arg: "N",
     help: "read common (PV, BATT, GRID, LOAD, PCS) only every N-th poll; " +
@@ -49,6 +51,7 @@ const POLL_OPTIONS = [
 const CONTROL_OPTIONS = [
   {
     name: "control-spacing-seconds",
+    perDevice: true,
     type: "string",
     arg: "SECONDS",
     help: "write one control at most this often; commands in between merge, the latest wins",
@@ -58,6 +61,7 @@ const CONTROL_OPTIONS = [
   },
   {
     name: "active-spacing-seconds",
+    perDevice: true,
     type: "string",
     arg: "SECONDS",
     help: "the same for active (starting and stopping the system)",

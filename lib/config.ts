@@ -1,8 +1,9 @@
 /**
  * Configuration files in the format pyess's essmqtt read (ConfigArgParse): `key = value`,
- * `key: value`, `key value`, `--key value` or a bare `key` for a flag; `#` and `;` comments;
- * `[section]` lines are ignored. Each entry remembers its file and line, so that errors and
- * warnings can point at them.
+ * `key: value`, `key value`, `--key value` or a bare `key` for a flag; `#` and `;` comments.
+ * A `[device NAME]` line starts the options of one device of several (see {@link parseConfig});
+ * any other `[section]` line is ignored, as ConfigArgParse did. Each entry remembers its file
+ * and line, so that errors and warnings can point at them.
  *
  * @module
  */
@@ -17,6 +18,52 @@ export interface ConfigEntry {
   value: string;
   /** `file:line`, for messages. */
   origin: string;
+  /** The `[device NAME]` section the line is in; absent for the lines before the first one. */
+  device?: string;
+  /** `file:line` of that section's header. */
+  deviceOrigin?: string;
+}
+
+/**
+ * How a device is named in a `[device NAME]` header, in topics (`ess/garage/…`) and in URLs
+ * (`/api/control/garage/…`): a lowercase letter or digit, then up to 31 of those, `-` and `_`.
+ */
+export const DEVICE_NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+
+/**
+ * Names no device may have: the topics and paths that sit beside the devices' own
+ * (`ess/status`, the process's status; `/api/state`'s `site`, the sum of all devices), and
+ * pyess's first levels, so that a device's topics never mix with a single device's.
+ */
+export const RESERVED_DEVICE_NAMES: ReadonlySet<string> = new Set([
+  "status",
+  "control",
+  "home",
+  "common",
+  "batt",
+  "json",
+  "reading",
+  "surplus",
+  "site",
+  "bridge",
+  "all",
+]);
+
+/** The most devices one config declares: one process bridges a household's, not a fleet's. */
+export const MAX_DEVICES = 16;
+
+/** Why `name` cannot name a device, or `undefined` when it can. */
+export function deviceNameProblem(name: string): string | undefined {
+  if (!DEVICE_NAME.test(name)) {
+    return `a device name is 1 to 32 lowercase letters, digits, "-" and "_", starting with a ` +
+      `letter or digit (it becomes part of topics and URLs), not ${
+        JSON.stringify(name.slice(0, 40))
+      }`;
+  }
+  if (RESERVED_DEVICE_NAMES.has(name)) {
+    return `"${name}" is taken by ess's own topics and pages; call the device something else`;
+  }
+  return undefined;
 }
 
 /** Where pyess looked for its config, in order; later files override earlier ones. */
@@ -55,9 +102,38 @@ function unquote(value: string): string {
   return m ? m[2]! : value;
 }
 
+/** A `[device NAME]` header's name (`undefined` for any other section), or a problem with it. */
+function sectionDevice(
+  line: string,
+  origin: string,
+  seen: Map<string, string>,
+): string | undefined {
+  const header = /^\[\s*device(?:\s+(.*?))?\s*\]$/i.exec(line);
+  if (!header) return undefined;
+  const name = header[1];
+  if (name === undefined || name === "") {
+    throw new ConfigError(`${origin}: a device section needs a name, like [device garage]`);
+  }
+  const problem = deviceNameProblem(name);
+  if (problem !== undefined) throw new ConfigError(`${origin}: ${problem}`);
+  const first = seen.get(name);
+  if (first !== undefined) {
+    throw new ConfigError(`${origin}: device ${name} is declared twice (first at ${first})`);
+  }
+  if (seen.size >= MAX_DEVICES) {
+    throw new ConfigError(`${origin}: at most ${MAX_DEVICES} devices in one config`);
+  }
+  seen.set(name, origin);
+  return name;
+}
+
 /**
  * Parses config text. A line that is none of the accepted forms is a {@link ConfigError} naming
  * the file and line (but not the line's text, which may hold a password).
+ *
+ * Several devices are declared each in its own `[device NAME]` section: the lines after the
+ * header, up to the next section, carry its name in {@link ConfigEntry.device}. Any other
+ * section header ends the device's lines and is otherwise ignored.
  *
  * @example
  * ```ts
@@ -69,21 +145,46 @@ function unquote(value: string): string {
  */
 export function parseConfig(text: string, file: string): ConfigEntry[] {
   const entries: ConfigEntry[] = [];
+  const devices = new Map<string, string>();
+  let device: string | undefined;
+  let deviceOrigin = "";
+  let deviceLines = 0;
+  /** A device section ends: it must have set something, or it declares a device it cannot reach. */
+  const endSection = () => {
+    if (device !== undefined && deviceLines === 0) {
+      throw new ConfigError(
+        `${deviceOrigin}: [device ${device}] sets nothing: give at least its host and password`,
+      );
+    }
+  };
   text.split(/\r?\n/).forEach((raw, i) => {
     const origin = `${file}:${i + 1}`;
     const line = raw.trim();
     if (line === "" || /^[#;]/.test(line) || /^---/.test(line)) return;
     if (line.startsWith("[")) {
-      if (/^\[[^\]]*\]$/.test(line)) return;
-      throw new ConfigError(`${origin}: malformed section header (expected [name])`);
+      if (!/^\[[^\]]*\]$/.test(line)) {
+        throw new ConfigError(`${origin}: malformed section header (expected [name])`);
+      }
+      endSection();
+      device = sectionDevice(line, origin, devices);
+      deviceOrigin = origin;
+      deviceLines = 0;
+      return;
     }
     const entry = splitLine(line);
     if (!entry) {
       throw new ConfigError(`${origin}: cannot read this line (expected "key = value")`);
     }
     const { key, value } = entry;
-    entries.push({ key, value: value === undefined ? "true" : unquote(value), origin });
+    deviceLines++;
+    entries.push({
+      key,
+      value: value === undefined ? "true" : unquote(value),
+      origin,
+      ...(device === undefined ? {} : { device, deviceOrigin }),
+    });
   });
+  endSection();
   return entries;
 }
 

@@ -20,12 +20,13 @@ export const MIN_SECRET_LENGTH = 4;
 export const REDACTED = "***";
 /**
  * How many secrets one redactor holds at most; beyond, {@link Redactor.add} refuses. A process
- * holds a handful (two passwords, a token, the last few auth keys, which the device client
- * forgets as it learns new ones): the bound only keeps a peer that hands out new secrets all the
+ * holds a handful per device (its password, its last few auth keys, which the device client
+ * forgets as it learns new ones; a config declares at most 16 devices) and a few of its own
+ * (the broker's password, the token): the bound only keeps a peer that hands out new secrets all the
  * time from growing the list, and the time of every line. It keeps the first secrets rather than
  * the newest, since those are the passwords and the token, given at the start.
  */
-export const MAX_SECRETS = 32;
+export const MAX_SECRETS = 64;
 
 /** The spellings of `secret` a quoted text may carry: as is, JSON-escaped, with `\/`. */
 function spellings(secret: string): string[] {
