@@ -40,6 +40,15 @@ export function jsonTopic(prefix: string, state: string): string {
   return `${prefix}/json/${state}`;
 }
 
+/**
+ * The first levels of one device's topics when the config declares several (`ess/garage`):
+ * each device's topics are then those of a single device under this prefix (`ess/garage/status`,
+ * `ess/garage/control/winter_mode`), and `<prefix>/status` is the process's own.
+ */
+export function devicePrefix(prefix: string, name: string): string {
+  return `${prefix}/${name}`;
+}
+
 /** Retained availability topic: `online` / `offline`. */
 export function statusTopic(prefix: string): string {
   return `${prefix}/status`;
