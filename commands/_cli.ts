@@ -4,10 +4,8 @@
  *
  * @module
  */
-import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { type ConfigEntry, loadConfigFile, loadDefaultConfig } from "../lib/config.ts";
-import { loadAddonOptions } from "../lib/hass/addon.ts";
+import type { ConfigEntry } from "../lib/config.ts";
 import { parseSwitchWord, SWITCH_WORDS_TEXT } from "../lib/device/vocabulary.ts";
 import { flagValues, strayArgument } from "./_flags.ts";
 import { ConfigError, errorText, EssError, preview, UsageError } from "../lib/errors.ts";
@@ -24,6 +22,11 @@ export interface Io {
   /** Cleans every log line and error message of the secrets the command learns. */
   readonly redactor?: Redactor;
 }
+
+export { DEVICE_OPTIONS, DEVICE_SELECT_OPTION, GENERAL_OPTIONS, HELP_OPTION } from "./_options.ts";
+import { HELP_OPTION, type OptionSpec, type OptionValue } from "./_options.ts";
+export type { OptionSpec, OptionValue } from "./_options.ts";
+import { fileEntries, sortEntries } from "./_entries.ts";
 
 /** Options whose values are secrets: they are redacted wherever a message would quote them. */
 const SECRET_OPTIONS = ["password", "mqtt-password", "control-token"];
@@ -62,167 +65,11 @@ export const processIo: Io = {
   env: (name) => Deno.env.get(name) || undefined,
 };
 
-/** One option of a command. Long names are kebab-case; each also answers to its snake_case. */
-export interface OptionSpec {
-  readonly name: string;
-  readonly type: "string" | "boolean";
-  readonly help: string;
-  /** Placeholder in help (`HOST[:PORT]`). */
-  readonly arg?: string;
-  /** Other long names (pyess's spellings). */
-  readonly aliases?: readonly string[];
-  readonly short?: string;
-  /** Environment variable that sets it. */
-  readonly env?: string;
-  /** Whether a config file may set it (default true). */
-  readonly config?: boolean;
-  readonly default?: string | boolean;
-  /** Section heading in help. */
-  readonly group?: string;
-  /**
-   * A flag pyess declared with `type=bool`, so that its users wrote a value after it
-   * (`--once True`): a switch word right after the flag is taken as its value.
-   */
-  readonly pyessValue?: boolean;
-  /** A string option that may be given several times on the command line: see {@link Parsed.all}. */
-  readonly multiple?: boolean;
-  /**
-   * Config file keys that start with this (`surplus.`) belong to the option, however they go
-   * on: see {@link Parsed.prefixed}.
-   */
-  readonly configPrefix?: string;
-  /**
-   * Whether a `[device NAME]` section of the config file may set it for that device alone
-   * (its address, password, polling); the others apply to the whole process.
-   */
-  readonly perDevice?: boolean;
-}
-
-/** An option's value and where it came from, for error messages. */
-export interface OptionValue {
-  value: string | boolean;
-  origin: string;
-}
-
 const snake = (name: string) => name.replaceAll("-", "_");
 const kebab = (name: string) => name.replaceAll("_", "-");
 const namesOf = (spec: OptionSpec) => [
   ...new Set([spec.name, ...(spec.aliases ?? [])].flatMap((n) => [kebab(n), snake(n)])),
 ];
-
-/** Options shared by all commands. */
-export const HELP_OPTION = {
-  name: "help",
-  short: "h",
-  type: "boolean",
-  help: "show this help",
-  config: false,
-  group: "General",
-} as const satisfies OptionSpec;
-
-/** `--config`, `--log-level`: every command but `simulate` takes them. */
-export const GENERAL_OPTIONS = [
-  {
-    name: "config",
-    aliases: ["config-file"],
-    type: "string",
-    arg: "FILE",
-    help:
-      "config file (default: /etc/essmqtt.conf, then ~/.essmqtt.conf and ~/essmqtt.conf where present)",
-    config: false,
-    env: "ESS_CONFIG",
-    group: "General",
-  },
-  {
-    name: "options-file",
-    type: "string",
-    arg: "FILE",
-    help: "options as JSON, over the config file: the Home Assistant add-on's " +
-      "/data/options.json (keys as in the config file)",
-    config: false,
-    env: "ESS_OPTIONS_FILE",
-    group: "General",
-  },
-  {
-    name: "log-level",
-    aliases: ["loglevel"],
-    type: "string",
-    arg: "LEVEL",
-    help: "debug, info, warning or error",
-    default: "info",
-    env: "ESS_LOG_LEVEL",
-    group: "General",
-  },
-] as const satisfies readonly OptionSpec[];
-
-/** Options of every command that talks to the device. */
-export const DEVICE_OPTIONS = [
-  {
-    name: "host",
-    perDevice: true,
-    aliases: ["ess-host"],
-    type: "string",
-    arg: "HOST[:PORT]",
-    help: "the ESS's address (default: find it by mDNS)",
-    env: "ESS_HOST",
-    group: "Device",
-  },
-  {
-    name: "name",
-    perDevice: true,
-    aliases: ["ess-name"],
-    type: "string",
-    arg: "NAME",
-    help: "without --host: the ESS to find by mDNS when several answer (LGE_ESS-NAME)",
-    env: "ESS_NAME",
-    group: "Device",
-  },
-  {
-    name: "password",
-    perDevice: true,
-    aliases: ["ess-password"],
-    type: "string",
-    arg: "PASSWORD",
-    help: "device password: its wired LAN MAC, lowercase, no colons (see 'ess password'); " +
-      "better from ESS_PASSWORD or the config file, which ps does not show",
-    env: "ESS_PASSWORD",
-    group: "Device",
-  },
-  {
-    name: "fingerprint",
-    perDevice: true,
-    type: "string",
-    arg: "SHA256",
-    help:
-      "accept only the device certificate with this fingerprint (see 'ess data --show-fingerprint')",
-    env: "ESS_FINGERPRINT",
-    group: "Device",
-  },
-  {
-    name: "timeout",
-    perDevice: true,
-    type: "string",
-    arg: "SECONDS",
-    help: "give up on a device request after this long",
-    default: "10",
-    group: "Device",
-  },
-] as const satisfies readonly OptionSpec[];
-
-/**
- * `--device NAME`: which of the config's `[device NAME]` sections a one-shot command talks to;
- * needed only when the config declares several.
- */
-export const DEVICE_SELECT_OPTION = {
-  name: "device",
-  type: "string",
-  arg: "NAME",
-  help: "the device of the config's [device NAME] sections to talk to (needed when it " +
-    "declares several)",
-  config: false,
-  env: "ESS_DEVICE",
-  group: "Device",
-} as const satisfies OptionSpec;
 
 /** The names of `O`'s options of type `T`; any name where `O` is not known. */
 type NamesOf<O extends readonly OptionSpec[], T extends OptionSpec["type"]> = string extends
@@ -439,98 +286,6 @@ function cliValues(
     cli.set(spec.name, { value: negated ? !value : value, origin: `--${key}` });
   }
   return { cli, repeated };
-}
-
-/** The entries of the config file (`--config`, else the default ones) and the add-on's options. */
-async function fileEntries(
-  specs: readonly OptionSpec[],
-  cli: ReadonlyMap<string, OptionValue>,
-  io: Io,
-  cwd: string,
-): Promise<ConfigEntry[]> {
-  let entries: ConfigEntry[] = [];
-  if (specs.some((s) => s.name === "config")) {
-    const path = cli.get("config")?.value ?? io.env("ESS_CONFIG");
-    entries = typeof path === "string"
-      ? await loadConfigFile(resolve(cwd, path))
-      : await loadDefaultConfig(io.env("HOME"));
-  }
-  const optionsFile = specs.some((s) => s.name === "options-file")
-    ? cli.get("options-file")?.value ?? io.env("ESS_OPTIONS_FILE")
-    : undefined;
-  if (typeof optionsFile === "string") {
-    entries.push(...await loadAddonOptions(resolve(cwd, optionsFile)));
-  }
-  return entries;
-}
-
-/** One device section's values from the file, and where its header is. */
-interface SectionValues {
-  origin: string;
-  fromFile: Map<string, OptionValue>;
-}
-
-/**
- * An entry of a `[device NAME]` section, filed under its device: only an option that may be
- * set per device ({@link OptionSpec.perDevice}) may stand there; any other of this command's
- * is a {@link ConfigError} naming the file and line.
- */
-function sectionEntry(
-  entry: ConfigEntry & { device: string },
-  spec: OptionSpec | undefined,
-  sections: Map<string, SectionValues>,
-): void {
-  let section = sections.get(entry.device);
-  if (section === undefined) {
-    section = { origin: entry.deviceOrigin ?? entry.origin, fromFile: new Map() };
-    sections.set(entry.device, section);
-  }
-  if (spec === undefined || spec.config === false) return;
-  if (!spec.perDevice) {
-    throw new ConfigError(
-      `${entry.origin}: ${entry.key} applies to the whole process, not to one device: move ` +
-        `it above the first [device] section`,
-    );
-  }
-  section.fromFile.set(spec.name, { value: entry.value, origin: entry.origin });
-}
-
-/**
- * The file's entries sorted: values of this command's options, entries under an option's
- * `configPrefix`, each device section's values, and keys no command of ess knows (for a
- * warning).
- */
-async function sortEntries(
-  entries: readonly ConfigEntry[],
-  specs: readonly OptionSpec[],
-  byName: ReadonlyMap<string, OptionSpec>,
-  context: ParseContext,
-) {
-  const fromFile = new Map<string, OptionValue>();
-  const unknown: ConfigEntry[] = [];
-  const prefixed = new Map<string, ConfigEntry[]>();
-  const sections = new Map<string, SectionValues>();
-  for (const entry of entries) {
-    const owner = specs.find((s) => s.configPrefix && entry.key.startsWith(s.configPrefix));
-    if (owner && entry.device !== undefined) {
-      throw new ConfigError(
-        `${entry.origin}: ${entry.key} applies to the whole process, not to one device: move ` +
-          `it above the first [device] section`,
-      );
-    }
-    if (owner) {
-      prefixed.set(owner.name, [...prefixed.get(owner.name) ?? [], entry]);
-      continue;
-    }
-    const spec = byName.get(kebab(entry.key)) ?? byName.get(snake(entry.key));
-    if (!spec && !await context.isKnownKey?.(kebab(entry.key))) unknown.push(entry);
-    if (entry.device !== undefined) {
-      sectionEntry({ ...entry, device: entry.device }, spec, sections);
-    } else if (spec && spec.config !== false) {
-      fromFile.set(spec.name, { value: entry.value, origin: entry.origin });
-    }
-  }
-  return { fromFile, unknown, prefixed, sections };
 }
 
 /** Each option's value: command line, then environment, then file, then default. */

@@ -29,7 +29,7 @@ import {
 } from "./_cli.ts";
 
 /** What the device helpers read of a command's options. */
-type DeviceParsed = ParsedOf<typeof DEVICE_OPTIONS>;
+export type DeviceParsed = ParsedOf<typeof DEVICE_OPTIONS>;
 
 /** A host and port, as the URL authority `HOST` or `HOST:PORT`. */
 export interface HostPort {

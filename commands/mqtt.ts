@@ -25,7 +25,7 @@ import {
   type OptionSpec,
   type ParsedOf,
 } from "./_cli.ts";
-import { openDevice } from "./_device.ts";
+import { openSite } from "./_site.ts";
 import {
   daemonSurplus,
   latestReading,
@@ -33,7 +33,7 @@ import {
   type SurplusConfig,
   surplusConfig,
 } from "./_surplus.ts";
-import { OFFLINE_AFTER_MS, Poller } from "../lib/device/poller.ts";
+import { OFFLINE_AFTER_MS } from "../lib/device/poller.ts";
 import { createSurplusPlugin } from "../lib/surplus/mqtt.ts";
 import {
   HASS_OPTIONS,
@@ -242,34 +242,22 @@ const command = defineCommand({
         : undefined,
     });
     if (surplusPlugin) plugins.push(surplusPlugin);
-    const session = await openDevice(p);
+    const site = await openSite(p);
     try {
-      // Serving shares the bridge's poller and control queue: one device session for both.
+      const device = site.devices[0]!;
+      // Listened to before the server, so that each state it sends has that poll's surplus.
+      surplus?.follow(device.poller, surplusPlugin?.publish);
       // The server's modules load only here, so that the bridge alone does not carry them.
       const serving = settings.serve && await (await import("./_serve.ts")).startServing({
-        client: session.client,
-        poll: settings.bridge,
+        device,
         serve: settings.serve,
         logger: p.log,
-        surplus: surplus && {
-          attach: (poller) => void surplus.follow(poller, surplusPlugin?.publish),
-          document: surplus.document,
-        },
+        surplus: surplus?.document,
       });
-      const poller = serving?.poller ?? new Poller({
-        device: session.client,
-        options: settings.bridge,
-        logger: p.log,
-        now: Date.now,
-        sleep,
-        random: Math.random,
-      });
-      if (!serving) surplus?.follow(poller, surplusPlugin?.publish);
       const mqtt = connectMqtt(settings.connect);
       const bridge = new Bridge({
-        device: session.client,
-        poller,
-        controls: serving?.controls,
+        poller: device.poller,
+        controls: device.controls,
         mqtt,
         options: { ...settings.bridge, plugins },
         logger: p.log,
@@ -278,7 +266,8 @@ const command = defineCommand({
         random: Math.random,
       });
       p.log.info(
-        `bridging ${session.host.authority} and ${mqtt.broker} under ${settings.bridge.prefix}/`,
+        `bridging ${device.session.host.authority} and ${mqtt.broker} under ` +
+          `${settings.bridge.prefix}/`,
       );
       return await runDaemon(io, p.log, async (signal) => {
         try {
@@ -288,7 +277,7 @@ const command = defineCommand({
         }
       });
     } finally {
-      session.close();
+      site.close();
     }
   },
 });

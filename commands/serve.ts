@@ -7,14 +7,13 @@
 import { UsageError } from "../lib/errors.ts";
 import { DEFAULT_LISTEN } from "../lib/serve/listen.ts";
 import { defineCommand, DEVICE_OPTIONS, GENERAL_OPTIONS } from "./_cli.ts";
-import { openDevice } from "./_device.ts";
+import { openSite, runPollers } from "./_site.ts";
 import {
   ALLOWED_CLIENTS_OPTION,
   ALLOWED_HOSTS_OPTION,
   CONTROL_TOKEN_OPTION,
   DAEMON_OPTIONS,
   LISTEN_OPTION,
-  pollSettings,
   runDaemon,
   serveSettings,
 } from "./_poll.ts";
@@ -61,31 +60,33 @@ const command = defineCommand({
     "curl http://127.0.0.1:8080/api/state",
   ],
   async run(p, io) {
-    const poll = pollSettings(p);
     const serve = serveSettings(p);
     if (serve === undefined) {
       throw new UsageError(`--listen is empty: give ADDR:PORT, e.g. ${DEFAULT_LISTEN}`);
     }
     const surplus = daemonSurplus(surplusConfig(p), OFFLINE_AFTER_MS, latestReading);
-    const session = await openDevice(p);
+    const site = await openSite(p);
     try {
+      const device = site.devices[0]!;
+      surplus.follow(device.poller);
       const serving = await startServing({
-        client: session.client,
-        poll,
+        device,
         serve,
         logger: p.log,
-        surplus: { attach: (poller) => void surplus.follow(poller), document: surplus.document },
+        surplus: surplus.document,
       });
-      p.log.info(`polling ${session.host.authority} every ${poll.intervalMs / 1000} s`);
+      p.log.info(
+        `polling ${device.session.host.authority} every ${device.poll.intervalMs / 1000} s`,
+      );
       return await runDaemon(io, p.log, async (signal) => {
         try {
-          await serving.poller.run(signal);
+          await runPollers(site, signal);
         } finally {
           await serving.close();
         }
       });
     } finally {
-      session.close();
+      site.close();
     }
   },
 });

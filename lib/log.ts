@@ -81,3 +81,27 @@ export function createLogger(
 
 /** A logger that drops everything (the default inside `lib/`). */
 export const silentLogger: Logger = createLogger("error", () => {});
+
+/**
+ * `log` with `label: ` before every message: each device of several logs through its own, so
+ * that a line says which device it is about.
+ *
+ * @example
+ * ```ts
+ * import { deepEqual } from "node:assert/strict";
+ * const lines: string[] = [];
+ * const log = labelledLogger(createLogger("info", (line) => lines.push(line)), "garage");
+ * log.warning("cannot reach the device");
+ * deepEqual(lines, ["warning: garage: cannot reach the device"]);
+ * ```
+ */
+export function labelledLogger(log: Logger, label: string): Logger {
+  return {
+    debug: (message) => log.debug(`${label}: ${message}`),
+    info: (message) => log.info(`${label}: ${message}`),
+    warning: (message) => log.warning(`${label}: ${message}`),
+    error: (message) => log.error(`${label}: ${message}`),
+    enabled: (level) => log.enabled(level),
+    redactor: log.redactor,
+  };
+}
