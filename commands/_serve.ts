@@ -6,18 +6,19 @@
  *
  * @module
  */
+import { UsageError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
 import { exposureNotice } from "../lib/serve/listen.ts";
 import { pollerSource } from "../lib/serve/poller_source.ts";
 import { type RunningServer, startServer } from "../lib/serve/server.ts";
 import type { ServeSettings } from "./_poll.ts";
-import type { SiteDevice } from "./_site.ts";
+import type { Site } from "./_site.ts";
 import type { SurplusDocument } from "../lib/surplus/report.ts";
 
 /** What {@link startServing} serves, and for whom. */
 export interface ServingOptions {
-  /** The device: its poller, control queue and session, which the server shares. */
-  device: Pick<SiteDevice, "session" | "poller" | "controls" | "poll">;
+  /** The devices: their pollers, control queues and sessions, which the server shares. */
+  site: Pick<Site, "devices" | "named">;
   serve: ServeSettings;
   /**
    * The CLI's logger: its redactor, which holds the passwords and the token and learns each
@@ -25,10 +26,12 @@ export interface ServingOptions {
    */
   logger: Logger;
   /**
-   * The surplus document, where the daemon computes it (follow the poller with the surplus
-   * before calling this, so that each state the server sends has that poll's surplus).
+   * The surplus documents, where the daemon computes them: `surplusOf(undefined)` is the one
+   * device's in single mode and the site's in named mode, `surplusOf("garage")` that device's.
+   * Follow the pollers with the surplus before calling this, so that each state the server sends
+   * has that poll's surplus.
    */
-  surplus?: (() => SurplusDocument) | undefined;
+  surplusOf?: ((device: string | undefined) => SurplusDocument | undefined) | undefined;
 }
 
 /** The server over a daemon's device side. */
@@ -43,10 +46,17 @@ export interface Serving {
  * when that is not only this machine.
  */
 export async function startServing(options: ServingOptions): Promise<Serving> {
-  const { device, serve, logger } = options;
+  const { site, serve, logger, surplusOf } = options;
+  if (site.named) {
+    throw new UsageError(
+      "serving the dashboard for [device NAME] sections is not supported yet: " +
+        "use a config without sections for --listen",
+    );
+  }
+  const device = site.devices[0]!;
   const source = pollerSource(device.poller, device.controls, device.session.client, {
     logger,
-    surplus: options.surplus,
+    surplus: surplusOf && (() => surplusOf(undefined)),
   });
   let server: RunningServer;
   try {

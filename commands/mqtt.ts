@@ -249,10 +249,10 @@ const command = defineCommand({
       surplus?.follow(device.poller, surplusPlugin?.publish);
       // The server's modules load only here, so that the bridge alone does not carry them.
       const serving = settings.serve && await (await import("./_serve.ts")).startServing({
-        device,
+        site,
         serve: settings.serve,
         logger: p.log,
-        surplus: surplus?.document,
+        surplusOf: surplus && ((name) => name === undefined ? surplus.document() : undefined),
       });
       const mqtt = connectMqtt(settings.connect);
       const bridge = new Bridge({

@@ -70,10 +70,10 @@ const command = defineCommand({
       const device = site.devices[0]!;
       surplus.follow(device.poller);
       const serving = await startServing({
-        device,
+        site,
         serve,
         logger: p.log,
-        surplus: surplus.document,
+        surplusOf: (name) => name === undefined ? surplus.document() : undefined,
       });
       p.log.info(
         `polling ${device.session.host.authority} every ${device.poll.intervalMs / 1000} s`,

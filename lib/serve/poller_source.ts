@@ -43,7 +43,7 @@ export interface PollerSourceOptions {
   /** The poller's clock, in ms. */
   now?: (() => number) | undefined;
   /** The surplus, where ess computes it (the same object until it changes). */
-  surplus?: (() => SurplusDocument) | undefined;
+  surplus?: (() => SurplusDocument | undefined) | undefined;
 }
 
 /** A {@link ServeSource} that can stop listening to its poller. */
