@@ -1,0 +1,143 @@
+/**
+ * Several simulated devices from one process: each answers with its own serial, accepts only
+ * its own password and has its own house; the tests' site helper writes a config ess reads and
+ * takes one device down and back.
+ *
+ * @module
+ */
+import { deepEqual, equal, notEqual, ok, rejects, throws } from "node:assert/strict";
+import { EssClient } from "../lib/device/client.ts";
+import { createDeviceFetch } from "../lib/device/transport.ts";
+import { WrongPasswordError } from "../lib/errors.ts";
+import { parseConfig } from "../lib/config.ts";
+import type { Simulator } from "../lib/sim/simulator.ts";
+import { siteDeviceOptions, startSimulators } from "../lib/sim/site.ts";
+import { startSite } from "./_site.ts";
+
+/** Reads `state` of `sim` with `password` (its own unless told). */
+async function readWith(sim: Simulator, state: "systeminfo" | "common", password = sim.password) {
+  const fetch = createDeviceFetch({ fingerprint: sim.fingerprint, timeoutMs: 3000 });
+  try {
+    return await new EssClient({ host: sim.host, password, fetch }).read(state);
+  } finally {
+    fetch.close();
+  }
+}
+
+function serial(systeminfo: unknown): string {
+  return String((systeminfo as { pms: { serialno: string } }).pms.serialno);
+}
+
+Deno.test("siteDeviceOptions() gives every device its own name, seed, password and port", async (t) => {
+  await t.step("should number names, seeds and ports and mix the models", () => {
+    const site = siteDeviceOptions(4, { port: 9000, seed: 7 });
+    deepEqual(site.map((d) => d.name), ["sim1", "sim2", "sim3", "sim4"]);
+    deepEqual(site.map((d) => d.options.seed), [7, 8, 9, 10]);
+    deepEqual(site.map((d) => d.options.port), [9000, 9001, 9002, 9003]);
+    deepEqual(site.map((d) => d.options.model), ["home10", "home15", "home5", "home10"]);
+  });
+  await t.step("should give 16 devices 16 different MAC-like passwords", () => {
+    const passwords = siteDeviceOptions(16, {}).map((d) => d.options.password!);
+    equal(new Set(passwords).size, 16);
+    ok(passwords.every((p) => /^[0-9a-f]{12}$/.test(p)), passwords.join(" "));
+    equal(passwords[0], "a1b2c3d4e5f6");
+  });
+  await t.step("should keep one model for all when given", () => {
+    deepEqual(
+      new Set(siteDeviceOptions(3, { model: "home15" }).map((d) => d.options.model)),
+      new Set(["home15"]),
+    );
+  });
+  await t.step("should refuse 0, 17, a shared password and ports past 65535", () => {
+    throws(() => siteDeviceOptions(0, {}), RangeError);
+    throws(() => siteDeviceOptions(17, {}), RangeError);
+    throws(() => siteDeviceOptions(2, { password: "x" }), RangeError);
+    throws(() => siteDeviceOptions(3, { port: 65534 }), RangeError);
+  });
+});
+
+Deno.test("startSimulators() serves each device with its own serial and password", async (t) => {
+  const site = await startSimulators(siteDeviceOptions(3, {}));
+  try {
+    await t.step("should answer with a different serial on every port", async () => {
+      equal(new Set(site.map((d) => d.sim.port)).size, 3);
+      const serials = await Promise.all(
+        site.map(async (d) => serial(await readWith(d.sim, "systeminfo"))),
+      );
+      equal(new Set(serials).size, 3, serials.join(" "));
+    });
+    await t.step("should accept each password only on its own device", async () => {
+      const [a, b] = [site[0]!.sim, site[1]!.sim];
+      ok(await readWith(a, "common"));
+      await rejects(readWith(a, "common", b.password), WrongPasswordError);
+      await rejects(readWith(b, "common", a.password), WrongPasswordError);
+    });
+  } finally {
+    await Promise.all(site.map((d) => d.sim.close()));
+  }
+});
+
+Deno.test("startSimulators() closes the devices it started when one cannot listen", async () => {
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const port = (taken.addr as Deno.NetAddr).port;
+    await rejects(startSimulators(siteDeviceOptions(2, { port: port - 1 })), /Cannot listen/);
+  } finally {
+    taken.close();
+  }
+});
+
+Deno.test("startSite() writes a config of [device] sections and takes a device down and back", async (t) => {
+  await using site = await startSite(3, {
+    top: ["interval_seconds = 1"],
+    section: (name) => name === "sim3" ? ["timeout = 2"] : [],
+  });
+  await t.step("should write a config ess reads, one section per device", async () => {
+    const entries = parseConfig(await Deno.readTextFile(site.config), site.config);
+    deepEqual(
+      entries.filter((e) => e.key === "host").map((e) => [e.device, e.value]),
+      site.devices.map((d) => [d.name, d.sim.host]),
+    );
+    deepEqual(entries.filter((e) => e.device === undefined).map((e) => e.key), [
+      "interval_seconds",
+    ]);
+    deepEqual(entries.filter((e) => e.key === "timeout").map((e) => e.device), ["sim3"]);
+  });
+  await t.step("should stop one device while the others answer", async () => {
+    const sim2 = site.device("sim2");
+    const port = sim2.sim.port;
+    await sim2.stop();
+    await rejects(readWith(sim2.sim, "common"));
+    ok(await readWith(site.device("sim1").sim, "common"));
+    await sim2.start();
+    equal(sim2.sim.port, port);
+    ok(await readWith(sim2.sim, "common"));
+  });
+  await t.step(
+    "should make a hanging device time out, then answer again after start()",
+    async () => {
+      const sim3 = site.device("sim3");
+      await sim3.hang();
+      const fetch = createDeviceFetch({
+        fingerprint: sim3.sim.fingerprint,
+        timeoutMs: 300,
+        connectTimeoutMs: 300,
+      });
+      try {
+        const client = new EssClient({ host: sim3.sim.host, password: sim3.sim.password, fetch });
+        await rejects(client.read("common"), /time|respond|answer/i);
+      } finally {
+        fetch.close();
+      }
+      await sim3.start();
+      ok(await readWith(sim3.sim, "common"));
+    },
+  );
+  await t.step("should give every device its own password and serial", async () => {
+    const serials = await Promise.all(
+      site.devices.map(async (d) => serial(await readWith(d.sim, "systeminfo"))),
+    );
+    equal(new Set(serials).size, 3);
+    notEqual(site.device("sim1").sim.password, site.device("sim3").sim.password);
+  });
+});
