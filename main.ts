@@ -7,7 +7,7 @@
  * @module
  */
 import { helpText, type Io, parseCommand, processIo } from "./commands/_cli.ts";
-import { COMMANDS, isKnownKey, suggestKey } from "./commands/_registry.ts";
+import { COMMANDS, isDeviceKey, isKnownKey, suggestKey } from "./commands/_registry.ts";
 import { errorText, EssError, UsageError } from "./lib/errors.ts";
 import type { LogLevel } from "./lib/log.ts";
 import { Redactor } from "./lib/redact.ts";
@@ -83,6 +83,7 @@ export async function main(args: string[], given: Io = processIo): Promise<numbe
     const command = (await entry.load()).default;
     const parsed = await parseCommand(command, rest, io, {
       isKnownKey,
+      isDeviceKey,
       suggestKey,
       // `deno task ess` runs in the repository; INIT_CWD is where the user typed it.
       cwd: io.env("INIT_CWD"),

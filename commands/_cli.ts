@@ -207,6 +207,12 @@ export interface ParseContext {
    * knows is worth a warning. Default: none does.
    */
   isKnownKey?: (key: string) => boolean | Promise<boolean>;
+  /**
+   * Whether some command of ess lets a `[device NAME]` section set `key` (kebab-case); a key
+   * another command knows but no section may set is a config error in a section, whichever
+   * command reads the file. Default: none does.
+   */
+  isDeviceKey?: (key: string) => boolean | Promise<boolean>;
   /** A known key close to the unknown `key` (kebab-case), for "did you mean". Default: none. */
   suggestKey?: (key: string) => string | undefined | Promise<string | undefined>;
   /** The folder relative `--config` paths start from (default: the working directory). */

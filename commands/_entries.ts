@@ -5,7 +5,7 @@
  * @module
  */
 import { resolve } from "node:path";
-import { type ConfigEntry, loadConfigFile, loadDefaultConfig } from "../lib/config.ts";
+import { type ConfigEntry, loadConfigFile, loadDefaultConfig, MAX_DEVICES } from "../lib/config.ts";
 import { ConfigError } from "../lib/errors.ts";
 import { loadAddonOptions } from "../lib/hass/addon.ts";
 import type { OptionSpec, OptionValue } from "./_options.ts";
@@ -13,6 +13,7 @@ import type { OptionSpec, OptionValue } from "./_options.ts";
 /** What sorting needs to know of the other commands (see `ParseContext` in `_cli.ts`). */
 interface KnownKeys {
   isKnownKey?: (key: string) => boolean | Promise<boolean>;
+  isDeviceKey?: (key: string) => boolean | Promise<boolean>;
 }
 
 const snake = (name: string) => name.replaceAll("-", "_");
@@ -47,29 +48,52 @@ export interface SectionValues {
   fromFile: Map<string, OptionValue>;
 }
 
+/** The error for a process-wide key inside a `[device NAME]` section. */
+function processWide(entry: ConfigEntry): ConfigError {
+  return new ConfigError(
+    `${entry.origin}: ${entry.key} applies to the whole process, not to one device: move ` +
+      `it above the first [device] section`,
+  );
+}
+
 /**
  * An entry of a `[device NAME]` section, filed under its device: only an option that may be
- * set per device ({@link OptionSpec.perDevice}) may stand there; any other of this command's
- * is a {@link ConfigError} naming the file and line.
+ * set per device ({@link OptionSpec.perDevice}) may stand there. Any other option, this
+ * command's or (as `known` says) another's, is a {@link ConfigError} naming the file and line:
+ * one config serves every command, so each judges it alike.
  */
 function sectionEntry(
   entry: ConfigEntry & { device: string },
   spec: OptionSpec | undefined,
+  known: "device" | "process" | "unknown",
   sections: Map<string, SectionValues>,
 ): void {
   let section = sections.get(entry.device);
   if (section === undefined) {
+    if (sections.size >= MAX_DEVICES) {
+      throw new ConfigError(
+        `${entry.deviceOrigin ?? entry.origin}: at most ${MAX_DEVICES} devices in one config`,
+      );
+    }
     section = { origin: entry.deviceOrigin ?? entry.origin, fromFile: new Map() };
     sections.set(entry.device, section);
   }
-  if (spec === undefined || spec.config === false) return;
-  if (!spec.perDevice) {
-    throw new ConfigError(
-      `${entry.origin}: ${entry.key} applies to the whole process, not to one device: move ` +
-        `it above the first [device] section`,
-    );
+  if (spec === undefined) {
+    if (known === "process") throw processWide(entry);
+    return;
   }
+  if (spec.config === false) return;
+  if (!spec.perDevice) throw processWide(entry);
   section.fromFile.set(spec.name, { value: entry.value, origin: entry.origin });
+}
+
+/** What the other commands make of a key this one does not know. */
+async function otherCommands(
+  key: string,
+  context: KnownKeys,
+): Promise<"device" | "process" | "unknown"> {
+  if (!await context.isKnownKey?.(key)) return "unknown";
+  return await context.isDeviceKey?.(key) ? "device" : "process";
 }
 
 /** A command's config entries, sorted by {@link sortEntries}. */
@@ -101,20 +125,16 @@ export async function sortEntries(
   const sections = new Map<string, SectionValues>();
   for (const entry of entries) {
     const owner = specs.find((s) => s.configPrefix && entry.key.startsWith(s.configPrefix));
-    if (owner && entry.device !== undefined) {
-      throw new ConfigError(
-        `${entry.origin}: ${entry.key} applies to the whole process, not to one device: move ` +
-          `it above the first [device] section`,
-      );
-    }
+    if (owner && entry.device !== undefined) throw processWide(entry);
     if (owner) {
       prefixed.set(owner.name, [...prefixed.get(owner.name) ?? [], entry]);
       continue;
     }
     const spec = byName.get(kebab(entry.key)) ?? byName.get(snake(entry.key));
-    if (!spec && !await context.isKnownKey?.(kebab(entry.key))) unknown.push(entry);
+    const known = spec ? "device" : await otherCommands(kebab(entry.key), context);
+    if (known === "unknown") unknown.push(entry);
     if (entry.device !== undefined) {
-      sectionEntry({ ...entry, device: entry.device }, spec, sections);
+      sectionEntry({ ...entry, device: entry.device }, spec, known, sections);
     } else if (spec && spec.config !== false) {
       fromFile.set(spec.name, { value: entry.value, origin: entry.origin });
     }

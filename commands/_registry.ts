@@ -124,3 +124,24 @@ export async function isKnownKey(key: string): Promise<boolean> {
   }
   return false;
 }
+
+/**
+ * Whether any command of ess lets a `[device NAME]` section set `key` (kebab-case): its
+ * address, password and polling, not the broker or the listener.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * equal(await isDeviceKey("interval-seconds"), true);
+ * equal(await isDeviceKey("mqtt-server"), false);
+ * ```
+ */
+export async function isDeviceKey(key: string): Promise<boolean> {
+  for (const entry of Object.values(COMMANDS)) {
+    for (const option of (await entry.load()).default.options) {
+      const names = [option.name, ...option.aliases ?? []];
+      if (option.perDevice && names.some((n) => n.replaceAll("_", "-") === key)) return true;
+    }
+  }
+  return false;
+}
