@@ -16,8 +16,15 @@ import {
   SWITCH_WORDS_TEXT,
 } from "../lib/device/vocabulary.ts";
 import { normalise } from "../lib/model/normalise.ts";
-import { choose, defineCommand, DEVICE_OPTIONS, GENERAL_OPTIONS } from "./_cli.ts";
+import {
+  choose,
+  defineCommand,
+  DEVICE_OPTIONS,
+  DEVICE_SELECT_OPTION,
+  GENERAL_OPTIONS,
+} from "./_cli.ts";
 import { openDevice } from "./_device.ts";
+import { chosenDevice } from "./_devices.ts";
 
 const TARGETS = ["active", "winter", "fastcharge", "strategy", "backup", "gridcharge"] as const;
 type Target = typeof TARGETS[number];
@@ -134,6 +141,7 @@ const command = defineCommand({
       help: "backup reserve in % (with 'backup on')",
       config: false,
     },
+    DEVICE_SELECT_OPTION,
     ...DEVICE_OPTIONS,
     ...GENERAL_OPTIONS,
   ],
@@ -143,6 +151,7 @@ const command = defineCommand({
     "ess control active off",
     "ess control strategy weather-forecast",
     "ess control backup on --soc 30",
+    "ess control winter on --device garage",
   ],
   async run(p, io) {
     const [targetArg, value, ...extra] = p.positionals;
@@ -154,7 +163,7 @@ const command = defineCommand({
     if (reserve !== undefined && target !== "backup") {
       throw new UsageError("--soc goes with 'ess control backup on'");
     }
-    const session = await openDevice(p, { retryOnce: true });
+    const session = await openDevice(chosenDevice(p, p.string("device")).p, { retryOnce: true });
     try {
       // The line quotes what the device reports, for a person's terminal.
       io.out(`${printable(await applyControl(session.client, target, value, reserve))}\n`);

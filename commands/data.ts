@@ -7,8 +7,15 @@ import { detectFamily, FAMILY_NAMES, fieldsText, normalise } from "../lib/model/
 import { UsageError } from "../lib/errors.ts";
 import { isStateName, STATE_NAMES, type StateName } from "../lib/device/states.ts";
 import { probeFingerprint } from "../lib/device/transport.ts";
-import { choose, defineCommand, DEVICE_OPTIONS, GENERAL_OPTIONS } from "./_cli.ts";
+import {
+  choose,
+  defineCommand,
+  DEVICE_OPTIONS,
+  DEVICE_SELECT_OPTION,
+  GENERAL_OPTIONS,
+} from "./_cli.ts";
 import { deviceHost, openDevice } from "./_device.ts";
+import { chosenDevice } from "./_devices.ts";
 import { DATA_FORMATS, renderData } from "./_format.ts";
 
 /** Parses `--only home,common`. */
@@ -55,6 +62,7 @@ const command = defineCommand({
       help: "print the device certificate's SHA-256 fingerprint, to pin with --fingerprint",
       config: false,
     },
+    DEVICE_SELECT_OPTION,
     ...DEVICE_OPTIONS,
     ...GENERAL_OPTIONS,
   ],
@@ -63,17 +71,19 @@ const command = defineCommand({
     "ess data --only home,batt --format table",
     "ess data --format reading",
     "ess data --host 192.168.1.20 --show-fingerprint",
+    "ess data --device garage --format reading",
   ],
   async run(p, io) {
     const states = parseStates(p.string("only"));
     const format = choose(p.string("format"), DATA_FORMATS, "format");
+    const device = chosenDevice(p, p.string("device")).p;
     if (p.flag("show-fingerprint")) {
-      const host = await deviceHost(p);
-      const timeoutMs = (p.seconds("timeout") ?? 10) * 1000;
+      const host = await deviceHost(device);
+      const timeoutMs = (device.seconds("timeout") ?? 10) * 1000;
       io.out(`${await probeFingerprint(host.hostname, host.port, timeoutMs)}\n`);
       return 0;
     }
-    const session = await openDevice(p, { retryOnce: true });
+    const session = await openDevice(device, { retryOnce: true });
     try {
       const data = await session.client.readAll(states);
       const family = detectFamily(data);

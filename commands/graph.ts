@@ -10,8 +10,15 @@ import {
   GRAPH_SPANS,
   type GraphSpan,
 } from "../lib/device/states.ts";
-import { choose, defineCommand, DEVICE_OPTIONS, GENERAL_OPTIONS } from "./_cli.ts";
+import {
+  choose,
+  defineCommand,
+  DEVICE_OPTIONS,
+  DEVICE_SELECT_OPTION,
+  GENERAL_OPTIONS,
+} from "./_cli.ts";
 import { openDevice } from "./_device.ts";
+import { chosenDevice } from "./_devices.ts";
 import { GRAPH_FORMATS, renderGraph } from "./_format.ts";
 
 /** Parses `YYYY-MM-DD` into a real calendar date; anything else is a usage error. */
@@ -77,6 +84,7 @@ const command = defineCommand({
       help: "what --format chart draws (default: generation, consumption or charge)",
       config: false,
     },
+    DEVICE_SELECT_OPTION,
     ...DEVICE_OPTIONS,
     ...GENERAL_OPTIONS,
   ],
@@ -85,6 +93,7 @@ const command = defineCommand({
     "ess graph pv day",
     "ess graph load month 2024-06-15 --format csv > load-2024-06.csv",
     "ess graph batt week --format chart --field discharge",
+    "ess graph pv day --device garage",
   ],
   async run(p, io) {
     const [deviceArg, spanArg, dateArg, ...extra] = p.positionals;
@@ -94,7 +103,7 @@ const command = defineCommand({
     const date = dateArg === undefined ? today() : parseDate(dateArg);
     refuseFuture(date, span, today());
     const format = choose(p.string("format"), GRAPH_FORMATS, "format");
-    const session = await openDevice(p, { retryOnce: true });
+    const session = await openDevice(chosenDevice(p, p.string("device")).p, { retryOnce: true });
     try {
       const answer = await session.client.graph(device, span, date);
       io.out(renderGraph(answer, device, span, format, p.string("field")));
