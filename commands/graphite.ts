@@ -3,7 +3,8 @@
  *
  * @module
  */
-import { UsageError } from "../lib/errors.ts";
+import { errorText, EssError, UsageError } from "../lib/errors.ts";
+import { labelledLogger, type Logger } from "../lib/log.ts";
 import { MIN_POLL_SECONDS } from "../lib/device/states.ts";
 import {
   createSender,
@@ -11,8 +12,39 @@ import {
   GRAPHITE_PROTOCOLS,
   runGraphite,
 } from "../lib/export/graphite.ts";
-import { choose, defineCommand, DEVICE_OPTIONS, GENERAL_OPTIONS } from "./_cli.ts";
-import { hostPortOption, openDevice } from "./_device.ts";
+import { SharedSender } from "../lib/export/graphite_senders.ts";
+import { choose, defineCommand, DEVICE_OPTIONS, GENERAL_OPTIONS, type ParsedOf } from "./_cli.ts";
+import { type DeviceSession, hostPortOption, openDevice } from "./_device.ts";
+import { daemonDevices } from "./_devices.ts";
+
+/** One device whose values go to Graphite, and under which path. */
+interface GraphiteDevice<P> {
+  /** Its `[device NAME]`; `undefined` for a single-device config. */
+  name: string | undefined;
+  /** The options as they apply to it. */
+  p: P;
+  logger: Logger;
+  /** `--prefix`, then its name: `house.garage` → `house.garage.home.statistics.load_power`. */
+  prefix: string | undefined;
+}
+
+/**
+ * The devices of the config: the one of a single-device config, under `--prefix` as before;
+ * else each `[device NAME]` section, under `<prefix>.<name>`, logging as `name: …`.
+ */
+function graphiteDevices<P extends ParsedOf<typeof DEVICE_OPTIONS>>(
+  p: P & { string(name: "prefix"): string | undefined },
+): GraphiteDevice<P>[] {
+  const prefix = p.string("prefix");
+  const views = daemonDevices(p);
+  if (views === undefined) return [{ name: undefined, p, logger: p.log, prefix }];
+  return views.map((view) => ({
+    name: view.name,
+    p: view.p as P,
+    logger: labelledLogger(p.log, view.name),
+    prefix: prefix === undefined ? view.name : `${prefix}.${view.name}`,
+  }));
+}
 
 const command = defineCommand({
   name: "graphite",
@@ -20,6 +52,8 @@ const command = defineCommand({
   description: "Reads home and common every --interval-seconds and sends every numeric value " +
     "as one batch\nof plaintext lines: home.<group>.<key> and common.<GROUP>.<key> (pyess's " +
     "names), e.g.\n  home.statistics.load_power 376 1718000000\n" +
+    "With several devices ([device NAME] sections of the config), one process sends each " +
+    "device's\nvalues under its name: <prefix>.<name>.home.statistics.load_power.\n" +
     "on/off, start/stop and true/false become 1/0; other text is skipped. Keeps running through " +
     "device\nand server outages (with back-off); Ctrl-C or SIGTERM stops it.",
   options: [
@@ -54,6 +88,7 @@ const command = defineCommand({
     },
     {
       name: "interval-seconds",
+      perDevice: true,
       type: "string",
       arg: "SECONDS",
       help: "poll the device this often",
@@ -88,37 +123,57 @@ const command = defineCommand({
     }
     const target = hostPortOption(server, DEFAULT_GRAPHITE_PORT, "graphite server");
     const protocol = choose(p.string("protocol"), GRAPHITE_PROTOCOLS, "protocol");
-    const intervalMs = (p.seconds("interval-seconds", MIN_POLL_SECONDS) ?? 10) * 1000;
     const once = p.flag("once");
+    const devices = graphiteDevices(p);
 
-    const session = await openDevice(p);
+    const sessions: DeviceSession[] = [];
     const sender = createSender(protocol, target.hostname, target.port);
     const stop = new AbortController();
     const onSignal = () => stop.abort();
     const signals = ["SIGINT", "SIGTERM"] as const;
     for (const s of signals) Deno.addSignalListener(s, onSignal);
     try {
-      if (!once) {
-        p.log.info(
-          `sending ${session.host.authority}'s values to ${sender.target} every ${
-            intervalMs / 1000
-          } s`,
-        );
-      }
-      await runGraphite({
-        device: session.client,
-        sender,
-        prefix: p.string("prefix"),
-        intervalMs,
-        once,
-        logger: p.log,
-        signal: stop.signal,
-      });
+      for (const device of devices) sessions.push(await openDevice(device.p));
+      const named = devices[0]?.name !== undefined;
+      // Named devices share the connection; their batches are confirmed together at the end.
+      const loopSender = named ? new SharedSender(sender) : sender;
+      const results = await Promise.allSettled(devices.map((device, i) => {
+        const session = sessions[i]!;
+        const intervalMs = (device.p.seconds("interval-seconds", MIN_POLL_SECONDS) ?? 10) * 1000;
+        if (!once) {
+          device.logger.info(
+            `sending ${session.host.authority}'s values to ${sender.target} every ${
+              intervalMs / 1000
+            } s`,
+          );
+        }
+        return runGraphite({
+          device: session.client,
+          sender: loopSender,
+          prefix: device.prefix,
+          intervalMs,
+          once,
+          logger: device.logger,
+          signal: stop.signal,
+        }).catch((err) => {
+          if (named) {
+            device.logger.error(once ? errorText(err) : `stopped sending: ${errorText(err)}`);
+          }
+          throw err;
+        });
+      }));
+      const failures = results.flatMap((r) => r.status === "rejected" ? [r.reason] : []);
+      if (!named && failures.length > 0) throw failures[0];
+      if (named && once && failures.length < devices.length) await sender.finish();
       if (stop.signal.aborted) p.log.info("stopped");
+      // A daemon whose other devices ran until stopped did its job; --once did not.
+      if (failures.length > 0 && (once || failures.length === devices.length)) {
+        return failures[0] instanceof EssError ? failures[0].exitCode : 1;
+      }
     } finally {
       for (const s of signals) Deno.removeSignalListener(s, onSignal);
       await sender.close();
-      session.close();
+      for (const session of sessions) session.close();
     }
     return 0;
   },

@@ -413,3 +413,20 @@ Deno.test("chosenDevice() picks the device of a one-shot command", async (t) => 
     assert.throws(() => chosenDevice(p, "garage"), /declares no \[device NAME\] section/);
   });
 });
+
+Deno.test("every command lets a section set the same options", async () => {
+  // One config serves every command: a key one command takes in a section, none may refuse.
+  const { COMMANDS } = await import("../commands/_registry.ts");
+  const perDevice = new Map<string, boolean[]>();
+  for (const entry of Object.values(COMMANDS)) {
+    const { options } = (await entry.load()).default;
+    // A command that reads no config file (ess simulate) has its own --host and --password.
+    if (!options.some((o) => o.name === "config")) continue;
+    for (const option of options.filter((o) => o.config !== false)) {
+      perDevice.set(option.name, [...perDevice.get(option.name) ?? [], option.perDevice === true]);
+    }
+  }
+  const mixed = [...perDevice].filter(([, flags]) => new Set(flags).size > 1).map(([n]) => n);
+  assert.deepEqual(mixed, []);
+  assert.ok(perDevice.get("interval-seconds")?.every(Boolean));
+});

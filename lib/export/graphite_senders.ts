@@ -348,3 +348,51 @@ export class UdpSender implements MetricSender {
     return socket ? new Promise((resolve) => socket.close(() => resolve())) : Promise.resolve();
   }
 }
+
+/**
+ * A sender that the loops of several devices share, so that one process keeps one connection
+ * to carbon: their batches go out one after the other, never interleaved on the connection.
+ * Each loop has at most one batch in flight, so at most one batch per device waits here.
+ * Delivery is confirmed once for all of them: {@link SharedSender.finish} does nothing, and
+ * whoever owns the inner sender calls its `finish()` and `close()` when every loop is done.
+ *
+ * @example
+ * ```ts
+ * import { deepEqual } from "node:assert/strict";
+ * const batches: string[][] = [];
+ * const inner = {
+ *   target: "tcp://carbon:2003",
+ *   send: async (lines: readonly string[]) => (batches.push([...lines]), true),
+ *   finish: async () => {},
+ *   close: async () => {},
+ * };
+ * const shared = new SharedSender(inner);
+ * await Promise.all([shared.send(["a 1 0\n"]), shared.send(["b 2 0\n"])]);
+ * deepEqual(batches, [["a 1 0\n"], ["b 2 0\n"]]);
+ * ```
+ */
+export class SharedSender implements MetricSender {
+  readonly target: string;
+  #inner: MetricSender;
+  /** The batch being sent; the next waits for it, whether it was delivered or not. */
+  #last: Promise<unknown> = Promise.resolve();
+
+  constructor(inner: MetricSender) {
+    this.#inner = inner;
+    this.target = inner.target;
+  }
+
+  send(lines: readonly string[]): Promise<boolean> {
+    const sending = this.#last.then(() => this.#inner.send(lines));
+    this.#last = sending.catch(() => {});
+    return sending;
+  }
+
+  finish(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
