@@ -66,6 +66,30 @@ export function deviceNameProblem(name: string): string | undefined {
   return undefined;
 }
 
+/**
+ * A valid device name made of `text` (a registration number such as `DE1234567890`, a label):
+ * lower case, any run of other characters a `-`, cut to fit, `ess` when nothing is left or the
+ * name is reserved, then `-2`, `-3`, … until it is none of `taken`.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * equal(deviceNameFrom("DE1234567890", new Set()), "de1234567890");
+ * equal(deviceNameFrom("Status", new Set()), "ess");
+ * equal(deviceNameFrom("de 12", new Set(["de-12"])), "de-12-2");
+ * ```
+ */
+export function deviceNameFrom(text: string, taken: ReadonlySet<string>): string {
+  let base = text.toLowerCase().replace(/[^a-z0-9_-]+/g, "-").replace(/^[-_]+|-+$/g, "");
+  base = base.slice(0, 28).replace(/-+$/, "");
+  if (base === "" || deviceNameProblem(base) !== undefined) base = "ess";
+  let name = base;
+  for (let n = 2; taken.has(name) || deviceNameProblem(name) !== undefined; n++) {
+    name = `${base}-${n}`;
+  }
+  return name;
+}
+
 /** Where pyess looked for its config, in order; later files override earlier ones. */
 export function defaultConfigPaths(home: string | undefined): string[] {
   const paths = ["/etc/essmqtt.conf"];

@@ -144,6 +144,28 @@ Deno.test({
         equal(r.stderr, "", "no progress output when stderr is not a terminal");
       });
 
+      await t.step("should print a config section that device commands read back", async () => {
+        const r = await essInB(["discover", "--first", "--config-block"]);
+        equal(r.code, 0, r.stderr);
+        const name = DEVICE.toLowerCase().replace(/[^a-z0-9_-]+/g, "-");
+        match(r.stdout, new RegExp(`^\\[device ${name}\\]$`, "m"));
+        match(r.stdout, new RegExp(`^host = ${ADDRESS_A.replaceAll(".", "\\.")}:${PORT}$`, "m"));
+        match(r.stdout, /^fingerprint = ([0-9A-F]{2}:){31}[0-9A-F]{2}$/m);
+        match(r.stdout, /^# password = .*'ess password'/m);
+        const config = await Deno.makeTempFile({ suffix: ".conf" });
+        try {
+          // The user fills in the password, as the commented line asks.
+          await Deno.writeTextFile(config, `${r.stdout}password = ${PASSWORD}\n`);
+          const data = await runCli(["data", "--only", "home", "--config", config], {
+            netns: NS_B,
+          });
+          equal(data.code, 0, data.stderr);
+          equal(typeof JSON.parse(data.stdout).home?.statistics?.load_power, "string");
+        } finally {
+          await Deno.remove(config);
+        }
+      });
+
       await t.step("should list only the device --name names", async () => {
         const r = await essInB(["discover", "--json", "--name", "OTHER", "--timeout", "1"]);
         equal(r.code, 1);

@@ -3,7 +3,13 @@ import { deepEqual, equal, ok, rejects, throws } from "node:assert/strict";
 import { DEVICE_OPTIONS, GENERAL_OPTIONS, type Io } from "../commands/_cli.ts";
 import { parsed as parseFor } from "./_parse.ts";
 import { cachedDiscover, deviceHost, type Discover, pickDevice } from "../commands/_device.ts";
-import discoverCommand, { type Browse, progressLine, runDiscover } from "../commands/discover.ts";
+import discoverCommand, {
+  type Browse,
+  type Probe,
+  progressLine,
+  runDiscover,
+} from "../commands/discover.ts";
+import { parseConfig } from "../lib/config.ts";
 import { ConfigError, DiscoveryError, UsageError } from "../lib/errors.ts";
 import type { BrowseOptions, EssDevice } from "../lib/device/mdns.ts";
 import { silentLogger } from "../lib/log.ts";
@@ -42,9 +48,27 @@ function stubBrowse(devices: EssDevice[]) {
   return { browse, calls };
 }
 
-/** `ess discover` with `argv`, browsing with `browse`. */
-async function discoverWith(argv: string[], io: Io, browse: Browse): Promise<number> {
-  return runDiscover(await parseFor(discoverCommand, argv, io), io, browse);
+/** A certificate probe that knows the fingerprints of some addresses, and records its calls. */
+function stubProbe(known: Record<string, string>) {
+  const calls: string[] = [];
+  const probe: Probe = (hostname, port) => {
+    calls.push(`${hostname}:${port}`);
+    const fingerprint = known[hostname];
+    return fingerprint === undefined
+      ? Promise.reject(new Error("Connection refused"))
+      : Promise.resolve(fingerprint);
+  };
+  return { probe, calls };
+}
+
+/** `ess discover` with `argv`, browsing with `browse`, reading certificates with `probe`. */
+async function discoverWith(
+  argv: string[],
+  io: Io,
+  browse: Browse,
+  probe: Probe = stubProbe({}).probe,
+): Promise<number> {
+  return runDiscover(await parseFor(discoverCommand, argv, io), io, browse, probe);
 }
 
 Deno.test("ess discover", async (t) => {
@@ -105,6 +129,72 @@ Deno.test("ess discover", async (t) => {
     const { browse } = stubBrowse([ONE]);
     await rejects(discoverWith(["--interface", "eth0"], fakeIo().io, browse), UsageError);
     await rejects(discoverWith(["extra"], fakeIo().io, browse), UsageError);
+  });
+
+  await t.step("should print a config section for each device with --config-block", async () => {
+    const { io, out, err } = fakeIo();
+    const { probe, calls } = stubProbe({ "192.0.2.20": "AB:CD:EF" });
+    equal(await discoverWith(["--config-block"], io, stubBrowse([ONE, TWO]).browse, probe), 0);
+    deepEqual(calls, ["192.0.2.20:443", "192.0.2.21:8443"]);
+    deepEqual(err, []);
+    equal(out.length, 1, "the sections come at once, at the end");
+    equal(
+      out[0],
+      [
+        "# LGE_ESS-TEST0815, found by mDNS at 192.0.2.20",
+        "[device test0815]",
+        "host = 192.0.2.20",
+        "fingerprint = AB:CD:EF",
+        "# password = (its wired LAN MAC, lowercase, no colons: 'ess password' reads it over " +
+        "the device's own Wi-Fi)",
+        "",
+        "# LGE_ESS-TEST4711, found by mDNS at 192.0.2.21",
+        "[device test4711]",
+        "host = 192.0.2.21:8443",
+        "# fingerprint = (could not be read; 'ess data --host 192.0.2.21:8443 " +
+        "--show-fingerprint' prints it)",
+        "# password = (its wired LAN MAC, lowercase, no colons: 'ess password' reads it over " +
+        "the device's own Wi-Fi)",
+        "",
+      ].join("\n"),
+    );
+    // What it prints is a config file ess reads back, each device in its own section.
+    const entries = parseConfig(out[0]!, "f");
+    deepEqual(entries.map((e) => [e.device, e.key, e.value]), [
+      ["test0815", "host", "192.0.2.20"],
+      ["test0815", "fingerprint", "AB:CD:EF"],
+      ["test4711", "host", "192.0.2.21:8443"],
+    ]);
+  });
+
+  await t.step("should make the names valid and unique", async () => {
+    const { io, out } = fakeIo();
+    const odd = [
+      device("DE 1234", "192.0.2.30"),
+      device("de-1234", "192.0.2.31"),
+      device("Status", "192.0.2.32"),
+      device("…", "192.0.2.33"),
+      device(`X${"Y".repeat(40)}`, "192.0.2.34"),
+    ];
+    equal(await discoverWith(["--config-block"], io, stubBrowse(odd).browse), 0);
+    const names = parseConfig(out[0]!, "f").map((e) => e.device);
+    deepEqual([...new Set(names)], [
+      "de-1234",
+      "de-1234-2",
+      "ess",
+      "ess-2",
+      `x${"y".repeat(27)}`,
+    ]);
+  });
+
+  await t.step("should refuse --config-block with --json, and print none for none", async () => {
+    await rejects(
+      discoverWith(["--json", "--config-block"], fakeIo().io, stubBrowse([ONE]).browse),
+      (e: unknown) => e instanceof UsageError && /choose one/.test(e.message),
+    );
+    const { io, out } = fakeIo();
+    await rejects(discoverWith(["--config-block"], io, stubBrowse([]).browse), DiscoveryError);
+    deepEqual(out, []);
   });
 
   await t.step("should show progress on stderr only when stderr is a terminal", async () => {
