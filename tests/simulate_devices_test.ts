@@ -10,7 +10,10 @@ import { EssClient } from "../lib/device/client.ts";
 import { createDeviceFetch } from "../lib/device/transport.ts";
 import { WrongPasswordError } from "../lib/errors.ts";
 import { parseConfig } from "../lib/config.ts";
-import type { Simulator } from "../lib/sim/simulator.ts";
+import { type Simulator, startSimulator } from "../lib/sim/simulator.ts";
+import { normalise } from "../lib/model/normalise.ts";
+import { STATE_NAMES } from "../lib/device/states.ts";
+import { NOON } from "./_world.ts";
 import { siteDeviceOptions, startSimulators } from "../lib/sim/site.ts";
 import { startSite } from "./_site.ts";
 
@@ -75,6 +78,25 @@ Deno.test("startSimulators() serves each device with its own serial and password
   } finally {
     await Promise.all(site.map((d) => d.sim.close()));
   }
+});
+
+Deno.test("startSimulators() gives every device a house of its own size", async () => {
+  const site = await startSimulators(siteDeviceOptions(3, { now: () => NOON }));
+  try {
+    const readings = site.map(({ sim }) =>
+      normalise(Object.fromEntries(STATE_NAMES.map((state) => [state, sim.device.read(state)])))
+    );
+    deepEqual(readings.map((r) => r.pvCapacityW), [6120, 7620, 9120]);
+    equal(new Set(readings.map((r) => r.power.pvW)).size, 3);
+    equal(new Set(readings.map((r) => r.power.loadW)).size, 3);
+  } finally {
+    await Promise.all(site.map((d) => d.sim.close()));
+  }
+});
+
+Deno.test("startSimulator() refuses a house without panels or household", async () => {
+  await rejects(startSimulator({ pvCapacityW: 0 }), /pvCapacityW must be more than 0/);
+  await rejects(startSimulator({ loadScale: -1 }), /loadScale must be more than 0/);
 });
 
 Deno.test("startSimulators() closes the devices it started when one cannot listen", async () => {

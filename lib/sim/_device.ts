@@ -65,6 +65,10 @@ export interface SimDeviceOptions {
   now: () => Date;
   /** The registration number, also the mDNS instance name after `LGE_ESS-`. */
   name: string;
+  /** Peak power of its panels in W (default {@link PV_CAPACITY}). */
+  pvCapacityW?: number | undefined;
+  /** Its household's draw relative to the usual one (default 1). */
+  loadScale?: number | undefined;
 }
 
 /**
@@ -97,7 +101,11 @@ export class SimDevice {
     this.model = options.model ?? "home10";
     this.name = options.name;
     this.#now = options.now;
-    this.#house = new House(options.seed, PV_CAPACITY);
+    this.#house = new House(
+      options.seed,
+      options.pvCapacityW ?? PV_CAPACITY,
+      options.loadScale ?? 1,
+    );
     this.#settings = defaultSettings(options.firmware, this.model);
     // Begin at today's midnight with the month so far reconstructed, then live up to now.
     const start = options.now();
@@ -193,6 +201,7 @@ export class SimDevice {
       name: this.name,
       gridW: f.purchase - f.feedIn,
       firmware: this.firmware,
+      pvCapacityW: this.#house.pvCapacity,
     };
     return shapeAnswer(this.model, state, this.#base(state), ctx);
   }
@@ -469,7 +478,7 @@ export class SimDevice {
     const s = this.#settings;
     const today = this.#today.energy;
     const month = this.#month.energy;
-    const sun = this.#house.pv(now) / PV_CAPACITY;
+    const sun = this.#house.pv(now) / this.#house.pvCapacity;
     const strings = [
       { share: 0.45, volts: sun > 0 ? 190 + 110 * Math.min(1, sun) ** 0.3 : 0 },
       { share: 0.55, volts: sun > 0 ? 240 + 85 * Math.min(1, sun) ** 0.3 : 0 },
@@ -483,7 +492,7 @@ export class SimDevice {
     return {
       PV: {
         brand: "LGE-SOLAR",
-        capacity: whole(PV_CAPACITY),
+        capacity: whole(this.#house.pvCapacity),
         pv1_voltage: fixed6(pv1.volts),
         pv2_voltage: fixed6(pv2.volts),
         pv1_power: whole(pv1.power),

@@ -98,10 +98,20 @@ export class House {
   readonly #seed: number;
   /** Peak PV power of the panels in W. */
   readonly pvCapacity: number;
+  /** The household's draw relative to the usual one (1). */
+  readonly #loadScale: number;
 
-  constructor(seed: number, pvCapacity: number) {
+  /** Throws a RangeError for a capacity or scale that is not a positive number. */
+  constructor(seed: number, pvCapacity: number, loadScale = 1) {
+    if (!(pvCapacity > 0 && pvCapacity < Infinity)) {
+      throw new RangeError(`pvCapacityW must be more than 0, not ${pvCapacity}`);
+    }
+    if (!(loadScale > 0 && loadScale < Infinity)) {
+      throw new RangeError(`loadScale must be more than 0, not ${loadScale}`);
+    }
     this.#seed = seed;
     this.pvCapacity = pvCapacity;
+    this.#loadScale = loadScale;
   }
 
   /**
@@ -145,7 +155,7 @@ export class House {
         appliance = 1200 + 1400 * hash01(this.#seed, Channel.AppliancePower, slot);
       }
     }
-    return base * slow * fast + appliance;
+    return (base * slow * fast + appliance) * this.#loadScale;
   }
 
   /** Grid voltage in V, to 0.1 V. */

@@ -9,7 +9,7 @@
  */
 import type { Json, JsonObject } from "../device/flatten.ts";
 import type { StateName } from "../device/states.ts";
-import { type Firmware, PV_CAPACITY, type Settings, type SimModel } from "./_model.ts";
+import type { Firmware, Settings, SimModel } from "./_model.ts";
 
 /** What a model's answer needs besides the Home 8/10 answer. */
 export interface ShapeContext {
@@ -20,6 +20,8 @@ export interface ShapeContext {
   gridW: number;
   /** The firmware imitated (default `classic`). */
   firmware?: Firmware;
+  /** Peak power of the panels in W. */
+  pvCapacityW: number;
 }
 
 const n = (v: Json | undefined) => Number(v ?? 0) || 0;
@@ -43,11 +45,11 @@ export function shapeAnswer(
     case "home":
       return home15Home(base);
     case "common":
-      return home15Common(base, ctx.settings, ctx.gridW);
+      return home15Common(base, ctx);
     case "batt":
       return home15Batt(ctx.settings);
     case "systeminfo":
-      return home15Systeminfo(base, ctx.name);
+      return home15Systeminfo(base, ctx);
     default:
       return base;
   }
@@ -239,11 +241,12 @@ function phantomUnit(salt: number): JsonObject {
   };
 }
 
-function home15Common(base: JsonObject, s: Settings, gridW: number): JsonObject {
+function home15Common(base: JsonObject, ctx: ShapeContext): JsonObject {
+  const { settings: s, gridW, pvCapacityW } = ctx;
   const pv = obj(base["PV"]);
   const batt = obj(base["BATT"]);
   const grid = obj(base["GRID"]);
-  const capacities = [Math.round(PV_CAPACITY * 0.45), Math.round(PV_CAPACITY * 0.55)];
+  const capacities = [Math.round(pvCapacityW * 0.45), Math.round(pvCapacityW * 0.55)];
   const strings = [1, 2].map((i) => ({
     installed: true,
     voltage: Math.round(n(pv[`pv${i}_voltage`]) * 10),
@@ -324,7 +327,7 @@ function home15Batt(s: Settings): JsonObject {
   };
 }
 
-function home15Systeminfo(base: JsonObject, name: string): JsonObject {
+function home15Systeminfo(base: JsonObject, { name, pvCapacityW }: ShapeContext): JsonObject {
   const pms = obj(base["pms"]);
   // A battery pack: `serials` for one with pack details (real or, in a unit not installed,
   // empty), none for an empty slot.
@@ -376,7 +379,7 @@ function home15Systeminfo(base: JsonObject, name: string): JsonObject {
     pms: {
       model: "D015KE1N212",
       serialno: pms["serialno"] ?? `${name}S`,
-      pv_capacity_power: PV_CAPACITY,
+      pv_capacity_power: pvCapacityW,
       install_date: "2025-03-14",
     },
     version: {

@@ -74,6 +74,10 @@ export interface SimulatorOptions {
   seed?: number;
   /** Registration number; default `SIM` and the seed in ten digits. */
   name?: string;
+  /** Peak power of the panels in W; default {@link PV_CAPACITY}. */
+  pvCapacityW?: number;
+  /** The household's draw relative to the usual one; default 1. */
+  loadScale?: number;
   /** Auth keys expire this long after login; default never. */
   keyLifetimeSeconds?: number;
   /** Share (0 to 1) of answers that become nginx 502 pages; default 0. */
@@ -265,6 +269,8 @@ class RunningSimulator implements Simulator {
       seed,
       now: this.#now,
       name: options.name ?? `SIM${String(seed >>> 0).padStart(10, "0")}`,
+      pvCapacityW: options.pvCapacityW,
+      loadScale: options.loadScale,
     });
     this.#addRoutes();
   }

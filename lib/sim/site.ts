@@ -8,6 +8,7 @@
 import { MAX_DEVICES } from "../config.ts";
 import {
   DEFAULT_PASSWORD,
+  PV_CAPACITY,
   type Simulator,
   type SimulatorOptions,
   startSimulator,
@@ -19,6 +20,12 @@ export const MAX_SIM_DEVICES = MAX_DEVICES;
 
 /** The models of a site when none is asked for, in turn: the three shapes ess reads. */
 export const SITE_MODELS: readonly SimModel[] = ["home10", "home15", "home5"];
+
+/**
+ * How much more PV peak power each device of a site has than the one before, in W (a multiple
+ * of 100, so that a Home 15's two strings share it in whole watts).
+ */
+export const SITE_PV_STEP_W = 1500;
 
 /** One device of a simulated site, before it starts. */
 export interface SiteDeviceOptions {
@@ -42,8 +49,9 @@ function sitePassword(index: number): string {
  * started with. Device `i` (from 0) is named `sim<i+1>`; it has seed `seed + i` (so its own
  * weather, household and registration number), its own password (a made-up MAC, the first being
  * the single simulator's), port `port + i` (or a free one when `port` is 0) and model `model`
- * (by default {@link SITE_MODELS} in turn). Its house is its own size: PV peak and household
- * draw grow with `i`, so that the site's sums tell which devices were counted. A `password` in
+ * (by default {@link SITE_MODELS} in turn). Its house is its own size: its PV peak is
+ * {@link SITE_PV_STEP_W} times `i` above the single simulator's and its household draws `1 + i/5` times as much, so
+ * that the site's sums tell which devices were counted. A `password` in
  * `base` would be every device's and is refused, as is a `name`.
  *
  * @example
@@ -76,6 +84,8 @@ export function siteDeviceOptions(count: number, base: SimulatorOptions): SiteDe
       seed: (seed + i) >>> 0,
       password: sitePassword(i),
       model: base.model ?? SITE_MODELS[i % SITE_MODELS.length]!,
+      pvCapacityW: (base.pvCapacityW ?? PV_CAPACITY) + SITE_PV_STEP_W * i,
+      loadScale: (base.loadScale ?? 1) * (1 + i / 5),
     },
   }));
 }
