@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { deepEqual, equal, notEqual, ok, rejects, throws } from "node:assert/strict";
+import { deepEqual, equal, match, notEqual, ok, rejects, throws } from "node:assert/strict";
 import { EssClient } from "../lib/device/client.ts";
 import { createDeviceFetch } from "../lib/device/transport.ts";
 import { WrongPasswordError } from "../lib/errors.ts";
@@ -16,6 +16,8 @@ import { STATE_NAMES } from "../lib/device/states.ts";
 import { NOON } from "./_world.ts";
 import { siteDeviceOptions, startSimulators } from "../lib/sim/site.ts";
 import { startSite } from "./_site.ts";
+import { runCli, spawnCli } from "./_cli.ts";
+import { readUntil, withDeadline } from "./_wait.ts";
 
 /** Reads `state` of `sim` with `password` (its own unless told). */
 async function readWith(sim: Simulator, state: "systeminfo" | "common", password = sim.password) {
@@ -162,4 +164,161 @@ Deno.test("startSite() writes a config of [device] sections and takes a device d
     equal(new Set(serials).size, 3);
     notEqual(site.device("sim1").sim.password, site.device("sim3").sim.password);
   });
+});
+
+/** A device as `ess simulate --devices N` printed its config section. */
+interface Printed {
+  name: string;
+  host: string;
+  password: string;
+  fingerprint: string;
+}
+
+/** The `[device NAME]` sections of a banner, read as ess reads a config file. */
+function printedDevices(banner: string): Printed[] {
+  const entries = parseConfig(
+    banner.split("\n").filter((l) => /^[#[]|^\w+ = /.test(l)).join("\n"),
+    "banner",
+  );
+  const devices = new Map<string, Record<string, string>>();
+  for (const e of entries) {
+    if (e.device === undefined) continue;
+    devices.set(e.device, { ...devices.get(e.device), [e.key]: e.value });
+  }
+  return [...devices].map(([name, keys]) => ({
+    name,
+    host: keys["host"]!,
+    password: keys["password"]!,
+    fingerprint: keys["fingerprint"]!,
+  }));
+}
+
+/** Runs `ess simulate args` until its banner is out, gives it to `fn`, then stops it. */
+async function withSimulate(args: string[], fn: (banner: string) => Promise<void>): Promise<void> {
+  const child = spawnCli(["simulate", ...args]);
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  try {
+    await fn(
+      await readUntil(reader, (text) => text.includes("Stop with Ctrl+C."), {
+        what: "the simulators' banner",
+      }),
+    );
+  } finally {
+    child.kill("SIGTERM");
+    const [status, stderr] = await withDeadline(
+      Promise.all([child.status, new Response(child.stderr).text(), reader.cancel()]),
+      { what: "the simulators to stop on SIGTERM" },
+    );
+    equal(status.code, 0, stderr);
+    equal(stderr, "ess: SIGTERM: stopping the simulators\n");
+  }
+}
+
+/** Reads `state` of a printed device with `password` (its own unless told). */
+async function readPrinted(d: Printed, state: "systeminfo" | "common", password = d.password) {
+  const fetch = createDeviceFetch({ fingerprint: d.fingerprint, timeoutMs: 3000 });
+  try {
+    return await new EssClient({ host: d.host, password, fetch }).read(state);
+  } finally {
+    fetch.close();
+  }
+}
+
+/** Ports free a moment ago. */
+function freePorts(count: number): number[] {
+  const listeners = Array.from(
+    { length: count },
+    () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
+  );
+  const ports = listeners.map((l) => (l.addr as Deno.NetAddr).port);
+  for (const l of listeners) l.close();
+  return ports;
+}
+
+Deno.test("ess simulate --devices N", async (t) => {
+  await t.step(
+    "should serve N devices, each with its serial, password and config section",
+    async () => {
+      await withSimulate(["--devices", "3"], async (banner) => {
+        match(banner, /^LG ESS simulator: 3 devices \(classic firmware\)/);
+        const devices = printedDevices(banner);
+        deepEqual(devices.map((d) => d.name), ["sim1", "sim2", "sim3"]);
+        for (const d of devices) {
+          match(
+            banner,
+            new RegExp(
+              `^# ${d.name}: home\\d+, serial \\S+, https://${d.host}, password ${d.password}$`,
+              "m",
+            ),
+          );
+        }
+        equal(new Set(devices.map((d) => d.host)).size, 3);
+        const serials = await Promise.all(
+          devices.map(async (d) => serial(await readPrinted(d, "systeminfo"))),
+        );
+        equal(new Set(serials).size, 3, serials.join(" "));
+        for (const [i, s] of serials.entries()) {
+          match(banner, new RegExp(`# sim${i + 1}: .*serial ${s},`));
+        }
+        const [a, b] = devices as [Printed, Printed];
+        ok(await readPrinted(b, "common"));
+        await rejects(readPrinted(a, "common", b.password), WrongPasswordError);
+        await rejects(readPrinted(b, "common", a.password), WrongPasswordError);
+      });
+    },
+  );
+
+  await t.step(
+    "should serve one device per --port on those ports, all of one --model",
+    async () => {
+      const ports = freePorts(2);
+      await withSimulate([
+        "--port",
+        String(ports[0]),
+        "--port",
+        String(ports[1]),
+        "--model",
+        "home15",
+      ], async (banner) => {
+        const devices = printedDevices(banner);
+        deepEqual(devices.map((d) => d.host), ports.map((port) => `127.0.0.1:${port}`));
+        equal(banner.match(/^# sim\d: home15, /gm)?.length, 2, banner);
+        const result = await runCli([
+          "data",
+          "--only",
+          "batt",
+          "--host",
+          devices[1]!.host,
+          "--password",
+          devices[1]!.password,
+        ]);
+        equal(result.code, 0, result.stderr);
+        ok(JSON.parse(result.stdout).batt);
+      });
+    },
+  );
+
+  await t.step(
+    "should refuse a bad N or a port list that does not fit with one line, exit 2",
+    async () => {
+      const cases = [
+        ["--devices", "0"],
+        ["--devices", "17"],
+        ["--devices", "two"],
+        ["--devices", ""],
+        ["--devices", "2", "--password", "0f1e2d3c4b5a"],
+        ["--devices", "3", "--port", "9001", "--port", "9002"],
+        ["--devices", "2", "--port", "65535"],
+        ["--port", "9001", "--port", "9001"],
+        ["--port", "9001", "--port", "http"],
+      ];
+      const results = await Promise.all(cases.map((args) => runCli(["simulate", ...args])));
+      results.forEach((result, i) => {
+        equal(result.code, 2, `${cases[i]!.join(" ")}: ${result.stderr}`);
+        equal(result.stdout, "");
+        match(result.stderr, /^ess: [^\n]+\n$/, cases[i]!.join(" "));
+      });
+      match(results[1]!.stderr, /--devices must be a whole number from 1 to 16, not "17"/);
+    },
+  );
 });

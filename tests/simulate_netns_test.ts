@@ -69,3 +69,38 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: `ess simulate --devices 2 --mdns announces every device${netns.label}`,
+  ignore: netns.ignore,
+  async fn() {
+    netns.assertPresent();
+    const pair = await createNetnsPair(`ess-d-${Deno.pid}`, "10.213.4");
+    let sim: Deno.ChildProcess | undefined;
+    try {
+      sim = spawnCli(
+        ["simulate", "--devices", "2", "--mdns", "--host", pair.a.address, "--port", String(PORT)],
+        { netns: pair.a.ns },
+      );
+      const reader = sim.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      await readUntil(reader, (text) => text.includes("Stop with Ctrl+C."), {
+        what: "the simulators' banner",
+      }).finally(() => reader.cancel());
+      const r = await runCli(["discover", "--json", "--timeout", "5"], { netns: pair.b.ns });
+      assert.equal(r.code, 0, r.stderr);
+      const found = (JSON.parse(r.stdout) as { name: string; host: string }[])
+        .map(({ name, host }) => `${name} ${host}`).sort();
+      assert.deepEqual(found, [
+        `SIM0000000001 ${pair.a.address}:${PORT}`,
+        `SIM0000000002 ${pair.a.address}:${PORT + 1}`,
+      ]);
+    } finally {
+      if (sim) {
+        sim.kill("SIGTERM");
+        const [status, stderr] = await Promise.all([sim.status, new Response(sim.stderr).text()]);
+        assert.equal(status.code, 0, stderr);
+      }
+      await pair.close();
+    }
+  },
+});
