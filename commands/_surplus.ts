@@ -5,6 +5,7 @@
  * @module
  */
 import type { Poller } from "../lib/device/poller.ts";
+import type { Logger } from "../lib/log.ts";
 import type { JsonObject } from "../lib/device/flatten.ts";
 import { normalise } from "../lib/model/normalise.ts";
 import type { Reading } from "../lib/model/reading.ts";
@@ -12,6 +13,7 @@ import { SurplusEngine, type SurplusState } from "../lib/surplus/engine.ts";
 import { DEFAULT_SURPLUS_SETTINGS, type SurplusSettings } from "../lib/surplus/power.ts";
 import { latestSurplusDocument, type SurplusDocument } from "../lib/surplus/report.ts";
 import type { RuleSettings } from "../lib/surplus/rule.ts";
+import { SiteSurplusEngine } from "../lib/surplus/site.ts";
 import {
   buildRules,
   RULE_KEY_PREFIX,
@@ -19,6 +21,8 @@ import {
   ruleEntriesFromOption,
 } from "../lib/surplus/settings.ts";
 import { errorAt, type OptionSpec, type Parsed } from "./_cli.ts";
+import type { Site } from "./_site.ts";
+import { errorText } from "../lib/errors.ts";
 
 /** The surplus options. */
 export const SURPLUS_OPTIONS = [
@@ -68,7 +72,10 @@ export interface SurplusConfig {
   rules: RuleSettings[];
 }
 
-/** {@link SURPLUS_OPTIONS}, checked: a bad value names its option, or its file and line. */
+/**
+ * {@link SURPLUS_OPTIONS}, checked: a bad value names its option, or its file and line. With
+ * `[device NAME]` sections, each rule follows the device its `device` names, or the site.
+ */
 export function surplusConfig(
   p: Parsed<
     "surplus-priority-soc" | "surplus-reserve-watts" | "surplus-window-seconds" | "surplus-rule",
@@ -92,7 +99,11 @@ export function surplusConfig(
       reserveW: p.integer("surplus-reserve-watts", -100_000, 100_000) ?? 100,
       windowMs: (p.seconds("surplus-window-seconds", 1) ?? 60) * 1000,
     },
-    rules: buildRules(entries, errorAt),
+    rules: buildRules(
+      entries,
+      errorAt,
+      p.devices.length === 0 ? undefined : p.devices.map((d) => d.name),
+    ),
   };
 }
 
@@ -155,5 +166,131 @@ export function daemonSurplus(
         await after?.(state);
       });
     },
+  };
+}
+
+/** Publishes a surplus state: a device's (by name), or the site's or the one device's (`undefined`). */
+export type SurplusPublish = (
+  device: string | undefined,
+  state: SurplusState,
+) => Promise<void> | void;
+
+/**
+ * The surplus of a daemon's site. In single mode, the one device's (as {@link daemonSurplus});
+ * in named mode, each device's, with the rules that follow it, and the site's, the sum of its
+ * devices', with the rules that follow the site.
+ */
+export interface SiteSurplus {
+  /** Whether the site has named devices (a surplus each, and the site's). */
+  named: boolean;
+  /**
+   * The engine of a device by name, of the site (`undefined`, named mode) or of the one device
+   * (`undefined`, single mode); `undefined` for a name the site does not have.
+   */
+  engineOf(device: string | undefined): SurplusEngine | undefined;
+  /**
+   * The document `/api/state` and `/metrics` show, for the same choice as {@link engineOf}: the
+   * same object until it changes.
+   */
+  documentOf(device: string | undefined): SurplusDocument | undefined;
+  /**
+   * Feeds each device's polls to its engine and the site's, then hands each new state to
+   * `publish`: the device's (awaited by that device's poller, as in single mode), then the
+   * site's (in its own queue, which only ever publishes the latest state, so that no device's
+   * polls wait for it; a failure is one line on `logger`). Listen before anyone who shows the
+   * surplus, so that they see this poll's. Returns the function that stops it.
+   */
+  follow(publish?: SurplusPublish, logger?: Logger): () => void;
+}
+
+/**
+ * Runs `publish` with the latest value given, one at a time: a value given while one runs waits,
+ * and is dropped for a newer one. Errors go to `failed`.
+ */
+function latestOnly<T>(
+  publish: (value: T) => Promise<void> | void,
+  failed: (err: unknown) => void,
+): (value: T) => void {
+  let running = false;
+  let next: { value: T } | undefined;
+  const drain = async () => {
+    running = true;
+    while (next !== undefined) {
+      const { value } = next;
+      next = undefined;
+      try {
+        await publish(value);
+      } catch (err) {
+        failed(err);
+      }
+    }
+    running = false;
+  };
+  return (value) => {
+    next = { value };
+    if (!running) void drain();
+  };
+}
+
+/** The site's surplus in named mode. */
+function namedSiteSurplus(
+  config: SurplusConfig,
+  site: Pick<Site, "devices">,
+  graceMs: number,
+): SiteSurplus {
+  const names = site.devices.map((d) => d.name!);
+  const engines = new SiteSurplusEngine({
+    surplus: config.surplus,
+    rules: config.rules,
+    devices: names,
+    graceMs,
+  });
+  const engineOf = (device: string | undefined) =>
+    device === undefined ? engines.site : engines.devices.get(device);
+  return {
+    named: true,
+    engineOf,
+    documentOf(device) {
+      const engine = engineOf(device);
+      return engine && latestSurplusDocument(engine);
+    },
+    follow(publish, logger) {
+      const publishSite = latestOnly<SurplusState>(
+        (state) => publish?.(undefined, state),
+        (err) => logger?.error(`cannot publish the site's surplus: ${errorText(err)}`),
+      );
+      const stops = site.devices.map((device) =>
+        device.poller.listen(async (event) => {
+          const states = engines.update(
+            device.name!,
+            event.at,
+            event.ok ? event.reading : undefined,
+          );
+          await publish?.(device.name, states.device);
+          publishSite(states.site);
+        })
+      );
+      return () => stops.forEach((stop) => stop());
+    },
+  };
+}
+
+/**
+ * The surplus of a daemon's site, from its settings. `graceMs`: the poller's offline rule, after
+ * which the rules fail safe.
+ */
+export function siteSurplus(
+  config: SurplusConfig,
+  site: Pick<Site, "devices" | "named">,
+  graceMs: number,
+): SiteSurplus {
+  if (site.named) return namedSiteSurplus(config, site, graceMs);
+  const one = daemonSurplus(config, graceMs, latestReading);
+  return {
+    named: false,
+    engineOf: (device) => device === undefined ? one.engine : undefined,
+    documentOf: (device) => device === undefined ? one.document() : undefined,
+    follow: (publish) =>
+      one.follow(site.devices[0]!.poller, (state) => publish?.(undefined, state)),
   };
 }

@@ -22,6 +22,22 @@ export interface SurplusState {
   rules: RuleStatus[];
 }
 
+/**
+ * One poll's surplus as the engine takes it ({@link SurplusEngine.take}): a device's reading
+ * gives it through {@link SurplusEngine.update}; the site's is the sum of its devices'.
+ */
+export interface SurplusSample {
+  /** The poll's own surplus in W; absent when it has none (no grid power, or no answer). */
+  instantW?: number | undefined;
+  /** The battery SoC the rules' minimum SoC is judged by, in %; absent: keep the last one. */
+  socPct?: number | undefined;
+  /**
+   * What does not answer, when that is why the surplus is unknown: `device` for a device's own
+   * engine, the device's name for the site's. Absent: it answered (without the grid power).
+   */
+  offline?: string | undefined;
+}
+
 /** What a {@link SurplusEngine} is made of. */
 export interface SurplusEngineOptions {
   surplus: SurplusSettings;
@@ -98,8 +114,37 @@ export class SurplusEngine {
    * state. `at` must not go back.
    */
   update(at: number, reading: Pick<Reading, "power" | "socPct"> | undefined): SurplusState {
+    return this.take(
+      at,
+      reading === undefined
+        ? { offline: "device" }
+        : { instantW: instantSurplus(reading, this.#settings), socPct: reading.socPct },
+    );
+  }
+
+  /**
+   * Takes one poll's surplus at `at`, computed elsewhere (the site's, from its devices); returns
+   * the new state. `at` must not go back.
+   *
+   * @example
+   * ```ts
+   * import { equal } from "node:assert/strict";
+   * const engine = new SurplusEngine({
+   *   surplus: { prioritySocPct: 80, reserveW: 100, windowMs: 60_000 },
+   *   rules: [{
+   *     name: "heater", onWatts: 1500, offWatts: 0, loadWatts: 0, onDelaySeconds: 0,
+   *     offDelaySeconds: 0, minOnSeconds: 0, minOffSeconds: 0, minSoc: 0,
+   *   }],
+   *   graceMs: 30_000,
+   * });
+   * equal(engine.take(0, { instantW: 2000, socPct: 90 }).rules[0]?.on, true);
+   * equal(engine.take(30_000, { offline: "garage" }).rules[0]?.why,
+   *   "garage offline for 30 s (grace 30 s): off");
+   * ```
+   */
+  take(at: number, sample: SurplusSample): SurplusState {
     this.#lastKnown ??= at;
-    const instantW = reading ? instantSurplus(reading, this.#settings) : undefined;
+    const { instantW, offline } = sample;
     if (instantW !== undefined) {
       const on = new Set(this.#rules.filter((r) => r.on).map((r) => r.settings.name));
       this.#window.add({ at, watts: instantW, on });
@@ -107,9 +152,14 @@ export class SurplusEngine {
     }
     const unknownFor = at - this.#lastKnown;
     const failSafe = unknownFor >= this.#graceMs && instantW === undefined
-      ? { offline: reading === undefined, forMs: unknownFor, graceMs: this.#graceMs }
+      ? {
+        offline: offline !== undefined,
+        ...(offline === undefined ? {} : { what: offline }),
+        forMs: unknownFor,
+        graceMs: this.#graceMs,
+      }
       : undefined;
-    if (reading?.socPct !== undefined) this.#socPct = reading.socPct;
+    if (sample.socPct !== undefined) this.#socPct = sample.socPct;
     if (failSafe) {
       this.#window.clear();
       this.#socPct = undefined;

@@ -35,12 +35,20 @@ export interface RuleSwitch {
   payloadOff: string;
 }
 
+/** What a rule's `device` says for a rule that follows the whole site (every device summed). */
+export const SITE_SOURCE = "site";
+
 /** One rule's settings. */
 export interface RuleSettings extends RuleNumbers {
   /** Its name: lowercase letters, digits and `_` (it becomes a topic, an id and a label). */
   name: string;
   /** Optional direct switching. */
   switch?: RuleSwitch | undefined;
+  /**
+   * The power it follows where ess runs several devices: a device's name, or `site` (their
+   * sum); absent with a single device, which every rule follows.
+   */
+  device?: string | undefined;
 }
 
 /** One number of a rule: its word in the config file, its unit, bounds and default. */
@@ -184,7 +192,13 @@ export interface RuleInput {
    * Set once the surplus has been unknown past the grace period: the rule goes off at once.
    * `offline` says whether the device stopped answering (or answers without the grid power).
    */
-  failSafe?: { offline: boolean; forMs: number; graceMs: number } | undefined;
+  failSafe?: {
+    offline: boolean;
+    /** What is offline, in words (`device`, or a device's name); `device` when absent. */
+    what?: string;
+    forMs: number;
+    graceMs: number;
+  } | undefined;
 }
 
 const watts = (w: number) => `${Math.round(w)} W`;
@@ -241,7 +255,7 @@ export class Rule {
     if (failSafe) {
       this.#wantsSince = undefined;
       if (this.#on) this.#switch(at, false);
-      const what = failSafe.offline ? "device offline" : "surplus unknown";
+      const what = failSafe.offline ? `${failSafe.what ?? "device"} offline` : "surplus unknown";
       return this.#result(
         base,
         "offline",

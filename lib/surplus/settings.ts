@@ -17,7 +17,7 @@
  */
 import type { ConfigEntry } from "../config.ts";
 import { topicProblem } from "../mqtt/topics.ts";
-import { RULE_FIELDS, type RuleNumbers, type RuleSettings } from "./rule.ts";
+import { RULE_FIELDS, type RuleNumbers, type RuleSettings, SITE_SOURCE } from "./rule.ts";
 
 /** The prefix of a rule's keys in a config file. */
 export const RULE_KEY_PREFIX = "surplus.";
@@ -28,8 +28,11 @@ export const MAX_RULES = 32;
 /** A rule name: it becomes an MQTT topic level, a Home Assistant id and a metric label. */
 export const RULE_NAME = /^[a-z0-9][a-z0-9_]{0,31}$/;
 
-/** The switching settings, besides the numbers of {@link RULE_FIELDS}. */
-const SWITCH_KEYS = ["topic", "payload-on", "payload-off"] as const;
+/**
+ * The words a rule takes besides the numbers of {@link RULE_FIELDS}: where it switches a plug,
+ * and (with several devices) which power it follows.
+ */
+const TEXT_KEYS = ["topic", "payload-on", "payload-off", "device"] as const;
 
 /** The longest payload a rule may send. */
 const MAX_PAYLOAD = 256;
@@ -45,7 +48,7 @@ export interface RuleEntry {
 /** Makes the error for a bad value at `origin` (a config file's `file:line`, or an option). */
 export type ErrorAt = (origin: string, message: string) => Error;
 
-const KNOWN_KEYS = [...RULE_FIELDS.map((f) => f.key), ...SWITCH_KEYS];
+const KNOWN_KEYS = [...RULE_FIELDS.map((f) => f.key), ...TEXT_KEYS];
 
 /**
  * The rule settings among a config file's entries (`surplus.<rule>.<key>`).
@@ -139,8 +142,40 @@ export function ruleProblem(settings: RuleNumbers): string | undefined {
   return undefined;
 }
 
+/**
+ * The power a rule follows: with several devices, a device's name or `site` (the default);
+ * with one device, nothing to choose.
+ */
+function ruleSource(
+  name: string,
+  entry: { value: string; origin: string } | undefined,
+  devices: readonly string[] | undefined,
+  errorAt: ErrorAt,
+): string | undefined {
+  if (devices === undefined) {
+    if (entry === undefined) return undefined;
+    throw errorAt(
+      entry.origin,
+      `rule ${name}: device chooses among the config's [device NAME] sections, and it has ` +
+        "none: with one device, every rule follows it (drop the device setting)",
+    );
+  }
+  if (entry === undefined) return SITE_SOURCE;
+  if (entry.value === SITE_SOURCE || devices.includes(entry.value)) return entry.value;
+  throw errorAt(
+    entry.origin,
+    `rule ${name}: device must be ${SITE_SOURCE} (the sum of every device) or one of ` +
+      `${devices.join(", ")}, not ${JSON.stringify(entry.value.slice(0, 40))}`,
+  );
+}
+
 /** The settings of one rule, defaults filled in. */
-function buildRule(name: string, entries: readonly RuleEntry[], errorAt: ErrorAt): RuleSettings {
+function buildRule(
+  name: string,
+  entries: readonly RuleEntry[],
+  errorAt: ErrorAt,
+  devices: readonly string[] | undefined,
+): RuleSettings {
   const first = entries[0]!.origin;
   if (name === "power") {
     throw errorAt(first, "rule name power is taken: <prefix>/surplus/power is the surplus itself");
@@ -153,10 +188,10 @@ function buildRule(name: string, entries: readonly RuleEntry[], errorAt: ErrorAt
     );
   }
   const numbers: Partial<Record<keyof RuleNumbers, number>> = {};
-  const text: Partial<Record<(typeof SWITCH_KEYS)[number], { value: string; origin: string }>> = {};
+  const text: Partial<Record<(typeof TEXT_KEYS)[number], { value: string; origin: string }>> = {};
   for (const e of entries) {
-    if ((SWITCH_KEYS as readonly string[]).includes(e.key)) {
-      text[e.key as (typeof SWITCH_KEYS)[number]] = e;
+    if ((TEXT_KEYS as readonly string[]).includes(e.key)) {
+      text[e.key as (typeof TEXT_KEYS)[number]] = e;
       continue;
     }
     if (!KNOWN_KEYS.includes(e.key)) {
@@ -174,7 +209,12 @@ function buildRule(name: string, entries: readonly RuleEntry[], errorAt: ErrorAt
     if (field.default === undefined) throw errorAt(first, `rule ${name}: ${field.key} is missing`);
     numbers[field.prop] = field.default;
   }
-  const settings: RuleSettings = { name, ...(numbers as RuleNumbers) };
+  const source = ruleSource(name, text.device, devices, errorAt);
+  const settings: RuleSettings = {
+    name,
+    ...(numbers as RuleNumbers),
+    ...(source === undefined ? {} : { device: source }),
+  };
   const problem = ruleProblem(settings);
   const last = entries[entries.length - 1]!.origin;
   if (problem) throw errorAt(last, `rule ${name}: ${problem}`);
@@ -201,7 +241,10 @@ function buildRule(name: string, entries: readonly RuleEntry[], errorAt: ErrorAt
 
 /**
  * The rules of `entries`, in the order their names first appear; a later entry for the same
- * setting wins, so pass the config file's entries before the command line's.
+ * setting wins, so pass the config file's entries before the command line's. `devices`: the
+ * names of the config's `[device NAME]` sections, which a rule's `device` chooses from (each
+ * rule then follows one, or the site); `undefined` for a single-device config, where a rule
+ * has no `device`.
  *
  * @example
  * ```ts
@@ -211,7 +254,11 @@ function buildRule(name: string, entries: readonly RuleEntry[], errorAt: ErrorAt
  * equal(heater?.offDelaySeconds, 180);
  * ```
  */
-export function buildRules(entries: readonly RuleEntry[], errorAt: ErrorAt): RuleSettings[] {
+export function buildRules(
+  entries: readonly RuleEntry[],
+  errorAt: ErrorAt,
+  devices?: readonly string[],
+): RuleSettings[] {
   const byRule = new Map<string, RuleEntry[]>();
   for (const e of entries) {
     const list = byRule.get(e.rule) ?? [];
@@ -221,5 +268,5 @@ export function buildRules(entries: readonly RuleEntry[], errorAt: ErrorAt): Rul
     }
     list.push(e);
   }
-  return [...byRule].map(([name, list]) => buildRule(name, list, errorAt));
+  return [...byRule].map(([name, list]) => buildRule(name, list, errorAt, devices));
 }
