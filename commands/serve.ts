@@ -18,7 +18,7 @@ import {
   serveSettings,
 } from "./_poll.ts";
 import { startServing } from "./_serve.ts";
-import { daemonSurplus, latestReading, SURPLUS_OPTIONS, surplusConfig } from "./_surplus.ts";
+import { siteSurplus, SURPLUS_OPTIONS, surplusConfig } from "./_surplus.ts";
 import { OFFLINE_AFTER_MS } from "../lib/device/poller.ts";
 
 const command = defineCommand({
@@ -64,16 +64,17 @@ const command = defineCommand({
     if (serve === undefined) {
       throw new UsageError(`--listen is empty: give ADDR:PORT, e.g. ${DEFAULT_LISTEN}`);
     }
-    const surplus = daemonSurplus(surplusConfig(p), OFFLINE_AFTER_MS, latestReading);
+    const surplusSettings = surplusConfig(p);
     const site = await openSite(p);
     try {
       const device = site.devices[0]!;
-      surplus.follow(device.poller);
+      const surplus = siteSurplus(surplusSettings, site, OFFLINE_AFTER_MS);
+      surplus.follow(undefined, p.log);
       const serving = await startServing({
         site,
         serve,
         logger: p.log,
-        surplusOf: (name) => name === undefined ? surplus.document() : undefined,
+        surplusOf: surplus.documentOf,
       });
       p.log.info(
         `polling ${device.session.host.authority} every ${device.poll.intervalMs / 1000} s`,

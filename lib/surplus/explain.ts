@@ -7,6 +7,7 @@
 import type { Reading } from "../model/reading.ts";
 import { instantSurplus, type SurplusSettings } from "./power.ts";
 import { Rule, type RuleSettings } from "./rule.ts";
+import { siteSample } from "./site.ts";
 
 /** What one rule would do with the surplus now. */
 export interface RuleVerdict {
@@ -64,9 +65,22 @@ export function explainSurplus(
     );
   } else if (batteryW > 0) terms.push(`− discharging ${w(batteryW)}`);
   terms.push(`− reserve ${w(settings.reserveW)}`);
-  const verdicts = rules.map((settingsOfRule) => {
+  return {
+    ...(watts === undefined ? {} : { watts }),
+    terms: terms.join(" "),
+    rules: verdicts(rules, watts, soc),
+  };
+}
+
+/** What each rule would do with `watts` at `socPct`, as if it were off. */
+function verdicts(
+  rules: readonly RuleSettings[],
+  watts: number | undefined,
+  socPct: number | undefined,
+): RuleVerdict[] {
+  return rules.map((settingsOfRule) => {
     const rule = new Rule({ ...settingsOfRule, onDelaySeconds: 0, minOffSeconds: 0 });
-    const status = rule.step({ at: 0, availableW: watts, socPct: soc });
+    const status = rule.step({ at: 0, availableW: watts, socPct });
     const delay = settingsOfRule.onDelaySeconds;
     return status.on
       ? {
@@ -77,9 +91,58 @@ export function explainSurplus(
       }
       : { name: status.name, on: false, why: `would stay off: ${status.why}` };
   });
+}
+
+/** The site's surplus of one reading per device, explained. */
+export interface SiteSurplusExplanation extends SurplusExplanation {
+  /** Each device's part, without the reserve (kept back once, for the site). */
+  devices: { name: string; watts?: number; terms: string }[];
+}
+
+/**
+ * Explains the site's surplus, the sum of its devices' (each by its own SoC) less the reserve,
+ * and judges each rule (those that follow the site) as if it were off, with the devices' mean
+ * SoC for their minimum SoC.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import type { Reading } from "../model/reading.ts";
+ * const reading = (gridW: number, batteryW: number, socPct: number) =>
+ *   ({ power: { gridW, batteryW }, socPct, energy: {} }) as unknown as Reading;
+ * const e = explainSiteSurplus(
+ *   [["garage", reading(-1200, 0, 50)], ["house", reading(0, -520, 92)]],
+ *   { prioritySocPct: 80, reserveW: 100 },
+ *   [],
+ * );
+ * equal(e.watts, 1620);
+ * equal(e.terms, "garage 1200 W + house 520 W − reserve 100 W");
+ * equal(e.devices[1]?.terms, "feed-in 0 W + charging 520 W at SoC 92 % ≥ 80 %");
+ * ```
+ */
+export function explainSiteSurplus(
+  devices: readonly (readonly [name: string, reading: Reading])[],
+  settings: Pick<SurplusSettings, "prioritySocPct" | "reserveW">,
+  rules: readonly RuleSettings[],
+): SiteSurplusExplanation {
+  const sample = siteSample(devices, settings);
+  const each = devices.map(([name, reading]) => {
+    const e = explainSurplus(reading, { ...settings, reserveW: 0 }, []);
+    return {
+      name,
+      ...(e.watts === undefined ? {} : { watts: e.watts }),
+      terms: e.terms.replace(/ − reserve 0 W$/, ""),
+    };
+  });
+  const parts = each.map((d, i) => {
+    const sign = d.watts !== undefined && d.watts < 0 ? "−" : "+";
+    const value = d.watts === undefined ? "unknown" : w(Math.abs(d.watts));
+    return `${i === 0 && sign === "+" ? "" : `${sign} `}${d.name} ${value}`;
+  });
   return {
-    ...(watts === undefined ? {} : { watts }),
-    terms: terms.join(" "),
-    rules: verdicts,
+    ...(sample.instantW === undefined ? {} : { watts: sample.instantW }),
+    terms: `${parts.join(" ")} − reserve ${w(settings.reserveW)}`,
+    devices: each,
+    rules: verdicts(rules, sample.instantW, sample.socPct),
   };
 }

@@ -4,14 +4,17 @@
  * `<prefix>/surplus/<rule>/<setting>/set` and keeps them across restarts in a retained
  * `<prefix>/surplus/<rule>/overrides`, and switches a rule's plug directly where the rule names
  * one. When ess stops, the plugs it switched on are switched off: nobody watches the surplus.
+ * With several devices there is one such plugin per device, in that device's bridge (under
+ * `ess/garage/surplus/...`), and one for the site, among the process's plugins (under
+ * `ess/surplus/...`): it needs nothing of a device.
  *
  * @module
  */
 import { errorText, WrongPasswordError } from "../errors.ts";
-import type { BridgeContext, BridgePlugin } from "../mqtt/bridge.ts";
+import type { BridgeContext } from "../mqtt/bridge.ts";
 import { quote } from "../mqtt/_quote.ts";
 import type { SurplusEngine, SurplusState } from "./engine.ts";
-import { buildSurplusDiscovery } from "./hass.ts";
+import { buildSiteSurplusDiscovery, buildSurplusDiscovery } from "./hass.ts";
 import { RULE_FIELDS, type RuleNumbers, type RuleSettings } from "./rule.ts";
 import { parseRuleNumber, ruleProblem } from "./settings.ts";
 import {
@@ -30,10 +33,19 @@ const WARNING_MS = 60_000;
 /** How long to wait before trying Home Assistant discovery again after it failed, in ms. */
 const DISCOVERY_RETRY_MS = 60_000;
 
+/**
+ * What the plugin needs of the bridge it runs in: to publish and log, and, to announce a
+ * device's surplus on the device's HA device, to read the device's systeminfo. A device's
+ * bridge gives all of it; the process's plugins (the site's surplus) have no device to read.
+ */
+export type SurplusContext =
+  & Pick<BridgeContext, "publish" | "logger">
+  & Partial<Pick<BridgeContext, "read">>;
+
 /** Options of {@link createSurplusPlugin}. */
 export interface SurplusPluginOptions {
   engine: SurplusEngine;
-  /** ess's topic prefix. */
+  /** The topic prefix: ess's, a device's (`ess/garage`) or, for the site's surplus, the process's. */
   prefix: string;
   /** Announce to Home Assistant; absent: do not. */
   hass?: {
@@ -41,14 +53,24 @@ export interface SurplusPluginOptions {
     supportUrl?: string | undefined;
     discoveryPrefix?: string | undefined;
     fallbackId: string;
+    /** One of several devices: its name and the process's prefix (its HA device's name, ids). */
+    named?: { name: string; processPrefix: string } | undefined;
+    /** The site's surplus: its devices' names; announced on an HA device of its own. */
+    site?: { devices: readonly string[] } | undefined;
   } | undefined;
   /** Milliseconds since the epoch (for warning limits). */
   now?: (() => number) | undefined;
 }
 
-/** The surplus plugin. */
-export interface SurplusPlugin extends BridgePlugin {
+/** The surplus plugin: a {@link BridgePlugin} of a device's bridge or of the process's. */
+export interface SurplusPlugin {
   subscriptions: readonly string[];
+  /** After every (re)connect: the settings, the state and the plugs' state again. */
+  onConnect(ctx: SurplusContext): Promise<void>;
+  /** A run-time setting or the retained overrides. */
+  onMessage(topic: string, payload: string, retained: boolean, ctx: SurplusContext): Promise<void>;
+  /** Switches off the plugs it switched on. */
+  onStop(ctx: SurplusContext): Promise<void>;
   /** Publishes the state after a poll, and switches the plugs of the rules that changed. */
   publish(state: SurplusState): Promise<void>;
 }
@@ -111,12 +133,12 @@ export function createSurplusPlugin(options: SurplusPluginOptions): SurplusPlugi
   /** What each plug was last told on this connection. */
   const switched = new Map<string, boolean>();
   const warned = new Map<string, number>();
-  let ctx: BridgeContext | undefined;
+  let ctx: SurplusContext | undefined;
   let announced = false;
   let announcing = false;
   let discoveryAfter = 0;
 
-  const warn = (c: BridgeContext, key: string, message: string) => {
+  const warn = (c: SurplusContext, key: string, message: string) => {
     const last = warned.get(key);
     if (last !== undefined && now() - last < WARNING_MS) {
       c.logger.debug(message);
@@ -126,13 +148,13 @@ export function createSurplusPlugin(options: SurplusPluginOptions): SurplusPlugi
     c.logger.warning(message);
   };
 
-  const publishRetained = async (c: BridgeContext, topic: string, payload: string) => {
+  const publishRetained = async (c: SurplusContext, topic: string, payload: string) => {
     if (sent.get(topic) === payload) return;
     await c.publish(topic, payload, { retain: true, qos: 0 });
     sent.set(topic, payload);
   };
 
-  const publishFields = async (c: BridgeContext, rule: RuleSettings) => {
+  const publishFields = async (c: SurplusContext, rule: RuleSettings) => {
     for (const field of RULE_FIELDS) {
       await publishRetained(
         c,
@@ -146,20 +168,33 @@ export function createSurplusPlugin(options: SurplusPluginOptions): SurplusPlugi
    * Announces to Home Assistant once per connection. It reads systeminfo through the device
    * queue, so it runs beside the poll that called it (which holds the queue), never awaited.
    */
-  const announce = async (c: BridgeContext) => {
+  const announce = async (c: SurplusContext) => {
     const hass = options.hass;
     if (!hass || announced || announcing || now() < discoveryAfter) return;
     announcing = true;
     try {
-      const systeminfo = await c.read("systeminfo");
-      const discovery = buildSurplusDiscovery({
-        prefix,
-        discoveryPrefix: hass.discoveryPrefix,
-        systeminfo,
-        fallbackId: hass.fallbackId,
-        origin: { version: hass.version, supportUrl: hass.supportUrl },
-        rules: engine.rules,
-      });
+      const origin = { version: hass.version, supportUrl: hass.supportUrl };
+      let discovery;
+      if (hass.site !== undefined) {
+        discovery = buildSiteSurplusDiscovery({
+          prefix,
+          discoveryPrefix: hass.discoveryPrefix,
+          origin,
+          rules: engine.rules,
+          devices: hass.site.devices,
+        });
+      } else {
+        if (c.read === undefined) throw new Error("no device to read the systeminfo of");
+        discovery = buildSurplusDiscovery({
+          prefix,
+          discoveryPrefix: hass.discoveryPrefix,
+          systeminfo: await c.read("systeminfo"),
+          fallbackId: hass.fallbackId,
+          origin,
+          rules: engine.rules,
+          named: hass.named,
+        });
+      }
       await c.publish(discovery.topic, JSON.stringify(discovery.config), { retain: true, qos: 1 });
       announced = true;
       c.logger.info(`announced the surplus and ${engine.rules.length} rules on ${discovery.topic}`);
@@ -189,8 +224,9 @@ export function createSurplusPlugin(options: SurplusPluginOptions): SurplusPlugi
         c.logger.info(`surplus rule ${status.name}: ${status.why}; sent ${plug.topic}`);
       }
     }
-    // Only once the device has answered: before, its systeminfo could not be read anyway.
-    if (state.instantW !== undefined) void announce(c);
+    // Only once the device has answered: before, its systeminfo could not be read anyway. The
+    // site's has nothing to read.
+    if (state.instantW !== undefined || options.hass?.site !== undefined) void announce(c);
   };
 
   /** Applies `next` as `rule`'s overrides; `undefined`, or why not. */
@@ -203,7 +239,7 @@ export function createSurplusPlugin(options: SurplusPluginOptions): SurplusPlugi
     return undefined;
   };
 
-  const onSet = async (c: BridgeContext, name: string, key: string, payload: string) => {
+  const onSet = async (c: SurplusContext, name: string, key: string, payload: string) => {
     const n = parseRuleNumber(key, payload.trim());
     if (typeof n === "string") {
       warn(c, `set ${name}`, `surplus rule ${name}: ${n} (from ${quote(payload, 40)})`);
@@ -221,7 +257,7 @@ export function createSurplusPlugin(options: SurplusPluginOptions): SurplusPlugi
     await c.publish(ruleOverridesTopic(prefix, name), text, { retain: true, qos: 1 });
   };
 
-  const onOverrides = async (c: BridgeContext, name: string, payload: string) => {
+  const onOverrides = async (c: SurplusContext, name: string, payload: string) => {
     const parsed = parseOverrides(payload);
     const problem = typeof parsed === "string" ? parsed : apply(name, parsed);
     if (problem) {
