@@ -6,7 +6,9 @@
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { parse } from "yaml";
 import denoJson from "../deno.json" with { type: "json" };
-import { isKnownKey } from "../commands/_registry.ts";
+import { isDeviceKey, isKnownKey } from "../commands/_registry.ts";
+import { DEVICE_NAME } from "../lib/config.ts";
+import { ADDON_DEVICE_KEYS, ADDON_DEVICES_OPTION } from "../lib/hass/addon.ts";
 import { runFlags } from "../image/build.ts";
 
 const ROOT = new URL("../", import.meta.url);
@@ -23,6 +25,33 @@ const OPTION_TYPE = new RegExp(
     "|email|url|password|port|device(?:\\(.*\\))?|match\\(.+\\)|list\\([^|()]+(?:\\|[^|()]+)*\\))" +
     "\\??$",
 );
+
+/** A schema entry: one type, or a list of values of one type or of one dict of types. */
+type SchemaEntry = string | [string | Record<string, string>];
+
+/** The types a schema entry holds: itself, or its list's element's (each field's). */
+function typesOf(entry: SchemaEntry): [string, string][] {
+  if (typeof entry === "string") return [["", entry]];
+  const [element] = entry;
+  return typeof element === "string" ? [["", element]] : Object.entries(element);
+}
+
+/**
+ * Whether `value` fits the schema entry, as the Supervisor validates an option: a list takes
+ * values of its element's type, or dicts whose every field fits and whose every field without
+ * `?` is there.
+ */
+function fitsEntry(entry: SchemaEntry, value: unknown): boolean {
+  if (typeof entry === "string") return fits(entry, value);
+  if (!Array.isArray(value)) return false;
+  const [element] = entry;
+  if (typeof element === "string") return value.every((v) => fits(element, v));
+  return value.every((item) =>
+    typeof item === "object" && item !== null &&
+    Object.entries(item).every(([k, v]) => k in element && fits(element[k]!, v)) &&
+    Object.entries(element).every(([k, type]) => type.endsWith("?") || k in item)
+  );
+}
 
 /** Whether `value` fits the schema type `type`, as the Supervisor validates an option. */
 function fits(type: string, value: unknown): boolean {
@@ -80,22 +109,48 @@ Deno.test("the add-on's config.yaml follows the Supervisor's rules", async (t) =
   });
 
   await t.step("should give every option a type of the schema language", () => {
-    const schema = config["schema"] as Record<string, string>;
-    for (const [key, type] of Object.entries(schema)) match(type, OPTION_TYPE, key);
+    const schema = config["schema"] as Record<string, SchemaEntry>;
+    for (const [key, entry] of Object.entries(schema)) {
+      ok(typeof entry === "string" || (Array.isArray(entry) && entry.length === 1), key);
+      for (const [field, type] of typesOf(entry)) match(type, OPTION_TYPE, `${key} ${field}`);
+    }
     const options = config["options"] as Record<string, unknown>;
     for (const [key, value] of Object.entries(options)) {
       ok(key in schema, `option ${key} has no schema`);
-      ok(fits(schema[key]!, value), `option ${key}: ${value} is no ${schema[key]}`);
+      ok(fitsEntry(schema[key]!, value), `option ${key}: ${value} is no ${schema[key]}`);
     }
-    for (const [key, type] of Object.entries(schema)) {
-      ok(type.endsWith("?") || key in options, `required option ${key} needs a default`);
+    for (const [key, entry] of Object.entries(schema)) {
+      // A list is never optional to the Supervisor: it needs a default, if only [].
+      ok(
+        (typeof entry === "string" && entry.endsWith("?")) || key in options,
+        `required option ${key} needs a default`,
+      );
     }
   });
 
   await t.step("should name options as ess's config file does", async () => {
     for (const key of Object.keys(config["schema"] as object)) {
+      if (key === ADDON_DEVICES_OPTION) continue;
       ok(await isKnownKey(key.replaceAll("_", "-")), `ess has no option ${key}`);
     }
+  });
+
+  await t.step("should list several devices as ess's [device NAME] sections do", async () => {
+    const schema = config["schema"] as Record<string, SchemaEntry>;
+    const [element] = schema[ADDON_DEVICES_OPTION] as [Record<string, string>];
+    deepEqual(Object.keys(element).sort(), ["name", ...ADDON_DEVICE_KEYS].sort());
+    equal(element["name"], `match(${DEVICE_NAME.source})`, "a name as the config file takes it");
+    for (const key of ADDON_DEVICE_KEYS) {
+      ok(await isDeviceKey(key), `a [device] section cannot set ${key}`);
+    }
+    deepEqual((config["options"] as Record<string, unknown>)[ADDON_DEVICES_OPTION], []);
+    ok(
+      fitsEntry(schema[ADDON_DEVICES_OPTION]!, [
+        { name: "garage", host: "192.168.1.20", password: "a1b2c3d4e5f6" },
+        { name: "house", host: "192.168.1.21", password: "x", fingerprint: "AB:CD" },
+      ]),
+    );
+    ok(!fitsEntry(schema[ADDON_DEVICES_OPTION]!, [{ name: "garage", host: "h" }]));
   });
 
   await t.step("should serve ingress only to the Supervisor, on the ingress port", () => {

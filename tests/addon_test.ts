@@ -135,6 +135,123 @@ Deno.test("parseAddonOptions() names the option that is wrong", () => {
   }
 });
 
+Deno.test("parseAddonOptions() turns the devices list into [device NAME] sections", async (t) => {
+  const options = (devices: unknown, more: Record<string, unknown> = {}) =>
+    JSON.stringify({ ess_host: "", interval_seconds: 10, ...more, devices });
+  await t.step("should make each item a section, after the options for every device", () => {
+    const entries = parseAddonOptions(
+      options([
+        { name: "garage", host: "192.168.1.20", password: "a!b#c", fingerprint: "" },
+        { name: "house", host: "192.168.1.21", password: "p2", fingerprint: "AB:CD" },
+      ]),
+      "o",
+    );
+    deepEqual(entries, [
+      { key: "interval_seconds", value: "10", origin: "o: interval_seconds" },
+      ...[
+        ["garage", 0, "host", "192.168.1.20"],
+        ["garage", 0, "password", "a!b#c"],
+        ["house", 1, "host", "192.168.1.21"],
+        ["house", 1, "password", "p2"],
+        ["house", 1, "fingerprint", "AB:CD"],
+      ].map(([device, i, key, value]) => ({
+        key,
+        value,
+        origin: `o: devices[${i}].${key}`,
+        device,
+        deviceOrigin: `o: devices[${i}]`,
+      })),
+    ]);
+    deepEqual(parseAddonOptions(options([]), "o").map((e) => e.key), ["interval_seconds"]);
+  });
+  const refused: [string, unknown, RegExp][] = [
+    ["a list that is none", { name: "garage" }, /^o: devices: expected a list of devices$/],
+    ["an item that is no object", ["garage"], /^o: devices\[0\]: expected an object/],
+    ["an item without a name", [{ host: "h" }], /^o: devices\[0\]\.name: each device needs a name/],
+    ["a bad name", [{ name: "Garage", host: "h" }], /^o: devices\[0\]\.name: a device name is/],
+    [
+      "a reserved name",
+      [{ name: "status", host: "h" }],
+      /^o: devices\[0\]\.name: "status" is taken/,
+    ],
+    [
+      "a name listed twice",
+      [{ name: "a", host: "h" }, { name: "a", host: "i" }],
+      /^o: devices\[1\]\.name: device a is listed twice \(first at o: devices\[0\]\)$/,
+    ],
+    [
+      "a device that sets nothing",
+      [{ name: "a", host: "" }],
+      /^o: devices\[0\]: device a sets nothing/,
+    ],
+    [
+      "a key no device takes",
+      [{ name: "a", host: "h", mqtt_server: "m" }],
+      /^o: devices\[0\]\.mqtt_server: a device takes host, password, fingerprint and name$/,
+    ],
+    [
+      "a value that is no text",
+      [{ name: "a", host: ["h"] }],
+      /^o: devices\[0\]\.host: expected a string/,
+    ],
+    [
+      "more than 16 devices",
+      Array.from({ length: 17 }, (_, i) => ({ name: `d${i}`, host: "h" })),
+      /^o: devices: at most 16 devices, not 17$/,
+    ],
+  ];
+  for (const [what, devices, message] of refused) {
+    await t.step(`should refuse ${what}, naming the item`, () => {
+      let error: Error | undefined;
+      try {
+        parseAddonOptions(options(devices), "o");
+      } catch (err) {
+        error = err as Error;
+      }
+      equal(error?.name, "ConfigError");
+      match(error?.message ?? "", message);
+    });
+  }
+});
+
+Deno.test("ess takes the add-on's devices as a config's [device NAME] sections", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "ess-addon-" });
+  const garage = await startSimulator({ name: "SIMGARAGE", password: "garage!#pass" });
+  const house = await startSimulator({ name: "SIMHOUSE", password: "house'pass\"" });
+  try {
+    const file = join(dir, "options.json");
+    const devices = [
+      { name: "garage", host: garage.host, password: garage.password },
+      { name: "house", host: house.host, password: house.password, fingerprint: house.fingerprint },
+    ];
+    await Deno.writeTextFile(file, JSON.stringify({ ess_host: "", devices }));
+    await t.step("should read the device --device names, with its password", async () => {
+      const run = await runCli(
+        ["data", "--config", "/dev/null", "--only", "systeminfo", "--device", "house"],
+        { env: { ESS_OPTIONS_FILE: file } },
+      );
+      equal(run.code, 0, run.stderr);
+      equal(JSON.parse(run.stdout).systeminfo.pms.serialno, "SIMHOUSES");
+    });
+    await t.step("should refuse a device address beside the list, naming the option", async () => {
+      await Deno.writeTextFile(file, JSON.stringify({ ess_password: "top-secret", devices }));
+      const run = await runCli(["mqtt", "--config", "/dev/null", "--options-file", file]);
+      equal(run.code, 2, run.stderr);
+      match(
+        run.stderr,
+        /^ess: \S+options\.json: ess_password: password would apply to every device of the config's \[device\] sections \(garage and house\)/,
+      );
+      for (const secret of ["top-secret", garage.password, house.password]) {
+        ok(!run.stderr.includes(secret), run.stderr);
+      }
+    });
+  } finally {
+    await garage.close();
+    await house.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("ess reads the add-on's options file, and names the option in its errors", async () => {
   const dir = await Deno.makeTempDir({ prefix: "ess-addon-" });
   try {

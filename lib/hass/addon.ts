@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type ConfigEntry, readSmallTextFile } from "../config.ts";
+import { type ConfigEntry, deviceNameProblem, MAX_DEVICES, readSmallTextFile } from "../config.ts";
 import { readCappedBody } from "../capped_body.ts";
 import { ConfigError, errorText, EssError } from "../errors.ts";
 
@@ -14,11 +14,79 @@ export const ADDON_OPTIONS_PATH = "/data/options.json";
 /** The largest options file ess reads: the add-on's has a dozen short values. */
 const MAX_OPTIONS_BYTES = 64 * 1024;
 
+/** The option that lists several devices, each as a `[device NAME]` section would. */
+export const ADDON_DEVICES_OPTION = "devices";
+
+/** What one entry of the add-on's `devices` list may set, besides its name. */
+export const ADDON_DEVICE_KEYS: readonly string[] = ["host", "password", "fingerprint"];
+
+/** A JSON value of an option as the text of a config entry; `undefined` for an unset one. */
+function optionText(value: unknown, origin: string): string | undefined {
+  if (value === null || value === "") return undefined;
+  if (typeof value === "string" || typeof value === "boolean") return String(value);
+  if (typeof value === "number" && Number.isFinite(value)) return String(value);
+  throw new ConfigError(`${origin}: expected a string, a number or true/false`);
+}
+
+/**
+ * The entries of the add-on's `devices` list: each item `{name, host, password, fingerprint?}`
+ * becomes the entries of a `[device NAME]` section, validated as the config file's are (a
+ * valid, unreserved and unique name, at most {@link MAX_DEVICES}, something set besides the
+ * name), each error naming the item (`options.json: devices[1].name`).
+ */
+function deviceEntries(value: unknown, file: string): ConfigEntry[] {
+  const origin = `${file}: ${ADDON_DEVICES_OPTION}`;
+  if (value === null) return [];
+  if (!Array.isArray(value)) throw new ConfigError(`${origin}: expected a list of devices`);
+  if (value.length > MAX_DEVICES) {
+    throw new ConfigError(`${origin}: at most ${MAX_DEVICES} devices, not ${value.length}`);
+  }
+  const entries: ConfigEntry[] = [];
+  const seen = new Map<string, string>();
+  value.forEach((item: unknown, i) => {
+    const at = `${origin}[${i}]`;
+    if (typeof item !== "object" || item === null || Array.isArray(item)) {
+      throw new ConfigError(`${at}: expected an object with name, host and password`);
+    }
+    const { name, ...rest } = item as Record<string, unknown>;
+    if (typeof name !== "string" || name === "") {
+      throw new ConfigError(`${at}.name: each device needs a name, like garage`);
+    }
+    const problem = deviceNameProblem(name);
+    if (problem !== undefined) throw new ConfigError(`${at}.name: ${problem}`);
+    const first = seen.get(name);
+    if (first !== undefined) {
+      throw new ConfigError(`${at}.name: device ${name} is listed twice (first at ${first})`);
+    }
+    seen.set(name, at);
+    let set = 0;
+    for (const [key, raw] of Object.entries(rest)) {
+      if (!ADDON_DEVICE_KEYS.includes(key)) {
+        throw new ConfigError(
+          `${at}.${key.slice(0, 40)}: a device takes ${ADDON_DEVICE_KEYS.join(", ")} and name`,
+        );
+      }
+      const text = optionText(raw, `${at}.${key}`);
+      if (text === undefined) continue;
+      entries.push({ key, value: text, origin: `${at}.${key}`, device: name, deviceOrigin: at });
+      set++;
+    }
+    if (set === 0) {
+      throw new ConfigError(
+        `${at}: device ${name} sets nothing: give at least its host and password`,
+      );
+    }
+  });
+  return entries;
+}
+
 /**
  * Turns the add-on's options (a JSON object of strings, numbers and booleans) into config
  * entries, each with the origin `FILE: KEY`, so that an error names the option. An empty string
  * or `null` leaves an option unset (an empty `ess_host` means: find the device by mDNS). Each
- * string is taken as it is: a password with `!`, `#`, quotes or blanks needs no quoting.
+ * string is taken as it is: a password with `!`, `#`, quotes or blanks needs no quoting. The
+ * `devices` list, for several devices, becomes the entries of one `[device NAME]` section per
+ * item (see `deviceEntries`).
  *
  * @example
  * ```ts
@@ -29,6 +97,16 @@ const MAX_OPTIONS_BYTES = 64 * 1024;
  *     { key: "ess_password", value: 'a!b#c"d', origin: "o.json: ess_password" },
  *     { key: "interval_seconds", value: "10", origin: "o.json: interval_seconds" },
  *   ],
+ * );
+ * deepEqual(
+ *   parseAddonOptions('{"devices": [{"name": "garage", "host": "192.168.1.20"}]}', "o.json"),
+ *   [{
+ *     key: "host",
+ *     value: "192.168.1.20",
+ *     origin: "o.json: devices[0].host",
+ *     device: "garage",
+ *     deviceOrigin: "o.json: devices[0]",
+ *   }],
  * );
  * ```
  */
@@ -43,18 +121,17 @@ export function parseAddonOptions(text: string, file: string): ConfigEntry[] {
     throw new ConfigError(`${file}: expected a JSON object of options`);
   }
   const entries: ConfigEntry[] = [];
+  const devices: ConfigEntry[] = [];
   for (const [key, value] of Object.entries(options)) {
-    const origin = `${file}: ${key}`;
-    if (value === null || value === "") continue;
-    if (typeof value === "string" || typeof value === "boolean") {
-      entries.push({ key, value: String(value), origin });
-    } else if (typeof value === "number" && Number.isFinite(value)) {
-      entries.push({ key, value: String(value), origin });
-    } else {
-      throw new ConfigError(`${origin}: expected a string, a number or true/false`);
+    if (key === ADDON_DEVICES_OPTION) {
+      devices.push(...deviceEntries(value, file));
+      continue;
     }
+    const text = optionText(value, `${file}: ${key}`);
+    if (text !== undefined) entries.push({ key, value: text, origin: `${file}: ${key}` });
   }
-  return entries;
+  // As in the config file, the lines for every device come before the devices' sections.
+  return [...entries, ...devices];
 }
 
 /** Reads and parses the add-on's options file; a file it cannot read is a {@link ConfigError}. */
