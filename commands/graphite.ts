@@ -12,17 +12,29 @@ import {
   GRAPHITE_PROTOCOLS,
   runGraphite,
 } from "../lib/export/graphite.ts";
-import { SharedSender } from "../lib/export/graphite_senders.ts";
-import { choose, defineCommand, DEVICE_OPTIONS, GENERAL_OPTIONS, type ParsedOf } from "./_cli.ts";
+import { type MetricSender, SharedSender } from "../lib/export/graphite_senders.ts";
+import {
+  choose,
+  defineCommand,
+  DEVICE_OPTIONS,
+  GENERAL_OPTIONS,
+  type Parsed,
+  type ParsedOf,
+} from "./_cli.ts";
 import { type DeviceSession, hostPortOption, openDevice } from "./_device.ts";
 import { daemonDevices } from "./_devices.ts";
 
+/** What the device loops read of the options. */
+type GraphiteParsed =
+  & ParsedOf<typeof DEVICE_OPTIONS>
+  & Parsed<"interval-seconds" | "prefix", never>;
+
 /** One device whose values go to Graphite, and under which path. */
-interface GraphiteDevice<P> {
+interface GraphiteDevice {
   /** Its `[device NAME]`; `undefined` for a single-device config. */
   name: string | undefined;
   /** The options as they apply to it. */
-  p: P;
+  p: GraphiteParsed;
   logger: Logger;
   /** `--prefix`, then its name: `house.garage` → `house.garage.home.statistics.load_power`. */
   prefix: string | undefined;
@@ -32,18 +44,49 @@ interface GraphiteDevice<P> {
  * The devices of the config: the one of a single-device config, under `--prefix` as before;
  * else each `[device NAME]` section, under `<prefix>.<name>`, logging as `name: …`.
  */
-function graphiteDevices<P extends ParsedOf<typeof DEVICE_OPTIONS>>(
-  p: P & { string(name: "prefix"): string | undefined },
-): GraphiteDevice<P>[] {
+function graphiteDevices(p: GraphiteParsed): GraphiteDevice[] {
   const prefix = p.string("prefix");
   const views = daemonDevices(p);
   if (views === undefined) return [{ name: undefined, p, logger: p.log, prefix }];
   return views.map((view) => ({
     name: view.name,
-    p: view.p as P,
+    p: view.p,
     logger: labelledLogger(p.log, view.name),
     prefix: prefix === undefined ? view.name : `${prefix}.${view.name}`,
   }));
+}
+
+/**
+ * One device's loop: its values every interval (its own, which a section may set), or once.
+ * A named device's failure is logged under its name, as the others go on.
+ */
+function sendDevice(
+  device: GraphiteDevice,
+  session: DeviceSession,
+  sender: MetricSender,
+  once: boolean,
+  signal: AbortSignal,
+): Promise<void> {
+  const intervalMs = (device.p.seconds("interval-seconds", MIN_POLL_SECONDS) ?? 10) * 1000;
+  if (!once) {
+    device.logger.info(
+      `sending ${session.host.authority}'s values to ${sender.target} every ${intervalMs / 1000} s`,
+    );
+  }
+  return runGraphite({
+    device: session.client,
+    sender,
+    prefix: device.prefix,
+    intervalMs,
+    once,
+    logger: device.logger,
+    signal,
+  }).catch((err) => {
+    if (device.name !== undefined) {
+      device.logger.error(once ? errorText(err) : `stopped sending: ${errorText(err)}`);
+    }
+    throw err;
+  });
 }
 
 const command = defineCommand({
@@ -136,32 +179,12 @@ const command = defineCommand({
       for (const device of devices) sessions.push(await openDevice(device.p));
       const named = devices[0]?.name !== undefined;
       // Named devices share the connection; their batches are confirmed together at the end.
-      const loopSender = named ? new SharedSender(sender) : sender;
-      const results = await Promise.allSettled(devices.map((device, i) => {
-        const session = sessions[i]!;
-        const intervalMs = (device.p.seconds("interval-seconds", MIN_POLL_SECONDS) ?? 10) * 1000;
-        if (!once) {
-          device.logger.info(
-            `sending ${session.host.authority}'s values to ${sender.target} every ${
-              intervalMs / 1000
-            } s`,
-          );
-        }
-        return runGraphite({
-          device: session.client,
-          sender: loopSender,
-          prefix: device.prefix,
-          intervalMs,
-          once,
-          logger: device.logger,
-          signal: stop.signal,
-        }).catch((err) => {
-          if (named) {
-            device.logger.error(once ? errorText(err) : `stopped sending: ${errorText(err)}`);
-          }
-          throw err;
-        });
-      }));
+      const shared = new SharedSender(sender);
+      const results = await Promise.allSettled(
+        devices.map((device, i) =>
+          sendDevice(device, sessions[i]!, named ? shared : sender, once, stop.signal)
+        ),
+      );
       const failures = results.flatMap((r) => r.status === "rejected" ? [r.reason] : []);
       if (!named && failures.length > 0) throw failures[0];
       if (named && once && failures.length < devices.length) await sender.finish();
