@@ -1,50 +1,20 @@
 /**
  * `ess data`, `ess graph` and `ess control` against a config of three `[device NAME]` sections,
- * each a simulator of its own: `--device NAME` (or ESS_DEVICE) chooses one, and only that one
- * hears from ess.
+ * each a simulator of its own (tests/_site.ts): `--device NAME` (or ESS_DEVICE) chooses one, and
+ * only that one hears from ess.
  */
 import assert from "node:assert/strict";
 import { type CliResult, runCli } from "./_cli.ts";
-import { type Simulator, startSimulator } from "../lib/sim/simulator.ts";
+import type { JsonObject } from "../lib/device/flatten.ts";
+import type { Simulator } from "../lib/sim/simulator.ts";
+import { startSite } from "./_site.ts";
 import { controlRequests, NOON } from "./_world.ts";
 
-const NAMES = ["garage", "house", "shed"] as const;
-const PASSWORDS = ["garage-pass-1", "house-pass-22", "shed-pass-333"];
+const NAMES = ["sim1", "sim2", "sim3"] as const;
 
-/** Three simulators, each with its own registration number and password, and a config of them. */
-async function withThree(
-  fn: (config: string, sims: Record<string, Simulator>) => Promise<void>,
-): Promise<void> {
-  const sims: Simulator[] = [];
-  const dir = await Deno.makeTempDir({ prefix: "ess-oneshot-" });
-  try {
-    for (const [i, name] of NAMES.entries()) {
-      sims.push(
-        await startSimulator({
-          now: () => NOON,
-          name: `SIM${name.toUpperCase()}`,
-          password: PASSWORDS[i]!,
-          seed: i + 1,
-        }),
-      );
-    }
-    const lines = ["timeout = 5"];
-    sims.forEach((sim, i) =>
-      lines.push(
-        `[device ${NAMES[i]}]`,
-        `host = ${sim.host}`,
-        `password = ${sim.password}`,
-        `fingerprint = ${sim.fingerprint}`,
-      )
-    );
-    const config = `${dir}/essmqtt.conf`;
-    await Deno.writeTextFile(config, `${lines.join("\n")}\n`);
-    await fn(config, Object.fromEntries(sims.map((s, i) => [NAMES[i], s])));
-  } finally {
-    await Promise.all(sims.map((s) => s.close()));
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+/** A simulator's serial number, as its systeminfo says. */
+const serialOf = (sim: Simulator) =>
+  (sim.device.read("systeminfo")["pms"] as JsonObject)["serialno"];
 
 /** Asserts one line on stderr, the usage exit code, and no password of any device. */
 function assertUsage(run: CliResult, pattern: RegExp): void {
@@ -58,81 +28,84 @@ function assertUsage(run: CliResult, pattern: RegExp): void {
 const reads = (sim: Simulator) => sim.requests.filter((r) => r.method === "POST").length;
 
 Deno.test("one-shot commands choose one of several devices", async (t) => {
-  await withThree(async (config, sims) => {
-    const garage = sims.garage!, house = sims.house!, shed = sims.shed!;
-    await t.step("should read the device --device names, and only it", async () => {
-      const run = await runCli([
-        "data",
-        "--config",
-        config,
-        "--device",
-        "house",
-        "--only",
-        "systeminfo",
-      ]);
-      assert.equal(run.code, 0, run.stderr);
-      assert.equal(JSON.parse(run.stdout).systeminfo.pms.serialno, "SIMHOUSES");
-      assert.ok(reads(house) > 0);
-      assert.equal(reads(garage) + reads(shed), 0);
-    });
-    await t.step("should take the name from ESS_DEVICE", async () => {
-      const run = await runCli(
-        ["data", "--config", config, "--only", "systeminfo", "--format", "flat"],
-        { env: { ESS_DEVICE: "shed" } },
-      );
-      assert.equal(run.code, 0, run.stderr);
-      assert.match(run.stdout, /^systeminfo\/pms\/serialno SIMSHEDS$/m);
-    });
-    await t.step("should read a graph of the named device", async () => {
-      const before = reads(garage);
-      const run = await runCli([
-        "graph",
-        "pv",
-        "day",
-        "2026-06-20",
-        "--format",
-        "json",
-        "--config",
-        config,
-        "--device",
-        "garage",
-      ]);
-      assert.equal(run.code, 0, run.stderr);
-      assert.ok(JSON.parse(run.stdout));
-      assert.ok(reads(garage) > before);
-    });
-    await t.step("should send a control to the named device alone", async () => {
-      const from = NAMES.map((n) => sims[n]!.requests.length);
-      const run = await runCli(["control", "winter", "on", "--config", config, "--device", "shed"]);
-      assert.equal(run.code, 0, run.stderr);
-      assert.match(run.stdout, /^winter mode: on /);
-      assert.deepEqual(controlRequests(shed, from[2]), [
-        '/v1/user/setting/batt {"wintermode":"on"}',
-      ]);
-      assert.deepEqual(controlRequests(garage, from[0]), []);
-      assert.deepEqual(controlRequests(house, from[1]), []);
-    });
-    await t.step("should ask which device when there are several, naming them", async () => {
-      const before = NAMES.map((n) => sims[n]!.requests.length);
-      for (const args of [["data"], ["graph", "pv", "day"], ["control", "winter", "off"]]) {
-        assertUsage(
-          await runCli([...args, "--config", config]),
-          /^ess: the config declares 3 devices \(garage, house and shed\): say which with --device NAME$/,
-        );
-      }
+  await using site = await startSite(3, { top: ["timeout = 5"], simulator: { now: () => NOON } });
+  const config = site.config;
+  const sims = Object.fromEntries(site.devices.map((d) => [d.name, d.sim]));
+  const passwords = site.devices.map((d) => d.sim.password);
+  const [sim1, sim2, sim3] = site.devices.map((d) => d.sim) as [Simulator, Simulator, Simulator];
+  await t.step("should read the device --device names, and only it", async () => {
+    const run = await runCli([
+      "data",
+      "--config",
+      config,
+      "--device",
+      "sim2",
+      "--only",
+      "systeminfo",
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(JSON.parse(run.stdout).systeminfo.pms.serialno, serialOf(sim2));
+    assert.notEqual(serialOf(sim2), serialOf(sim1));
+    assert.ok(reads(sim2) > 0);
+    assert.equal(reads(sim1) + reads(sim3), 0);
+  });
+  await t.step("should take the name from ESS_DEVICE", async () => {
+    const run = await runCli(
+      ["data", "--config", config, "--only", "systeminfo", "--format", "flat"],
+      { env: { ESS_DEVICE: "sim3" } },
+    );
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, new RegExp(`^systeminfo/pms/serialno ${serialOf(sim3)}$`, "m"));
+  });
+  await t.step("should read a graph of the named device", async () => {
+    const before = reads(sim1);
+    const run = await runCli([
+      "graph",
+      "pv",
+      "day",
+      "2026-06-20",
+      "--format",
+      "json",
+      "--config",
+      config,
+      "--device",
+      "sim1",
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.ok(JSON.parse(run.stdout));
+    assert.ok(reads(sim1) > before);
+  });
+  await t.step("should send a control to the named device alone", async () => {
+    const from = NAMES.map((n) => sims[n]!.requests.length);
+    const run = await runCli(["control", "winter", "on", "--config", config, "--device", "sim3"]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /^winter mode: on /);
+    assert.deepEqual(controlRequests(sim3, from[2]), [
+      '/v1/user/setting/batt {"wintermode":"on"}',
+    ]);
+    assert.deepEqual(controlRequests(sim1, from[0]), []);
+    assert.deepEqual(controlRequests(sim2, from[1]), []);
+  });
+  await t.step("should ask which device when there are several, naming them", async () => {
+    const before = NAMES.map((n) => sims[n]!.requests.length);
+    for (const args of [["data"], ["graph", "pv", "day"], ["control", "winter", "off"]]) {
       assertUsage(
-        await runCli(["data", "--config", config, "--device", "attic"]),
-        /^ess: --device "attic": the config declares garage, house and shed$/,
+        await runCli([...args, "--config", config]),
+        /^ess: the config declares 3 devices \(sim1, sim2 and sim3\): say which with --device NAME$/,
       );
-      assert.deepEqual(NAMES.map((n) => sims[n]!.requests.length), before);
-    });
-    await t.step("should keep every device's password out of a failure", async () => {
-      await house.close();
-      const run = await runCli(["data", "--config", config, "--device", "house"]);
-      assert.notEqual(run.code, 0);
-      assert.match(run.stderr, /^ess: /);
-      for (const password of PASSWORDS) assert.ok(!run.stderr.includes(password), run.stderr);
-    });
+    }
+    assertUsage(
+      await runCli(["data", "--config", config, "--device", "attic"]),
+      /^ess: --device "attic": the config declares sim1, sim2 and sim3$/,
+    );
+    assert.deepEqual(NAMES.map((n) => sims[n]!.requests.length), before);
+  });
+  await t.step("should keep every device's password out of a failure", async () => {
+    await site.device("sim2").stop();
+    const run = await runCli(["data", "--config", config, "--device", "sim2"]);
+    assert.notEqual(run.code, 0);
+    assert.match(run.stderr, /^ess: /);
+    for (const password of passwords) assert.ok(!run.stderr.includes(password), run.stderr);
   });
 });
 
