@@ -6,11 +6,11 @@
  *
  * @module
  */
-import { UsageError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
 import { exposureNotice } from "../lib/serve/listen.ts";
 import { pollerSource } from "../lib/serve/poller_source.ts";
 import { type RunningServer, startServer } from "../lib/serve/server.ts";
+import type { ServeSource, SiteSource } from "../lib/serve/source.ts";
 import type { ServeSettings } from "./_poll.ts";
 import type { Site } from "./_site.ts";
 import type { SurplusDocument } from "../lib/surplus/report.ts";
@@ -41,23 +41,25 @@ export interface Serving {
 }
 
 /**
- * Serves the dashboard, the API and the metrics over the device's poller and control queue
- * (the caller runs the poller), and logs where, with one more line saying who can reach it
- * when that is not only this machine.
+ * Serves the dashboard, the API and the metrics over each device's poller and control queue
+ * (the caller runs the pollers): of the one device, or of every device of a site by name. Logs
+ * where, with one more line saying who can reach it when that is not only this machine.
  */
 export async function startServing(options: ServingOptions): Promise<Serving> {
   const { site, serve, logger, surplusOf } = options;
-  if (site.named) {
-    throw new UsageError(
-      "serving the dashboard for [device NAME] sections is not supported yet: " +
-        "use a config without sections for --listen",
-    );
-  }
-  const device = site.devices[0]!;
-  const source = pollerSource(device.poller, device.controls, device.session.client, {
-    logger,
-    surplus: surplusOf && (() => surplusOf(undefined)),
-  });
+  const sources = site.devices.map((device) =>
+    pollerSource(device.poller, device.controls, device.session.client, {
+      logger: device.logger,
+      surplus: surplusOf && (() => surplusOf(device.name)),
+    })
+  );
+  const source: ServeSource | SiteSource = site.named
+    ? {
+      devices: new Map(site.devices.map((device, i) => [device.name!, sources[i]!])),
+      surplus: surplusOf && (() => surplusOf(undefined)),
+    }
+    : sources[0]!;
+  const close = () => sources.forEach((s) => s.close());
   let server: RunningServer;
   try {
     server = await startServer(serve.address, {
@@ -65,11 +67,11 @@ export async function startServing(options: ServingOptions): Promise<Serving> {
       controlToken: serve.controlToken,
       allowedClients: serve.allowedClients,
       allowedHosts: serve.allowedHosts,
-      intervalSeconds: device.poll.intervalMs / 1000,
+      intervalSeconds: Math.min(...site.devices.map((device) => device.poll.intervalMs)) / 1000,
       logger,
     });
   } catch (err) {
-    source.close();
+    close();
     throw err;
   }
   logger.info(
@@ -82,7 +84,7 @@ export async function startServing(options: ServingOptions): Promise<Serving> {
   } else if (notice !== undefined) logger.warning(notice);
   return {
     async close() {
-      source.close();
+      close();
       await server.close();
     },
   };

@@ -76,9 +76,11 @@ const command = defineCommand({
         logger: p.log,
         surplusOf: surplus.documentOf,
       });
-      p.log.info(
-        `polling ${device.session.host.authority} every ${device.poll.intervalMs / 1000} s`,
-      );
+      for (const each of site.devices) {
+        each.logger.info(
+          `polling ${each.session.host.authority} every ${each.poll.intervalMs / 1000} s`,
+        );
+      }
       return await runDaemon(io, p.log, async (signal) => {
         try {
           await runPollers(site, signal);

@@ -232,8 +232,8 @@ function labelValue(raw: string | undefined): string | undefined {
   return raw.trim().slice(0, 128);
 }
 
-function infoLabels(r: Reading | undefined, serial: string): Record<string, string> {
-  const labels: Record<string, string> = { serial };
+function infoLabels(r: Reading | undefined, base: Labels): Record<string, string> {
+  const labels: Record<string, string> = { ...base };
   const fields: [string, string | undefined][] = [
     ["model", r?.model],
     ["family", r?.family],
@@ -278,6 +278,8 @@ export function summaryValues(reading: Reading): Record<string, number> {
 /**
  * The exposition text for the latest reading at time `now` (ms since the epoch). A figure the
  * reading does not have leaves its sample out; a metric with no sample is left out whole.
+ * `labels` go on every series before `serial` (the `device` of a site, see
+ * {@link renderSiteMetrics}).
  *
  * @example
  * ```ts
@@ -299,10 +301,10 @@ export function summaryValues(reading: Reading): Record<string, number> {
  * match(text, /^ess_last_success_age_seconds\{serial="ESS0001"\} 2.5$/m);
  * ```
  */
-export function renderMetrics(input: MetricsInput, now: number): string {
+export function renderMetrics(input: MetricsInput, now: number, labels: Labels = {}): string {
   const { reading } = input;
   const serial = labelValue(reading?.serial) ?? "unknown";
-  const base = { serial };
+  const base = { ...labels, serial };
   const out: string[] = [];
   const family = (name: string, help: string, samples: [Labels, number][]) => {
     if (samples.length === 0) return;
@@ -330,7 +332,7 @@ export function renderMetrics(input: MetricsInput, now: number): string {
     return out.join("\n") + "\n";
   }
   family("ess_info", "The device's model, family and firmware versions; the value is always 1.", [
-    [infoLabels(reading, serial), 1],
+    [infoLabels(reading, base), 1],
   ]);
   for (const metric of METRIC_TABLE) {
     family(
@@ -341,4 +343,70 @@ export function renderMetrics(input: MetricsInput, now: number): string {
   }
   if (input.surplus) out.push(...surplusMetricLines(input.surplus, labelText(base).slice(1, -1)));
   return out.join("\n") + "\n";
+}
+
+/** The metric family a line of an exposition belongs to: its sample's name, or the one its `# HELP` or `# TYPE` names. */
+function familyOf(line: string): string {
+  const comment = /^# (?:HELP|TYPE) (\S+)/.exec(line);
+  return comment ? comment[1]! : line.slice(0, line.search(/[{ ]/));
+}
+
+/**
+ * Several expositions as one: each family's `# HELP` and `# TYPE` once, then the samples of
+ * every text in order, as the format wants a family's samples together. The families come in
+ * the order they first appear.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * const a = '# HELP ess_up Up.\n# TYPE ess_up gauge\ness_up{device="a"} 1\n';
+ * const b = '# HELP ess_up Up.\n# TYPE ess_up gauge\ness_up{device="b"} 0\n';
+ * equal(mergeExpositions([a, b]), '# HELP ess_up Up.\n# TYPE ess_up gauge\ness_up{device="a"} 1\ness_up{device="b"} 0\n');
+ * ```
+ */
+export function mergeExpositions(texts: readonly string[]): string {
+  const families = new Map<string, { head: string[]; samples: string[] }>();
+  for (const text of texts) {
+    for (const line of text.split("\n")) {
+      if (line === "") continue;
+      const name = familyOf(line);
+      let family = families.get(name);
+      if (!family) families.set(name, family = { head: [], samples: [] });
+      if (!line.startsWith("# ")) family.samples.push(line);
+      else if (!family.head.includes(line)) family.head.push(line);
+    }
+  }
+  return [...families.values()].flatMap((f) => [...f.head, ...f.samples]).join("\n") + "\n";
+}
+
+/**
+ * The exposition of a site's devices, each one's series with a `device` label (its
+ * `[device NAME]`) besides `serial`, and the site's surplus, where ess computes one, as
+ * `ess_site_surplus_…`. The site's power is not summed here: `sum(ess_pv_power_watts)` does it
+ * in Prometheus, and a summed series in the same family would be counted twice.
+ *
+ * @example
+ * ```ts
+ * import { match } from "node:assert/strict";
+ * const text = renderSiteMetrics([
+ *   ["garage", { states: {}, lastSuccess: undefined, up: true }],
+ *   ["house", { states: {}, lastSuccess: undefined, up: false }],
+ * ], undefined, 0);
+ * match(text, /^ess_up\{device="garage",serial="unknown"\} 1\ness_up\{device="house",serial="unknown"\} 0$/m);
+ * ```
+ */
+export function renderSiteMetrics(
+  devices: readonly (readonly [name: string, input: MetricsInput])[],
+  surplus: SurplusDocument | undefined,
+  now: number,
+): string {
+  const texts = devices.map(([device, input]) => renderMetrics(input, now, { device }));
+  if (surplus) {
+    texts.push(
+      surplusMetricLines(surplus, 'scope="site"')
+        .map((line) => line.replace(/^((?:# (?:HELP|TYPE) )?ess_)surplus_/, "$1site_surplus_"))
+        .join("\n"),
+    );
+  }
+  return mergeExpositions(texts);
 }

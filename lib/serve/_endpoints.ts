@@ -72,14 +72,18 @@ export class GraphEndpoint {
     this.#now = now;
   }
 
-  /** The answer to a graph request whose path gave `params`. */
-  async answer(params: Record<string, string>, url: URL): Promise<Response> {
+  /**
+   * The answer to a graph request whose path gave `params` (`device`: what the graph shows,
+   * `span`), of the device named `from` where the server serves several.
+   */
+  async answer(params: Record<string, string>, url: URL, from?: string): Promise<Response> {
     const device = GRAPH_DEVICES.find((d) => d === params["device"]);
     const span = GRAPH_SPANS.find((s) => s === params["span"]);
     if (!device || !span) {
+      const path = from === undefined ? "/api/graph" : `/api/graph/${from}`;
       return this.#answers.error(
         404,
-        `no such graph: use /api/graph/{${GRAPH_DEVICES.join("|")}}/{${GRAPH_SPANS.join("|")}}`,
+        `no such graph: use ${path}/{${GRAPH_DEVICES.join("|")}}/{${GRAPH_SPANS.join("|")}}`,
       );
     }
     const dateText = url.searchParams.get("date");
@@ -98,7 +102,10 @@ export class GraphEndpoint {
     }
     const wait = timeout<GraphResult | "timeout">(this.#timeoutMs, "timeout");
     try {
-      const result = await Promise.race([this.#graphs.get(device, span, date), wait.promise]);
+      const result = await Promise.race([
+        this.#graphs.get(device, span, date, from),
+        wait.promise,
+      ]);
       if (result === "busy") {
         return this.#answers.error(503, "the device is busy with other graphs; try again soon", {
           "retry-after": "5",
@@ -132,7 +139,6 @@ export interface ControlLimits {
 
 /** What a {@link ControlEndpoint} works with. */
 export interface ControlDeps {
-  source: ServeSource;
   /** `undefined`: controls are off (403). */
   token: string | undefined;
   limits: ControlLimits;
@@ -142,12 +148,12 @@ export interface ControlDeps {
 }
 
 /**
- * `POST /api/control/{name}`: the token (with a back-off for wrong ones, see
- * `_token_guard.ts`), the origin, the body, then the command, handed to the source and awaited
- * for a while.
+ * `POST /api/control/{name}` (`/api/control/{device}/{name}` of a site): the token (with a
+ * back-off for wrong ones, see `_token_guard.ts`), the origin, the body, then the command,
+ * handed to the device's source and awaited for a while. The token's back-off and the cap on
+ * waiting requests hold for every device together.
  */
 export class ControlEndpoint {
-  readonly #source: ServeSource;
   readonly #token: string | undefined;
   readonly #limits: ControlLimits;
   readonly #answers: Answers;
@@ -156,7 +162,6 @@ export class ControlEndpoint {
   #waiting = 0;
 
   constructor(deps: ControlDeps) {
-    this.#source = deps.source;
     this.#token = deps.token;
     this.#limits = deps.limits;
     this.#answers = deps.answers;
@@ -165,11 +170,12 @@ export class ControlEndpoint {
   }
 
   /**
-   * The answer to a control request whose path gave `params`, from the client `remote`
-   * (`host:port`) at `address` (its IP address, which the back-off counts by).
+   * The answer to a control request for `source` whose path gave `params`, from the client
+   * `remote` (`host:port`) at `address` (its IP address, which the back-off counts by).
    */
   async answer(
     request: Request,
+    source: ServeSource,
     params: Record<string, string>,
     remote: string,
     address: string,
@@ -212,7 +218,7 @@ export class ControlEndpoint {
     }
     this.#waiting++;
     try {
-      return await this.#queue(request, name, remote);
+      return await this.#queue(request, source, name, remote, params["device"]);
     } finally {
       this.#waiting--;
     }
@@ -233,7 +239,13 @@ export class ControlEndpoint {
     }
   }
 
-  async #queue(request: Request, name: ControlName, remote: string): Promise<Response> {
+  async #queue(
+    request: Request,
+    source: ServeSource,
+    name: ControlName,
+    remote: string,
+    device: string | undefined,
+  ): Promise<Response> {
     const body = await readCappedText(
       request,
       this.#limits.maxBodyBytes,
@@ -251,11 +263,12 @@ export class ControlEndpoint {
       return this.#answers.error(400, `${name}: ${command}; nothing sent to the device`);
     }
     // The control queue logs each command it writes, with this request as its source.
-    this.#log.debug(`control ${name} from ${remote}: ${command.description}`);
+    const of = device === undefined ? "" : ` of ${device}`;
+    this.#log.debug(`control ${name}${of} from ${remote}: ${command.description}`);
     const wait = timeout(this.#limits.controlWaitMs, "queued" as const);
     try {
       const outcome = await Promise.race([
-        this.#source.control(name, command, `http ${remote}`),
+        source.control(name, command, `http ${remote}`),
         wait.promise,
       ]);
       if (outcome === "queued") {

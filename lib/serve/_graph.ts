@@ -7,13 +7,15 @@
 import type { CalendarDate, GraphDevice, GraphSpan } from "../device/states.ts";
 
 /**
- * Reads one graph from the device and gives the body to answer with: the text is made once per
- * read, and its length is what the cache counts.
+ * Reads one graph from the device (the one named `from`, where the server serves several) and
+ * gives the body to answer with: the text is made once per read, and its length is what the
+ * cache counts.
  */
 export type GraphReader = (
   device: GraphDevice,
   span: GraphSpan,
   date: CalendarDate,
+  from: string | undefined,
 ) => Promise<string>;
 
 /** Limits of {@link GraphCache}. */
@@ -39,7 +41,10 @@ export interface GraphCacheLimits {
 /** Result of {@link GraphCache.get}: the body, or `busy` when too many reads run or ran. */
 export type GraphResult = string | "busy";
 
-/** A small cache in front of the device's graph endpoints. */
+/**
+ * A small cache in front of the devices' graph endpoints; its limits hold for all of them
+ * together, so that serving several devices takes no more memory or device time.
+ */
 export class GraphCache {
   #read: GraphReader;
   #limits: GraphCacheLimits;
@@ -57,9 +62,14 @@ export class GraphCache {
     this.#now = now;
   }
 
-  /** The graph, from the cache, from a read under way, or read now. */
-  get(device: GraphDevice, span: GraphSpan, date: CalendarDate): Promise<GraphResult> {
-    const key = `${device}/${span}/${date.year}-${date.month}-${date.day}`;
+  /** The graph of the device named `from`, from the cache, from a read under way, or read now. */
+  get(
+    device: GraphDevice,
+    span: GraphSpan,
+    date: CalendarDate,
+    from?: string,
+  ): Promise<GraphResult> {
+    const key = `${from ?? ""}:${device}/${span}/${date.year}-${date.month}-${date.day}`;
     const kept = this.#answers.get(key);
     if (kept && this.#now() - kept.at < this.#limits.ttlMs) return Promise.resolve(kept.text);
     const pending = this.#pending.get(key);
@@ -71,7 +81,7 @@ export class GraphCache {
     }
     if (this.#readTimes.length >= this.#limits.maxReadsPerMinute) return Promise.resolve("busy");
     this.#readTimes.push(now);
-    const read = this.#read(device, span, date).then((text) => {
+    const read = this.#read(device, span, date, from).then((text) => {
       this.#keep(key, text);
       return text;
     }).finally(() => this.#pending.delete(key));

@@ -133,3 +133,42 @@ export class SseHub {
 export function sseEvent(name: string, data: string): string {
   return `event: ${name}\ndata: ${data.replace(/[\r\n]+/g, " ")}\n\n`;
 }
+
+/**
+ * When the state events go out: after every poll, or, with a `gapMs`, at most once per gap (a
+ * site's devices poll each on their own clock; their polls within one gap go out together, in
+ * one event made when it is sent). Nothing is made while no stream is open.
+ */
+export class StateEvents {
+  readonly #hub: Pick<SseHub, "size" | "send">;
+  readonly #event: () => string;
+  readonly #gapMs: number;
+  #lastAt = -Infinity;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(hub: Pick<SseHub, "size" | "send">, event: () => string, gapMs: number) {
+    this.#hub = hub;
+    this.#event = event;
+    this.#gapMs = gapMs;
+  }
+
+  /** A device has been polled. */
+  polled(): void {
+    if (this.#hub.size === 0 || this.#timer !== undefined) return;
+    const wait = this.#lastAt + this.#gapMs - Date.now();
+    if (wait <= 0) this.#send();
+    else this.#timer = setTimeout(() => this.#send(), wait);
+  }
+
+  /** Drops the event waiting for its turn. */
+  close(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #send(): void {
+    this.#timer = undefined;
+    this.#lastAt = Date.now();
+    if (this.#hub.size > 0) this.#hub.send(this.#event());
+  }
+}

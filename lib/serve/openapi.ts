@@ -44,7 +44,8 @@ function operation(route: Route): Record<string, unknown> {
 }
 
 /**
- * The OpenAPI document for this server.
+ * The OpenAPI document for a server of `routes`: {@link ROUTES} for one device, or those of a
+ * site (site_routes.ts).
  *
  * @example
  * ```ts
@@ -56,9 +57,10 @@ function operation(route: Route): Record<string, unknown> {
  */
 export function openApiDocument(
   version: string,
+  routes: readonly Route[] = ROUTES,
 ): { openapi: string; paths: Record<string, Record<string, unknown>> } & Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
-  for (const route of ROUTES) {
+  for (const route of routes) {
     (paths[route.path] ??= {})[route.method.toLowerCase()] = operation(route);
   }
   return {

@@ -61,12 +61,14 @@ export interface Route {
   responses: Readonly<Record<string, RouteResponse>>;
 }
 
-const ERROR: Schema = {
+/** The body of an error answer. */
+export const ERROR: Schema = {
   type: "object",
   properties: { error: { type: "string" } },
   required: ["error"],
 };
-const error = (description: string): RouteResponse => ({
+/** An error answer, as a route lists it. */
+export const error = (description: string): RouteResponse => ({
   description,
   content: { type: "application/json", schema: ERROR },
 });
@@ -78,8 +80,8 @@ const text = (type: string, description: string): RouteResponse => ({
 /** A device answer: objects of strings (Home 8/10) or numbers (Home 15), as the device sent them. */
 const DEVICE_TREE: Schema = { type: "object", additionalProperties: true };
 
-/** The body of `/api/state` and of each `state` event. */
-const STATE_SCHEMA: Schema = {
+/** The body of `/api/state` and of each `state` event (of a site: each device's). */
+export const STATE_SCHEMA: Schema = {
   type: "object",
   properties: {
     lastSuccess: {
@@ -441,20 +443,44 @@ export interface RouteMatch {
   params: Record<string, string>;
 }
 
-const MATCHERS = ROUTES.map((route) => {
-  const names: string[] = [];
-  // Literal parts are escaped: the `.` of `/app.js` must not match any character.
-  const source = route.path.split(/\{(\w+)\}/).map((part, i) => {
-    if (i % 2 === 0) return part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-    names.push(part);
-    return "([^/]+)";
-  }).join("");
-  return { route, names, regex: new RegExp(`^${source}$`) };
-});
+/**
+ * A function that finds, among `routes`, the routes at a path, whatever their method, with
+ * their path parameters (still percent-encoded).
+ *
+ * @example
+ * ```ts
+ * import { deepEqual } from "node:assert/strict";
+ * const [hit] = routeMatcher(ROUTES)("/api/control/winter_mode");
+ * deepEqual(hit?.params, { name: "winter_mode" });
+ * ```
+ */
+export function routeMatcher(routes: readonly Route[]): (pathname: string) => RouteMatch[] {
+  const matchers = routes.map((route) => {
+    const names: string[] = [];
+    // Literal parts are escaped: the `.` of `/app.js` must not match any character.
+    const source = route.path.split(/\{(\w+)\}/).map((part, i) => {
+      if (i % 2 === 0) return part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+      names.push(part);
+      return "([^/]+)";
+    }).join("");
+    return { route, names, regex: new RegExp(`^${source}$`) };
+  });
+  return (pathname) => {
+    const matches: RouteMatch[] = [];
+    for (const { route, names, regex } of matchers) {
+      const m = regex.exec(pathname);
+      if (!m) continue;
+      const params: Record<string, string> = {};
+      names.forEach((name, i) => params[name] = m[i + 1]!);
+      matches.push({ route, params });
+    }
+    return matches;
+  };
+}
 
 /**
- * The routes at `pathname`, whatever their method, with their path parameters (still
- * percent-encoded).
+ * The routes at `pathname` among {@link ROUTES} (one device's), whatever their method, with
+ * their path parameters (still percent-encoded).
  *
  * @example
  * ```ts
@@ -463,14 +489,4 @@ const MATCHERS = ROUTES.map((route) => {
  * deepEqual(hit?.params, { device: "pv", span: "day" });
  * ```
  */
-export function matchRoutes(pathname: string): RouteMatch[] {
-  const matches: RouteMatch[] = [];
-  for (const { route, names, regex } of MATCHERS) {
-    const m = regex.exec(pathname);
-    if (!m) continue;
-    const params: Record<string, string> = {};
-    names.forEach((name, i) => params[name] = m[i + 1]!);
-    matches.push({ route, params });
-  }
-  return matches;
-}
+export const matchRoutes: (pathname: string) => RouteMatch[] = routeMatcher(ROUTES);

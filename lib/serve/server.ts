@@ -10,9 +10,9 @@
 import { errorText, EssError, UsageError } from "../errors.ts";
 import { type Logger, silentLogger } from "../log.ts";
 import { VERSION } from "../version.ts";
-import { METRICS_CONTENT_TYPE, renderMetrics } from "../export/prometheus.ts";
+import { METRICS_CONTENT_TYPE } from "../export/prometheus.ts";
 import { allowSameOriginFrames, AnswerRedactor, Answers } from "./_http.ts";
-import { sseEvent, SseHub } from "./_sse.ts";
+import { sseEvent, SseHub, StateEvents } from "./_sse.ts";
 import { GraphCache } from "./_graph.ts";
 import { CONTROL_LIST } from "./_controls.ts";
 import { ASSETS } from "./_assets.ts";
@@ -22,10 +22,12 @@ import { hostCheck, machineNames } from "./hosts.ts";
 import { ControlEndpoint, GraphEndpoint, HostFilter } from "./_endpoints.ts";
 
 export { parseQueryDate } from "./_endpoints.ts";
-import { matchRoutes, type RouteId } from "./routes.ts";
+import { matchRoutes, type RouteId, type RouteMatch, routeMatcher, ROUTES } from "./routes.ts";
+import { siteRoutes } from "./site_routes.ts";
 import { openApiDocument } from "./openapi.ts";
-import { echoedSecrets, servedSnapshot, stateText } from "./state.ts";
-import type { ServeSnapshot, ServeSource } from "./source.ts";
+import { servedSnapshot } from "./state.ts";
+import { isSiteSource, type ServeSnapshot, type ServeSource, type SiteSource } from "./source.ts";
+import { deviceView, type ServedView, siteView } from "./_view.ts";
 
 /** The server's limits; every one has a default. */
 export interface ServeLimits extends ListenerLimits {
@@ -33,6 +35,11 @@ export interface ServeLimits extends ListenerLimits {
   maxEventStreams: number;
   /** Time between SSE keep-alive comments, in ms. */
   keepAliveMs: number;
+  /**
+   * Of a site: the least time between two state events, in ms; the polls of the devices in
+   * between go out together in the next one.
+   */
+  eventGapMs: number;
   /** Bytes queued for one event stream before its client is dropped. */
   eventQueueBytes: number;
   /** Longest URL taken, in characters (414 beyond). */
@@ -63,6 +70,7 @@ export const DEFAULT_LIMITS: Readonly<ServeLimits> = {
   writeTimeoutMs: 30_000,
   maxEventStreams: 32,
   keepAliveMs: 15_000,
+  eventGapMs: 500,
   eventQueueBytes: 256 * 1024,
   maxUrlLength: 2048,
   maxBodyBytes: 1024,
@@ -77,8 +85,11 @@ export const DEFAULT_LIMITS: Readonly<ServeLimits> = {
 
 /** What the server serves, and how. */
 export interface ServeOptions {
-  /** The device side: snapshots, poll events, graphs, controls. */
-  source: ServeSource;
+  /**
+   * The device side: snapshots, poll events, graphs, controls; of a site, one such source per
+   * device, by name (the state, the metrics, graphs and controls then name the device).
+   */
+  source: ServeSource | SiteSource;
   /**
    * The token controls need, at least `MIN_TOKEN_LENGTH` (listen.ts) characters; without one, every
    * control answers 403.
@@ -141,30 +152,35 @@ export interface ServeHandler {
 const JSON_TEXT = "application/json";
 
 /**
- * The route for `method` on `path`, with its parameters decoded; or the answer when there is
- * none: 404 for a path no route has, 405 (with `Allow`) for a method it does not take, 400 for
- * parameters that are not valid percent-encoding.
+ * The route for `method` on `path` among those `match` finds, with its parameters decoded; or
+ * the answer when there is none: 404 for a path no route has, 405 (with `Allow`) for a method
+ * it does not take, 400 for parameters that are not valid percent-encoding.
  */
 function findRoute(
   method: string,
   path: string,
   answers: Answers,
+  match: (path: string) => RouteMatch[],
 ): { id: RouteId; params: Record<string, string> } | Response {
-  const matches = matchRoutes(path);
+  const matches = match(path);
   if (matches.length === 0) {
-    return answers.error(404, `no such path: ${JSON.stringify(path.slice(0, 100))}`);
+    const hint = match !== matchRoutes && matchRoutes(path).some((m) => m.route.params.length > 0)
+      ? ": this ess serves several devices, name one first (/api/graph/{device}/…, " +
+        "/api/control/{device}/…)"
+      : "";
+    return answers.error(404, `no such path: ${JSON.stringify(path.slice(0, 100))}${hint}`);
   }
   const wanted = method === "HEAD" ? "GET" : method;
-  const match = matches.find((m) => m.route.method === wanted);
-  if (!match) {
+  const found = matches.find((m) => m.route.method === wanted);
+  if (!found) {
     const allow = [...new Set(matches.map((m) => m.route.method))].join(", ");
     return answers.error(405, `${method} is not allowed here: use ${allow}`, { allow });
   }
   try {
     const params = Object.fromEntries(
-      Object.entries(match.params).map(([k, v]) => [k, decodeURIComponent(v)]),
+      Object.entries(found.params).map(([k, v]) => [k, decodeURIComponent(v)]),
     );
-    return { id: match.route.id, params };
+    return { id: found.route.id, params };
   } catch {
     return answers.error(400, "the path is not valid percent-encoding");
   }
@@ -175,18 +191,28 @@ function findRoute(
  * `listenHost`. Throws a `UsageError` for a control token that `tokenProblem` refuses.
  */
 export function createHandler(options: ServeOptions, listenHost = "localhost"): ServeHandler {
-  const { source } = options;
   const limits: ServeLimits = { ...DEFAULT_LIMITS, ...options.limits };
   const log = options.logger ?? silentLogger;
   const now = options.now ?? Date.now;
   const token = options.controlToken === "" ? undefined : options.controlToken;
   const problem = token === undefined ? undefined : tokenProblem(token);
   if (problem !== undefined) throw new UsageError(problem);
-  const redactor = new AnswerRedactor(
-    [token],
-    () => echoedSecrets(source.snapshot()),
-    log.redactor,
-  );
+  // The view, made just below with this redactor, tells it the secrets the devices echo.
+  const redactor = new AnswerRedactor([token], () => view.echoed(), log.redactor);
+  const served = new WeakMap<ServeSnapshot, ServeSnapshot>();
+  /** A snapshot as the server may show it, redacted once per poll rather than once per answer. */
+  const clean = (latest: ServeSnapshot): ServeSnapshot => {
+    let answer = served.get(latest);
+    if (!answer) served.set(latest, answer = servedSnapshot(latest, (v) => redactor.value(v)));
+    return answer;
+  };
+  const { source } = options;
+  const view: ServedView = isSiteSource(source)
+    ? siteView(source, clean)
+    : deviceView(source, clean);
+  const names = view.names;
+  const routes = names === undefined ? ROUTES : siteRoutes(names);
+  const match = names === undefined ? matchRoutes : routeMatcher(routes);
   const answers = new Answers(redactor);
   const hub = new SseHub({
     maxClients: limits.maxEventStreams,
@@ -195,7 +221,8 @@ export function createHandler(options: ServeOptions, listenHost = "localhost"): 
     retryMs: 5_000,
   });
   const graphs = new GraphCache(
-    async (device, span, date) => redactor.json(await source.graph(device, span, date)),
+    async (device, span, date, from) =>
+      redactor.json(await view.device(from)!.graph(device, span, date)),
     {
       ttlMs: limits.graphCacheMs,
       maxEntries: 64,
@@ -205,7 +232,7 @@ export function createHandler(options: ServeOptions, listenHost = "localhost"): 
     },
     now,
   );
-  const openapi = `${JSON.stringify(openApiDocument(VERSION), null, 2)}\n`;
+  const openapi = `${JSON.stringify(openApiDocument(VERSION, routes), null, 2)}\n`;
   const allowed = options.allowedClients && new Set(options.allowedClients.map(normalAddress));
   const hosts = new HostFilter(
     hostCheck({
@@ -216,20 +243,15 @@ export function createHandler(options: ServeOptions, listenHost = "localhost"): 
     log,
   );
   const graph = new GraphEndpoint(graphs, answers, limits.graphTimeoutMs, now);
-  const control = new ControlEndpoint({ source, token, limits, answers, log, now });
+  const control = new ControlEndpoint({ token, limits, answers, log, now });
 
-  const served = new WeakMap<ServeSnapshot, ServeSnapshot>();
-  /** The latest snapshot, redacted once per poll rather than once per answer. */
-  const snapshot = (): ServeSnapshot => {
-    const latest = source.snapshot();
-    let clean = served.get(latest);
-    if (!clean) served.set(latest, clean = servedSnapshot(latest, (v) => redactor.value(v)));
-    return clean;
-  };
-  const stateNow = () => stateText(snapshot(), now());
-  const unsubscribe = source.onPoll(() => {
-    if (hub.size > 0) hub.send(sseEvent("state", stateNow()));
-  });
+  const stateNow = () => view.stateText(now());
+  const events = new StateEvents(
+    hub,
+    () => sseEvent("state", stateNow()),
+    names === undefined ? 0 : limits.eventGapMs,
+  );
+  const unsubscribe = view.onPoll(() => events.polled());
 
   const info = `${
     JSON.stringify({
@@ -240,7 +262,7 @@ export function createHandler(options: ServeOptions, listenHost = "localhost"): 
     })
   }\n`;
 
-  function events(): Response {
+  function openEvents(): Response {
     const first = sseEvent("state", stateNow());
     const stream = hub.open(first);
     if (stream === "closed") return answers.error(503, "ess is stopping");
@@ -250,6 +272,11 @@ export function createHandler(options: ServeOptions, listenHost = "localhost"): 
       });
     }
     return answers.stream(stream, "text/event-stream; charset=utf-8");
+  }
+
+  /** A path's device name is never repeated: only the names the server knows are. */
+  function unknownDevice(): Response {
+    return answers.error(404, `no such device: one of ${names?.join(", ")}`);
   }
 
   function route(
@@ -275,19 +302,26 @@ export function createHandler(options: ServeOptions, listenHost = "localhost"): 
       case "state":
         return answers.text(200, `${stateNow()}\n`, JSON_TEXT);
       case "events":
-        return events();
+        return openEvents();
       case "info":
         return answers.text(200, info, JSON_TEXT);
-      case "graph":
-        return graph.answer(params, url);
-      case "control":
-        return control.answer(request, params, remote, clientAddress(remote));
+      case "graph": {
+        if (names === undefined) return graph.answer(params, url);
+        const from = params["device"]!;
+        if (!view.device(from)) return unknownDevice();
+        return graph.answer({ device: params["graph"]!, span: params["span"]! }, url, from);
+      }
+      case "control": {
+        const of = view.device(params["device"]);
+        if (!of) return unknownDevice();
+        return control.answer(request, of, params, remote, clientAddress(remote));
+      }
       case "metrics":
-        return answers.text(200, renderMetrics(snapshot(), now()), METRICS_CONTENT_TYPE);
+        return answers.text(200, view.metricsText(now()), METRICS_CONTENT_TYPE);
       case "openapi":
         return answers.text(200, openapi, JSON_TEXT);
       case "health":
-        return answers.json(200, { status: "ok", up: source.snapshot().up ?? null });
+        return answers.json(200, { status: "ok", up: view.up() ?? null });
     }
   }
 
@@ -301,9 +335,9 @@ export function createHandler(options: ServeOptions, listenHost = "localhost"): 
       log.debug(`${request.method} ${url.pathname} from ${remote} -> 403 (not an allowed client)`);
       return answers.error(403, "this server takes requests only from its allowed clients");
     }
-    const match = findRoute(request.method, url.pathname, answers);
-    if (match instanceof Response) return match;
-    const response = await route(match.id, request, match.params, url, remote);
+    const found = findRoute(request.method, url.pathname, answers, match);
+    if (found instanceof Response) return found;
+    const response = await route(found.id, request, found.params, url, remote);
     if (request.headers.has("x-ingress-path")) allowSameOriginFrames(response.headers);
     log.debug(`${request.method} ${url.pathname} from ${remote} -> ${response.status}`);
     if (request.method === "HEAD") {
@@ -317,6 +351,7 @@ export function createHandler(options: ServeOptions, listenHost = "localhost"): 
     handle,
     close() {
       unsubscribe();
+      events.close();
       hub.closeAll();
     },
   };

@@ -51,3 +51,27 @@ export interface ServeSource {
    */
   control(name: ControlName, command: ControlCommand, source: string): Promise<ControlOutcome>;
 }
+
+/**
+ * The devices of a site (a config with `[device NAME]` sections), each behind its own
+ * {@link ServeSource}, and the surplus of the whole site.
+ */
+export interface SiteSource {
+  /** Every device by its name, in the config's order. */
+  devices: ReadonlyMap<string, ServeSource>;
+  /** The site's surplus and its rules, where ess computes them. */
+  surplus?: (() => SurplusDocument | undefined) | undefined;
+}
+
+/**
+ * Whether the server serves a site rather than one device.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * equal(isSiteSource({ devices: new Map() }), true);
+ * ```
+ */
+export function isSiteSource(source: ServeSource | SiteSource): source is SiteSource {
+  return "devices" in source;
+}
