@@ -15,7 +15,7 @@ import type { CalendarDate, GraphDevice, GraphSpan, StateName } from "../lib/dev
 import { createDeviceFetch } from "../lib/device/transport.ts";
 import { silentLogger } from "../lib/log.ts";
 import { pollerSource } from "../lib/serve/poller_source.ts";
-import { type Simulator, startSimulator } from "../lib/sim/simulator.ts";
+import { type Simulator, type SimulatorOptions, startSimulator } from "../lib/sim/simulator.ts";
 import type { ControlCommand, ControlName } from "../lib/device/controls.ts";
 import type { ControlOutcome, ServeSnapshot, ServeSource } from "../lib/serve/source.ts";
 import { waitFor } from "./_wait.ts";
@@ -57,10 +57,14 @@ export interface SimWorld {
  */
 export async function withSimSource(
   fn: (w: SimWorld) => Promise<void>,
-  { start = new Date("2026-06-21T10:00:00Z"), intervalMs = 200 } = {},
+  { start = new Date("2026-06-21T10:00:00Z"), intervalMs = 200, simulator = {} }: {
+    start?: Date;
+    intervalMs?: number;
+    simulator?: Omit<SimulatorOptions, "now">;
+  } = {},
 ): Promise<void> {
   let time = start;
-  const sim = await startSimulator({ now: () => time });
+  const sim = await startSimulator({ ...simulator, now: () => time });
   const fetch = createDeviceFetch({ fingerprint: sim.fingerprint, timeoutMs: 2000 });
   const client = new EssClient({ host: sim.host, password: sim.password, fetch });
   const poller = new Poller({
@@ -112,6 +116,38 @@ export async function withSimSource(
     fetch.close();
     await sim.close();
   }
+}
+
+/** Several simulators as a site, each with the real source polling it. */
+export interface SimSite {
+  /** By name (`sim1`, `sim2`, …), in order. */
+  devices: Map<string, SimWorld>;
+  /** Moves every simulator's clock. */
+  setTime(date: Date): void;
+}
+
+/**
+ * Runs `fn` with `count` different simulators (seeds 1 to `count`, so each has its own serial
+ * and house), named `sim1` … `simN`, each polled by its own poller and source as `ess serve`
+ * polls the devices of a `[device NAME]` config (see {@link withSimSource}).
+ */
+export async function withSimSite(
+  count: number,
+  fn: (site: SimSite) => Promise<void>,
+  { start = new Date("2026-06-21T10:00:00Z"), intervalMs = 200 } = {},
+): Promise<void> {
+  const devices = new Map<string, SimWorld>();
+  const run = async (i: number): Promise<void> => {
+    if (i > count) {
+      await fn({ devices, setTime: (date) => devices.forEach((w) => w.setTime(date)) });
+      return;
+    }
+    await withSimSource(async (world) => {
+      devices.set(`sim${i}`, world);
+      await run(i + 1);
+    }, { start, intervalMs, simulator: { seed: i } });
+  };
+  await run(1);
 }
 
 /** The states the server shows, as a fixture family (`classic`, `new`, `home15`) has them. */

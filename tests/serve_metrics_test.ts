@@ -12,19 +12,8 @@ import { fixtureStates } from "./_serve_source.ts";
 import { deviceArgs, NOON } from "./_world.ts";
 import { waitFor } from "./_wait.ts";
 import { peerCheck } from "./_peers.ts";
+import { PROMTOOL, promtoolCheck, which } from "./_promtool.ts";
 
-function which(name: string): string | undefined {
-  for (const dir of (Deno.env.get("PATH") ?? "").split(":").concat(["/usr/bin"])) {
-    try {
-      if (Deno.statSync(`${dir}/${name}`).isFile) return `${dir}/${name}`;
-    } catch {
-      continue;
-    }
-  }
-  return undefined;
-}
-
-const PROMTOOL = which("promtool");
 const promtool = peerCheck("promtool", PROMTOOL ? undefined : "promtool is not installed");
 const PROMETHEUS = which("prometheus");
 const prometheus = peerCheck("prometheus", PROMETHEUS ? undefined : "prometheus is not installed");
@@ -38,21 +27,6 @@ function samples(text: string): Map<string, number> {
     map.set(line.slice(0, at), Number(line.slice(at + 1)));
   }
   return map;
-}
-
-async function promtoolCheck(text: string): Promise<{ code: number; output: string }> {
-  const child = new Deno.Command(PROMTOOL!, {
-    args: ["check", "metrics"],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(text));
-  await writer.close();
-  const { code, stdout, stderr } = await child.output();
-  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code, output: decode(stdout) + decode(stderr) };
 }
 
 const NOW = 1_780_000_000_000;
