@@ -14,7 +14,7 @@ import { getJson, post } from "./_serve_http.ts";
 import { fixtureStates, type SimSite, withSimSite } from "./_serve_source.ts";
 import { controlRequests, NOON } from "./_world.ts";
 import { spawnDaemon } from "./_cli.ts";
-import { startSimulator } from "../lib/sim/simulator.ts";
+import { startSite } from "./_site.ts";
 import { peerCheck } from "./_peers.ts";
 import { PROMTOOL, promtoolCheck } from "./_promtool.ts";
 import { waitFor, withDeadline } from "./_wait.ts";
@@ -301,38 +301,29 @@ Deno.test({
 });
 
 Deno.test("ess serve (subprocess) with [device] sections serves every device", async (t) => {
-  const sims = await Promise.all(
-    [1, 2, 3].map((seed) => startSimulator({ now: () => NOON, seed })),
-  );
-  const config = await Deno.makeTempFile({ suffix: ".conf" });
-  await Deno.writeTextFile(
-    config,
-    sims.map((sim, i) =>
-      `[device sim${i + 1}]\nhost = ${sim.host}\npassword = ${sim.password}\n` +
-      `fingerprint = ${sim.fingerprint}\n`
-    ).join(""),
-  );
+  await using site = await startSite(3, { simulator: { now: () => NOON } });
+  const sims = site.devices.map((d) => d.sim);
+  const names = site.devices.map((d) => d.name);
   const ess = spawnDaemon(
-    ["serve", "--config", config, "--listen", "127.0.0.1:0", "--interval-seconds", "1"],
+    ["serve", "--config", site.config, "--listen", "127.0.0.1:0", "--interval-seconds", "1"],
     { env: { ESS_CONTROL_TOKEN: TOKEN } },
   );
   try {
     const url = (await ess.waitFor(/ on (http:\/\/\S+)/))[1]!;
     await t.step("should poll every device, each logging under its name", async () => {
-      for (const name of NAMES) await ess.waitFor(new RegExp(`info: ${name}: polling 127`));
+      for (const name of names) await ess.waitFor(new RegExp(`info: ${name}: polling 127`));
       await waitFor(async () => {
         const doc = (await getJson(`${url}/api/state`)).body as unknown as SiteDoc;
         return doc.site.up === true;
       }, { what: "every device to be polled" });
       const doc = (await getJson(`${url}/api/state`)).body as unknown as SiteDoc;
-      sims.forEach((sim, i) =>
-        deepEqual(doc.devices[`sim${i + 1}`]!.home, sim.device.read("home"))
-      );
-      assertSums(doc, NAMES);
+      deepEqual(Object.keys(doc.devices), names);
+      sims.forEach((sim, i) => deepEqual(doc.devices[names[i]!]!.home, sim.device.read("home")));
+      assertSums(doc, names);
     });
     await t.step("should send a control to its own device only", async () => {
       const before = sims.map((sim) => sim.requests.length);
-      const res = await post(`${url}/api/control/sim1/winter_mode`, "on", {
+      const res = await post(`${url}/api/control/${names[0]}/winter_mode`, "on", {
         authorization: `Bearer ${TOKEN}`,
       });
       equal(res.status, 200, await res.text());
@@ -341,7 +332,5 @@ Deno.test("ess serve (subprocess) with [device] sections serves every device", a
   } finally {
     const { code, stderr } = await ess.stop();
     equal(code, 0, stderr);
-    await Promise.all(sims.map((sim) => sim.close()));
-    await Deno.remove(config);
   }
 });
