@@ -79,12 +79,13 @@ const command = defineCommand({
         logger: p.log,
         surplusOf: surplus.documentOf,
       });
-      for (const each of site.devices) {
-        each.logger.info(
-          `polling ${each.session.host.authority} every ${each.poll.intervalMs / 1000} s`,
-        );
-      }
       return await runDaemon(io, p.log, async (signal) => {
+        // Said once the signals are handled: a SIGINT right after this line stops ess cleanly.
+        for (const each of site.devices) {
+          each.logger.info(
+            `polling ${each.session.host.authority} every ${each.poll.intervalMs / 1000} s`,
+          );
+        }
         try {
           await runPollers(site, signal);
         } finally {

@@ -6,6 +6,7 @@
  * @module
  */
 import { renderMetrics, renderSiteMetrics } from "../export/prometheus.ts";
+import { normalise } from "../model/normalise.ts";
 import { siteReading } from "../model/site.ts";
 import type { SurplusDocument } from "../surplus/report.ts";
 import { echoedSecrets, stateText } from "./state.ts";
@@ -72,7 +73,9 @@ export function siteDocument(
   const ups = devices.map(([, s]) => s.up);
   const up = ups.includes(false) ? false : ups.every((u) => u === true) ? true : null;
   const reading = siteReading(
-    devices.map(([name, s]) => [name, s.up === true ? s.reading : undefined] as const),
+    devices.map(([name, s]) =>
+      [name, s.up === true ? s.reading ?? normalise(s.states) : undefined] as const
+    ),
   );
   return { up, reading, ...(surplus === undefined ? {} : { surplus }) };
 }
