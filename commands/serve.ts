@@ -70,7 +70,6 @@ const command = defineCommand({
     const surplusSettings = surplusConfig(p);
     const site = await openSite(p);
     try {
-      const device = site.devices[0]!;
       const surplus = siteSurplus(surplusSettings, site, OFFLINE_AFTER_MS);
       surplus.follow(undefined, p.log);
       const serving = await startServing({
