@@ -13,6 +13,8 @@ import { ControlQueue, type ControlQueueOptions } from "../device/control_queue.
 import { isJsonObject, type JsonObject } from "../device/flatten.ts";
 import type { Reading } from "../model/reading.ts";
 import { READING_TOPIC, readingTopics } from "../model/topics.ts";
+import type { BridgeContext, BridgePlugin } from "./plugin.ts";
+import { ConnectionLog } from "./_connection_log.ts";
 import {
   POLLED_STATES,
   type PolledAnswer,
@@ -20,7 +22,6 @@ import {
   type PollerOptions,
   type PollEvent,
 } from "../device/poller.ts";
-import type { StateName } from "../device/states.ts";
 import type { Logger } from "../log.ts";
 import type { MqttConnection, MqttListener } from "./client.ts";
 import { quote } from "./_quote.ts";
@@ -35,6 +36,8 @@ import {
   statusTopic,
   topicMatches,
 } from "./topics.ts";
+
+export type { BridgeContext, BridgePlugin, MqttContext } from "./plugin.ts";
 
 /** `changes`: a value when it changes plus a full republish now and then; `all`: every cycle. */
 export const PUBLISH_MODES = ["changes", "all"] as const;
@@ -59,51 +62,12 @@ function readingAnswer(reading: Reading): { state: string; answer: JsonObject } 
   return { state: READING_TOPIC, answer };
 }
 
-/** A connection lost sooner than this after it was made counts as a flap (and as quiet). */
-const STABLE_CONNECTION_MS = 60_000;
 /**
  * The least time between two warnings about commands that are no command or are retained, per
  * control topic: anyone who may publish there could otherwise write a log line per message, a
  * thousand a second. The ones in between are counted, and logged at debug level.
  */
 export const BAD_COMMAND_WARNING_MS = 60_000;
-
-/** What a plugin can do with the bridge. */
-export interface BridgeContext {
-  /** The topic prefix (`ess`). */
-  prefix: string;
-  /**
-   * Publishes through the bridge's connection (default: not retained, QoS 0); rejects when not
-   * connected, or when the message cannot be sent or (QoS 1) is not acknowledged.
-   */
-  publish(topic: string, payload: string, opts?: { retain?: boolean; qos?: 0 | 1 }): Promise<void>;
-  /** Reads a state through the device (requests never overlap on the device). */
-  read(state: StateName): Promise<JsonObject>;
-  /** Every state topic published so far that the device still sends. */
-  publishedTopics(): ReadonlySet<string>;
-  /** The last value read for a state topic. */
-  lastValue(topic: string): string | undefined;
-  /** The latest poll's normalised reading, where the bridge has one. */
-  reading?(): Reading | undefined;
-  logger: Logger;
-}
-
-/** An extension of the bridge, such as Home Assistant discovery. Errors in hooks are logged. */
-export interface BridgePlugin {
-  /** Extra topic filters to subscribe to. */
-  subscriptions?: readonly string[];
-  /** After every (re)connect, after status and state have been republished. */
-  onConnect?(ctx: BridgeContext): Promise<void> | void;
-  /** A message on one of {@link BridgePlugin.subscriptions}. */
-  onMessage?(
-    topic: string,
-    payload: string,
-    retained: boolean,
-    ctx: BridgeContext,
-  ): Promise<void> | void;
-  /** On a clean shutdown, before the bridge disconnects. */
-  onStop?(ctx: BridgeContext): Promise<void> | void;
-}
 
 /**
  * How the bridge behaves; the poller's and the control queue's options are used when the bridge
@@ -176,6 +140,11 @@ export interface BridgeDeps {
   poller?: Poller | undefined;
   /** A control queue shared with others; default: the bridge's own, closed when it stops. */
   controls?: ControlQueue | undefined;
+  /**
+   * Whether the bridge logs the connection's comings and goings (default true); `false` when the
+   * connection is shared by several bridges and its owner says so once (`site.ts`).
+   */
+  logConnection?: boolean | undefined;
 }
 
 /**
@@ -212,10 +181,8 @@ export class Bridge {
   /** The status published on this connection. */
   #statusSent: string | undefined;
   #announced = false;
-  #brokerUp: boolean | undefined;
-  #connectedAt = 0;
-  /** Connections lost soon after they were made, in a row. */
-  #flaps = 0;
+  /** Says when the connection comes and goes, unless the connection's owner does. */
+  #connectionLog: ConnectionLog | undefined;
   #stop = new AbortController();
   #stopping = false;
   /** In `once`, hears the first connection or the first failure to connect. */
@@ -232,6 +199,9 @@ export class Bridge {
     this.#sleep = deps.sleep;
     this.#plugins = deps.options.plugins ?? [];
     const { logger, now, sleep, random } = deps;
+    if (deps.logConnection ?? true) {
+      this.#connectionLog = new ConnectionLog(deps.mqtt.broker, logger, now);
+    }
     if (deps.poller) this.#poller = deps.poller;
     else if (deps.device) {
       this.#poller = new Poller({
@@ -348,12 +318,7 @@ export class Bridge {
     return {
       connected: () => {
         if (this.#stopping) return;
-        const again = this.#brokerUp !== undefined;
-        this.#log[this.#flaps > 1 ? "debug" : "info"](
-          `connected to ${this.#mqtt.broker}${again ? " again" : ""}`,
-        );
-        this.#brokerUp = true;
-        this.#connectedAt = this.#now();
+        this.#connectionLog?.connected();
         this.#fresh = true;
         this.#statusSent = undefined;
         this.#onceWaiter?.();
@@ -367,19 +332,7 @@ export class Bridge {
           this.#onceWaiter?.(reason);
           return;
         }
-        const text = `${this.#mqtt.broker}: ${reason}`;
-        if (this.#brokerUp) {
-          // A connection that keeps dropping soon after it was made is said once, not forever.
-          this.#flaps = this.#now() - this.#connectedAt < STABLE_CONNECTION_MS
-            ? this.#flaps + 1
-            : 0;
-          this.#log[this.#flaps > 1 ? "debug" : "warning"](
-            `lost the connection to ${text}; reconnecting`,
-          );
-        } else if (this.#brokerUp === undefined) {
-          this.#log.warning(`cannot connect to ${text}; reconnecting`);
-        } else this.#log.debug(`still no connection to ${text}`);
-        this.#brokerUp = false;
+        this.#connectionLog?.disconnected(reason);
       },
       message: (topic, payload, retained) => this.#onMessage(topic, payload, retained),
       warning: (message) => this.#log.warning(message),
