@@ -182,6 +182,11 @@ const EXPIRING = ["sensor", "binary_sensor"];
 export interface Mode {
   /** For `--once`: the `expire_after` every sensor and binary sensor must carry. */
   expireAfterSeconds?: number;
+  /**
+   * One of several devices (`prefix` is the device's, `ess/garage`): availability is the list of
+   * the process's status and the device's, with `availability_mode: all`, and no single topic.
+   */
+  named?: { processPrefix: string };
 }
 
 /**
@@ -220,7 +225,24 @@ export function discoveryProblems(
   if (once && availability.length > 0) {
     fail(`${availability.join(", ")} in a --once announcement: nothing publishes it`);
   }
-  if (!once && config["availability_topic"] !== statusTopic(prefix)) {
+  if (!once && mode.named !== undefined) {
+    // Home Assistant's list form: each entry a topic with its payloads; "all": every one online.
+    const want = [statusTopic(mode.named.processPrefix), statusTopic(prefix)];
+    const list = config["availability"];
+    const topics = Array.isArray(list)
+      ? list.map((a) =>
+        isJsonObject(a) && a["payload_available"] === "online" &&
+          a["payload_not_available"] === "offline"
+          ? text(a["topic"])
+          : undefined
+      )
+      : [];
+    if (JSON.stringify(topics) !== JSON.stringify(want)) {
+      fail(`availability is not ${want.join(" and ")}, online/offline`);
+    }
+    if (config["availability_mode"] !== "all") fail("availability_mode is not all");
+    if (config["availability_topic"] !== undefined) fail("availability_topic beside the list");
+  } else if (!once && config["availability_topic"] !== statusTopic(prefix)) {
     fail(`availability is not ${statusTopic(prefix)}`);
   }
   const controls = new Set(CONTROL_NAMES.map((n) => controlTopic(prefix, n)));
@@ -374,6 +396,8 @@ function checkEntity(
  * `unknown` (available, but no value came yet), or the value as rendered.
  * - With an availability topic, the entity is available only while the last message there is
  *   `payload_available`; with nothing there it stays unavailable.
+ * - With an availability list and `availability_mode: all`, only while every one of its topics
+ *   says its `payload_available`.
  * - Without one it is always available ("If no availability topic is defined, Home Assistant
  *   will consider the MQTT device to be available", sensor.mqtt, binary_sensor.mqtt).
  * - With `expire_after`, it is unavailable once that many seconds passed without a new message;
@@ -387,6 +411,16 @@ export function entityState(
 ): string {
   const c = (config["components"] as Record<string, JsonObject> | undefined)?.[cid];
   if (c === undefined || Object.keys(c).length === 1) throw new Error(`${cid} is no entity`);
+  const list = config["availability"];
+  if (Array.isArray(list)) {
+    // availability_mode "all" (the only one ess uses): available while every topic says so.
+    if (config["availability_mode"] !== "all") throw new Error("only availability_mode all");
+    for (const a of list) {
+      const entry = a as JsonObject;
+      const online = text(entry["payload_available"]) ?? "online";
+      if (retained.get(text(entry["topic"]) ?? "") !== online) return "unavailable";
+    }
+  }
   const topic = text(c["availability_topic"] ?? config["availability_topic"]);
   if (topic !== undefined) {
     const online = text(c["payload_available"] ?? config["payload_available"]) ?? "online";

@@ -450,3 +450,58 @@ Deno.test("configOwner() recognises ess's and pyess's configs and nothing else",
     equal(configOwner("elsewhere/sensor/x/config", "{}", "ess"), undefined);
   });
 });
+
+Deno.test("buildDiscovery() for one of several devices", async (t) => {
+  const named = { name: "garage", processPrefix: "ess" };
+  await t.step("should pass the rules under the device's prefix, with both statuses", () => {
+    const config = announced({ prefix: "ess/garage", named });
+    deepEqual(
+      discoveryProblems(config, publishedTopics("ess/garage"), "ess/garage", {
+        named: { processPrefix: "ess" },
+      }),
+      [],
+    );
+    equal(config.device["name"], "LG ESS garage");
+  });
+  await t.step("should keep the serial's device and unique ids of a single device", () => {
+    const single = announced();
+    const config = announced({ prefix: "ess/garage", named });
+    deepEqual(config.device["identifiers"], single.device["identifiers"]);
+    for (const [id, c] of Object.entries(config.components)) {
+      equal(c["unique_id"], single.components[id]?.["unique_id"], id);
+    }
+  });
+  await t.step("should give each device its own entity ids", () => {
+    const garage = announced({ prefix: "ess/garage", named });
+    const house = announced({ prefix: "ess/house", named: { ...named, name: "house" } });
+    equal(garage.components["battery_soc"]?.["default_entity_id"], "sensor.ess_garage_battery_soc");
+    equal(house.components["battery_soc"]?.["default_entity_id"], "sensor.ess_house_battery_soc");
+  });
+  await t.step("should read a hass_autoconfig_sensors list as for a single device", () => {
+    const input = { systeminfo, published: publishedTopics("ess/garage"), origin, fallbackId: "h" };
+    const d = buildDiscovery({
+      ...input,
+      prefix: "ess/garage",
+      named,
+      sensors: ["ess/common/BATT/soc", "ess/control/winter_mode"],
+    });
+    deepEqual(d.unknownSensors, []);
+    ok(d.announced.some((row) => row.id === "battery_soc"));
+  });
+});
+
+Deno.test("configOwner() claims the configs of several devices", async (t) => {
+  const named = { name: "garage", processPrefix: "ess" };
+  await t.step("should claim a device's config by the process's status in its list", () => {
+    const config = JSON.stringify(announced({ prefix: "ess/garage", named }));
+    equal(configOwner("homeassistant/device/ess_1/config", config, "ess"), "ess");
+    equal(configOwner("homeassistant/device/ess_1/config", config, "other"), undefined);
+  });
+  await t.step("should claim a device's --once config by the device's prefix only", () => {
+    const once = JSON.stringify(
+      announced({ prefix: "ess/garage", named, expireAfterSeconds: 900 }),
+    );
+    equal(configOwner("homeassistant/device/ess_1/config", once, "ess/garage"), "ess");
+    equal(configOwner("homeassistant/device/ess_1/config", once, "ess"), undefined);
+  });
+});

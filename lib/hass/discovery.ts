@@ -78,7 +78,36 @@ export interface DiscoveryInput {
    * {@link EXPIRING_PLATFORMS}). Without it, availability follows `<prefix>/status`.
    */
   expireAfterSeconds?: number | undefined;
+  /**
+   * One of several devices (a config with `[device NAME]` sections; `prefix` is then the
+   * device's, `ess/garage`): see {@link NamedDevice}.
+   */
+  named?: NamedDevice | undefined;
 }
+
+/**
+ * How one of several devices is announced. It stays the HA device of its serial number (a user
+ * coming from a single device keeps its entities and their history), named `LG ESS <name>`; its
+ * entities are available while both the process (`<processPrefix>/status`) and the device
+ * (`<prefix>/status`) say `online`; a `hass_autoconfig_sensors` list names topics as for a
+ * single device (`ess/common/BATT/soc`) and applies to every device.
+ */
+export interface NamedDevice {
+  /** The device's `[device NAME]`. */
+  name: string;
+  /** The process's topic prefix (`ess`). */
+  processPrefix: string;
+}
+
+/**
+ * One entry of an availability list: a topic and the payloads that mean on and off (a type, not
+ * an interface, so that the message stays assignable to JSON).
+ */
+export type Availability = {
+  topic: string;
+  payload_available: string;
+  payload_not_available: string;
+};
 
 /**
  * The platforms that take `expire_after` in Home Assistant's MQTT discovery; switches, selects
@@ -100,6 +129,9 @@ export interface Discovery {
     availability_topic?: string;
     payload_available?: string;
     payload_not_available?: string;
+    /** One of several devices: the process's status and the device's, both `online`. */
+    availability?: Availability[];
+    availability_mode?: "all";
     components: Record<string, Component>;
   };
   /** The rows announced as entities. */
@@ -156,8 +188,9 @@ export function deviceConfigTopic(id: string, discoveryPrefix = DEFAULT_DISCOVER
 }
 
 /**
- * The device block of a discovery message: its identifier ({@link deviceId}), name, maker,
- * model, serial number and firmware, from systeminfo. Every message about the battery carries
+ * The device block of a discovery message: its identifier ({@link deviceId}), name (`LG ESS`, or
+ * with `name` of one of several devices `LG ESS <name>`), maker, model, serial number and
+ * firmware, from systeminfo. Every message about the battery carries
  * the same one, so that Home Assistant files their entities under one device.
  *
  * @example
@@ -169,13 +202,17 @@ export function deviceConfigTopic(id: string, discoveryPrefix = DEFAULT_DISCOVER
  * });
  * ```
  */
-export function deviceInfo(systeminfo: JsonObject, fallbackId: string): Record<string, Json> {
+export function deviceInfo(
+  systeminfo: JsonObject,
+  fallbackId: string,
+  name?: string,
+): Record<string, Json> {
   const serial = findText(systeminfo, "serialno");
   const model = findText(systeminfo, "model");
   const sw = firmware(systeminfo);
   const device: Record<string, Json> = {
     identifiers: [deviceId(systeminfo, fallbackId)],
-    name: "LG ESS",
+    name: name === undefined ? "LG ESS" : `LG ESS ${name}`,
     manufacturer: "LG",
     model: deviceText(model ?? "ESS"),
   };
@@ -218,16 +255,18 @@ function selectOptions(row: EntityRow, reading: Reading | undefined): string[] {
 
 function component(
   row: EntityRow,
-  prefix: string,
   id: string,
-  reading: Reading | undefined,
-  expireAfterSeconds: number | undefined,
+  input: DiscoveryInput,
 ): Component {
+  const { prefix, reading, expireAfterSeconds, named } = input;
+  // Several devices each need their own entity ids; the unique id, which Home Assistant keeps
+  // an entity (and its history) by, stays the serial's.
+  const entity = named === undefined ? `ess_${row.id}` : `ess_${slug(named.name)}_${row.id}`;
   const c: Component = {
     platform: row.platform,
     name: row.name,
     unique_id: `${id}_${row.id}`,
-    default_entity_id: `${row.platform}.ess_${row.id}`,
+    default_entity_id: `${row.platform}.${entity}`,
     state_topic: rowTopic(prefix, row),
   };
   if (row.diagnostic) c["entity_category"] = "diagnostic";
@@ -303,6 +342,20 @@ function component(
  * const once = buildDiscovery({ ...input, expireAfterSeconds: 900 });
  * equal(once.config.availability_topic, undefined);
  * equal(once.config.components["battery_soc"]?.["expire_after"], 900);
+ *
+ * // One of several devices: its own topics, entity ids and name, and two statuses.
+ * const garage = buildDiscovery({
+ *   ...input,
+ *   prefix: "ess/garage",
+ *   published: new Set(["ess/garage/reading/battery/soc"]),
+ *   named: { name: "garage", processPrefix: "ess" },
+ * });
+ * equal(garage.topic, "homeassistant/device/ess_s123/config");
+ * equal(garage.config.device["name"], "LG ESS garage");
+ * equal(garage.config.components["battery_soc"]?.["state_topic"], "ess/garage/reading/battery/soc");
+ * equal(garage.config.components["battery_soc"]?.["default_entity_id"], "sensor.ess_garage_battery_soc");
+ * equal(garage.config.availability?.map((a) => a.topic).join(" "), "ess/status ess/garage/status");
+ * equal(garage.config.availability_mode, "all");
  * ```
  */
 export function buildDiscovery(input: DiscoveryInput): Discovery {
@@ -311,7 +364,9 @@ export function buildDiscovery(input: DiscoveryInput): Discovery {
   const picked = input.sensors === undefined ? undefined : new Set(input.sensors);
   const isSensor = (row: EntityRow) =>
     row.platform === "sensor" || row.platform === "binary_sensor";
-  const pyessTopics = (row: EntityRow) => (row.pyess ?? []).map((t) => `${prefix}/${t}`);
+  // A sensor list names topics as for one device, whichever of several this is.
+  const listPrefix = input.named?.processPrefix ?? prefix;
+  const pyessTopics = (row: EntityRow) => (row.pyess ?? []).map((t) => `${listPrefix}/${t}`);
 
   const components: Record<string, Component> = {};
   const announced: EntityRow[] = [];
@@ -323,30 +378,37 @@ export function buildDiscovery(input: DiscoveryInput): Discovery {
       components[row.id] = { platform: row.platform };
       continue;
     }
-    components[row.id] = component(row, prefix, id, input.reading, input.expireAfterSeconds);
+    components[row.id] = component(row, id, input);
     announced.push(row);
   }
   const readable = new Set(announced.filter(isSensor).flatMap(pyessTopics));
   // pyess users listed a control topic to get its switch; ess announces every control anyway.
   const controls = new Set(
-    CONTROL_NAMES.flatMap((n) => [controlTopic(prefix, n), legacyControlTopic(prefix, n)]),
+    CONTROL_NAMES.flatMap((n) => [controlTopic(listPrefix, n), legacyControlTopic(listPrefix, n)]),
   );
   const unknownSensors = [...(picked ?? [])].filter((t) => !readable.has(t) && !controls.has(t));
 
-  const device = deviceInfo(systeminfo, input.fallbackId);
+  const device = deviceInfo(systeminfo, input.fallbackId, input.named?.name);
   const origin: Record<string, Json> = { name: ORIGIN_NAME, sw_version: input.origin.version };
   if (input.origin.supportUrl !== undefined) origin["support_url"] = input.origin.supportUrl;
 
   // A one-shot run publishes no status, and nothing would ever say `online`: its entities
   // carry an expiry instead, so that they show values after every run and go unavailable only
   // when the runs stop. A daemon's announcement brings availability back.
-  const availability = input.expireAfterSeconds === undefined
+  const availability = input.expireAfterSeconds !== undefined ? {} : input.named === undefined
     ? {
       availability_topic: statusTopic(prefix),
       payload_available: "online",
       payload_not_available: "offline",
     }
-    : {};
+    : {
+      availability: [input.named.processPrefix, prefix].map((p): Availability => ({
+        topic: statusTopic(p),
+        payload_available: "online",
+        payload_not_available: "offline",
+      })),
+      availability_mode: "all" as const,
+    };
   return {
     topic: deviceConfigTopic(id, input.discoveryPrefix),
     config: { device, origin, ...availability, components },

@@ -11,7 +11,7 @@ import { Backoff, sleep as sleepFor } from "../backoff.ts";
 import { errorText } from "../errors.ts";
 import type { BridgeContext, BridgePlugin } from "../mqtt/bridge.ts";
 import type { JsonObject } from "../device/flatten.ts";
-import { buildDiscovery, DEFAULT_DISCOVERY_PREFIX } from "./discovery.ts";
+import { buildDiscovery, DEFAULT_DISCOVERY_PREFIX, type NamedDevice } from "./discovery.ts";
 import { ENTITY_TABLE, rowTopic } from "./entities.ts";
 
 /** Waits `ms`, or less if `signal` aborts; never rejects. */
@@ -38,6 +38,11 @@ export interface HassPluginOptions {
    * seconds (see `DiscoveryInput.expireAfterSeconds`).
    */
   expireAfterSeconds?: number | undefined;
+  /**
+   * One of several devices (the bridge's prefix is then the device's, `ess/garage`): its name
+   * and the process's prefix (see `NamedDevice` in `discovery.ts`).
+   */
+  named?: NamedDevice | undefined;
   /** Longest wait after Home Assistant comes online, in ms (default 5000). */
   onlineDelayMs?: number | undefined;
   /** How often to look for entities to add or remove once announced, in ms (default 60 s). */
@@ -67,6 +72,7 @@ interface Settings {
   sensors: readonly string[] | undefined;
   pyessTopics: readonly string[];
   expireAfterSeconds: number | undefined;
+  named: NamedDevice | undefined;
   onlineDelayMs: number;
   recheckMs: number;
   retryMs: number;
@@ -83,6 +89,7 @@ function settingsOf(options: HassPluginOptions): Settings {
     sensors: options.sensors,
     pyessTopics: options.pyessTopics ?? [],
     expireAfterSeconds: options.expireAfterSeconds,
+    named: options.named,
     onlineDelayMs: options.onlineDelayMs ?? 5000,
     recheckMs: options.recheckMs ?? 60_000,
     retryMs: options.retryMs ?? 2000,
@@ -245,6 +252,7 @@ class Announcer {
       sensors: settings.sensors,
       reading: ctx.reading?.(),
       expireAfterSeconds: settings.expireAfterSeconds,
+      named: settings.named,
     });
   }
 

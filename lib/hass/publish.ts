@@ -63,6 +63,12 @@ export async function publishRetained(
 export interface RemoveOptions {
   /** ess's topic prefix: only configs that point at it are cleared. */
   prefix: string;
+  /**
+   * For a config with several devices, each device's prefix (`ess/garage`): the configs that
+   * `ess mqtt --once` announced for them (which have no availability that names `prefix`)
+   * are cleared too.
+   */
+  devicePrefixes?: readonly string[] | undefined;
   discoveryPrefix?: string | undefined;
   /**
    * The config topics pyess announced for `hass_autoconfig_sensors`: cleared when something is
@@ -94,6 +100,8 @@ export async function removeDiscovery(
     heard++;
     if (!retained || payload === "") return;
     const owner = configOwner(topic, payload, options.prefix, discoveryPrefix) ??
+      (options.devicePrefixes ?? []).map((p) => configOwner(topic, payload, p, discoveryPrefix))
+        .find((o) => o === "ess") ??
       (listed.has(topic) ? "pyess" : undefined);
     if (owner !== undefined) found.set(topic, owner);
   });

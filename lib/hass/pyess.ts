@@ -111,12 +111,17 @@ function field(object: JsonObject, ...keys: string[]): Json | undefined {
 
 /**
  * Whether a device config of ess's is this ess's (`prefix`): its availability topic is
- * `<prefix>/status`, or, announced for `ess mqtt --once` without one, its entities read the
- * entity table's topics under `<prefix>/`.
+ * `<prefix>/status`, or one of its availability list is (one of several devices, named mode);
+ * or, announced for `ess mqtt --once` without one, its entities read the entity table's topics
+ * under `<prefix>/` (for one of several devices: under the device's prefix).
  */
 function isOurs(json: JsonObject, prefix: string): boolean {
   const availability = field(json, "availability_topic", "avty_t");
   if (availability !== undefined) return availability === statusTopic(prefix);
+  const list = field(json, "availability", "avty");
+  if (Array.isArray(list)) {
+    return list.some((a) => isJsonObject(a) && field(a, "topic", "t") === statusTopic(prefix));
+  }
   const components = field(json, "components", "cmps");
   if (!isJsonObject(components)) return false;
   const states = Object.entries(components).flatMap(([id, c]) => {
@@ -148,8 +153,9 @@ function isPyessDevice(json: JsonObject, object: string): boolean {
  * Decides whether a retained discovery config belongs to this ess (or to pyess before it), for
  * `ess hass --remove`. The rule is narrow on purpose:
  * - ess: a device config (`<discovery>/device/<id>/config`) whose origin is named `ess` and that
- *   is this ess's (availability topic `<prefix>/status`, or, for `--once`, entities reading
- *   `<prefix>/…`), so another ess with another prefix is left alone;
+ *   is this ess's (availability topic `<prefix>/status`, alone or in a list with a device's, or,
+ *   for `--once`, entities reading `<prefix>/…`), so another ess with another prefix is left
+ *   alone;
  * - pyess: a sensor or switch config under `homeassistant/` in the shape pyess's code gave it
  *   (see the module's notes); pyess's topics do not move with ess's prefix.
  *
