@@ -22,10 +22,12 @@ import {
   defineCommand,
   DEVICE_OPTIONS,
   GENERAL_OPTIONS,
+  type Io,
   type OptionSpec,
   type ParsedOf,
 } from "./_cli.ts";
 import { openSite } from "./_site.ts";
+import { runSiteBridge } from "./_mqtt_site.ts";
 import {
   daemonSurplus,
   latestReading,
@@ -189,6 +191,49 @@ export async function mqttSettings(p: ParsedOf<typeof OPTIONS>): Promise<MqttSet
   };
 }
 
+/**
+ * `ess mqtt` for a config with `[device NAME]` sections: every device under `<prefix>/<name>/`
+ * over one connection (`_mqtt_site.ts`).
+ */
+async function runNamed(
+  p: ParsedOf<typeof OPTIONS>,
+  io: Io,
+  settings: MqttSettings,
+): Promise<number> {
+  if (settings.serve !== undefined) {
+    throw new UsageError(
+      "--listen serves one device: with [device] sections, run 'ess serve' beside 'ess mqtt' " +
+        "(or a single-device config)",
+    );
+  }
+  const site = await openSite(p);
+  try {
+    const views = new Map(p.devices.map((d) => [d.name, d.p]));
+    return await runSiteBridge(
+      site,
+      {
+        connect: settings.connect,
+        bridge: settings.bridge,
+        hass: settings.plugins.hass
+          ? (device) => ({
+            ...settings.plugins.hassSettings,
+            ...deviceHass(views.get(device.name!)!),
+          })
+          : undefined,
+      },
+      p.log,
+      io,
+    );
+  } finally {
+    site.close();
+  }
+}
+
+/** What names one device in Home Assistant if its systeminfo has no serial number: its host. */
+function deviceHass(p: ParsedOf<typeof OPTIONS>): Pick<HassSettings, "fallbackId"> {
+  return { fallbackId: hassSettings(p).fallbackId };
+}
+
 const command = defineCommand({
   name: "mqtt",
   usage: "mqtt [--config FILE] [options]",
@@ -212,6 +257,10 @@ const command = defineCommand({
     "hass --help'); --no-hass turns that off.",
     "With --listen ADDR:PORT it also serves the dashboard, the JSON/SSE API and /metrics of",
     "'ess serve' from the same device session (the device lets one app session in at a time).",
+    "A config with [device NAME] sections bridges every device over one connection, each with",
+    "this layout under <prefix>/NAME/ (ess/garage/home/..., ess/garage/status, commands on",
+    "ess/garage/control/...), while <prefix>/status says whether ess itself runs (its last will).",
+    "With --once it polls each once, publishes, and exits 1 naming those it could not reach.",
     "It runs until SIGINT or SIGTERM and rides out device and broker outages. Options can also",
     "come from the environment or a config file in pyess's format (keys as the long option",
     "names, with _ or -). Exit codes: 0 stopped, 2 bad option or config, 78 wrong device",
@@ -227,6 +276,7 @@ const command = defineCommand({
   ],
   async run(p, io) {
     const settings = await mqttSettings(p);
+    if (p.devices.length > 0) return await runNamed(p, io, settings);
     const plugins = createPlugins(settings.plugins);
     const surplus = settings.surplus &&
       daemonSurplus(

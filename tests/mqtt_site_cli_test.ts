@@ -1,0 +1,257 @@
+/**
+ * `ess mqtt` and `ess hass` as processes, with a config that declares three simulated devices
+ * as `[device NAME]` sections, against a real broker (aedes, and mosquitto where installed):
+ * each device under `ess/<name>/`, commands reaching only their device, the process's last
+ * will on `ess/status`, and `ess hass` announcing, printing and removing every device.
+ */
+import { deepEqual, equal, match, ok } from "node:assert/strict";
+import type { JsonObject } from "../lib/device/flatten.ts";
+import type { Simulator } from "../lib/sim/simulator.ts";
+import { BROKERS, type TestBroker, watch, type Watcher } from "./_broker.ts";
+import { runCli, spawnCli } from "./_cli.ts";
+import { discoveryProblems, entityState } from "./_hass_rules.ts";
+import { controlRequests } from "./_world.ts";
+import { startSims } from "./_sims.ts";
+
+const NAMES: readonly string[] = ["garage", "house", "shed"];
+
+/** A config file declaring `sims` as the `[device NAME]` sections of {@link NAMES}. */
+async function siteConfig(sims: readonly Simulator[], top: string[]): Promise<string> {
+  const path = await Deno.makeTempFile({ prefix: "ess-site-", suffix: ".conf" });
+  const lines = [...top];
+  sims.forEach((sim, i) =>
+    lines.push(
+      `[device ${NAMES[i]}]`,
+      `host = ${sim.host}`,
+      `password = ${sim.password}`,
+      `fingerprint = ${sim.fingerprint}`,
+    )
+  );
+  await Deno.writeTextFile(path, `${lines.join("\n")}\n`);
+  return path;
+}
+
+/** A running `ess mqtt`, its stderr gathered as it comes. */
+interface Running {
+  child: Deno.ChildProcess;
+  stderr(): string;
+  done: Promise<void>;
+  exited: boolean;
+}
+
+/** Whether `ess mqtt` still runs; it fails the wait at once, with its stderr, if not. */
+function alive(run: Running): boolean {
+  if (run.exited) throw new Error(`ess mqtt ended:\n${run.stderr()}`);
+  return true;
+}
+
+function spawnMqtt(args: string[]): Running {
+  const child = spawnCli(["mqtt", ...args]);
+  let text = "";
+  const done = (async () => {
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) text += chunk;
+  })();
+  // stdout is not used; drain it so that the process never blocks on it.
+  void child.stdout.pipeTo(new WritableStream());
+  const running: Running = { child, stderr: () => text, done, exited: false };
+  void child.status.then(() => running.exited = true);
+  return running;
+}
+
+/** The device discovery configs the watcher holds, by the device name they carry. */
+function configs(watcher: Watcher): Map<string, { topic: string; config: JsonObject }> {
+  const found = new Map<string, { topic: string; config: JsonObject }>();
+  for (const [topic, seen] of watcher.last) {
+    if (!/^homeassistant\/device\/[^/]+\/config$/.test(topic) || seen.payload === "") continue;
+    const config = JSON.parse(seen.payload) as JsonObject;
+    const name = String((config["device"] as JsonObject)["name"]).replace(/^LG ESS /, "");
+    found.set(name, { topic, config });
+  }
+  return found;
+}
+
+function topicsUnder(watcher: Watcher, prefix: string): Set<string> {
+  return new Set([...watcher.last.keys()].filter((t) => t.startsWith(`${prefix}/`)));
+}
+
+for (const broker of BROKERS) {
+  Deno.test({
+    name: `ess mqtt and ess hass with three [device] sections (${broker.name})`,
+    ignore: broker.ignore,
+    async fn(t) {
+      const sims = await startSims(NAMES.length);
+      const sim = new Map(NAMES.map((n, i) => [n, sims[i]!]));
+      const b: TestBroker = await broker.start();
+      const watcher = await watch(b.url);
+      const config = await siteConfig(sims, [
+        `mqtt_server = ${b.url}`,
+        "interval_seconds = 1",
+      ]);
+      try {
+        const run = spawnMqtt(["--config", config]);
+        let killed = false;
+        try {
+          await t.step(
+            "should publish every device under its name, and announce each",
+            async () => {
+              await watcher.until(
+                () =>
+                  alive(run) && watcher.last.get("ess/status")?.payload === "online" &&
+                  NAMES.every((n) =>
+                    watcher.last.get(`ess/${n}/status`)?.payload === "online" &&
+                    watcher.last.has(`ess/${n}/home/statistics/pcs_pv_total_power`) &&
+                    watcher.last.has(`ess/${n}/reading/battery/soc`)
+                  ) && configs(watcher).size === 3,
+                "three devices online, publishing and announced",
+              );
+              const found = configs(watcher);
+              const serials = new Set<string>();
+              for (const name of NAMES) {
+                const { config } = found.get(name)!;
+                const prefix = `ess/${name}`;
+                deepEqual(
+                  discoveryProblems(config, topicsUnder(watcher, prefix), prefix, {
+                    named: { processPrefix: "ess" },
+                  }),
+                  [],
+                  `${name}'s announcement`,
+                );
+                serials.add(String((config["device"] as JsonObject)["serial_number"]));
+              }
+              equal(serials.size, 3);
+              match(run.stderr(), /ess: info: bridging 3 devices and mqtt:\/\/127\.0\.0\.1:\d+: /);
+              match(run.stderr(), /ess: info: garage: publishing under ess\/garage\/ every 1 s/);
+            },
+          );
+
+          await t.step("should carry a command only to its own device", async () => {
+            const before = new Map(NAMES.map((n) => [n, sim.get(n)!.requests.length]));
+            await watcher.publish("ess/house/control/winter_mode", "on");
+            await watcher.until(
+              () => controlRequests(sim.get("house")!, before.get("house")).length === 1,
+              "the command at house",
+            );
+            // Sentinels: a command the other two refuse, heard after house's (one connection,
+            // in order), then one more poll of each, which runs after any write submitted before.
+            const others = ["garage", "shed"];
+            for (const n of others) await watcher.publish(`ess/${n}/control/winter_mode`, "maybe");
+            await watcher.until(
+              () => others.every((n) => run.stderr().includes(`ignoring "maybe" on ess/${n}/`)),
+              "the sentinels refused",
+            );
+            const after = new Map(others.map((n) => [n, sim.get(n)!.requests.length]));
+            await watcher.until(
+              () => others.every((n) => sim.get(n)!.requests.length > after.get(n)! + 1),
+              "one more poll of garage and shed",
+            );
+            for (const n of others) {
+              deepEqual(controlRequests(sim.get(n)!, before.get(n)), [], `writes to ${n}`);
+            }
+          });
+
+          await t.step("should leave the last will offline on ess/status when killed", async () => {
+            run.child.kill("SIGKILL");
+            killed = true;
+            await watcher.until(
+              () => watcher.last.get("ess/status")?.payload === "offline",
+              "ess/status offline",
+            );
+            const retained = new Map([...watcher.last].map(([t, s]) => [t, s.payload]));
+            for (const name of NAMES) {
+              // The device's own status stays online; the process's makes its entities unavailable.
+              equal(retained.get(`ess/${name}/status`), "online");
+              const { config } = configs(watcher).get(name)!;
+              equal(entityState(config, "battery_soc", retained, 0), "unavailable");
+            }
+          });
+        } finally {
+          if (!killed && !run.exited) run.child.kill("SIGTERM");
+          await run.child.status;
+          await run.done;
+        }
+
+        await t.step("ess hass --print should print every device's announcement", async () => {
+          const { code, stdout, stderr } = await runCli(["hass", "--config", config, "--print"]);
+          equal(stderr, "");
+          equal(code, 0);
+          const topics = stdout.split("\n").filter((l) => l.startsWith("homeassistant/"));
+          deepEqual(topics, NAMES.map((n) => configs(watcher).get(n)!.topic));
+        });
+
+        await t.step("ess hass --remove should clear every device's config", async () => {
+          const { code, stdout, stderr } = await runCli(["hass", "--config", config, "--remove"]);
+          equal(stderr, "");
+          equal(code, 0);
+          match(stdout, new RegExp(`cleared 3 discovery configs on ${b.url}\\n$`));
+          await watcher.until(() => configs(watcher).size === 0, "every config cleared");
+        });
+
+        await t.step("ess hass should announce every device again", async () => {
+          const { code, stdout, stderr } = await runCli(["hass", "--config", config]);
+          equal(stderr, "");
+          equal(code, 0);
+          equal(stdout.split("\n").filter((l) => l.startsWith("announced ")).length, 3);
+          await watcher.until(() => configs(watcher).size === 3, "three configs again");
+        });
+
+        await t.step("ess hass --remove should clear what --once announced too", async () => {
+          const once = await runCli(["mqtt", "--config", config, "--once"]);
+          equal(once.stderr.match(/announced \d+ entities/g)?.length, 3, once.stderr);
+          equal(once.code, 0);
+          await watcher.until(
+            () =>
+              [...configs(watcher).values()].every((c) => c.config["availability"] === undefined),
+            "the three --once announcements",
+          );
+          for (const name of NAMES) {
+            const prefix = `ess/${name}`;
+            deepEqual(
+              discoveryProblems(
+                configs(watcher).get(name)!.config,
+                topicsUnder(watcher, prefix),
+                prefix,
+                {
+                  expireAfterSeconds: 900,
+                },
+              ),
+              [],
+              `${name}'s --once announcement`,
+            );
+          }
+          const { code, stdout } = await runCli(["hass", "--config", config, "--remove"]);
+          equal(code, 0);
+          match(stdout, new RegExp(`cleared 3 discovery configs on ${b.url}\\n$`));
+          await watcher.until(() => configs(watcher).size === 0, "every config cleared");
+        });
+
+        await t.step(
+          "--once should publish the others and name a device it cannot reach",
+          async () => {
+            await sim.get("shed")!.close();
+            const started = watcher.all.length;
+            const { code, stderr } = await runCli([
+              "mqtt",
+              "--config",
+              config,
+              "--once",
+              "--no-hass",
+            ]);
+            equal(code, 1);
+            match(stderr, /\ness: error: shed: Cannot reach 127\.0\.0\.1:\d+: connection refused/);
+            match(stderr, /\ness: published 2 of 3 devices; not shed \(see above\)\n$/);
+            const fresh = watcher.all.slice(started).map((m) => m.topic);
+            for (const n of ["garage", "house"]) {
+              ok(fresh.includes(`ess/${n}/common/BATT/soc`), `${n} published`);
+            }
+            ok(!fresh.some((topic) => topic.startsWith("ess/shed/")), "nothing for shed");
+          },
+        );
+      } finally {
+        await watcher.close();
+        await b.close();
+        await Promise.all(sims.map((s) => s.close()));
+        await Deno.remove(config);
+      }
+    },
+  });
+}
