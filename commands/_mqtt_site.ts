@@ -37,6 +37,8 @@ export interface SiteBridgeSettings {
    * (the site's surplus under `ess/surplus/...` goes here).
    */
   sitePlugins?: readonly BridgePlugin<MqttContext>[] | undefined;
+  /** The server over the same devices (`--listen`), closed once the bridges have stopped. */
+  serving?: { close(): Promise<void> } | undefined;
 }
 
 /** A device's Home Assistant plugin; pyess's configs are cleared once, by the first device. */
@@ -100,5 +102,11 @@ export async function runSiteBridge(
       site.devices.map((d) => `${d.session.host.authority} under ${devicePrefix(prefix, d.name!)}/`)
         .join(", "),
   );
-  return await runDaemon(io, logger, (signal) => siteBridge.run(members, signal));
+  return await runDaemon(io, logger, async (signal) => {
+    try {
+      await siteBridge.run(members, signal);
+    } finally {
+      await settings.serving?.close();
+    }
+  });
 }

@@ -200,12 +200,6 @@ async function runNamed(
   io: Io,
   settings: MqttSettings,
 ): Promise<number> {
-  if (settings.serve !== undefined) {
-    throw new UsageError(
-      "--listen serves one device: with [device] sections, run 'ess serve' beside 'ess mqtt' " +
-        "(or a single-device config)",
-    );
-  }
   const site = await openSite(p);
   try {
     const views = new Map(p.devices.map((d) => [d.name, d.p]));

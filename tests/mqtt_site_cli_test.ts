@@ -6,30 +6,13 @@
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import type { JsonObject } from "../lib/device/flatten.ts";
-import type { Simulator } from "../lib/sim/simulator.ts";
 import { BROKERS, type TestBroker, watch, type Watcher } from "./_broker.ts";
 import { runCli, spawnCli } from "./_cli.ts";
 import { discoveryProblems, entityState } from "./_hass_rules.ts";
-import { controlRequests } from "./_world.ts";
-import { startSims } from "./_sims.ts";
+import { controlRequests, NOON } from "./_world.ts";
+import { startSite } from "./_site.ts";
 
-const NAMES: readonly string[] = ["garage", "house", "shed"];
-
-/** A config file declaring `sims` as the `[device NAME]` sections of {@link NAMES}. */
-async function siteConfig(sims: readonly Simulator[], top: string[]): Promise<string> {
-  const path = await Deno.makeTempFile({ prefix: "ess-site-", suffix: ".conf" });
-  const lines = [...top];
-  sims.forEach((sim, i) =>
-    lines.push(
-      `[device ${NAMES[i]}]`,
-      `host = ${sim.host}`,
-      `password = ${sim.password}`,
-      `fingerprint = ${sim.fingerprint}`,
-    )
-  );
-  await Deno.writeTextFile(path, `${lines.join("\n")}\n`);
-  return path;
-}
+const NAMES: readonly string[] = ["sim1", "sim2", "sim3"];
 
 /** A running `ess mqtt`, its stderr gathered as it comes. */
 interface Running {
@@ -79,14 +62,14 @@ for (const broker of BROKERS) {
     name: `ess mqtt and ess hass with three [device] sections (${broker.name})`,
     ignore: broker.ignore,
     async fn(t) {
-      const sims = await startSims(NAMES.length);
-      const sim = new Map(NAMES.map((n, i) => [n, sims[i]!]));
       const b: TestBroker = await broker.start();
+      await using site = await startSite(NAMES.length, {
+        top: [`mqtt_server = ${b.url}`, "interval_seconds = 1"],
+        simulator: { now: () => NOON },
+      });
+      const sim = (name: string) => site.device(name).sim;
+      const config = site.config;
       const watcher = await watch(b.url);
-      const config = await siteConfig(sims, [
-        `mqtt_server = ${b.url}`,
-        "interval_seconds = 1",
-      ]);
       try {
         const run = spawnMqtt(["--config", config]);
         let killed = false;
@@ -120,32 +103,32 @@ for (const broker of BROKERS) {
               }
               equal(serials.size, 3);
               match(run.stderr(), /ess: info: bridging 3 devices and mqtt:\/\/127\.0\.0\.1:\d+: /);
-              match(run.stderr(), /ess: info: garage: publishing under ess\/garage\/ every 1 s/);
+              match(run.stderr(), /ess: info: sim1: publishing under ess\/sim1\/ every 1 s/);
             },
           );
 
           await t.step("should carry a command only to its own device", async () => {
-            const before = new Map(NAMES.map((n) => [n, sim.get(n)!.requests.length]));
-            await watcher.publish("ess/house/control/winter_mode", "on");
+            const before = new Map(NAMES.map((n) => [n, sim(n)!.requests.length]));
+            await watcher.publish("ess/sim2/control/winter_mode", "on");
             await watcher.until(
-              () => controlRequests(sim.get("house")!, before.get("house")).length === 1,
-              "the command at house",
+              () => controlRequests(sim("sim2")!, before.get("sim2")).length === 1,
+              "the command at sim2",
             );
-            // Sentinels: a command the other two refuse, heard after house's (one connection,
+            // Sentinels: a command the other two refuse, heard after sim2's (one connection,
             // in order), then one more poll of each, which runs after any write submitted before.
-            const others = ["garage", "shed"];
+            const others = ["sim1", "sim3"];
             for (const n of others) await watcher.publish(`ess/${n}/control/winter_mode`, "maybe");
             await watcher.until(
               () => others.every((n) => run.stderr().includes(`ignoring "maybe" on ess/${n}/`)),
               "the sentinels refused",
             );
-            const after = new Map(others.map((n) => [n, sim.get(n)!.requests.length]));
+            const after = new Map(others.map((n) => [n, sim(n)!.requests.length]));
             await watcher.until(
-              () => others.every((n) => sim.get(n)!.requests.length > after.get(n)! + 1),
-              "one more poll of garage and shed",
+              () => others.every((n) => sim(n)!.requests.length > after.get(n)! + 1),
+              "one more poll of sim1 and sim3",
             );
             for (const n of others) {
-              deepEqual(controlRequests(sim.get(n)!, before.get(n)), [], `writes to ${n}`);
+              deepEqual(controlRequests(sim(n)!, before.get(n)), [], `writes to ${n}`);
             }
           });
 
@@ -227,7 +210,7 @@ for (const broker of BROKERS) {
         await t.step(
           "--once should publish the others and name a device it cannot reach",
           async () => {
-            await sim.get("shed")!.close();
+            await site.device("sim3").stop();
             const started = watcher.all.length;
             const { code, stderr } = await runCli([
               "mqtt",
@@ -237,20 +220,18 @@ for (const broker of BROKERS) {
               "--no-hass",
             ]);
             equal(code, 1);
-            match(stderr, /\ness: error: shed: Cannot reach 127\.0\.0\.1:\d+: connection refused/);
-            match(stderr, /\ness: published 2 of 3 devices; not shed \(see above\)\n$/);
+            match(stderr, /\ness: error: sim3: Cannot reach 127\.0\.0\.1:\d+: connection refused/);
+            match(stderr, /\ness: published 2 of 3 devices; not sim3 \(see above\)\n$/);
             const fresh = watcher.all.slice(started).map((m) => m.topic);
-            for (const n of ["garage", "house"]) {
+            for (const n of ["sim1", "sim2"]) {
               ok(fresh.includes(`ess/${n}/common/BATT/soc`), `${n} published`);
             }
-            ok(!fresh.some((topic) => topic.startsWith("ess/shed/")), "nothing for shed");
+            ok(!fresh.some((topic) => topic.startsWith("ess/sim3/")), "nothing for sim3");
           },
         );
       } finally {
         await watcher.close();
         await b.close();
-        await Promise.all(sims.map((s) => s.close()));
-        await Deno.remove(config);
       }
     },
   });

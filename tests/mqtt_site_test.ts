@@ -1,6 +1,6 @@
 /**
  * Several devices in one bridge process (named mode) against a real broker (aedes, and
- * mosquitto where installed): three simulated devices, each with its own serial number,
+ * mosquitto where installed): three simulated devices (tests/_site.ts), each its own serial,
  * bridged under `ess/<name>/` over one connection by the site bridge, with Home Assistant
  * discovery. The broker's messages are what Home Assistant would read.
  */
@@ -16,17 +16,17 @@ import { SiteBridge } from "../lib/mqtt/site.ts";
 import { devicePrefix } from "../lib/mqtt/topics.ts";
 import { createDeviceFetch } from "../lib/device/transport.ts";
 import type { Simulator } from "../lib/sim/simulator.ts";
-import { createServer, type Socket } from "node:net";
 import { BROKERS, startAedes, type TestBroker, watch, type Watcher } from "./_broker.ts";
 import { BRIDGE_OPTIONS } from "./_bridge_fakes.ts";
 import { discoveryProblems, entityState } from "./_hass_rules.ts";
-import { controlRequests } from "./_world.ts";
-import { startSims } from "./_sims.ts";
+import { controlRequests, NOON } from "./_world.ts";
+import { startSite, type TestSite } from "./_site.ts";
 
 const NAMES: readonly string[] = ["sim1", "sim2", "sim3"];
 
 /** What a test of the in-process site works with. */
 interface SiteWorld {
+  site: TestSite;
   sims: Map<string, Simulator>;
   broker: TestBroker;
   watcher: Watcher;
@@ -112,21 +112,25 @@ async function withSite(
   return failure;
 }
 
-/** A simulated world of `count` devices named `sim1`…, a broker and a watcher, closed after `fn`. */
+/** The three simulated devices (`sim1`…), a broker and a watcher on it, closed after `fn`. */
 async function withWorld(
   start: () => Promise<TestBroker>,
   fn: (w: SiteWorld) => Promise<void>,
 ): Promise<void> {
-  const sims = await startSims(NAMES.length);
+  await using site = await startSite(NAMES.length, { simulator: { now: () => NOON } });
   const broker = await start();
   const watcher = await watch(broker.url);
   try {
-    await fn({ sims: new Map(NAMES.map((name, i) => [name, sims[i]!])), broker, watcher, log: [] });
+    await fn({ site, sims: sims(site), broker, watcher, log: [] });
   } finally {
     await watcher.close();
     await broker.close();
-    await Promise.all(sims.map((s) => s.close()));
   }
+}
+
+/** Each device's simulator right now, by name. */
+function sims(site: TestSite): Map<string, Simulator> {
+  return new Map(site.devices.map((d) => [d.name, d.sim]));
 }
 
 /** The device discovery configs the watcher has, by the device name they carry. */
@@ -262,7 +266,7 @@ for (const broker of BROKERS) {
           });
 
           await t.step("should make only a stopped device's entities unavailable", async () => {
-            await w.sims.get("sim3")!.close();
+            await w.site.device("sim3").stop();
             await w.watcher.until(
               () => w.watcher.last.get("ess/sim3/status")?.payload === "offline",
               "sim3 offline",
@@ -297,47 +301,25 @@ for (const broker of BROKERS) {
   });
 }
 
-/** Takes `sim` off the network but leaves its port accepting connections that never answer. */
-async function hang(sim: Simulator): Promise<{ close(): Promise<void> }> {
-  await sim.close();
-  const held = new Set<Socket>();
-  const server = createServer((socket) => {
-    held.add(socket);
-    socket.on("close", () => held.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(sim.port, "127.0.0.1", resolve));
-  return {
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const socket of held) socket.destroy();
-      }),
-  };
-}
-
 Deno.test("SiteBridge: a device that hangs or refuses the password delays nobody", () =>
   withWorld(startAedes, async (w) => {
-    const hanging = await hang(w.sims.get("sim3")!);
-    try {
-      const failure = await withSite(w, async () => {
-        await w.watcher.until(
-          () => w.log.some((l) => l.includes("error: sim2: stopped polling and publishing: ")),
-          "sim2 stopped for its password",
-        );
-        await w.watcher.until(
-          () => w.watcher.last.get("ess/sim2/status")?.payload === "offline",
-          "sim2 offline",
-        );
-        // sim1 goes on at its own pace while sim3 holds every request until it times out.
-        const polls = () =>
-          w.watcher.all.filter((m) => m.topic === "ess/sim1/reading/battery/soc").length;
-        const before = polls();
-        await w.watcher.until(() => polls() >= before + 5, "five more polls of sim1 published");
-        ok(!w.watcher.last.has("ess/sim3/reading/battery/soc"), "nothing read from sim3");
-        equal(w.watcher.last.get("ess/status")?.payload, "online");
-      }, new Map([["sim2", "0a0a0a0a0a0a"]]));
-      equal(failure, undefined, "the site runs on while one device is left");
-    } finally {
-      await hanging.close();
-    }
+    await w.site.device("sim3").hang();
+    const failure = await withSite(w, async () => {
+      await w.watcher.until(
+        () => w.log.some((l) => l.includes("error: sim2: stopped polling and publishing: ")),
+        "sim2 stopped for its password",
+      );
+      await w.watcher.until(
+        () => w.watcher.last.get("ess/sim2/status")?.payload === "offline",
+        "sim2 offline",
+      );
+      // sim1 goes on at its own pace while sim3 holds every request until it times out.
+      const polls = () =>
+        w.watcher.all.filter((m) => m.topic === "ess/sim1/reading/battery/soc").length;
+      const before = polls();
+      await w.watcher.until(() => polls() >= before + 5, "five more polls of sim1 published");
+      ok(!w.watcher.last.has("ess/sim3/reading/battery/soc"), "nothing read from sim3");
+      equal(w.watcher.last.get("ess/status")?.payload, "online");
+    }, new Map([["sim2", "0a0a0a0a0a0a"]]));
+    equal(failure, undefined, "the site runs on while one device is left");
   }));
