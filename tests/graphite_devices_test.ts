@@ -155,7 +155,7 @@ Deno.test("ess graphite --once with several devices", async (t) => {
   }
 });
 
-Deno.test("ess graphite keeps sending for the others while one device hangs", async () => {
+Deno.test("ess graphite keeps sending for the others while one hangs and one is refused", async () => {
   const garage = await startSimulator({ seed: 1, password: "garage-pass" });
   const shed = await startSimulator({ seed: 3, password: "shed-pass" });
   const hung = await hungDevice();
@@ -165,6 +165,7 @@ Deno.test("ess graphite keeps sending for the others while one device hangs", as
     ["garage", garage],
     ["house", { host: hung.host, password: "house-pass" }],
     ["shed", shed],
+    ["attic", { host: shed.host, password: "wrong-password" }],
   ]);
   const ess = spawnDaemon(["graphite", "--config", config, "--graphite", carbon.address]);
   try {
@@ -177,6 +178,9 @@ Deno.test("ess graphite keeps sending for the others while one device hangs", as
       what: "three batches from garage and from shed",
     });
     equal(batches("house"), 0);
+    equal(batches("attic"), 0);
+    match(ess.stderr, /^ess: error: attic: stopped sending: .*password/im);
+    ok(!ess.stderr.includes("wrong-password"));
     equal(carbon.state.connections, 1);
     const { code, stderr } = await ess.stop("SIGTERM");
     equal(code, 0, stderr);
