@@ -1,11 +1,14 @@
 /**
  * The surplus of several devices end to end: `ess surplus` against a site of 3 simulated devices
- * explains the site's surplus (their sum) or one device's.
+ * explains the site's surplus (their sum) or one device's, and `ess serve` shows each device's
+ * surplus and the site's.
  *
  * @module
  */
 import assert from "node:assert/strict";
-import { runCli } from "./_cli.ts";
+import { runCli, spawnDaemon } from "./_cli.ts";
+import { getJson } from "./_serve_http.ts";
+import { waitFor } from "./_wait.ts";
 import { startSite } from "./_site.ts";
 import { NOON } from "./_world.ts";
 
@@ -64,5 +67,25 @@ Deno.test("ess surplus with several devices", async (t) => {
     const result = await surplus("--device", "shed");
     assert.equal(result.code, 2);
     assert.match(result.stderr, /--device "shed": the config declares sim1, sim2 and sim3/);
+  });
+
+  await t.step("should serve each device's surplus and the site's in /api/state", async () => {
+    const ess = spawnDaemon(["serve", "--config", site.config, "--listen", "127.0.0.1:0"]);
+    try {
+      const url = (await ess.waitFor(/ on (http:\/\/\S+)/))[1]!;
+      type Surplus = { watts: number | null; rules: { name: string }[] };
+      type Doc = { site: { surplus?: Surplus }; devices: Record<string, { surplus?: Surplus }> };
+      let doc: Doc | undefined;
+      await waitFor(async () => {
+        doc = (await getJson(`${url}/api/state`)).body as unknown as Doc;
+        return doc.site.surplus?.watts !== null && doc.site.surplus?.watts !== undefined;
+      }, { what: "the site's surplus" });
+      assert.deepEqual(doc!.site.surplus!.rules.map((r) => r.name), ["boiler"]);
+      assert.deepEqual(doc!.devices["sim2"]!.surplus!.rules.map((r) => r.name), ["pump"]);
+      assert.deepEqual(doc!.devices["sim1"]!.surplus!.rules, []);
+    } finally {
+      const { code, stderr } = await ess.stop();
+      assert.equal(code, 0, stderr);
+    }
   });
 });
