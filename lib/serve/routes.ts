@@ -15,6 +15,7 @@ export type RouteId =
   | "style"
   | "icon"
   | "surplus"
+  | "site"
   | "state"
   | "events"
   | "info"
@@ -184,6 +185,17 @@ export const ROUTES: readonly Route[] = [
     path: "/surplus.js",
     summary: "The dashboard's surplus card",
     description: "Embedded in ess.",
+    tag: "dashboard",
+    params: [],
+    responses: { "200": text("text/javascript; charset=utf-8", "The script.") },
+  },
+  {
+    id: "site",
+    method: "GET",
+    path: "/site.js",
+    summary: "The dashboard's site view",
+    description: "Embedded in ess: the view of the devices' sum and the switcher between the " +
+      "devices, used with [device NAME] sections.",
     tag: "dashboard",
     params: [],
     responses: { "200": text("text/javascript; charset=utf-8", "The script.") },

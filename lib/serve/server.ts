@@ -295,6 +295,8 @@ export function createHandler(options: ServeOptions, listenHost = "localhost"): 
         return answers.asset(ASSETS.chart, "text/javascript; charset=utf-8");
       case "surplus":
         return answers.asset(ASSETS.surplus, "text/javascript; charset=utf-8");
+      case "site":
+        return answers.asset(ASSETS.site, "text/javascript; charset=utf-8");
       case "style":
         return answers.asset(ASSETS.style, "text/css; charset=utf-8");
       case "icon":

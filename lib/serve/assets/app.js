@@ -1,25 +1,33 @@
 // The ess dashboard: live state over Server-Sent Events, history charts from the graph API, and
-// the controls when the server has a token. Device text only ever reaches the page through
-// textContent: the device is not trusted to send harmless strings.
-import { drawChart, energyText, seriesOf } from "./chart.js";
+// the controls when the server has a token. With several devices, a site view of their sums and
+// one view of each (site.js). Device text only ever reaches the page through textContent: the
+// device is not trusted to send harmless strings.
+import {
+  drawChart,
+  energyText,
+  percent,
+  periodLabel,
+  periodStart,
+  power,
+  seriesOf,
+  startOfDay,
+  ymd,
+} from "./chart.js";
 import { renderSurplus } from "./surplus.js";
+import { isSite, renderDevices, renderViews, siteState, viewOf } from "./site.js";
 
 const $ = (id) => document.getElementById(id);
 
+/** What the page draws: one device's state, or the site's sums in the site view. */
 let state = null;
+/** The last document of a site, for switching views between events. */
+let siteDoc = null;
+/** With several devices, the device shown, or null for the site; undefined with one device. */
+let view;
 let streamOpen = false;
 let info = { controls: false, controlList: [] };
 
 // ---------- formatting
-
-function power(watts) {
-  const w = Math.abs(watts);
-  return w < 1000 ? `${Math.round(w)} W` : `${(w / 1000).toFixed(w < 10000 ? 2 : 1)} kW`;
-}
-
-function percent(pct, digits = 0) {
-  return pct === undefined ? "–" : `${pct.toFixed(digits)} %`;
-}
 
 function ago(ms) {
   const s = Math.max(0, Math.round(ms / 1000));
@@ -203,8 +211,23 @@ function renderModes(r) {
 function renderHeader(r) {
   const parts = [r.serial && `serial ${r.serial}`, r.versions.pms && `PMS ${r.versions.pms}`]
     .filter(Boolean);
+  if (view) {
+    // One of several devices: its name first, so that no one mistakes which one they control.
+    setText("title", view);
+    setText("model", [r.model ?? "LG ESS", ...parts].join(" · "));
+    return;
+  }
   if (r.model) setText("title", r.model);
   if (parts.length) setText("model", parts.join(" · "));
+}
+
+/** "no answer since 14:02 (5 min ago): why", of a state or of a device missing from the site. */
+function sinceText(s) {
+  const last = s.lastSuccess ? new Date(s.lastSuccess) : undefined;
+  const since = last
+    ? `no answer since ${clock(last)} (${ago(Date.now() - last.getTime())} ago)`
+    : "no answer yet";
+  return s.error ? `${since}: ${s.error}` : since;
 }
 
 function renderStatus() {
@@ -217,7 +240,7 @@ function renderStatus() {
     pill.textContent = state ? "reconnecting" : "connecting";
   } else if (up === false) {
     pill.className = "pill down";
-    pill.textContent = "unreachable";
+    pill.textContent = state.missing ? `${state.missing.length} down` : "unreachable";
   } else {
     pill.className = "pill ok";
     pill.textContent = up ? "live" : "waiting";
@@ -225,15 +248,20 @@ function renderStatus() {
   setText("updated", last ? `updated ${clock(last)} · ${ago(age)} ago` : "");
   const down = up === false;
   $("banner").hidden = !down;
-  $("main").classList.toggle("stale", down);
-  if (down) {
-    const since = last ? `no answer since ${clock(last)} (${ago(age)} ago)` : "no answer yet";
-    setText("banner-text", state.error ? `${since}: ${state.error}` : since);
-  }
+  // The site's figures stay whole: the devices that answer are summed, those missing are named.
+  $("main").classList.toggle("stale", down && !state.missing);
+  if (down && state.missing) {
+    const gone = state.missing.map((m) => `${m.name}: ${sinceText(m)}`).join(" · ");
+    setText("banner-text", `${gone}. Left out of the sums.`);
+  } else if (down) setText("banner-text", sinceText(state));
 }
 
+/** Draws one device's state: the only one, or the one of a site's the view shows. */
 function render(next) {
   state = next;
+  $("main").classList.remove("site");
+  setText("battery-title", "Battery");
+  $("controls").hidden = !info.controls || builtFor === "";
   const r = readingOf(next);
   renderHeader(r);
   renderFlow(r);
@@ -246,11 +274,51 @@ function render(next) {
   charts.refreshIfLive();
 }
 
+/** Draws the site view: the devices' sums in the device cards, and the devices card. */
+function renderSite(doc) {
+  state = siteState(doc);
+  const r = readingOf(state);
+  $("main").classList.add("site");
+  const names = Object.keys(doc.devices);
+  setText("title", "Site");
+  setText("model", `${names.length} devices: ${names.join(", ")}`);
+  setText("battery-title", "Batteries · mean charge");
+  renderFlow(r);
+  renderBattery(r);
+  renderToday(r);
+  renderSurplus(state);
+  renderDevices(doc);
+  renderStatus();
+}
+
+/** Draws a document from the server: one device's state, or a site's in the view the URL asks. */
+function receive(doc) {
+  if (!isSite(doc)) {
+    render(doc);
+    return;
+  }
+  siteDoc = doc;
+  const was = view;
+  view = viewOf(doc);
+  renderViews(doc, view);
+  if (view === null) renderSite(doc);
+  else {
+    render(doc.devices[view]);
+    // Another device's history: load its graphs (the first view loads them as it renders).
+    if (was !== undefined && was !== view) charts.load();
+  }
+}
+
+/** The path part that names the device shown, for graphs and controls (none with one device). */
+function devicePath() {
+  return view ? `${encodeURIComponent(view)}/` : "";
+}
+
 function connect() {
   const events = new EventSource("api/events");
   events.addEventListener("state", (e) => {
     streamOpen = true;
-    render(JSON.parse(e.data));
+    receive(JSON.parse(e.data));
   });
   events.addEventListener("error", () => {
     streamOpen = false;
@@ -284,7 +352,6 @@ const charts = {
       this.load();
     });
     addEventListener("resize", () => this.draw());
-    this.load();
   },
 
   pick(key, value, tabs, button) {
@@ -322,7 +389,9 @@ const charts = {
     card.classList.toggle("load", this.device === "load");
     card.classList.toggle("batt", this.device === "batt");
     try {
-      const res = await fetch(`api/graph/${this.device}/${this.span}?date=${ymd(this.date)}`);
+      const res = await fetch(
+        `api/graph/${devicePath()}${this.device}/${this.span}?date=${ymd(this.date)}`,
+      );
       const body = await res.json();
       if (seq !== this.seq) return;
       if (!res.ok) throw new Error(body.error ?? `HTTP ${res.status}`);
@@ -353,48 +422,6 @@ const charts = {
     setText("totals", totals);
   },
 };
-
-function startOfDay(d) {
-  return new Date(d.getFullYear(), d.getMonth(), d.getDate());
-}
-
-function periodStart(span, d) {
-  if (span === "day") return startOfDay(d);
-  if (span === "week") {
-    const monday = startOfDay(d);
-    monday.setDate(monday.getDate() - ((monday.getDay() + 6) % 7));
-    return monday;
-  }
-  if (span === "month") return new Date(d.getFullYear(), d.getMonth(), 1);
-  return new Date(d.getFullYear(), 0, 1);
-}
-
-function ymd(d) {
-  const p = (n) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}`;
-}
-
-function periodLabel(span, d) {
-  if (span === "day") {
-    return d.toLocaleDateString([], {
-      weekday: "short",
-      day: "numeric",
-      month: "short",
-      year: "numeric",
-    });
-  }
-  if (span === "week") {
-    const start = periodStart("week", d);
-    const end = new Date(start);
-    end.setDate(end.getDate() + 6);
-    const f = { day: "numeric", month: "short" };
-    return `${start.toLocaleDateString([], f)} – ${
-      end.toLocaleDateString([], { ...f, year: "numeric" })
-    }`;
-  }
-  if (span === "month") return d.toLocaleDateString([], { month: "long", year: "numeric" });
-  return String(d.getFullYear());
-}
 
 // ---------- controls
 
@@ -538,10 +565,11 @@ async function send(control, value) {
     return;
   }
   const label = choiceLabel(control, value);
-  if (!(await confirmDialog(control.label, `Set ${control.label} to ${label}?`))) return;
+  const of = view ? ` of ${view}` : "";
+  if (!(await confirmDialog(control.label, `Set ${control.label}${of} to ${label}?`))) return;
   result.textContent = `Sending ${control.label}: ${label}…`;
   try {
-    const res = await fetch(`api/control/${encodeURIComponent(control.name)}`, {
+    const res = await fetch(`api/control/${devicePath()}${encodeURIComponent(control.name)}`, {
       method: "POST",
       headers: { "content-type": "text/plain", authorization: `Bearer ${token}` },
       body: String(value),
@@ -574,6 +602,9 @@ async function loadInfo() {
   }
 }
 
+addEventListener("hashchange", () => {
+  if (siteDoc) receive(siteDoc);
+});
 setInterval(renderStatus, 1000);
 charts.init();
 loadInfo();

@@ -302,3 +302,60 @@ export function drawChart(svg, answer, device, span, date, onReadout) {
   const sum = (list) => list.reduce((t, v) => t + (v ?? 0), 0);
   return `${series.a.label} ${energyText(sum(a))} · ${series.b.label} ${energyText(sum(b))}`;
 }
+
+/** A power in W or kW, without its sign (the words around it say the direction). */
+export function power(watts) {
+  const w = Math.abs(watts);
+  return w < 1000 ? `${Math.round(w)} W` : `${(w / 1000).toFixed(w < 10000 ? 2 : 1)} kW`;
+}
+
+/** A percentage, or `–` when unknown. */
+export function percent(pct, digits = 0) {
+  return pct === undefined ? "–" : `${pct.toFixed(digits)} %`;
+}
+
+/** Midnight of the day of `d`, local time. */
+export function startOfDay(d) {
+  return new Date(d.getFullYear(), d.getMonth(), d.getDate());
+}
+
+/** The first day of the `span` (a Monday for a week) that holds `d`. */
+export function periodStart(span, d) {
+  if (span === "day") return startOfDay(d);
+  if (span === "week") {
+    const monday = startOfDay(d);
+    monday.setDate(monday.getDate() - ((monday.getDay() + 6) % 7));
+    return monday;
+  }
+  if (span === "month") return new Date(d.getFullYear(), d.getMonth(), 1);
+  return new Date(d.getFullYear(), 0, 1);
+}
+
+/** `d` as `YYYY-MM-DD`, local time, as the graph API takes it. */
+export function ymd(d) {
+  const p = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}`;
+}
+
+/** The `span` that holds `d`, in words for the history card. */
+export function periodLabel(span, d) {
+  if (span === "day") {
+    return d.toLocaleDateString([], {
+      weekday: "short",
+      day: "numeric",
+      month: "short",
+      year: "numeric",
+    });
+  }
+  if (span === "week") {
+    const start = periodStart("week", d);
+    const end = new Date(start);
+    end.setDate(end.getDate() + 6);
+    const f = { day: "numeric", month: "short" };
+    return `${start.toLocaleDateString([], f)} – ${
+      end.toLocaleDateString([], { ...f, year: "numeric" })
+    }`;
+  }
+  if (span === "month") return d.toLocaleDateString([], { month: "long", year: "numeric" });
+  return String(d.getFullYear());
+}
