@@ -203,6 +203,12 @@ async function runNamed(
   const site = await openSite(p);
   try {
     const views = new Map(p.devices.map((d) => [d.name, d.p]));
+    // The server shares the devices' pollers, which the bridges run.
+    const serving = settings.serve && await (await import("./_serve.ts")).startServing({
+      site,
+      serve: settings.serve,
+      logger: p.log,
+    });
     return await runSiteBridge(
       site,
       {
@@ -214,6 +220,7 @@ async function runNamed(
             ...deviceHass(views.get(device.name!)!),
           })
           : undefined,
+        serving,
       },
       p.log,
       io,

@@ -6,7 +6,9 @@
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import type { JsonObject } from "../lib/device/flatten.ts";
-import { BROKERS, type TestBroker, watch, type Watcher } from "./_broker.ts";
+import { BROKERS, freePort, startAedes, type TestBroker, watch, type Watcher } from "./_broker.ts";
+import { getJson } from "./_serve_http.ts";
+import { waitFor } from "./_wait.ts";
 import { runCli, spawnCli } from "./_cli.ts";
 import { discoveryProblems, entityState } from "./_hass_rules.ts";
 import { controlRequests, NOON } from "./_world.ts";
@@ -236,3 +238,44 @@ for (const broker of BROKERS) {
     },
   });
 }
+
+Deno.test("ess mqtt --listen with three [device] sections serves every device it bridges", async () => {
+  const b = await startAedes();
+  await using site = await startSite(NAMES.length, {
+    top: [`mqtt_server = ${b.url}`, "interval_seconds = 1"],
+    simulator: { now: () => NOON },
+  });
+  const watcher = await watch(b.url);
+  const url = `http://127.0.0.1:${freePort()}`;
+  const run = spawnMqtt(["--config", site.config, "--listen", url.slice("http://".length)]);
+  try {
+    await watcher.until(
+      () => alive(run) && NAMES.every((n) => watcher.last.has(`ess/${n}/reading/battery/soc`)),
+      "every device published",
+    );
+    // One poller per device, shared: the server shows what the bridges published.
+    type Doc = { site: JsonObject; devices: Record<string, { up: boolean; home: JsonObject }> };
+    let doc: Doc | undefined;
+    await waitFor(async () => {
+      alive(run);
+      doc = (await getJson(`${url}/api/state`)).body as unknown as Doc;
+      return NAMES.every((n) => doc?.devices?.[n]?.up === true);
+    }, { what: "every device up in /api/state" });
+    deepEqual(Object.keys(doc!.devices), [...NAMES]);
+    for (const name of NAMES) {
+      deepEqual(doc!.devices[name]!.home, site.device(name).sim.device.read("home"), name);
+    }
+    // The devices let one app session in at a time: the server used the bridges' sessions.
+    for (const name of NAMES) {
+      const logins = site.device(name).sim.requests.filter((r) => /login/.test(r.path));
+      equal(logins.length, 1, `logins at ${name}`);
+    }
+  } finally {
+    if (!run.exited) run.child.kill("SIGTERM");
+    const status = await run.child.status;
+    await run.done;
+    equal(status.code, 0, run.stderr());
+    await watcher.close();
+    await b.close();
+  }
+});
