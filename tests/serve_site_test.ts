@@ -11,7 +11,7 @@ import { siteRoutes } from "../lib/serve/site_routes.ts";
 import { renderSiteMetrics } from "../lib/export/prometheus.ts";
 import { normalise } from "../lib/model/normalise.ts";
 import { getJson, post } from "./_serve_http.ts";
-import { fixtureStates, type SimSite, withSimSite } from "./_serve_source.ts";
+import { FakeSource, fixtureStates, type SimSite, withSimSite } from "./_serve_source.ts";
 import { controlRequests, NOON } from "./_world.ts";
 import { spawnDaemon } from "./_cli.ts";
 import { startSite } from "./_site.ts";
@@ -332,5 +332,55 @@ Deno.test("ess serve (subprocess) with [device] sections serves every device", a
   } finally {
     const { code, stderr } = await ess.stop();
     equal(code, 0, stderr);
+  }
+});
+
+Deno.test("ess serve for a site sends a burst of polls as a few events", async (t) => {
+  const sources = NAMES.map(() => new FakeSource());
+  const poll = (source: FakeSource, pv: number) =>
+    source.poll({ home: { statistics: { pcs_pv_total_power: String(pv) } } });
+  sources.forEach((source) => poll(source, 1));
+  const server = await startServer({ hostname: "127.0.0.1", port: 0 }, {
+    source: { devices: new Map(NAMES.map((name, i) => [name, sources[i]!])) },
+    limits: { eventGapMs: 200 },
+  });
+  try {
+    await t.step("should send the last poll's sum, in at most two events", async () => {
+      const res = await fetch(`${server.url}/api/events`);
+      const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+      const sums: number[] = [];
+      let text = "";
+      try {
+        await withDeadline(
+          (async () => {
+            let burst = false;
+            while (!sums.includes(3 * 100)) {
+              const { value, done } = await reader.read();
+              if (done) throw new Error("the stream ended");
+              text += value;
+              let end;
+              while ((end = text.indexOf("\n\n")) >= 0) {
+                const data = /^data: (.*)$/m.exec(text.slice(0, end));
+                text = text.slice(end + 2);
+                if (data) sums.push((JSON.parse(data[1]!) as SiteDoc).site.reading.power["pvW"]!);
+              }
+              if (!burst && sums.length > 0) {
+                burst = true;
+                // 90 polls, the last of each device at 100 W: the sentinel the events end on.
+                for (let pv = 70; pv <= 100; pv++) sources.forEach((source) => poll(source, pv));
+              }
+            }
+          })(),
+          { what: "the event with the burst's last sum" },
+        );
+      } finally {
+        await reader.cancel();
+      }
+      equal(sums[0], 3, "the first event, at once");
+      equal(sums.at(-1), 300);
+      ok(sums.length <= 3, `one event at once, then at most two for 90 polls: ${sums}`);
+    });
+  } finally {
+    await server.close();
   }
 });

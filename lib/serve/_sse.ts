@@ -134,41 +134,81 @@ export function sseEvent(name: string, data: string): string {
   return `event: ${name}\ndata: ${data.replace(/[\r\n]+/g, " ")}\n\n`;
 }
 
+/** The clock {@link StateEvents} waits by: ms since the epoch, and a one-shot timer. */
+export interface EventClock {
+  now(): number;
+  /** Starts a timer; what it returns is handed to `clearTimeout`. */
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(id: unknown): void;
+}
+
+const REAL_CLOCK: EventClock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (id) => clearTimeout(id as ReturnType<typeof setTimeout> | undefined),
+};
+
 /**
  * When the state events go out: after every poll, or, with a `gapMs`, at most once per gap (a
  * site's devices poll each on their own clock; their polls within one gap go out together, in
  * one event made when it is sent). Nothing is made while no stream is open.
+ *
+ * @example
+ * ```ts
+ * import { deepEqual } from "node:assert/strict";
+ * let at = 0;
+ * const timers: (() => void)[] = [];
+ * const clock = { now: () => at, setTimeout: (fn: () => void) => timers.push(fn), clearTimeout() {} };
+ * const sent: string[] = [];
+ * const hub = { size: 1, send: (event: string) => sent.push(event) };
+ * const events = new StateEvents(hub, () => `state at ${at}`, 500, clock);
+ * events.polled();
+ * at = 100;
+ * events.polled();
+ * events.polled();
+ * deepEqual(sent, ["state at 0"]);
+ * at = 500;
+ * timers.shift()!();
+ * deepEqual(sent, ["state at 0", "state at 500"]);
+ * ```
  */
 export class StateEvents {
   readonly #hub: Pick<SseHub, "size" | "send">;
   readonly #event: () => string;
   readonly #gapMs: number;
+  readonly #clock: EventClock;
   #lastAt = -Infinity;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timer: unknown;
 
-  constructor(hub: Pick<SseHub, "size" | "send">, event: () => string, gapMs: number) {
+  constructor(
+    hub: Pick<SseHub, "size" | "send">,
+    event: () => string,
+    gapMs: number,
+    clock: EventClock = REAL_CLOCK,
+  ) {
     this.#hub = hub;
     this.#event = event;
     this.#gapMs = gapMs;
+    this.#clock = clock;
   }
 
   /** A device has been polled. */
   polled(): void {
     if (this.#hub.size === 0 || this.#timer !== undefined) return;
-    const wait = this.#lastAt + this.#gapMs - Date.now();
+    const wait = this.#lastAt + this.#gapMs - this.#clock.now();
     if (wait <= 0) this.#send();
-    else this.#timer = setTimeout(() => this.#send(), wait);
+    else this.#timer = this.#clock.setTimeout(() => this.#send(), wait);
   }
 
   /** Drops the event waiting for its turn. */
   close(): void {
-    clearTimeout(this.#timer);
+    this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
   }
 
   #send(): void {
     this.#timer = undefined;
-    this.#lastAt = Date.now();
+    this.#lastAt = this.#clock.now();
     if (this.#hub.size > 0) this.#hub.send(this.#event());
   }
 }
