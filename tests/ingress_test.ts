@@ -17,7 +17,7 @@ function urlsOf(text: string): string[] {
 }
 
 Deno.test("the dashboard's page and scripts use relative URLs only", () => {
-  for (const name of ["page", "script", "chart"] as const) {
+  for (const name of ["page", "script", "chart", "surplus", "site"] as const) {
     const absolute = urlsOf(ASSETS[name]).filter((url) => /^(\/|[a-z]+:)/i.test(url));
     deepEqual(absolute, [], `${name}: absolute URLs break under an ingress path`);
   }
