@@ -6,6 +6,7 @@
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { startServer } from "../lib/serve/server.ts";
+import { createLogger } from "../lib/log.ts";
 import type { SiteSource } from "../lib/serve/source.ts";
 import { siteRoutes } from "../lib/serve/site_routes.ts";
 import { renderSiteMetrics } from "../lib/export/prometheus.ts";
@@ -379,6 +380,53 @@ Deno.test("ess serve for a site sends a burst of polls as a few events", async (
       equal(sums[0], 3, "the first event, at once");
       equal(sums.at(-1), 300);
       ok(sums.length <= 3, `one event at once, then at most two for 90 polls: ${sums}`);
+    });
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("ess serve for a site keeps every device's secrets out of every answer", async (t) => {
+  const password = "garage-device-pass";
+  const authKey = "5d0c6a4e-8f1b-4c2d-9e3a-7b6f5a4c3d2e";
+  const [garage, house] = [new FakeSource(), new FakeSource()];
+  garage.poll({
+    home: { statistics: { pcs_pv_total_power: "100" }, auth_key: authKey },
+    systeminfo: { pms: { serialno: "S1", model: `says ${password}` } },
+  });
+  // The other device repeats the first one's key: the server hides it there too.
+  house.poll({ home: { statistics: { pcs_pv_total_power: "200" }, note: `key ${authKey}` } });
+  house.graphAnswer = () => Promise.reject(new Error(`refused ${authKey} ${password}`));
+  house.controlAnswer = () => Promise.resolve({ outcome: "failed", error: `no: ${password}` });
+  const logger = createLogger("error", () => {});
+  logger.redactor.add(password);
+  const server = await startServer({ hostname: "127.0.0.1", port: 0 }, {
+    source: { devices: new Map([["garage", garage], ["house", house]]) },
+    controlToken: TOKEN,
+    logger,
+  });
+  try {
+    await t.step("should answer *** wherever a device's secret would be", async () => {
+      const url = server.url;
+      const auth = { authorization: `Bearer ${TOKEN}` };
+      const bodies: [string, string][] = [];
+      for (const path of ["/api/state", "/metrics", "/api/graph/house/pv/day?date=2026-01-01"]) {
+        bodies.push([path, await (await fetch(`${url}${path}`)).text()]);
+      }
+      const control = await post(`${url}/api/control/house/winter_mode`, "on", auth);
+      equal(control.status, 502);
+      bodies.push(["control", await control.text()]);
+      bodies.push(["events", JSON.stringify(await firstEvent(url))]);
+      for (const [what, body] of bodies) {
+        for (const secret of [password, authKey, TOKEN]) {
+          ok(!body.includes(secret), `${what} contains ${secret}: ${body.slice(0, 300)}`);
+        }
+      }
+      const doc = JSON.parse(bodies[0]![1]) as { devices: Record<string, Record<string, unknown>> };
+      deepEqual(doc.devices["house"]!["home"], {
+        statistics: { pcs_pv_total_power: "200" },
+        note: "key ***",
+      });
     });
   } finally {
     await server.close();
