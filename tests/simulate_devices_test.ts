@@ -260,6 +260,18 @@ Deno.test("ess simulate --devices N", async (t) => {
         for (const [i, s] of serials.entries()) {
           match(banner, new RegExp(`# sim${i + 1}: .*serial ${s},`));
         }
+        const config = await Deno.makeTempFile({ suffix: ".conf" });
+        try {
+          // The sections as a user pastes them: from the first header to the `try:` line.
+          await Deno.writeTextFile(config, /^\[device [^]*?(?=^try:)/m.exec(banner)![0]);
+          const picked = await runCli(
+            ["data", "--config", config, "--device", "sim2", "--only", "systeminfo"],
+          );
+          equal(picked.code, 0, picked.stderr);
+          equal(serial(JSON.parse(picked.stdout).systeminfo), serials[1]);
+        } finally {
+          await Deno.remove(config);
+        }
         const [a, b] = devices as [Printed, Printed];
         ok(await readPrinted(b, "common"));
         await rejects(readPrinted(a, "common", b.password), WrongPasswordError);

@@ -271,6 +271,7 @@ function resultRows(cost: CostRuns, independence: IndependenceRuns): [string, st
       [`${label}: CPU per device-poll (median)`, `${perPoll(kind).toFixed(2)} ms`, ""],
       ["  the runs", `${runs.map((r) => r.cpuPerPollMs.toFixed(2)).join(" / ")} ms`, ""],
       ["  device-polls in each 20 s window", runs.map((r) => r.devicePolls).join(" / "), ""],
+      ["  CPU in each 20 s window", `${runs.map((r) => r.cpu.toFixed(2)).join(" / ")} CPU-s`, ""],
       [
         `${label}: peak RSS (highest run)`,
         `${Math.max(...runs.map((r) => r.peakMb)).toFixed(1)} MB`,
