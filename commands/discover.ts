@@ -45,7 +45,7 @@ const PROBE_TIMEOUT_MS = 3000;
  * the address `--host` takes, the certificate's fingerprint when it could be read, and the
  * password left for the user, who has it from `ess password`.
  */
-export function configBlock(device: EssDevice, name: string, fingerprint?: string): string {
+function configBlock(device: EssDevice, name: string, fingerprint?: string): string {
   const instance = `${INSTANCE_PREFIX}${device.name}`;
   return [
     `# ${instance}, found by mDNS at ${device.address}`,
