@@ -15,6 +15,8 @@ import { chromiumPath, launchChromium } from "./_chromium.ts";
 import { runCli, spawnDaemon } from "./_cli.ts";
 import { FakeSource } from "./_serve_source.ts";
 import { peerCheck } from "./_peers.ts";
+import { startSite } from "./_site.ts";
+import { NOON } from "./_world.ts";
 
 const TOKEN = "supervisor-token-1234";
 const MQTT_PASSWORD = `mq!tt#"pa'ss`;
@@ -248,6 +250,59 @@ Deno.test("ess takes the add-on's devices as a config's [device NAME] sections",
   } finally {
     await garage.close();
     await house.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the add-on runs several devices from its devices option", async () => {
+  await using site = await startSite(2, { simulator: { now: () => NOON } });
+  const broker = await startAedes();
+  const watcher = await watch(broker.url);
+  const supervisor = fakeSupervisor(mqttAnswer(broker.port));
+  const dir = await Deno.makeTempDir({ prefix: "ess-addon-" });
+  const options = join(dir, "options.json");
+  const devices = site.devices.map((d) => ({
+    name: d.name,
+    host: d.sim.host,
+    password: d.sim.password,
+    fingerprint: d.sim.fingerprint,
+  }));
+  await Deno.writeTextFile(
+    options,
+    JSON.stringify({ ess_host: "", devices, interval_seconds: 1, log_level: "info" }),
+  );
+  // As the add-on's config.yaml starts it.
+  const ess = spawnDaemon(["mqtt", "--config", "/dev/null"], {
+    env: {
+      ESS_OPTIONS_FILE: options,
+      SUPERVISOR_TOKEN: TOKEN,
+      ESS_SUPERVISOR_URL: supervisor.url,
+      ESS_LISTEN: "127.0.0.1:0",
+      ESS_ALLOWED_CLIENTS: "127.0.0.1",
+    },
+  });
+  try {
+    const url = (await ess.waitFor(/ on (http:\/\/\S+)/))[1]!;
+    await watcher.until(
+      () =>
+        watcher.last.get("ess/status")?.payload === "online" &&
+        site.devices.every((d) => watcher.last.get(`ess/${d.name}/status`)?.payload === "online"),
+      "the process's and each device's status",
+    );
+    ok(watcher.last.has("ess/sim2/reading/battery/soc"));
+    const state = await (await fetch(`${url}/api/state`)).json();
+    deepEqual(Object.keys(state.devices), ["sim1", "sim2"]);
+    deepEqual(state.site.reading.counted, ["sim1", "sim2"]);
+    const { code, stderr } = await ess.stop("SIGTERM");
+    equal(code, 0, stderr);
+    for (const secret of [...devices.map((d) => d.password), MQTT_PASSWORD]) {
+      ok(!stderr.includes(secret), stderr);
+    }
+  } finally {
+    await ess.stop();
+    await watcher.close();
+    await broker.close();
+    await supervisor.close();
     await Deno.remove(dir, { recursive: true });
   }
 });
