@@ -31,10 +31,12 @@ import { runSiteBridge } from "./_mqtt_site.ts";
 import {
   daemonSurplus,
   latestReading,
+  siteSurplus,
   SURPLUS_OPTIONS,
   type SurplusConfig,
   surplusConfig,
 } from "./_surplus.ts";
+import { surplusPlugins } from "./_surplus_mqtt.ts";
 import { OFFLINE_AFTER_MS } from "../lib/device/poller.ts";
 import { createSurplusPlugin } from "../lib/surplus/mqtt.ts";
 import {
@@ -203,11 +205,29 @@ async function runNamed(
   const site = await openSite(p);
   try {
     const views = new Map(p.devices.map((d) => [d.name, d.p]));
+    const surplus = settings.surplus &&
+      siteSurplus(settings.surplus, site, settings.bridge.offlineAfterMs ?? OFFLINE_AFTER_MS);
+    const surplusMqtt = surplus && surplusPlugins(
+      surplus,
+      site,
+      settings.bridge.prefix,
+      settings.plugins.hass
+        ? (name) => ({
+          version: VERSION,
+          ...settings.plugins.hassSettings,
+          ...(name === undefined ? {} : deviceHass(views.get(name)!)),
+        })
+        : undefined,
+    );
+    // Followed before the bridges run and the server starts, so that each poll's surplus is
+    // published and served with it.
+    surplus?.follow(surplusMqtt?.publish, p.log);
     // The server shares the devices' pollers, which the bridges run.
     const serving = settings.serve && await (await import("./_serve.ts")).startServing({
       site,
       serve: settings.serve,
       logger: p.log,
+      surplusOf: surplus?.documentOf,
     });
     return await runSiteBridge(
       site,
@@ -221,6 +241,8 @@ async function runNamed(
           })
           : undefined,
         serving,
+        devicePlugins: surplusMqtt && ((device) => [surplusMqtt.ofDevice(device.name)!]),
+        sitePlugins: surplusMqtt?.site && [surplusMqtt.site],
       },
       p.log,
       io,
