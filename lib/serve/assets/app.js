@@ -3,6 +3,8 @@
 // one view of each (site.js). Device text only ever reaches the page through textContent: the
 // device is not trusted to send harmless strings.
 import {
+  ago,
+  clock,
   drawChart,
   energyText,
   percent,
@@ -28,18 +30,6 @@ let streamOpen = false;
 let info = { controls: false, controlList: [] };
 
 // ---------- formatting
-
-function ago(ms) {
-  const s = Math.max(0, Math.round(ms / 1000));
-  if (s < 60) return `${s} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min`;
-  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
-  return `${Math.floor(s / 86400)} d`;
-}
-
-function clock(date) {
-  return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
-}
 
 function setText(id, text) {
   const el = $(id);
@@ -261,7 +251,6 @@ function render(next) {
   state = next;
   $("main").classList.remove("site");
   setText("battery-title", "Battery");
-  $("controls").hidden = !info.controls || builtFor === "";
   const r = readingOf(next);
   renderHeader(r);
   renderFlow(r);

@@ -1,5 +1,6 @@
 // History charts of the ess dashboard, drawn as SVG in the element's own pixels (so text is
 // never stretched). Rows are placed by their time, so a gap in the device's data stays a gap.
+// Also the periods the history steps through, and the figures' formats the cards share.
 
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -307,6 +308,20 @@ export function drawChart(svg, answer, device, span, date, onReadout) {
 export function power(watts) {
   const w = Math.abs(watts);
   return w < 1000 ? `${Math.round(w)} W` : `${(w / 1000).toFixed(w < 10000 ? 2 : 1)} kW`;
+}
+
+/** A duration in ms in words: `42 s`, `5 min`, `2 h 5 min`, `3 d`. */
+export function ago(ms) {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  return `${Math.floor(s / 86400)} d`;
+}
+
+/** The time of day of `date`, with seconds, in the browser's locale. */
+export function clock(date) {
+  return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
 
 /** A percentage, or `–` when unknown. */
