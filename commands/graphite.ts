@@ -11,6 +11,7 @@ import {
   DEFAULT_GRAPHITE_PORT,
   GRAPHITE_PROTOCOLS,
   runGraphite,
+  SenderHealth,
 } from "../lib/export/graphite.ts";
 import { type MetricSender, SharedSender } from "../lib/export/graphite_senders.ts";
 import {
@@ -64,6 +65,7 @@ function sendDevice(
   device: GraphiteDevice,
   session: DeviceSession,
   sender: MetricSender,
+  senderHealth: SenderHealth,
   once: boolean,
   signal: AbortSignal,
 ): Promise<void> {
@@ -80,6 +82,7 @@ function sendDevice(
     intervalMs,
     once,
     logger: device.logger,
+    senderHealth,
     signal,
   }).catch((err) => {
     if (device.name !== undefined) {
@@ -180,9 +183,18 @@ const command = defineCommand({
       const named = devices[0]?.name !== undefined;
       // Named devices share the connection; their batches are confirmed together at the end.
       const shared = new SharedSender(sender);
+      // The server's outages are the process's, reported once, not once by each device.
+      const senderHealth = new SenderHealth(p.log);
       const results = await Promise.allSettled(
         devices.map((device, i) =>
-          sendDevice(device, sessions[i]!, named ? shared : sender, once, stop.signal)
+          sendDevice(
+            device,
+            sessions[i]!,
+            named ? shared : sender,
+            senderHealth,
+            once,
+            stop.signal,
+          )
         ),
       );
       const failures = results.flatMap((r) => r.status === "rejected" ? [r.reason] : []);

@@ -4,7 +4,10 @@
 import net from "node:net";
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { EssClient } from "../lib/device/client.ts";
-import { metricLines } from "../lib/export/graphite.ts";
+import { GraphiteError } from "../lib/errors.ts";
+import { metricLines, runGraphite, SenderHealth } from "../lib/export/graphite.ts";
+import { type MetricSender, SharedSender } from "../lib/export/graphite_senders.ts";
+import { createLogger, labelledLogger } from "../lib/log.ts";
 import { createDeviceFetch } from "../lib/device/transport.ts";
 import { type Simulator, startSimulator } from "../lib/sim/simulator.ts";
 import { runCli, spawnDaemon } from "./_cli.ts";
@@ -193,4 +196,59 @@ Deno.test("ess graphite keeps sending for the others while one hangs and one is 
     await shed.close();
     await Deno.remove(config);
   }
+});
+
+Deno.test("devices sharing one sender report a carbon outage once, and its end once", async () => {
+  let batch = 0;
+  const sent: string[] = [];
+  const inner: MetricSender = {
+    target: "tcp://graphite.test:2003",
+    send(lines) {
+      // The first four batches, whichever device's, find carbon down.
+      if (batch++ < 4) {
+        return Promise.reject(
+          new GraphiteError("Cannot send to Graphite tcp://graphite.test:2003"),
+        );
+      }
+      sent.push(...lines);
+      return Promise.resolve(true);
+    },
+    finish: () => Promise.resolve(),
+    close: () => Promise.resolve(),
+  };
+  const lines: string[] = [];
+  const log = createLogger("info", (line) => lines.push(line));
+  const sender = new SharedSender(inner);
+  const senderHealth = new SenderHealth(log);
+  const loop = (name: string) => {
+    const stop = new AbortController();
+    let sleeps = 0;
+    return runGraphite({
+      device: {
+        host: `${name}.lan`,
+        read: (state) =>
+          Promise.resolve(state === "home" ? { statistics: { load_power: "1" } } : {}),
+      },
+      sender,
+      senderHealth,
+      prefix: name,
+      intervalMs: 1000,
+      logger: labelledLogger(log, name),
+      now: () => 0,
+      sleep: () => {
+        if (++sleeps >= 6) stop.abort();
+        return Promise.resolve();
+      },
+      signal: stop.signal,
+    });
+  };
+  await Promise.all([loop("garage"), loop("house"), loop("shed")]);
+  deepEqual(lines, [
+    "warning: Cannot send to Graphite tcp://graphite.test:2003; dropping metrics until it is back",
+    "info: Graphite tcp://graphite.test:2003 takes metrics again (4 batches dropped)",
+  ]);
+  deepEqual(
+    new Set(sent.map((line) => line.split(".")[0])),
+    new Set(["garage", "house", "shed"]),
+  );
 });

@@ -121,6 +121,57 @@ export interface StateReader {
   read(state: StateName): Promise<JsonObject>;
 }
 
+/**
+ * Whether the Graphite server takes metrics, as the loops that send to it learn: one warning
+ * when batches start being dropped, one line when it takes them again, however many loops (one
+ * per device) send through the same connection.
+ *
+ * @example
+ * ```ts
+ * import { deepEqual } from "node:assert/strict";
+ * import { createLogger } from "../log.ts";
+ * const lines: string[] = [];
+ * const health = new SenderHealth(createLogger("info", (line) => lines.push(line)));
+ * health.failed(new Error("Connection refused"));
+ * health.failed(new Error("Connection refused"));
+ * health.delivered(true, "tcp://graphite.lan:2003");
+ * deepEqual(lines, [
+ *   "warning: Connection refused; dropping metrics until it is back",
+ *   "info: Graphite tcp://graphite.lan:2003 takes metrics again (2 batches dropped)",
+ * ]);
+ * ```
+ */
+export class SenderHealth {
+  #log: Logger;
+  #down = false;
+  #dropped = 0;
+
+  constructor(log: Logger) {
+    this.#log = log;
+  }
+
+  /** A batch was dropped: the first of an outage is reported. */
+  failed(err: unknown): void {
+    this.#dropped++;
+    if (this.#down) return;
+    this.#log.warning(
+      `${err instanceof EssError ? err.message : reason(err)}; dropping metrics until it is back`,
+    );
+    this.#down = true;
+  }
+
+  /**
+   * A batch went out; `taking` says whether the server is known to take metrics (see
+   * {@link MetricSender.send}), which alone ends an outage.
+   */
+  delivered(taking: boolean, target: string): void {
+    if (!this.#down || !taking) return;
+    this.#log.info(`Graphite ${target} takes metrics again (${this.#dropped} batches dropped)`);
+    this.#down = false;
+    this.#dropped = 0;
+  }
+}
+
 /** Options of {@link runGraphite}. */
 export interface GraphiteLoopOptions {
   device: StateReader;
@@ -143,6 +194,11 @@ export interface GraphiteLoopOptions {
   signal?: AbortSignal | undefined;
   /** Longest wait between device retries, in ms (default 1 min). */
   maxBackoffMs?: number | undefined;
+  /**
+   * Where the server's outages are reported, for loops that share one sender (default: this
+   * loop's own, on its logger).
+   */
+  senderHealth?: SenderHealth | undefined;
 }
 
 /** Errors that retrying cannot fix: they end the loop if the very first cycle meets them. */
@@ -172,10 +228,9 @@ export async function runGraphite(options: GraphiteLoopOptions): Promise<void> {
     maxMs: Math.max(options.intervalMs, options.maxBackoffMs ?? DEVICE_MAX_BACKOFF_MS),
     random: options.random,
   });
+  const senderHealth = options.senderHealth ?? new SenderHealth(log);
   let cycles = 0;
   let deviceDown = false;
-  let senderDown = false;
-  let dropped = 0;
 
   while (!signal.aborted) {
     const started = now();
@@ -216,21 +271,10 @@ export async function runGraphite(options: GraphiteLoopOptions): Promise<void> {
       log.debug(`sent ${lines.length} metrics to ${sender.target}`);
       // Only a connection that has carried a batch and is still open counts as a recovery: a
       // server that takes connections and drops them is one outage, not one per connection.
-      if (senderDown && taking) {
-        log.info(`Graphite ${sender.target} takes metrics again (${dropped} batches dropped)`);
-        senderDown = false;
-        dropped = 0;
-      }
+      senderHealth.delivered(taking, sender.target);
     } catch (err) {
       if (options.once) throw err;
-      dropped++;
-      if (!senderDown) {
-        log.warning(
-          `${err instanceof EssError ? err.message : reason(err)}; dropping metrics until it ` +
-            "is back",
-        );
-        senderDown = true;
-      }
+      senderHealth.failed(err);
     }
     if (options.once) return;
     await sleep(Math.max(0, options.intervalMs - (now() - started)), signal);
