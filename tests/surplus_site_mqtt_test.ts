@@ -110,6 +110,12 @@ Deno.test("the surplus on MQTT with several devices", async (t) => {
 
   await t.step("should announce a device's surplus on that device's HA device", () => {
     const config = JSON.parse(broker.retained.get("homeassistant/device/ess_s123_surplus/config")!);
+    assert.deepEqual(
+      discoveryProblems(config, new Set(broker.retained.keys()), "ess/garage", {
+        named: { processPrefix: "ess" },
+      }),
+      [],
+    );
     assert.deepEqual(config.device.identifiers, ["ess_s123"]);
     assert.equal(config.device.name, "LG ESS garage");
     assert.equal(config.availability_topic, undefined);

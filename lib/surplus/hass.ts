@@ -9,7 +9,13 @@
  * @module
  */
 import type { Json, JsonObject } from "../device/flatten.ts";
-import { deviceConfigTopic, deviceInfo, type Origin, ORIGIN_NAME } from "../hass/discovery.ts";
+import {
+  type Availability,
+  deviceConfigTopic,
+  deviceInfo,
+  type Origin,
+  ORIGIN_NAME,
+} from "../hass/discovery.ts";
 import { KINDS, slug } from "../hass/entities.ts";
 import { statusTopic } from "../mqtt/topics.ts";
 import { RULE_FIELDS, type RuleSettings } from "./rule.ts";
@@ -52,9 +58,6 @@ export interface SiteSurplusDiscoveryInput {
 
 /** A component of a discovery message. */
 type Component = Record<string, Json>;
-
-/** An entry of an availability list (a type, not an interface, so that it stays JSON). */
-type Availability = { topic: string; payload_available: string; payload_not_available: string };
 
 /** The surplus's discovery message and its topic. */
 export interface SurplusDiscovery {
@@ -213,8 +216,7 @@ function availability(prefixes: readonly string[]): Partial<SurplusDiscovery["co
  */
 export function buildSurplusDiscovery(input: SurplusDiscoveryInput): SurplusDiscovery {
   const { prefix, named } = input;
-  const device = deviceInfo(input.systeminfo, input.fallbackId);
-  if (named !== undefined) device["name"] = `LG ESS ${named.name}`;
+  const device = deviceInfo(input.systeminfo, input.fallbackId, named?.name);
   const id = (device["identifiers"] as string[])[0]!;
   const ids = { device: id, entity: named === undefined ? "ess" : `ess_${slug(named.name)}` };
   return {
