@@ -5,7 +5,13 @@
  * @module
  */
 import { resolve } from "node:path";
-import { type ConfigEntry, loadConfigFile, loadDefaultConfig, MAX_DEVICES } from "../lib/config.ts";
+import {
+  type ConfigEntry,
+  deviceNameKey,
+  loadConfigFile,
+  loadDefaultConfig,
+  MAX_DEVICES,
+} from "../lib/config.ts";
 import { ConfigError } from "../lib/errors.ts";
 import { loadAddonOptions } from "../lib/hass/addon.ts";
 import type { OptionSpec, OptionValue } from "./_options.ts";
@@ -73,6 +79,16 @@ function sectionEntry(
     if (sections.size >= MAX_DEVICES) {
       throw new ConfigError(
         `${entry.deviceOrigin ?? entry.origin}: at most ${MAX_DEVICES} devices in one config`,
+      );
+    }
+    const twin = [...sections].find(([other]) =>
+      deviceNameKey(other) === deviceNameKey(entry.device)
+    );
+    if (twin !== undefined) {
+      throw new ConfigError(
+        `${entry.deviceOrigin ?? entry.origin}: device ${entry.device} and device ${twin[0]} ` +
+          `(at ${twin[1].origin}) differ only in "-" and "_", which Home Assistant's entity ids ` +
+          `do not tell apart: rename one`,
       );
     }
     section = { origin: entry.deviceOrigin ?? entry.origin, fromFile: new Map() };

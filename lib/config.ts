@@ -52,6 +52,20 @@ export const RESERVED_DEVICE_NAMES: ReadonlySet<string> = new Set([
 /** The most devices one config declares: one process bridges a household's, not a fleet's. */
 export const MAX_DEVICES = 16;
 
+/**
+ * What two device names must not share: Home Assistant's entity ids spell `-` as `_`, so
+ * `garage-1` and `garage_1` would collide there.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * equal(deviceNameKey("garage-1"), deviceNameKey("garage_1"));
+ * ```
+ */
+export function deviceNameKey(name: string): string {
+  return name.replaceAll("-", "_");
+}
+
 /** Why `name` cannot name a device, or `undefined` when it can. */
 export function deviceNameProblem(name: string): string | undefined {
   if (!DEVICE_NAME.test(name)) {
@@ -143,6 +157,13 @@ function sectionDevice(
   const first = seen.get(name);
   if (first !== undefined) {
     throw new ConfigError(`${origin}: device ${name} is declared twice (first at ${first})`);
+  }
+  const twin = [...seen.keys()].find((other) => deviceNameKey(other) === deviceNameKey(name));
+  if (twin !== undefined) {
+    throw new ConfigError(
+      `${origin}: device ${name} and device ${twin} (at ${seen.get(twin)}) differ only in ` +
+        `"-" and "_", which Home Assistant's entity ids do not tell apart: rename one`,
+    );
   }
   if (seen.size >= MAX_DEVICES) {
     throw new ConfigError(`${origin}: at most ${MAX_DEVICES} devices in one config`);

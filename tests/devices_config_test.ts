@@ -141,6 +141,11 @@ Deno.test("parseConfig() reads [device NAME] sections", async (t) => {
       /^f:3: device a is declared twice \(first at f:1\)$/,
     ],
     [
+      "names that differ only in - and _",
+      "[device a-b]\nhost = a\n[device a_b]\nhost = b\n",
+      /^f:3: device a_b and device a-b \(at f:1\) differ only in "-" and "_"/,
+    ],
+    [
       "an empty section before another",
       "[device a]\n# nothing\n[device b]\nhost = b\n",
       /^f:1: \[device a\] sets nothing: give at least its host and password$/,
@@ -250,6 +255,20 @@ Deno.test("parseCommand() resolves each [device NAME] section", async (t) => {
       assert.equal(p.devices.length, 1);
       assert.equal(p.devices[0]?.p.string("host"), "1.1.1.1");
       assert.equal(p.devices[0]?.p.string("password"), "pass-home");
+    } finally {
+      await Deno.remove(home, { recursive: true });
+    }
+  });
+  await t.step("should refuse names of several files that differ only in - and _", async () => {
+    const home = await Deno.makeTempDir();
+    try {
+      await Deno.writeTextFile(`${home}/.essmqtt.conf`, "[device a-b]\nhost = 1.1.1.1\n");
+      await Deno.writeTextFile(`${home}/essmqtt.conf`, "[device a_b]\nhost = 1.1.1.2\n");
+      await rejectsWith(
+        () => parseCommand(ONE_SHOT, [], testIo({ HOME: home }).io),
+        ConfigError,
+        /essmqtt\.conf:1: device a_b and device a-b \(at .*\.essmqtt\.conf:1\) differ only/,
+      );
     } finally {
       await Deno.remove(home, { recursive: true });
     }
