@@ -51,7 +51,8 @@ function serialOf(sim: Simulator): string {
 function siteBanner(site: SiteSimulator[], mdns: boolean): string {
   const first = site[0]!.sim;
   const lines = [
-    `LG ESS simulator: ${site.length} devices (${first.firmware} firmware) in one process`,
+    `LG ESS simulator: ${site.length} device${site.length === 1 ? "" : "s"} (${first.firmware} ` +
+    "firmware) in one process",
     `fingerprint: ${first.fingerprint} (every device's: they share one certificate)`,
     "",
     "Paste these sections into ess's config file (lines above the first section, like",

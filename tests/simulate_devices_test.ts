@@ -210,7 +210,7 @@ async function withSimulate(args: string[], fn: (banner: string) => Promise<void
       { what: "the simulators to stop on SIGTERM" },
     );
     equal(status.code, 0, stderr);
-    equal(stderr, "ess: SIGTERM: stopping the simulators\n");
+    match(stderr, /^ess: SIGTERM: stopping the simulators?\n$/);
   }
 }
 
@@ -309,6 +309,16 @@ Deno.test("ess simulate --devices N", async (t) => {
       });
     },
   );
+
+  await t.step("should serve one device as a site with --devices 1", async () => {
+    await withSimulate(["--devices", "1"], async (banner) => {
+      match(banner, /^LG ESS simulator: 1 device \(classic firmware\)/);
+      deepEqual(printedDevices(banner).map((d) => [d.name, d.password]), [[
+        "sim1",
+        "a1b2c3d4e5f6",
+      ]]);
+    });
+  });
 
   await t.step(
     "should refuse a bad N or a port list that does not fit with one line, exit 2",
