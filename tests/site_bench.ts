@@ -8,7 +8,8 @@
  * - cost: single mode (one device, no `[device]` section), named mode with one section and
  *   named mode with four, `RUNS` runs each in turn; peak RSS (goal for four devices: at most
  *   75 MB) and CPU per device-poll over 20 s after every device has polled (goal: at most 1.2
- *   times the single-mode figure);
+ *   times the single-mode figure); then single mode and four devices for `LONG` seconds each,
+ *   RSS every 30 s and the peak, since V8's heap settles over minutes rather than seconds;
  * - independence: four devices, all healthy, then one that accepts connections and never
  *   answers, then one that answers every request after 5 s; the gaps between the other
  *   devices' polls (as their simulators see them) and between their publishing bursts on
@@ -16,7 +17,8 @@
  *   publishes), median and largest, and the latency of commands to one of them
  *   (`ess/sim1/control/winter_mode` published -> request at sim1).
  *
- * `deno run -A tests/site_bench.ts [RUNS]` runs it alone (default 3 runs; about six minutes).
+ * `deno run -A tests/site_bench.ts [RUNS] [LONG]` runs it alone (default 3 runs, 180 s; about
+ * 11 minutes).
  *
  * @module
  */
@@ -115,6 +117,23 @@ async function costRun(site: TestSite, broker: TestBroker, mode: Mode, count: nu
       devicePolls,
       peakMb: after.peakMb,
     };
+  } finally {
+    await stopEss(child);
+    await Deno.remove(config);
+  }
+}
+
+/** RSS of `ess mqtt` in `mode` (named: four devices), every 30 s over `seconds`, and its peak. */
+async function memoryRun(site: TestSite, broker: TestBroker, mode: Mode, seconds: number) {
+  const config = await configFor(site.devices, mode, broker);
+  const child = spawnMqtt(config);
+  try {
+    const rss: number[] = [];
+    for (let t = 30; t <= seconds; t += 30) {
+      await pause(30_000);
+      rss.push(sample(child.pid).rssMb);
+    }
+    return { rss, peakMb: sample(child.pid).peakMb };
   } finally {
     await stopEss(child);
     await Deno.remove(config);
@@ -321,12 +340,34 @@ if (import.meta.main) {
         );
       }
     }
+    const long = Number(Deno.args[1] ?? 180);
+    const memory = new Map<Mode, Awaited<ReturnType<typeof memoryRun>>>();
+    for (const mode of named ? (["single", "named"] as const) : []) {
+      write(`  ${mode} mode for ${long} s, RSS every 30 s ...\n`);
+      memory.set(mode, await memoryRun(site, broker, mode, long));
+    }
     const independence: IndependenceRuns = new Map();
     for (const trouble of named ? (["none", "hanging", "slow"] as const) : []) {
       write(`  independence, fourth device ${trouble === "none" ? "healthy" : trouble} ...\n`);
       independence.set(trouble, await independenceRun(site, broker, trouble));
     }
-    writeTable(resultRows(cost, independence));
+    const rows = resultRows(cost, independence);
+    for (const [mode, m] of memory) {
+      const label = mode === "single" ? "single mode" : "named, 4 devices";
+      rows.push(
+        [
+          `${label} over ${long} s: RSS every 30 s`,
+          `${m.rss.map((r) => r.toFixed(1)).join(" / ")} MB`,
+          "",
+        ],
+        [
+          `${label} over ${long} s: peak RSS`,
+          `${m.peakMb.toFixed(1)} MB`,
+          mode === "named" ? "<= 75" : "",
+        ],
+      );
+    }
+    writeTable(rows);
   } finally {
     await broker.close();
   }
