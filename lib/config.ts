@@ -83,7 +83,8 @@ export function deviceNameProblem(name: string): string | undefined {
 /**
  * A valid device name made of `text` (a registration number such as `DE1234567890`, a label):
  * lower case, any run of other characters a `-`, cut to fit, `ess` when nothing is left or the
- * name is reserved, then `-2`, `-3`, … until it is none of `taken`.
+ * name is reserved, then `-2`, `-3`, … until neither it nor its twin in `-` and `_`
+ * ({@link deviceNameKey}) is one of `taken`.
  *
  * @example
  * ```ts
@@ -91,14 +92,16 @@ export function deviceNameProblem(name: string): string | undefined {
  * equal(deviceNameFrom("DE1234567890", new Set()), "de1234567890");
  * equal(deviceNameFrom("Status", new Set()), "ess");
  * equal(deviceNameFrom("de 12", new Set(["de-12"])), "de-12-2");
+ * equal(deviceNameFrom("de_12", new Set(["de-12"])), "de_12-2");
  * ```
  */
 export function deviceNameFrom(text: string, taken: ReadonlySet<string>): string {
   let base = text.toLowerCase().replace(/[^a-z0-9_-]+/g, "-").replace(/^[-_]+|-+$/g, "");
   base = base.slice(0, 28).replace(/-+$/, "");
   if (base === "" || deviceNameProblem(base) !== undefined) base = "ess";
+  const keys = new Set([...taken].map(deviceNameKey));
   let name = base;
-  for (let n = 2; taken.has(name) || deviceNameProblem(name) !== undefined; n++) {
+  for (let n = 2; keys.has(deviceNameKey(name)) || deviceNameProblem(name) !== undefined; n++) {
     name = `${base}-${n}`;
   }
   return name;

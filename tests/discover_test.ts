@@ -172,6 +172,7 @@ Deno.test("ess discover", async (t) => {
     const odd = [
       device("DE 1234", "192.0.2.30"),
       device("de-1234", "192.0.2.31"),
+      device("de_1234", "192.0.2.35"),
       device("Status", "192.0.2.32"),
       device("…", "192.0.2.33"),
       device(`X${"Y".repeat(40)}`, "192.0.2.34"),
@@ -181,6 +182,7 @@ Deno.test("ess discover", async (t) => {
     deepEqual([...new Set(names)], [
       "de-1234",
       "de-1234-2",
+      "de_1234-3",
       "ess",
       "ess-2",
       `x${"y".repeat(27)}`,
