@@ -194,7 +194,10 @@ function printedDevices(banner: string): Printed[] {
 }
 
 /** Runs `ess simulate args` until its banner is out, gives it to `fn`, then stops it. */
-async function withSimulate(args: string[], fn: (banner: string) => Promise<void>): Promise<void> {
+async function withSimulate(
+  args: string[],
+  fn: (banner: string) => Promise<void> | void,
+): Promise<void> {
   const child = spawnCli(["simulate", ...args]);
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   try {
@@ -311,7 +314,7 @@ Deno.test("ess simulate --devices N", async (t) => {
   );
 
   await t.step("should serve one device as a site with --devices 1", async () => {
-    await withSimulate(["--devices", "1"], async (banner) => {
+    await withSimulate(["--devices", "1"], (banner) => {
       match(banner, /^LG ESS simulator: 1 device \(classic firmware\)/);
       deepEqual(printedDevices(banner).map((d) => [d.name, d.password]), [[
         "sim1",
