@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { deviceNameProblem, MAX_DEVICES } from "../lib/config.ts";
 import { readCappedBody } from "../lib/capped_body.ts";
 import { errorText, EssError, UsageError } from "../lib/errors.ts";
 import { authority, DEFAULT_LISTEN, type ListenAddress, parseListen } from "../lib/serve/listen.ts";
@@ -29,6 +30,26 @@ function whyNoAnswer(err: unknown, timeoutMs: number): string {
 
 /** The largest answer read from /healthz: ess's is a few dozen bytes. */
 const MAX_ANSWER_BYTES = 4096;
+
+/** What `up` says of a device. */
+function upText(up: unknown): string {
+  return up === true ? "up" : up === false ? "unreachable" : "not read yet";
+}
+
+/**
+ * `device up`, or for a site (`devices` in the answer) `devices: garage up, house unreachable`:
+ * only names a config may hold, at most {@link MAX_DEVICES} of them.
+ */
+function devicesText(body: { up?: unknown; devices?: unknown }): string {
+  const devices = body.devices;
+  if (typeof devices !== "object" || devices === null || Array.isArray(devices)) {
+    return `device ${upText(body.up)}`;
+  }
+  const named = Object.entries(devices)
+    .filter(([name]) => deviceNameProblem(name) === undefined)
+    .slice(0, MAX_DEVICES);
+  return `devices: ${named.map(([name, up]) => `${name} ${upText(up)}`).join(", ")}`;
+}
 
 const command = defineCommand({
   name: "health",
@@ -85,8 +106,7 @@ const command = defineCommand({
     if (status !== 200 || body?.status !== "ok") {
       throw new EssError(`${url} answered HTTP ${status}, not ess's "ok"`);
     }
-    const device = body.up === true ? "up" : body.up === false ? "unreachable" : "not read yet";
-    io.out(`ok: ess runs at ${authority(address)} (device ${device})\n`);
+    io.out(`ok: ess runs at ${authority(address)} (${devicesText(body)})\n`);
     return 0;
   },
 });

@@ -14,7 +14,7 @@ import { normalise } from "../lib/model/normalise.ts";
 import { getJson, post } from "./_serve_http.ts";
 import { FakeSource, fixtureStates, type SimSite, withSimSite } from "./_serve_source.ts";
 import { controlRequests, NOON } from "./_world.ts";
-import { spawnDaemon } from "./_cli.ts";
+import { runCli, spawnDaemon } from "./_cli.ts";
 import { startSite } from "./_site.ts";
 import { peerCheck } from "./_peers.ts";
 import { PROMTOOL, promtoolCheck } from "./_promtool.ts";
@@ -188,7 +188,17 @@ Deno.test("ess serve for a site shows the site's sum and each device by name", a
         deepEqual(down!.site.reading.missing, ["sim3"]);
         assertSums(down!, ["sim1", "sim2"]);
         const health = await getJson(`${url}/healthz`);
-        deepEqual(health, { status: 200, body: { status: "ok", up: false } });
+        deepEqual(health, {
+          status: 200,
+          body: { status: "ok", up: false, devices: { sim1: true, sim2: true, sim3: false } },
+        });
+        const listen = url.replace("http://", "");
+        const r = await runCli(["health", "--config", "/dev/null", "--listen", listen]);
+        equal(r.code, 0, r.stderr);
+        equal(
+          r.stdout,
+          `ok: ess runs at ${listen} (devices: sim1 up, sim2 up, sim3 unreachable)\n`,
+        );
       });
     }));
 });

@@ -425,6 +425,11 @@ export const ROUTES: readonly Route[] = [
             properties: {
               status: { type: "string", enum: ["ok"] },
               up: { type: ["boolean", "null"] },
+              devices: {
+                type: "object",
+                description: "With several devices: whether each is up, by name.",
+                additionalProperties: { type: ["boolean", "null"] },
+              },
             },
             required: ["status", "up"],
           },

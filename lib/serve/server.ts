@@ -323,7 +323,16 @@ export function createHandler(options: ServeOptions, listenHost = "localhost"): 
       case "openapi":
         return answers.text(200, openapi, JSON_TEXT);
       case "health":
-        return answers.json(200, { status: "ok", up: view.up() ?? null });
+        return answers.json(200, {
+          status: "ok",
+          up: view.up() ?? null,
+          // A site also says which of its devices are up, for `ess health`.
+          ...(view.names === undefined ? {} : {
+            devices: Object.fromEntries(
+              view.names.map((name) => [name, view.device(name)?.snapshot().up ?? null]),
+            ),
+          }),
+        });
     }
   }
 
