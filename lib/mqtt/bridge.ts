@@ -13,7 +13,13 @@ import { ControlQueue, type ControlQueueOptions } from "../device/control_queue.
 import { isJsonObject, type JsonObject } from "../device/flatten.ts";
 import type { Reading } from "../model/reading.ts";
 import { READING_TOPIC, readingTopics } from "../model/topics.ts";
-import type { BridgeContext, BridgePlugin } from "./plugin.ts";
+import {
+  type BridgeContext,
+  type BridgePlugin,
+  inBackground,
+  pluginPublisher,
+  runHook,
+} from "./plugin.ts";
 import { ConnectionLog } from "./_connection_log.ts";
 import {
   POLLED_STATES,
@@ -224,7 +230,7 @@ export class Bridge {
     }
     this.#ctx = {
       prefix,
-      publish: (topic, payload, opts) => this.#publishForPlugin(topic, payload, opts),
+      publish: pluginPublisher(this.#mqtt),
       read: (state) => this.#poller.read(state),
       publishedTopics: () => this.#table.published,
       lastValue: (topic) => this.#table.value(topic),
@@ -273,7 +279,7 @@ export class Bridge {
     const reading = this.#poller.reading;
     await this.#publishStates(reading ? [...answers, readingAnswer(reading)] : answers, true);
     for (const plugin of this.#plugins) {
-      await this.#hook("onConnect", () => plugin.onConnect?.(this.#ctx));
+      await runHook(this.#log, "onConnect", () => plugin.onConnect?.(this.#ctx));
     }
   }
 
@@ -322,7 +328,7 @@ export class Bridge {
         this.#fresh = true;
         this.#statusSent = undefined;
         this.#onceWaiter?.();
-        this.#background(this.#onConnect());
+        inBackground(this.#log, this.#onConnect());
       },
       disconnected: (reason) => {
         if (this.#stopping) return;
@@ -352,7 +358,7 @@ export class Bridge {
       if (this.#fresh) await this.#republish();
     });
     for (const plugin of this.#plugins) {
-      await this.#hook("onConnect", () => plugin.onConnect?.(this.#ctx));
+      await runHook(this.#log, "onConnect", () => plugin.onConnect?.(this.#ctx));
     }
   }
 
@@ -362,8 +368,13 @@ export class Bridge {
     if (name !== undefined) this.#control(name, topic, payload, retained);
     for (const plugin of this.#plugins) {
       if (plugin.onMessage && plugin.subscriptions?.some((f) => topicMatches(f, topic))) {
-        this.#background(
-          this.#hook("onMessage", () => plugin.onMessage?.(topic, payload, retained, this.#ctx)),
+        inBackground(
+          this.#log,
+          runHook(
+            this.#log,
+            "onMessage",
+            () => plugin.onMessage?.(topic, payload, retained, this.#ctx),
+          ),
         );
       }
     }
@@ -498,34 +509,6 @@ export class Bridge {
     }
   }
 
-  /**
-   * A plugin's publish, even while stopping; unlike the bridge's own it fails when the message
-   * cannot go out, so that a plugin says it did something only once it did.
-   */
-  async #publishForPlugin(
-    topic: string,
-    payload: string,
-    opts: { retain?: boolean; qos?: 0 | 1 } | undefined,
-  ): Promise<void> {
-    if (!this.#mqtt.connected) throw new EssError(`Not connected to ${this.#mqtt.broker}`);
-    await this.#mqtt.publish(topic, payload, {
-      retain: opts?.retain ?? false,
-      qos: opts?.qos ?? 0,
-    });
-  }
-
-  #background(work: Promise<unknown>): void {
-    work.catch((err) => this.#log.error(`unexpected error: ${errorText(err)}`));
-  }
-
-  async #hook(name: string, fn: () => Promise<void> | void): Promise<void> {
-    try {
-      await fn();
-    } catch (err) {
-      this.#log.warning(`plugin ${name} failed: ${errorText(err)}`);
-    }
-  }
-
   async #shutdown(): Promise<void> {
     this.#stopping = true;
     if (this.#ownControls) this.#controls.close();
@@ -533,7 +516,7 @@ export class Bridge {
       await this.#publish(statusTopic(this.#options.prefix), "offline", true, 1, true);
     }
     for (const plugin of this.#plugins) {
-      await this.#hook("onStop", () => plugin.onStop?.(this.#ctx));
+      await runHook(this.#log, "onStop", () => plugin.onStop?.(this.#ctx));
     }
     await this.#mqtt.close();
   }

@@ -9,7 +9,9 @@
 import type { JsonObject } from "../device/flatten.ts";
 import type { StateName } from "../device/states.ts";
 import type { Reading } from "../model/reading.ts";
+import { errorText, EssError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import type { MqttConnection } from "./client.ts";
 
 /** What every plugin can do: publish under a prefix through the connection, and log. */
 export interface MqttContext {
@@ -49,4 +51,34 @@ export interface BridgePlugin<C extends MqttContext = BridgeContext> {
   onMessage?(topic: string, payload: string, retained: boolean, ctx: C): Promise<void> | void;
   /** On a clean shutdown, before the bridge disconnects. */
   onStop?(ctx: C): Promise<void> | void;
+}
+
+/**
+ * The `publish` a plugin is handed: through `mqtt` (default: not retained, QoS 0), even while
+ * the bridge stops; unlike a bridge's own, it fails when the message cannot go out, so that a
+ * plugin says it did something only once it did.
+ */
+export function pluginPublisher(mqtt: MqttConnection): MqttContext["publish"] {
+  return async (topic, payload, opts) => {
+    if (!mqtt.connected) throw new EssError(`Not connected to ${mqtt.broker}`);
+    await mqtt.publish(topic, payload, { retain: opts?.retain ?? false, qos: opts?.qos ?? 0 });
+  };
+}
+
+/** Runs a plugin's hook `name`; what it throws is one warning, never the bridge's failure. */
+export async function runHook(
+  log: Logger,
+  name: string,
+  fn: () => Promise<void> | void,
+): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    log.warning(`plugin ${name} failed: ${errorText(err)}`);
+  }
+}
+
+/** Lets `work` run on; should it reject, which nothing expects, that is logged as an error. */
+export function inBackground(log: Logger, work: Promise<unknown>): void {
+  work.catch((err) => log.error(`unexpected error: ${errorText(err)}`));
 }

@@ -17,7 +17,13 @@
 import { errorText, EssError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { MqttConnection, MqttListener } from "./client.ts";
-import type { BridgePlugin, MqttContext } from "./plugin.ts";
+import {
+  type BridgePlugin,
+  inBackground,
+  type MqttContext,
+  pluginPublisher,
+  runHook,
+} from "./plugin.ts";
 import { ConnectionLog } from "./_connection_log.ts";
 import { statusTopic, topicMatches } from "./topics.ts";
 
@@ -85,7 +91,7 @@ export class SiteBridge {
     this.#plugins = deps.options.plugins ?? [];
     this.#ctx = {
       prefix: deps.options.prefix,
-      publish: (topic, payload, opts) => this.#publishForPlugin(topic, payload, opts),
+      publish: pluginPublisher(this.#mqtt),
       logger: deps.logger,
     };
     this.#mqtt.listen(this.#listener());
@@ -167,7 +173,7 @@ export class SiteBridge {
       connected: () => {
         if (this.#stopping) return;
         this.#connectionLog.connected();
-        if (!this.#options.once) this.#background(this.#onConnect());
+        if (!this.#options.once) inBackground(this.#log, this.#onConnect());
         for (const listener of [...this.#listeners]) listener.connected();
       },
       disconnected: (reason) => {
@@ -197,15 +203,20 @@ export class SiteBridge {
       }
     }
     for (const plugin of this.#plugins) {
-      await this.#hook("onConnect", () => plugin.onConnect?.(this.#ctx));
+      await runHook(this.#log, "onConnect", () => plugin.onConnect?.(this.#ctx));
     }
   }
 
   #onMessage(topic: string, payload: string, retained: boolean): void {
     for (const plugin of this.#plugins) {
       if (plugin.onMessage && plugin.subscriptions?.some((f) => topicMatches(f, topic))) {
-        this.#background(
-          this.#hook("onMessage", () => plugin.onMessage?.(topic, payload, retained, this.#ctx)),
+        inBackground(
+          this.#log,
+          runHook(
+            this.#log,
+            "onMessage",
+            () => plugin.onMessage?.(topic, payload, retained, this.#ctx),
+          ),
         );
       }
     }
@@ -220,36 +231,12 @@ export class SiteBridge {
     }
   }
 
-  async #publishForPlugin(
-    topic: string,
-    payload: string,
-    opts: { retain?: boolean; qos?: 0 | 1 } | undefined,
-  ): Promise<void> {
-    if (!this.#mqtt.connected) throw new EssError(`Not connected to ${this.#mqtt.broker}`);
-    await this.#mqtt.publish(topic, payload, {
-      retain: opts?.retain ?? false,
-      qos: opts?.qos ?? 0,
-    });
-  }
-
-  #background(work: Promise<unknown>): void {
-    work.catch((err) => this.#log.error(`unexpected error: ${errorText(err)}`));
-  }
-
-  async #hook(name: string, fn: () => Promise<void> | void): Promise<void> {
-    try {
-      await fn();
-    } catch (err) {
-      this.#log.warning(`plugin ${name} failed: ${errorText(err)}`);
-    }
-  }
-
   /** After every device's bridge stopped: `offline`, the process's plugins, and the close. */
   async #shutdown(): Promise<void> {
     this.#stopping = true;
     if (this.#mqtt.connected && !this.#options.once) await this.#publishStatus("offline");
     for (const plugin of this.#plugins) {
-      await this.#hook("onStop", () => plugin.onStop?.(this.#ctx));
+      await runHook(this.#log, "onStop", () => plugin.onStop?.(this.#ctx));
     }
     await this.#mqtt.close();
   }
