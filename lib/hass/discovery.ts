@@ -118,22 +118,26 @@ export const EXPIRING_PLATFORMS: readonly Platform[] = ["sensor", "binary_sensor
 /** A component of the device discovery message. */
 export type Component = Record<string, Json>;
 
+/** A device discovery message: device, origin, availability and components. */
+export interface DiscoveryConfig {
+  device: Record<string, Json>;
+  origin: Record<string, Json>;
+  /** One device (or the site): available while `<prefix>/status` is `online`. */
+  availability_topic?: string;
+  payload_available?: string;
+  payload_not_available?: string;
+  /** One of several devices: the process's status and the device's, both `online`. */
+  availability?: Availability[];
+  availability_mode?: "all";
+  components: Record<string, Component>;
+}
+
 /** The device discovery message, with what went into it. */
 export interface Discovery {
   /** `homeassistant/device/ess_<serial>/config`; publish retained. */
   topic: string;
-  /** The message: device, origin, availability (unless for `--once`) and components. */
-  config: {
-    device: Record<string, Json>;
-    origin: Record<string, Json>;
-    availability_topic?: string;
-    payload_available?: string;
-    payload_not_available?: string;
-    /** One of several devices: the process's status and the device's, both `online`. */
-    availability?: Availability[];
-    availability_mode?: "all";
-    components: Record<string, Component>;
-  };
+  /** The message (availability unless for `--once`). */
+  config: DiscoveryConfig;
   /** The rows announced as entities. */
   announced: EntityRow[];
   /**

@@ -10,9 +10,10 @@
  */
 import type { Json, JsonObject } from "../device/flatten.ts";
 import {
-  type Availability,
+  type Component,
   deviceConfigTopic,
   deviceInfo,
+  type DiscoveryConfig,
   type Origin,
   ORIGIN_NAME,
 } from "../hass/discovery.ts";
@@ -56,25 +57,11 @@ export interface SiteSurplusDiscoveryInput {
   devices: readonly string[];
 }
 
-/** A component of a discovery message. */
-type Component = Record<string, Json>;
-
 /** The surplus's discovery message and its topic. */
 export interface SurplusDiscovery {
   /** `homeassistant/device/<device id>_surplus/config`; publish retained. */
   topic: string;
-  config: {
-    device: Record<string, Json>;
-    origin: Record<string, Json>;
-    /** One device, or the site: available while `<prefix>/status` is `online`. */
-    availability_topic?: string;
-    payload_available?: string;
-    payload_not_available?: string;
-    /** One of several devices: while both the process's status and the device's are `online`. */
-    availability?: Availability[];
-    availability_mode?: "all";
-    components: Record<string, Component>;
-  };
+  config: DiscoveryConfig;
 }
 
 /** Where the entities' ids come from: the HA device's id, and the stem of their entity ids. */
