@@ -118,8 +118,11 @@ export const EXPIRING_PLATFORMS: readonly Platform[] = ["sensor", "binary_sensor
 /** A component of the device discovery message. */
 export type Component = Record<string, Json>;
 
-/** A device discovery message: device, origin, availability and components. */
-export interface DiscoveryConfig {
+/**
+ * A device discovery message: device, origin, availability and components (a type literal, not
+ * an interface, so that it stays assignable to JSON values).
+ */
+export type DiscoveryConfig = {
   device: Record<string, Json>;
   origin: Record<string, Json>;
   /** One device (or the site): available while `<prefix>/status` is `online`. */
@@ -130,7 +133,7 @@ export interface DiscoveryConfig {
   availability?: Availability[];
   availability_mode?: "all";
   components: Record<string, Component>;
-}
+};
 
 /** The device discovery message, with what went into it. */
 export interface Discovery {
