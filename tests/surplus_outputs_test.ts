@@ -12,6 +12,7 @@ import type { RuleSettings } from "../lib/surplus/rule.ts";
 import { memoryLogger, settle } from "./_bridge_fakes.ts";
 import { discoveryProblems } from "./_hass_rules.ts";
 import { peerCheck } from "./_peers.ts";
+import { PROMTOOL, promtoolCheck } from "./_promtool.ts";
 
 const SYSTEMINFO: JsonObject = { pms: { model: "LG ESS Home 10", serialno: "S123" } };
 
@@ -188,15 +189,6 @@ function servedWithSurplus() {
   };
 }
 
-const PROMTOOL = (Deno.env.get("PATH") ?? "").split(":").map((dir) => `${dir}/promtool`).find(
-  (path) => {
-    try {
-      return Deno.statSync(path).isFile;
-    } catch {
-      return false;
-    }
-  },
-);
 const promtool = peerCheck("promtool", PROMTOOL ? undefined : "promtool is not installed");
 
 Deno.test({
@@ -204,19 +196,9 @@ Deno.test({
   ignore: promtool.ignore,
   async fn() {
     promtool.assertPresent();
-    const child = new Deno.Command(PROMTOOL!, {
-      args: ["check", "metrics"],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const writer = child.stdin.getWriter();
-    await writer.write(
-      new TextEncoder().encode(renderMetrics(servedWithSurplus(), 1_750_000_001_000)),
+    const { code, output: said } = await promtoolCheck(
+      renderMetrics(servedWithSurplus(), 1_750_000_001_000),
     );
-    await writer.close();
-    const { code, stdout, stderr } = await child.output();
-    const said = new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr);
     assert.deepEqual({ code, said }, { code: 0, said: "" });
   },
 });
