@@ -16,6 +16,7 @@ import { READING_TOPIC, readingTopics } from "../model/topics.ts";
 import {
   type BridgeContext,
   type BridgePlugin,
+  dispatchMessage,
   inBackground,
   pluginPublisher,
   runHook,
@@ -40,7 +41,6 @@ import {
   LEGACY_CONTROL_NAMES,
   legacyControlTopic,
   statusTopic,
-  topicMatches,
 } from "./topics.ts";
 
 export type { BridgeContext, BridgePlugin, MqttContext } from "./plugin.ts";
@@ -366,18 +366,7 @@ export class Bridge {
     if (this.#stopping) return;
     const name = this.#controlTopics.get(topic);
     if (name !== undefined) this.#control(name, topic, payload, retained);
-    for (const plugin of this.#plugins) {
-      if (plugin.onMessage && plugin.subscriptions?.some((f) => topicMatches(f, topic))) {
-        inBackground(
-          this.#log,
-          runHook(
-            this.#log,
-            "onMessage",
-            () => plugin.onMessage?.(topic, payload, retained, this.#ctx),
-          ),
-        );
-      }
-    }
+    dispatchMessage(this.#plugins, this.#log, { topic, payload, retained }, this.#ctx);
   }
 
   #control(name: ControlName, topic: string, payload: string, retained: boolean): void {

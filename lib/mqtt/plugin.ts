@@ -12,6 +12,7 @@ import type { Reading } from "../model/reading.ts";
 import { errorText, EssError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { MqttConnection } from "./client.ts";
+import { topicMatches } from "./topics.ts";
 
 /** What every plugin can do: publish under a prefix through the connection, and log. */
 export interface MqttContext {
@@ -81,4 +82,25 @@ export async function runHook(
 /** Lets `work` run on; should it reject, which nothing expects, that is logged as an error. */
 export function inBackground(log: Logger, work: Promise<unknown>): void {
   work.catch((err) => log.error(`unexpected error: ${errorText(err)}`));
+}
+
+/**
+ * Hands a message to each plugin that subscribed to its topic, each hook in the background (a
+ * slow plugin holds up neither the connection nor the others).
+ */
+export function dispatchMessage<C extends MqttContext>(
+  plugins: readonly BridgePlugin<C>[],
+  log: Logger,
+  message: { topic: string; payload: string; retained: boolean },
+  ctx: C,
+): void {
+  const { topic, payload, retained } = message;
+  for (const plugin of plugins) {
+    if (plugin.onMessage && plugin.subscriptions?.some((f) => topicMatches(f, topic))) {
+      inBackground(
+        log,
+        runHook(log, "onMessage", () => plugin.onMessage?.(topic, payload, retained, ctx)),
+      );
+    }
+  }
 }

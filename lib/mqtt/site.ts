@@ -19,13 +19,14 @@ import type { Logger } from "../log.ts";
 import type { MqttConnection, MqttListener } from "./client.ts";
 import {
   type BridgePlugin,
+  dispatchMessage,
   inBackground,
   type MqttContext,
   pluginPublisher,
   runHook,
 } from "./plugin.ts";
 import { ConnectionLog } from "./_connection_log.ts";
-import { statusTopic, topicMatches } from "./topics.ts";
+import { statusTopic } from "./topics.ts";
 
 /** How the site bridge behaves. */
 export interface SiteBridgeOptions {
@@ -208,18 +209,7 @@ export class SiteBridge {
   }
 
   #onMessage(topic: string, payload: string, retained: boolean): void {
-    for (const plugin of this.#plugins) {
-      if (plugin.onMessage && plugin.subscriptions?.some((f) => topicMatches(f, topic))) {
-        inBackground(
-          this.#log,
-          runHook(
-            this.#log,
-            "onMessage",
-            () => plugin.onMessage?.(topic, payload, retained, this.#ctx),
-          ),
-        );
-      }
-    }
+    dispatchMessage(this.#plugins, this.#log, { topic, payload, retained }, this.#ctx);
   }
 
   /** The process's status, retained; a failure is only logged, a reconnect says it again. */
